@@ -1,0 +1,16 @@
+const s = crypto.subtle;
+const a = await s.generateKey({ name: "X25519" }, false, ["deriveBits"]) as CryptoKeyPair;
+const b = await s.generateKey({ name: "X25519" }, true, ["deriveBits"]) as CryptoKeyPair;
+let t0 = performance.now(); for (let i = 0; i < 3000; i++) await s.deriveBits({ name: "X25519", public: b.publicKey }, a.privateKey, 256);
+console.log("derive seq", 3000 / ((performance.now() - t0) / 1000));
+t0 = performance.now(); for (let i = 0; i < 300; i++) await Promise.all(Array.from({length: 10}, () => s.deriveBits({ name: "X25519", public: b.publicKey }, a.privateKey, 256)));
+console.log("derive 10 in flight", 3000 / ((performance.now() - t0) / 1000));
+t0 = performance.now(); for (let i = 0; i < 3000; i++) await s.generateKey({ name: "X25519" }, true, ["deriveBits"]);
+console.log("generate", 3000 / ((performance.now() - t0) / 1000));
+const ed = await s.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]) as CryptoKeyPair;
+const m = new Uint8Array(200);
+t0 = performance.now(); for (let i = 0; i < 3000; i++) await s.sign("Ed25519", ed.privateKey, m);
+console.log("sign", 3000 / ((performance.now() - t0) / 1000));
+const sig = await s.sign("Ed25519", ed.privateKey, m);
+t0 = performance.now(); for (let i = 0; i < 3000; i++) await s.verify("Ed25519", ed.publicKey, sig, m);
+console.log("verify", 3000 / ((performance.now() - t0) / 1000));

@@ -1,0 +1,48 @@
+/** `missive card`: print the public card of a key or card file. @module */
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { toHex, utf8 } from "../bytes.ts";
+import { MissiveError } from "../errors.ts";
+import { cardFileText, cardToText, fingerprint } from "../keys/card.ts";
+import { type Command, loadCards, parseFlags, writeOutput } from "./common.ts";
+
+const usage = `missive card KEY-OR-CARD [--json | --file]
+
+Prints the public card of a secret key file (no passphrase needed) or of a card file or
+line, as one line for shell use.
+
+Options:
+  --json     address, ID, fingerprint, capabilities and the card line as JSON
+  --file     a card file: comment lines (address, ID, fingerprint) and the card line
+`;
+
+export const card: Command = {
+  summary: "print the public card of a key or card (one line)",
+  usage,
+  async run(args) {
+    const parsed = parseFlags(args, { json: { type: "boolean" }, file: { type: "boolean" } }, usage);
+    if (!parsed) return;
+    const [spec] = parsed.positionals;
+    if (!spec) throw new MissiveError("usage", "card: which key or card file? (see --help)");
+    const cards = await loadCards([spec]);
+    if (cards.length !== 1) throw new MissiveError("usage", `card: ${spec} holds ${cards.length} cards`);
+    const c = cards[0];
+    const crypto = await getCryptoProvider();
+    let out: string;
+    if (parsed.values.json) {
+      out = JSON.stringify({
+        address: c.address,
+        id: toHex(c.id),
+        fingerprint: await fingerprint(crypto, c),
+        created: new Date(c.created).toISOString(),
+        stps: c.stps,
+        amps: c.amps,
+        card: cardToText(c),
+      }) + "\n";
+    } else if (parsed.values.file) {
+      out = await cardFileText(crypto, c);
+    } else {
+      out = cardToText(c) + "\n";
+    }
+    await writeOutput(undefined, utf8(out));
+  },
+};

@@ -1,0 +1,210 @@
+/**
+ * What every subcommand shares: flag parsing with --help, reading inputs with caps,
+ * loading keys and cards, the registry with plugins, and writing outputs safely.
+ * No protocol logic lives here or anywhere in cmd/ (STYLE §12).
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { type Bytes, concatBytes } from "../bytes.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { MissiveError } from "../errors.ts";
+import { type Card, parseCardText } from "../keys/card.ts";
+import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts";
+import { configuredPluginPaths, loadPlugins } from "../loader.ts";
+import { defaultRegistry } from "../mod.ts";
+import type { Registry } from "../registry.ts";
+
+/** A subcommand: its usage text and its runner. */
+export interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<void>;
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * Parses flags strictly. `--help`/`-h` prints `usage` and returns undefined (the
+ * subcommand then exits 0). Unknown flags are a usage error naming the flag.
+ */
+export function parseFlags<O extends Options>(args: string[], options: O, usage: string, maxPositionals = 1) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (e) {
+    throw new MissiveError("usage", `${(e as Error).message.split("\n")[0]} (see --help)`);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(usage.trimEnd() + "\n");
+    return undefined;
+  }
+  if (parsed.positionals.length > maxPositionals) {
+    throw new MissiveError("usage", `unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])} (see --help)`);
+  }
+  return parsed;
+}
+
+/** Reads a whole stream or file, refusing more than `max` bytes before buffering it. */
+export async function readInput(path: string | undefined, max: number, what = "input"): Promise<Bytes> {
+  if (path !== undefined && path !== "-") {
+    let size: number;
+    try {
+      size = statSync(path).size;
+    } catch (e) {
+      throw new MissiveError("io", `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (size > max) throw new MissiveError("too-large", `${what} ${path} is larger than ${max} bytes`);
+    return new Uint8Array(readFileSync(path));
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    total += (chunk as Uint8Array).length;
+    if (total > max) throw new MissiveError("too-large", `${what} on stdin is larger than ${max} bytes`);
+    chunks.push(chunk as Uint8Array);
+  }
+  return concatBytes(...chunks);
+}
+
+/** Reads a small text file (a key or card), with a clear error. */
+export function readSmallText(path: string, what: string, max = 64 * 1024): string {
+  try {
+    if (statSync(path).size > max) throw new MissiveError("too-large", `${what} ${path} is too large`);
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    if (e instanceof MissiveError) throw e;
+    throw new MissiveError("io", `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/**
+ * Writes output bytes to a file (created 0600 for plaintext, only after every check has
+ * passed) or to stdout, waiting until stdout has taken them.
+ */
+export async function writeOutput(path: string | undefined, data: Uint8Array, mode = 0o644): Promise<void> {
+  if (path !== undefined && path !== "-") {
+    try {
+      writeFileSync(path, data, { mode });
+    } catch (e) {
+      throw new MissiveError("io", `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    process.stdout.write(data, (err) => (err ? reject(new MissiveError("io", `stdout: ${err.message}`)) : resolve()));
+  });
+}
+
+/** Prints one line on stderr. */
+export function note(line: string): void {
+  process.stderr.write(line + "\n");
+}
+
+/** Reads a passphrase: $MISSIVE_PASSPHRASE, else a prompt on the terminal (no echo). */
+export function askPassphrase(prompt: string): Promise<string> {
+  const fromEnv = process.env.MISSIVE_PASSPHRASE;
+  if (fromEnv !== undefined) return Promise.resolve(fromEnv);
+  let fd: number;
+  try {
+    fd = openSync("/dev/tty", "r+");
+  } catch {
+    return Promise.reject(
+      new MissiveError("key", "a passphrase is needed: set MISSIVE_PASSPHRASE or run in a terminal"),
+    );
+  }
+  try {
+    spawnSync("stty", ["-echo"], { stdio: [fd, "ignore", "ignore"] });
+    writeSync(fd, prompt);
+    const buf = new Uint8Array(1024);
+    let line = "";
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      line += new TextDecoder().decode(buf.subarray(0, n));
+      if (line.includes("\n") || line.length > 4096) break;
+    }
+    writeSync(fd, "\n");
+    return Promise.resolve(line.split(/\r?\n/)[0]);
+  } finally {
+    spawnSync("stty", ["echo"], { stdio: [fd, "ignore", "ignore"] });
+    closeSync(fd);
+  }
+}
+
+/** Loads a secret identity from a key file, asking for its passphrase if needed. */
+export async function loadIdentity(path: string): Promise<Identity> {
+  const crypto = await getCryptoProvider();
+  const text = readSmallText(path, "key file");
+  return await readKeyFile(crypto, text, () => askPassphrase(`Passphrase for ${path}: `));
+}
+
+/**
+ * Loads cards from each argument: a card file, a literal card line, a key file (its
+ * public card), or a directory (every *.card file in it).
+ */
+export async function loadCards(specs: readonly string[]): Promise<Card[]> {
+  const crypto = await getCryptoProvider();
+  const cards: Card[] = [];
+  for (const spec of specs) {
+    if (spec.startsWith("missive-card:")) {
+      cards.push(await parseCardText(crypto, spec));
+      continue;
+    }
+    if (!existsSync(spec)) throw new MissiveError("io", `no such card file or directory: ${spec}`);
+    const paths = statSync(spec).isDirectory()
+      ? readdirSync(spec).filter((f) => f.endsWith(".card")).sort().map((f) => join(spec, f))
+      : [spec];
+    for (const path of paths) {
+      const text = readSmallText(path, "card");
+      try {
+        cards.push(
+          text.includes("-----BEGIN MISSIVE SECRET KEY-----")
+            ? (await inspectKeyFile(crypto, text)).card
+            : await parseCardText(crypto, text),
+        );
+      } catch (e) {
+        if (e instanceof MissiveError) throw new MissiveError(e.code, `${path}: ${e.message}`);
+        throw e;
+      }
+    }
+  }
+  return cards;
+}
+
+/** The registry: built-ins, then $MISSIVE_PLUGINS and missive.json, then --plugin. */
+export async function loadRegistry(pluginPaths: readonly string[] = []): Promise<Registry> {
+  const registry = defaultRegistry();
+  for (const { path, base } of configuredPluginPaths()) await loadPlugins(registry, [path], base);
+  await loadPlugins(registry, pluginPaths);
+  return registry;
+}
+
+/** Parses repeated `name=value` flags into a record. */
+export function parsePairs(pairs: readonly string[] | undefined, flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs ?? []) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) throw new MissiveError("usage", `${flag} expects name=value, got ${JSON.stringify(p)}`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,54 @@
+/** `missive inspect`: the envelope header, no keys needed. @module */
+import { utf8 } from "../bytes.ts";
+import { maxArmoredLength } from "../armor.ts";
+import { decodeEnvelope, looksLikeEnvelope, MAX_ENVELOPE_SIZE, unwrapAnyForm } from "../envelope.ts";
+import { isMissiveError } from "../errors.ts";
+import { type Command, loadRegistry, parseFlags, readInput, writeOutput } from "./common.ts";
+
+const usage = `missive inspect [--json] [INPUT]
+
+Shows an envelope's header without opening it: its form (binary, armor, line), the STP
+(type, version) and name when a plugin knows it, the sequence number and payload size.
+
+Options:
+  --json            one JSON object
+  --plugin PATH     load a plugin module, to name its STP (repeatable)
+`;
+
+export const inspect: Command = {
+  summary: "show an envelope's header (no keys needed)",
+  usage,
+  async run(args) {
+    const parsed = parseFlags(args, { json: { type: "boolean" }, plugin: { type: "string", multiple: true } }, usage);
+    if (!parsed) return;
+    const registry = await loadRegistry(parsed.values.plugin);
+    const input = await readInput(parsed.positionals[0], maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+    const form = looksLikeEnvelope(input) ? "binary" : new TextDecoder().decode(input.subarray(0, 64)).trimStart().startsWith("-----BEGIN") ? "armor" : "line";
+    const envelope = decodeEnvelope(unwrapAnyForm(input));
+    let stp: { name: string; description: string; properties: object } | null = null;
+    try {
+      stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
+    } catch (e) {
+      if (!isMissiveError(e, "unknown-protocol")) throw e;
+    }
+    const report = {
+      form,
+      size: input.length,
+      protocolType: envelope.protocolType,
+      protocolVersion: envelope.protocolVersion,
+      stp: stp ? stp.name : null,
+      sequenceNumber: envelope.sequenceNumber ?? null,
+      payloadSize: envelope.payload.length,
+      properties: stp?.properties ?? null,
+    };
+    const text = parsed.values.json ? JSON.stringify(report) + "\n" : [
+      `form:             ${form} (${input.length} bytes)`,
+      `protocol:         type ${envelope.protocolType}, version ${envelope.protocolVersion}` +
+      (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
+      `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
+      `payload:          ${envelope.payload.length} bytes`,
+      "",
+    ].join("\n");
+    await writeOutput(undefined, utf8(text));
+  },
+};

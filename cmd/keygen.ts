@@ -1,0 +1,72 @@
+/** `missive keygen`: a new identity. @module */
+import { existsSync } from "node:fs";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { MissiveError } from "../errors.ts";
+import { cardFileText, cardToText } from "../keys/card.ts";
+import { createIdentity, DEFAULT_SCRYPT_LOG_N, writeKeyFile } from "../keys/identity.ts";
+import { utf8 } from "../bytes.ts";
+import { askPassphrase, type Command, loadRegistry, note, parseFlags, writeOutput } from "./common.ts";
+
+const usage = `missive keygen --name ADDRESS [--out FILE] [options]
+
+Creates an identity (Ed25519 signing key, X25519 agreement key) and prints its public
+card on stdout. The secret key file is written with mode 0600.
+
+Options:
+  --name ADDRESS      the identity's address, e.g. alice@example.org (required)
+  -o, --out FILE      write the secret key here (default: stdout, card on stderr)
+  --card-out FILE     also write the public card file here
+  --passphrase        encrypt the key file (scrypt + XChaCha20-Poly1305); the
+                      passphrase comes from $MISSIVE_PASSPHRASE or a terminal prompt
+  --work-factor N     scrypt log2(N), ${10}..20 (default ${DEFAULT_SCRYPT_LOG_N})
+  --force             overwrite existing files
+  --plugin PATH       load a plugin module (its pairs join the card's capabilities)
+`;
+
+export const keygen: Command = {
+  summary: "create an identity (secret key file + public card)",
+  usage,
+  async run(args) {
+    const parsed = parseFlags(args, {
+      name: { type: "string" },
+      out: { type: "string", short: "o" },
+      "card-out": { type: "string" },
+      passphrase: { type: "boolean" },
+      "work-factor": { type: "string" },
+      force: { type: "boolean" },
+      plugin: { type: "string", multiple: true },
+    }, usage, 0);
+    if (!parsed) return;
+    const v = parsed.values;
+    if (!v.name) throw new MissiveError("usage", "keygen: --name ADDRESS is required");
+    for (const path of [v.out, v["card-out"]]) {
+      if (path && path !== "-" && existsSync(path) && !v.force) {
+        throw new MissiveError("usage", `keygen: ${path} exists (use --force to overwrite)`);
+      }
+    }
+    const logN = v["work-factor"] === undefined ? undefined : Number(v["work-factor"]);
+    const registry = await loadRegistry(v.plugin);
+    const { stps, amps } = registry.list();
+    const crypto = await getCryptoProvider();
+    const identity = await createIdentity(crypto, {
+      address: v.name,
+      stps: stps.map((p) => [p.type, p.version] as const),
+      amps: amps.map((p) => [p.type, p.version] as const),
+    });
+    let passphrase: string | undefined;
+    if (v.passphrase) {
+      passphrase = await askPassphrase(`Passphrase for the new key: `);
+      if (passphrase.length === 0) throw new MissiveError("usage", "keygen: empty passphrase");
+    }
+    const keyText = await writeKeyFile(crypto, identity, { passphrase, logN });
+    await writeOutput(v.out, utf8(keyText), 0o600);
+    const cardText = await cardFileText(crypto, identity.card);
+    if (v["card-out"]) await writeOutput(v["card-out"], utf8(cardText));
+    if (v.out && v.out !== "-") {
+      await writeOutput(undefined, utf8(cardToText(identity.card) + "\n"));
+      note(`missive: wrote ${v.out} for ${identity.card.address}`);
+    } else {
+      note(cardText.trimEnd());
+    }
+  },
+};

@@ -1,0 +1,71 @@
+/**
+ * The missive command line: `missive COMMAND [options]`. Dispatches to one file per
+ * subcommand; turns every failure into one line on stderr and a documented exit code.
+ * @module
+ */
+import process from "node:process";
+import { MissiveError } from "../errors.ts";
+import { VERSION } from "../loader.ts";
+import { card } from "./card.ts";
+import type { Command } from "./common.ts";
+import { inspect } from "./inspect.ts";
+import { keygen } from "./keygen.ts";
+import { open } from "./open.ts";
+import { plugins } from "./plugins.ts";
+import { seal } from "./seal.ts";
+
+const commands: Record<string, Command> = { keygen, card, seal, open, inspect, plugins };
+
+function mainUsage(): string {
+  const width = Math.max(...Object.keys(commands).map((k) => k.length));
+  return [
+    `missive ${VERSION}: layered secure messaging`,
+    "",
+    "Usage: missive COMMAND [options]      (missive COMMAND --help for details)",
+    "",
+    "Commands:",
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    "",
+    "Example:",
+    "  missive keygen --name alice@example.org -o alice.key > alice.card",
+    "  missive keygen --name bob@example.org -o bob.key > bob.card",
+    '  echo "hello bob" | missive seal --from alice.key --to bob.card |',
+    "    missive open --key bob.key --trust alice.card",
+    "",
+    "Exit codes: 0 ok, 1 internal error, 2 usage, 3 malformed input, 4 authentication",
+    "failed, 5 not a recipient, 6 replay, 7 untrusted sender, 8 unknown protocol,",
+    "9 key problem, 10 I/O error, 11 plugin error.",
+    "",
+  ].join("\n");
+}
+
+/** Runs the CLI with `argv` (without the program name); returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+      const topic = name === "help" ? commands[rest[0]] : undefined;
+      process.stdout.write(topic ? topic.usage : mainUsage());
+      return name === undefined ? 2 : 0;
+    }
+    if (name === "version" || name === "--version") {
+      process.stdout.write(`missive ${VERSION}\n`);
+      return 0;
+    }
+    const command = commands[name];
+    if (!command) throw new MissiveError("usage", `unknown command "${name}" (see missive --help)`);
+    await command.run(rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof MissiveError) {
+      process.stderr.write(`missive: ${e.message}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`missive: internal error: ${(e as Error)?.stack ?? e}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,107 @@
+/** `missive open`: sealed envelope → verified plaintext. @module */
+import { toHex, utf8 } from "../bytes.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { maxArmoredLength } from "../armor.ts";
+import { MAX_ENVELOPE_SIZE, unwrapAnyForm } from "../envelope.ts";
+import { MissiveError } from "../errors.ts";
+import { fingerprint } from "../keys/card.ts";
+import { openMessage } from "../registry.ts";
+import { FileReplayCache } from "../replay.ts";
+import { type Command, loadCards, loadIdentity, loadRegistry, note, parseFlags, parsePairs, readInput, writeOutput } from "./common.ts";
+
+const usage = `missive open [--key KEY] [--trust CARD ...] [options] [INPUT] > message
+
+Opens an envelope (binary, armored or one base64 line; stdin or INPUT) and writes the
+message to stdout only after every check has passed. On stderr: the STP, the sender,
+whether the signature verified against a trusted card, and the time it was sent.
+
+Options:
+  --key KEY             recipient's secret key file (not needed for auth or plain)
+  --trust CARD          trusted sender: card file, card line, key file or directory of
+                        *.card files (repeatable)
+  --require-trust       fail (exit 7) unless the signer is a --trust card
+  --json                print one JSON object (metadata and message) on stdout
+  --replay-db FILE      refuse messages already seen (kept in FILE)
+  -o, --out FILE        write the message here (created only on success, mode 0600)
+  --option NAME=VALUE   STP option, for plugins (repeatable)
+  --plugin PATH         load a plugin module (repeatable)
+
+Exit codes: 0 ok, 2 usage, 3 malformed, 4 authentication failed, 5 not a recipient,
+6 replay, 7 untrusted sender, 8 unknown protocol, 9 key problem, 10 I/O, 11 plugin.
+`;
+
+export const open: Command = {
+  summary: "open an envelope and verify its sender",
+  usage,
+  async run(args) {
+    const parsed = parseFlags(args, {
+      key: { type: "string" },
+      trust: { type: "string", multiple: true },
+      "require-trust": { type: "boolean" },
+      json: { type: "boolean" },
+      "replay-db": { type: "string" },
+      out: { type: "string", short: "o" },
+      option: { type: "string", multiple: true },
+      plugin: { type: "string", multiple: true },
+    }, usage);
+    if (!parsed) return;
+    const v = parsed.values;
+    const registry = await loadRegistry(v.plugin);
+    const identity = v.key ? await loadIdentity(v.key) : undefined;
+    const trusted = await loadCards(v.trust ?? []);
+    const input = await readInput(parsed.positionals[0], maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+    const frame = unwrapAnyForm(input);
+    const opened = await openMessage(registry, frame, {
+      identity,
+      trusted,
+      replay: v["replay-db"] ? new FileReplayCache(v["replay-db"]) : undefined,
+      options: parsePairs(v.option, "--option"),
+    });
+    const { sender } = opened;
+    if (v["require-trust"] && !sender?.trusted) {
+      const who = sender ? `${sender.address} is not a --trust card` : "the message has no verified sender";
+      throw new MissiveError("untrusted", `untrusted sender: ${who}`);
+    }
+    const amp = registry.amp(opened.amp.type, opened.amp.version);
+    const crypto = await getCryptoProvider();
+    const fp = sender?.card ? await fingerprint(crypto, sender.card) : undefined;
+    const stpLabel = `${opened.stp.name} v${opened.stp.version}`;
+    if (v.json) {
+      const report = {
+        stp: opened.stp,
+        amp: opened.amp,
+        sequenceNumber: opened.header.sequenceNumber ?? null,
+        timestamp: new Date(opened.inner.timestamp).toISOString(),
+        nonce: toHex(opened.inner.nonce),
+        destination: opened.inner.destination ?? null,
+        sender: sender
+          ? {
+            address: sender.address,
+            id: sender.card ? toHex(sender.card.id) : null,
+            fingerprint: fp ?? null,
+            verified: sender.verified,
+            trusted: sender.trusted,
+          }
+          : null,
+        warnings: opened.warnings,
+        message: amp.toJson(opened.message),
+      };
+      await writeOutput(v.out, utf8(JSON.stringify(report) + "\n"), 0o600);
+      return;
+    }
+    await writeOutput(v.out, amp.toOutput(opened.message), 0o600);
+    const when = new Date(opened.inner.timestamp).toISOString();
+    if (!sender) {
+      note(`missive: ${stpLabel}: no sender; sent ${when}`);
+    } else if (!sender.verified) {
+      note(`missive: ${stpLabel}: claimed sender ${sender.address} (NOT verified); sent ${when}`);
+    } else {
+      const id = sender.card ? toHex(sender.card.id) : "?";
+      note(`missive: ${stpLabel} from ${sender.address} (id ${id}): signature verified, ${sender.trusted ? "trusted" : "NOT trusted"}; sent ${when}`);
+      if (!sender.trusted) {
+        note(`missive: warning: ${sender.address} is in no --trust card; compare its fingerprint out of band: ${fp}`);
+      }
+    }
+    for (const w of opened.warnings) note(`missive: warning: ${w}`);
+  },
+};

@@ -1,0 +1,56 @@
+/** `missive plugins`: every registered (type, version) and what it gives. @module */
+import { utf8 } from "../bytes.ts";
+import { providerChoice } from "../crypto/mod.ts";
+import { type Command, loadRegistry, parseFlags, writeOutput } from "./common.ts";
+
+const usage = `missive plugins [--plugin PATH ...] [--json]
+
+Lists every STP and AMP by (type, version) with its name and properties: built-ins,
+$MISSIVE_PLUGINS, the "plugins" of missive.json (or $MISSIVE_CONFIG), and --plugin.
+
+Options:
+  --plugin PATH     load a plugin module (repeatable)
+  --json            one JSON object
+`;
+
+export const plugins: Command = {
+  summary: "list STPs and AMPs with their (type, version) and properties",
+  usage,
+  async run(args) {
+    const parsed = parseFlags(args, { json: { type: "boolean" }, plugin: { type: "string", multiple: true } }, usage, 0);
+    if (!parsed) return;
+    const registry = await loadRegistry(parsed.values.plugin);
+    const { stps, amps } = registry.list();
+    const choice = await providerChoice();
+    if (parsed.values.json) {
+      const report = {
+        crypto: choice.families,
+        stps: stps.map((p) => ({ type: p.type, version: p.version, name: p.name, description: p.description, properties: p.properties })),
+        amps: amps.map((p) => ({ type: p.type, version: p.version, name: p.name, description: p.description })),
+      };
+      await writeOutput(undefined, utf8(JSON.stringify(report) + "\n"));
+      return;
+    }
+    const lines = ["STPs (secure transport protocols):", "  type  ver  name          properties"];
+    for (const p of stps) {
+      const pr = p.properties;
+      const props = [
+        pr.confidentiality ? "encrypted" : "NOT encrypted",
+        pr.authentication === "none" ? "NOT authenticated" : `auth: ${pr.authentication}`,
+        pr.nonRepudiation ? "non-repudiation" : "",
+        pr.forwardSecrecy ? "forward secrecy" : "",
+        pr.multiRecipient ? "multi-recipient" : "",
+        pr.hiddenRecipients ? "hidden recipients" : "",
+      ].filter(Boolean).join(", ");
+      lines.push(`  ${String(p.type).padStart(4)}  ${String(p.version).padStart(3)}  ${p.name.padEnd(12)}  ${props}`);
+      lines.push(`${" ".repeat(25)}${p.description}`);
+    }
+    lines.push("", "AMPs (application message protocols):", "  type  ver  name          description");
+    for (const p of amps) {
+      lines.push(`  ${String(p.type).padStart(4)}  ${String(p.version).padStart(3)}  ${p.name.padEnd(12)}  ${p.description}`);
+    }
+    const fam = Object.entries(choice.families).map(([f, n]) => `${f}=${n}`).join(" ");
+    lines.push("", `crypto provider: ${fam}`, "");
+    await writeOutput(undefined, utf8(lines.join("\n")));
+  },
+};

@@ -1,0 +1,78 @@
+/**
+ * The portable provider: pure JavaScript from @noble (audited, constant-time where it
+ * matters). Used wherever the runtime's WebCrypto lacks an algorithm.
+ * @module
+ */
+import { gcm } from "@noble/ciphers/aes.js";
+import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { ed25519, x25519 } from "@noble/curves/ed25519.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256, sha512 } from "@noble/hashes/sha2.js";
+import { type Bytes, randomBytes } from "../bytes.ts";
+import { MissiveError } from "../errors.ts";
+import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
+
+function cipherFor(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) {
+  switch (alg) {
+    case "aes-256-gcm":
+      return gcm(key, nonce, aad);
+    case "chacha20-poly1305":
+      return chacha20poly1305(key, nonce, aad);
+    case "xchacha20-poly1305":
+      return xchacha20poly1305(key, nonce, aad);
+  }
+}
+
+const ALL_ZERO = new Uint8Array(32);
+
+/** The noble provider. */
+export const nobleProvider: CryptoProvider = {
+  name: "noble",
+  sha256: (data) => Promise.resolve(sha256(data) as Bytes),
+  sha512: (data) => Promise.resolve(sha512(data) as Bytes),
+  hmacSha256: (key, data) => Promise.resolve(hmac(sha256, key, data) as Bytes),
+  hkdfSha256: (ikm, salt, info, length) =>
+    Promise.resolve(hkdf(sha256, ikm, salt, info, length) as Bytes),
+  aeadEncrypt(alg, key, nonce, plaintext, aad) {
+    return Promise.resolve(cipherFor(alg, key, nonce, aad).encrypt(plaintext) as Bytes);
+  },
+  aeadDecrypt(alg, key, nonce, ciphertext, aad) {
+    try {
+      return Promise.resolve(cipherFor(alg, key, nonce, aad).decrypt(ciphertext) as Bytes);
+    } catch {
+      return Promise.reject(new MissiveError("auth-failed", `${alg}: authentication failed`));
+    }
+  },
+  ed25519PublicKey: (seed) => Promise.resolve(ed25519.getPublicKey(seed) as Bytes),
+  ed25519Sign: (seed, message) => Promise.resolve(ed25519.sign(message, seed) as Bytes),
+  ed25519Verify(publicKey, message, signature) {
+    try {
+      return Promise.resolve(ed25519.verify(signature, message, publicKey, { zip215: false }));
+    } catch {
+      return Promise.resolve(false);
+    }
+  },
+  x25519PublicKey: (privateKey) => Promise.resolve(x25519.getPublicKey(privateKey) as Bytes),
+  x25519(privateKey, publicKey) {
+    let shared: Uint8Array;
+    try {
+      shared = x25519.getSharedSecret(privateKey, publicKey);
+    } catch (e) {
+      return Promise.reject(
+        new MissiveError("auth-failed", `x25519: invalid public key (${(e as Error).message})`),
+      );
+    }
+    // RFC 7748 §6.1: an all-zero output means a low-order point; refuse it.
+    let diff = 0;
+    for (let i = 0; i < 32; i++) diff |= shared[i] ^ ALL_ZERO[i];
+    if (diff === 0) {
+      return Promise.reject(new MissiveError("auth-failed", "x25519: low-order public key"));
+    }
+    return Promise.resolve(shared as Bytes);
+  },
+  x25519Generate() {
+    const privateKey = randomBytes(32);
+    return Promise.resolve({ privateKey, publicKey: x25519.getPublicKey(privateKey) as Bytes });
+  },
+};

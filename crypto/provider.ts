@@ -1,0 +1,49 @@
+/**
+ * The primitive-provider contract. STPs and key code call only these functions; a
+ * provider implements them with the runtime's WebCrypto or with noble, and both produce
+ * identical bytes (DESIGN §4, crypto providers). All byte inputs are treated as
+ * read-only; outputs are fresh arrays.
+ * @module
+ */
+import type { Bytes } from "../bytes.ts";
+
+/** AEAD algorithms a provider offers. Nonces: 12 bytes (GCM, ChaCha), 24 (XChaCha). */
+export type AeadAlgorithm = "aes-256-gcm" | "chacha20-poly1305" | "xchacha20-poly1305";
+
+/** Cryptographic primitives, all asynchronous so WebCrypto can back them. */
+export interface CryptoProvider {
+  /** "webcrypto", "noble", or "mixed(...)" when detection picked per algorithm. */
+  readonly name: string;
+  sha256(data: Uint8Array): Promise<Bytes>;
+  sha512(data: Uint8Array): Promise<Bytes>;
+  hmacSha256(key: Uint8Array, data: Uint8Array): Promise<Bytes>;
+  /** HKDF-SHA-256 (RFC 5869); `length` at most 255 × 32 bytes. */
+  hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Promise<Bytes>;
+  /** Returns ciphertext ‖ 16-byte tag. AES keys may be 16, 24 or 32 bytes. */
+  aeadEncrypt(
+    alg: AeadAlgorithm,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+  ): Promise<Bytes>;
+  /** Throws `MissiveError("auth-failed")` when the tag does not verify. */
+  aeadDecrypt(
+    alg: AeadAlgorithm,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    ciphertext: Uint8Array,
+    aad: Uint8Array,
+  ): Promise<Bytes>;
+  /** The 32-byte Ed25519 public key of a 32-byte seed (RFC 8032 §5.1.5). */
+  ed25519PublicKey(seed: Uint8Array): Promise<Bytes>;
+  ed25519Sign(seed: Uint8Array, message: Uint8Array): Promise<Bytes>;
+  /** Strict RFC 8032 verification (canonical encodings); false for any invalid input. */
+  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
+  /** X25519(k, 9) (RFC 7748 §6.1). */
+  x25519PublicKey(privateKey: Uint8Array): Promise<Bytes>;
+  /** X25519(k, u); throws `MissiveError("auth-failed")` on an all-zero result. */
+  x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Bytes>;
+  /** A fresh key pair from the runtime's CSPRNG. */
+  x25519Generate(): Promise<{ privateKey: Bytes; publicKey: Bytes }>;
+}

@@ -1,0 +1,184 @@
+/**
+ * The native provider: the runtime's WebCrypto (`crypto.subtle`). Imported key handles
+ * are cached per key array (a WeakMap), so a long-lived identity key is imported once.
+ * Which of these functions are actually used is decided by `crypto/mod.ts` at start-up.
+ * @module
+ */
+import { type Bytes, concatBytes, copyBytes, fromHex } from "../bytes.ts";
+import { MissiveError } from "../errors.ts";
+import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
+
+const subtle = globalThis.crypto?.subtle;
+
+// PKCS #8 wrappers for raw 32-byte private keys (RFC 8410 §7): WebCrypto imports
+// private CFRG keys only as PKCS #8 or JWK.
+const ED25519_PKCS8 = fromHex("302e020100300506032b657004220420")!;
+const X25519_PKCS8 = fromHex("302e020100300506032b656e04220420")!;
+/** The X25519 base point u = 9 (RFC 7748 §4.1), to compute public keys by ECDH. */
+const X25519_BASE = (() => {
+  const b = new Uint8Array(32);
+  b[0] = 9;
+  return b;
+})();
+
+// Only asymmetric keys are cached: they are long-lived (identities, cards), while
+// symmetric keys are per message. A cached key array must not be reused for other bytes.
+type KeyKind = "ed-priv" | "ed-pub" | "x-priv" | "x-pub";
+const cache: Record<KeyKind, WeakMap<Uint8Array, CryptoKey>> = {
+  "ed-priv": new WeakMap(),
+  "ed-pub": new WeakMap(),
+  "x-priv": new WeakMap(),
+  "x-pub": new WeakMap(),
+};
+
+async function importCached(
+  kind: KeyKind,
+  key: Uint8Array,
+  make: (bytes: Bytes) => Promise<CryptoKey>,
+): Promise<CryptoKey> {
+  const hit = cache[kind].get(key);
+  if (hit) return hit;
+  const handle = await make(copyBytes(key));
+  cache[kind].set(key, handle);
+  return handle;
+}
+
+const edPrivate = (seed: Uint8Array) =>
+  importCached("ed-priv", seed, (b) =>
+    subtle.importKey("pkcs8", concatBytes(ED25519_PKCS8, b), { name: "Ed25519" }, false, [
+      "sign",
+    ]));
+const edPublic = (pub: Uint8Array) =>
+  importCached("ed-pub", pub, (b) =>
+    subtle.importKey("raw", b, { name: "Ed25519" }, false, ["verify"]));
+const xPrivate = (priv: Uint8Array) =>
+  importCached("x-priv", priv, (b) =>
+    subtle.importKey("pkcs8", concatBytes(X25519_PKCS8, b), { name: "X25519" }, false, [
+      "deriveBits",
+    ]));
+const xPublic = (pub: Uint8Array) =>
+  importCached("x-pub", pub, (b) => subtle.importKey("raw", b, { name: "X25519" }, false, []));
+
+function aesKey(key: Uint8Array) {
+  return subtle.importKey("raw", copyBytes(key), { name: "AES-GCM" }, false, [
+    "encrypt",
+    "decrypt",
+  ]);
+}
+
+function requireGcm(alg: AeadAlgorithm): void {
+  if (alg !== "aes-256-gcm") throw new MissiveError("internal", `webcrypto: no ${alg}`);
+}
+
+async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Bytes> {
+  let bits: ArrayBuffer;
+  try {
+    bits = await subtle.deriveBits(
+      { name: "X25519", public: await xPublic(publicKey) },
+      await xPrivate(privateKey),
+      256,
+    );
+  } catch (e) {
+    // Runtimes refuse low-order points (all-zero output) with an OperationError.
+    throw new MissiveError("auth-failed", `x25519: invalid public key (${(e as Error).message})`);
+  }
+  const shared = new Uint8Array(bits);
+  if (shared.every((x) => x === 0)) {
+    throw new MissiveError("auth-failed", "x25519: low-order public key");
+  }
+  return shared;
+}
+
+/** The WebCrypto provider (only AES-GCM among the AEADs). */
+export const webcryptoProvider: CryptoProvider = {
+  name: "webcrypto",
+  sha256: async (data) => new Uint8Array(await subtle.digest("SHA-256", copyBytes(data))),
+  sha512: async (data) => new Uint8Array(await subtle.digest("SHA-512", copyBytes(data))),
+  async hmacSha256(key, data) {
+    const k = await subtle.importKey(
+      "raw",
+      copyBytes(key),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    return new Uint8Array(await subtle.sign("HMAC", k, copyBytes(data)));
+  },
+  async hkdfSha256(ikm, salt, info, length) {
+    const k = await subtle.importKey("raw", copyBytes(ikm), "HKDF", false, ["deriveBits"]);
+    const bits = await subtle.deriveBits(
+      { name: "HKDF", hash: "SHA-256", salt: copyBytes(salt), info: copyBytes(info) },
+      k,
+      length * 8,
+    );
+    return new Uint8Array(bits);
+  },
+  async aeadEncrypt(alg, key, nonce, plaintext, aad) {
+    requireGcm(alg);
+    const out = await subtle.encrypt(
+      { name: "AES-GCM", iv: copyBytes(nonce), additionalData: copyBytes(aad), tagLength: 128 },
+      await aesKey(key),
+      plaintext as Bytes,
+    );
+    return new Uint8Array(out);
+  },
+  async aeadDecrypt(alg, key, nonce, ciphertext, aad) {
+    requireGcm(alg);
+    try {
+      const out = await subtle.decrypt(
+        { name: "AES-GCM", iv: copyBytes(nonce), additionalData: copyBytes(aad), tagLength: 128 },
+        await aesKey(key),
+        ciphertext as Bytes,
+      );
+      return new Uint8Array(out);
+    } catch {
+      throw new MissiveError("auth-failed", `${alg}: authentication failed`);
+    }
+  },
+  async ed25519PublicKey(seed) {
+    // Export as JWK: the runtime computes the public point `x` from the seed.
+    const k = await subtle.importKey(
+      "pkcs8",
+      concatBytes(ED25519_PKCS8, seed),
+      { name: "Ed25519" },
+      true,
+      ["sign"],
+    );
+    const jwk = await subtle.exportKey("jwk", k);
+    const x = jwk.x ? decodeJwkBase64(jwk.x) : undefined;
+    if (!x || x.length !== 32) throw new MissiveError("internal", "webcrypto: no Ed25519 x");
+    return x;
+  },
+  async ed25519Sign(seed, message) {
+    return new Uint8Array(await subtle.sign("Ed25519", await edPrivate(seed), message as Bytes));
+  },
+  async ed25519Verify(publicKey, message, signature) {
+    if (publicKey.length !== 32 || signature.length !== 64) return false;
+    try {
+      return await subtle.verify(
+        "Ed25519",
+        await edPublic(publicKey),
+        copyBytes(signature),
+        message as Bytes,
+      );
+    } catch {
+      return false;
+    }
+  },
+  x25519PublicKey: (privateKey) => x25519(privateKey, X25519_BASE),
+  x25519,
+  async x25519Generate() {
+    const pair = await subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]) as CryptoKeyPair;
+    const pkcs8 = new Uint8Array(await subtle.exportKey("pkcs8", pair.privateKey));
+    const privateKey = pkcs8.slice(pkcs8.length - 32);
+    const publicKey = new Uint8Array(await subtle.exportKey("raw", pair.publicKey));
+    cache["x-priv"].set(privateKey, pair.privateKey);
+    return { privateKey, publicKey };
+  },
+};
+
+function decodeJwkBase64(s: string): Bytes | undefined {
+  const std = s.replaceAll("-", "+").replaceAll("_", "/");
+  const bin = atob(std + "=".repeat((4 - (std.length % 4)) % 4));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}

@@ -1,0 +1,34 @@
+/**
+ * Identity addresses (`alice@example.org`): validated and normalised to lower case so
+ * that two spellings of one address are one identity.
+ * @module
+ */
+import { MissiveError } from "../errors.ts";
+
+const LOCAL = /^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$/;
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Largest address length (RFC 5321 §4.5.3.1.3 path limit minus brackets). */
+export const MAX_ADDRESS_LENGTH = 254;
+
+/**
+ * Validates an address and returns its normal form (lower case). Throws
+ * `MissiveError(code)` naming what is wrong.
+ */
+export function normalizeAddress(input: string, code: "usage" | "malformed" = "usage"): string {
+  const address = input.trim().toLowerCase();
+  const fail = (why: string): never => {
+    throw new MissiveError(code, `invalid address ${JSON.stringify(input)}: ${why}`);
+  };
+  if (address.length === 0 || address.length > MAX_ADDRESS_LENGTH) fail("empty or too long");
+  const at = address.lastIndexOf("@");
+  if (at <= 0 || at === address.length - 1) fail("expected name@domain");
+  const local = address.slice(0, at);
+  const domain = address.slice(at + 1);
+  if (!LOCAL.test(local) || local.startsWith(".") || local.endsWith(".") || local.includes("..")) {
+    fail("bad characters or dots before @");
+  }
+  const labels = domain.split(".");
+  if (domain.length > 253 || !labels.every((l) => LABEL.test(l))) fail("bad domain");
+  return address;
+}

@@ -1,0 +1,178 @@
+/**
+ * Secret identities (DESIGN §5) and their key files (SPEC §4). A key file is text: `#`
+ * comment lines (address, ID, the public card) and an armored CBOR block that holds the
+ * public card and either the two secret keys or, with a passphrase, their scrypt +
+ * XChaCha20-Poly1305 encryption.
+ * @module
+ */
+import { scryptAsync } from "@noble/hashes/scrypt.js";
+import { type Bytes, concatBytes, equalBytes, randomBytes, toHex, utf8, wipe } from "../bytes.ts";
+import { armorBlock, dearmorBlock } from "../armor.ts";
+import { type CborValue, CborReader, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
+import type { CryptoProvider } from "../crypto/provider.ts";
+import { MissiveError } from "../errors.ts";
+import { normalizeAddress } from "./address.ts";
+import { type Card, cardToText, decodeCard, makeCard, type ProtocolPair } from "./card.ts";
+
+/** An identity: its public card and its two secret keys. */
+export interface Identity {
+  readonly card: Card;
+  /** Ed25519 seed (RFC 8032 §5.1.5), 32 bytes. */
+  readonly signingSeed: Bytes;
+  /** X25519 private key (RFC 7748 §5), 32 bytes. */
+  readonly agreementKey: Bytes;
+}
+
+/** Options for a new identity. */
+export interface CreateIdentityOptions {
+  address: string;
+  stps: readonly ProtocolPair[];
+  amps: readonly ProtocolPair[];
+  /** Creation time in ms; defaults to now. */
+  created?: number;
+  /** Fixed secret keys (vectors and tests only); random by default. */
+  signingSeed?: Uint8Array;
+  agreementKey?: Uint8Array;
+}
+
+/** Creates a new identity with fresh keys and a self-signed card. */
+export async function createIdentity(
+  provider: CryptoProvider,
+  options: CreateIdentityOptions,
+): Promise<Identity> {
+  const signingSeed = new Uint8Array(options.signingSeed ?? randomBytes(32));
+  const agreementKey = new Uint8Array(options.agreementKey ?? randomBytes(32));
+  if (signingSeed.length !== 32 || agreementKey.length !== 32) {
+    throw new MissiveError("key", "identity: secret keys must be 32 bytes");
+  }
+  const card = await makeCard(provider, {
+    address: normalizeAddress(options.address),
+    signingKey: await provider.ed25519PublicKey(signingSeed),
+    agreementKey: await provider.x25519PublicKey(agreementKey),
+    stps: options.stps,
+    amps: options.amps,
+    created: options.created ?? Date.now(),
+  }, signingSeed);
+  return { card, signingSeed, agreementKey };
+}
+
+const KEY_LABEL = "MISSIVE SECRET KEY";
+const KEY_FORMAT = 1;
+const MAX_KEY_FILE_BYTES = 8192;
+const LABEL_KEY_AEAD = "missive/key/v1/scrypt-xchacha20poly1305";
+/** Default scrypt work factor: N = 2^16, r = 8, p = 1 (64 MiB). */
+export const DEFAULT_SCRYPT_LOG_N = 16;
+/** Largest work factor accepted from a file (typage refuses logN > 20 likewise). */
+export const MAX_SCRYPT_LOG_N = 20;
+
+async function passphraseKey(passphrase: string, salt: Uint8Array, logN: number): Promise<Bytes> {
+  return await scryptAsync(utf8(passphrase), salt, { N: 2 ** logN, r: 8, p: 1, dkLen: 32 }) as Bytes;
+}
+
+/**
+ * Serialises an identity to key-file text, encrypted when `passphrase` is given.
+ * The public card stays readable so `missive card` needs no passphrase.
+ */
+export async function writeKeyFile(
+  provider: CryptoProvider,
+  identity: Identity,
+  options: { passphrase?: string; logN?: number } = {},
+): Promise<string> {
+  const secret = concatBytes(identity.signingSeed, identity.agreementKey);
+  const fields = new Map<number, CborValue>([[1, KEY_FORMAT], [2, identity.card.bytes]]);
+  if (options.passphrase === undefined) {
+    fields.set(3, secret);
+  } else {
+    const logN = options.logN ?? DEFAULT_SCRYPT_LOG_N;
+    if (!Number.isInteger(logN) || logN < 10 || logN > MAX_SCRYPT_LOG_N) {
+      throw new MissiveError("usage", `scrypt work factor must be 10..${MAX_SCRYPT_LOG_N}`);
+    }
+    const salt = randomBytes(16);
+    const nonce = randomBytes(24);
+    const key = await passphraseKey(options.passphrase, salt, logN);
+    const aad = transcript(LABEL_KEY_AEAD, identity.card.bytes, logN, salt);
+    fields.set(4, logN).set(5, salt).set(6, nonce)
+      .set(7, await provider.aeadEncrypt("xchacha20-poly1305", key, nonce, secret, aad));
+    wipe(key);
+  }
+  const encoded = encodeCbor(fields);
+  wipe(secret);
+  const card = identity.card;
+  return [
+    `# missive secret key for ${card.address}${options.passphrase ? " (passphrase-protected)" : ""}`,
+    `# id: ${toHex(card.id)}`,
+    `# card: ${cardToText(card)}`,
+    armorBlock(KEY_LABEL, encoded),
+  ].join("\n");
+}
+
+/** What a key file holds before any passphrase is asked for. */
+export interface KeyFileInfo {
+  card: Card;
+  encrypted: boolean;
+}
+
+function readKeyFields(text: string) {
+  const bytes = dearmorBlock(KEY_LABEL, text, {
+    maxBytes: MAX_KEY_FILE_BYTES,
+    allowComments: true,
+    context: "key file",
+  });
+  const r = CborReader.from(decodeCbor(bytes, "key file"), "key file");
+  if (r.uint(1) !== KEY_FORMAT) {
+    throw new MissiveError("key", `key file: unsupported format ${r.uint(1)}`);
+  }
+  return r;
+}
+
+/** Reads the public card of a key file (no passphrase needed). */
+export async function inspectKeyFile(provider: CryptoProvider, text: string): Promise<KeyFileInfo> {
+  const r = readKeyFields(text);
+  return { card: await decodeCard(provider, r.bytes(2)), encrypted: !r.has(3) };
+}
+
+/**
+ * Loads an identity from key-file text. `getPassphrase` is called only when the file
+ * is encrypted. A wrong passphrase or a secret that does not match the card is a `key`
+ * error.
+ */
+export async function readKeyFile(
+  provider: CryptoProvider,
+  text: string,
+  getPassphrase: () => Promise<string>,
+): Promise<Identity> {
+  try {
+    const r = readKeyFields(text);
+    const card = await decodeCard(provider, r.bytes(2));
+    let secret: Bytes;
+    if (r.has(3)) {
+      secret = r.bytes(3, 64);
+    } else {
+      const logN = r.uint(4, MAX_SCRYPT_LOG_N);
+      if (logN < 10) throw new MissiveError("key", "key file: scrypt work factor too small");
+      const salt = r.bytes(5, 16);
+      const nonce = r.bytes(6, 24);
+      const sealed = r.bytes(7, 64 + 16);
+      const key = await passphraseKey(await getPassphrase(), salt, logN);
+      const aad = transcript(LABEL_KEY_AEAD, card.bytes, logN, salt);
+      try {
+        secret = await provider.aeadDecrypt("xchacha20-poly1305", key, nonce, sealed, aad);
+      } catch {
+        throw new MissiveError("key", "key file: wrong passphrase (or the file was altered)");
+      } finally {
+        wipe(key);
+      }
+    }
+    const identity = { card, signingSeed: secret.slice(0, 32), agreementKey: secret.slice(32) };
+    wipe(secret);
+    const ok = equalBytes(await provider.ed25519PublicKey(identity.signingSeed), card.signingKey) &&
+      equalBytes(await provider.x25519PublicKey(identity.agreementKey), card.agreementKey);
+    if (!ok) throw new MissiveError("key", "key file: secret keys do not match its card");
+    return identity;
+  } catch (e) {
+    if (e instanceof MissiveError && (e.code === "malformed" || e.code === "too-large")) {
+      throw new MissiveError("key", e.message, { cause: e });
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Loading module plugins (DESIGN §3, way 2): a module path or URL whose default export
+ * is a plugin, an array of plugins, or a factory `(host) => plugin(s)` that receives
+ * missive's host API, so a plugin file needs no imports of its own and loads the same
+ * way under `deno run` and inside the compiled binary.
+ * @module
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import process from "node:process";
+import { pathToFileURL } from "node:url";
+import * as bytes from "./bytes.ts";
+import * as cbor from "./cbor.ts";
+import { getCryptoProvider } from "./crypto/mod.ts";
+import type { CryptoProvider } from "./crypto/provider.ts";
+import { MissiveError } from "./errors.ts";
+import type { Registry } from "./registry.ts";
+import type { Plugin } from "./types.ts";
+
+/** The API a plugin factory receives. Stable across minor versions. */
+export interface PluginHost {
+  /** missive's version, for plugins that need a minimum. */
+  readonly version: string;
+  /** The crypto provider (WebCrypto where present, noble otherwise). */
+  readonly crypto: CryptoProvider;
+  /** Deterministic CBOR (encodeCbor, decodeCbor, CborReader, transcript). */
+  readonly cbor: typeof cbor;
+  /** Byte helpers (concatBytes, equalBytes, randomBytes, utf8, toHex, …). */
+  readonly bytes: typeof bytes;
+  /** The error type plugins must throw. */
+  readonly MissiveError: typeof MissiveError;
+}
+
+/** missive's version, as in package.json. */
+export const VERSION = "0.1.0";
+
+/** Builds the host API handed to plugin factories. */
+export async function pluginHost(): Promise<PluginHost> {
+  return { version: VERSION, crypto: await getCryptoProvider(), cbor, bytes, MissiveError };
+}
+
+function toSpecifier(path: string, base: string): string {
+  if (/^(https?|file|npm|jsr):/.test(path)) return path;
+  return pathToFileURL(isAbsolute(path) ? path : resolve(base, path)).href;
+}
+
+/** Imports one plugin module and returns the plugins it provides. */
+export async function importPluginModule(path: string, base = process.cwd()): Promise<Plugin[]> {
+  const specifier = toSpecifier(path, base);
+  let mod: { default?: unknown };
+  try {
+    mod = await import(specifier);
+  } catch (e) {
+    throw new MissiveError("plugin", `plugin ${path}: cannot load: ${(e as Error).message}`, { cause: e });
+  }
+  let exported = mod.default;
+  if (exported === undefined) throw new MissiveError("plugin", `plugin ${path}: no default export`);
+  if (typeof exported === "function") {
+    try {
+      exported = await (exported as (host: PluginHost) => unknown)(await pluginHost());
+    } catch (e) {
+      if (e instanceof MissiveError) throw e;
+      throw new MissiveError("plugin", `plugin ${path}: factory failed: ${(e as Error).message}`);
+    }
+  }
+  const list = Array.isArray(exported) ? exported : [exported];
+  if (list.length === 0) throw new MissiveError("plugin", `plugin ${path}: exports no plugins`);
+  return list as Plugin[];
+}
+
+/** Loads plugin modules into a registry (duplicates are refused by the registry). */
+export async function loadPlugins(registry: Registry, paths: readonly string[], base?: string) {
+  for (const path of paths) registry.register(...(await importPluginModule(path, base)));
+}
+
+/**
+ * Plugin paths from the environment and configuration: `MISSIVE_PLUGINS` (separated
+ * by the platform's path delimiter, ":" here) and the `plugins` array of the config file
+ * (`MISSIVE_CONFIG`, else `./missive.json` when present), whose relative paths resolve
+ * against the file's folder.
+ */
+export function configuredPluginPaths(env = process.env): { path: string; base: string }[] {
+  const out: { path: string; base: string }[] = [];
+  for (const p of (env.MISSIVE_PLUGINS ?? "").split(":").filter(Boolean)) {
+    out.push({ path: p, base: process.cwd() });
+  }
+  const config = env.MISSIVE_CONFIG ?? (existsSync("missive.json") ? "missive.json" : undefined);
+  if (config) {
+    let parsed: unknown;
+    try {
+      const text = readFileSync(config, "utf8");
+      if (text.length > 1 << 20) throw new Error("larger than 1 MiB");
+      parsed = JSON.parse(text);
+    } catch (e) {
+      throw new MissiveError("usage", `config ${config}: ${(e as Error).message}`);
+    }
+    const plugins = (parsed as { plugins?: unknown })?.plugins;
+    if (plugins !== undefined && (!Array.isArray(plugins) || !plugins.every((p) => typeof p === "string"))) {
+      throw new MissiveError("usage", `config ${config}: "plugins" must be an array of paths`);
+    }
+    for (const p of (plugins as string[] | undefined) ?? []) {
+      out.push({ path: p, base: dirname(resolve(config)) });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,93 @@
+/**
+ * missive: layered secure messaging. The public library API; anything not exported
+ * here is internal.
+ *
+ * @example
+ * ```ts
+ * import { createIdentity, defaultRegistry, getCryptoProvider, openMessage, sealMessage } from "./mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const registry = defaultRegistry();
+ * const caps = { stps: [[2, 2]] as const, amps: [[1, 1]] as const };
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const sealed = await sealMessage({
+ *   stp: registry.find("stp", "simple"), amp: registry.find("amp", "text"),
+ *   message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ * });
+ * const { message, sender } = await openMessage(registry, sealed, { identity: bob });
+ * console.log(message, sender?.address); // { text: "hi" } alice@example.org
+ * ```
+ * @module
+ */
+import { builtinAmps } from "./amp/mod.ts";
+import { Registry } from "./registry.ts";
+import { builtinStps } from "./stp/mod.ts";
+
+export { MissiveError, ERROR_CODES, type ErrorCode, isMissiveError } from "./errors.ts";
+export { type Bytes, concatBytes, equalBytes, fromBase64, fromHex, randomBytes, toBase64, toHex } from "./bytes.ts";
+export { type CborMap, CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "./cbor.ts";
+export {
+  type AeadAlgorithm,
+  type CryptoProvider,
+  getCryptoProvider,
+  nobleProvider,
+  providerChoice,
+  webcryptoProvider,
+} from "./crypto/mod.ts";
+export {
+  armor,
+  dearmor,
+  decodeEnvelope,
+  encodeEnvelope,
+  type Envelope,
+  type EnvelopeHeader,
+  fromLine,
+  MAX_ENVELOPE_SIZE,
+  toLine,
+  unwrapAnyForm,
+} from "./envelope.ts";
+export * from "./keys/mod.ts";
+export {
+  type OpenedMessage,
+  openMessage,
+  type OpenRequest,
+  Registry,
+  sealMessage,
+  type SealRequest,
+} from "./registry.ts";
+export {
+  DEFAULT_LIFETIME_MS,
+  DEFAULT_SKEW_MS,
+  FileReplayCache,
+  MemoryReplayCache,
+  type ReplayCache,
+  type ReplayOptions,
+} from "./replay.ts";
+export type {
+  AmpPlugin,
+  Inner,
+  OpenContext,
+  Plugin,
+  SealContext,
+  SenderInfo,
+  StpOpened,
+  StpPlugin,
+  StpProperties,
+} from "./types.ts";
+export { authStp, builtinStps, plainStp, simpleStp } from "./stp/mod.ts";
+export { builtinAmps, type Notification, notificationV1, type TextMessage, textV1, textV2 } from "./amp/mod.ts";
+export { configuredPluginPaths, importPluginModule, loadPlugins, type PluginHost, pluginHost, VERSION } from "./loader.ts";
+
+/**
+ * A registry holding every built-in STP and AMP.
+ *
+ * @example
+ * ```ts
+ * import { defaultRegistry } from "./mod.ts";
+ * const { stps } = defaultRegistry().list();
+ * console.log(stps.map((p) => `${p.name}/v${p.version}`).join(" ")); // simple/v1 simple/v2 auth/v1 plain/v1
+ * ```
+ */
+export function defaultRegistry(): Registry {
+  return new Registry().register(...builtinStps(), ...builtinAmps());
+}
