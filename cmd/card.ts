@@ -18,8 +18,8 @@ Options:
 export const card: Command = {
   summary: "print the public card of a key or card (one line)",
   usage,
-  async run(args) {
-    const parsed = parseFlags(args, { json: { type: "boolean" }, file: { type: "boolean" } }, usage);
+  async run(args, io) {
+    const parsed = await parseFlags(io, args, { json: { type: "boolean" }, file: { type: "boolean" } }, usage);
     if (!parsed) return;
     const [spec] = parsed.positionals;
     if (!spec) throw new MissiveError("usage", "card: which key or card file? (see --help)");
@@ -43,6 +43,6 @@ export const card: Command = {
     } else {
       out = cardToText(c) + "\n";
     }
-    await writeOutput(undefined, utf8(out));
+    await writeOutput(io, undefined, utf8(out));
   },
 };

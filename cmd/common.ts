@@ -28,11 +28,38 @@ import { configuredPluginPaths, loadPlugins } from "../loader.ts";
 import { defaultRegistry } from "../mod.ts";
 import type { Registry } from "../registry.ts";
 
+/**
+ * The process edges a command touches, so tests can run the CLI in-process with their
+ * own stdin and capture what it writes. `processIo()` is the real thing.
+ */
+export interface Io {
+  stdin(): AsyncIterable<Uint8Array>;
+  /** Resolves once the bytes were handed to the OS (or the test's buffer). */
+  stdout(data: Uint8Array): Promise<void>;
+  stderr(line: string): void;
+  stdoutIsTty: boolean;
+  env: Record<string, string | undefined>;
+}
+
+/** The real process's standard streams and environment. */
+export function processIo(): Io {
+  return {
+    stdin: () => process.stdin as AsyncIterable<Uint8Array>,
+    stdout: (data) =>
+      new Promise<void>((resolve, reject) => {
+        process.stdout.write(data, (err) => (err ? reject(new MissiveError("io", `stdout: ${err.message}`)) : resolve()));
+      }),
+    stderr: (line) => void process.stderr.write(line),
+    stdoutIsTty: Boolean(process.stdout.isTTY),
+    env: process.env,
+  };
+}
+
 /** A subcommand: its usage text and its runner. */
 export interface Command {
   summary: string;
   usage: string;
-  run(args: string[]): Promise<void>;
+  run(args: string[], io: Io): Promise<void>;
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -41,7 +68,13 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
  * Parses flags strictly. `--help`/`-h` prints `usage` and returns undefined (the
  * subcommand then exits 0). Unknown flags are a usage error naming the flag.
  */
-export function parseFlags<O extends Options>(args: string[], options: O, usage: string, maxPositionals = 1) {
+export async function parseFlags<O extends Options>(
+  io: Io,
+  args: string[],
+  options: O,
+  usage: string,
+  maxPositionals = 1,
+) {
   let parsed;
   try {
     parsed = parseArgs({
@@ -54,7 +87,7 @@ export function parseFlags<O extends Options>(args: string[], options: O, usage:
     throw new MissiveError("usage", `${(e as Error).message.split("\n")[0]} (see --help)`);
   }
   if ((parsed.values as { help?: boolean }).help) {
-    process.stdout.write(usage.trimEnd() + "\n");
+    await io.stdout(new TextEncoder().encode(usage.trimEnd() + "\n"));
     return undefined;
   }
   if (parsed.positionals.length > maxPositionals) {
@@ -64,7 +97,12 @@ export function parseFlags<O extends Options>(args: string[], options: O, usage:
 }
 
 /** Reads a whole stream or file, refusing more than `max` bytes before buffering it. */
-export async function readInput(path: string | undefined, max: number, what = "input"): Promise<Bytes> {
+export async function readInput(
+  io: Io,
+  path: string | undefined,
+  max: number,
+  what = "input",
+): Promise<Bytes> {
   if (path !== undefined && path !== "-") {
     let size: number;
     try {
@@ -77,7 +115,7 @@ export async function readInput(path: string | undefined, max: number, what = "i
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for await (const chunk of process.stdin) {
+  for await (const chunk of io.stdin()) {
     total += (chunk as Uint8Array).length;
     if (total > max) throw new MissiveError("too-large", `${what} on stdin is larger than ${max} bytes`);
     chunks.push(chunk as Uint8Array);
@@ -100,7 +138,12 @@ export function readSmallText(path: string, what: string, max = 64 * 1024): stri
  * Writes output bytes to a file (created 0600 for plaintext, only after every check has
  * passed) or to stdout, waiting until stdout has taken them.
  */
-export async function writeOutput(path: string | undefined, data: Uint8Array, mode = 0o644): Promise<void> {
+export async function writeOutput(
+  io: Io,
+  path: string | undefined,
+  data: Uint8Array,
+  mode = 0o644,
+): Promise<void> {
   if (path !== undefined && path !== "-") {
     try {
       writeFileSync(path, data, { mode });
@@ -109,19 +152,17 @@ export async function writeOutput(path: string | undefined, data: Uint8Array, mo
     }
     return;
   }
-  await new Promise<void>((resolve, reject) => {
-    process.stdout.write(data, (err) => (err ? reject(new MissiveError("io", `stdout: ${err.message}`)) : resolve()));
-  });
+  await io.stdout(data);
 }
 
 /** Prints one line on stderr. */
-export function note(line: string): void {
-  process.stderr.write(line + "\n");
+export function note(io: Io, line: string): void {
+  io.stderr(line + "\n");
 }
 
 /** Reads a passphrase: $MISSIVE_PASSPHRASE, else a prompt on the terminal (no echo). */
-export function askPassphrase(prompt: string): Promise<string> {
-  const fromEnv = process.env.MISSIVE_PASSPHRASE;
+export function askPassphrase(io: Io, prompt: string): Promise<string> {
+  const fromEnv = io.env.MISSIVE_PASSPHRASE;
   if (fromEnv !== undefined) return Promise.resolve(fromEnv);
   let fd: number;
   try {
@@ -151,10 +192,10 @@ export function askPassphrase(prompt: string): Promise<string> {
 }
 
 /** Loads a secret identity from a key file, asking for its passphrase if needed. */
-export async function loadIdentity(path: string): Promise<Identity> {
+export async function loadIdentity(io: Io, path: string): Promise<Identity> {
   const crypto = await getCryptoProvider();
   const text = readSmallText(path, "key file");
-  return await readKeyFile(crypto, text, () => askPassphrase(`Passphrase for ${path}: `));
+  return await readKeyFile(crypto, text, () => askPassphrase(io, `Passphrase for ${path}: `));
 }
 
 /**
@@ -191,9 +232,11 @@ export async function loadCards(specs: readonly string[]): Promise<Card[]> {
 }
 
 /** The registry: built-ins, then $MISSIVE_PLUGINS and missive.json, then --plugin. */
-export async function loadRegistry(pluginPaths: readonly string[] = []): Promise<Registry> {
+export async function loadRegistry(io: Io, pluginPaths: readonly string[] = []): Promise<Registry> {
   const registry = defaultRegistry();
-  for (const { path, base } of configuredPluginPaths()) await loadPlugins(registry, [path], base);
+  for (const { path, base } of configuredPluginPaths(io.env)) {
+    await loadPlugins(registry, [path], base);
+  }
   await loadPlugins(registry, pluginPaths);
   return registry;
 }

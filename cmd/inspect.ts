@@ -18,11 +18,11 @@ Options:
 export const inspect: Command = {
   summary: "show an envelope's header (no keys needed)",
   usage,
-  async run(args) {
-    const parsed = parseFlags(args, { json: { type: "boolean" }, plugin: { type: "string", multiple: true } }, usage);
+  async run(args, io) {
+    const parsed = await parseFlags(io, args, { json: { type: "boolean" }, plugin: { type: "string", multiple: true } }, usage);
     if (!parsed) return;
-    const registry = await loadRegistry(parsed.values.plugin);
-    const input = await readInput(parsed.positionals[0], maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+    const registry = await loadRegistry(io, parsed.values.plugin);
+    const input = await readInput(io, parsed.positionals[0], maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
     const form = looksLikeEnvelope(input) ? "binary" : new TextDecoder().decode(input.subarray(0, 64)).trimStart().startsWith("-----BEGIN") ? "armor" : "line";
     const envelope = decodeEnvelope(unwrapAnyForm(input));
     let stp: { name: string; description: string; properties: object } | null = null;
@@ -49,6 +49,6 @@ export const inspect: Command = {
       `payload:          ${envelope.payload.length} bytes`,
       "",
     ].join("\n");
-    await writeOutput(undefined, utf8(text));
+    await writeOutput(io, undefined, utf8(text));
   },
 };

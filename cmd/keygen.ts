@@ -26,8 +26,8 @@ Options:
 export const keygen: Command = {
   summary: "create an identity (secret key file + public card)",
   usage,
-  async run(args) {
-    const parsed = parseFlags(args, {
+  async run(args, io) {
+    const parsed = await parseFlags(io, args, {
       name: { type: "string" },
       out: { type: "string", short: "o" },
       "card-out": { type: "string" },
@@ -45,7 +45,7 @@ export const keygen: Command = {
       }
     }
     const logN = v["work-factor"] === undefined ? undefined : Number(v["work-factor"]);
-    const registry = await loadRegistry(v.plugin);
+    const registry = await loadRegistry(io, v.plugin);
     const { stps, amps } = registry.list();
     const crypto = await getCryptoProvider();
     const identity = await createIdentity(crypto, {
@@ -55,18 +55,18 @@ export const keygen: Command = {
     });
     let passphrase: string | undefined;
     if (v.passphrase) {
-      passphrase = await askPassphrase(`Passphrase for the new key: `);
+      passphrase = await askPassphrase(io, `Passphrase for the new key: `);
       if (passphrase.length === 0) throw new MissiveError("usage", "keygen: empty passphrase");
     }
     const keyText = await writeKeyFile(crypto, identity, { passphrase, logN });
-    await writeOutput(v.out, utf8(keyText), 0o600);
+    await writeOutput(io, v.out, utf8(keyText), 0o600);
     const cardText = await cardFileText(crypto, identity.card);
-    if (v["card-out"]) await writeOutput(v["card-out"], utf8(cardText));
+    if (v["card-out"]) await writeOutput(io, v["card-out"], utf8(cardText));
     if (v.out && v.out !== "-") {
-      await writeOutput(undefined, utf8(cardToText(identity.card) + "\n"));
-      note(`missive: wrote ${v.out} for ${identity.card.address}`);
+      await writeOutput(io, undefined, utf8(cardToText(identity.card) + "\n"));
+      note(io, `missive: wrote ${v.out} for ${identity.card.address}`);
     } else {
-      note(cardText.trimEnd());
+      note(io, cardText.trimEnd());
     }
   },
 };

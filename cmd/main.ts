@@ -7,7 +7,7 @@ import process from "node:process";
 import { MissiveError } from "../errors.ts";
 import { VERSION } from "../loader.ts";
 import { card } from "./card.ts";
-import type { Command } from "./common.ts";
+import { type Command, type Io, processIo } from "./common.ts";
 import { inspect } from "./inspect.ts";
 import { keygen } from "./keygen.ts";
 import { open } from "./open.ts";
@@ -40,28 +40,29 @@ function mainUsage(): string {
 }
 
 /** Runs the CLI with `argv` (without the program name); returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  const print = (text: string) => io.stdout(new TextEncoder().encode(text));
   const [name, ...rest] = argv;
   try {
     if (name === undefined || name === "help" || name === "--help" || name === "-h") {
       const topic = name === "help" ? commands[rest[0]] : undefined;
-      process.stdout.write(topic ? topic.usage : mainUsage());
+      await print(topic ? topic.usage : mainUsage());
       return name === undefined ? 2 : 0;
     }
     if (name === "version" || name === "--version") {
-      process.stdout.write(`missive ${VERSION}\n`);
+      await print(`missive ${VERSION}\n`);
       return 0;
     }
     const command = commands[name];
     if (!command) throw new MissiveError("usage", `unknown command "${name}" (see missive --help)`);
-    await command.run(rest);
+    await command.run(rest, io);
     return 0;
   } catch (e) {
     if (e instanceof MissiveError) {
-      process.stderr.write(`missive: ${e.message}\n`);
+      io.stderr(`missive: ${e.message}\n`);
       return e.exitCode;
     }
-    process.stderr.write(`missive: internal error: ${(e as Error)?.stack ?? e}\n`);
+    io.stderr(`missive: internal error: ${(e as Error)?.stack ?? e}\n`);
     return 1;
   }
 }

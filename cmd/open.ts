@@ -33,8 +33,8 @@ Exit codes: 0 ok, 2 usage, 3 malformed, 4 authentication failed, 5 not a recipie
 export const open: Command = {
   summary: "open an envelope and verify its sender",
   usage,
-  async run(args) {
-    const parsed = parseFlags(args, {
+  async run(args, io) {
+    const parsed = await parseFlags(io, args, {
       key: { type: "string" },
       trust: { type: "string", multiple: true },
       "require-trust": { type: "boolean" },
@@ -46,10 +46,10 @@ export const open: Command = {
     }, usage);
     if (!parsed) return;
     const v = parsed.values;
-    const registry = await loadRegistry(v.plugin);
-    const identity = v.key ? await loadIdentity(v.key) : undefined;
+    const registry = await loadRegistry(io, v.plugin);
+    const identity = v.key ? await loadIdentity(io, v.key) : undefined;
     const trusted = await loadCards(v.trust ?? []);
-    const input = await readInput(parsed.positionals[0], maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+    const input = await readInput(io, parsed.positionals[0], maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
     const frame = unwrapAnyForm(input);
     const opened = await openMessage(registry, frame, {
       identity,
@@ -86,22 +86,22 @@ export const open: Command = {
         warnings: opened.warnings,
         message: amp.toJson(opened.message),
       };
-      await writeOutput(v.out, utf8(JSON.stringify(report) + "\n"), 0o600);
+      await writeOutput(io, v.out, utf8(JSON.stringify(report) + "\n"), 0o600);
       return;
     }
-    await writeOutput(v.out, amp.toOutput(opened.message), 0o600);
+    await writeOutput(io, v.out, amp.toOutput(opened.message), 0o600);
     const when = new Date(opened.inner.timestamp).toISOString();
     if (!sender) {
-      note(`missive: ${stpLabel}: no sender; sent ${when}`);
+      note(io, `missive: ${stpLabel}: no sender; sent ${when}`);
     } else if (!sender.verified) {
-      note(`missive: ${stpLabel}: claimed sender ${sender.address} (NOT verified); sent ${when}`);
+      note(io, `missive: ${stpLabel}: claimed sender ${sender.address} (NOT verified); sent ${when}`);
     } else {
       const id = sender.card ? toHex(sender.card.id) : "?";
-      note(`missive: ${stpLabel} from ${sender.address} (id ${id}): signature verified, ${sender.trusted ? "trusted" : "NOT trusted"}; sent ${when}`);
+      note(io, `missive: ${stpLabel} from ${sender.address} (id ${id}): signature verified, ${sender.trusted ? "trusted" : "NOT trusted"}; sent ${when}`);
       if (!sender.trusted) {
-        note(`missive: warning: ${sender.address} is in no --trust card; compare its fingerprint out of band: ${fp}`);
+        note(io, `missive: warning: ${sender.address} is in no --trust card; compare its fingerprint out of band: ${fp}`);
       }
     }
-    for (const w of opened.warnings) note(`missive: warning: ${w}`);
+    for (const w of opened.warnings) note(io, `missive: warning: ${w}`);
   },
 };

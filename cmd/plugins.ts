@@ -16,10 +16,10 @@ Options:
 export const plugins: Command = {
   summary: "list STPs and AMPs with their (type, version) and properties",
   usage,
-  async run(args) {
-    const parsed = parseFlags(args, { json: { type: "boolean" }, plugin: { type: "string", multiple: true } }, usage, 0);
+  async run(args, io) {
+    const parsed = await parseFlags(io, args, { json: { type: "boolean" }, plugin: { type: "string", multiple: true } }, usage, 0);
     if (!parsed) return;
-    const registry = await loadRegistry(parsed.values.plugin);
+    const registry = await loadRegistry(io, parsed.values.plugin);
     const { stps, amps } = registry.list();
     const choice = await providerChoice();
     if (parsed.values.json) {
@@ -28,7 +28,7 @@ export const plugins: Command = {
         stps: stps.map((p) => ({ type: p.type, version: p.version, name: p.name, description: p.description, properties: p.properties })),
         amps: amps.map((p) => ({ type: p.type, version: p.version, name: p.name, description: p.description })),
       };
-      await writeOutput(undefined, utf8(JSON.stringify(report) + "\n"));
+      await writeOutput(io, undefined, utf8(JSON.stringify(report) + "\n"));
       return;
     }
     const lines = ["STPs (secure transport protocols):", "  type  ver  name          properties"];
@@ -51,6 +51,6 @@ export const plugins: Command = {
     }
     const fam = Object.entries(choice.families).map(([f, n]) => `${f}=${n}`).join(" ");
     lines.push("", `crypto provider: ${fam}`, "");
-    await writeOutput(undefined, utf8(lines.join("\n")));
+    await writeOutput(io, undefined, utf8(lines.join("\n")));
   },
 };

@@ -1,5 +1,4 @@
 /** `missive seal`: AMP message from stdin → sealed envelope on stdout. @module */
-import process from "node:process";
 import { utf8 } from "../bytes.ts";
 import { armor, MAX_ENVELOPE_SIZE, toLine } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
@@ -33,8 +32,8 @@ Options:
 export const seal: Command = {
   summary: "seal a message into an envelope",
   usage,
-  async run(args) {
-    const parsed = parseFlags(args, {
+  async run(args, io) {
+    const parsed = await parseFlags(io, args, {
       stp: { type: "string", default: "simple" },
       amp: { type: "string", default: "text/1" },
       from: { type: "string" },
@@ -53,7 +52,7 @@ export const seal: Command = {
     const v = parsed.values;
     if (v.armor && v.lines) throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
     const binary = !v.armor && !v.lines;
-    if (binary && (v.out === undefined || v.out === "-") && process.stdout.isTTY) {
+    if (binary && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
       throw new MissiveError("usage", "seal: refusing to write binary to a terminal; use --armor or -o FILE");
     }
     let sequenceNumber: number | undefined;
@@ -63,12 +62,12 @@ export const seal: Command = {
         throw new MissiveError("usage", "seal: --seq must be a non-negative integer");
       }
     }
-    const registry = await loadRegistry(v.plugin);
+    const registry = await loadRegistry(io, v.plugin);
     const stp = registry.find("stp", v.stp!);
     const amp = registry.find("amp", v.amp!);
-    const sender = v.from ? await loadIdentity(v.from) : undefined;
+    const sender = v.from ? await loadIdentity(io, v.from) : undefined;
     const recipients = await loadCards(v.to ?? []);
-    const input = await readInput(parsed.positionals[0], Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE), "message");
+    const input = await readInput(io, parsed.positionals[0], Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE), "message");
     const message = amp.fromInput(input, parsePairs(v.field, "--field"));
     const sealed = await sealMessage({
       stp,
@@ -82,6 +81,6 @@ export const seal: Command = {
       options: parsePairs(v.option, "--option"),
     });
     const out = v.armor ? utf8(armor(sealed)) : v.lines ? utf8(toLine(sealed) + "\n") : sealed;
-    await writeOutput(v.out, out);
+    await writeOutput(io, v.out, out);
   },
 };

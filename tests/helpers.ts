@@ -1,0 +1,115 @@
+/**
+ * Shared test helpers: the CLI in-process (fast, for exhaustive loops) and as a real
+ * subprocess (end-to-end), temporary folders, and fixed identities.
+ * @module
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { concatBytes, utf8 } from "../bytes.ts";
+import type { Io } from "../cmd/common.ts";
+import { main } from "../cmd/main.ts";
+import { nobleProvider } from "../crypto/mod.ts";
+import { createIdentity, type Identity } from "../keys/identity.ts";
+import { defaultRegistry } from "../mod.ts";
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** Deno from node_modules, used to run the entry point as a subprocess. */
+export const DENO = join(ROOT, "node_modules", ".bin", "deno");
+export const ENTRY = join(ROOT, "cmd", "main.ts");
+
+/** What a CLI run produced. */
+export interface CliResult {
+  code: number;
+  stdout: Uint8Array;
+  stderr: string;
+  /** stdout as UTF-8 text. */
+  text: string;
+}
+
+/** Runs the CLI in this process with the given stdin and environment. */
+export async function runCli(
+  args: string[],
+  options: { stdin?: Uint8Array | string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const out: Uint8Array[] = [];
+  let err = "";
+  const input = typeof options.stdin === "string" ? utf8(options.stdin) : options.stdin;
+  const io: Io = {
+    // deno-lint-ignore require-await
+    stdin: async function* () {
+      if (input && input.length > 0) yield input;
+    },
+    stdout: (data) => {
+      out.push(new Uint8Array(data));
+      return Promise.resolve();
+    },
+    stderr: (line) => {
+      err += line;
+    },
+    stdoutIsTty: false,
+    env: { ...options.env },
+  };
+  const code = await main(args, io);
+  const stdout = concatBytes(...out);
+  return { code, stdout, stderr: err, text: new TextDecoder().decode(stdout) };
+}
+
+/**
+ * Runs the real entry point (`deno run cmd/main.ts`) or a given binary as a subprocess.
+ * Resolves with its exit code and output; a run longer than `timeoutMs` is killed.
+ */
+export function spawnCli(
+  args: string[],
+  options: {
+    stdin?: Uint8Array | string;
+    env?: Record<string, string>;
+    cwd?: string;
+    binary?: string;
+    timeoutMs?: number;
+  } = {},
+): Promise<CliResult> {
+  const [cmd, pre] = options.binary ? [options.binary, []] : [DENO, ["run", "--allow-all", "--quiet", ENTRY]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, [...pre, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const out: Uint8Array[] = [];
+    let err = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+    child.stdout.on("data", (d: Uint8Array) => out.push(new Uint8Array(d)));
+    child.stderr.on("data", (d: Uint8Array) => (err += new TextDecoder().decode(d)));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const stdout = concatBytes(...out);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr: err, text: new TextDecoder().decode(stdout) });
+    });
+    child.stdin.on("error", () => {}); // the child may exit before reading everything
+    child.stdin.end(typeof options.stdin === "string" ? utf8(options.stdin) : options.stdin ?? new Uint8Array());
+  });
+}
+
+/** A fresh temporary folder and a function that removes it. */
+export function tempDir(prefix = "missive-test-"): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Deterministic identities from a one-byte seed (never use fixed keys outside tests). */
+export async function fixedIdentity(address: string, seed: number): Promise<Identity> {
+  const { stps, amps } = defaultRegistry().list();
+  return await createIdentity(nobleProvider, {
+    address,
+    stps: stps.map((p) => [p.type, p.version] as const),
+    amps: amps.map((p) => [p.type, p.version] as const),
+    created: 1_700_000_000_000,
+    signingSeed: new Uint8Array(32).fill(seed),
+    agreementKey: new Uint8Array(32).fill(seed + 1),
+  });
+}
