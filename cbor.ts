@@ -119,7 +119,8 @@ function validate(value: unknown, depth: number): CborValue {
 export function decodeCbor(bytes: Uint8Array, context = "cbor"): CborValue {
   let value: CborValue;
   try {
-    value = validate(codec.decode(bytes), 0);
+    // A fresh view: cbor-x caches a DataView as a property on the array it is given.
+    value = validate(codec.decode(bytes.subarray(0)), 0);
   } catch (e) {
     throw new MissiveError("malformed", `${context}: invalid CBOR: ${(e as Error)?.message}`, {
       cause: e,

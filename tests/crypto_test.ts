@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { randomBytes } from "../bytes.ts";
+import { type CryptoProvider, getCryptoProvider, nobleProvider, providerChoice, webcryptoProvider } from "../crypto/mod.ts";
+import { MissiveError } from "../errors.ts";
+
+/** Runs the same random inputs through two providers and demands identical bytes. */
+async function agree(a: CryptoProvider, b: CryptoProvider, rounds: number) {
+  for (let i = 0; i < rounds; i++) {
+    const key = randomBytes(32), nonce = randomBytes(12), data = randomBytes(i * 37), aad = randomBytes(i % 50);
+    const both = async <T>(f: (p: CryptoProvider) => Promise<T>) => {
+      const [x, y] = await Promise.all([f(a), f(b)]);
+      assert.deepEqual(x, y);
+      return x;
+    };
+    await both((p) => p.sha256(data));
+    await both((p) => p.sha512(data));
+    await both((p) => p.hmacSha256(key, data));
+    await both((p) => p.hkdfSha256(key, nonce, aad, 1 + (i % 100)));
+    const sealed = await both((p) => p.aeadEncrypt("aes-256-gcm", key, nonce, data, aad));
+    await both((p) => p.aeadDecrypt("aes-256-gcm", key, nonce, sealed, aad));
+    const pub = await both((p) => p.ed25519PublicKey(key));
+    const sig = await both((p) => p.ed25519Sign(key, data));
+    assert.equal(await both((p) => p.ed25519Verify(pub, data, sig)), true);
+    const xpub = await both((p) => p.x25519PublicKey(key));
+    const other = randomBytes(32);
+    await both((p) => p.x25519(other, xpub));
+  }
+}
+
+describe("crypto providers", () => {
+  it("WebCrypto and noble give identical bytes on random inputs", async () => {
+    await agree(webcryptoProvider, nobleProvider, 60);
+  });
+
+  it("the auto-detected provider agrees with noble (size-based routing included)", async () => {
+    await agree(await getCryptoProvider(), nobleProvider, 60);
+    const choice = await providerChoice();
+    for (const f of ["hash", "aes-gcm", "ed25519", "x25519"] as const) {
+      assert.ok(["webcrypto", "noble"].includes(choice.families[f]));
+    }
+  });
+
+  it("AEAD open fails with auth-failed on any tag or ciphertext change", async () => {
+    for (const p of [webcryptoProvider, nobleProvider]) {
+      const key = randomBytes(32), nonce = randomBytes(12);
+      const sealed = await p.aeadEncrypt("aes-256-gcm", key, nonce, randomBytes(40), new Uint8Array());
+      for (let i = 0; i < sealed.length; i++) {
+        const bad = sealed.slice();
+        bad[i] ^= 1;
+        await assert.rejects(p.aeadDecrypt("aes-256-gcm", key, nonce, bad, new Uint8Array()), (e) => e instanceof MissiveError && e.code === "auth-failed");
+      }
+    }
+  });
+
+  it("x25519 refuses low-order points in both providers", async () => {
+    for (const p of [webcryptoProvider, nobleProvider]) {
+      await assert.rejects(p.x25519(randomBytes(32), new Uint8Array(32)), (e) => e instanceof MissiveError && e.code === "auth-failed");
+    }
+  });
+});
