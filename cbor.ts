@@ -29,15 +29,17 @@ export type CborMap = Map<number | string, CborValue>;
 /** Deepest nesting accepted on decode; missive's structures need far less. */
 const MAX_DEPTH = 16;
 
-const codec = new Encoder({
-  useRecords: false,
-  tagUint8Array: false,
-  mapsAsObjects: false,
-  variableMapSize: true,
-  // Never let the codec substitute its own structures for ours.
-  structuredClone: false,
-  pack: false,
-} as ConstructorParameters<typeof Encoder>[0]);
+const codec = new Encoder(
+  {
+    useRecords: false,
+    tagUint8Array: false,
+    mapsAsObjects: false,
+    variableMapSize: true,
+    // Never let the codec substitute its own structures for ours.
+    structuredClone: false,
+    pack: false,
+  } as ConstructorParameters<typeof Encoder>[0],
+);
 
 const U32 = 0xffff_ffff;
 

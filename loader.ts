@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
+import { scryptAsync } from "@noble/hashes/scrypt.js";
 import * as bytes from "./bytes.ts";
 import * as cbor from "./cbor.ts";
 import { getCryptoProvider } from "./crypto/mod.ts";
@@ -29,6 +30,32 @@ export interface PluginHost {
   readonly bytes: typeof bytes;
   /** The error type plugins must throw. */
   readonly MissiveError: typeof MissiveError;
+  /**
+   * scrypt (RFC 7914) with N = 2^logN, r = 8, p = 1 and a 32-byte output: the password
+   * KDF for plugins that derive keys from passphrases (the provider's HKDF is not one).
+   * `logN` must be an integer 10..20 (20 uses 1 GiB); anything else is a plugin error.
+   */
+  scrypt(passphrase: Uint8Array, salt: Uint8Array, logN: number): Promise<Uint8Array>;
+}
+
+/** Work-factor bounds of `PluginHost.scrypt` (typage refuses logN > 20 likewise). */
+export const PLUGIN_SCRYPT_LOG_N = { min: 10, max: 20 } as const;
+
+async function hostScrypt(
+  passphrase: Uint8Array,
+  salt: Uint8Array,
+  logN: number,
+): Promise<Uint8Array> {
+  if (!(passphrase instanceof Uint8Array) || !(salt instanceof Uint8Array)) {
+    throw new MissiveError("plugin", "host.scrypt: passphrase and salt must be Uint8Arrays");
+  }
+  if (!Number.isInteger(logN) || logN < PLUGIN_SCRYPT_LOG_N.min || logN > PLUGIN_SCRYPT_LOG_N.max) {
+    throw new MissiveError(
+      "plugin",
+      `host.scrypt: logN must be an integer ${PLUGIN_SCRYPT_LOG_N.min}..${PLUGIN_SCRYPT_LOG_N.max}, got ${logN}`,
+    );
+  }
+  return await scryptAsync(passphrase, salt, { N: 2 ** logN, r: 8, p: 1, dkLen: 32 });
 }
 
 /** missive's version, as in package.json. */
@@ -36,7 +63,14 @@ export const VERSION = "0.1.0";
 
 /** Builds the host API handed to plugin factories. */
 export async function pluginHost(): Promise<PluginHost> {
-  return { version: VERSION, crypto: await getCryptoProvider(), cbor, bytes, MissiveError };
+  return {
+    version: VERSION,
+    crypto: await getCryptoProvider(),
+    cbor,
+    bytes,
+    MissiveError,
+    scrypt: hostScrypt,
+  };
 }
 
 function toSpecifier(path: string, base: string): string {
@@ -51,7 +85,9 @@ export async function importPluginModule(path: string, base = process.cwd()): Pr
   try {
     mod = await import(specifier);
   } catch (e) {
-    throw new MissiveError("plugin", `plugin ${path}: cannot load: ${(e as Error).message}`, { cause: e });
+    throw new MissiveError("plugin", `plugin ${path}: cannot load: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   let exported = mod.default;
   if (exported === undefined) throw new MissiveError("plugin", `plugin ${path}: no default export`);
@@ -95,7 +131,10 @@ export function configuredPluginPaths(env = process.env): { path: string; base: 
       throw new MissiveError("usage", `config ${config}: ${(e as Error).message}`);
     }
     const plugins = (parsed as { plugins?: unknown })?.plugins;
-    if (plugins !== undefined && (!Array.isArray(plugins) || !plugins.every((p) => typeof p === "string"))) {
+    if (
+      plugins !== undefined &&
+      (!Array.isArray(plugins) || !plugins.every((p) => typeof p === "string"))
+    ) {
       throw new MissiveError("usage", `config ${config}: "plugins" must be an array of paths`);
     }
     for (const p of (plugins as string[] | undefined) ?? []) {

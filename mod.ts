@@ -23,9 +23,25 @@ import { builtinAmps } from "./amp/mod.ts";
 import { Registry } from "./registry.ts";
 import { builtinStps } from "./stp/mod.ts";
 
-export { MissiveError, ERROR_CODES, type ErrorCode, isMissiveError } from "./errors.ts";
-export { type Bytes, concatBytes, equalBytes, fromBase64, fromHex, randomBytes, toBase64, toHex } from "./bytes.ts";
-export { type CborMap, CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "./cbor.ts";
+export { ERROR_CODES, type ErrorCode, isMissiveError, MissiveError } from "./errors.ts";
+export {
+  type Bytes,
+  concatBytes,
+  equalBytes,
+  fromBase64,
+  fromHex,
+  randomBytes,
+  toBase64,
+  toHex,
+} from "./bytes.ts";
+export {
+  type CborMap,
+  CborReader,
+  type CborValue,
+  decodeCbor,
+  encodeCbor,
+  transcript,
+} from "./cbor.ts";
 export {
   type AeadAlgorithm,
   type CryptoProvider,
@@ -75,8 +91,22 @@ export type {
   StpProperties,
 } from "./types.ts";
 export { authStp, builtinStps, plainStp, simpleStp } from "./stp/mod.ts";
-export { builtinAmps, type Notification, notificationV1, type TextMessage, textV1, textV2 } from "./amp/mod.ts";
-export { configuredPluginPaths, importPluginModule, loadPlugins, type PluginHost, pluginHost, VERSION } from "./loader.ts";
+export {
+  builtinAmps,
+  type Notification,
+  notificationV1,
+  type TextMessage,
+  textV1,
+  textV2,
+} from "./amp/mod.ts";
+export {
+  configuredPluginPaths,
+  importPluginModule,
+  loadPlugins,
+  type PluginHost,
+  pluginHost,
+  VERSION,
+} from "./loader.ts";
 
 /**
  * A registry holding every built-in STP and AMP.

@@ -7,7 +7,12 @@
 import { type Bytes, randomBytes, toHex } from "./bytes.ts";
 import { getCryptoProvider } from "./crypto/mod.ts";
 import type { CryptoProvider } from "./crypto/provider.ts";
-import { decodeEnvelope, encodeEnvelope, type EnvelopeHeader, MAX_PROTOCOL_NUMBER } from "./envelope.ts";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  type EnvelopeHeader,
+  MAX_PROTOCOL_NUMBER,
+} from "./envelope.ts";
 import { MissiveError, wrapErrors } from "./errors.ts";
 import { type Card, sameKeys } from "./keys/card.ts";
 import type { Identity } from "./keys/identity.ts";
@@ -66,14 +71,18 @@ export class Registry {
   /** The STP for a pair; `unknown-protocol` names the pair when there is none. */
   stp(type: number, version: number): StpPlugin {
     const p = this.#stps.get(key(type, version));
-    if (!p) throw new MissiveError("unknown-protocol", `unknown STP (type ${type}, version ${version})`);
+    if (!p) {
+      throw new MissiveError("unknown-protocol", `unknown STP (type ${type}, version ${version})`);
+    }
     return p;
   }
 
   /** The AMP for a pair; `unknown-protocol` names the pair when there is none. */
   amp(type: number, version: number): AmpPlugin {
     const p = this.#amps.get(key(type, version));
-    if (!p) throw new MissiveError("unknown-protocol", `unknown AMP (type ${type}, version ${version})`);
+    if (!p) {
+      throw new MissiveError("unknown-protocol", `unknown AMP (type ${type}, version ${version})`);
+    }
     return p;
   }
 
@@ -104,7 +113,10 @@ export class Registry {
   /** Every registered plugin, STPs then AMPs, each sorted by (type, version). */
   list(): { stps: StpPlugin[]; amps: AmpPlugin[] } {
     const order = (a: Plugin, b: Plugin) => a.type - b.type || a.version - b.version;
-    return { stps: [...this.#stps.values()].sort(order), amps: [...this.#amps.values()].sort(order) };
+    return {
+      stps: [...this.#stps.values()].sort(order),
+      amps: [...this.#amps.values()].sort(order),
+    };
   }
 }
 

@@ -4,7 +4,7 @@
  * [now − lifetime − skew, now + skew]: older messages could have left the cache already.
  * @module
  */
-import { existsSync, readFileSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { toHex } from "./bytes.ts";
 import { MissiveError } from "./errors.ts";
 
@@ -54,7 +54,9 @@ export class MemoryReplayCache implements ReplayCache {
   checkAndRemember(sender: string, nonce: Uint8Array, timestamp: number): Promise<void> {
     const now = this.#now();
     if (timestamp > now + this.#skew) {
-      return Promise.reject(new MissiveError("replay", `replay: timestamp is ${timestamp - now} ms in the future`));
+      return Promise.reject(
+        new MissiveError("replay", `replay: timestamp is ${timestamp - now} ms in the future`),
+      );
     }
     if (timestamp < now - this.#lifetime - this.#skew) {
       return Promise.reject(
@@ -64,7 +66,9 @@ export class MemoryReplayCache implements ReplayCache {
     this.prune(now);
     const key = `${sender}\u0000${toHex(nonce)}`;
     if (this.entries.has(key)) {
-      return Promise.reject(new MissiveError("replay", `replay: message from ${sender} was already seen`));
+      return Promise.reject(
+        new MissiveError("replay", `replay: message from ${sender} was already seen`),
+      );
     }
     this.entries.set(key, timestamp + this.#lifetime + this.#skew);
     return Promise.resolve();
@@ -100,7 +104,9 @@ export class FileReplayCache extends MemoryReplayCache {
 
   override async checkAndRemember(sender: string, nonce: Uint8Array, timestamp: number) {
     await super.checkAndRemember(sender, nonce, timestamp);
-    const lines = [...this.entries].map(([key, expiry]) => `${expiry}\t${key.replace("\u0000", "\t")}\n`);
+    const lines = [...this.entries].map(([key, expiry]) =>
+      `${expiry}\t${key.replace("\u0000", "\t")}\n`
+    );
     const tmp = `${this.#path}.tmp`;
     try {
       writeFileSync(tmp, lines.join(""), { mode: 0o600 });

@@ -27,14 +27,20 @@ function check(n: Notification): Notification {
   const bad = (why: string): never => {
     throw new MissiveError("usage", `notification: ${why}`);
   };
-  if (typeof n.kind !== "string" || !/^[a-z0-9][a-z0-9._-]*$/.test(n.kind) || n.kind.length > MAX_KIND) {
+  if (
+    typeof n.kind !== "string" || !/^[a-z0-9][a-z0-9._-]*$/.test(n.kind) || n.kind.length > MAX_KIND
+  ) {
     bad("kind must be a short lower-case word (letters, digits, . _ -)");
   }
   if (typeof n.title !== "string" || n.title.length === 0 || n.title.length > MAX_TITLE) {
     bad(`title must be 1..${MAX_TITLE} characters`);
   }
-  if (n.body !== undefined && (typeof n.body !== "string" || n.body.length > MAX_BODY)) bad("body too long");
-  if (n.uri !== undefined && (typeof n.uri !== "string" || n.uri.length > MAX_URI)) bad("uri too long");
+  if (n.body !== undefined && (typeof n.body !== "string" || n.body.length > MAX_BODY)) {
+    bad("body too long");
+  }
+  if (n.uri !== undefined && (typeof n.uri !== "string" || n.uri.length > MAX_URI)) {
+    bad("uri too long");
+  }
   return n;
 }
 
@@ -74,6 +80,7 @@ export const notificationV1: AmpPlugin<Notification> = {
       ...(fields.uri ? { uri: fields.uri } : {}),
     });
   },
-  toOutput: (n) => utf8(`[${n.kind}] ${n.title}\n${n.body ? n.body + "\n" : ""}${n.uri ? n.uri + "\n" : ""}`),
+  toOutput: (n) =>
+    utf8(`[${n.kind}] ${n.title}\n${n.body ? n.body + "\n" : ""}${n.uri ? n.uri + "\n" : ""}`),
   toJson: (n) => ({ ...n }),
 };

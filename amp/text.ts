@@ -33,7 +33,9 @@ function decodeText(bytes: Uint8Array, context: string): string {
 }
 
 function encodeText(text: string): Bytes {
-  if (typeof text !== "string") throw new MissiveError("usage", "text: message.text must be a string");
+  if (typeof text !== "string") {
+    throw new MissiveError("usage", "text: message.text must be a string");
+  }
   const bytes = utf8(text);
   if (bytes.length > MAX_TEXT_BYTES) {
     throw new MissiveError("too-large", `text: longer than ${MAX_TEXT_BYTES} bytes`);
@@ -70,7 +72,9 @@ export const textV2: AmpPlugin<TextMessage> = {
       throw new MissiveError("usage", "text v2: nonce must be 8..32 bytes");
     }
     const gz = gzipSync(encodeText(m.text));
-    return encodeCbor(new Map([[1, new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength)], [2, nonce]]));
+    return encodeCbor(
+      new Map([[1, new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength)], [2, nonce]]),
+    );
   },
   decode(bytes) {
     const r = CborReader.from(decodeCbor(bytes, "text v2"), "text v2").onlyKeys([1, 2]);
@@ -83,7 +87,9 @@ export const textV2: AmpPlugin<TextMessage> = {
       const tooBig = (e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
       throw new MissiveError(
         tooBig ? "too-large" : "malformed",
-        tooBig ? `text v2: decompresses to more than ${MAX_TEXT_BYTES} bytes` : "text v2: invalid gzip data",
+        tooBig
+          ? `text v2: decompresses to more than ${MAX_TEXT_BYTES} bytes`
+          : "text v2: invalid gzip data",
       );
     }
     return { text: decodeText(raw, "text v2"), nonce };

@@ -3,7 +3,14 @@
  * sealed and opened with each STP, with the auto-detected provider and with noble only.
  */
 import { nobleProvider } from "../crypto/mod.ts";
-import { createIdentity, defaultRegistry, getCryptoProvider, openMessage, sealMessage, textV1 } from "../mod.ts";
+import {
+  createIdentity,
+  defaultRegistry,
+  getCryptoProvider,
+  openMessage,
+  sealMessage,
+  textV1,
+} from "../mod.ts";
 
 const registry = defaultRegistry();
 const auto = await getCryptoProvider();
@@ -15,7 +22,8 @@ const message = { text: "x".repeat(100) };
 for (const [label, crypto] of [["auto", auto], ["noble", nobleProvider]] as const) {
   for (const stpName of ["simple/2", "auth/1", "plain/1"]) {
     const stp = registry.find("stp", stpName);
-    const seal = () => sealMessage({ stp, amp: textV1, message, sender: alice, recipients: [bob.card], crypto });
+    const seal = () =>
+      sealMessage({ stp, amp: textV1, message, sender: alice, recipients: [bob.card], crypto });
     const sealed = await seal();
     const group = `${stpName} ${label}`;
     Deno.bench(`${stpName} seal+open (${label})`, { group, baseline: true }, async () => {

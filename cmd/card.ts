@@ -19,12 +19,17 @@ export const card: Command = {
   summary: "print the public card of a key or card (one line)",
   usage,
   async run(args, io) {
-    const parsed = await parseFlags(io, args, { json: { type: "boolean" }, file: { type: "boolean" } }, usage);
+    const parsed = await parseFlags(io, args, {
+      json: { type: "boolean" },
+      file: { type: "boolean" },
+    }, usage);
     if (!parsed) return;
     const [spec] = parsed.positionals;
     if (!spec) throw new MissiveError("usage", "card: which key or card file? (see --help)");
     const cards = await loadCards([spec]);
-    if (cards.length !== 1) throw new MissiveError("usage", `card: ${spec} holds ${cards.length} cards`);
+    if (cards.length !== 1) {
+      throw new MissiveError("usage", `card: ${spec} holds ${cards.length} cards`);
+    }
     const c = cards[0];
     const crypto = await getCryptoProvider();
     let out: string;

@@ -47,7 +47,10 @@ export function processIo(): Io {
     stdin: () => process.stdin as AsyncIterable<Uint8Array>,
     stdout: (data) =>
       new Promise<void>((resolve, reject) => {
-        process.stdout.write(data, (err) => (err ? reject(new MissiveError("io", `stdout: ${err.message}`)) : resolve()));
+        process.stdout.write(
+          data,
+          (err) => (err ? reject(new MissiveError("io", `stdout: ${err.message}`)) : resolve()),
+        );
       }),
     stderr: (line) => void process.stderr.write(line),
     stdoutIsTty: Boolean(process.stdout.isTTY),
@@ -91,7 +94,10 @@ export async function parseFlags<O extends Options>(
     return undefined;
   }
   if (parsed.positionals.length > maxPositionals) {
-    throw new MissiveError("usage", `unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])} (see --help)`);
+    throw new MissiveError(
+      "usage",
+      `unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])} (see --help)`,
+    );
   }
   return parsed;
 }
@@ -108,16 +114,23 @@ export async function readInput(
     try {
       size = statSync(path).size;
     } catch (e) {
-      throw new MissiveError("io", `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new MissiveError(
+        "io",
+        `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
-    if (size > max) throw new MissiveError("too-large", `${what} ${path} is larger than ${max} bytes`);
+    if (size > max) {
+      throw new MissiveError("too-large", `${what} ${path} is larger than ${max} bytes`);
+    }
     return new Uint8Array(readFileSync(path));
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of io.stdin()) {
     total += (chunk as Uint8Array).length;
-    if (total > max) throw new MissiveError("too-large", `${what} on stdin is larger than ${max} bytes`);
+    if (total > max) {
+      throw new MissiveError("too-large", `${what} on stdin is larger than ${max} bytes`);
+    }
     chunks.push(chunk as Uint8Array);
   }
   return concatBytes(...chunks);
@@ -126,11 +139,16 @@ export async function readInput(
 /** Reads a small text file (a key or card), with a clear error. */
 export function readSmallText(path: string, what: string, max = 64 * 1024): string {
   try {
-    if (statSync(path).size > max) throw new MissiveError("too-large", `${what} ${path} is too large`);
+    if (statSync(path).size > max) {
+      throw new MissiveError("too-large", `${what} ${path} is too large`);
+    }
     return readFileSync(path, "utf8");
   } catch (e) {
     if (e instanceof MissiveError) throw e;
-    throw new MissiveError("io", `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new MissiveError(
+      "io",
+      `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
@@ -148,7 +166,10 @@ export async function writeOutput(
     try {
       writeFileSync(path, data, { mode });
     } catch (e) {
-      throw new MissiveError("io", `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new MissiveError(
+        "io",
+        `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
     return;
   }
@@ -169,7 +190,10 @@ export function askPassphrase(io: Io, prompt: string): Promise<string> {
     fd = openSync("/dev/tty", "r+");
   } catch {
     return Promise.reject(
-      new MissiveError("key", "a passphrase is needed: set MISSIVE_PASSPHRASE or run in a terminal"),
+      new MissiveError(
+        "key",
+        "a passphrase is needed: set MISSIVE_PASSPHRASE or run in a terminal",
+      ),
     );
   }
   try {
@@ -242,11 +266,16 @@ export async function loadRegistry(io: Io, pluginPaths: readonly string[] = []):
 }
 
 /** Parses repeated `name=value` flags into a record. */
-export function parsePairs(pairs: readonly string[] | undefined, flag: string): Record<string, string> {
+export function parsePairs(
+  pairs: readonly string[] | undefined,
+  flag: string,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of pairs ?? []) {
     const eq = p.indexOf("=");
-    if (eq <= 0) throw new MissiveError("usage", `${flag} expects name=value, got ${JSON.stringify(p)}`);
+    if (eq <= 0) {
+      throw new MissiveError("usage", `${flag} expects name=value, got ${JSON.stringify(p)}`);
+    }
     out[p.slice(0, eq)] = p.slice(eq + 1);
   }
   return out;

@@ -1,7 +1,12 @@
 /** `missive inspect`: the envelope header, no keys needed. @module */
 import { utf8 } from "../bytes.ts";
 import { maxArmoredLength } from "../armor.ts";
-import { decodeEnvelope, looksLikeEnvelope, MAX_ENVELOPE_SIZE, unwrapAnyForm } from "../envelope.ts";
+import {
+  decodeEnvelope,
+  looksLikeEnvelope,
+  MAX_ENVELOPE_SIZE,
+  unwrapAnyForm,
+} from "../envelope.ts";
 import { isMissiveError } from "../errors.ts";
 import { type Command, loadRegistry, parseFlags, readInput, writeOutput } from "./common.ts";
 
@@ -19,11 +24,23 @@ export const inspect: Command = {
   summary: "show an envelope's header (no keys needed)",
   usage,
   async run(args, io) {
-    const parsed = await parseFlags(io, args, { json: { type: "boolean" }, plugin: { type: "string", multiple: true } }, usage);
+    const parsed = await parseFlags(io, args, {
+      json: { type: "boolean" },
+      plugin: { type: "string", multiple: true },
+    }, usage);
     if (!parsed) return;
     const registry = await loadRegistry(io, parsed.values.plugin);
-    const input = await readInput(io, parsed.positionals[0], maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
-    const form = looksLikeEnvelope(input) ? "binary" : new TextDecoder().decode(input.subarray(0, 64)).trimStart().startsWith("-----BEGIN") ? "armor" : "line";
+    const input = await readInput(
+      io,
+      parsed.positionals[0],
+      maxArmoredLength(MAX_ENVELOPE_SIZE),
+      "envelope",
+    );
+    const form = looksLikeEnvelope(input)
+      ? "binary"
+      : new TextDecoder().decode(input.subarray(0, 64)).trimStart().startsWith("-----BEGIN")
+      ? "armor"
+      : "line";
     const envelope = decodeEnvelope(unwrapAnyForm(input));
     let stp: { name: string; description: string; properties: object } | null = null;
     try {

@@ -5,7 +5,14 @@ import { MissiveError } from "../errors.ts";
 import { cardFileText, cardToText } from "../keys/card.ts";
 import { createIdentity, DEFAULT_SCRYPT_LOG_N, writeKeyFile } from "../keys/identity.ts";
 import { utf8 } from "../bytes.ts";
-import { askPassphrase, type Command, loadRegistry, note, parseFlags, writeOutput } from "./common.ts";
+import {
+  askPassphrase,
+  type Command,
+  loadRegistry,
+  note,
+  parseFlags,
+  writeOutput,
+} from "./common.ts";
 
 const usage = `missive keygen --name ADDRESS [--out FILE] [options]
 
@@ -27,15 +34,21 @@ export const keygen: Command = {
   summary: "create an identity (secret key file + public card)",
   usage,
   async run(args, io) {
-    const parsed = await parseFlags(io, args, {
-      name: { type: "string" },
-      out: { type: "string", short: "o" },
-      "card-out": { type: "string" },
-      passphrase: { type: "boolean" },
-      "work-factor": { type: "string" },
-      force: { type: "boolean" },
-      plugin: { type: "string", multiple: true },
-    }, usage, 0);
+    const parsed = await parseFlags(
+      io,
+      args,
+      {
+        name: { type: "string" },
+        out: { type: "string", short: "o" },
+        "card-out": { type: "string" },
+        passphrase: { type: "boolean" },
+        "work-factor": { type: "string" },
+        force: { type: "boolean" },
+        plugin: { type: "string", multiple: true },
+      },
+      usage,
+      0,
+    );
     if (!parsed) return;
     const v = parsed.values;
     if (!v.name) throw new MissiveError("usage", "keygen: --name ADDRESS is required");

@@ -7,7 +7,17 @@ import { MissiveError } from "../errors.ts";
 import { fingerprint } from "../keys/card.ts";
 import { openMessage } from "../registry.ts";
 import { FileReplayCache } from "../replay.ts";
-import { type Command, loadCards, loadIdentity, loadRegistry, note, parseFlags, parsePairs, readInput, writeOutput } from "./common.ts";
+import {
+  type Command,
+  loadCards,
+  loadIdentity,
+  loadRegistry,
+  note,
+  parseFlags,
+  parsePairs,
+  readInput,
+  writeOutput,
+} from "./common.ts";
 
 const usage = `missive open [--key KEY] [--trust CARD ...] [options] [INPUT] > message
 
@@ -49,7 +59,12 @@ export const open: Command = {
     const registry = await loadRegistry(io, v.plugin);
     const identity = v.key ? await loadIdentity(io, v.key) : undefined;
     const trusted = await loadCards(v.trust ?? []);
-    const input = await readInput(io, parsed.positionals[0], maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+    const input = await readInput(
+      io,
+      parsed.positionals[0],
+      maxArmoredLength(MAX_ENVELOPE_SIZE),
+      "envelope",
+    );
     const frame = unwrapAnyForm(input);
     const opened = await openMessage(registry, frame, {
       identity,
@@ -59,7 +74,9 @@ export const open: Command = {
     });
     const { sender } = opened;
     if (v["require-trust"] && !sender?.trusted) {
-      const who = sender ? `${sender.address} is not a --trust card` : "the message has no verified sender";
+      const who = sender
+        ? `${sender.address} is not a --trust card`
+        : "the message has no verified sender";
       throw new MissiveError("untrusted", `untrusted sender: ${who}`);
     }
     const amp = registry.amp(opened.amp.type, opened.amp.version);
@@ -94,12 +111,23 @@ export const open: Command = {
     if (!sender) {
       note(io, `missive: ${stpLabel}: no sender; sent ${when}`);
     } else if (!sender.verified) {
-      note(io, `missive: ${stpLabel}: claimed sender ${sender.address} (NOT verified); sent ${when}`);
+      note(
+        io,
+        `missive: ${stpLabel}: claimed sender ${sender.address} (NOT verified); sent ${when}`,
+      );
     } else {
       const id = sender.card ? toHex(sender.card.id) : "?";
-      note(io, `missive: ${stpLabel} from ${sender.address} (id ${id}): signature verified, ${sender.trusted ? "trusted" : "NOT trusted"}; sent ${when}`);
+      note(
+        io,
+        `missive: ${stpLabel} from ${sender.address} (id ${id}): signature verified, ${
+          sender.trusted ? "trusted" : "NOT trusted"
+        }; sent ${when}`,
+      );
       if (!sender.trusted) {
-        note(io, `missive: warning: ${sender.address} is in no --trust card; compare its fingerprint out of band: ${fp}`);
+        note(
+          io,
+          `missive: warning: ${sender.address} is in no --trust card; compare its fingerprint out of band: ${fp}`,
+        );
       }
     }
     for (const w of opened.warnings) note(io, `missive: warning: ${w}`);

@@ -17,7 +17,13 @@ export const plugins: Command = {
   summary: "list STPs and AMPs with their (type, version) and properties",
   usage,
   async run(args, io) {
-    const parsed = await parseFlags(io, args, { json: { type: "boolean" }, plugin: { type: "string", multiple: true } }, usage, 0);
+    const parsed = await parseFlags(
+      io,
+      args,
+      { json: { type: "boolean" }, plugin: { type: "string", multiple: true } },
+      usage,
+      0,
+    );
     if (!parsed) return;
     const registry = await loadRegistry(io, parsed.values.plugin);
     const { stps, amps } = registry.list();
@@ -25,8 +31,19 @@ export const plugins: Command = {
     if (parsed.values.json) {
       const report = {
         crypto: choice.families,
-        stps: stps.map((p) => ({ type: p.type, version: p.version, name: p.name, description: p.description, properties: p.properties })),
-        amps: amps.map((p) => ({ type: p.type, version: p.version, name: p.name, description: p.description })),
+        stps: stps.map((p) => ({
+          type: p.type,
+          version: p.version,
+          name: p.name,
+          description: p.description,
+          properties: p.properties,
+        })),
+        amps: amps.map((p) => ({
+          type: p.type,
+          version: p.version,
+          name: p.name,
+          description: p.description,
+        })),
       };
       await writeOutput(io, undefined, utf8(JSON.stringify(report) + "\n"));
       return;
@@ -42,12 +59,24 @@ export const plugins: Command = {
         pr.multiRecipient ? "multi-recipient" : "",
         pr.hiddenRecipients ? "hidden recipients" : "",
       ].filter(Boolean).join(", ");
-      lines.push(`  ${String(p.type).padStart(4)}  ${String(p.version).padStart(3)}  ${p.name.padEnd(12)}  ${props}`);
+      lines.push(
+        `  ${String(p.type).padStart(4)}  ${String(p.version).padStart(3)}  ${
+          p.name.padEnd(12)
+        }  ${props}`,
+      );
       lines.push(`${" ".repeat(25)}${p.description}`);
     }
-    lines.push("", "AMPs (application message protocols):", "  type  ver  name          description");
+    lines.push(
+      "",
+      "AMPs (application message protocols):",
+      "  type  ver  name          description",
+    );
     for (const p of amps) {
-      lines.push(`  ${String(p.type).padStart(4)}  ${String(p.version).padStart(3)}  ${p.name.padEnd(12)}  ${p.description}`);
+      lines.push(
+        `  ${String(p.type).padStart(4)}  ${String(p.version).padStart(3)}  ${
+          p.name.padEnd(12)
+        }  ${p.description}`,
+      );
     }
     const fam = Object.entries(choice.families).map(([f, n]) => `${f}=${n}`).join(" ");
     lines.push("", `crypto provider: ${fam}`, "");

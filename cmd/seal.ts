@@ -4,7 +4,16 @@ import { armor, MAX_ENVELOPE_SIZE, toLine } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { sealMessage } from "../registry.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
-import { type Command, loadCards, loadIdentity, loadRegistry, parseFlags, parsePairs, readInput, writeOutput } from "./common.ts";
+import {
+  type Command,
+  loadCards,
+  loadIdentity,
+  loadRegistry,
+  parseFlags,
+  parsePairs,
+  readInput,
+  writeOutput,
+} from "./common.ts";
 
 const usage = `missive seal --from KEY --to CARD [options] [INPUT] > sealed
 
@@ -50,10 +59,15 @@ export const seal: Command = {
     }, usage);
     if (!parsed) return;
     const v = parsed.values;
-    if (v.armor && v.lines) throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
+    if (v.armor && v.lines) {
+      throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
+    }
     const binary = !v.armor && !v.lines;
     if (binary && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
-      throw new MissiveError("usage", "seal: refusing to write binary to a terminal; use --armor or -o FILE");
+      throw new MissiveError(
+        "usage",
+        "seal: refusing to write binary to a terminal; use --armor or -o FILE",
+      );
     }
     let sequenceNumber: number | undefined;
     if (v.seq !== undefined) {
@@ -67,7 +81,12 @@ export const seal: Command = {
     const amp = registry.find("amp", v.amp!);
     const sender = v.from ? await loadIdentity(io, v.from) : undefined;
     const recipients = await loadCards(v.to ?? []);
-    const input = await readInput(io, parsed.positionals[0], Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE), "message");
+    const input = await readInput(
+      io,
+      parsed.positionals[0],
+      Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
+      "message",
+    );
     const message = amp.fromInput(input, parsePairs(v.field, "--field"));
     const sealed = await sealMessage({
       stp,

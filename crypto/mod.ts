@@ -51,7 +51,11 @@ const PROBES: Record<Family, (p: CryptoProvider) => Promise<Uint8Array[]>> = {
     const shared = await p.x25519(SEED, await nobleProvider.x25519PublicKey(PEER));
     const fresh = await p.x25519Generate();
     const check = await nobleProvider.x25519PublicKey(fresh.privateKey);
-    return [pub, shared, fresh.publicKey.length === 32 && equalBytes(check, fresh.publicKey) ? SEED : PEER];
+    return [
+      pub,
+      shared,
+      fresh.publicKey.length === 32 && equalBytes(check, fresh.publicKey) ? SEED : PEER,
+    ];
   },
 };
 
@@ -77,13 +81,19 @@ export interface ProviderChoice {
 async function detect(): Promise<ProviderChoice> {
   const forced = process.env.MISSIVE_CRYPTO;
   if (forced && forced !== "noble" && forced !== "webcrypto" && forced !== "auto") {
-    throw new MissiveError("usage", `MISSIVE_CRYPTO must be auto, noble or webcrypto, not ${forced}`);
+    throw new MissiveError(
+      "usage",
+      `MISSIVE_CRYPTO must be auto, noble or webcrypto, not ${forced}`,
+    );
   }
   const families = {} as Record<Family, "webcrypto" | "noble">;
   for (const family of Object.keys(PROBES) as Family[]) {
     const native = forced === "noble" ? false : await worksNatively(family);
     if (forced === "webcrypto" && !native) {
-      throw new MissiveError("internal", `MISSIVE_CRYPTO=webcrypto, but this runtime lacks ${family}`);
+      throw new MissiveError(
+        "internal",
+        `MISSIVE_CRYPTO=webcrypto, but this runtime lacks ${family}`,
+      );
     }
     families[family] = native ? "webcrypto" : "noble";
   }
@@ -98,13 +108,17 @@ async function detect(): Promise<ProviderChoice> {
     alg !== "aes-256-gcm" || (auto && n < SMALL_AEAD_INPUT) ? nobleProvider : a;
   const names = new Set(Object.values(families));
   const provider: CryptoProvider = {
-    name: names.size === 1 ? [...names][0] : `mixed(${Object.entries(families).map(([f, n]) => `${f}:${n}`).join(",")})`,
+    name: names.size === 1
+      ? [...names][0]
+      : `mixed(${Object.entries(families).map(([f, n]) => `${f}:${n}`).join(",")})`,
     sha256: (data) => hashFor(data.length).sha256(data),
     sha512: (data) => hashFor(data.length).sha512(data),
     hmacSha256: (key, data) => hashFor(data.length).hmacSha256(key, data),
     hkdfSha256: (...args) => (auto ? nobleProvider : h).hkdfSha256(...args),
-    aeadEncrypt: (alg, key, nonce, data, aad) => gcmFor(alg, data.length).aeadEncrypt(alg, key, nonce, data, aad),
-    aeadDecrypt: (alg, key, nonce, data, aad) => gcmFor(alg, data.length).aeadDecrypt(alg, key, nonce, data, aad),
+    aeadEncrypt: (alg, key, nonce, data, aad) =>
+      gcmFor(alg, data.length).aeadEncrypt(alg, key, nonce, data, aad),
+    aeadDecrypt: (alg, key, nonce, data, aad) =>
+      gcmFor(alg, data.length).aeadDecrypt(alg, key, nonce, data, aad),
     ed25519PublicKey: e.ed25519PublicKey,
     ed25519Sign: e.ed25519Sign,
     ed25519Verify: e.ed25519Verify,

@@ -39,7 +39,11 @@ export interface CryptoProvider {
   ed25519PublicKey(seed: Uint8Array): Promise<Bytes>;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Promise<Bytes>;
   /** Strict RFC 8032 verification (canonical encodings); false for any invalid input. */
-  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
+  ed25519Verify(
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+  ): Promise<boolean>;
   /** X25519(k, 9) (RFC 7748 §6.1). */
   x25519PublicKey(privateKey: Uint8Array): Promise<Bytes>;
   /** X25519(k, u); throws `MissiveError("auth-failed")` on an all-zero result. */

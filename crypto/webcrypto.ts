@@ -44,18 +44,29 @@ async function importCached(
 }
 
 const edPrivate = (seed: Uint8Array) =>
-  importCached("ed-priv", seed, (b) =>
-    subtle.importKey("pkcs8", concatBytes(ED25519_PKCS8, b), { name: "Ed25519" }, false, [
-      "sign",
-    ]));
+  importCached(
+    "ed-priv",
+    seed,
+    (b) =>
+      subtle.importKey("pkcs8", concatBytes(ED25519_PKCS8, b), { name: "Ed25519" }, false, [
+        "sign",
+      ]),
+  );
 const edPublic = (pub: Uint8Array) =>
-  importCached("ed-pub", pub, (b) =>
-    subtle.importKey("raw", b, { name: "Ed25519" }, false, ["verify"]));
+  importCached(
+    "ed-pub",
+    pub,
+    (b) => subtle.importKey("raw", b, { name: "Ed25519" }, false, ["verify"]),
+  );
 const xPrivate = (priv: Uint8Array) =>
-  importCached("x-priv", priv, (b) =>
-    subtle.importKey("pkcs8", concatBytes(X25519_PKCS8, b), { name: "X25519" }, false, [
-      "deriveBits",
-    ]));
+  importCached(
+    "x-priv",
+    priv,
+    (b) =>
+      subtle.importKey("pkcs8", concatBytes(X25519_PKCS8, b), { name: "X25519" }, false, [
+        "deriveBits",
+      ]),
+  );
 const xPublic = (pub: Uint8Array) =>
   importCached("x-pub", pub, (b) => subtle.importKey("raw", b, { name: "X25519" }, false, []));
 
@@ -168,7 +179,9 @@ export const webcryptoProvider: CryptoProvider = {
   x25519PublicKey: (privateKey) => x25519(privateKey, X25519_BASE),
   x25519,
   async x25519Generate() {
-    const pair = await subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]) as CryptoKeyPair;
+    const pair = await subtle.generateKey({ name: "X25519" }, true, [
+      "deriveBits",
+    ]) as CryptoKeyPair;
     const pkcs8 = new Uint8Array(await subtle.exportKey("pkcs8", pair.privateKey));
     const privateKey = pkcs8.slice(pkcs8.length - 32);
     const publicKey = new Uint8Array(await subtle.exportKey("raw", pair.publicKey));

@@ -6,7 +6,7 @@
  * @module
  */
 import { type Bytes, fromBase64, toBase64, toHex } from "../bytes.ts";
-import { type CborValue, CborReader, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../errors.ts";
 import { normalizeAddress } from "./address.ts";
@@ -77,7 +77,9 @@ export async function identityId(
  * Signal's safety numbers) from SHA-512 over a transcript of both public keys.
  */
 export async function fingerprint(provider: CryptoProvider, card: Card): Promise<string> {
-  const h = await provider.sha512(transcript(LABEL_FINGERPRINT, card.signingKey, card.agreementKey));
+  const h = await provider.sha512(
+    transcript(LABEL_FINGERPRINT, card.signingKey, card.agreementKey),
+  );
   const groups: string[] = [];
   for (let i = 0; i < 12; i++) {
     let n = 0;
@@ -145,7 +147,9 @@ export async function decodeCard(provider: CryptoProvider, bytes: Uint8Array): P
   const cached = verifiedCards.get(cacheKey);
   if (cached) return cached;
   const card = await decodeUncachedCard(provider, bytes);
-  if (verifiedCards.size >= VERIFIED_CARDS_MAX) verifiedCards.delete(verifiedCards.keys().next().value!);
+  if (verifiedCards.size >= VERIFIED_CARDS_MAX) {
+    verifiedCards.delete(verifiedCards.keys().next().value!);
+  }
   verifiedCards.set(cacheKey, card);
   return card;
 }

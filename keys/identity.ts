@@ -8,7 +8,7 @@
 import { scryptAsync } from "@noble/hashes/scrypt.js";
 import { type Bytes, concatBytes, equalBytes, randomBytes, toHex, utf8, wipe } from "../bytes.ts";
 import { armorBlock, dearmorBlock } from "../armor.ts";
-import { type CborValue, CborReader, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../errors.ts";
 import { normalizeAddress } from "./address.ts";
@@ -66,7 +66,12 @@ export const DEFAULT_SCRYPT_LOG_N = 16;
 export const MAX_SCRYPT_LOG_N = 20;
 
 async function passphraseKey(passphrase: string, salt: Uint8Array, logN: number): Promise<Bytes> {
-  return await scryptAsync(utf8(passphrase), salt, { N: 2 ** logN, r: 8, p: 1, dkLen: 32 }) as Bytes;
+  return await scryptAsync(utf8(passphrase), salt, {
+    N: 2 ** logN,
+    r: 8,
+    p: 1,
+    dkLen: 32,
+  }) as Bytes;
 }
 
 /**
@@ -99,7 +104,9 @@ export async function writeKeyFile(
   wipe(secret);
   const card = identity.card;
   return [
-    `# missive secret key for ${card.address}${options.passphrase ? " (passphrase-protected)" : ""}`,
+    `# missive secret key for ${card.address}${
+      options.passphrase ? " (passphrase-protected)" : ""
+    }`,
     `# id: ${toHex(card.id)}`,
     `# card: ${cardToText(card)}`,
     armorBlock(KEY_LABEL, encoded),

@@ -43,7 +43,10 @@ async function seal(inner: Inner, ctx: SealContext): Promise<Uint8Array> {
   if (ctx.includeCard) m.set(5, sender.card.bytes);
   if (inner.destination !== undefined) m.set(6, inner.destination);
   m.set(7, inner.ampType).set(8, inner.ampVersion).set(9, inner.body);
-  m.set(10, await ctx.crypto.ed25519Sign(sender.signingSeed, signed(ctx, signedInner, sender.card.id)));
+  m.set(
+    10,
+    await ctx.crypto.ed25519Sign(sender.signingSeed, signed(ctx, signedInner, sender.card.id)),
+  );
   return encodeCbor(m);
 }
 
@@ -61,7 +64,11 @@ async function open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
   };
   const senderId = r.bytes(4, 16);
   const signature = r.bytes(10, 64);
-  const card = await resolveSenderCard(ctx, { address: inner.sender!, id: senderId, card: r.optBytes(5, { max: 4096 }) }, "auth");
+  const card = await resolveSenderCard(ctx, {
+    address: inner.sender!,
+    id: senderId,
+    card: r.optBytes(5, { max: 4096 }),
+  }, "auth");
   if (!(await ctx.crypto.ed25519Verify(card.signingKey, signed(ctx, inner, senderId), signature))) {
     throw new MissiveError("auth-failed", "auth: sender signature does not verify");
   }

@@ -4,7 +4,7 @@
  * @module
  */
 import { equalBytes, toHex } from "../bytes.ts";
-import { decodeCard, type Card } from "../keys/card.ts";
+import { type Card, decodeCard } from "../keys/card.ts";
 import { MissiveError } from "../errors.ts";
 import type { OpenContext } from "../types.ts";
 
@@ -23,20 +23,28 @@ export async function resolveSenderCard(
     try {
       card = await decodeCard(ctx.crypto, claimed.card);
     } catch (e) {
-      throw new MissiveError("auth-failed", `${stpName}: attached sender card is invalid: ${(e as Error).message}`);
+      throw new MissiveError(
+        "auth-failed",
+        `${stpName}: attached sender card is invalid: ${(e as Error).message}`,
+      );
     }
   } else {
     card = ctx.trusted.find((c) => equalBytes(c.id, claimed.id));
     if (!card) {
       throw new MissiveError(
         "untrusted",
-        `${stpName}: the message carries no sender card and no trusted card has ID ${toHex(claimed.id)} ` +
+        `${stpName}: the message carries no sender card and no trusted card has ID ${
+          toHex(claimed.id)
+        } ` +
           `(${claimed.address}); pass its card with --trust`,
       );
     }
   }
   if (!equalBytes(card.id, claimed.id) || card.address !== claimed.address) {
-    throw new MissiveError("auth-failed", `${stpName}: sender card does not match the signed sender`);
+    throw new MissiveError(
+      "auth-failed",
+      `${stpName}: sender card does not match the signed sender`,
+    );
   }
   return card;
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { type Bytes, equalBytes, wipe } from "../bytes.ts";
-import { type CborValue, CborReader, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../types.ts";
@@ -62,23 +62,48 @@ function boundHeader(version: number, ctxHeader: SealContext["header"], h: Heade
   ];
 }
 
-async function hashedDestination(ctx: SealContext | OpenContext, version: number, nonce: Bytes, card: Card) {
-  return await ctx.crypto.hmacSha256(nonce, transcript(labels(version).destination, card.address, card.id));
+async function hashedDestination(
+  ctx: SealContext | OpenContext,
+  version: number,
+  nonce: Bytes,
+  card: Card,
+) {
+  return await ctx.crypto.hmacSha256(
+    nonce,
+    transcript(labels(version).destination, card.address, card.id),
+  );
 }
 
-async function keyEncryptionKey(ctx: SealContext | OpenContext, version: number, shared: Bytes, eph: Bytes, recipient: Bytes) {
+async function keyEncryptionKey(
+  ctx: SealContext | OpenContext,
+  version: number,
+  shared: Bytes,
+  eph: Bytes,
+  recipient: Bytes,
+) {
   // Salt binds both public keys, as age's X25519 recipient does.
   const salt = new Uint8Array([...eph, ...recipient]);
   return await ctx.crypto.hkdfSha256(shared, salt, transcript(labels(version).kek), 32);
 }
 
 /** payload key (32) ‖ payload nonce (12) ‖ MAC key (32), from the message key. */
-async function messageKeys(ctx: SealContext | OpenContext, version: number, messageKey: Bytes, nonce: Bytes) {
+async function messageKeys(
+  ctx: SealContext | OpenContext,
+  version: number,
+  messageKey: Bytes,
+  nonce: Bytes,
+) {
   const okm = await ctx.crypto.hkdfSha256(messageKey, nonce, transcript(labels(version).keys), 76);
   return { payloadKey: okm.slice(0, 32), payloadNonce: okm.slice(32, 44), macKey: okm.slice(44) };
 }
 
-function signatureTranscript(version: number, bound: CborValue[], inner: Inner, senderId: Bytes, recipientId: Bytes) {
+function signatureTranscript(
+  version: number,
+  bound: CborValue[],
+  inner: Inner,
+  senderId: Bytes,
+  recipientId: Bytes,
+) {
   return transcript(
     labels(version).sig,
     ...bound,
@@ -104,11 +129,16 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
   const sender = ctx.sender;
   if (!sender) throw new MissiveError("usage", "simple: a sender identity is required (--from)");
   if (ctx.recipients.length !== 1) {
-    throw new MissiveError("usage", `simple: exactly one recipient, got ${ctx.recipients.length} (use group for more)`);
+    throw new MissiveError(
+      "usage",
+      `simple: exactly one recipient, got ${ctx.recipients.length} (use group for more)`,
+    );
   }
   const recipient = ctx.recipients[0];
   const nonce = new Uint8Array(inner.nonce);
-  if (nonce.length !== NONCE_SIZE) throw new MissiveError("internal", "simple: nonce must be 16 bytes");
+  if (nonce.length !== NONCE_SIZE) {
+    throw new MissiveError("internal", "simple: nonce must be 16 bytes");
+  }
   const ephemeralSecret = ctx.random(32);
   const messageKey = ctx.random(32);
   // Independent scalar multiplications: run them concurrently (WebCrypto uses a pool).
@@ -121,7 +151,9 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
   const header: Header = {
     nonce,
     timestamp: inner.timestamp,
-    destination: ctx.hashDestination ? await hashedDestination(ctx, version, nonce, recipient) : recipient.address,
+    destination: ctx.hashDestination
+      ? await hashedDestination(ctx, version, nonce, recipient)
+      : recipient.address,
     recipientId: ctx.hashDestination ? undefined : recipient.id,
     ephemeralKey,
     wrappedKey: await ctx.crypto.aeadEncrypt("aes-256-gcm", kek, ZERO_NONCE, messageKey, wrapAad),
@@ -143,9 +175,23 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
   body.set(7, signature);
   const keys = await messageKeys(ctx, version, messageKey, nonce);
   const aad = transcript(labels(version).aad, ...bound);
-  const ciphertext = await ctx.crypto.aeadEncrypt("aes-256-gcm", keys.payloadKey, keys.payloadNonce, encodeCbor(body), aad);
-  const mac = await ctx.crypto.hmacSha256(keys.macKey, transcript(labels(version).mac, ...bound, ciphertext));
-  wipe(ephemeralSecret), wipe(messageKey), wipe(shared), wipe(kek), wipe(keys.payloadKey), wipe(keys.macKey);
+  const ciphertext = await ctx.crypto.aeadEncrypt(
+    "aes-256-gcm",
+    keys.payloadKey,
+    keys.payloadNonce,
+    encodeCbor(body),
+    aad,
+  );
+  const mac = await ctx.crypto.hmacSha256(
+    keys.macKey,
+    transcript(labels(version).mac, ...bound, ciphertext),
+  );
+  wipe(ephemeralSecret),
+    wipe(messageKey),
+    wipe(shared),
+    wipe(kek),
+    wipe(keys.payloadKey),
+    wipe(keys.macKey);
   return encodeCbor(headerMap(header, ciphertext, mac));
 }
 
@@ -156,18 +202,28 @@ function parsePayload(payload: Uint8Array) {
   const header: Header = {
     nonce: r.bytes(1, NONCE_SIZE),
     timestamp: r.uint(2),
-    destination: typeof destination === "string" ? r.text(3, 254) : r.bytes(3, HASHED_DESTINATION_SIZE),
+    destination: typeof destination === "string"
+      ? r.text(3, 254)
+      : r.bytes(3, HASHED_DESTINATION_SIZE),
     recipientId: r.optBytes(4, 16),
     ephemeralKey: r.bytes(5, 32),
     wrappedKey: r.bytes(6, 48),
   };
   if ((typeof header.destination === "string") !== (header.recipientId !== undefined)) {
-    throw new MissiveError("malformed", "simple payload: a plain destination needs a recipient ID (field 4), a hashed one must not have it");
+    throw new MissiveError(
+      "malformed",
+      "simple payload: a plain destination needs a recipient ID (field 4), a hashed one must not have it",
+    );
   }
   return { header, ciphertext: r.bytes(7, { min: 16, max: payload.length }), mac: r.bytes(8, 32) };
 }
 
-async function open(version: number, name: string, payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
+async function open(
+  version: number,
+  name: string,
+  payload: Uint8Array,
+  ctx: OpenContext,
+): Promise<StpOpened> {
   const { header, ciphertext, mac } = parsePayload(payload);
   const me = ctx.identity;
   if (!me) throw new MissiveError("usage", `${name}: opening needs the recipient's key (--key)`);
@@ -177,23 +233,60 @@ async function open(version: number, name: string, payload: Uint8Array, ctx: Ope
     : equalBytes(header.destination, await hashedDestination(ctx, version, header.nonce, me.card));
   if (!forMe) {
     const to = typeof header.destination === "string" ? header.destination : "a hashed destination";
-    throw new MissiveError("not-a-recipient", `not a recipient: this message is for ${to}, not ${me.card.address}`);
+    throw new MissiveError(
+      "not-a-recipient",
+      `not a recipient: this message is for ${to}, not ${me.card.address}`,
+    );
   }
   const shared = await ctx.crypto.x25519(me.agreementKey, header.ephemeralKey);
-  const kek = await keyEncryptionKey(ctx, version, shared, header.ephemeralKey, me.card.agreementKey);
+  const kek = await keyEncryptionKey(
+    ctx,
+    version,
+    shared,
+    header.ephemeralKey,
+    me.card.agreementKey,
+  );
   let messageKey: Bytes;
   try {
-    messageKey = await ctx.crypto.aeadDecrypt("aes-256-gcm", kek, ZERO_NONCE, header.wrappedKey, transcript(labels(version).wrap, header.nonce, me.card.id));
+    messageKey = await ctx.crypto.aeadDecrypt(
+      "aes-256-gcm",
+      kek,
+      ZERO_NONCE,
+      header.wrappedKey,
+      transcript(labels(version).wrap, header.nonce, me.card.id),
+    );
   } catch {
-    throw new MissiveError("auth-failed", `${name}: the message key does not unwrap (altered, or sealed to another key of ${me.card.address})`);
+    throw new MissiveError(
+      "auth-failed",
+      `${name}: the message key does not unwrap (altered, or sealed to another key of ${me.card.address})`,
+    );
   }
   const bound = boundHeader(version, ctx.header, header);
   const keys = await messageKeys(ctx, version, messageKey, header.nonce);
-  const expectedMac = await ctx.crypto.hmacSha256(keys.macKey, transcript(labels(version).mac, ...bound, ciphertext));
-  if (!equalBytes(expectedMac, mac)) throw new MissiveError("auth-failed", `${name}: MAC does not verify`);
-  const plaintext = await ctx.crypto.aeadDecrypt("aes-256-gcm", keys.payloadKey, keys.payloadNonce, ciphertext, transcript(labels(version).aad, ...bound));
+  const expectedMac = await ctx.crypto.hmacSha256(
+    keys.macKey,
+    transcript(labels(version).mac, ...bound, ciphertext),
+  );
+  if (!equalBytes(expectedMac, mac)) {
+    throw new MissiveError("auth-failed", `${name}: MAC does not verify`);
+  }
+  const plaintext = await ctx.crypto.aeadDecrypt(
+    "aes-256-gcm",
+    keys.payloadKey,
+    keys.payloadNonce,
+    ciphertext,
+    transcript(labels(version).aad, ...bound),
+  );
   wipe(shared), wipe(kek), wipe(messageKey), wipe(keys.payloadKey), wipe(keys.macKey);
-  const r = CborReader.from(decodeCbor(plaintext, "simple inner"), "simple inner").onlyKeys([1, 2, 3, 4, 5, 6, 7]);
+  const r = CborReader.from(decodeCbor(plaintext, "simple inner"), "simple inner").onlyKeys([
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+  ]);
   const inner: Inner = {
     ampType: r.uint(1, 0xffff),
     ampVersion: r.uint(2, 0xffff),
@@ -204,7 +297,11 @@ async function open(version: number, name: string, payload: Uint8Array, ctx: Ope
     destination: me.card.address,
   };
   const senderId = r.bytes(5, 16);
-  const card = await resolveSenderCard(ctx, { address: inner.sender!, id: senderId, card: r.optBytes(6, { max: 4096 }) }, name);
+  const card = await resolveSenderCard(ctx, {
+    address: inner.sender!,
+    id: senderId,
+    card: r.optBytes(6, { max: 4096 }),
+  }, name);
   const signed = signatureTranscript(version, bound, inner, senderId, me.card.id);
   if (!(await ctx.crypto.ed25519Verify(card.signingKey, signed, r.bytes(7, 64)))) {
     throw new MissiveError("auth-failed", `${name}: sender signature does not verify`);

@@ -46,7 +46,9 @@ describe("deterministic CBOR", () => {
           return Array.from({ length: Math.floor(rnd() * 4) }, () => gen(depth + 1));
         default: {
           const m = new Map<number | string, CborValue>();
-          for (let i = 0; i < rnd() * 4; i++) m.set(rnd() < 0.5 ? Math.floor(rnd() * 1000) : `k${i}`, gen(depth + 1));
+          for (let i = 0; i < rnd() * 4; i++) {
+            m.set(rnd() < 0.5 ? Math.floor(rnd() * 1000) : `k${i}`, gen(depth + 1));
+          }
           return m;
         }
       }
@@ -78,7 +80,11 @@ describe("deterministic CBOR", () => {
       ["8".repeat(1) + "1".repeat(1) + "81".repeat(40) + "00", "deep nesting"],
     ];
     for (const [h, why] of bad) {
-      assert.throws(() => decodeCbor(fromHex(h)!), (e) => e instanceof MissiveError && e.code === "malformed", why);
+      assert.throws(
+        () => decodeCbor(fromHex(h)!),
+        (e) => e instanceof MissiveError && e.code === "malformed",
+        why,
+      );
     }
   });
 

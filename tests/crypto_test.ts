@@ -1,13 +1,22 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { randomBytes } from "../bytes.ts";
-import { type CryptoProvider, getCryptoProvider, nobleProvider, providerChoice, webcryptoProvider } from "../crypto/mod.ts";
+import {
+  type CryptoProvider,
+  getCryptoProvider,
+  nobleProvider,
+  providerChoice,
+  webcryptoProvider,
+} from "../crypto/mod.ts";
 import { MissiveError } from "../errors.ts";
 
 /** Runs the same random inputs through two providers and demands identical bytes. */
 async function agree(a: CryptoProvider, b: CryptoProvider, rounds: number) {
   for (let i = 0; i < rounds; i++) {
-    const key = randomBytes(32), nonce = randomBytes(12), data = randomBytes(i * 37), aad = randomBytes(i % 50);
+    const key = randomBytes(32),
+      nonce = randomBytes(12),
+      data = randomBytes(i * 37),
+      aad = randomBytes(i % 50);
     const both = async <T>(f: (p: CryptoProvider) => Promise<T>) => {
       const [x, y] = await Promise.all([f(a), f(b)]);
       assert.deepEqual(x, y);
@@ -44,18 +53,30 @@ describe("crypto providers", () => {
   it("AEAD open fails with auth-failed on any tag or ciphertext change", async () => {
     for (const p of [webcryptoProvider, nobleProvider]) {
       const key = randomBytes(32), nonce = randomBytes(12);
-      const sealed = await p.aeadEncrypt("aes-256-gcm", key, nonce, randomBytes(40), new Uint8Array());
+      const sealed = await p.aeadEncrypt(
+        "aes-256-gcm",
+        key,
+        nonce,
+        randomBytes(40),
+        new Uint8Array(),
+      );
       for (let i = 0; i < sealed.length; i++) {
         const bad = sealed.slice();
         bad[i] ^= 1;
-        await assert.rejects(p.aeadDecrypt("aes-256-gcm", key, nonce, bad, new Uint8Array()), (e) => e instanceof MissiveError && e.code === "auth-failed");
+        await assert.rejects(
+          p.aeadDecrypt("aes-256-gcm", key, nonce, bad, new Uint8Array()),
+          (e) => e instanceof MissiveError && e.code === "auth-failed",
+        );
       }
     }
   });
 
   it("x25519 refuses low-order points in both providers", async () => {
     for (const p of [webcryptoProvider, nobleProvider]) {
-      await assert.rejects(p.x25519(randomBytes(32), new Uint8Array(32)), (e) => e instanceof MissiveError && e.code === "auth-failed");
+      await assert.rejects(
+        p.x25519(randomBytes(32), new Uint8Array(32)),
+        (e) => e instanceof MissiveError && e.code === "auth-failed",
+      );
     }
   });
 });

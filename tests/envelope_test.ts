@@ -17,9 +17,18 @@ const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code 
 
 describe("envelope", () => {
   it("encodes the header map behind the self-describe tag", () => {
-    const bytes = encodeEnvelope({ protocolType: 2, protocolVersion: 2, payload: new Uint8Array([7]) });
+    const bytes = encodeEnvelope({
+      protocolType: 2,
+      protocolVersion: 2,
+      payload: new Uint8Array([7]),
+    });
     assert.equal(toHex(bytes), "d9d9f7a3010202020441" + "07");
-    const seq = encodeEnvelope({ protocolType: 2, protocolVersion: 1, sequenceNumber: 5, payload: new Uint8Array() });
+    const seq = encodeEnvelope({
+      protocolType: 2,
+      protocolVersion: 1,
+      sequenceNumber: 5,
+      payload: new Uint8Array(),
+    });
     assert.equal(toHex(seq), "d9d9f7a4010202010305" + "0440");
   });
 
@@ -42,7 +51,9 @@ describe("envelope", () => {
   });
 
   it("armors in 64-column lines between the markers and accepts CRLF", () => {
-    const text = armor(encodeEnvelope({ protocolType: 7, protocolVersion: 1, payload: new Uint8Array(100) }));
+    const text = armor(
+      encodeEnvelope({ protocolType: 7, protocolVersion: 1, payload: new Uint8Array(100) }),
+    );
     const lines = text.trimEnd().split("\n");
     assert.equal(lines[0], "-----BEGIN MISSIVE MESSAGE-----");
     assert.equal(lines.at(-1), "-----END MISSIVE MESSAGE-----");
@@ -51,21 +62,35 @@ describe("envelope", () => {
   });
 
   it("refuses unknown fields, out-of-range numbers and oversize input", () => {
-    assert.throws(() => encodeEnvelope({ protocolType: 65536, protocolVersion: 1, payload: new Uint8Array() }), code("usage"));
+    assert.throws(
+      () => encodeEnvelope({ protocolType: 65536, protocolVersion: 1, payload: new Uint8Array() }),
+      code("usage"),
+    );
     assert.throws(() => decodeEnvelope(new Uint8Array(MAX_ENVELOPE_SIZE + 1)), code("too-large"));
     // {1: 2, 2: 2, 4: h'', 5: 0}: an unknown key.
-    assert.throws(() => decodeEnvelope(Uint8Array.from([0xd9, 0xd9, 0xf7, 0xa4, 1, 2, 2, 2, 4, 0x40, 5, 0])), code("malformed"));
+    assert.throws(
+      () => decodeEnvelope(Uint8Array.from([0xd9, 0xd9, 0xf7, 0xa4, 1, 2, 2, 2, 4, 0x40, 5, 0])),
+      code("malformed"),
+    );
     // Missing the payload.
-    assert.throws(() => decodeEnvelope(Uint8Array.from([0xd9, 0xd9, 0xf7, 0xa2, 1, 2, 2, 2])), code("malformed"));
+    assert.throws(
+      () => decodeEnvelope(Uint8Array.from([0xd9, 0xd9, 0xf7, 0xa2, 1, 2, 2, 2])),
+      code("malformed"),
+    );
     // Type as a 32-bit number beyond 16 bits.
     assert.throws(
-      () => decodeEnvelope(Uint8Array.from([0xd9, 0xd9, 0xf7, 0xa3, 1, 0x1a, 0, 1, 0, 0, 2, 2, 4, 0x40])),
+      () =>
+        decodeEnvelope(
+          Uint8Array.from([0xd9, 0xd9, 0xf7, 0xa3, 1, 0x1a, 0, 1, 0, 0, 2, 2, 4, 0x40]),
+        ),
       code("malformed"),
     );
   });
 
   it("refuses sloppy armor", () => {
-    const good = armor(encodeEnvelope({ protocolType: 2, protocolVersion: 2, payload: new Uint8Array(90) }));
+    const good = armor(
+      encodeEnvelope({ protocolType: 2, protocolVersion: 2, payload: new Uint8Array(90) }),
+    );
     const lines = good.trimEnd().split("\n");
     const variants = [
       good.replace("BEGIN MISSIVE MESSAGE", "BEGIN PGP MESSAGE"),
@@ -75,6 +100,8 @@ describe("envelope", () => {
       good.replace(/=*\n-----END/, "\n-----END"),
       "junk before\n" + good,
     ];
-    for (const v of variants) assert.throws(() => dearmor(v), code("malformed"), JSON.stringify(v.slice(0, 80)));
+    for (const v of variants) {
+      assert.throws(() => dearmor(v), code("malformed"), JSON.stringify(v.slice(0, 80)));
+    }
   });
 });

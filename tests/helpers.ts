@@ -39,7 +39,6 @@ export async function runCli(
   let err = "";
   const input = typeof options.stdin === "string" ? utf8(options.stdin) : options.stdin;
   const io: Io = {
-    // deno-lint-ignore require-await
     stdin: async function* () {
       if (input && input.length > 0) yield input;
     },
@@ -72,7 +71,9 @@ export function spawnCli(
     timeoutMs?: number;
   } = {},
 ): Promise<CliResult> {
-  const [cmd, pre] = options.binary ? [options.binary, []] : [DENO, ["run", "--allow-all", "--quiet", ENTRY]];
+  const [cmd, pre] = options.binary
+    ? [options.binary, []]
+    : [DENO, ["run", "--allow-all", "--quiet", ENTRY]];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, [...pre, ...args], {
       cwd: options.cwd ?? ROOT,
@@ -88,10 +89,17 @@ export function spawnCli(
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       const stdout = concatBytes(...out);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr: err, text: new TextDecoder().decode(stdout) });
+      resolve({
+        code: code ?? (signal ? 128 : 1),
+        stdout,
+        stderr: err,
+        text: new TextDecoder().decode(stdout),
+      });
     });
     child.stdin.on("error", () => {}); // the child may exit before reading everything
-    child.stdin.end(typeof options.stdin === "string" ? utf8(options.stdin) : options.stdin ?? new Uint8Array());
+    child.stdin.end(
+      typeof options.stdin === "string" ? utf8(options.stdin) : options.stdin ?? new Uint8Array(),
+    );
   });
 }
 

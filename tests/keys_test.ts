@@ -23,7 +23,22 @@ describe("addresses", () => {
   it("normalises to lower case and refuses malformed ones", () => {
     assert.equal(normalizeAddress(" Alice@Example.ORG "), "alice@example.org");
     assert.equal(normalizeAddress("a.b+tag@sub.example-1.org"), "a.b+tag@sub.example-1.org");
-    for (const bad of ["", "alice", "@example.org", "alice@", "a..b@x.org", ".a@x.org", "a@-x.org", "a@x..org", "a b@x.org", "a@x_y.org", "x".repeat(65) + "@x.org", "a@" + "x".repeat(64) + ".org"]) {
+    for (
+      const bad of [
+        "",
+        "alice",
+        "@example.org",
+        "alice@",
+        "a..b@x.org",
+        ".a@x.org",
+        "a@-x.org",
+        "a@x..org",
+        "a b@x.org",
+        "a@x_y.org",
+        "x".repeat(65) + "@x.org",
+        "a@" + "x".repeat(64) + ".org",
+      ]
+    ) {
       assert.throws(() => normalizeAddress(bad), code("usage"), bad);
     }
   });
@@ -61,8 +76,15 @@ describe("key files", () => {
   it("round-trip unencrypted, and the card is readable without secrets", async () => {
     const alice = await fixedIdentity("alice@example.org", 1);
     const text = await writeKeyFile(crypto, alice);
-    assert.match(text, /^# missive secret key for alice@example.org\n# id: [0-9a-f]{32}\n# card: missive-card:/);
-    const loaded = await readKeyFile(crypto, text, () => Promise.reject(new Error("no passphrase expected")));
+    assert.match(
+      text,
+      /^# missive secret key for alice@example.org\n# id: [0-9a-f]{32}\n# card: missive-card:/,
+    );
+    const loaded = await readKeyFile(
+      crypto,
+      text,
+      () => Promise.reject(new Error("no passphrase expected")),
+    );
     assert.deepEqual(loaded.signingSeed, alice.signingSeed);
     assert.deepEqual(loaded.agreementKey, alice.agreementKey);
     assert.equal((await inspectKeyFile(crypto, text)).encrypted, false);

@@ -10,20 +10,41 @@ const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code 
 describe("registry", () => {
   it("lists the built-ins by (type, version)", () => {
     const { stps, amps } = defaultRegistry().list();
-    assert.deepEqual(stps.map((p) => [p.type, p.version, p.name]), [[2, 1, "simple"], [2, 2, "simple"], [4, 1, "auth"], [7, 1, "plain"]]);
-    assert.deepEqual(amps.map((p) => [p.type, p.version, p.name]), [[1, 1, "text"], [1, 2, "text"], [2, 1, "notification"]]);
+    assert.deepEqual(stps.map((p) => [p.type, p.version, p.name]), [
+      [2, 1, "simple"],
+      [2, 2, "simple"],
+      [4, 1, "auth"],
+      [7, 1, "plain"],
+    ]);
+    assert.deepEqual(amps.map((p) => [p.type, p.version, p.name]), [
+      [1, 1, "text"],
+      [1, 2, "text"],
+      [2, 1, "notification"],
+    ]);
   });
 
   it("refuses a pair already taken, naming both plugins", () => {
     const r = defaultRegistry();
-    assert.throws(() => r.register({ ...simpleStp(2), name: "impostor" }), (e) =>
-      code("plugin")(e) && /\(2, 2\) "impostor" is already registered as "simple"/.test((e as Error).message));
+    assert.throws(
+      () => r.register({ ...simpleStp(2), name: "impostor" }),
+      (e) =>
+        code("plugin")(e) &&
+        /\(2, 2\) "impostor" is already registered as "simple"/.test((e as Error).message),
+    );
     assert.throws(() => r.register({ ...textV1 }), code("plugin"));
   });
 
   it("refuses malformed plugins", () => {
     const r = new Registry();
-    for (const p of [{ ...textV1, type: -1 }, { ...textV1, version: 1.5 }, { ...textV1, name: "Bad Name" }, { ...textV1, decode: undefined }, { kind: "nope" }]) {
+    for (
+      const p of [
+        { ...textV1, type: -1 },
+        { ...textV1, version: 1.5 },
+        { ...textV1, name: "Bad Name" },
+        { ...textV1, decode: undefined },
+        { kind: "nope" },
+      ]
+    ) {
       assert.throws(() => r.register(p as never), code("plugin"));
     }
   });
@@ -40,25 +61,53 @@ describe("registry", () => {
 
   it("names the unknown pair when opening an envelope of an unknown STP or AMP", async () => {
     const r = defaultRegistry();
-    const frame = encodeEnvelope({ protocolType: 99, protocolVersion: 3, payload: new Uint8Array() });
-    await assert.rejects(openMessage(r, frame), (e) => code("unknown-protocol")(e) && /type 99, version 3/.test((e as Error).message));
+    const frame = encodeEnvelope({
+      protocolType: 99,
+      protocolVersion: 3,
+      payload: new Uint8Array(),
+    });
+    await assert.rejects(
+      openMessage(r, frame),
+      (e) => code("unknown-protocol")(e) && /type 99, version 3/.test((e as Error).message),
+    );
     const alice = await fixedIdentity("alice@example.org", 1);
-    const sealed = await sealMessage({ stp: r.find("stp", "plain"), amp: { ...textV1, type: 4242 }, message: { text: "x" }, sender: alice });
-    await assert.rejects(openMessage(r, sealed), (e) => code("unknown-protocol")(e) && /AMP \(type 4242, version 1\)/.test((e as Error).message));
+    const sealed = await sealMessage({
+      stp: r.find("stp", "plain"),
+      amp: { ...textV1, type: 4242 },
+      message: { text: "x" },
+      sender: alice,
+    });
+    await assert.rejects(
+      openMessage(r, sealed),
+      (e) =>
+        code("unknown-protocol")(e) && /AMP \(type 4242, version 1\)/.test((e as Error).message),
+    );
   });
 
   it("binds the envelope header: a payload moved under another version fails", async () => {
     const r = defaultRegistry();
-    const [alice, bob] = [await fixedIdentity("alice@example.org", 1), await fixedIdentity("bob@example.org", 3)];
+    const [alice, bob] = [
+      await fixedIdentity("alice@example.org", 1),
+      await fixedIdentity("bob@example.org", 3),
+    ];
     for (const seq of [undefined, 9]) {
-      const v2 = await sealMessage({ stp: r.find("stp", "simple/2"), amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card], sequenceNumber: seq });
+      const v2 = await sealMessage({
+        stp: r.find("stp", "simple/2"),
+        amp: textV1,
+        message: { text: "hi" },
+        sender: alice,
+        recipients: [bob.card],
+        sequenceNumber: seq,
+      });
       const { decodeEnvelope } = await import("../envelope.ts");
       const env = decodeEnvelope(v2);
       const moved = [
         encodeEnvelope({ ...env, protocolVersion: 1 }),
         encodeEnvelope({ ...env, sequenceNumber: (seq ?? 0) + 1 }),
       ];
-      for (const m of moved) await assert.rejects(openMessage(r, m, { identity: bob }), code("auth-failed"));
+      for (const m of moved) {
+        await assert.rejects(openMessage(r, m, { identity: bob }), code("auth-failed"));
+      }
       assert.equal((await openMessage(r, v2, { identity: bob })).header.sequenceNumber, seq);
     }
   });

@@ -36,7 +36,10 @@ describe("replay cache", () => {
     const t = now;
     await cache.checkAndRemember("a", nonce(1), t);
     now += 1001;
-    await assert.rejects(cache.checkAndRemember("a", nonce(1), t), (e) => isReplay(e) && /older/.test((e as Error).message));
+    await assert.rejects(
+      cache.checkAndRemember("a", nonce(1), t),
+      (e) => isReplay(e) && /older/.test((e as Error).message),
+    );
   });
 
   it("persists in a file across instances", async () => {
@@ -46,7 +49,10 @@ describe("replay cache", () => {
       const now = 4_000_000_000;
       await new FileReplayCache(path, { now: () => now }).checkAndRemember("a", nonce(9), now);
       assert.match(readFileSync(path, "utf8"), /^\d+\ta\t(09){16}\n$/);
-      await assert.rejects(new FileReplayCache(path, { now: () => now }).checkAndRemember("a", nonce(9), now), isReplay);
+      await assert.rejects(
+        new FileReplayCache(path, { now: () => now }).checkAndRemember("a", nonce(9), now),
+        isReplay,
+      );
     } finally {
       cleanup();
     }
