@@ -125,6 +125,12 @@ export function fromLine(line: string): Bytes {
  */
 export function unwrapAnyForm(input: Uint8Array): Bytes {
   if (looksLikeEnvelope(input)) return input as Bytes;
+  if (input.every((b) => b === 0x20 || (b >= 0x09 && b <= 0x0d))) {
+    throw new MissiveError(
+      "malformed",
+      "input is empty: expected an envelope (binary, armor or one line)",
+    );
+  }
   if (input.length > MAX_ARMOR_SIZE) {
     throw new MissiveError("too-large", `input: larger than the envelope size limit`);
   }

@@ -112,7 +112,8 @@ export class FileReplayCache extends MemoryReplayCache {
       writeFileSync(tmp, lines.join(""), { mode: 0o600 });
       renameSync(tmp, this.#path);
     } catch (e) {
-      throw new MissiveError("io", `replay db ${this.#path}: ${(e as Error).message}`);
+      const code = (e as { code?: string }).code ?? (e as Error).message;
+      throw new MissiveError("io", `replay db ${this.#path}: cannot write (${code})`);
     }
   }
 }

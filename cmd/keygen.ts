@@ -3,7 +3,12 @@ import { existsSync } from "node:fs";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../errors.ts";
 import { cardFileText, cardToText } from "../keys/card.ts";
-import { createIdentity, DEFAULT_SCRYPT_LOG_N, writeKeyFile } from "../keys/identity.ts";
+import {
+  createIdentity,
+  DEFAULT_SCRYPT_LOG_N,
+  MAX_SCRYPT_LOG_N,
+  writeKeyFile,
+} from "../keys/identity.ts";
 import { utf8 } from "../bytes.ts";
 import {
   askPassphrase,
@@ -57,7 +62,19 @@ export const keygen: Command = {
         throw new MissiveError("usage", `keygen: ${path} exists (use --force to overwrite)`);
       }
     }
-    const logN = v["work-factor"] === undefined ? undefined : Number(v["work-factor"]);
+    let logN: number | undefined;
+    if (v["work-factor"] !== undefined) {
+      logN = Number(v["work-factor"]);
+      if (!v.passphrase) {
+        throw new MissiveError("usage", "keygen: --work-factor needs --passphrase");
+      }
+      if (!/^\d+$/.test(v["work-factor"]) || logN < 10 || logN > MAX_SCRYPT_LOG_N) {
+        throw new MissiveError(
+          "usage",
+          `keygen: --work-factor must be an integer 10..${MAX_SCRYPT_LOG_N}`,
+        );
+      }
+    }
     const registry = await loadRegistry(io, v.plugin);
     const { stps, amps } = registry.list();
     const crypto = await getCryptoProvider();

@@ -46,6 +46,9 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   try {
     if (name === undefined || name === "help" || name === "--help" || name === "-h") {
       const topic = name === "help" ? commands[rest[0]] : undefined;
+      if (name === "help" && rest[0] !== undefined && !topic) {
+        throw new MissiveError("usage", `unknown command "${rest[0]}" (see missive --help)`);
+      }
       await print(topic ? topic.usage : mainUsage());
       return name === undefined ? 2 : 0;
     }
