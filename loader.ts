@@ -106,7 +106,7 @@ export async function importPluginModule(path: string, base = process.cwd()): Pr
 
 /** Loads plugin modules into a registry (duplicates are refused by the registry). */
 export async function loadPlugins(registry: Registry, paths: readonly string[], base?: string) {
-  for (const path of paths) registry.register(...(await importPluginModule(path, base)));
+  for (const path of paths) registry.registerExternal(...(await importPluginModule(path, base)));
 }
 
 /**
@@ -117,7 +117,8 @@ export async function loadPlugins(registry: Registry, paths: readonly string[], 
  */
 export function configuredPluginPaths(env = process.env): { path: string; base: string }[] {
   const out: { path: string; base: string }[] = [];
-  for (const p of (env.MISSIVE_PLUGINS ?? "").split(":").filter(Boolean)) {
+  // Split on ":" but not on the "://" of a URL.
+  for (const p of (env.MISSIVE_PLUGINS ?? "").split(/:(?!\/\/)/).filter(Boolean)) {
     out.push({ path: p, base: process.cwd() });
   }
   const config = env.MISSIVE_CONFIG ?? (existsSync("missive.json") ? "missive.json" : undefined);

@@ -13,7 +13,7 @@ import {
   type EnvelopeHeader,
   MAX_PROTOCOL_NUMBER,
 } from "./envelope.ts";
-import { MissiveError, wrapErrors } from "./errors.ts";
+import { MissiveError } from "./errors.ts";
 import { type Card, sameKeys } from "./keys/card.ts";
 import type { Identity } from "./keys/identity.ts";
 import type { ReplayCache } from "./replay.ts";
@@ -21,27 +21,49 @@ import type { AmpPlugin, Inner, Plugin, SenderInfo, StpPlugin, StpProperties } f
 
 const key = (type: number, version: number) => `${type}/${version}`;
 
+const PROPERTY_FLAGS = [
+  "confidentiality",
+  "nonRepudiation",
+  "forwardSecrecy",
+  "multiRecipient",
+  "hiddenRecipients",
+] as const;
+
 /** Validates the fields every plugin must have; refuses a broken plugin early. */
 function checkPlugin(p: Plugin): void {
   const where = `plugin ${JSON.stringify((p as { name?: unknown })?.name ?? "?")}`;
+  const fail = (why: string): never => {
+    throw new MissiveError("plugin", `${where}: ${why}`);
+  };
   if (typeof p !== "object" || p === null || (p.kind !== "stp" && p.kind !== "amp")) {
-    throw new MissiveError("plugin", `${where}: kind must be "stp" or "amp"`);
+    fail(`kind must be "stp" or "amp"`);
   }
   for (const field of ["type", "version"] as const) {
     const v = p[field];
     if (!Number.isInteger(v) || v < 0 || v > MAX_PROTOCOL_NUMBER) {
-      throw new MissiveError("plugin", `${where}: ${field} must be an integer 0..65535`);
+      fail(`${field} must be an integer 0..65535`);
     }
   }
   if (typeof p.name !== "string" || !/^[a-z][a-z0-9-]{0,31}$/.test(p.name)) {
-    throw new MissiveError("plugin", `${where}: name must be lower-case letters, digits, dashes`);
+    fail("name must be lower-case letters, digits, dashes");
   }
   const methods = p.kind === "stp"
     ? ["seal", "open"]
     : ["encode", "decode", "fromInput", "toOutput", "toJson"];
   for (const m of methods) {
     if (typeof (p as unknown as Record<string, unknown>)[m] !== "function") {
-      throw new MissiveError("plugin", `${where}: missing method ${m}()`);
+      fail(`missing method ${m}()`);
+    }
+  }
+  if (typeof p.description !== "string") fail("description must be a string");
+  if (p.kind === "stp") {
+    const props = p.properties as unknown as Record<string, unknown> | undefined;
+    if (typeof props !== "object" || props === null) fail("properties must be an object");
+    for (const flag of PROPERTY_FLAGS) {
+      if (typeof props![flag] !== "boolean") fail(`properties.${flag} must be a boolean`);
+    }
+    if (!["none", "signature", "shared-key"].includes(props!.authentication as string)) {
+      fail(`properties.authentication must be "none", "signature" or "shared-key"`);
     }
   }
 }
@@ -50,22 +72,57 @@ function checkPlugin(p: Plugin): void {
 export class Registry {
   readonly #stps = new Map<string, StpPlugin>();
   readonly #amps = new Map<string, AmpPlugin>();
+  /** Plugins loaded from outside (modules): their failures are `plugin` errors. */
+  readonly #external = new WeakSet<Plugin>();
 
-  /** Registers plugins; refuses a (type, version) already taken, naming both. */
+  /**
+   * Registers plugins, all or none: every plugin is checked, and a (type, version)
+   * already taken (or taken twice in the batch) is refused, naming both plugins.
+   */
   register(...plugins: Plugin[]): this {
+    const claimed = new Map<string, Plugin>();
     for (const p of plugins) {
       checkPlugin(p);
       const table: Map<string, Plugin> = p.kind === "stp" ? this.#stps : this.#amps;
-      const taken = table.get(key(p.type, p.version));
+      const k = `${p.kind}:${key(p.type, p.version)}`;
+      const taken = table.get(key(p.type, p.version)) ?? claimed.get(k);
       if (taken) {
         throw new MissiveError(
           "plugin",
           `${p.kind} (${p.type}, ${p.version}) "${p.name}" is already registered as "${taken.name}"`,
         );
       }
+      claimed.set(k, p);
+    }
+    for (const p of plugins) {
+      const table: Map<string, Plugin> = p.kind === "stp" ? this.#stps : this.#amps;
       table.set(key(p.type, p.version), p);
     }
     return this;
+  }
+
+  /** Registers plugins loaded from outside missive (see `register`). */
+  registerExternal(...plugins: Plugin[]): this {
+    this.register(...plugins);
+    for (const p of plugins) this.#external.add(p);
+    return this;
+  }
+
+  /**
+   * Runs a plugin call and turns a foreign exception into a MissiveError: `plugin` for
+   * an external plugin (it broke its contract), `internal` for a built-in (a bug).
+   */
+  async guard<T>(plugin: Plugin, what: string, f: () => T | Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof MissiveError) throw e;
+      const code = this.#external.has(plugin) ? "plugin" : "internal";
+      const name = `${plugin.kind} "${plugin.name}" (${plugin.type}, ${plugin.version})`;
+      throw new MissiveError(code, `${name} ${what} failed: ${(e as Error)?.message ?? e}`, {
+        cause: e,
+      });
+    }
   }
 
   /** The STP for a pair; `unknown-protocol` names the pair when there is none. */
@@ -122,6 +179,8 @@ export class Registry {
 
 /** Inputs of `sealMessage`. */
 export interface SealRequest<T = unknown> {
+  /** The registry the plugins came from, so external plugins' failures are named. */
+  registry?: Registry;
   stp: StpPlugin;
   amp: AmpPlugin<T>;
   message: T;
@@ -135,6 +194,15 @@ export interface SealRequest<T = unknown> {
   /** Clock and randomness, injectable to make vectors. */
   now?: number;
   random?: (length: number) => Bytes;
+}
+
+function guardOf<T>(
+  registry: Registry | undefined,
+  p: Plugin,
+  what: string,
+  f: () => T | Promise<T>,
+) {
+  return (registry ?? new Registry()).guard(p, what, f);
 }
 
 /**
@@ -165,7 +233,7 @@ export async function sealMessage<T>(request: SealRequest<T>): Promise<Bytes> {
   const inner: Inner = {
     ampType: amp.type,
     ampVersion: amp.version,
-    body: wrapErrors("usage", `${amp.name}`, () => amp.encode(request.message)),
+    body: await guardOf(request.registry, amp, "encode", () => amp.encode(request.message)),
     timestamp: request.now ?? Date.now(),
     nonce: random(16),
     sender: request.sender?.card.address,
@@ -176,16 +244,17 @@ export async function sealMessage<T>(request: SealRequest<T>): Promise<Bytes> {
     protocolVersion: stp.version,
     sequenceNumber: request.sequenceNumber,
   };
-  const payload = await stp.seal(inner, {
-    header,
-    crypto,
-    sender: request.sender,
-    recipients,
-    random,
-    includeCard: request.includeCard ?? true,
-    hashDestination: request.hashDestination ?? false,
-    options: request.options ?? {},
-  });
+  const payload = await guardOf(request.registry, stp, "seal", () =>
+    stp.seal(inner, {
+      header,
+      crypto,
+      sender: request.sender,
+      recipients,
+      random,
+      includeCard: request.includeCard ?? true,
+      hashDestination: request.hashDestination ?? false,
+      options: request.options ?? {},
+    }));
   return encodeEnvelope({ ...header, payload });
 }
 
@@ -228,20 +297,21 @@ export async function openMessage(
   };
   const stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
   const trusted = request.trusted ?? [];
-  const opened = await stp.open(envelope.payload, {
-    header,
-    crypto,
-    identity: request.identity,
-    trusted,
-    options: request.options ?? {},
-  });
+  const opened = await registry.guard(stp, "open", () =>
+    stp.open(envelope.payload, {
+      header,
+      crypto,
+      identity: request.identity,
+      trusted,
+      options: request.options ?? {},
+    }));
   const { inner } = opened;
   if (request.replay) {
     const who = opened.sender?.card ? toHex(opened.sender.card.id) : opened.sender?.address ?? "";
     await request.replay.checkAndRemember(who, inner.nonce, inner.timestamp);
   }
   const amp = registry.amp(inner.ampType, inner.ampVersion);
-  const message = wrapErrors("malformed", `${amp.name} message`, () => amp.decode(inner.body));
+  const message = await registry.guard(amp, "decode", () => amp.decode(inner.body));
   const senderCard = opened.sender?.card;
   return {
     header,

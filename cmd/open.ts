@@ -101,12 +101,13 @@ export const open: Command = {
           }
           : null,
         warnings: opened.warnings,
-        message: amp.toJson(opened.message),
+        message: await registry.guard(amp, "toJson", () => amp.toJson(opened.message)),
       };
       await writeOutput(io, v.out, utf8(JSON.stringify(report) + "\n"), 0o600);
       return;
     }
-    await writeOutput(io, v.out, amp.toOutput(opened.message), 0o600);
+    const output = await registry.guard(amp, "toOutput", () => amp.toOutput(opened.message));
+    await writeOutput(io, v.out, output, 0o600);
     const when = new Date(opened.inner.timestamp).toISOString();
     if (!sender) {
       note(io, `missive: ${stpLabel}: no sender; sent ${when}`);

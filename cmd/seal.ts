@@ -87,8 +87,10 @@ export const seal: Command = {
       Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
       "message",
     );
-    const message = amp.fromInput(input, parsePairs(v.field, "--field"));
+    const fields = parsePairs(v.field, "--field");
+    const message = await registry.guard(amp, "fromInput", () => amp.fromInput(input, fields));
     const sealed = await sealMessage({
+      registry,
       stp,
       amp,
       message,

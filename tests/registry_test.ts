@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeEnvelope } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
-import { defaultRegistry, openMessage, Registry, sealMessage, simpleStp, textV1 } from "../mod.ts";
+import {
+  configuredPluginPaths,
+  defaultRegistry,
+  openMessage,
+  plainStp,
+  Registry,
+  sealMessage,
+  simpleStp,
+  textV1,
+} from "../mod.ts";
 import { fixedIdentity } from "./helpers.ts";
 
 const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code === c;
@@ -110,5 +119,41 @@ describe("registry", () => {
       }
       assert.equal((await openMessage(r, v2, { identity: bob })).header.sequenceNumber, seq);
     }
+  });
+
+  it("registers all or nothing, and refuses an STP without properties", () => {
+    const r = new Registry();
+    const ok = { ...textV1, type: 3000 };
+    assert.throws(() => r.register(ok, { ...textV1, type: 3000, name: "twin" }), code("plugin"));
+    assert.throws(() => r.amp(3000, 1), code("unknown-protocol"));
+    const { properties: _, ...bare } = simpleStp(2);
+    assert.throws(
+      () => r.register({ ...bare, type: 3001 } as never),
+      (e) => code("plugin")(e) && /properties/.test((e as Error).message),
+    );
+  });
+
+  it("turns a foreign exception into a plugin error for external plugins, internal for built-ins", async () => {
+    const r = new Registry();
+    const broken = { ...plainStp, type: 3002, open: () => Promise.reject(new TypeError("oops")) };
+    r.registerExternal(broken);
+    r.register({ ...plainStp, type: 3003, open: () => Promise.reject(new TypeError("bug")) });
+    r.register(textV1);
+    for (const [type, expected] of [[3002, "plugin"], [3003, "internal"]] as const) {
+      const frame = encodeEnvelope({
+        protocolType: type,
+        protocolVersion: 1,
+        payload: new Uint8Array(),
+      });
+      await assert.rejects(
+        openMessage(r, frame),
+        (e) => code(expected)(e) && /\(\d+, 1\) open failed: /.test((e as Error).message),
+      );
+    }
+  });
+
+  it("splits MISSIVE_PLUGINS on colons but not inside URLs", () => {
+    const paths = configuredPluginPaths({ MISSIVE_PLUGINS: "a.ts:file:///tmp/b.ts:/abs/c.ts" });
+    assert.deepEqual(paths.map((p) => p.path), ["a.ts", "file:///tmp/b.ts", "/abs/c.ts"]);
   });
 });
