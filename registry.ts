@@ -191,7 +191,10 @@ export interface SealRequest<T = unknown> {
   hashDestination?: boolean;
   options?: Record<string, string>;
   crypto?: CryptoProvider;
-  /** Clock and randomness, injectable to make vectors. */
+  /**
+   * Clock and randomness, injectable to make vectors. STPs wipe the secret buffers they
+   * drew once used, so `random` must return fresh arrays (not views of kept state).
+   */
   now?: number;
   random?: (length: number) => Bytes;
 }

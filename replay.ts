@@ -5,7 +5,7 @@
  * @module
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { toHex } from "./bytes.ts";
+import { toHex, utf8 } from "./bytes.ts";
 import { MissiveError } from "./errors.ts";
 
 /** Default clock skew tolerated (the proposal's TTL), ms. */
@@ -43,7 +43,7 @@ export class MemoryReplayCache implements ReplayCache {
   }
 
   protected prune(now: number): void {
-    for (const [key, expiry] of this.entries) if (expiry <= now) this.entries.delete(key);
+    for (const [key, expiry] of this.entries) if (expiry < now) this.entries.delete(key);
     // Insertion order is roughly expiry order; drop the oldest beyond the cap.
     for (const key of this.entries.keys()) {
       if (this.entries.size <= MAX_ENTRIES) break;
@@ -64,10 +64,14 @@ export class MemoryReplayCache implements ReplayCache {
       );
     }
     this.prune(now);
-    const key = `${sender}\u0000${toHex(nonce)}`;
+    // The sender may be attacker-chosen text (plain STP): store it hex-encoded.
+    const key = `${toHex(utf8(sender))}\t${toHex(nonce)}`;
     if (this.entries.has(key)) {
       return Promise.reject(
-        new MissiveError("replay", `replay: message from ${sender} was already seen`),
+        new MissiveError(
+          "replay",
+          `replay: message from ${JSON.stringify(sender)} was already seen`,
+        ),
       );
     }
     this.entries.set(key, timestamp + this.#lifetime + this.#skew);
@@ -77,7 +81,7 @@ export class MemoryReplayCache implements ReplayCache {
 
 /**
  * A replay cache persisted in a file (`--replay-db FILE`): one line per entry,
- * `expiry-ms TAB sender TAB nonce-hex`, rewritten atomically after each check.
+ * `expiry-ms TAB hex(UTF-8 sender) TAB nonce-hex`, rewritten atomically after each check.
  */
 export class FileReplayCache extends MemoryReplayCache {
   readonly #path: string;
@@ -95,18 +99,19 @@ export class FileReplayCache extends MemoryReplayCache {
     for (const [i, line] of text.split("\n").entries()) {
       if (line === "") continue;
       const [expiry, sender, nonce] = line.split("\t");
-      if (!/^\d+$/.test(expiry ?? "") || !sender || !/^[0-9a-f]+$/.test(nonce ?? "")) {
+      if (
+        !/^\d+$/.test(expiry ?? "") || !/^[0-9a-f]*$/.test(sender ?? "x") ||
+        !/^[0-9a-f]+$/.test(nonce ?? "")
+      ) {
         throw new MissiveError("malformed", `replay db ${path}: line ${i + 1} is corrupt`);
       }
-      this.entries.set(`${sender}\u0000${nonce}`, Number(expiry));
+      this.entries.set(`${sender}\t${nonce}`, Number(expiry));
     }
   }
 
   override async checkAndRemember(sender: string, nonce: Uint8Array, timestamp: number) {
     await super.checkAndRemember(sender, nonce, timestamp);
-    const lines = [...this.entries].map(([key, expiry]) =>
-      `${expiry}\t${key.replace("\u0000", "\t")}\n`
-    );
+    const lines = [...this.entries].map(([key, expiry]) => `${expiry}\t${key}\n`);
     const tmp = `${this.#path}.tmp`;
     try {
       writeFileSync(tmp, lines.join(""), { mode: 0o600 });

@@ -6,7 +6,8 @@
  */
 import { type Bytes, concatBytes, copyBytes, fromHex } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
-import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
+import { nobleProvider } from "./noble.ts";
+import type { CryptoProvider } from "./provider.ts";
 
 const subtle = globalThis.crypto?.subtle;
 
@@ -77,10 +78,6 @@ function aesKey(key: Uint8Array) {
   ]);
 }
 
-function requireGcm(alg: AeadAlgorithm): void {
-  if (alg !== "aes-256-gcm") throw new MissiveError("internal", `webcrypto: no ${alg}`);
-}
-
 async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Bytes> {
   let bits: ArrayBuffer;
   try {
@@ -100,7 +97,7 @@ async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<By
   return shared;
 }
 
-/** The WebCrypto provider (only AES-GCM among the AEADs). */
+/** The WebCrypto provider (ChaCha AEADs delegate to noble). */
 export const webcryptoProvider: CryptoProvider = {
   name: "webcrypto",
   sha256: async (data) => new Uint8Array(await subtle.digest("SHA-256", copyBytes(data))),
@@ -125,7 +122,10 @@ export const webcryptoProvider: CryptoProvider = {
     return new Uint8Array(bits);
   },
   async aeadEncrypt(alg, key, nonce, plaintext, aad) {
-    requireGcm(alg);
+    // WebCrypto has no ChaCha20-Poly1305: those come from noble even in this provider.
+    if (alg !== "aes-256-gcm") {
+      return await nobleProvider.aeadEncrypt(alg, key, nonce, plaintext, aad);
+    }
     const out = await subtle.encrypt(
       { name: "AES-GCM", iv: copyBytes(nonce), additionalData: copyBytes(aad), tagLength: 128 },
       await aesKey(key),
@@ -134,7 +134,9 @@ export const webcryptoProvider: CryptoProvider = {
     return new Uint8Array(out);
   },
   async aeadDecrypt(alg, key, nonce, ciphertext, aad) {
-    requireGcm(alg);
+    if (alg !== "aes-256-gcm") {
+      return await nobleProvider.aeadDecrypt(alg, key, nonce, ciphertext, aad);
+    }
     try {
       const out = await subtle.decrypt(
         { name: "AES-GCM", iv: copyBytes(nonce), additionalData: copyBytes(aad), tagLength: 128 },

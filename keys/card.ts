@@ -155,7 +155,8 @@ export async function decodeCard(provider: CryptoProvider, bytes: Uint8Array): P
 }
 
 async function decodeUncachedCard(provider: CryptoProvider, bytes: Uint8Array): Promise<Card> {
-  const r = CborReader.from(decodeCbor(bytes, "card"), "card");
+  // No unknown fields: they would not be covered by the self-signature.
+  const r = CborReader.from(decodeCbor(bytes, "card"), "card").onlyKeys([1, 2, 3, 4, 5, 6, 7, 8]);
   if (r.uint(1) !== CARD_FORMAT) {
     throw new MissiveError("malformed", `card: unsupported format ${r.uint(1)}`);
   }

@@ -7,7 +7,7 @@
  * AAD and MAC; version 1 does not, and is accepted on open with a warning.
  * @module
  */
-import { type Bytes, equalBytes, wipe } from "../bytes.ts";
+import { type Bytes, equalBytes, toHex, wipe } from "../bytes.ts";
 import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
@@ -232,10 +232,14 @@ async function open(
     ? header.destination === me.card.address && equalBytes(header.recipientId!, me.card.id)
     : equalBytes(header.destination, await hashedDestination(ctx, version, header.nonce, me.card));
   if (!forMe) {
-    const to = typeof header.destination === "string" ? header.destination : "a hashed destination";
+    const to = typeof header.destination === "string"
+      ? `${header.destination} (recipient ID ${toHex(header.recipientId!)})`
+      : "a hashed destination";
     throw new MissiveError(
       "not-a-recipient",
-      `not a recipient: this message is for ${to}, not ${me.card.address}`,
+      `not a recipient: this message is for ${to}, not ${me.card.address} (ID ${
+        toHex(me.card.id)
+      })`,
     );
   }
   const shared = await ctx.crypto.x25519(me.agreementKey, header.ephemeralKey);

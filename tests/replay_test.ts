@@ -48,7 +48,7 @@ describe("replay cache", () => {
       const path = join(dir, "seen.db");
       const now = 4_000_000_000;
       await new FileReplayCache(path, { now: () => now }).checkAndRemember("a", nonce(9), now);
-      assert.match(readFileSync(path, "utf8"), /^\d+\ta\t(09){16}\n$/);
+      assert.match(readFileSync(path, "utf8"), /^\d+\t61\t(09){16}\n$/);
       await assert.rejects(
         new FileReplayCache(path, { now: () => now }).checkAndRemember("a", nonce(9), now),
         isReplay,
