@@ -72,6 +72,16 @@ describe("cards", () => {
   });
 });
 
+describe("card strictness", () => {
+  it("refuses unknown fields (they would escape the self-signature)", async () => {
+    const { decodeCbor, encodeCbor } = await import("../cbor.ts");
+    const alice = await fixedIdentity("alice@example.org", 1);
+    const map = decodeCbor(alice.card.bytes) as Map<number, unknown>;
+    map.set(9, "grease");
+    await assert.rejects(decodeCard(crypto, encodeCbor(map as never)), code("malformed"));
+  });
+});
+
 describe("key files", () => {
   it("round-trip unencrypted, and the card is readable without secrets", async () => {
     const alice = await fixedIdentity("alice@example.org", 1);
