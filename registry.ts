@@ -4,7 +4,7 @@
  * envelope) and `open` (envelope → STP → AMP).
  * @module
  */
-import { type Bytes, randomBytes, toHex } from "./bytes.ts";
+import { type Bytes, randomBytes, toHex, wipe } from "./bytes.ts";
 import { getCryptoProvider } from "./crypto/mod.ts";
 import type { CryptoProvider } from "./crypto/provider.ts";
 import {
@@ -247,6 +247,19 @@ export async function sealMessage<T>(request: SealRequest<T>): Promise<Bytes> {
     protocolVersion: stp.version,
     sequenceNumber: request.sequenceNumber,
   };
+  // Injected randomness (vectors) must also decide the ephemeral key; otherwise the
+  // provider makes it and keeps the private half to itself.
+  const ephemeralAgreement = request.random
+    ? async (peer: Uint8Array) => {
+      const secret = random(32);
+      const [publicKey, shared] = await Promise.all([
+        crypto.x25519PublicKey(secret),
+        crypto.x25519(secret, peer),
+      ]);
+      wipe(secret);
+      return { publicKey, shared };
+    }
+    : (peer: Uint8Array) => crypto.x25519Ephemeral(peer);
   const payload = await guardOf(request.registry, stp, "seal", () =>
     stp.seal(inner, {
       header,
@@ -254,6 +267,7 @@ export async function sealMessage<T>(request: SealRequest<T>): Promise<Bytes> {
       sender: request.sender,
       recipients,
       random,
+      ephemeralAgreement,
       includeCard: request.includeCard ?? true,
       hashDestination: request.hashDestination ?? false,
       options: request.options ?? {},

@@ -45,6 +45,12 @@ export interface SealContext {
   recipients: readonly Card[];
   /** Secure random bytes; replaced by a seeded source only to make vectors. */
   random(length: number): Bytes;
+  /**
+   * A fresh ephemeral X25519 key agreed with `peerPublicKey`: its public key and the
+   * shared secret. From the provider normally; from `random(32)` when randomness is
+   * injected (vectors), so sealing stays reproducible.
+   */
+  ephemeralAgreement(peerPublicKey: Uint8Array): Promise<{ publicKey: Bytes; shared: Bytes }>;
   /** Include the sender's card in the message (default true: first contact works). */
   includeCard: boolean;
   /** Send the destination as a keyed hash instead of the address (simple). */

@@ -49,12 +49,12 @@ const PROBES: Record<Family, (p: CryptoProvider) => Promise<Uint8Array[]>> = {
   x25519: async (p) => {
     const pub = await p.x25519PublicKey(SEED);
     const shared = await p.x25519(SEED, await nobleProvider.x25519PublicKey(PEER));
-    const fresh = await p.x25519Generate();
-    const check = await nobleProvider.x25519PublicKey(fresh.privateKey);
+    const fresh = await p.x25519Ephemeral(await nobleProvider.x25519PublicKey(PEER));
+    const check = await nobleProvider.x25519(PEER, fresh.publicKey);
     return [
       pub,
       shared,
-      fresh.publicKey.length === 32 && equalBytes(check, fresh.publicKey) ? SEED : PEER,
+      equalBytes(check, fresh.shared) ? SEED : PEER,
     ];
   },
 };
@@ -124,7 +124,7 @@ async function detect(): Promise<ProviderChoice> {
     ed25519Verify: e.ed25519Verify,
     x25519PublicKey: x.x25519PublicKey,
     x25519: x.x25519,
-    x25519Generate: x.x25519Generate,
+    x25519Ephemeral: x.x25519Ephemeral,
   };
   return { provider, families };
 }

@@ -9,7 +9,7 @@ import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
-import { type Bytes, randomBytes } from "../bytes.ts";
+import { type Bytes, randomBytes, wipe } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 
@@ -71,8 +71,13 @@ export const nobleProvider: CryptoProvider = {
     }
     return Promise.resolve(shared as Bytes);
   },
-  x25519Generate() {
+  async x25519Ephemeral(peerPublicKey) {
     const privateKey = randomBytes(32);
-    return Promise.resolve({ privateKey, publicKey: x25519.getPublicKey(privateKey) as Bytes });
+    try {
+      const publicKey = x25519.getPublicKey(privateKey) as Bytes;
+      return { publicKey, shared: await nobleProvider.x25519(privateKey, peerPublicKey) };
+    } finally {
+      wipe(privateKey);
+    }
   },
 };

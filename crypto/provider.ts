@@ -48,6 +48,10 @@ export interface CryptoProvider {
   x25519PublicKey(privateKey: Uint8Array): Promise<Bytes>;
   /** X25519(k, u); throws `MissiveError("auth-failed")` on an all-zero result. */
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Bytes>;
-  /** A fresh key pair from the runtime's CSPRNG. */
-  x25519Generate(): Promise<{ privateKey: Bytes; publicKey: Bytes }>;
+  /**
+   * A fresh ephemeral key pair from the runtime's CSPRNG, agreed with `peerPublicKey` at
+   * once: returns its public key and X25519(ephemeral, peer). The private key never
+   * leaves the provider (WebCrypto keeps it non-extractable). Throws like `x25519`.
+   */
+  x25519Ephemeral(peerPublicKey: Uint8Array): Promise<{ publicKey: Bytes; shared: Bytes }>;
 }

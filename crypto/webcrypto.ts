@@ -180,15 +180,28 @@ export const webcryptoProvider: CryptoProvider = {
   },
   x25519PublicKey: (privateKey) => x25519(privateKey, X25519_BASE),
   x25519,
-  async x25519Generate() {
-    const pair = await subtle.generateKey({ name: "X25519" }, true, [
+  async x25519Ephemeral(peerPublicKey) {
+    // generateKey is a fixed-base multiplication, cheaper than importing random bytes
+    // and multiplying the base point; the private key stays non-extractable.
+    const pair = await subtle.generateKey({ name: "X25519" }, false, [
       "deriveBits",
     ]) as CryptoKeyPair;
-    const pkcs8 = new Uint8Array(await subtle.exportKey("pkcs8", pair.privateKey));
-    const privateKey = pkcs8.slice(pkcs8.length - 32);
     const publicKey = new Uint8Array(await subtle.exportKey("raw", pair.publicKey));
-    cache["x-priv"].set(privateKey, pair.privateKey);
-    return { privateKey, publicKey };
+    let bits: ArrayBuffer;
+    try {
+      bits = await subtle.deriveBits(
+        { name: "X25519", public: await xPublic(peerPublicKey) },
+        pair.privateKey,
+        256,
+      );
+    } catch (e) {
+      throw new MissiveError("auth-failed", `x25519: invalid public key (${(e as Error).message})`);
+    }
+    const shared = new Uint8Array(bits);
+    if (shared.every((x) => x === 0)) {
+      throw new MissiveError("auth-failed", "x25519: low-order public key");
+    }
+    return { publicKey, shared };
   },
 };
 

@@ -139,13 +139,8 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
   if (nonce.length !== NONCE_SIZE) {
     throw new MissiveError("internal", "simple: nonce must be 16 bytes");
   }
-  const ephemeralSecret = ctx.random(32);
+  const { publicKey: ephemeralKey, shared } = await ctx.ephemeralAgreement(recipient.agreementKey);
   const messageKey = ctx.random(32);
-  // Independent scalar multiplications: run them concurrently (WebCrypto uses a pool).
-  const [ephemeralKey, shared] = await Promise.all([
-    ctx.crypto.x25519PublicKey(ephemeralSecret),
-    ctx.crypto.x25519(ephemeralSecret, recipient.agreementKey),
-  ]);
   const kek = await keyEncryptionKey(ctx, version, shared, ephemeralKey, recipient.agreementKey);
   const wrapAad = transcript(labels(version).wrap, nonce, recipient.id);
   const header: Header = {
@@ -186,12 +181,7 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
     keys.macKey,
     transcript(labels(version).mac, ...bound, ciphertext),
   );
-  wipe(ephemeralSecret),
-    wipe(messageKey),
-    wipe(shared),
-    wipe(kek),
-    wipe(keys.payloadKey),
-    wipe(keys.macKey);
+  for (const secret of [messageKey, shared, kek, keys.payloadKey, keys.macKey]) wipe(secret);
   return encodeCbor(headerMap(header, ciphertext, mac));
 }
 
@@ -281,7 +271,7 @@ async function open(
     ciphertext,
     transcript(labels(version).aad, ...bound),
   );
-  wipe(shared), wipe(kek), wipe(messageKey), wipe(keys.payloadKey), wipe(keys.macKey);
+  for (const secret of [shared, kek, messageKey, keys.payloadKey, keys.macKey]) wipe(secret);
   const r = CborReader.from(decodeCbor(plaintext, "simple inner"), "simple inner").onlyKeys([
     1,
     2,

@@ -71,6 +71,24 @@ describe("crypto providers", () => {
     }
   });
 
+  it("x25519Ephemeral returns a public key whose agreement matches the peer's side", async () => {
+    for (const p of [webcryptoProvider, nobleProvider]) {
+      const peer = randomBytes(32);
+      const peerPublic = await nobleProvider.x25519PublicKey(peer);
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const { publicKey, shared } = await p.x25519Ephemeral(peerPublic);
+        assert.deepEqual(shared, await nobleProvider.x25519(peer, publicKey));
+        seen.add(publicKey.join());
+      }
+      assert.equal(seen.size, 20, `${p.name}: ephemeral keys repeat`);
+      await assert.rejects(
+        p.x25519Ephemeral(new Uint8Array(32)),
+        (e) => e instanceof MissiveError && e.code === "auth-failed",
+      );
+    }
+  });
+
   it("x25519 refuses low-order points in both providers", async () => {
     for (const p of [webcryptoProvider, nobleProvider]) {
       await assert.rejects(
