@@ -114,6 +114,62 @@ function validate(value: unknown, depth: number): CborValue {
   throw new Error(`unsupported item (${value === undefined ? "undefined" : "tag or record"})`);
 }
 
+/** Most data items accepted in one decode; missive's largest structure (a card) has ~400. */
+const MAX_ITEMS = 10_000;
+
+/**
+ * Walks the item headers without allocating, before cbor-x builds anything: bounds the
+ * number of items and the nesting depth, checks every claimed length against the bytes
+ * left, and refuses tags, indefinite lengths and reserved encodings early. Without this,
+ * a 60 MiB array of zeros makes the decoder build 60 million values before the shape
+ * check can refuse it.
+ */
+function scanCbor(bytes: Uint8Array): void {
+  const pending = [1]; // items still to read at each open nesting level
+  let pos = 0;
+  let items = 0;
+  while (pending.length > 0) {
+    if (pending[pending.length - 1] === 0) {
+      pending.pop();
+      continue;
+    }
+    pending[pending.length - 1]--;
+    if (++items > MAX_ITEMS) throw new Error(`more than ${MAX_ITEMS} items`);
+    if (pos >= bytes.length) throw new Error("truncated");
+    const initial = bytes[pos++];
+    const major = initial >> 5;
+    const info = initial & 31;
+    let arg = info;
+    if (info >= 24 && info <= 27) {
+      const size = 1 << (info - 24);
+      if (pos + size > bytes.length) throw new Error("truncated");
+      arg = 0;
+      for (let i = 0; i < size; i++) arg = arg * 256 + bytes[pos++];
+    } else if (info > 27) {
+      throw new Error(info === 31 ? "indefinite lengths are not allowed" : "reserved encoding");
+    }
+    const left = bytes.length - pos;
+    switch (major) {
+      case 2:
+      case 3:
+        if (arg > left) throw new Error("truncated string");
+        pos += arg;
+        break;
+      case 4:
+      case 5: {
+        const count = major === 4 ? arg : arg * 2;
+        if (count > left) throw new Error("truncated container");
+        if (pending.length > MAX_DEPTH + 1) throw new Error("nesting too deep");
+        pending.push(count);
+        break;
+      }
+      case 6:
+        throw new Error("tags are not allowed");
+    }
+  }
+  if (pos !== bytes.length) throw new Error("trailing bytes");
+}
+
 /**
  * Decodes exactly one deterministic CBOR item that must span all of `bytes`.
  * Throws `MissiveError("malformed")` with `context` as the message prefix.
@@ -121,6 +177,7 @@ function validate(value: unknown, depth: number): CborValue {
 export function decodeCbor(bytes: Uint8Array, context = "cbor"): CborValue {
   let value: CborValue;
   try {
+    scanCbor(bytes);
     // A fresh view: cbor-x caches a DataView as a property on the array it is given.
     value = validate(codec.decode(bytes.subarray(0)), 0);
   } catch (e) {

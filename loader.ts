@@ -5,7 +5,7 @@
  * way under `deno run` and inside the compiled binary.
  * @module
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
@@ -15,6 +15,7 @@ import * as cbor from "./cbor.ts";
 import { getCryptoProvider } from "./crypto/mod.ts";
 import type { CryptoProvider } from "./crypto/provider.ts";
 import { MissiveError } from "./errors.ts";
+import { readTextLimited } from "./files.ts";
 import type { Registry } from "./registry.ts";
 import type { Plugin } from "./types.ts";
 
@@ -125,11 +126,15 @@ export function configuredPluginPaths(env = process.env): { path: string; base: 
   if (config) {
     let parsed: unknown;
     try {
-      const text = readFileSync(config, "utf8");
-      if (text.length > 1 << 20) throw new Error("larger than 1 MiB");
-      parsed = JSON.parse(text);
+      parsed = JSON.parse(readTextLimited(config, 1 << 20, "config"));
     } catch (e) {
+      // An unreadable config is an I/O error; anything wrong inside it is a usage error.
+      if (e instanceof MissiveError && e.code === "io") throw e;
+      if (e instanceof MissiveError) throw new MissiveError("usage", e.message);
       throw new MissiveError("usage", `config ${config}: ${(e as Error).message}`);
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new MissiveError("usage", `config ${config}: must be a JSON object`);
     }
     const plugins = (parsed as { plugins?: unknown })?.plugins;
     if (

@@ -4,9 +4,10 @@
  * [now − lifetime − skew, now + skew]: older messages could have left the cache already.
  * @module
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { toHex, utf8 } from "./bytes.ts";
 import { MissiveError } from "./errors.ts";
+import { readTextLimited } from "./files.ts";
 
 /** Default clock skew tolerated (the proposal's TTL), ms. */
 export const DEFAULT_SKEW_MS = 25_000;
@@ -14,6 +15,8 @@ export const DEFAULT_SKEW_MS = 25_000;
 export const DEFAULT_LIFETIME_MS = 24 * 3600 * 1000;
 /** Entries a file cache keeps at most; the oldest go first. */
 const MAX_ENTRIES = 1_000_000;
+/** Largest replay db file read: MAX_ENTRIES lines of at most ~600 bytes. */
+const MAX_DB_BYTES = 600 * MAX_ENTRIES;
 
 /** Options shared by the caches. */
 export interface ReplayOptions {
@@ -90,16 +93,13 @@ export class FileReplayCache extends MemoryReplayCache {
     super(options);
     this.#path = path;
     if (!existsSync(path)) return;
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (e) {
-      throw new MissiveError("io", `replay db ${path}: ${(e as Error).message}`);
-    }
+    const text = readTextLimited(path, MAX_DB_BYTES, "replay db");
     for (const [i, line] of text.split("\n").entries()) {
       if (line === "") continue;
-      const [expiry, sender, nonce] = line.split("\t");
+      const fields = line.split("\t");
+      const [expiry, sender, nonce] = fields;
       if (
+        fields.length !== 3 ||
         !/^\d+$/.test(expiry ?? "") || !/^[0-9a-f]*$/.test(sender ?? "x") ||
         !/^[0-9a-f]+$/.test(nonce ?? "")
       ) {

@@ -3,7 +3,7 @@ import { getCryptoProvider } from "../crypto/mod.ts";
 import { toHex, utf8 } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
 import { cardFileText, cardToText, fingerprint } from "../keys/card.ts";
-import { type Command, loadCards, parseFlags, writeOutput } from "./common.ts";
+import { type Command, formatTime, loadCards, parseFlags, writeOutput } from "./common.ts";
 
 const usage = `missive card KEY-OR-CARD [--json | --file]
 
@@ -38,7 +38,7 @@ export const card: Command = {
         address: c.address,
         id: toHex(c.id),
         fingerprint: await fingerprint(crypto, c),
-        created: new Date(c.created).toISOString(),
+        created: formatTime(c.created),
         stps: c.stps,
         amps: c.amps,
         card: cardToText(c),

@@ -10,7 +10,6 @@ import {
   existsSync,
   openSync,
   readdirSync,
-  readFileSync,
   readSync,
   statSync,
   writeFileSync,
@@ -22,6 +21,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { type Bytes, concatBytes } from "../bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../errors.ts";
+import { readFileLimited, readTextLimited } from "../files.ts";
 import { type Card, parseCardText } from "../keys/card.ts";
 import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts";
 import { configuredPluginPaths, loadPlugins } from "../loader.ts";
@@ -109,21 +109,7 @@ export async function readInput(
   max: number,
   what = "input",
 ): Promise<Bytes> {
-  if (path !== undefined && path !== "-") {
-    let size: number;
-    try {
-      size = statSync(path).size;
-    } catch (e) {
-      throw new MissiveError(
-        "io",
-        `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      );
-    }
-    if (size > max) {
-      throw new MissiveError("too-large", `${what} ${path} is larger than ${max} bytes`);
-    }
-    return new Uint8Array(readFileSync(path));
-  }
+  if (path !== undefined && path !== "-") return readFileLimited(path, max, what);
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of io.stdin()) {
@@ -138,18 +124,7 @@ export async function readInput(
 
 /** Reads a small text file (a key or card), with a clear error. */
 export function readSmallText(path: string, what: string, max = 64 * 1024): string {
-  try {
-    if (statSync(path).size > max) {
-      throw new MissiveError("too-large", `${what} ${path} is too large`);
-    }
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    if (e instanceof MissiveError) throw e;
-    throw new MissiveError(
-      "io",
-      `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    );
-  }
+  return readTextLimited(path, max, what);
 }
 
 /**
@@ -174,6 +149,12 @@ export async function writeOutput(
     return;
   }
   await io.stdout(data);
+}
+
+/** A time for people: ISO 8601, or the raw milliseconds when no Date can hold it. */
+export function formatTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `${ms} ms after the epoch` : d.toISOString();
 }
 
 /** Prints one line on stderr. */

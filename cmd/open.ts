@@ -9,6 +9,7 @@ import { openMessage } from "../registry.ts";
 import { FileReplayCache } from "../replay.ts";
 import {
   type Command,
+  formatTime,
   loadCards,
   loadIdentity,
   loadRegistry,
@@ -88,7 +89,7 @@ export const open: Command = {
         stp: opened.stp,
         amp: opened.amp,
         sequenceNumber: opened.header.sequenceNumber ?? null,
-        timestamp: new Date(opened.inner.timestamp).toISOString(),
+        timestamp: formatTime(opened.inner.timestamp),
         nonce: toHex(opened.inner.nonce),
         destination: opened.inner.destination ?? null,
         sender: sender
@@ -108,7 +109,7 @@ export const open: Command = {
     }
     const output = await registry.guard(amp, "toOutput", () => amp.toOutput(opened.message));
     await writeOutput(io, v.out, output, 0o600);
-    const when = new Date(opened.inner.timestamp).toISOString();
+    const when = formatTime(opened.inner.timestamp);
     if (!sender) {
       note(io, `missive: ${stpLabel}: no sender; sent ${when}`);
     } else if (!sender.verified) {

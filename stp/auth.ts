@@ -13,7 +13,13 @@ import { resolveSenderCard } from "./sender.ts";
 export const AUTH_TYPE = 4;
 const LABEL_SIG = "missive/stp/auth/v1/sig";
 
-function signed(ctx: SealContext | OpenContext, inner: Inner, senderId: Uint8Array) {
+/** The signed transcript; it covers every payload field, the attached card (or null) too. */
+function signed(
+  ctx: SealContext | OpenContext,
+  inner: Inner,
+  senderId: Uint8Array,
+  card: Uint8Array | undefined,
+) {
   return transcript(
     LABEL_SIG,
     ctx.header.protocolType,
@@ -23,6 +29,7 @@ function signed(ctx: SealContext | OpenContext, inner: Inner, senderId: Uint8Arr
     inner.timestamp,
     inner.sender ?? "",
     senderId,
+    card ?? null,
     inner.destination ?? null,
     inner.ampType,
     inner.ampVersion,
@@ -43,10 +50,9 @@ async function seal(inner: Inner, ctx: SealContext): Promise<Uint8Array> {
   if (ctx.includeCard) m.set(5, sender.card.bytes);
   if (inner.destination !== undefined) m.set(6, inner.destination);
   m.set(7, inner.ampType).set(8, inner.ampVersion).set(9, inner.body);
-  m.set(
-    10,
-    await ctx.crypto.ed25519Sign(sender.signingSeed, signed(ctx, signedInner, sender.card.id)),
-  );
+  const attached = ctx.includeCard ? sender.card.bytes : undefined;
+  const transcriptBytes = signed(ctx, signedInner, sender.card.id, attached);
+  m.set(10, await ctx.crypto.ed25519Sign(sender.signingSeed, transcriptBytes));
   return encodeCbor(m);
 }
 
@@ -64,12 +70,14 @@ async function open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
   };
   const senderId = r.bytes(4, 16);
   const signature = r.bytes(10, 64);
+  const attached = r.optBytes(5, { max: 4096 });
   const card = await resolveSenderCard(ctx, {
     address: inner.sender!,
     id: senderId,
-    card: r.optBytes(5, { max: 4096 }),
+    card: attached,
   }, "auth");
-  if (!(await ctx.crypto.ed25519Verify(card.signingKey, signed(ctx, inner, senderId), signature))) {
+  const transcriptBytes = signed(ctx, inner, senderId, attached);
+  if (!(await ctx.crypto.ed25519Verify(card.signingKey, transcriptBytes, signature))) {
     throw new MissiveError("auth-failed", "auth: sender signature does not verify");
   }
   return {

@@ -88,6 +88,22 @@ describe("deterministic CBOR", () => {
     }
   });
 
+  it("refuses huge item counts from their headers, before building anything", () => {
+    // An array claiming and holding a million zeros: refused by the header scan.
+    const n = 1_000_000;
+    const bytes = new Uint8Array(5 + n);
+    bytes.set([0x9a, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+    assert.throws(
+      () => decodeCbor(bytes),
+      (e) => e instanceof MissiveError && e.code === "malformed" && /items/.test(e.message),
+    );
+    // A map claiming more entries than there are bytes left.
+    assert.throws(
+      () => decodeCbor(fromHex("ba0000ffff0000")!),
+      (e) => e instanceof MissiveError && /truncated/.test(e.message),
+    );
+  });
+
   it("refuses to encode values outside the data model", () => {
     for (const v of [1.5, NaN, 2 ** 60, undefined, {}] as unknown[]) {
       assert.throws(() => encodeCbor(v as CborValue), MissiveError);

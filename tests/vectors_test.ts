@@ -184,6 +184,7 @@ function checkAuthFromSpec(v: MessageVector, ids: Map<string, Identity>): void {
     env.protocolVersion,
     env.sequenceNumber ?? null,
     ...[1, 2, 3, 4].map((k) => p.get(k) as CborValue),
+    p.get(5) ?? null,
     p.get(6) ?? null,
     ...[7, 8, 9].map((k) => p.get(k) as CborValue),
   );

@@ -1086,6 +1086,14 @@ function authCases(): MessageCase[] {
   bad("auth-failed", "nonce-flipped", "nonce bit flipped", base(), [xor("payload", 1)]);
   bad(
     "auth-failed",
+    "card-stripped",
+    "the signed card removed (alice trusted, so the card is not needed to verify)",
+    base(),
+    [del("payload", 5)],
+    { trusted: ["alice"] },
+  );
+  bad(
+    "auth-failed",
     "destination-added",
     "a destination added to a message signed without one",
     base(),

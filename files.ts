@@ -1,0 +1,53 @@
+/**
+ * Bounded file reading. `stat().size` is 0 for pipes, FIFOs and devices, so a size check
+ * before reading proves nothing: read through a descriptor into a buffer of the limit
+ * plus one byte and refuse the file if it fills (STYLE: every reader has a cap).
+ * @module
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+import type { Bytes } from "./bytes.ts";
+import { MissiveError } from "./errors.ts";
+
+/**
+ * Reads at most `max` bytes of `path`; a longer file is `too-large`, an unreadable one
+ * `io`. `what` names the file in messages ("key file", "config", …).
+ */
+export function readFileLimited(path: string, max: number, what: string): Bytes {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? (e as Error).message;
+    throw new MissiveError("io", `cannot read ${what} ${path}: ${code}`);
+  }
+  try {
+    // Grow geometrically up to the cap, so small files cost small buffers.
+    let buffer = new Uint8Array(Math.min(max + 1, 64 * 1024));
+    let length = 0;
+    for (;;) {
+      if (length === buffer.length) {
+        if (buffer.length > max) {
+          throw new MissiveError("too-large", `${what} ${path} is larger than ${max} bytes`);
+        }
+        const bigger = new Uint8Array(Math.min(max + 1, buffer.length * 2));
+        bigger.set(buffer);
+        buffer = bigger;
+      }
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    return buffer.slice(0, length);
+  } catch (e) {
+    if (e instanceof MissiveError) throw e;
+    const code = (e as { code?: string }).code ?? (e as Error).message;
+    throw new MissiveError("io", `cannot read ${what} ${path}: ${code}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `readFileLimited` decoded as UTF-8 (invalid sequences become U+FFFD). */
+export function readTextLimited(path: string, max: number, what: string): string {
+  return new TextDecoder().decode(readFileLimited(path, max, what));
+}
