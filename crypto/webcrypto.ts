@@ -78,12 +78,13 @@ function aesKey(key: Uint8Array) {
   ]);
 }
 
-async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Bytes> {
+/** X25519 with an imported private key; refuses low-order results (RFC 7748 §6.1). */
+async function agree(privateKey: CryptoKey, publicKey: Uint8Array): Promise<Bytes> {
   let bits: ArrayBuffer;
   try {
     bits = await subtle.deriveBits(
       { name: "X25519", public: await xPublic(publicKey) },
-      await xPrivate(privateKey),
+      privateKey,
       256,
     );
   } catch (e) {
@@ -95,6 +96,10 @@ async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<By
     throw new MissiveError("auth-failed", "x25519: low-order public key");
   }
   return shared;
+}
+
+async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Bytes> {
+  return await agree(await xPrivate(privateKey), publicKey);
 }
 
 /** The WebCrypto provider (ChaCha AEADs delegate to noble). */
@@ -187,20 +192,7 @@ export const webcryptoProvider: CryptoProvider = {
       "deriveBits",
     ]) as CryptoKeyPair;
     const publicKey = new Uint8Array(await subtle.exportKey("raw", pair.publicKey));
-    let bits: ArrayBuffer;
-    try {
-      bits = await subtle.deriveBits(
-        { name: "X25519", public: await xPublic(peerPublicKey) },
-        pair.privateKey,
-        256,
-      );
-    } catch (e) {
-      throw new MissiveError("auth-failed", `x25519: invalid public key (${(e as Error).message})`);
-    }
-    const shared = new Uint8Array(bits);
-    if (shared.every((x) => x === 0)) {
-      throw new MissiveError("auth-failed", "x25519: low-order public key");
-    }
+    const shared = await agree(pair.privateKey, peerPublicKey);
     return { publicKey, shared };
   },
 };
