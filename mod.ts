@@ -90,7 +90,8 @@ export type {
   StpPlugin,
   StpProperties,
 } from "./types.ts";
-export { authStp, builtinStps, plainStp, simpleStp } from "./stp/mod.ts";
+export { authStp, builtinStps, plainStp, pskStp, simpleStp } from "./stp/mod.ts";
+export { openBareFernet, sealBareFernet } from "./stp/psk/mod.ts";
 export {
   builtinAmps,
   type Notification,

@@ -246,6 +246,26 @@ export async function loadRegistry(io: Io, pluginPaths: readonly string[] = []):
   return registry;
 }
 
+/** Largest shared-key file read (`--psk-file`): one line of base64. */
+const MAX_PSK_FILE = 1024;
+
+/**
+ * The shared secret of the `psk` STP as STP options: `psk` (the key file's text, parsed
+ * by the STP) from `--psk-file`, `passphrase` from `--passphrase` ($MISSIVE_PASSPHRASE or
+ * a prompt). Empty when neither flag was given.
+ */
+export async function sharedSecretOptions(
+  io: Io,
+  flags: { pskFile?: string; passphrase?: boolean },
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  if (flags.pskFile !== undefined) {
+    out.psk = readTextLimited(flags.pskFile, MAX_PSK_FILE, "psk key file").trim();
+  }
+  if (flags.passphrase) out.passphrase = await askPassphrase(io, "Shared passphrase: ");
+  return out;
+}
+
 /** Parses repeated `name=value` flags into a record. */
 export function parsePairs(
   pairs: readonly string[] | undefined,

@@ -1,5 +1,5 @@
 /** `missive open`: sealed envelope → verified plaintext. @module */
-import { toHex, utf8 } from "../bytes.ts";
+import { toBase64, toHex, utf8 } from "../bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { maxArmoredLength } from "../armor.ts";
 import { MAX_ENVELOPE_SIZE, unwrapAnyForm } from "../envelope.ts";
@@ -7,6 +7,7 @@ import { MissiveError } from "../errors.ts";
 import { fingerprint } from "../keys/card.ts";
 import { openMessage } from "../registry.ts";
 import { FileReplayCache } from "../replay.ts";
+import { detectFernetToken, openBareFernet } from "../stp/psk/mod.ts";
 import {
   type Command,
   formatTime,
@@ -17,12 +18,14 @@ import {
   parseFlags,
   parsePairs,
   readInput,
+  sharedSecretOptions,
   writeOutput,
 } from "./common.ts";
 
 const usage = `missive open [--key KEY] [--trust CARD ...] [options] [INPUT] > message
 
-Opens an envelope (binary, armored or one base64 line; stdin or INPUT) and writes the
+Opens an envelope (binary, armored or one base64 line; stdin or INPUT), or a bare
+Fernet token with --psk-file (the token text as Python's Fernet writes it), and writes the
 message to stdout only after every check has passed. On stderr: the STP, the sender,
 whether the signature verified against a trusted card, and the time it was sent.
 
@@ -31,6 +34,10 @@ Options:
   --trust CARD          trusted sender: card file, card line, key file or directory of
                         *.card files (repeatable)
   --require-trust       fail (exit 7) unless the signer is a --trust card
+  --psk-file FILE       shared key for psk envelopes and bare Fernet tokens
+  --passphrase          shared passphrase for psk ($MISSIVE_PASSPHRASE or prompt)
+  --ttl SECONDS         psk: refuse (exit 6) a message older than this, or more than
+                        60 s in the future (default: any age, as Fernet)
   --json                print one JSON object (metadata and message) on stdout
   --replay-db FILE      refuse messages already seen (kept in FILE)
   -o, --out FILE        write the message here (created only on success, mode 0600)
@@ -38,7 +45,7 @@ Options:
   --plugin PATH         load a plugin module (repeatable)
 
 Exit codes: 0 ok, 2 usage, 3 malformed, 4 authentication failed, 5 not a recipient,
-6 replay, 7 untrusted sender, 8 unknown protocol, 9 key problem, 10 I/O, 11 plugin.
+6 replay (seen before; psk: expired --ttl or clock skew), 7 untrusted sender, 8 unknown protocol, 9 key problem, 10 I/O, 11 plugin.
 `;
 
 export const open: Command = {
@@ -49,6 +56,9 @@ export const open: Command = {
       key: { type: "string" },
       trust: { type: "string", multiple: true },
       "require-trust": { type: "boolean" },
+      "psk-file": { type: "string" },
+      passphrase: { type: "boolean" },
+      ttl: { type: "string" },
       json: { type: "boolean" },
       "replay-db": { type: "string" },
       out: { type: "string", short: "o" },
@@ -66,12 +76,42 @@ export const open: Command = {
       maxArmoredLength(MAX_ENVELOPE_SIZE),
       "envelope",
     );
+    const options = {
+      ...parsePairs(v.option, "--option"),
+      ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
+    };
+    if (v.ttl !== undefined) options.ttl = v.ttl;
+    const token = detectFernetToken(input);
+    if (token) {
+      if (v["require-trust"]) {
+        throw new MissiveError("untrusted", "untrusted sender: a Fernet token has no sender");
+      }
+      if (v["replay-db"]) {
+        throw new MissiveError(
+          "usage",
+          "open: --replay-db needs an envelope; a Fernet token has no nonce",
+        );
+      }
+      const bare = await openBareFernet(await getCryptoProvider(), token, options);
+      const when = formatTime(bare.timestamp * 1000);
+      if (v.json) {
+        const report = { format: "fernet", timestamp: when, plaintext: toBase64(bare.plaintext) };
+        await writeOutput(io, v.out, utf8(JSON.stringify(report) + "\n"), 0o600);
+        return;
+      }
+      await writeOutput(io, v.out, bare.plaintext, 0o600);
+      note(
+        io,
+        `missive: fernet token (psk v2, bare): no sender, anyone with the key; sent ${when}`,
+      );
+      return;
+    }
     const frame = unwrapAnyForm(input);
     const opened = await openMessage(registry, frame, {
       identity,
       trusted,
       replay: v["replay-db"] ? new FileReplayCache(v["replay-db"]) : undefined,
-      options: parsePairs(v.option, "--option"),
+      options,
     });
     const { sender } = opened;
     if (v["require-trust"] && !sender?.trusted) {

@@ -3,6 +3,8 @@ import { utf8 } from "../bytes.ts";
 import { armor, MAX_ENVELOPE_SIZE, toLine } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { sealMessage } from "../registry.ts";
+import { PSK_TYPE, sealBareFernet } from "../stp/psk/mod.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import {
   type Command,
@@ -12,6 +14,7 @@ import {
   parseFlags,
   parsePairs,
   readInput,
+  sharedSecretOptions,
   writeOutput,
 } from "./common.ts";
 
@@ -23,10 +26,16 @@ with an STP and writes the envelope (binary, --armor or --lines).
 Options:
   --stp NAME[/vN]       secure transport protocol (default simple: latest version);
                         see "missive plugins"
+  --version N           STP version (same as --stp NAME/N)
   --amp NAME[/vN]       application message protocol (default text/1)
   --from KEY            sender's secret key file (simple, auth)
   --to CARD             recipient: card file, card line, key file or a directory of
                         *.card files (repeatable)
+  --psk-file FILE       shared key for --stp psk: one line of base64url (psk/2 needs
+                        a 32-byte Fernet key, as Python's Fernet.generate_key())
+  --passphrase          shared passphrase for --stp psk ($MISSIVE_PASSPHRASE or prompt)
+  --format fernet       with --stp psk/2 and text/1: write a bare Fernet token (one
+                        line) that any Fernet implementation opens, not an envelope
   --armor               write -----BEGIN MISSIVE MESSAGE----- text
   --lines               write one base64 line (for "while read" loops)
   -o, --out FILE        write here instead of stdout
@@ -38,12 +47,29 @@ Options:
   --plugin PATH         load a plugin module (repeatable)
 `;
 
+/** `--stp NAME` plus `--version N` → `NAME/N`; a conflicting pair is a usage error. */
+function stpSpec(stp: string, version: string | undefined): string {
+  if (version === undefined) return stp;
+  if (!/^\d{1,5}$/.test(version)) {
+    throw new MissiveError("usage", "seal: --version must be a number");
+  }
+  const m = /^(.*?)(?:\/v?(\d+))?$/.exec(stp.trim())!;
+  if (m[2] !== undefined && Number(m[2]) !== Number(version)) {
+    throw new MissiveError("usage", `seal: --stp ${stp} and --version ${version} disagree`);
+  }
+  return `${m[1]}/${Number(version)}`;
+}
+
 export const seal: Command = {
   summary: "seal a message into an envelope",
   usage,
   async run(args, io) {
     const parsed = await parseFlags(io, args, {
       stp: { type: "string", default: "simple" },
+      version: { type: "string" },
+      "psk-file": { type: "string" },
+      passphrase: { type: "boolean" },
+      format: { type: "string", default: "envelope" },
       amp: { type: "string", default: "text/1" },
       from: { type: "string" },
       to: { type: "string", multiple: true },
@@ -62,7 +88,7 @@ export const seal: Command = {
     if (v.armor && v.lines) {
       throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
     }
-    const binary = !v.armor && !v.lines;
+    const binary = !v.armor && !v.lines && v.format !== "fernet";
     if (binary && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
       throw new MissiveError(
         "usage",
@@ -77,7 +103,10 @@ export const seal: Command = {
       }
     }
     const registry = await loadRegistry(io, v.plugin);
-    const stp = registry.find("stp", v.stp!);
+    const stp = registry.find("stp", stpSpec(v.stp!, v.version));
+    if (v.format !== "envelope" && v.format !== "fernet") {
+      throw new MissiveError("usage", `seal: --format must be envelope or fernet, not ${v.format}`);
+    }
     const amp = registry.find("amp", v.amp!);
     const sender = v.from ? await loadIdentity(io, v.from) : undefined;
     const recipients = await loadCards(v.to ?? []);
@@ -88,7 +117,26 @@ export const seal: Command = {
       "message",
     );
     const fields = parsePairs(v.field, "--field");
+    const options = {
+      ...parsePairs(v.option, "--option"),
+      ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
+    };
     const message = await registry.guard(amp, "fromInput", () => amp.fromInput(input, fields));
+    if (v.format === "fernet") {
+      if (stp.type !== PSK_TYPE || stp.version !== 2 || amp.type !== 1 || amp.version !== 1) {
+        throw new MissiveError("usage", "seal: --format fernet needs --stp psk/2 and --amp text/1");
+      }
+      if (v.armor || v.lines || sequenceNumber !== undefined) {
+        throw new MissiveError(
+          "usage",
+          "seal: --format fernet is already text; drop --armor/--lines/--seq",
+        );
+      }
+      const body = await registry.guard(amp, "encode", () => amp.encode(message));
+      const token = await sealBareFernet(await getCryptoProvider(), body, { options });
+      await writeOutput(io, v.out, utf8(token + "\n"));
+      return;
+    }
     const sealed = await sealMessage({
       registry,
       stp,
@@ -99,7 +147,7 @@ export const seal: Command = {
       sequenceNumber,
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
-      options: parsePairs(v.option, "--option"),
+      options,
     });
     const out = v.armor ? utf8(armor(sealed)) : v.lines ? utf8(toLine(sealed) + "\n") : sealed;
     await writeOutput(io, v.out, out);

@@ -37,7 +37,13 @@ const PROBES: Record<Family, (p: CryptoProvider) => Promise<Uint8Array[]>> = {
   "aes-gcm": async (p) => {
     const sealed = await p.aeadEncrypt("aes-256-gcm", SEED, SEED.subarray(0, 12), MESSAGE, PEER);
     const opened = await p.aeadDecrypt("aes-256-gcm", SEED, SEED.subarray(0, 12), sealed, PEER);
-    return [sealed, opened];
+    const cbc = await p.aesCbcEncrypt(SEED.subarray(0, 16), PEER.subarray(0, 16), MESSAGE);
+    return [
+      sealed,
+      opened,
+      cbc,
+      await p.aesCbcDecrypt(SEED.subarray(0, 16), PEER.subarray(0, 16), cbc),
+    ];
   },
   ed25519: async (p) => {
     const pub = await p.ed25519PublicKey(SEED);
@@ -119,6 +125,10 @@ async function detect(): Promise<ProviderChoice> {
       gcmFor(alg, data.length).aeadEncrypt(alg, key, nonce, data, aad),
     aeadDecrypt: (alg, key, nonce, data, aad) =>
       gcmFor(alg, data.length).aeadDecrypt(alg, key, nonce, data, aad),
+    aesCbcEncrypt: (key, iv, data) =>
+      (auto && data.length < SMALL_AEAD_INPUT ? nobleProvider : a).aesCbcEncrypt(key, iv, data),
+    aesCbcDecrypt: (key, iv, data) =>
+      (auto && data.length < SMALL_AEAD_INPUT ? nobleProvider : a).aesCbcDecrypt(key, iv, data),
     ed25519PublicKey: e.ed25519PublicKey,
     ed25519Sign: e.ed25519Sign,
     ed25519Verify: e.ed25519Verify,

@@ -3,7 +3,7 @@
  * matters). Used wherever the runtime's WebCrypto lacks an algorithm.
  * @module
  */
-import { gcm } from "@noble/ciphers/aes.js";
+import { cbc, gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
@@ -26,6 +26,17 @@ function cipherFor(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: 
 
 const ALL_ZERO = new Uint8Array(32);
 
+/** Refuses what AES-CBC cannot take, before any key expansion (typed errors, not noble's). */
+export function checkCbcInputs(key: Uint8Array, iv: Uint8Array, ciphertext?: Uint8Array): void {
+  if (key.length !== 16 && key.length !== 32) {
+    throw new MissiveError("internal", `aes-cbc: key must be 16 or 32 bytes, got ${key.length}`);
+  }
+  if (iv.length !== 16) throw new MissiveError("internal", "aes-cbc: IV must be 16 bytes");
+  if (ciphertext && (ciphertext.length === 0 || ciphertext.length % 16 !== 0)) {
+    throw new MissiveError("malformed", "aes-cbc: ciphertext is not a whole number of blocks");
+  }
+}
+
 /** The noble provider. */
 export const nobleProvider: CryptoProvider = {
   name: "noble",
@@ -42,6 +53,23 @@ export const nobleProvider: CryptoProvider = {
       return Promise.resolve(cipherFor(alg, key, nonce, aad).decrypt(ciphertext) as Bytes);
     } catch {
       return Promise.reject(new MissiveError("auth-failed", `${alg}: authentication failed`));
+    }
+  },
+  aesCbcEncrypt(key, iv, plaintext) {
+    try {
+      checkCbcInputs(key, iv);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return Promise.resolve(cbc(key, iv).encrypt(plaintext) as Bytes);
+  },
+  aesCbcDecrypt(key, iv, ciphertext) {
+    try {
+      checkCbcInputs(key, iv, ciphertext);
+      return Promise.resolve(cbc(key, iv).decrypt(ciphertext) as Bytes);
+    } catch (e) {
+      if (e instanceof MissiveError) return Promise.reject(e);
+      return Promise.reject(new MissiveError("malformed", "aes-cbc: invalid padding"));
     }
   },
   ed25519PublicKey: (seed) => Promise.resolve(ed25519.getPublicKey(seed) as Bytes),

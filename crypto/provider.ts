@@ -35,6 +35,16 @@ export interface CryptoProvider {
     ciphertext: Uint8Array,
     aad: Uint8Array,
   ): Promise<Bytes>;
+  /**
+   * AES-CBC with PKCS #7 padding (NIST SP 800-38A §6.2; RFC 5652 §6.3), for Fernet. Key 16
+   * or 32 bytes, IV 16 bytes. Unauthenticated: callers MAC the result.
+   */
+  aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array): Promise<Bytes>;
+  /**
+   * The inverse of `aesCbcEncrypt`. Throws `MissiveError("malformed")` when the ciphertext
+   * is empty, not whole blocks, or its padding is wrong; callers verify a MAC first.
+   */
+  aesCbcDecrypt(key: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Promise<Bytes>;
   /** The 32-byte Ed25519 public key of a 32-byte seed (RFC 8032 §5.1.5). */
   ed25519PublicKey(seed: Uint8Array): Promise<Bytes>;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Promise<Bytes>;

@@ -6,7 +6,7 @@
  */
 import { type Bytes, concatBytes, copyBytes, fromHex } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
-import { nobleProvider } from "./noble.ts";
+import { checkCbcInputs, nobleProvider } from "./noble.ts";
 import type { CryptoProvider } from "./provider.ts";
 
 const subtle = globalThis.crypto?.subtle;
@@ -73,6 +73,13 @@ const xPublic = (pub: Uint8Array) =>
 
 function aesKey(key: Uint8Array) {
   return subtle.importKey("raw", copyBytes(key), { name: "AES-GCM" }, false, [
+    "encrypt",
+    "decrypt",
+  ]);
+}
+
+function aesCbcKey(key: Uint8Array) {
+  return subtle.importKey("raw", copyBytes(key), { name: "AES-CBC" }, false, [
     "encrypt",
     "decrypt",
   ]);
@@ -151,6 +158,29 @@ export const webcryptoProvider: CryptoProvider = {
       return new Uint8Array(out);
     } catch {
       throw new MissiveError("auth-failed", `${alg}: authentication failed`);
+    }
+  },
+  async aesCbcEncrypt(key, iv, plaintext) {
+    checkCbcInputs(key, iv);
+    // WebCrypto's AES-CBC always applies PKCS #7 padding (WebCrypto §27.4).
+    const out = await subtle.encrypt(
+      { name: "AES-CBC", iv: copyBytes(iv) },
+      await aesCbcKey(key),
+      copyBytes(plaintext),
+    );
+    return new Uint8Array(out);
+  },
+  async aesCbcDecrypt(key, iv, ciphertext) {
+    checkCbcInputs(key, iv, ciphertext);
+    try {
+      const out = await subtle.decrypt(
+        { name: "AES-CBC", iv: copyBytes(iv) },
+        await aesCbcKey(key),
+        copyBytes(ciphertext),
+      );
+      return new Uint8Array(out);
+    } catch {
+      throw new MissiveError("malformed", "aes-cbc: invalid padding");
     }
   },
   async ed25519PublicKey(seed) {

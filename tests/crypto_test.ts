@@ -28,6 +28,10 @@ async function agree(a: CryptoProvider, b: CryptoProvider, rounds: number) {
     await both((p) => p.hkdfSha256(key, nonce, aad, 1 + (i % 100)));
     const sealed = await both((p) => p.aeadEncrypt("aes-256-gcm", key, nonce, data, aad));
     await both((p) => p.aeadDecrypt("aes-256-gcm", key, nonce, sealed, aad));
+    const cbcKey = i % 2 === 0 ? key.subarray(0, 16) : key, iv = key.subarray(8, 24);
+    const cbc = await both((p) => p.aesCbcEncrypt(cbcKey, iv, data));
+    assert.equal(cbc.length, (Math.floor(data.length / 16) + 1) * 16);
+    assert.deepEqual(await both((p) => p.aesCbcDecrypt(cbcKey, iv, cbc)), data);
     const pub = await both((p) => p.ed25519PublicKey(key));
     const sig = await both((p) => p.ed25519Sign(key, data));
     assert.equal(await both((p) => p.ed25519Verify(pub, data, sig)), true);
@@ -47,6 +51,21 @@ describe("crypto providers", () => {
     const choice = await providerChoice();
     for (const f of ["hash", "aes-gcm", "ed25519", "x25519"] as const) {
       assert.ok(["webcrypto", "noble"].includes(choice.families[f]));
+    }
+  });
+
+  it("AES-CBC refuses bad lengths and bad padding with malformed, in both providers", async () => {
+    const key = randomBytes(16), iv = randomBytes(16);
+    // A block that decrypts to ...00 can never be valid PKCS #7 padding.
+    const zeroEnd = await nobleProvider.aesCbcEncrypt(key, iv, new Uint8Array(16));
+    for (const p of [webcryptoProvider, nobleProvider]) {
+      for (const bad of [new Uint8Array(0), new Uint8Array(15), zeroEnd.subarray(0, 16)]) {
+        await assert.rejects(
+          p.aesCbcDecrypt(key, iv, bad),
+          (e) => e instanceof MissiveError && e.code === "malformed",
+          `${p.name}: ${bad.length} bytes`,
+        );
+      }
     }
   });
 

@@ -23,6 +23,8 @@ describe("registry", () => {
       [2, 1, "simple"],
       [2, 2, "simple"],
       [4, 1, "auth"],
+      [6, 1, "psk"],
+      [6, 2, "psk"],
       [7, 1, "plain"],
     ]);
     assert.deepEqual(amps.map((p) => [p.type, p.version, p.name]), [

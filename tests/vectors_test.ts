@@ -47,9 +47,10 @@ const FILES = [
   "simple.json",
   "auth.json",
   "plain.json",
+  "psk.json",
   "amp.json",
 ] as const;
-const MESSAGE_FILES = ["simple.json", "auth.json", "plain.json"] as const;
+const MESSAGE_FILES = ["simple.json", "auth.json", "plain.json", "psk.json"] as const;
 /** The corpus may grow, never silently shrink. */
 const MIN_VECTORS = 260;
 

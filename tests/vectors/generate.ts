@@ -28,6 +28,7 @@ import {
   equalBytes,
   fromBase64,
   fromHex,
+  toBase64,
   toHex,
   utf8,
 } from "../../bytes.ts";
@@ -302,6 +303,8 @@ export interface SealInputs {
   sequenceNumber?: number;
   hashDestination?: boolean;
   now: number;
+  /** STP options (psk: `psk` key text, or `passphrase` and `work-factor`). */
+  options?: Record<string, string>;
   /** The random stream's seed and the draws taken from it, in order. */
   random: { seed: string } & Record<string, string>;
 }
@@ -314,10 +317,17 @@ export interface OpenInputs {
   replay?: { now: number; skewMs?: number; lifetimeMs?: number };
   /** Opens of the same envelope with the same cache; all but the last must succeed. */
   times?: number;
+  /** STP options (psk: the shared secret, `ttl` in seconds, `now` in ms). */
+  options?: Record<string, string>;
 }
 
-const DRAW_NAMES: Record<number, string[]> = { 2: ["nonce", "ephemeralSecret", "messageKey"] };
-const drawNames = (stpType: number) => DRAW_NAMES[stpType] ?? ["nonce"];
+const DRAW_NAMES: Record<string, string[]> = {
+  "2": ["nonce", "ephemeralSecret", "messageKey"],
+  "6/1": ["nonce", "salt", "aeadNonce"],
+  "6/2": ["nonce", "iv"],
+};
+const drawNames = ([type, version]: [number, number]) =>
+  DRAW_NAMES[`${type}/${version}`] ?? DRAW_NAMES[`${type}`] ?? ["nonce"];
 
 function fixedBodyAmp(amp: [number, number], body: Bytes): AmpPlugin<null> {
   return {
@@ -368,6 +378,7 @@ export async function sealFromInputs(
     sequenceNumber: inputs.sequenceNumber,
     includeCard: attach !== false,
     hashDestination: inputs.hashDestination ?? false,
+    options: inputs.options,
     crypto: provider,
     now: inputs.now,
     random: (n) => {
@@ -393,6 +404,7 @@ export async function openFromInputs(
     identity: inputs.identity ? get(ids, inputs.identity) : undefined,
     trusted: (inputs.trusted ?? []).map((n) => get(ids, n).card),
     replay,
+    options: inputs.options,
     crypto: provider,
   };
   let opened: OpenedMessage | undefined;
@@ -536,6 +548,7 @@ interface MessageCase {
     sequenceNumber?: number;
     hashDestination?: boolean;
     now?: number;
+    options?: Record<string, string>;
   };
   mutations?: Mutation[];
   open: OpenInputs;
@@ -583,10 +596,11 @@ async function buildMessageVectors(
       ...(s.sequenceNumber === undefined ? {} : { sequenceNumber: s.sequenceNumber }),
       ...(s.hashDestination ? { hashDestination: true } : {}),
       now: s.now ?? NOW,
+      ...(s.options ? { options: s.options } : {}),
       random: { seed: `${prefix}/${c.name}` },
     };
     const { envelope: sealed, draws } = await sealFromInputs(seal, ids, provider, registry);
-    const names = drawNames(s.stp[0]);
+    const names = drawNames(s.stp);
     if (draws.length !== names.length) throw new Error(`${c.name}: ${draws.length} random draws`);
     names.forEach((n, i) => (seal.random[n] = toHex(draws[i])));
     const envelope = applyMutations(sealed, c.mutations ?? []);
@@ -1170,6 +1184,103 @@ function authCases(): MessageCase[] {
   bad("replay", "replayed", "opened twice with one replay cache", base(), undefined, {
     replay: { now: NOW },
     times: 2,
+  });
+  return cases;
+}
+
+/** psk (SPEC §13): a fixed 32-byte key, its base64url text as a key file holds it. */
+const PSK_KEY = toBase64(new Uint8Array(32).map((_, i) => 0xa0 + i), true) + "=";
+const PSK_OTHER_KEY = toBase64(new Uint8Array(32).map((_, i) => 0x10 + i), true) + "=";
+const PSK_PASSPHRASE = { passphrase: "psk vector passphrase", "work-factor": "10" };
+
+function pskCases(): MessageCase[] {
+  const cases: MessageCase[] = [];
+  const v1 = [6, 1] as [number, number], v2 = [6, 2] as [number, number];
+  const key = { psk: PSK_KEY };
+  const base = (stp = v1, options: Record<string, string> = key) => ({
+    stp,
+    body: text1("shared secret"),
+    options,
+  });
+  const add = (
+    expect: ErrorCode | "success",
+    name: string,
+    comment: string,
+    seal: MessageCase["seal"],
+    open: OpenInputs,
+    mutations?: Mutation[],
+  ) => cases.push({ name, comment, seal, open, mutations, expect });
+  const ok = "success";
+
+  add(ok, "v1/key", "v1, key file: HKDF-SHA-256 key, XChaCha20-Poly1305", base(), { options: key });
+  add(ok, "v1/key/sender-seq", "v1 with a sender label and sequence number 3", {
+    ...base(),
+    sender: "alice",
+    sequenceNumber: 3,
+  }, { options: key });
+  add(ok, "v1/passphrase", "v1, passphrase: scrypt logN 10 (field 2)", base(v1, PSK_PASSPHRASE), {
+    options: { passphrase: PSK_PASSPHRASE.passphrase },
+  });
+  add(ok, "v2/key", "v2: the payload is a Fernet token", base(v2), { options: key });
+  add("auth-failed", "v1/wrong-key", "another key: no not-a-recipient for psk", base(), {
+    options: { psk: PSK_OTHER_KEY },
+  });
+  add("auth-failed", "v1/wrong-passphrase", "another passphrase", base(v1, PSK_PASSPHRASE), {
+    options: { passphrase: "not the psk passphrase" },
+  });
+  add(
+    "key",
+    "v1/passphrase-given-key",
+    "sealed with a passphrase, opened with a key",
+    base(v1, PSK_PASSPHRASE),
+    {
+      options: key,
+    },
+  );
+  add("auth-failed", "v1/ciphertext-flip", "one ciphertext bit flipped", base(), { options: key }, [
+    xor("payload", 4, 0, 1),
+  ]);
+  add("auth-failed", "v1/tag-flip", "last tag bit flipped", base(), { options: key }, [
+    xor("payload", 4, -1, 0x80),
+  ]);
+  add("auth-failed", "v1/salt-flip", "salt changed: another key", base(), { options: key }, [
+    xor("payload", 1, 0, 1),
+  ]);
+  add(
+    "auth-failed",
+    "v1/seq-changed",
+    "envelope sequence number changed (bound in AAD)",
+    {
+      ...base(),
+      sequenceNumber: 3,
+    },
+    { options: key },
+    [set("envelope", 3, 4)],
+  );
+  add("malformed", "v1/unknown-field", "unknown payload field 5", base(), { options: key }, [
+    set("payload", 5, "grease"),
+  ]);
+  add(
+    "malformed",
+    "v1/logN-21",
+    "work factor above 20, refused before scrypt",
+    base(v1, PSK_PASSPHRASE),
+    {
+      options: { passphrase: PSK_PASSPHRASE.passphrase },
+    },
+    [set("payload", 2, 21)],
+  );
+  add("malformed", "v1/nonce-short", "XChaCha20 nonce of 23 bytes", base(), { options: key }, [
+    set("payload", 3, bytesOf("00".repeat(23))),
+  ]);
+  add("replay", "v1/expired", "TTL 60 s, opened 61 s later", base(), {
+    options: { ...key, ttl: "60", now: String(NOW + 61_000) },
+  });
+  add("auth-failed", "v2/wrong-key", "another Fernet key", base(v2), {
+    options: { psk: PSK_OTHER_KEY },
+  });
+  add("replay", "v2/expired", "TTL 60 s, opened 61 s later", base(v2), {
+    options: { ...key, ttl: "60", now: String(NOW + 61_000) },
   });
   return cases;
 }
@@ -2368,6 +2479,12 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
     ),
     "auth.json": await messages("auth", "STP auth, type 4, version 1 (SPEC §6).", authCases()),
     "plain.json": await messages("plain", "STP plain, type 7, version 1 (SPEC §7).", plainCases()),
+    "psk.json": await messages(
+      "psk",
+      "STP psk, type 6, versions 1 and 2 (SPEC §13); seal.options and open.options hold the " +
+        "shared secret.",
+      pskCases(),
+    ),
     "amp.json": {
       description: "AMP bodies (SPEC §8–9): `body` hex decoded by the AMP (type, version) in " +
         "`amp`. Vectors marked deterministic: false hold bytes from the generating runtime's zlib.",

@@ -1,0 +1,122 @@
+/**
+ * `psk` STP, type 6 (DESIGN §4; SPEC §13): everyone who holds one shared secret can seal
+ * and open; no public keys, no cards. Version 1 is XChaCha20-Poly1305 under HKDF or
+ * scrypt; version 2 is a Fernet token, and bare tokens interoperate with other Fernet
+ * implementations (Python's `cryptography.fernet`).
+ * @module
+ */
+import type { Bytes } from "../../bytes.ts";
+import type { CryptoProvider } from "../../crypto/provider.ts";
+import type { StpPlugin } from "../../types.ts";
+import {
+  decryptFernet,
+  encryptFernet,
+  type FernetOpened,
+  fernetTokenText,
+  wipeFernetKey,
+} from "./fernet.ts";
+import { freshnessOf } from "./key.ts";
+import { openPskV1, sealPskV1 } from "./v1.ts";
+import { openPskV2, pskV2Key, sealPskV2 } from "./v2.ts";
+
+export {
+  decryptFernet,
+  detectFernetToken,
+  encryptFernet,
+  fernetKey,
+  fernetTokenText,
+  parseFernetKey,
+  parseFernetToken,
+} from "./fernet.ts";
+export { parseKeyText } from "./key.ts";
+
+/** STP type number of `psk`. */
+export const PSK_TYPE = 6;
+
+const PROPERTIES = {
+  confidentiality: true,
+  authentication: "shared-key",
+  nonRepudiation: false,
+  forwardSecrecy: false,
+  multiRecipient: true,
+  // Nothing in the clear names who can read the message.
+  hiddenRecipients: true,
+} as const;
+
+/** Makes the `psk` STP of a given version (1 or 2). */
+export function pskStp(version: 1 | 2): StpPlugin {
+  return {
+    kind: "stp",
+    type: PSK_TYPE,
+    version,
+    name: "psk",
+    description: version === 1
+      ? "shared key or passphrase: HKDF/scrypt + XChaCha20-Poly1305"
+      : "shared key: Fernet token (AES-128-CBC + HMAC-SHA256)",
+    properties: PROPERTIES,
+    seal: version === 1 ? sealPskV1 : sealPskV2,
+    open: version === 1 ? openPskV1 : openPskV2,
+  };
+}
+
+/** Inputs of `sealBareFernet`. */
+export interface BareFernetRequest {
+  /** STP options holding the key: `psk` or `passphrase` (as for psk v2). */
+  options: Readonly<Record<string, string>>;
+  /** Clock in ms and IV, injectable for tests. */
+  now?: number;
+  iv?: Uint8Array;
+}
+
+/**
+ * Seals `plaintext` as a bare Fernet token, in its text form (what Python's
+ * `Fernet(key).encrypt` returns).
+ *
+ * @example
+ * ```ts
+ * import { getCryptoProvider, openBareFernet, sealBareFernet } from "./mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const options = { psk: "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=" };
+ * const token = await sealBareFernet(crypto, new TextEncoder().encode("hi"), { options });
+ * const raw = Uint8Array.from(atob(token.replaceAll("-", "+").replaceAll("_", "/")), (c) => c.charCodeAt(0));
+ * const opened = await openBareFernet(crypto, raw, options);
+ * console.log(new TextDecoder().decode(opened.plaintext)); // hi
+ * ```
+ */
+export async function sealBareFernet(
+  crypto: CryptoProvider,
+  plaintext: Uint8Array,
+  request: BareFernetRequest,
+): Promise<string> {
+  const key = await pskV2Key(request.options, true);
+  try {
+    const token = await encryptFernet(crypto, key, plaintext, {
+      timestamp: Math.floor((request.now ?? Date.now()) / 1000),
+      iv: request.iv,
+    });
+    return fernetTokenText(token);
+  } finally {
+    wipeFernetKey(key);
+  }
+}
+
+/**
+ * Opens a bare binary Fernet token (see `detectFernetToken`) with the key from options
+ * `psk` or `passphrase`; options `ttl` (seconds) and `now` (ms) set freshness.
+ */
+export async function openBareFernet(
+  crypto: CryptoProvider,
+  token: Bytes,
+  options: Readonly<Record<string, string>>,
+): Promise<FernetOpened> {
+  const freshness = freshnessOf(options, "fernet");
+  const key = await pskV2Key(options, false);
+  try {
+    return await decryptFernet(crypto, key, token, {
+      ttl: freshness.ttlMs === undefined ? undefined : freshness.ttlMs / 1000,
+      now: freshness.nowMs,
+    });
+  } finally {
+    wipeFernetKey(key);
+  }
+}
