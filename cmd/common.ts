@@ -178,7 +178,9 @@ export function askPassphrase(io: Io, prompt: string): Promise<string> {
     );
   }
   try {
-    spawnSync("stty", ["-echo"], { stdio: [fd, "ignore", "ignore"] });
+    // "-F" names the terminal: passing a descriptor as the child's stdin is not portable
+    // across runtimes.
+    spawnSync("stty", ["-F", "/dev/tty", "-echo"], { stdio: "ignore" });
     writeSync(fd, prompt);
     const buf = new Uint8Array(1024);
     let line = "";
@@ -191,7 +193,7 @@ export function askPassphrase(io: Io, prompt: string): Promise<string> {
     writeSync(fd, "\n");
     return Promise.resolve(line.split(/\r?\n/)[0]);
   } finally {
-    spawnSync("stty", ["echo"], { stdio: [fd, "ignore", "ignore"] });
+    spawnSync("stty", ["-F", "/dev/tty", "echo"], { stdio: "ignore" });
     closeSync(fd);
   }
 }
