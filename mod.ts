@@ -101,6 +101,19 @@ export {
   textV2,
 } from "./amp/mod.ts";
 export {
+  type Control,
+  type ControlAction,
+  controlV1,
+  type FileMessage,
+  fileV1,
+  type Presence,
+  type PresenceStatus,
+  presenceV1,
+  type Receipt,
+  type ReceiptStatus,
+  receiptV1,
+} from "./amp/mod.ts";
+export {
   configuredPluginPaths,
   importPluginModule,
   loadPlugins,

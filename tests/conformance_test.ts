@@ -35,13 +35,21 @@ const { stps, amps } = registry.list();
 const text = registry.find("amp", "text/1");
 
 const isMissive = (e: unknown) => e instanceof MissiveError;
+/** Input and fields for AMPs that take neither SAMPLE_INPUT nor SAMPLE_FIELDS. */
+const SAMPLES: Record<string, [Uint8Array, Record<string, string>]> = {
+  receipt: [new Uint8Array(0), { nonce: "00".repeat(16), status: "accepted" }],
+  presence: [new Uint8Array(0), { status: "busy", note: "in a meeting" }],
+  control: [new Uint8Array(0), { action: "request", session: "0123" }],
+  file: [SAMPLE_INPUT, { name: "sample.json", type: "application/json" }],
+};
 /** A sample message: with AMP fields (title, kind) for AMPs that take them. */
 function sample(amp: AmpPlugin): unknown {
   try {
     return amp.fromInput(SAMPLE_INPUT, SAMPLE_FIELDS);
   } catch (e) {
     if (!(e instanceof MissiveError && e.code === "usage")) throw e;
-    return amp.fromInput(SAMPLE_INPUT, {});
+    const own = SAMPLES[amp.name];
+    return own ? amp.fromInput(...own) : amp.fromInput(SAMPLE_INPUT, {});
   }
 }
 const seal = (stp: StpPlugin, amp: AmpPlugin = text, message: unknown = { text: "conformance" }) =>

@@ -31,6 +31,10 @@ describe("registry", () => {
       [1, 1, "text"],
       [1, 2, "text"],
       [2, 1, "notification"],
+      [3, 1, "receipt"],
+      [4, 1, "presence"],
+      [5, 1, "control"],
+      [6, 1, "file"],
     ]);
   });
 

@@ -51,7 +51,7 @@ import { defaultRegistry } from "../../mod.ts";
 import { type OpenedMessage, openMessage, type Registry, sealMessage } from "../../registry.ts";
 import { MemoryReplayCache } from "../../replay.ts";
 import type { AmpPlugin } from "../../types.ts";
-import { notificationV1, textV1 } from "../../amp/mod.ts";
+import { controlV1, fileV1, notificationV1, presenceV1, receiptV1, textV1 } from "../../amp/mod.ts";
 
 // ---------------------------------------------------------------------------------------
 // Deterministic inputs
@@ -2420,7 +2420,194 @@ function ampVectors() {
     "malformed",
   );
   run("notification/not-a-map", "an array", [2, 1], encodeCbor(["notice", "hi"]), "malformed");
+  for (const [name, comment, amp, body, expect] of newAmpCases()) {
+    run(name, comment, amp, body, expect);
+  }
   return vectors;
+}
+
+type AmpCase = [string, string, [number, number], Uint8Array, ErrorCode | "success"];
+
+/** receipt, presence, control and file (SPEC §14–17): each with more failures than successes. */
+function newAmpCases(): AmpCase[] {
+  const m = (...entries: [number, CborValue][]) => encodeCbor(new Map(entries));
+  const nonce = fromHex("000102030405060708090a0b0c0d0e0f")!;
+  const receipt = (name: string, comment: string, body: Uint8Array, expect = "malformed") =>
+    [`receipt/${name}`, comment, [3, 1], body, expect] as AmpCase;
+  const presence = (name: string, comment: string, body: Uint8Array, expect = "malformed") =>
+    [`presence/${name}`, comment, [4, 1], body, expect] as AmpCase;
+  const control = (name: string, comment: string, body: Uint8Array, expect = "malformed") =>
+    [`control/${name}`, comment, [5, 1], body, expect] as AmpCase;
+  const file = (name: string, comment: string, body: Uint8Array, expect = "malformed") =>
+    [`file/${name}`, comment, [6, 1], body, expect] as AmpCase;
+  const hi = utf8("hi");
+  /** A file body for `content` as a writer makes it, then `edits` (undefined deletes a field). */
+  const fileBody = (
+    content: Uint8Array,
+    edits: [number, CborValue | undefined][] = [],
+    chunkSize = 65536,
+  ) => {
+    const chunks: CborValue[] = [];
+    for (let at = 0; at < content.length; at += chunkSize) {
+      chunks.push(content.slice(at, at + chunkSize));
+    }
+    const map = new Map<number, CborValue>([
+      [1, "a.txt"],
+      [2, content.length],
+      [3, "text/plain"],
+      [4, sha256(content)],
+      [5, chunkSize],
+      [6, chunks],
+    ]);
+    for (const [k, v] of edits) v === undefined ? map.delete(k) : map.set(k, v);
+    return encodeCbor(map);
+  };
+  const pattern = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7) & 0xff);
+  return [
+    receipt("accepted", "status 0 for the nonce 00…0f", m([1, nonce], [2, 0]), "success"),
+    receipt(
+      "hash-mismatch-detail",
+      "status 2 with a detail text",
+      receiptV1.encode({ nonce, status: "hash-mismatch", detail: "file a.txt: content hash" }),
+      "success",
+    ),
+    receipt("undecryptable", "status 4, the largest", m([1, nonce], [2, 4]), "success"),
+    receipt("status-5", "status above 4", m([1, nonce], [2, 5])),
+    receipt("status-negative", "status -1", m([1, nonce], [2, -1])),
+    receipt("status-text", "status as text", m([1, nonce], [2, "accepted"])),
+    receipt("nonce-15-bytes", "nonce shorter than 16 bytes", m([1, nonce.slice(1)], [2, 0])),
+    receipt(
+      "nonce-17-bytes",
+      "nonce longer than 16 bytes",
+      m([1, concatBytes(nonce, new Uint8Array([16]))], [2, 0]),
+    ),
+    receipt("no-status", "field 2 missing", m([1, nonce])),
+    receipt("unknown-field", "receipt refuses unknown fields", m([1, nonce], [2, 0], [4, "x"])),
+    receipt("detail-1025", "detail longer than 1024", m([1, nonce], [2, 0], [3, "d".repeat(1025)])),
+    receipt(
+      "non-canonical-status",
+      "status 0 written as 18 00",
+      fromHex(
+        "a2015000010203040506070809" + "0a0b0c0d0e0f021800",
+      )!,
+    ),
+    presence("online", "status 0, no note", m([1, 0]), "success"),
+    presence(
+      "invisible-note",
+      "status 3 with a note",
+      presenceV1.encode({ status: "invisible", note: "back at 3" }),
+      "success",
+    ),
+    presence("status-4", "status above 3", m([1, 4])),
+    presence("no-status", "field 1 missing", m([2, "note"])),
+    presence("unknown-field", "presence refuses unknown fields", m([1, 1], [3, "x"])),
+    presence("note-257", "note longer than 256", m([1, 1], [2, "n".repeat(257)])),
+    presence("note-bytes", "note must be text", m([1, 1], [2, hi])),
+    presence("not-a-map", "a bare status", encodeCbor(1)),
+    control(
+      "request-session",
+      "request with a 16-byte session ID",
+      controlV1.encode({ action: "request", session: nonce }),
+      "success",
+    ),
+    control("accept", "action 1 only", m([1, 1]), "success"),
+    control(
+      "bye-reason",
+      "bye with session and reason",
+      controlV1.encode({ action: "bye", session: fromHex("0123")!, reason: "done" }),
+      "success",
+    ),
+    control("action-4", "action above 3", m([1, 4])),
+    control("no-action", "field 1 missing", m([2, nonce])),
+    control("session-empty", "session of 0 bytes", m([1, 0], [2, new Uint8Array(0)])),
+    control("session-33-bytes", "session longer than 32 bytes", m([1, 0], [2, new Uint8Array(33)])),
+    control("session-text", "session must be bytes", m([1, 0], [2, "0123"])),
+    control("unknown-field", "control refuses unknown fields", m([1, 3], [4, "x"])),
+    file(
+      "hi",
+      "content 'hi' in one chunk",
+      fileV1.encode({
+        name: "a.txt",
+        type: "text/plain",
+        content: hi,
+      }),
+      "success",
+    ),
+    file("empty", "an empty file has no chunks", fileBody(new Uint8Array(0)), "success"),
+    file(
+      "two-chunks",
+      "4097 bytes in chunks of 4096: a full chunk and one byte",
+      fileBody(pattern(4097), [], 4096),
+      "success",
+    ),
+    file(
+      "unicode-name",
+      "a non-ASCII name and a vendor media type",
+      fileBody(hi, [
+        [1, "résumé ✓.docx"],
+        [3, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"],
+      ]),
+      "success",
+    ),
+    file(
+      "hash-mismatch",
+      "field 4 is SHA-256 of other bytes",
+      fileBody(hi, [[4, sha256(utf8("ho"))]]),
+    ),
+    file("size-mismatch", "field 2 says 3 bytes, the chunk holds 2", fileBody(hi, [[2, 3]])),
+    file(
+      "size-over-cap",
+      "size 16 MiB + 1",
+      fileBody(hi, [[2, 16 * 1024 * 1024 + 1]]),
+      "too-large",
+    ),
+    file(
+      "empty-chunk",
+      "an empty file with one empty chunk",
+      fileBody(new Uint8Array(0), [[6, [
+        new Uint8Array(0),
+      ]]]),
+    ),
+    file(
+      "short-chunk",
+      "the first of two chunks is shorter than the chunk size",
+      fileBody(hi, [[
+        6,
+        [utf8("h"), utf8("i")],
+      ]], 4096),
+    ),
+    file(
+      "long-chunk",
+      "one chunk of 4097 bytes with chunk size 4096",
+      fileBody(pattern(4097), [[
+        6,
+        [pattern(4097)],
+      ]], 4096),
+    ),
+    file("chunk-size-4095", "chunk size below 4096", fileBody(hi, [], 4095)),
+    file("chunk-text", "a chunk must be bytes", fileBody(hi, [[6, ["hi"]]])),
+    file("name-slash", "a name with a path", fileBody(hi, [[1, "../a.txt"]])),
+    file("name-dotdot", "the name ..", fileBody(hi, [[1, ".."]])),
+    file("name-nul", "a name with NUL", fileBody(hi, [[1, "a\u0000.txt"]])),
+    file("name-empty", "an empty name", fileBody(hi, [[1, ""]])),
+    file(
+      "name-256-bytes",
+      "name longer than 255 UTF-8 bytes",
+      fileBody(hi, [[1, "é".repeat(128)]]),
+    ),
+    file("type-no-slash", "media type without a subtype", fileBody(hi, [[3, "text"]])),
+    file(
+      "type-parameters",
+      "media type with a parameter",
+      fileBody(hi, [[
+        3,
+        "text/plain; charset=utf-8",
+      ]]),
+    ),
+    file("sha256-31-bytes", "digest one byte short", fileBody(hi, [[4, sha256(hi).slice(1)]])),
+    file("no-chunks", "field 6 missing", fileBody(hi, [[6, undefined]])),
+    file("unknown-field", "file refuses unknown fields", fileBody(hi, [[7, "x"]])),
+  ];
 }
 
 function flipAt(b: Uint8Array, offset: number): Bytes {
@@ -2486,7 +2673,8 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
       pskCases(),
     ),
     "amp.json": {
-      description: "AMP bodies (SPEC §8–9): `body` hex decoded by the AMP (type, version) in " +
+      description:
+        "AMP bodies (SPEC §8–9, §14–17): `body` hex decoded by the AMP (type, version) in " +
         "`amp`. Vectors marked deterministic: false hold bytes from the generating runtime's zlib.",
       vectors: ampVectors(),
     },
