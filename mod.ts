@@ -92,6 +92,8 @@ export type {
 } from "./types.ts";
 export { authStp, builtinStps, plainStp, pskStp, simpleStp } from "./stp/mod.ts";
 export { openBareFernet, sealBareFernet } from "./stp/psk/mod.ts";
+// X.509 S/MIME (SPEC §14): not in defaultRegistry(); add it with registry.register(smimeStp).
+export { SMIME_TYPE, smimeStp } from "./stp/smime/mod.ts";
 export {
   builtinAmps,
   type Notification,

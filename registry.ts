@@ -338,8 +338,8 @@ export async function openMessage(
     message,
     sender: opened.sender && {
       ...opened.sender,
-      trusted: opened.sender.verified && senderCard !== undefined &&
-        trusted.some((t) => sameKeys(t, senderCard)),
+      trusted: opened.sender.verified && (opened.sender.trustedByStp === true ||
+        (senderCard !== undefined && trusted.some((t) => sameKeys(t, senderCard)))),
     },
     warnings: opened.warnings,
   };

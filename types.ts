@@ -77,6 +77,11 @@ export interface SenderInfo {
   card?: Card;
   /** True only when a signature or key check proved the sender. */
   verified: boolean;
+  /**
+   * For STPs without cards: the STP itself established trust (smime: the signer's
+   * X.509 path to a --trust certificate). Cards are not consulted then.
+   */
+  trustedByStp?: boolean;
 }
 
 /** An STP's result: authenticated inner message (or, for `plain`, an unprotected one). */

@@ -27,6 +27,15 @@ import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts"
 import { configuredPluginPaths, loadPlugins } from "../loader.ts";
 import { defaultRegistry } from "../mod.ts";
 import type { Registry } from "../registry.ts";
+import {
+  certificatesToPem,
+  MAX_X509_FILE,
+  parseCertificates,
+  parsePrivateKey,
+  privateKeyToPem,
+  type X509Certificate,
+} from "../keys/x509.ts";
+import { smimeStp } from "../stp/smime/mod.ts";
 
 /**
  * The process edges a command touches, so tests can run the CLI in-process with their
@@ -205,6 +214,69 @@ export async function loadIdentity(io: Io, path: string): Promise<Identity> {
   return await readKeyFile(crypto, text, () => askPassphrase(io, `Passphrase for ${path}: `));
 }
 
+/** True for an X.509 certificate file: PEM with a CERTIFICATE block, or DER (0x30). */
+function isCertificateFile(bytes: Uint8Array): boolean {
+  if (bytes.length > 0 && bytes[0] === 0x30) return true;
+  return new TextDecoder().decode(bytes).includes("-----BEGIN CERTIFICATE-----");
+}
+
+/** File names in a --trust directory that hold X.509 certificates. */
+const CERT_FILE = /\.(pem|crt|cer|der)$/i;
+
+/**
+ * Splits --trust / --to arguments into missive cards and X.509 certificates: a
+ * certificate file (PEM or DER) is a certificate, and so is every *.pem, *.crt, *.cer
+ * and *.der file in a directory (whose *.card files stay cards).
+ */
+export async function loadTrust(
+  specs: readonly string[],
+): Promise<{ cards: Card[]; certificates: X509Certificate[] }> {
+  const certificates: X509Certificate[] = [];
+  const cardSpecs: string[] = [];
+  for (const spec of specs) {
+    if (spec.startsWith("missive-card:") || !existsSync(spec)) {
+      cardSpecs.push(spec);
+      continue;
+    }
+    if (statSync(spec).isDirectory()) {
+      for (const f of readdirSync(spec).filter((f) => CERT_FILE.test(f)).sort()) {
+        const path = join(spec, f);
+        certificates.push(
+          ...parseCertificates(readFileLimited(path, MAX_X509_FILE, "certificate"), path),
+        );
+      }
+      cardSpecs.push(spec);
+      continue;
+    }
+    const bytes = readFileLimited(spec, MAX_X509_FILE, "certificate or card");
+    if (isCertificateFile(bytes)) certificates.push(...parseCertificates(bytes, spec));
+    else cardSpecs.push(spec);
+  }
+  return { cards: await loadCards(cardSpecs), certificates };
+}
+
+/**
+ * The X.509 identity options of the `smime` STP (PEM text): `cert` from --cert, `key`
+ * from --key (PKCS #8, decrypted here with $MISSIVE_PASSPHRASE or a prompt when it is
+ * encrypted). Empty without --cert.
+ */
+export async function x509Options(
+  io: Io,
+  flags: { cert?: string; key?: string },
+): Promise<Record<string, string>> {
+  if (flags.cert === undefined) return {};
+  if (flags.key === undefined) throw new MissiveError("usage", "--cert needs --key (PKCS #8)");
+  const certs = parseCertificates(
+    readFileLimited(flags.cert, MAX_X509_FILE, "certificate"),
+    flags.cert,
+  );
+  const key = await parsePrivateKey(
+    readFileLimited(flags.key, MAX_X509_FILE, "private key"),
+    () => askPassphrase(io, `Passphrase for ${flags.key}: `),
+  );
+  return { cert: certificatesToPem(certs), key: privateKeyToPem(key) };
+}
+
 /**
  * Loads cards from each argument: a card file, a literal card line, a key file (its
  * public card), or a directory (every *.card file in it).
@@ -238,9 +310,12 @@ export async function loadCards(specs: readonly string[]): Promise<Card[]> {
   return cards;
 }
 
-/** The registry: built-ins, then $MISSIVE_PLUGINS and missive.json, then --plugin. */
+/**
+ * The registry: built-ins and `smime` (X.509, so not in `defaultRegistry()`, whose STPs
+ * all work with cards), then $MISSIVE_PLUGINS and missive.json, then --plugin.
+ */
 export async function loadRegistry(io: Io, pluginPaths: readonly string[] = []): Promise<Registry> {
-  const registry = defaultRegistry();
+  const registry = defaultRegistry().register(smimeStp);
   for (const { path, base } of configuredPluginPaths(io.env)) {
     await loadPlugins(registry, [path], base);
   }

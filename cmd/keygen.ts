@@ -10,6 +10,7 @@ import {
   writeKeyFile,
 } from "../keys/identity.ts";
 import { utf8 } from "../bytes.ts";
+import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import {
   askPassphrase,
   type Command,
@@ -80,7 +81,8 @@ export const keygen: Command = {
     const crypto = await getCryptoProvider();
     const identity = await createIdentity(crypto, {
       address: v.name,
-      stps: stps.map((p) => [p.type, p.version] as const),
+      // smime works with X.509 certificates, not cards: a card does not advertise it.
+      stps: stps.filter((p) => p.type !== SMIME_TYPE).map((p) => [p.type, p.version] as const),
       amps: amps.map((p) => [p.type, p.version] as const),
     });
     let passphrase: string | undefined;

@@ -2,37 +2,46 @@
 import { toBase64, toHex, utf8 } from "../bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { maxArmoredLength } from "../armor.ts";
-import { MAX_ENVELOPE_SIZE, unwrapAnyForm } from "../envelope.ts";
+import { encodeEnvelope, MAX_ENVELOPE_SIZE, unwrapAnyForm } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { fingerprint } from "../keys/card.ts";
 import { openMessage } from "../registry.ts";
 import { FileReplayCache } from "../replay.ts";
 import { detectFernetToken, openBareFernet } from "../stp/psk/mod.ts";
+import { certificatesToPem } from "../keys/x509.ts";
+import { looksLikeSmime, unwrapSmimeEntity } from "../stp/smime/mime.ts";
+import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import {
   type Command,
   formatTime,
-  loadCards,
   loadIdentity,
   loadRegistry,
+  loadTrust,
   note,
   parseFlags,
   parsePairs,
   readInput,
   sharedSecretOptions,
   writeOutput,
+  x509Options,
 } from "./common.ts";
 
 const usage = `missive open [--key KEY] [--trust CARD ...] [options] [INPUT] > message
 
-Opens an envelope (binary, armored or one base64 line; stdin or INPUT), or a bare
-Fernet token with --psk-file (the token text as Python's Fernet writes it), and writes the
+Opens an envelope (binary, armored or one base64 line; stdin or INPUT), a bare
+Fernet token with --psk-file (the token text as Python's Fernet writes it), or a bare
+S/MIME message or CMS DER with --cert/--key (as openssl cms writes them), and writes the
 message to stdout only after every check has passed. On stderr: the STP, the sender,
 whether the signature verified against a trusted card, and the time it was sent.
 
 Options:
-  --key KEY             recipient's secret key file (not needed for auth or plain)
+  --key KEY             recipient's secret key file (not needed for auth or plain);
+                        with --cert, a PKCS #8 private key (PEM/DER, maybe encrypted)
+  --cert CERT           smime: own X.509 certificate (PEM/DER)
   --trust CARD          trusted sender: card file, card line, key file or directory of
-                        *.card files (repeatable)
+                        *.card files (repeatable); for smime a CA certificate (PEM or
+                        DER) or a directory of *.pem/*.crt/*.cer/*.der: the signer
+                        must chain to one (else exit 7)
   --require-trust       fail (exit 7) unless the signer is a --trust card
   --psk-file FILE       shared key for psk envelopes and bare Fernet tokens
   --passphrase          shared passphrase for psk ($MISSIVE_PASSPHRASE or prompt)
@@ -54,6 +63,7 @@ export const open: Command = {
   async run(args, io) {
     const parsed = await parseFlags(io, args, {
       key: { type: "string" },
+      cert: { type: "string" },
       trust: { type: "string", multiple: true },
       "require-trust": { type: "boolean" },
       "psk-file": { type: "string" },
@@ -68,8 +78,9 @@ export const open: Command = {
     if (!parsed) return;
     const v = parsed.values;
     const registry = await loadRegistry(io, v.plugin);
-    const identity = v.key ? await loadIdentity(io, v.key) : undefined;
-    const trusted = await loadCards(v.trust ?? []);
+    const identity = v.key && !v.cert ? await loadIdentity(io, v.key) : undefined;
+    const trust = await loadTrust(v.trust ?? []);
+    const trusted = trust.cards;
     const input = await readInput(
       io,
       parsed.positionals[0],
@@ -79,7 +90,11 @@ export const open: Command = {
     const options = {
       ...parsePairs(v.option, "--option"),
       ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
+      ...await x509Options(io, { cert: v.cert, key: v.key }),
     };
+    if (trust.certificates.length > 0) {
+      options["trust-certs"] = certificatesToPem(trust.certificates);
+    }
     if (v.ttl !== undefined) options.ttl = v.ttl;
     const token = detectFernetToken(input);
     if (token) {
@@ -106,7 +121,16 @@ export const open: Command = {
       );
       return;
     }
-    const frame = unwrapAnyForm(input);
+    // Bare CMS (DER starts with a SEQUENCE, 0x30) or S/MIME text: the smime STP's
+    // payload without an envelope; no envelope form can start with either.
+    const bareCms = input[0] === 0x30 || looksLikeSmime(input);
+    const frame = bareCms
+      ? encodeEnvelope({
+        protocolType: SMIME_TYPE,
+        protocolVersion: 1,
+        payload: unwrapSmimeEntity(input),
+      })
+      : unwrapAnyForm(input);
     const opened = await openMessage(registry, frame, {
       identity,
       trusted,
@@ -158,14 +182,14 @@ export const open: Command = {
         `missive: ${stpLabel}: claimed sender ${sender.address} (NOT verified); sent ${when}`,
       );
     } else {
-      const id = sender.card ? toHex(sender.card.id) : "?";
+      const id = sender.card ? `id ${toHex(sender.card.id)}` : "X.509";
       note(
         io,
-        `missive: ${stpLabel} from ${sender.address} (id ${id}): signature verified, ${
+        `missive: ${stpLabel} from ${sender.address} (${id}): signature verified, ${
           sender.trusted ? "trusted" : "NOT trusted"
         }; sent ${when}`,
       );
-      if (!sender.trusted) {
+      if (!sender.trusted && sender.card) {
         note(
           io,
           `missive: warning: ${sender.address} is in no --trust card; compare its fingerprint out of band: ${fp}`,

@@ -1,21 +1,25 @@
 /** `missive seal`: AMP message from stdin → sealed envelope on stdout. @module */
 import { utf8 } from "../bytes.ts";
-import { armor, MAX_ENVELOPE_SIZE, toLine } from "../envelope.ts";
+import { armor, decodeEnvelope, MAX_ENVELOPE_SIZE, toLine } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { sealMessage } from "../registry.ts";
 import { PSK_TYPE, sealBareFernet } from "../stp/psk/mod.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
+import { certificatesToPem } from "../keys/x509.ts";
+import { smimeBytes } from "../stp/smime/mime.ts";
+import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import {
   type Command,
-  loadCards,
   loadIdentity,
   loadRegistry,
+  loadTrust,
   parseFlags,
   parsePairs,
   readInput,
   sharedSecretOptions,
   writeOutput,
+  x509Options,
 } from "./common.ts";
 
 const usage = `missive seal --from KEY --to CARD [options] [INPUT] > sealed
@@ -30,12 +34,20 @@ Options:
   --amp NAME[/vN]       application message protocol (default text/1)
   --from KEY            sender's secret key file (simple, auth)
   --to CARD             recipient: card file, card line, key file or a directory of
-                        *.card files (repeatable)
+                        *.card files (repeatable); for --stp smime an X.509
+                        certificate (PEM or DER)
+  --cert CERT           smime: own X.509 certificate (PEM/DER; more PEM blocks = chain)
+  --key KEY             smime: own PKCS #8 private key (PEM/DER; an encrypted one
+                        asks for its passphrase, or reads $MISSIVE_PASSPHRASE)
+  --cipher NAME         smime: aes-256-cbc (EnvelopedData, default) or aes-256-gcm
+                        (AuthEnvelopedData)
   --psk-file FILE       shared key for --stp psk: one line of base64url (psk/2 needs
                         a 32-byte Fernet key, as Python's Fernet.generate_key())
   --passphrase          shared passphrase for --stp psk ($MISSIVE_PASSPHRASE or prompt)
   --format fernet       with --stp psk/2 and text/1: write a bare Fernet token (one
                         line) that any Fernet implementation opens, not an envelope
+  --format smime|der    with --stp smime: write a bare S/MIME message (as openssl cms
+                        -encrypt does) or the bare CMS DER, not an envelope
   --armor               write -----BEGIN MISSIVE MESSAGE----- text
   --lines               write one base64 line (for "while read" loops)
   -o, --out FILE        write here instead of stdout
@@ -73,6 +85,9 @@ export const seal: Command = {
       amp: { type: "string", default: "text/1" },
       from: { type: "string" },
       to: { type: "string", multiple: true },
+      cert: { type: "string" },
+      key: { type: "string" },
+      cipher: { type: "string" },
       armor: { type: "boolean" },
       lines: { type: "boolean" },
       out: { type: "string", short: "o" },
@@ -88,7 +103,7 @@ export const seal: Command = {
     if (v.armor && v.lines) {
       throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
     }
-    const binary = !v.armor && !v.lines && v.format !== "fernet";
+    const binary = !v.armor && !v.lines && v.format !== "fernet" && v.format !== "smime";
     if (binary && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
       throw new MissiveError(
         "usage",
@@ -104,12 +119,32 @@ export const seal: Command = {
     }
     const registry = await loadRegistry(io, v.plugin);
     const stp = registry.find("stp", stpSpec(v.stp!, v.version));
-    if (v.format !== "envelope" && v.format !== "fernet") {
-      throw new MissiveError("usage", `seal: --format must be envelope or fernet, not ${v.format}`);
+    if (!["envelope", "fernet", "smime", "der"].includes(v.format!)) {
+      throw new MissiveError(
+        "usage",
+        `seal: --format must be envelope, fernet, smime or der, not ${v.format}`,
+      );
+    }
+    const smime = stp.type === SMIME_TYPE;
+    if ((v.format === "smime" || v.format === "der") && !smime) {
+      throw new MissiveError("usage", `seal: --format ${v.format} needs --stp smime`);
+    }
+    if (!smime && (v.cert || v.key || v.cipher)) {
+      throw new MissiveError("usage", "seal: --cert, --key and --cipher are for --stp smime");
+    }
+    if (smime && v.from) {
+      throw new MissiveError("usage", "seal: --stp smime signs with --cert/--key, not --from");
     }
     const amp = registry.find("amp", v.amp!);
     const sender = v.from ? await loadIdentity(io, v.from) : undefined;
-    const recipients = await loadCards(v.to ?? []);
+    const to = await loadTrust(v.to ?? []);
+    if (!smime && to.certificates.length > 0) {
+      throw new MissiveError("usage", "seal: X.509 certificates in --to need --stp smime");
+    }
+    if (smime && to.cards.length > 0) {
+      throw new MissiveError("usage", "seal: --stp smime encrypts to certificates, not cards");
+    }
+    const recipients = to.cards;
     const input = await readInput(
       io,
       parsed.positionals[0],
@@ -120,7 +155,12 @@ export const seal: Command = {
     const options = {
       ...parsePairs(v.option, "--option"),
       ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
+      ...await x509Options(io, { cert: v.cert, key: v.key }),
     };
+    if (smime) {
+      options["recipient-certs"] = certificatesToPem(to.certificates);
+      if (v.cipher !== undefined) options.cipher = v.cipher;
+    }
     const message = await registry.guard(amp, "fromInput", () => amp.fromInput(input, fields));
     if (v.format === "fernet") {
       if (stp.type !== PSK_TYPE || stp.version !== 2 || amp.type !== 1 || amp.version !== 1) {
@@ -149,6 +189,14 @@ export const seal: Command = {
       hashDestination: v["hash-destination"] ?? false,
       options,
     });
+    if (v.format === "smime" || v.format === "der") {
+      if (v.armor || v.lines) {
+        throw new MissiveError("usage", `seal: --format ${v.format} takes no --armor/--lines`);
+      }
+      const der = decodeEnvelope(sealed).payload;
+      await writeOutput(io, v.out, v.format === "der" ? der : smimeBytes(der));
+      return;
+    }
     const out = v.armor ? utf8(armor(sealed)) : v.lines ? utf8(toLine(sealed) + "\n") : sealed;
     await writeOutput(io, v.out, out);
   },

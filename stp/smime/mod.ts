@@ -1,0 +1,182 @@
+/**
+ * `smime` STP, type 1 version 1 (SPEC §14): PhoneX v1's "compress, sign with the X.509
+ * identity, encrypt to the recipient's certificate" in its standard form, CMS (RFC 5652)
+ * as S/MIME 4.0 (RFC 8551) uses it, interoperable with `openssl cms`. The envelope
+ * payload is the DER of one ContentInfo. Identities are X.509 certificates and PKCS #8
+ * keys, passed as PEM text in STP options (the CLI reads them from --cert/--key/--to/
+ * --trust), so missive cards play no part here.
+ * @module
+ */
+import { utf8 } from "../../bytes.ts";
+import { MissiveError } from "../../errors.ts";
+import {
+  certificateAddress,
+  parseCertificates,
+  parsePrivateKey,
+  type X509Certificate,
+  type X509PrivateKey,
+} from "../../keys/x509.ts";
+import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../../types.ts";
+import { CMS, MAX_CMS_LAYERS, parseContentInfo } from "./cms.ts";
+import {
+  type ContentCipher,
+  decryptAuthEnveloped,
+  decryptEnveloped,
+  encryptContent,
+} from "./enveloped.ts";
+import { unwrapSmimeEntity } from "./mime.ts";
+import { type RsaSignature, signContent, type Verified, verifySigned } from "./signed.ts";
+
+/** STP type number of `smime`. */
+export const SMIME_TYPE = 1;
+
+const PROPERTIES = {
+  confidentiality: true,
+  authentication: "signature",
+  nonRepudiation: true,
+  forwardSecrecy: false,
+  multiRecipient: true,
+  hiddenRecipients: false,
+} as const;
+
+/**
+ * STP options of `smime` (all PEM text): `cert` (own certificate, then any chain) and
+ * `key` (own PKCS #8 key, unencrypted); `recipient-certs` to seal to; `trust-certs`, the
+ * CAs a signer must chain to on open. Also `cipher` (aes-256-cbc | aes-256-gcm),
+ * `signature` (pkcs1 | pss, RSA only), and `now` (ms, for tests).
+ */
+export type SmimeOptions = Readonly<Record<string, string>>;
+
+function certsOption(options: SmimeOptions, name: string): X509Certificate[] {
+  const text = options[name];
+  return text === undefined ? [] : parseCertificates(utf8(text), `option ${name}`);
+}
+
+async function identityOf(options: SmimeOptions, needed: string) {
+  const chain = certsOption(options, "cert");
+  if (chain.length === 0 || options.key === undefined) {
+    throw new MissiveError("usage", `smime: ${needed} needs an X.509 identity (--cert, --key)`);
+  }
+  const key: X509PrivateKey = await parsePrivateKey(utf8(options.key));
+  return { chain, key };
+}
+
+function nowOf(options: SmimeOptions): Date {
+  if (options.now === undefined) return new Date();
+  if (!/^\d{1,15}$/.test(options.now)) throw new MissiveError("usage", "smime: now must be ms");
+  return new Date(Number(options.now));
+}
+
+async function sealSmime(inner: Inner, ctx: SealContext): Promise<Uint8Array> {
+  if (inner.ampType !== 1 || inner.ampVersion !== 1) {
+    throw new MissiveError("usage", "smime carries AMP text/1 only (the content is the bytes)");
+  }
+  if (ctx.header.sequenceNumber !== undefined) {
+    throw new MissiveError("usage", "smime: a sequence number cannot be bound; drop --seq");
+  }
+  const o = ctx.options;
+  const signer = await identityOf(o, "sealing");
+  const recipients = certsOption(o, "recipient-certs");
+  if (recipients.length === 0) {
+    throw new MissiveError("usage", "smime: sealing needs recipient certificates (--to CERT)");
+  }
+  const cipher = (o.cipher ?? "aes-256-cbc") as ContentCipher;
+  const rsa = (o.signature ?? "pkcs1") as RsaSignature;
+  if (!["aes-256-cbc", "aes-256-gcm"].includes(cipher) || !["pkcs1", "pss"].includes(rsa)) {
+    throw new MissiveError("usage", "smime: cipher aes-256-cbc|aes-256-gcm, signature pkcs1|pss");
+  }
+  const signed = await signContent(inner.body, signer, {
+    rsa,
+    time: new Date(inner.timestamp),
+  });
+  // As `openssl cms -sign | openssl cms -encrypt`: the SignedData ContentInfo is id-data.
+  return await encryptContent(signed, CMS.data, recipients, cipher);
+}
+
+/**
+ * Opens the layers of a CMS message for `cert`/`key`: exactly one encryption layer
+ * outside (EnvelopedData or AuthEnvelopedData), one SignedData, optional CompressedData.
+ */
+export async function openCms(
+  der: Uint8Array,
+  options: SmimeOptions,
+): Promise<{ verified: Verified; content: Uint8Array; warnings: string[] }> {
+  const { chain, key } = await identityOf(options, "opening");
+  const anchors = certsOption(options, "trust-certs");
+  const warnings: string[] = [];
+  let ci = parseContentInfo(der);
+  let decrypted = false;
+  let verified: Verified | undefined;
+  for (let layer = 0; layer < MAX_CMS_LAYERS; layer++) {
+    const type = ci.contentType;
+    if (type === CMS.envelopedData || type === CMS.authEnvelopedData) {
+      if (decrypted || verified) throw new MissiveError("malformed", "smime: nested encryption");
+      const d = type === CMS.envelopedData
+        ? await decryptEnveloped(ci.content, chain[0], key, warnings)
+        : await decryptAuthEnveloped(ci.content, chain[0], key, warnings);
+      decrypted = true;
+      if (d.contentType !== CMS.data) {
+        throw new MissiveError(
+          "unknown-protocol",
+          `smime: encrypted content type ${d.contentType}`,
+        );
+      }
+      // OpenSSL encrypts the signed message as data: DER, or an S/MIME entity.
+      ci = parseContentInfo(unwrapSmimeEntity(d.content), "decrypted content");
+      continue;
+    }
+    if (!decrypted) {
+      throw new MissiveError("malformed", "smime: the message is not encrypted (no EnvelopedData)");
+    }
+    if (type === CMS.signedData) {
+      if (verified) throw new MissiveError("malformed", "smime: more than one signature layer");
+      verified = await verifySigned(ci.content, { anchors, now: nowOf(options) });
+      warnings.push(...verified.warnings);
+      if (verified.contentType !== CMS.data) {
+        throw new MissiveError(
+          "unknown-protocol",
+          `smime: signed content type ${verified.contentType}`,
+        );
+      }
+      return { verified, content: verified.content, warnings };
+    }
+    throw new MissiveError("unknown-protocol", `smime: content type ${type} is not supported`);
+  }
+  throw new MissiveError("malformed", `smime: more than ${MAX_CMS_LAYERS} CMS layers`);
+}
+
+async function openSmime(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
+  if (ctx.header.sequenceNumber !== undefined) {
+    throw new MissiveError("malformed", "smime: the envelope has a sequence number it cannot bind");
+  }
+  const { verified, content, warnings } = await openCms(payload, ctx.options);
+  if (!verified.signingTime) warnings.push("the signer gave no signingTime; time shown is 0");
+  return {
+    inner: {
+      ampType: 1,
+      ampVersion: 1,
+      body: content,
+      timestamp: verified.signingTime?.getTime() ?? 0,
+      nonce: verified.signatureHash.slice(0, 16),
+      sender: certificateAddress(verified.signer),
+    },
+    sender: {
+      address: certificateAddress(verified.signer),
+      verified: true,
+      trustedByStp: verified.trusted,
+    },
+    warnings,
+  };
+}
+
+/** The `smime` STP (type 1, version 1). Not in `defaultRegistry()`: it needs X.509. */
+export const smimeStp: StpPlugin = {
+  kind: "stp",
+  type: SMIME_TYPE,
+  version: 1,
+  name: "smime",
+  description: "X.509 S/MIME: CMS SignedData inside EnvelopedData/AuthEnvelopedData (openssl cms)",
+  properties: PROPERTIES,
+  seal: sealSmime,
+  open: openSmime,
+};
