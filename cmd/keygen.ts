@@ -10,15 +10,27 @@ import {
   writeKeyFile,
 } from "../keys/identity.ts";
 import { utf8 } from "../bytes.ts";
+import { normalizeAddress } from "../keys/address.ts";
+import {
+  certificatesToPem,
+  createSelfSigned,
+  encryptedPrivateKeyToPem,
+  MAX_CERT_DAYS,
+  privateKeyToPem,
+} from "../keys/x509.ts";
 import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import {
   askPassphrase,
   type Command,
+  type Io,
   loadRegistry,
   note,
   parseFlags,
   writeOutput,
 } from "./common.ts";
+
+/** Default validity of a `--x509` certificate, in days. */
+const DEFAULT_CERT_DAYS = 365;
 
 const usage = `missive keygen --name ADDRESS [--out FILE] [options]
 
@@ -34,6 +46,15 @@ Options:
   --work-factor N     scrypt log2(N), ${10}..20 (default ${DEFAULT_SCRYPT_LOG_N})
   --force             overwrite existing files
   --plugin PATH       load a plugin module (its pairs join the card's capabilities)
+
+X.509 (for --stp smime):
+  --x509              instead, make a PKCS #8 private key (-o) and a self-signed
+                      certificate for ADDRESS (--cert-out; default stdout), RSA-2048
+  --ec                with --x509: an EC P-256 key instead of RSA-2048
+  --cert-out FILE     with --x509: write the certificate (PEM) here
+  --days N            with --x509: validity in days (default 365)
+  With --x509, --passphrase encrypts the key as PKCS #8 PBES2 (PBKDF2-SHA-256,
+  AES-256-CBC), which openssl reads.
 `;
 
 export const keygen: Command = {
@@ -51,6 +72,10 @@ export const keygen: Command = {
         "work-factor": { type: "string" },
         force: { type: "boolean" },
         plugin: { type: "string", multiple: true },
+        x509: { type: "boolean" },
+        ec: { type: "boolean" },
+        "cert-out": { type: "string" },
+        days: { type: "string" },
       },
       usage,
       0,
@@ -58,10 +83,20 @@ export const keygen: Command = {
     if (!parsed) return;
     const v = parsed.values;
     if (!v.name) throw new MissiveError("usage", "keygen: --name ADDRESS is required");
-    for (const path of [v.out, v["card-out"]]) {
+    if (!v.x509 && (v.ec || v["cert-out"] || v.days !== undefined)) {
+      throw new MissiveError("usage", "keygen: --ec, --cert-out and --days need --x509");
+    }
+    if (v.x509 && (v["card-out"] || v["work-factor"] !== undefined || v.plugin)) {
+      throw new MissiveError("usage", "keygen: --x509 takes no --card-out/--work-factor/--plugin");
+    }
+    for (const path of [v.out, v["card-out"], v["cert-out"]]) {
       if (path && path !== "-" && existsSync(path) && !v.force) {
         throw new MissiveError("usage", `keygen: ${path} exists (use --force to overwrite)`);
       }
+    }
+    if (v.x509) {
+      await x509Keygen(io, v);
+      return;
     }
     let logN: number | undefined;
     if (v["work-factor"] !== undefined) {
@@ -102,3 +137,32 @@ export const keygen: Command = {
     }
   },
 };
+
+/** `keygen --x509`: a PKCS #8 key and a self-signed certificate. */
+async function x509Keygen(
+  io: Io,
+  v: { name?: string; out?: string; ec?: boolean; days?: string; passphrase?: boolean } & {
+    "cert-out"?: string;
+  },
+): Promise<void> {
+  const address = normalizeAddress(v.name!);
+  const days = v.days === undefined ? DEFAULT_CERT_DAYS : Number(v.days);
+  if (v.days !== undefined && (!/^\d{1,6}$/.test(v.days) || days < 1 || days > MAX_CERT_DAYS)) {
+    throw new MissiveError("usage", `keygen: --days must be an integer 1..${MAX_CERT_DAYS}`);
+  }
+  let passphrase: string | undefined;
+  if (v.passphrase) {
+    passphrase = await askPassphrase(io, `Passphrase for the new key: `);
+    if (passphrase.length === 0) throw new MissiveError("usage", "keygen: empty passphrase");
+  }
+  const { cert, key } = await createSelfSigned({ address, kind: v.ec ? "ec-p256" : "rsa", days });
+  const keyText = passphrase === undefined
+    ? privateKeyToPem(key)
+    : await encryptedPrivateKeyToPem(key, passphrase);
+  await writeOutput(io, v.out, utf8(keyText), 0o600);
+  await writeOutput(io, v["cert-out"], utf8(certificatesToPem([cert])));
+  if (v.out && v.out !== "-") {
+    const what = v["cert-out"] && v["cert-out"] !== "-" ? ` and ${v["cert-out"]}` : "";
+    note(io, `missive: wrote ${v.out}${what} for ${address} (${key.kind}, ${days} days)`);
+  }
+}

@@ -41,6 +41,8 @@ Options:
                         asks for its passphrase, or reads $MISSIVE_PASSPHRASE)
   --cipher NAME         smime: aes-256-cbc (EnvelopedData, default) or aes-256-gcm
                         (AuthEnvelopedData)
+  --compress            smime: zlib-compress the text before signing (CompressedData,
+                        RFC 3274; PhoneX's compress, sign, encrypt)
   --psk-file FILE       shared key for --stp psk: one line of base64url (psk/2 needs
                         a 32-byte Fernet key, as Python's Fernet.generate_key())
   --passphrase          shared passphrase for --stp psk ($MISSIVE_PASSPHRASE or prompt)
@@ -88,6 +90,7 @@ export const seal: Command = {
       cert: { type: "string" },
       key: { type: "string" },
       cipher: { type: "string" },
+      compress: { type: "boolean" },
       armor: { type: "boolean" },
       lines: { type: "boolean" },
       out: { type: "string", short: "o" },
@@ -129,8 +132,11 @@ export const seal: Command = {
     if ((v.format === "smime" || v.format === "der") && !smime) {
       throw new MissiveError("usage", `seal: --format ${v.format} needs --stp smime`);
     }
-    if (!smime && (v.cert || v.key || v.cipher)) {
-      throw new MissiveError("usage", "seal: --cert, --key and --cipher are for --stp smime");
+    if (!smime && (v.cert || v.key || v.cipher || v.compress)) {
+      throw new MissiveError(
+        "usage",
+        "seal: --cert, --key, --cipher and --compress are for --stp smime",
+      );
     }
     if (smime && v.from) {
       throw new MissiveError("usage", "seal: --stp smime signs with --cert/--key, not --from");
@@ -160,6 +166,7 @@ export const seal: Command = {
     if (smime) {
       options["recipient-certs"] = certificatesToPem(to.certificates);
       if (v.cipher !== undefined) options.cipher = v.cipher;
+      if (v.compress) options.compress = "zlib";
     }
     const message = await registry.guard(amp, "fromInput", () => amp.fromInput(input, fields));
     if (v.format === "fernet") {

@@ -220,3 +220,129 @@ export async function importPrivateKey(
     throw new MissiveError("key", `private key: ${(e as Error).message}`, { cause: e });
   }
 }
+
+/** Extension OIDs and values for self-signed identities (RFC 5280 §4.2, RFC 8550 §4.4). */
+const EXT = {
+  basicConstraints: "2.5.29.19",
+  keyUsage: "2.5.29.15",
+  extKeyUsage: "2.5.29.37",
+  subjectKeyIdentifier: "2.5.29.14",
+  emailProtection: "1.3.6.1.5.5.7.3.4",
+} as const;
+/** PBKDF2-HMAC-SHA-256 iterations for an encrypted PKCS #8 key (OWASP 2023). */
+export const PBKDF2_ITERATIONS = 600_000;
+/** Longest validity `createSelfSigned` accepts, in days. */
+export const MAX_CERT_DAYS = 36_500;
+
+/**
+ * A new key pair and a self-signed certificate for `address` (subject CN and
+ * subjectAltName rfc822Name), valid for `days` from `now`: RSA-2048 with
+ * sha256WithRSAEncryption, or P-256 with ecdsa-with-SHA256. keyUsage digitalSignature,
+ * nonRepudiation and keyEncipherment (RSA) or keyAgreement (EC); extKeyUsage
+ * emailProtection; not a CA (it is its own trust anchor). WebCrypto makes the keys,
+ * pkijs the structures.
+ */
+export async function createSelfSigned(options: {
+  address: string;
+  kind: X509KeyKind;
+  days: number;
+  now?: Date;
+}): Promise<{ cert: X509Certificate; key: X509PrivateKey }> {
+  const { address, kind, days } = options;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_CERT_DAYS) {
+    throw new MissiveError("usage", `certificate validity must be 1..${MAX_CERT_DAYS} days`);
+  }
+  const algorithm = kind === "rsa"
+    ? {
+      name: "RSASSA-PKCS1-v1_5",
+      modulusLength: 2048,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash: "SHA-256",
+    }
+    : { name: "ECDSA", namedCurve: "P-256" };
+  const pair = await crypto.subtle.generateKey(algorithm, true, ["sign", "verify"]);
+  const cert = new pkijs.Certificate();
+  cert.version = 2;
+  const serial = crypto.getRandomValues(new Uint8Array(16));
+  serial[0] = (serial[0] & 0x7f) | 0x40; // positive, 16 bytes (RFC 5280 §4.1.2.2)
+  cert.serialNumber = new asn1js.Integer({ valueHex: serial });
+  const name = new pkijs.RelativeDistinguishedNames({
+    typesAndValues: [
+      new pkijs.AttributeTypeAndValue({
+        type: OID.commonName,
+        value: new asn1js.Utf8String({ value: address }),
+      }),
+    ],
+  });
+  cert.subject = name;
+  cert.issuer = name;
+  const now = options.now ?? new Date();
+  cert.notBefore.value = new Date(Math.floor(now.getTime() / 1000) * 1000 - 60_000);
+  cert.notAfter.value = new Date(now.getTime() + days * 86_400_000);
+  await cert.subjectPublicKeyInfo.importKey(pair.publicKey);
+  const spkiBits = cert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView;
+  const ski = new Uint8Array(await crypto.subtle.digest("SHA-1", Uint8Array.from(spkiBits)));
+  // keyUsage bits (MSB first): digitalSignature 0, nonRepudiation 1, keyEncipherment 2,
+  // keyAgreement 4.
+  const usage = kind === "rsa" ? { bits: 0xe0, unused: 5 } : { bits: 0xc8, unused: 3 };
+  const ext = (extnID: string, critical: boolean, value: asn1js.AsnType, parsedValue?: unknown) =>
+    new pkijs.Extension({
+      extnID,
+      critical,
+      extnValue: value.toBER(false),
+      ...(parsedValue ? { parsedValue } : {}),
+    });
+  const san = new pkijs.AltName({
+    altNames: [new pkijs.GeneralName({ type: 1, value: address })],
+  });
+  cert.extensions = [
+    ext(EXT.basicConstraints, true, new pkijs.BasicConstraints({ cA: false }).toSchema()),
+    ext(
+      EXT.keyUsage,
+      true,
+      new asn1js.BitString({ valueHex: new Uint8Array([usage.bits]), unusedBits: usage.unused }),
+    ),
+    ext(
+      EXT.extKeyUsage,
+      false,
+      new pkijs.ExtKeyUsage({ keyPurposes: [EXT.emailProtection] }).toSchema(),
+    ),
+    ext(EXT.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: ski })),
+    ext(OID.subjectAltName, false, san.toSchema(), san),
+  ];
+  await cert.sign(pair.privateKey, "SHA-256");
+  const der = new Uint8Array(cert.toSchema(true).toBER(false));
+  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
+  return { cert: parseCertificateDer(der), key: { pkcs8, kind } };
+}
+
+/**
+ * A private key as "ENCRYPTED PRIVATE KEY" PEM: PKCS #8 EncryptedPrivateKeyInfo with
+ * PBES2 (RFC 8018): PBKDF2-HMAC-SHA-256 (`iterations`, 64-byte salt) and AES-256-CBC,
+ * built by pkijs. OpenSSL reads it (`openssl pkey -in KEY`).
+ */
+export async function encryptedPrivateKeyToPem(
+  key: X509PrivateKey,
+  passphrase: string,
+  iterations = PBKDF2_ITERATIONS,
+): Promise<string> {
+  const info = wrapErrors(
+    "internal",
+    "private key",
+    () => new pkijs.PrivateKeyInfo({ schema: asn1js.fromBER(Uint8Array.from(key.pkcs8)).result }),
+  );
+  const bag = new pkijs.PKCS8ShroudedKeyBag({ parsedValue: info });
+  await bag.makeInternalValues({
+    password: new TextEncoder().encode(passphrase).buffer,
+    // pkijs draws the IV itself; its type wants one here, only the key length is used.
+    contentEncryptionAlgorithm: {
+      name: "AES-CBC",
+      length: 256,
+    } as unknown as pkijs.ContentEncryptionAlgorithm,
+    hmacHashAlgorithm: "SHA-256",
+    iterationCount: iterations,
+  });
+  const der = new Uint8Array(bag.toSchema().toBER(false));
+  const b64 = toBase64(der).replace(/.{1,64}/g, "$&\n");
+  return `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${b64}-----END ENCRYPTED PRIVATE KEY-----\n`;
+}

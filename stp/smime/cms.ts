@@ -29,6 +29,22 @@ export function encodeContentInfo(contentType: string, content: asn1js.AsnType):
 
 /** Parses exactly one ContentInfo spanning `bytes`; anything else is `malformed`. */
 export function parseContentInfo(bytes: Uint8Array, what = "CMS"): pkijs.ContentInfo {
+  const item = parseBerItem(bytes, what);
+  try {
+    return new pkijs.ContentInfo({ schema: item });
+  } catch (e) {
+    throw new MissiveError(
+      "malformed",
+      `smime: ${what}: not a ContentInfo (${(e as Error).message})`,
+    );
+  }
+}
+
+/**
+ * Parses exactly one BER item spanning `bytes`, whose asn1js re-encoding is the input
+ * (so no inconsistent lengths); anything else is `malformed`.
+ */
+export function parseBerItem(bytes: Uint8Array, what: string): asn1js.AsnType {
   const copy = Uint8Array.from(bytes);
   let parsed;
   try {
@@ -44,14 +60,7 @@ export function parseContentInfo(bytes: Uint8Array, what = "CMS"): pkijs.Content
   if (!equalBytes(new Uint8Array(parsed.result.toBER(false)), copy)) {
     throw new MissiveError("malformed", `smime: ${what} has inconsistent lengths`);
   }
-  try {
-    return new pkijs.ContentInfo({ schema: parsed.result });
-  } catch (e) {
-    throw new MissiveError(
-      "malformed",
-      `smime: ${what}: not a ContentInfo (${(e as Error).message})`,
-    );
-  }
+  return parsed.result;
 }
 
 /** True when `bytes` plausibly start a ContentInfo (a SEQUENCE holding an OID). */

@@ -135,9 +135,13 @@ export async function unwrapKeyAgree(
   }
   if (key.kind !== "ec-p256") throw new MissiveError("key", "smime: EC recipient, non-EC key");
   const hash = KDF_SCHEMES[ri.keyEncryptionAlgorithm.algorithmId];
-  const wrapAlg = ri.keyEncryptionAlgorithm.algorithmParams
-    ? new pkijs.AlgorithmIdentifier({ schema: ri.keyEncryptionAlgorithm.algorithmParams })
-    : undefined;
+  let wrapAlg: pkijs.AlgorithmIdentifier | undefined;
+  try {
+    const p = ri.keyEncryptionAlgorithm.algorithmParams;
+    wrapAlg = p ? new pkijs.AlgorithmIdentifier({ schema: p }) : undefined;
+  } catch {
+    throw new MissiveError("malformed", "smime: the key-wrap algorithm does not parse");
+  }
   const kekLength = wrapAlg ? AES_WRAP[wrapAlg.algorithmId] : undefined;
   if (!hash || !wrapAlg || !kekLength) {
     throw new MissiveError(
@@ -149,6 +153,17 @@ export async function unwrapKeyAgree(
     throw new MissiveError("unknown-protocol", "smime: key agreement needs an originator key");
   }
   const orig = ri.originator.value as pkijs.OriginatorPublicKey;
+  // Unauthenticated: the key's algorithm must say EC, its parameters absent (as OpenSSL
+  // and missive write them) or P-256, its BIT STRING whole bytes.
+  const origParams = orig.algorithm.algorithmParams;
+  if (
+    orig.algorithm.algorithmId !== OID.ecPublicKey || orig.publicKey.valueBlock.unusedBits !== 0 ||
+    (origParams !== undefined &&
+      !(origParams instanceof asn1js.ObjectIdentifier &&
+        origParams.valueBlock.toString() === OID.prime256v1))
+  ) {
+    throw new MissiveError("malformed", "smime: the originator key is not an EC P-256 key");
+  }
   const spki = new pkijs.PublicKeyInfo({
     algorithm: new pkijs.AlgorithmIdentifier({
       algorithmId: OID.ecPublicKey,

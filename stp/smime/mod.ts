@@ -24,6 +24,7 @@ import {
   decryptEnveloped,
   encryptContent,
 } from "./enveloped.ts";
+import { compressedDataDer, decompress } from "./compressed.ts";
 import { unwrapSmimeEntity } from "./mime.ts";
 import { type RsaSignature, signContent, type Verified, verifySigned } from "./signed.ts";
 
@@ -43,7 +44,8 @@ const PROPERTIES = {
  * STP options of `smime` (all PEM text): `cert` (own certificate, then any chain) and
  * `key` (own PKCS #8 key, unencrypted); `recipient-certs` to seal to; `trust-certs`, the
  * CAs a signer must chain to on open. Also `cipher` (aes-256-cbc | aes-256-gcm),
- * `signature` (pkcs1 | pss, RSA only), and `now` (ms, for tests).
+ * `signature` (pkcs1 | pss, RSA only), `compress` (zlib: compress before signing), and
+ * `now` (ms, for tests).
  */
 export type SmimeOptions = Readonly<Record<string, string>>;
 
@@ -85,17 +87,26 @@ async function sealSmime(inner: Inner, ctx: SealContext): Promise<Uint8Array> {
   if (!["aes-256-cbc", "aes-256-gcm"].includes(cipher) || !["pkcs1", "pss"].includes(rsa)) {
     throw new MissiveError("usage", "smime: cipher aes-256-cbc|aes-256-gcm, signature pkcs1|pss");
   }
-  const signed = await signContent(inner.body, signer, {
-    rsa,
-    time: new Date(inner.timestamp),
-  });
+  if (o.compress !== undefined && o.compress !== "zlib") {
+    throw new MissiveError("usage", "smime: compress must be zlib");
+  }
+  // PhoneX's order, RFC 3274 §1: compress, then sign the CompressedData, then encrypt.
+  const signed = o.compress
+    ? await signContent(compressedDataDer(inner.body), signer, {
+      contentType: CMS.compressedData,
+      rsa,
+      time: new Date(inner.timestamp),
+    })
+    : await signContent(inner.body, signer, { rsa, time: new Date(inner.timestamp) });
   // As `openssl cms -sign | openssl cms -encrypt`: the SignedData ContentInfo is id-data.
   return await encryptContent(signed, CMS.data, recipients, cipher);
 }
 
 /**
  * Opens the layers of a CMS message for `cert`/`key`: exactly one encryption layer
- * outside (EnvelopedData or AuthEnvelopedData), one SignedData, optional CompressedData.
+ * outside (EnvelopedData or AuthEnvelopedData), one SignedData, and at most one
+ * CompressedData: around the SignedData (sign, then compress) or inside it (compress,
+ * then sign).
  */
 export async function openCms(
   der: Uint8Array,
@@ -106,11 +117,11 @@ export async function openCms(
   const warnings: string[] = [];
   let ci = parseContentInfo(der);
   let decrypted = false;
-  let verified: Verified | undefined;
+  let decompressed = false;
   for (let layer = 0; layer < MAX_CMS_LAYERS; layer++) {
     const type = ci.contentType;
     if (type === CMS.envelopedData || type === CMS.authEnvelopedData) {
-      if (decrypted || verified) throw new MissiveError("malformed", "smime: nested encryption");
+      if (decrypted) throw new MissiveError("malformed", "smime: nested encryption");
       const d = type === CMS.envelopedData
         ? await decryptEnveloped(ci.content, chain[0], key, warnings)
         : await decryptAuthEnveloped(ci.content, chain[0], key, warnings);
@@ -128,17 +139,41 @@ export async function openCms(
     if (!decrypted) {
       throw new MissiveError("malformed", "smime: the message is not encrypted (no EnvelopedData)");
     }
+    if (type === CMS.compressedData) {
+      // Compressed after signing (sign | compress | encrypt): the signed message inside.
+      if (decompressed) throw new MissiveError("malformed", "smime: nested compression");
+      decompressed = true;
+      const d = decompress(ci.content);
+      if (d.contentType !== CMS.data) {
+        throw new MissiveError(
+          "unknown-protocol",
+          `smime: compressed content type ${d.contentType}`,
+        );
+      }
+      ci = parseContentInfo(unwrapSmimeEntity(d.content), "decompressed content");
+      continue;
+    }
     if (type === CMS.signedData) {
-      if (verified) throw new MissiveError("malformed", "smime: more than one signature layer");
-      verified = await verifySigned(ci.content, { anchors, now: nowOf(options) });
+      const verified = await verifySigned(ci.content, { anchors, now: nowOf(options) });
       warnings.push(...verified.warnings);
-      if (verified.contentType !== CMS.data) {
+      let content = verified.content;
+      if (verified.contentType === CMS.compressedData && !decompressed) {
+        // Compressed before signing (missive's --compress, RFC 3274 §1): id-data inside.
+        const d = decompress(content);
+        if (d.contentType !== CMS.data) {
+          throw new MissiveError(
+            "unknown-protocol",
+            `smime: compressed content type ${d.contentType}`,
+          );
+        }
+        content = d.content;
+      } else if (verified.contentType !== CMS.data) {
         throw new MissiveError(
           "unknown-protocol",
           `smime: signed content type ${verified.contentType}`,
         );
       }
-      return { verified, content: verified.content, warnings };
+      return { verified, content, warnings };
     }
     throw new MissiveError("unknown-protocol", `smime: content type ${type} is not supported`);
   }

@@ -7,7 +7,7 @@
  */
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import type { Bytes } from "../../bytes.ts";
+import { type Bytes, equalBytes } from "../../bytes.ts";
 import { MissiveError } from "../../errors.ts";
 import { importPrivateKey, type X509Certificate, type X509PrivateKey } from "../../keys/x509.ts";
 import { CMS, encodeContentInfo } from "./cms.ts";
@@ -181,10 +181,16 @@ export async function verifySigned(
       certs: [...certs, signerCert],
       checkDate: options.now,
     });
-    const chain = await engine.verify().catch((e) => ({
-      result: false,
-      resultMessage: (e as { resultMessage?: string })?.resultMessage ?? String(e),
-    }));
+    // A --trust certificate that is the signer's own, byte for byte, is trusted directly
+    // (a self-signed identity as its own anchor, as `openssl cms -verify -CAfile` does);
+    // pkijs's path validation would refuse it for not being a CA.
+    const direct = options.anchors.some((a) => equalBytes(a.der, signer.der));
+    const chain = direct
+      ? { result: true, resultMessage: "" }
+      : await engine.verify().catch((e) => ({
+        result: false,
+        resultMessage: (e as { resultMessage?: string })?.resultMessage ?? String(e),
+      }));
     if (!chain.result || !inPeriod) {
       const why = !inPeriod
         ? `its certificate is not valid at ${options.now.toISOString()} (valid ${notBefore.value.toISOString()} to ${notAfter.value.toISOString()})`
