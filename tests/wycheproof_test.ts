@@ -177,7 +177,7 @@ const SUITES: Suite[] = [
       }
     },
   },
-  // rsa_oaep_2048_sha256_mgf1sha256_test.json: RSA-OAEP arrives with the smime STP (issue 4).
+  // rsa_oaep_2048_sha256_mgf1sha256_test.json: see tests/wycheproof_rsa_test.ts (smime).
 ];
 
 function load(file: string): Group[] {
