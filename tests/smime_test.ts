@@ -117,12 +117,39 @@ describe(`smime: missive → OpenSSL (${version})`, () => {
   }
 });
 
-/** OpenSSL signs (opaque, DER) then encrypts with `encryptArgs`. */
-function opensslSealed(encryptArgs: string[]): Uint8Array {
+describe(`smime: RSASSA-PSS signatures with OpenSSL (${version})`, () => {
+  it("missive --option signature=pss verifies in OpenSSL, and OpenSSL's PSS opens in missive", async () => {
+    const sealed = await missiveSeal(["--option", "signature=pss"]);
+    const signed = openssl([
+      ...["cms", "-decrypt", "-inform", "DER", "-recip", at("bob.pem"), "-inkey", at("bob.key")],
+    ], sealed);
+    assert.match(
+      fromUtf8(openssl(["cms", "-cmsout", "-print", "-inform", "DER"], signed)),
+      /rsassaPss/,
+    );
+    const plain = openssl(
+      ["cms", "-verify", "-inform", "DER", "-CAfile", at("ca.pem"), "-purpose", "any"],
+      signed,
+    );
+    assert.equal(fromUtf8(plain), MESSAGE);
+
+    const der = opensslSealed(
+      ["-aes256", "-outform", "DER", "-recip", at("bob.pem"), ...OAEP],
+      ["-keyopt", "rsa_padding_mode:pss"],
+    );
+    const r = await missiveOpen(der);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.text, MESSAGE);
+    assert.match(r.stderr, /signature verified, trusted/);
+  });
+});
+
+/** OpenSSL signs (opaque, DER; `signArgs` added) then encrypts with `encryptArgs`. */
+function opensslSealed(encryptArgs: string[], signArgs: string[] = []): Uint8Array {
   writeFileSync(at("msg.txt"), MESSAGE);
   const signed = openssl([
     ...["cms", "-sign", "-nodetach", "-binary", "-in", at("msg.txt"), "-outform", "DER"],
-    ...["-signer", at("alice.pem"), "-inkey", at("alice.key")],
+    ...["-signer", at("alice.pem"), "-inkey", at("alice.key"), ...signArgs],
   ]);
   return openssl(["cms", "-encrypt", "-binary", ...encryptArgs], signed);
 }
