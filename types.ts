@@ -123,5 +123,18 @@ export interface AmpPlugin<T = unknown> {
   toJson(message: T): unknown;
 }
 
+/**
+ * Optional AMP capability: a one-line description of a message for people, printed on
+ * stderr by `missive open` when stdout carries raw content (a file's bytes, say).
+ */
+export interface AmpSummary<T = unknown> {
+  summary(message: T): string;
+}
+
+/** True when an AMP offers `summary`. */
+export function hasSummary<T>(amp: AmpPlugin<T>): amp is AmpPlugin<T> & AmpSummary<T> {
+  return typeof (amp as Partial<AmpSummary<T>>).summary === "function";
+}
+
 /** Either kind of plugin. */
 export type Plugin = StpPlugin | AmpPlugin;

@@ -10,7 +10,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { type Bytes, concatBytes, equalBytes, toBase64, toHex, utf8 } from "../bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
-import type { AmpPlugin } from "../types.ts";
+import type { AmpPlugin, AmpSummary } from "../types.ts";
 
 /** AMP type number of `file`. */
 export const FILE_TYPE = 6;
@@ -145,7 +145,7 @@ function decodeFile(bytes: Uint8Array): FileMessage {
 }
 
 /** `file` v1. */
-export const fileV1: AmpPlugin<FileMessage> = {
+export const fileV1: AmpPlugin<FileMessage> & AmpSummary<FileMessage> = {
   kind: "amp",
   type: FILE_TYPE,
   version: 1,
@@ -178,6 +178,9 @@ export const fileV1: AmpPlugin<FileMessage> = {
     return m;
   },
   toOutput: (m) => m.content,
+  summary: (m) =>
+    `file ${JSON.stringify(m.name)} (${m.type}), ${m.content.length} bytes, sha256 ` +
+    toHex(m.sha256 ?? sha256(m.content)),
   toJson: (m) => ({
     name: m.name,
     type: m.type,

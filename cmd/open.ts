@@ -7,6 +7,7 @@ import { MissiveError } from "../errors.ts";
 import { fingerprint } from "../keys/card.ts";
 import { openMessage } from "../registry.ts";
 import { FileReplayCache } from "../replay.ts";
+import { hasSummary } from "../types.ts";
 import { detectFernetToken, openBareFernet } from "../stp/psk/mod.ts";
 import { certificatesToPem } from "../keys/x509.ts";
 import { looksLikeSmime, unwrapSmimeEntity } from "../stp/smime/mime.ts";
@@ -195,6 +196,10 @@ export const open: Command = {
           `missive: warning: ${sender.address} is in no --trust card; compare its fingerprint out of band: ${fp}`,
         );
       }
+    }
+    if (hasSummary(amp)) {
+      const line = await registry.guard(amp, "summary", () => amp.summary(opened.message));
+      note(io, `missive: ${line}`);
     }
     for (const w of opened.warnings) note(io, `missive: warning: ${w}`);
   },

@@ -532,6 +532,14 @@ describe("CLI: seal --amp receipt|presence|control|file, open", () => {
     const opened = await roundTrip(args, content);
     assert.equal(opened.code, 0, opened.stderr);
     assert.deepEqual(opened.stdout, content);
+    assert.ok(
+      opened.stderr.includes(
+        `missive: file "report.pdf" (application/pdf), 70000 bytes, sha256 ${
+          toHex(sha256(content))
+        }\n`,
+      ),
+      opened.stderr,
+    );
 
     const json = JSON.parse((await roundTrip(args, content, ["--json"])).text);
     assert.deepEqual(
