@@ -20,24 +20,24 @@ import { MissiveError } from "../errors.ts";
 import { cardToText, decodeCard, fingerprint, parseCardText } from "../keys/card.ts";
 import { type Identity, readKeyFile, writeKeyFile } from "../keys/identity.ts";
 import { defaultRegistry, openMessage } from "../mod.ts";
+import { encryptedKeyFile, withNobleChaCha } from "./vectors/cases_keys.ts";
 import {
   applyMutations,
-  buildCorpus,
-  describeOpened,
-  encryptedKeyFile,
   IDENTITY_SPECS,
   jsonMessage,
   makeIdentities,
   type Mutation,
+  randomStream,
+} from "./vectors/common.ts";
+import { buildCorpus, toJsonText } from "./vectors/generate.ts";
+import {
+  describeOpened,
   openFromInputs,
   type OpenInputs,
-  randomStream,
   sealFromInputs,
   type SealInputs,
   simpleIntermediates,
-  toJsonText,
-  withNobleChaCha,
-} from "./vectors/generate.ts";
+} from "./vectors/messages.ts";
 
 const FILES = [
   "envelope.json",
