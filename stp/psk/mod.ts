@@ -74,7 +74,7 @@ export interface BareFernetRequest {
  *
  * @example
  * ```ts
- * import { getCryptoProvider, openBareFernet, sealBareFernet } from "./mod.ts";
+ * import { getCryptoProvider, openBareFernet, sealBareFernet } from "../../mod.ts";
  * const crypto = await getCryptoProvider();
  * const options = { psk: "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=" };
  * const token = await sealBareFernet(crypto, new TextEncoder().encode("hi"), { options });
