@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { deflateSync } from "node:zlib";
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
@@ -187,6 +187,18 @@ describe(`smime: OpenSSL (${version}) → missive`, () => {
       assert.equal(r.code, 9, r.stderr);
       assert.match(r.stderr, /refuses RSA PKCS #1 v1\.5 decryption/);
     }
+  });
+
+  it("--trust DIR: a folder of certificates holding the CA makes the signer trusted", async () => {
+    const der = opensslSealed(["-aes256", "-outform", "DER", "-recip", at("bob.pem"), ...OAEP]);
+    const dir = at("trust.d");
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(at("ca.pem"), join(dir, "ca.pem"));
+    writeFileSync(join(dir, "notes.txt"), "not a certificate: ignored\n");
+    const r = await missiveOpen(der, dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.text, MESSAGE);
+    assert.match(r.stderr, /signature verified, trusted/);
   });
 
   it("a signer that does not chain to --trust is untrusted (exit 7)", async () => {
