@@ -9,6 +9,7 @@ import { type Bytes, wipe } from "../../bytes.ts";
 import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../../cbor.ts";
 import { MissiveError } from "../../errors.ts";
 import type { Inner, OpenContext, SealContext, StpOpened } from "../../types.ts";
+import { innerFields, openedWithLabel, readInner } from "./inner.ts";
 import {
   checkFreshness,
   freshnessOf,
@@ -28,8 +29,6 @@ const AEAD = "xchacha20-poly1305";
 const SALT_BYTES = 16;
 const NONCE_BYTES = 24;
 const TAG_BYTES = 16;
-const MESSAGE_NONCE_BYTES = 16;
-const MAX_SENDER_CHARS = 254;
 /** A key file holds 32..64 bytes. */
 export const PSK_V1_KEY_BYTES = { min: 32, max: 64 };
 /** No payload exceeds the envelope's 64 MiB. */
@@ -74,18 +73,7 @@ function aad(
 export async function sealPskV1(inner: Inner, ctx: SealContext): Promise<Bytes> {
   const secret = sharedSecret(ctx.options, NAME, PSK_V1_KEY_BYTES, true);
   const logN = secret.kind === "passphrase" ? workFactor(ctx.options, NAME) : undefined;
-  const sender = ctx.options.sender ?? inner.sender;
-  if (sender !== undefined && (sender === "" || sender.length > MAX_SENDER_CHARS)) {
-    throw new MissiveError("usage", `${NAME}: sender label must be 1..${MAX_SENDER_CHARS} chars`);
-  }
-  const plain = new Map<number, CborValue>([
-    [1, inner.nonce],
-    [2, inner.timestamp],
-    [3, inner.ampType],
-    [4, inner.ampVersion],
-    [5, inner.body],
-  ]);
-  if (sender !== undefined) plain.set(6, sender);
+  const plain = innerFields(inner, ctx.options, NAME);
   const salt = ctx.random(SALT_BYTES);
   const nonce = ctx.random(NONCE_BYTES);
   const key = await messageKey(ctx, secret, salt, logN);
@@ -146,16 +134,11 @@ export async function openPskV1(payload: Uint8Array, ctx: OpenContext): Promise<
   }
   const inside = "psk v1 plaintext";
   const p = CborReader.from(decodeCbor(plaintext, inside), inside).onlyKeys([1, 2, 3, 4, 5, 6]);
-  const inner: Inner = {
-    nonce: p.bytes(1, MESSAGE_NONCE_BYTES),
-    timestamp: p.uint(2),
-    ampType: p.uint(3, 0xffff),
-    ampVersion: p.uint(4, 0xffff),
-    body: p.bytes(5),
-  };
+  const inner = readInner(p);
   checkFreshness(inner.timestamp, freshness, NAME);
-  const warnings = [`${NAME}: anyone who holds the shared ${needs} could have written this`];
-  if (!p.has(6)) return { inner, warnings };
-  inner.sender = p.text(6, MAX_SENDER_CHARS);
-  return { inner, sender: { address: inner.sender, verified: false }, warnings };
+  return openedWithLabel(
+    inner,
+    p,
+    `${NAME}: anyone who holds the shared ${needs} could have written this`,
+  );
 }

@@ -10,6 +10,7 @@ import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "
 import type { EnvelopeHeader } from "../../envelope.ts";
 import { MissiveError } from "../../errors.ts";
 import type { Inner, OpenContext, SealContext, StpOpened } from "../../types.ts";
+import { innerFields, openedWithLabel, readInner } from "./inner.ts";
 import {
   decryptFernet,
   encryptFernet,
@@ -22,8 +23,6 @@ import { freshnessOf, scryptKey, sharedSecret, workFactor } from "./key.ts";
 const NAME = "psk v2";
 const LABEL_SCRYPT = "missive/stp/psk/v2/scrypt";
 const IV_BYTES = 16;
-const MESSAGE_NONCE_BYTES = 16;
-const MAX_SENDER_CHARS = 254;
 
 /**
  * The Fernet key: option `psk` (the key file's text), or scrypt of `passphrase` with a
@@ -53,18 +52,7 @@ function headerFields(h: EnvelopeHeader): [number, CborValue][] {
 /** Seals `inner` into a Fernet token for everyone holding the key. */
 export async function sealPskV2(inner: Inner, ctx: SealContext): Promise<Bytes> {
   const key = await pskV2Key(ctx.options, true);
-  const sender = ctx.options.sender ?? inner.sender;
-  if (sender !== undefined && (sender === "" || sender.length > MAX_SENDER_CHARS)) {
-    throw new MissiveError("usage", `${NAME}: sender label must be 1..${MAX_SENDER_CHARS} chars`);
-  }
-  const plain = new Map<number, CborValue>([
-    [1, inner.nonce],
-    [2, inner.timestamp],
-    [3, inner.ampType],
-    [4, inner.ampVersion],
-    [5, inner.body],
-  ]);
-  if (sender !== undefined) plain.set(6, sender);
+  const plain = innerFields(inner, ctx.options, NAME);
   for (const [k, v] of headerFields(ctx.header)) plain.set(k, v);
   const plaintext = encodeCbor(plain);
   try {
@@ -94,13 +82,7 @@ export async function openPskV2(payload: Uint8Array, ctx: OpenContext): Promise<
   const inside = "psk v2 plaintext";
   const p = CborReader.from(decodeCbor(opened.plaintext, inside), inside)
     .onlyKeys([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  const inner: Inner = {
-    nonce: p.bytes(1, MESSAGE_NONCE_BYTES),
-    timestamp: p.uint(2),
-    ampType: p.uint(3, 0xffff),
-    ampVersion: p.uint(4, 0xffff),
-    body: p.bytes(5),
-  };
+  const inner = readInner(p);
   // Both times are under the HMAC; a mismatch was written by a key holder on purpose.
   if (Math.floor(inner.timestamp / 1000) !== opened.timestamp) {
     throw new MissiveError("malformed", `${inside}: timestamp disagrees with the token's`);
@@ -113,8 +95,9 @@ export async function openPskV2(payload: Uint8Array, ctx: OpenContext): Promise<
   if (seq !== h.sequenceNumber) {
     throw new MissiveError("auth-failed", `${NAME}: envelope sequence number was changed`);
   }
-  const warnings = [`${NAME}: anyone who holds the shared key could have written this`];
-  if (!p.has(6)) return { inner, warnings };
-  inner.sender = p.text(6, MAX_SENDER_CHARS);
-  return { inner, sender: { address: inner.sender, verified: false }, warnings };
+  return openedWithLabel(
+    inner,
+    p,
+    `${NAME}: anyone who holds the shared key could have written this`,
+  );
 }
