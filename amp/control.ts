@@ -6,6 +6,7 @@
 import { fromHex, toHex, utf8 } from "../bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
+import { requireFieldsOnly } from "./fields.ts";
 import type { AmpPlugin } from "../types.ts";
 
 /** AMP type number of `control`. */
@@ -73,14 +74,13 @@ export const controlV1: AmpPlugin<Control> = {
     return m;
   },
   fromInput(input, fields) {
-    const unknown = Object.keys(fields).filter((k) => !FIELDS.includes(k));
-    if (input.length > 0 || unknown.length > 0) {
-      throw new MissiveError(
-        "usage",
-        `control: ${input.length > 0 ? "takes no input" : `unknown field ${unknown[0]}`}; ` +
-          "give --field action=NAME [--field session=HEX] [--field reason=TEXT]",
-      );
-    }
+    requireFieldsOnly(
+      "control",
+      input,
+      fields,
+      FIELDS,
+      "give --field action=NAME [--field session=HEX] [--field reason=TEXT]",
+    );
     const session = fields.session === undefined ? undefined : fromHex(fields.session);
     if (fields.session !== undefined && !session) {
       throw new MissiveError("usage", "control: --field session= must be hex");

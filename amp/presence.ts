@@ -6,6 +6,7 @@
 import { utf8 } from "../bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
+import { requireFieldsOnly } from "./fields.ts";
 import type { AmpPlugin } from "../types.ts";
 
 /** AMP type number of `presence`. */
@@ -61,14 +62,13 @@ export const presenceV1: AmpPlugin<Presence> = {
     return m;
   },
   fromInput(input, fields) {
-    const unknown = Object.keys(fields).filter((k) => !FIELDS.includes(k));
-    if (input.length > 0 || unknown.length > 0) {
-      throw new MissiveError(
-        "usage",
-        `presence: ${input.length > 0 ? "takes no input" : `unknown field ${unknown[0]}`}; ` +
-          "give --field status=NAME [--field note=TEXT]",
-      );
-    }
+    requireFieldsOnly(
+      "presence",
+      input,
+      fields,
+      FIELDS,
+      "give --field status=NAME [--field note=TEXT]",
+    );
     return check({
       status: (fields.status ?? "") as PresenceStatus,
       ...(fields.note !== undefined ? { note: fields.note } : {}),

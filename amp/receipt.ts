@@ -8,6 +8,7 @@
 import { fromHex, toHex, utf8 } from "../bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
+import { requireFieldsOnly } from "./fields.ts";
 import type { AmpPlugin } from "../types.ts";
 
 /** AMP type number of `receipt`. */
@@ -79,14 +80,13 @@ export const receiptV1: AmpPlugin<Receipt> = {
     return m;
   },
   fromInput(input, fields) {
-    const unknown = Object.keys(fields).filter((k) => !FIELDS.includes(k));
-    if (input.length > 0 || unknown.length > 0) {
-      throw new MissiveError(
-        "usage",
-        `receipt: ${input.length > 0 ? "takes no input" : `unknown field ${unknown[0]}`}; ` +
-          "give --field nonce=HEX --field status=NAME [--field detail=TEXT]",
-      );
-    }
+    requireFieldsOnly(
+      "receipt",
+      input,
+      fields,
+      FIELDS,
+      "give --field nonce=HEX --field status=NAME [--field detail=TEXT]",
+    );
     const nonce = fromHex(fields.nonce ?? "");
     if (!nonce || nonce.length !== NONCE_BYTES) {
       throw new MissiveError(
