@@ -28,6 +28,14 @@ export const ERROR_CODES = {
   io: 10,
   /** A plugin could not be loaded or broke its contract. */
   plugin: 11,
+  /** No answer in time: a receipt, a SIP response, a session message. */
+  timeout: 12,
+  /** A connection could not be made, was lost, or the peer answered with a failure. */
+  network: 13,
+  /** A live session ended abnormally (the peer broke the protocol, closed, or vanished). */
+  session: 14,
+  /** A server refused a request (address taken, unknown recipient, quota). */
+  refused: 15,
   /** A bug in missive. */
   internal: 1,
 } as const;
