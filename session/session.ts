@@ -721,6 +721,8 @@ export class Session implements SecureChannel {
 
   async #receiveFrame(bytes: Uint8Array): Promise<void> {
     const frame = decodeFrame(bytes, this.#maxFrame);
+    // Order of checks (SPEC §22.4): key ID, sequence number, tag, TTL, type.
+    const keys = frame.form === "sealed" ? this.#keysFor(frame) : undefined;
     if (this.#recvSeq !== undefined && frame.seq !== this.#recvSeq) {
       throw new MissiveError(
         "session",
@@ -730,7 +732,7 @@ export class Session implements SecureChannel {
     }
     const expected = EXPECTED[this.#state];
     if (frame.form === "signed") return await this.#receiveSigned(frame, expected);
-    const plaintext = await this.#open(frame);
+    const plaintext = await this.#open(frame, keys as SessionKeys);
     this.#recvSeq = frame.seq + 1;
     this.#peerSealed = true;
     if (this.#stale(frame)) return;
@@ -787,7 +789,8 @@ export class Session implements SecureChannel {
   }
 
   /** Decrypts a sealed frame under the keys its key ID names (SPEC §22.5.3). */
-  async #open(frame: Frame & { form: "sealed" }): Promise<Bytes> {
+  /** The keys a sealed frame's key ID names; an old or unknown ID ends the session. */
+  #keysFor(frame: Frame & { form: "sealed" }): SessionKeys {
     let keys: SessionKeys | undefined;
     if (this.#keys && equalBytes(frame.keyId, this.#keys.id)) keys = this.#keys;
     else if (this.#nextKeys && equalBytes(frame.keyId, this.#nextKeys.id)) {
@@ -800,6 +803,11 @@ export class Session implements SecureChannel {
         `session: message under an old or unknown session key (key id ${toHex(frame.keyId)})`,
       );
     }
+    return keys;
+  }
+
+  /** Decrypts a sealed frame (SPEC §22.5.3); the nonce is the direction's frame count. */
+  async #open(frame: Frame & { form: "sealed" }, keys: SessionKeys): Promise<Bytes> {
     const direction: DirectionKey = this.#role === "client"
       ? keys.serverToClient
       : keys.clientToServer;
@@ -1079,6 +1087,7 @@ export class Session implements SecureChannel {
     }
     this.#state = checkTransition(this.#state, "closing");
     this.#closeError = error;
+    this.#error = error;
     this.#closeBody = body;
     this.#closeResends = 0;
     this.#armIdle(false);
