@@ -1055,7 +1055,7 @@ export class Session implements SecureChannel {
     }
     this.#resends++;
     this.#event({ type: "resend", direction: "sent", count: this.#resends });
-    void this.#send(T.RESEND_LAST, EMPTY, this.#hs?.myContext);
+    void this.#send(T.RESEND_LAST, EMPTY, this.#sealedOut ? undefined : this.#hs?.myContext);
     this.#armIdle(true);
   }
 
