@@ -28,7 +28,7 @@ export const systemClock: Clock = {
  *
  * @example
  * ```ts
- * import { FakeClock } from "./session/clock.ts";
+ * import { FakeClock } from "./clock.ts";
  * const clock = new FakeClock(1_700_000_000_000);
  * let fired = 0;
  * clock.setTimer(45_000, () => fired++);

@@ -112,9 +112,9 @@ interface LastSent {
  *
  * @example
  * ```ts
- * import { createIdentity, getCryptoProvider } from "./mod.ts";
- * import { Session } from "./session/session.ts";
- * import { memoryTransportPair } from "./transports/memory.ts";
+ * import { createIdentity, getCryptoProvider } from "../mod.ts";
+ * import { Session } from "./session.ts";
+ * import { memoryTransportPair } from "../transports/memory.ts";
  * const crypto = await getCryptoProvider();
  * const caps = { stps: [[5, 1]] as const, amps: [] };
  * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });

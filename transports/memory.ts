@@ -117,7 +117,7 @@ class MemoryTransport implements Transport {
  *
  * @example
  * ```ts
- * import { memoryTransportPair } from "./transports/memory.ts";
+ * import { memoryTransportPair } from "./memory.ts";
  * const [a, b] = memoryTransportPair();
  * await a.send(new Uint8Array([1, 2, 3]));
  * for await (const frame of b.frames()) {
