@@ -177,6 +177,8 @@ export class Session implements SecureChannel {
   /** The acknowledged count a due re-key was triggered at (SPEC §22.8). */
   #rekeyDueAt = 0;
   #rekeyPending = false;
+  /** Work the receive loop waits for before the next frame (a re-key being started). */
+  #busy: Promise<void> = Promise.resolve();
 
   #resends = 0;
   #resendsReceived = 0;
@@ -462,7 +464,7 @@ export class Session implements SecureChannel {
     if (this.#sinceRekey < this.#opts.rekeyAfter || this.#rekeyPending) return;
     this.#rekeyDueAt = this.#acknowledged;
     this.#sinceRekey = 0;
-    if (this.#state === "open") void this.#startRekey();
+    if (this.#state === "open") this.#busy = this.#startRekey();
     else if (this.#state === "rekey-hello-sent") this.#rekeyPending = true;
   }
 
@@ -650,7 +652,7 @@ export class Session implements SecureChannel {
     this.#writeChain.then(() => eraseKeys(old));
     if (this.#state === "rekey-hello-sent") this.#state = checkTransition(this.#state, "open");
     this.#rekeyed(old, hs.dueAt ?? this.#acknowledged);
-    if (this.#rekeyPending && this.#state === "open") void this.#startRekey();
+    if (this.#rekeyPending && this.#state === "open") this.#busy = this.#startRekey();
   }
 
   /** Client: the ACK under the new keys ends the re-key. */
@@ -691,6 +693,8 @@ export class Session implements SecureChannel {
   async #pump(): Promise<void> {
     try {
       for await (const bytes of this.#transport.frames()) {
+        // A re-key being started completes before the next frame is looked at.
+        await this.#busy;
         if (isTerminal(this.#state)) break;
         await this.#receive(bytes);
         await this.#inbox.waitForSpace();
@@ -699,7 +703,7 @@ export class Session implements SecureChannel {
       if (!isTerminal(this.#state)) {
         this.#finish(
           "failed",
-          new MissiveError(
+          this.#closeError ?? new MissiveError(
             "network",
             `session: ${this.#transport.remote} closed the connection without CLOSE`,
           ),
