@@ -7,7 +7,7 @@
  */
 import { type Bytes, concatBytes } from "../bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { decodeEnvelope, encodeEnvelope } from "../envelope.ts";
+import { decodeEnvelope } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { MAX_CARD_SIZE } from "../keys/card.ts";
 
@@ -163,12 +163,71 @@ export function encodeFrame(frame: Frame): Bytes {
   if (!ALLOWED_FORMS[frame.type]?.includes(frame.form === "signed" ? 0 : 1)) {
     throw new MissiveError("internal", `session: ${frame.type} cannot be ${frame.form}`);
   }
-  return encodeEnvelope({
-    protocolType: SESSION_TYPE,
-    protocolVersion: SESSION_VERSION,
-    sequenceNumber: frame.seq,
-    payload: encodePayload(frame),
-  });
+  return encodeSessionEnvelope(frame.seq, encodePayload(frame));
+}
+
+// The envelope of every session frame has one layout (SPEC §2.1 with type 5, version 1
+// and a sequence number): d9d9f7 a4 01 05 02 01 03 uint(seq) 04 bstr(payload). These two
+// functions write and read exactly that deterministic CBOR without the general codec
+// (the hot path of every DATA); tests/session_codec_test.ts checks them against
+// envelope.ts. Anything else goes through envelope.ts for its precise error.
+const ENVELOPE_PREFIX = [0xd9, 0xd9, 0xf7, 0xa4, 0x01, SESSION_TYPE, 0x02, SESSION_VERSION, 0x03];
+
+function cborHead(major: number, value: number): number[] {
+  const m = major << 5;
+  if (value < 24) return [m | value];
+  if (value < 0x100) return [m | 24, value];
+  if (value < 0x10000) return [m | 25, value >> 8, value & 0xff];
+  const b = [(value >>> 24) & 0xff, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff];
+  if (value < 2 ** 32) return [m | 26, ...b];
+  const high = Math.floor(value / 2 ** 32);
+  return [
+    m | 27,
+    (high >>> 24) & 0xff,
+    (high >>> 16) & 0xff,
+    (high >>> 8) & 0xff,
+    high & 0xff,
+    ...b,
+  ];
+}
+
+/** The envelope bytes of a session frame; equal to envelope.ts's encoding. */
+export function encodeSessionEnvelope(seq: number, payload: Uint8Array): Bytes {
+  if (!Number.isSafeInteger(seq) || seq < 0) {
+    throw new MissiveError("internal", "session: bad sequence number");
+  }
+  const head = [...ENVELOPE_PREFIX, ...cborHead(0, seq), 0x04, ...cborHead(2, payload.length)];
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head, 0);
+  out.set(payload, head.length);
+  return out;
+}
+
+/** Reads a canonical CBOR head at `pos`: [value, next position], or undefined. */
+function readHead(b: Uint8Array, pos: number, major: number): [number, number] | undefined {
+  if (pos >= b.length || b[pos] >> 5 !== major) return undefined;
+  const ai = b[pos] & 31;
+  if (ai < 24) return [ai, pos + 1];
+  const size = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : 0;
+  if (size === 0 || pos + 1 + size > b.length) return undefined;
+  let value = 0;
+  for (let i = 0; i < size; i++) value = value * 256 + b[pos + 1 + i];
+  const min = size === 1 ? 24 : size === 2 ? 0x100 : size === 4 ? 0x10000 : 2 ** 32;
+  if (value < min || value > Number.MAX_SAFE_INTEGER) return undefined;
+  return [value, pos + 1 + size];
+}
+
+/** Splits a session envelope into sequence number and payload, or undefined. */
+function readSessionEnvelope(b: Uint8Array): { seq: number; payload: Uint8Array } | undefined {
+  if (b.length < ENVELOPE_PREFIX.length) return undefined;
+  for (let i = 0; i < ENVELOPE_PREFIX.length; i++) {
+    if (b[i] !== ENVELOPE_PREFIX[i]) return undefined;
+  }
+  const seq = readHead(b, ENVELOPE_PREFIX.length, 0);
+  if (!seq || b[seq[1]] !== 0x04) return undefined;
+  const len = readHead(b, seq[1] + 1, 2);
+  if (!len || len[1] + len[0] !== b.length) return undefined;
+  return { seq: seq[0], payload: b.subarray(len[1]) };
 }
 
 /**
@@ -179,21 +238,26 @@ export function decodeFrame(bytes: Uint8Array, maxFrame: number): Frame {
   if (bytes.length > maxFrame) {
     throw new MissiveError("too-large", `session frame: larger than ${maxFrame} bytes`);
   }
-  const env = decodeEnvelope(bytes);
-  if (env.protocolType !== SESSION_TYPE || env.protocolVersion !== SESSION_VERSION) {
-    throw new MissiveError(
-      "unknown-protocol",
-      `session frame: envelope is (${env.protocolType}, ${env.protocolVersion}), not (5, 1)`,
-    );
+  let env = readSessionEnvelope(bytes);
+  if (!env) {
+    // Not the one canonical layout: the general decoder names what is wrong.
+    const e = decodeEnvelope(bytes);
+    if (e.protocolType !== SESSION_TYPE || e.protocolVersion !== SESSION_VERSION) {
+      throw new MissiveError(
+        "unknown-protocol",
+        `session frame: envelope is (${e.protocolType}, ${e.protocolVersion}), not (5, 1)`,
+      );
+    }
+    if (e.sequenceNumber === undefined) malformed("no sequence number");
+    env = { seq: e.sequenceNumber, payload: e.payload };
   }
-  if (env.sequenceNumber === undefined) malformed("no sequence number");
   const p = env.payload;
   if (p.length < HEADER_SIZE) malformed("payload shorter than its header");
   const type = p[0] as MessageType;
   const forms = ALLOWED_FORMS[type];
   if (!forms) malformed(`unknown message type ${p[0]}`);
   if (!forms.includes(p[1])) malformed(`${TYPE_NAMES[type]} cannot have form ${p[1]}`);
-  const header = { seq: env.sequenceNumber, type, time: readU64(p, 2, "time") };
+  const header = { seq: env.seq, type, time: readU64(p, 2, "time") };
   const rest = p.subarray(HEADER_SIZE);
   if (p[1] === FORM_SIGNED) return { ...header, form: "signed", ...decodeSignedPart(rest) };
   if (rest.length < KEY_ID_SIZE + TAG_SIZE) malformed("sealed payload too short");

@@ -941,11 +941,13 @@ export class Session implements SecureChannel {
       throw new MissiveError("session", `session: DATA_ACK ${index} for DATA never sent`);
     }
     let count = 0;
-    while (this.#inflight.length > 0 && this.#inflight[0].index <= index) {
-      (this.#inflight.shift() as PendingSend).resolve();
-      count++;
+    while (count < this.#inflight.length && this.#inflight[count].index <= index) {
+      this.#inflight[count++].resolve();
     }
-    if (count > 0) this.#countAcknowledged(count);
+    if (count > 0) {
+      this.#inflight = this.#inflight.slice(count);
+      this.#countAcknowledged(count);
+    }
     this.#checkDrained();
     this.#pumpSend();
   }

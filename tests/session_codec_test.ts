@@ -22,6 +22,7 @@ import {
   encodeDataBody,
   encodeFrame,
   encodeHelloBody,
+  encodeSessionEnvelope,
   type Frame,
   MessageType,
   u64,
@@ -87,6 +88,27 @@ describe("session codec", () => {
         }
       }
     }
+  });
+
+  it("writes and reads session envelopes exactly as envelope.ts does", () => {
+    const seqs = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
+    for (const seq of seqs) {
+      for (const n of [0, 1, 23, 24, 255, 256, 70000]) {
+        const payload = randomBytes(n);
+        const fast = encodeSessionEnvelope(seq, payload);
+        const slow = encodeEnvelope({
+          protocolType: 5,
+          protocolVersion: 1,
+          sequenceNumber: seq,
+          payload,
+        });
+        assert.deepEqual(fast, slow, `seq ${seq}, ${n} bytes`);
+      }
+    }
+    // A non-canonical sequence number (1 written in two bytes) is refused, not read.
+    const good = encodeFrame(sealed);
+    const bad = concatBytes(good.subarray(0, 9), new Uint8Array([0x18, 0x01]), good.subarray(14));
+    expectTyped(() => decodeFrame(bad, MAX), "non-canonical seq");
   });
 
   it("refuses oversize, garbage, other envelopes, missing sequence numbers", () => {
