@@ -126,8 +126,8 @@ export {
 // The live session (SPEC §22) and the in-memory transport pair.
 export { Session } from "./session/session.ts";
 export type {
-  AcceptOptions,
-  ConnectOptions,
+  AcceptOptions as SessionAcceptOptions,
+  ConnectOptions as SessionConnectOptions,
   SessionEvent,
   SessionOptions,
 } from "./session/options.ts";
