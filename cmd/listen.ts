@@ -63,6 +63,7 @@ Options:
   --plugin PATH         load a plugin module (repeatable)
 
 Bad frames and refused messages are reported on stderr; the listener keeps serving.
+On stdio, listen exits when stdin ends: 0, or 3 if it ended inside a broken frame.
 
 Examples:
   missive listen tcp://127.0.0.1:7700 --key bob.key --trust alice.card
@@ -204,6 +205,13 @@ export const listen: Command = {
       await server.run();
     } finally {
       await server.stop();
+    }
+    // On stdio the one peer is the input: a broken stream is the command's failure.
+    if (address.scheme === "stdio" && server.dropped > 0) {
+      throw new MissiveError(
+        "malformed",
+        "listen: the input ended with a broken frame (see above)",
+      );
     }
   },
 };

@@ -51,6 +51,7 @@ export class MessageServer {
   #delivering: Promise<unknown> = Promise.resolve();
   #delivered = 0;
   #answered = 0;
+  #dropped = 0;
   #stopping: Promise<void> | undefined;
   #error: unknown;
 
@@ -63,6 +64,11 @@ export class MessageServer {
   /** Messages delivered so far. */
   get delivered(): number {
     return this.#delivered;
+  }
+
+  /** Peers dropped because their stream broke (bad length, truncated frame, lost). */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /** Serves until stopped; rejects with the error of a failed delivery. */
@@ -95,7 +101,10 @@ export class MessageServer {
       }
     } catch (e) {
       const why = e instanceof MissiveError ? e.message : String(e);
-      if (!this.#stopping) this.#log(`dropped ${t.remote}: ${why}`);
+      if (!this.#stopping) {
+        this.#dropped++;
+        this.#log(`dropped ${t.remote}: ${why}`);
+      }
       if (e instanceof MissiveError && this.#o.receipts !== false && !this.#stopping) {
         await this.#answer(t, UNKNOWN_NONCE, receiptStatusFor(e), why, true).catch(() => {});
       }
