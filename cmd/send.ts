@@ -1,4 +1,5 @@
 /** `missive send URL`: seal a message and send it; wait for the recipient's receipt. @module */
+import { RECEIPT_TYPE } from "../amp/receipt.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { MAX_ENVELOPE_SIZE } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
@@ -43,7 +44,8 @@ Options:
   --hash-destination    send the recipient's address as a keyed hash (simple)
   --timeout DURATION    connecting plus waiting for the receipt (default 10s; 500ms,
                         2m, or seconds)
-  --no-receipt          do not wait for a receipt (exit 0 once the frame is sent)
+  --no-receipt          do not wait for a receipt (exit 0 once the frame is sent);
+                        implied for --amp receipt, which is never answered
   --plugin PATH         load a plugin module (repeatable)
 
 Exit codes: 0 accepted (or sent, without a receipt), 2 usage, 4 the receipt is not
@@ -87,13 +89,14 @@ export const send: Command = {
     if (url === undefined) throw new MissiveError("usage", "send: give a URL (see --help)");
     const address = parseTransportUrl(url);
     const timeoutMs = parseDuration(v.timeout!, "--timeout");
-    const wantReceipt = address.replies && !v["no-receipt"];
     const registry = await loadRegistry(io, v.plugin);
     const stp = registry.find("stp", v.stp!);
     if (stp.type === SMIME_TYPE) {
       throw new MissiveError("usage", "send: --stp smime needs X.509 flags; use seal | send");
     }
     const amp = registry.find("amp", v.amp!);
+    // A receipt is never answered with a receipt (SPEC §14).
+    const wantReceipt = address.replies && !v["no-receipt"] && amp.type !== RECEIPT_TYPE;
     const sender = v.from ? await loadIdentity(io, v.from) : undefined;
     const recipients = await loadCards(v.to ?? []);
     if (wantReceipt && recipients.length === 0) {

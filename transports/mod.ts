@@ -131,7 +131,7 @@ export interface TransportAddress {
  *
  * @example
  * ```ts
- * import { parseTransportUrl } from "./transports/mod.ts";
+ * import { parseTransportUrl } from "./mod.ts";
  * console.log(parseTransportUrl("tcp://127.0.0.1:7700").address); // { host: "127.0.0.1", port: 7700 }
  * ```
  */
@@ -145,13 +145,42 @@ export function parseTransportUrl(url: string): TransportAddress {
   return { scheme: m![1], url, replies: scheme!.replies, address: scheme!.parse(url) };
 }
 
-/** Opens a transport to the peer at `url`. */
+/**
+ * Opens a transport to the peer at `url`.
+ *
+ * @example
+ * ```ts
+ * import { connect, listen } from "./mod.ts";
+ * const listener = await listen("tcp://127.0.0.1:0");
+ * const client = await connect(listener.url);
+ * await client.send(new TextEncoder().encode("one frame"));
+ * for await (const peer of listener.connections()) {
+ *   for await (const frame of peer.frames()) {
+ *     console.log(new TextDecoder().decode(frame)); // one frame
+ *     break;
+ *   }
+ *   break;
+ * }
+ * await client.close();
+ * await listener.close();
+ * ```
+ */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Transport> {
   const a = parseTransportUrl(url);
   return await SCHEMES[a.scheme].connect(a.address as never, options);
 }
 
-/** Listens at `url` (for tcp, port 0 picks a free port: see `Listener.url`). */
+/**
+ * Listens at `url` (for tcp, port 0 picks a free port: see `Listener.url`).
+ *
+ * @example
+ * ```ts
+ * import { listen } from "./mod.ts";
+ * const listener = await listen("tcp://127.0.0.1:0", { maxFrame: 64 * 1024 });
+ * console.log(listener.url.startsWith("tcp://127.0.0.1:")); // true
+ * await listener.close();
+ * ```
+ */
 export async function listen(url: string, options: ListenOptions = {}): Promise<Listener> {
   const a = parseTransportUrl(url);
   return await SCHEMES[a.scheme].listen(a.address as never, options);

@@ -27,7 +27,8 @@ export interface SealedFrame {
 }
 
 /**
- * `sealMessage`, also returning the message's inner nonce. The nonce is the first value
+ * `sealMessage`, also returning the message's inner nonce (see `MessageServer` for a
+ * complete send-and-receipt example). The nonce is the first value
  * `sealMessage` draws from its random source (registry.ts builds the inner message before
  * the STP runs), so the source is wrapped to keep a copy of it; every draw is still fresh
  * randomness (`request.random` or the CSPRNG).
@@ -120,8 +121,8 @@ interface Waiting {
 }
 
 /**
- * The sending side of one transport: `send` writes a sealed frame and resolves with its
- * verified receipt. Several sends may be in flight; receipts come back in order.
+ * The sending side of one transport (example: `MessageServer`): `send` writes a sealed
+ * frame and resolves with its verified receipt. Several sends may be in flight; receipts come back in order.
  * A failure (timeout, bad receipt, lost connection) fails every pending send and the
  * channel stays failed.
  */

@@ -43,7 +43,36 @@ export interface ServeOptions {
   deliver(message: OpenedMessage, peer: string): Promise<void> | void;
 }
 
-/** Serves a Listener until it closes, `stop` is called, or the limit is reached. */
+/**
+ * Serves a Listener until it closes, `stop` is called, or the limit is reached.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   createIdentity, defaultRegistry, getCryptoProvider, listen, connect, MessageServer,
+ *   ReceiptChannel, sealWithNonce,
+ * } from "../mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const registry = defaultRegistry();
+ * const caps = { stps: [[2, 2], [4, 1]] as const, amps: [[1, 1], [3, 1]] as const };
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const server = new MessageServer(await listen("tcp://127.0.0.1:0"), {
+ *   registry, identity: bob, trusted: [alice.card], limit: 1,
+ *   deliver: (m) => console.log(m.sender?.address, m.message), // alice@example.org { text: "hi" }
+ * });
+ * const running = server.run();
+ * const transport = await connect(server.url);
+ * const channel = new ReceiptChannel(transport, { registry, cards: [bob.card] });
+ * const sealed = await sealWithNonce({
+ *   registry, stp: registry.find("stp", "simple"), amp: registry.find("amp", "text/1"),
+ *   message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ * });
+ * console.log((await channel.send(sealed, 10_000)).status); // accepted
+ * await transport.close();
+ * await running;
+ * ```
+ */
 export class MessageServer {
   readonly #listener: Listener;
   readonly #o: ServeOptions;
@@ -59,6 +88,11 @@ export class MessageServer {
     this.#listener = listener;
     this.#o = options;
     this.#log = options.log ?? (() => {});
+  }
+
+  /** The URL the listener is bound to. */
+  get url(): string {
+    return this.#listener.url;
   }
 
   /** Messages delivered so far. */
