@@ -2,7 +2,7 @@
 import { RECEIPT_TYPE } from "../amp/receipt.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { MAX_ENVELOPE_SIZE } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { isMissiveError, MissiveError } from "../errors.ts";
 import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import { connect, parseTransportUrl } from "../transports/mod.ts";
 import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../transports/receipts.ts";
@@ -130,6 +130,7 @@ export const send: Command = {
         ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
       },
     });
+    const deadline = Date.now() + timeoutMs; // one budget: connecting and the receipt
     const transport = await connect(url, {
       timeoutMs,
       maxFrame: MAX_RECEIPT_FRAME,
@@ -141,7 +142,12 @@ export const send: Command = {
         return;
       }
       const channel = new ReceiptChannel(transport, { registry, cards: recipients });
-      const receipt = await channel.send(sealed, timeoutMs);
+      const receipt = await channel.send(sealed, Math.max(1, deadline - Date.now())).catch(
+        (e) => {
+          if (!isMissiveError(e, "timeout")) throw e;
+          throw new MissiveError("timeout", `${e.message} (--timeout ${v.timeout})`);
+        },
+      );
       const why = receipt.detail ? ` (${receipt.detail})` : "";
       if (receipt.status !== "accepted") {
         throw new MissiveError(

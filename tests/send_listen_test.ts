@@ -128,7 +128,7 @@ describe("missive send / listen (subprocesses)", () => {
         { stdin: "anyone there?" },
       );
       assert.equal(s.code, 12, s.stderr);
-      assert.match(s.stderr, /no receipt from tcp:\/\/127\.0\.0\.1:\d+ in 1 s/);
+      assert.match(s.stderr, /no receipt from tcp:\/\/127\.0\.0\.1:\d+ in time \(--timeout 1s\)/);
       assert.equal(s.text, "");
     } finally {
       silent.close();

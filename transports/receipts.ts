@@ -181,9 +181,8 @@ export class ReceiptChannel {
     const receipt = new Promise<Receipt>((resolve, reject) => {
       this.#waiting.push({ nonce: sealed.nonce, resolve, reject });
       timer = setTimeout(() => {
-        const secs = timeoutMs / 1000;
         this.#fail(
-          new MissiveError("timeout", `no receipt from ${this.#transport.remote} in ${secs} s`),
+          new MissiveError("timeout", `no receipt from ${this.#transport.remote} in time`),
         );
       }, timeoutMs);
     });
