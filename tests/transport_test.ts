@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { describe, it } from "node:test";
-import { concatBytes, randomBytes, utf8 } from "../bytes.ts";
+import { readFileSync } from "node:fs";
+import { concatBytes, fromHex, randomBytes, toHex, utf8 } from "../bytes.ts";
 import { armor, toLine } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { encodeFrame, FrameReader, MAX_FRAME_SIZE } from "../transports/framing.ts";
@@ -9,6 +10,8 @@ import { connect, listen, parseTransportUrl } from "../transports/mod.ts";
 import { type StdioFraming, StdioTransport } from "../transports/stdio.ts";
 import { connectTcp, TcpListener, type TcpTransport } from "../transports/tcp.ts";
 import type { Listener, Transport } from "../transports/types.ts";
+import { framingVectors, readFrames } from "./vectors/cases_framing.ts";
+import { toJsonText } from "./vectors/generate.ts";
 
 const isCode = (code: string) => (e: unknown) => e instanceof MissiveError && e.code === code;
 
@@ -357,5 +360,31 @@ describe("stdio transport", () => {
     assert.deepEqual(got, [utf8("a")]);
     const cut = memoryStdio("binary", [encodeFrame(utf8("abcdef")).subarray(0, 6)], []);
     await assert.rejects(collect(cut.t), isCode("malformed"));
+  });
+});
+
+describe("framing vectors (tests/vectors/framing.json)", () => {
+  it("the committed corpus is what the cases make, and a reader meets every outcome", () => {
+    const committed = readFileSync(new URL("./vectors/framing.json", import.meta.url), "utf8");
+    assert.equal(committed, toJsonText(framingVectors()));
+    const doc = JSON.parse(committed) as {
+      vectors: {
+        name: string;
+        cap: number;
+        stream: string;
+        expect: { outcome: string; frames: string[] };
+      }[];
+    };
+    const outcomes = doc.vectors.map((v) => v.expect.outcome);
+    assert.ok(
+      outcomes.filter((o) => o !== "success").length >=
+        outcomes.filter((o) => o === "success").length,
+    );
+    for (const v of doc.vectors) {
+      const got = readFrames(fromHex(v.stream)!, v.cap);
+      assert.deepEqual(got.frames.map(toHex), v.expect.frames, v.name);
+      assert.equal(got.error ?? "success", v.expect.outcome, v.name);
+      assert.equal(got.error, v.expect.error, v.name);
+    }
   });
 });
