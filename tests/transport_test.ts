@@ -372,7 +372,7 @@ describe("framing vectors (tests/vectors/framing.json)", () => {
         name: string;
         cap: number;
         stream: string;
-        expect: { outcome: string; frames: string[] };
+        expect: { outcome: string; error?: string; frames: string[] };
       }[];
     };
     const outcomes = doc.vectors.map((v) => v.expect.outcome);
