@@ -22,6 +22,8 @@ import {
   tempDir,
 } from "./helpers.ts";
 import type { Identity } from "../keys/identity.ts";
+import type { Io } from "../cmd/common.ts";
+import { main } from "../cmd/main.ts";
 import type { Receipt } from "../amp/receipt.ts";
 import type { TextMessage } from "../amp/text.ts";
 
@@ -274,6 +276,40 @@ describe("missive listen on stdio (in-process)", () => {
     assert.equal(r.text, "alice@example.org (verified, NOT trusted): framed\n");
     assert.match(r.stderr, /refused a message: envelope: missing the d9d9f7/);
     assert.match(r.stderr, /dropped stdio:binary: frame: truncated/);
+  });
+});
+
+describe("missive listen --count on an idle stdin", () => {
+  it("exits after N messages even though stdin stays open", async () => {
+    const sealed = await runCli(
+      ["send", "stdio:lines", "--from", join(dir, "alice.key"), "--to", join(dir, "bob.card")],
+      { stdin: "only one" },
+    );
+    assert.equal(sealed.code, 0, sealed.stderr);
+    const out: Uint8Array[] = [];
+    let err = "";
+    const io: Io = {
+      stdin: async function* () {
+        yield sealed.stdout;
+        await new Promise(() => {}); // a pipe that stays open and silent
+      },
+      stdout: (d) => {
+        out.push(d);
+        return Promise.resolve();
+      },
+      stderr: (l) => void (err += l),
+      stdoutIsTty: false,
+      env: {},
+    };
+    const code = await main(
+      ["listen", "stdio:lines", "--key", join(dir, "bob.key"), "--count", "1"],
+      io,
+    );
+    assert.equal(code, 0, err);
+    assert.equal(
+      new TextDecoder().decode(concatBytes(...out)),
+      "alice@example.org (verified, NOT trusted): only one\n",
+    );
   });
 });
 
