@@ -5,12 +5,12 @@ import net from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { concatBytes, equalBytes, utf8 } from "../bytes.ts";
-import { encodeFrame } from "../transports/framing.ts";
+import { encodeFrame, FrameReader } from "../transports/framing.ts";
 import { connect, listen } from "../transports/mod.ts";
 import { ReceiptChannel, sealWithNonce, UNKNOWN_NONCE } from "../transports/receipts.ts";
 import { MessageServer } from "../transports/serve.ts";
-import { openReceipt } from "../transports/receipts.ts";
-import { defaultRegistry } from "../mod.ts";
+import { MAX_RECEIPT_FRAME, openReceipt, sealReceipt } from "../transports/receipts.ts";
+import { defaultRegistry, sealMessage } from "../mod.ts";
 import { MemoryReplayCache } from "../replay.ts";
 import {
   type CliResult,
@@ -372,6 +372,69 @@ describe("receipt exchange (library)", () => {
     await b.running;
     assert.deepEqual(b.texts, ["after garbage"]);
     assert.equal(b.log.length, 1, b.log.join("\n"));
+  });
+
+  it("openReceipt refuses receipts of another STP, for another nonce, or 'accepted' for no nonce", async () => {
+    const [alice, bob] = await Promise.all([
+      fixedIdentity("alice@example.org", 1),
+      fixedIdentity("bob@example.org", 3),
+    ]);
+    const registry = defaultRegistry();
+    const nonce = new Uint8Array(16).fill(7);
+    const expect = { nonce, cards: [bob.card] };
+    const good = await sealReceipt(registry, bob, { nonce, status: "accepted" });
+    assert.equal((await openReceipt(registry, good, expect)).status, "accepted");
+    const other = await sealReceipt(registry, bob, {
+      nonce: new Uint8Array(16).fill(8),
+      status: "accepted",
+    });
+    await assert.rejects(openReceipt(registry, other, expect), /another message's nonce/);
+    const vague = await sealReceipt(registry, bob, { nonce: UNKNOWN_NONCE, status: "accepted" });
+    await assert.rejects(openReceipt(registry, vague, expect), /another message's nonce/);
+    const viaSimple = await sealMessage({
+      registry,
+      stp: registry.find("stp", "simple"),
+      amp: registry.find("amp", "receipt"),
+      message: { nonce, status: "accepted" },
+      sender: bob,
+      recipients: [alice.card],
+    });
+    await assert.rejects(openReceipt(registry, viaSimple, expect), /must be STP auth v1/);
+    const notReceipt = await sealMessage({
+      registry,
+      stp: registry.find("stp", "auth"),
+      amp: registry.find("amp", "text/1"),
+      message: { text: "accepted" },
+      sender: bob,
+    });
+    await assert.rejects(openReceipt(registry, notReceipt, expect), /expected a receipt/);
+  });
+
+  it("a peer dropped for an oversize length gets a parting unparsable receipt", async () => {
+    const [alice, bob] = await Promise.all([
+      fixedIdentity("alice@example.org", 1),
+      fixedIdentity("bob@example.org", 3),
+    ]);
+    const b = await bobServer(bob, alice);
+    const port = Number(b.listener.url.split(":").pop());
+    const reply = await new Promise<Uint8Array[]>((resolve, reject) => {
+      const reader = new FrameReader(MAX_RECEIPT_FRAME);
+      const frames: Uint8Array[] = [];
+      const s = net.connect(port, "127.0.0.1", () => s.write(new Uint8Array([0x7f, 0, 0, 0])));
+      s.on("data", (d: Uint8Array) => frames.push(...reader.push(d)));
+      s.on("close", () => resolve(frames));
+      s.on("error", reject);
+    });
+    assert.equal(reply.length, 1);
+    const receipt = await openReceipt(b.registry, reply[0], {
+      nonce: UNKNOWN_NONCE,
+      cards: [bob.card],
+    });
+    assert.equal(receipt.status, "unparsable");
+    assert.match(receipt.detail ?? "", /over the 1048576-byte cap/);
+    await b.server.stop();
+    await b.running;
+    assert.match(b.log.join("\n"), /dropped tcp:.*over the 1048576-byte cap/);
   });
 
   it("200 concurrent senders × 50 messages: all 10,000 delivered once, each receipt verified", {

@@ -7,6 +7,7 @@
  */
 import { type Bytes, equalBytes, randomBytes } from "../bytes.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
+import { decodeEnvelope } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
@@ -79,7 +80,8 @@ export function sealReceipt(
 }
 
 /**
- * Opens a receipt for the message with `nonce`: it must be a receipt AMP, signed by one
+ * Opens a receipt for the message with `nonce`: it must be STP auth v1 carrying a
+ * receipt AMP, signed by one
  * of `expected` (the cards the message was sealed to), and name `nonce` — or, for a
  * status other than accepted, the unknown nonce. Anything else is `auth-failed` or
  * `malformed`.
@@ -89,6 +91,13 @@ export async function openReceipt(
   frame: Uint8Array,
   expect: { nonce: Uint8Array; cards: readonly Card[]; crypto?: CryptoProvider },
 ): Promise<Receipt> {
+  const envelope = decodeEnvelope(frame);
+  if (envelope.protocolType !== AUTH_TYPE || envelope.protocolVersion !== 1) {
+    throw new MissiveError(
+      "malformed",
+      `a receipt must be STP auth v1, not (${envelope.protocolType}, ${envelope.protocolVersion})`,
+    );
+  }
   const opened = await openMessage(registry, frame, {
     trusted: expect.cards,
     crypto: expect.crypto,

@@ -6,7 +6,7 @@
  * @module
  */
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { MissiveError } from "../errors.ts";
+import { isMissiveError, MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { type OpenedMessage, openMessage, type Registry } from "../registry.ts";
@@ -139,8 +139,10 @@ export class MessageServer {
         this.#dropped++;
         this.#log(`dropped ${t.remote}: ${why}`);
       }
-      if (e instanceof MissiveError && this.#o.receipts !== false && !this.#stopping) {
-        await this.#answer(t, UNKNOWN_NONCE, receiptStatusFor(e), why, true).catch(() => {});
+      // A stream that broke on a bad frame still has a peer listening: say why (§21.4).
+      const framing = isMissiveError(e, "malformed") || isMissiveError(e, "too-large");
+      if (framing && this.#o.receipts !== false && !this.#stopping) {
+        await this.#answer(t, UNKNOWN_NONCE, "unparsable", why, true).catch(() => {});
       }
     } finally {
       await t.close();
