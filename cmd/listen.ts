@@ -18,6 +18,7 @@ import {
   note,
   oneLine,
   parseCount,
+  parseDuration,
   parseFlags,
   parsePairs,
   sharedSecretOptions,
@@ -57,6 +58,8 @@ Options:
   --max-frame SIZE      largest frame accepted (default 1M; K and M suffixes; at most
                         64M); a peer that announces more is dropped
   --count N             exit after N messages were delivered (for scripts and tests)
+  --idle-timeout DURATION
+                        drop a tcp peer silent this long in both directions (default 5m)
   --psk-file FILE       shared key for psk messages
   --passphrase          shared passphrase for psk ($MISSIVE_PASSPHRASE or prompt)
   --option NAME=VALUE   STP option, for plugins (repeatable)
@@ -156,6 +159,7 @@ export const listen: Command = {
       "replay-db": { type: "string" },
       "max-frame": { type: "string" },
       count: { type: "string" },
+      "idle-timeout": { type: "string", default: "5m" },
       "psk-file": { type: "string" },
       passphrase: { type: "boolean" },
       option: { type: "string", multiple: true },
@@ -184,6 +188,7 @@ export const listen: Command = {
     const log = (line: string) => note(io, `missive: ${line}`);
     const listener = await listenAt(url, {
       maxFrame,
+      idleTimeoutMs: parseDuration(v["idle-timeout"]!, "--idle-timeout"),
       log,
       stdio: { input: io.stdin, output: io.stdout },
     });

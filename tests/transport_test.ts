@@ -213,6 +213,25 @@ describe("tcp transport", () => {
     assert.equal(log.filter((l) => /length 0/.test(l)).length, 1, log.join("\n"));
   });
 
+  it("drops a peer that stays silent past the idle timeout, and serves others", async () => {
+    const listener = await TcpListener.listen("127.0.0.1", 0, { idleTimeoutMs: 200 });
+    const log: string[] = [];
+    const serving = serveEcho(listener, log);
+    // Announces a 100-byte frame, sends 3 bytes, then nothing.
+    await rawPeer(portOf(listener), new Uint8Array([0, 0, 0, 100, 1, 2, 3]), false);
+    assert.equal(log.length, 1, log.join("\n"));
+    assert.match(log[0], /idle for 0\.2 s/);
+    const t = await connect(listener.url);
+    await t.send(utf8("still here"));
+    for await (const f of t.frames()) {
+      assert.equal(new TextDecoder().decode(f), "still here");
+      break;
+    }
+    await t.close();
+    await listener.close();
+    await serving;
+  });
+
   it("refuses connections beyond maxConnections, logged", async () => {
     const log: string[] = [];
     const listener = await TcpListener.listen("127.0.0.1", 0, {

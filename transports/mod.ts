@@ -34,6 +34,8 @@ export interface ConnectOptions {
 export interface ListenOptions extends ConnectOptions {
   /** Connections held at once (tcp). */
   maxConnections?: number;
+  /** Drop a peer silent this long, in either direction (tcp; default never). */
+  idleTimeoutMs?: number;
 }
 
 /** One row of the scheme table: `A` is the parsed form of the scheme's URLs. */

@@ -27,6 +27,11 @@ export interface TcpOptions {
   queueBytes?: number;
   /** Where a listener reports dropped peers and refused connections. */
   log?: (line: string) => void;
+  /**
+   * Drop the connection after this long with no bytes in either direction (a peer that
+   * holds a slot and sends nothing, or trickles a frame). Default: never.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** Options of `listenTcp`. */
@@ -72,6 +77,14 @@ export class TcpTransport implements Transport {
     this.#reader = new FrameReader(options.maxFrame ?? MAX_FRAME_SIZE);
     this.#queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
     socket.setNoDelay(true);
+    if (options.idleTimeoutMs !== undefined) {
+      const ms = options.idleTimeoutMs;
+      socket.setTimeout(ms);
+      socket.on("timeout", () => {
+        this.#failRead(new MissiveError("timeout", `${remote}: idle for ${ms / 1000} s`));
+        socket.destroy();
+      });
+    }
     socket.on("data", (chunk: Uint8Array) => this.#onData(chunk));
     socket.on("end", () => this.#onEnd());
     socket.on("error", (e: Error) => this.#failRead(this.#networkError(e)));
