@@ -55,6 +55,8 @@ export interface SealContext {
   includeCard: boolean;
   /** Send the destination as a keyed hash instead of the address (simple). */
   hashDestination: boolean;
+  /** Carry no recipient hints, so only the recipients can tell slots apart (group). */
+  hideRecipients?: boolean;
   /** Plugin-specific options (e.g. a passphrase), from `--option key=value`. */
   options: Readonly<Record<string, string>>;
 }
