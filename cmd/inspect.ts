@@ -8,12 +8,14 @@ import {
   unwrapAnyForm,
 } from "../envelope.ts";
 import { isMissiveError } from "../errors.ts";
+import { describePayload, GROUP_TYPE } from "../stp/group/mod.ts";
 import { type Command, loadRegistry, parseFlags, readInput, writeOutput } from "./common.ts";
 
 const usage = `missive inspect [--json] [INPUT]
 
 Shows an envelope's header without opening it: its form (binary, armor, line), the STP
-(type, version) and name when a plugin knows it, the sequence number and payload size.
+(type, version) and name when a plugin knows it, the sequence number and payload size;
+for group, the number of key slots and whether recipients are hidden.
 
 Options:
   --json            one JSON object
@@ -48,6 +50,10 @@ export const inspect: Command = {
     } catch (e) {
       if (!isMissiveError(e, "unknown-protocol")) throw e;
     }
+    // Group slots are clear data: their count (and hidden mode) is visible to anyone.
+    const group = envelope.protocolType === GROUP_TYPE && envelope.protocolVersion === 1
+      ? describePayload(envelope.payload)
+      : undefined;
     const report = {
       form,
       size: input.length,
@@ -57,6 +63,7 @@ export const inspect: Command = {
       sequenceNumber: envelope.sequenceNumber ?? null,
       payloadSize: envelope.payload.length,
       properties: stp?.properties ?? null,
+      ...(group ? { slots: group.slots, hiddenRecipients: group.hidden } : {}),
     };
     const text = parsed.values.json ? JSON.stringify(report) + "\n" : [
       `form:             ${form} (${input.length} bytes)`,
@@ -64,6 +71,12 @@ export const inspect: Command = {
       (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
       `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
       `payload:          ${envelope.payload.length} bytes`,
+      ...(group
+        ? [
+          `key slots:        ${group.slots}` +
+          (group.hidden ? " (recipients hidden; count padded)" : " (with recipient hints)"),
+        ]
+        : []),
       "",
     ].join("\n");
     await writeOutput(io, undefined, utf8(text));
