@@ -3,6 +3,7 @@ import { utf8 } from "../bytes.ts";
 import { maxArmoredLength } from "../armor.ts";
 import {
   decodeEnvelope,
+  type Envelope,
   looksLikeEnvelope,
   MAX_ENVELOPE_SIZE,
   unwrapAnyForm,
@@ -21,6 +22,30 @@ Options:
   --json            one JSON object
   --plugin PATH     load a plugin module, to name its STP (repeatable)
 `;
+
+/**
+ * Group slots are clear data: anyone sees their count and whether they are hidden
+ * (SPEC §19.6). A malformed group payload is reported, not fatal: inspect shows headers.
+ */
+function groupReport(envelope: Envelope): { json: Record<string, unknown>; lines: string[] } {
+  if (envelope.protocolType !== GROUP_TYPE || envelope.protocolVersion !== 1) {
+    return { json: {}, lines: [] };
+  }
+  try {
+    const { slots, hidden } = describePayload(envelope.payload);
+    const how = hidden ? "recipients hidden; count padded" : "with recipient hints";
+    return {
+      json: { slots, hiddenRecipients: hidden },
+      lines: [`key slots:        ${slots} (${how})`],
+    };
+  } catch (e) {
+    if (!isMissiveError(e, "malformed")) throw e;
+    return {
+      json: { slots: null, payloadError: e.message },
+      lines: [`key slots:        unreadable (${e.message})`],
+    };
+  }
+}
 
 export const inspect: Command = {
   summary: "show an envelope's header (no keys needed)",
@@ -50,10 +75,7 @@ export const inspect: Command = {
     } catch (e) {
       if (!isMissiveError(e, "unknown-protocol")) throw e;
     }
-    // Group slots are clear data: their count (and hidden mode) is visible to anyone.
-    const group = envelope.protocolType === GROUP_TYPE && envelope.protocolVersion === 1
-      ? describePayload(envelope.payload)
-      : undefined;
+    const group = groupReport(envelope);
     const report = {
       form,
       size: input.length,
@@ -63,7 +85,7 @@ export const inspect: Command = {
       sequenceNumber: envelope.sequenceNumber ?? null,
       payloadSize: envelope.payload.length,
       properties: stp?.properties ?? null,
-      ...(group ? { slots: group.slots, hiddenRecipients: group.hidden } : {}),
+      ...group.json,
     };
     const text = parsed.values.json ? JSON.stringify(report) + "\n" : [
       `form:             ${form} (${input.length} bytes)`,
@@ -71,12 +93,7 @@ export const inspect: Command = {
       (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
       `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
       `payload:          ${envelope.payload.length} bytes`,
-      ...(group
-        ? [
-          `key slots:        ${group.slots}` +
-          (group.hidden ? " (recipients hidden; count padded)" : " (with recipient hints)"),
-        ]
-        : []),
+      ...group.lines,
       "",
     ].join("\n");
     await writeOutput(io, undefined, utf8(text));

@@ -266,6 +266,12 @@ describe("group STP through the CLI", () => {
       assert.equal(r.stdout.length, 0, "nothing on stdout");
       assert.match(r.stderr, /^missive: [^\n]+\n$/);
     }
+    // inspect shows the header of a damaged group envelope and says the slots are unreadable.
+    const inspected = await runCli(["inspect", "--json"], { stdin: cases[3][0] });
+    assert.equal(inspected.code, 0, inspected.stderr);
+    const report = JSON.parse(inspected.text);
+    assert.equal(report.slots, null);
+    assert.match(report.payloadError, /^group payload: /);
   });
 
   it("--hide-recipients is refused for an STP without hidden multi-recipient slots", async () => {
