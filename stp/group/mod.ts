@@ -232,6 +232,23 @@ async function unwrapMySlot(p: GroupPayload, ctx: OpenContext): Promise<Bytes> {
   );
 }
 
+/** AES-256-GCM open of the body or sender box, with a group-specific failure. */
+async function openBox(
+  ctx: OpenContext,
+  key: Bytes,
+  nonce: Bytes,
+  ciphertext: Bytes,
+  aad: Bytes,
+  what: string,
+): Promise<Bytes> {
+  try {
+    return await ctx.crypto.aeadDecrypt("aes-256-gcm", key, nonce, ciphertext, aad);
+  } catch (e) {
+    if (!(e instanceof MissiveError && e.code === "auth-failed")) throw e;
+    throw new MissiveError("auth-failed", `group: the ${what} does not decrypt (altered)`);
+  }
+}
+
 async function open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
   const p = decodePayload(payload);
   const me = ctx.identity;
@@ -239,23 +256,34 @@ async function open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
   const payloadKey = await unwrapMySlot(p, ctx);
   const k = await payloadKeys(ctx, payloadKey, p.nonce);
   wipe(payloadKey);
+  try {
+    return await openWithKeys(p, ctx, k);
+  } finally {
+    wipe(k.bodyKey);
+    wipe(k.senderKey);
+  }
+}
+
+/** Steps 5–9 of SPEC §19.7, once the payload key is known. */
+async function openWithKeys(
+  p: GroupPayload,
+  ctx: OpenContext,
+  k: Awaited<ReturnType<typeof payloadKeys>>,
+): Promise<StpOpened> {
+  const me = ctx.identity!;
   if (!equalBytes(k.commitment, p.commitment)) {
     throw new MissiveError("auth-failed", "group: key commitment does not match the payload key");
   }
   const bound = boundFields(ctx.header, p, await ctx.crypto.sha256(p.slots));
   const ctHash = await ctx.crypto.sha256(p.bodyCiphertext);
-  let senderBytes: Bytes;
-  try {
-    senderBytes = await ctx.crypto.aeadDecrypt(
-      "aes-256-gcm",
-      k.senderKey,
-      k.senderNonce,
-      p.senderCiphertext,
-      transcript(LABEL_SENDER, ...bound, ctHash),
-    );
-  } finally {
-    wipe(k.senderKey);
-  }
+  const senderBytes = await openBox(
+    ctx,
+    k.senderKey,
+    k.senderNonce,
+    p.senderCiphertext,
+    transcript(LABEL_SENDER, ...bound, ctHash),
+    "sender box",
+  );
   const s = CborReader.from(decodeCbor(senderBytes, "group sender"), "group sender")
     .onlyKeys([1, 2, 3, 4]);
   const address = s.text(1, 254);
@@ -269,18 +297,14 @@ async function open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
   if (!(await ctx.crypto.ed25519Verify(card.signingKey, signed, s.bytes(4, 64)))) {
     throw new MissiveError("auth-failed", "group: sender signature does not verify");
   }
-  let body: Bytes;
-  try {
-    body = await ctx.crypto.aeadDecrypt(
-      "aes-256-gcm",
-      k.bodyKey,
-      k.bodyNonce,
-      p.bodyCiphertext,
-      transcript(LABEL_AAD, ...bound),
-    );
-  } finally {
-    wipe(k.bodyKey);
-  }
+  const body = await openBox(
+    ctx,
+    k.bodyKey,
+    k.bodyNonce,
+    p.bodyCiphertext,
+    transcript(LABEL_AAD, ...bound),
+    "body",
+  );
   const b = CborReader.from(decodeCbor(body, "group body"), "group body").onlyKeys([1, 2, 3]);
   const inner: Inner = {
     ampType: b.uint(1, 0xffff),
