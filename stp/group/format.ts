@@ -94,6 +94,15 @@ export function compareSlots(a: Uint8Array, b: Uint8Array): number {
   return 0;
 }
 
+/** Whether the slot at `at` is greater than the one before it (in place, no copies). */
+function ascendingAt(slots: Uint8Array, at: number, size: number): boolean {
+  for (let i = 0; i < size; i++) {
+    const d = slots[at + i] - slots[at - size + i];
+    if (d !== 0) return d > 0;
+  }
+  return false;
+}
+
 /**
  * Strictly decodes a group payload: known fields only, exact sizes, the slot count
  * bounded before the table is looked at, the table exactly count × slot size, slots in
@@ -111,7 +120,7 @@ export function decodePayload(payload: Uint8Array): GroupPayload {
   const size = slotSize(mode);
   const slots = r.bytes(6, slotCount * size);
   for (let i = size; i < slots.length; i += size) {
-    if (compareSlots(slots.subarray(i - size, i), slots.subarray(i, i + size)) >= 0) {
+    if (!ascendingAt(slots, i, size)) {
       throw new MissiveError(
         "malformed",
         `${what}: field 6: slots not in strictly ascending order (slot ${i / size})`,

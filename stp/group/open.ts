@@ -29,6 +29,13 @@ import {
   ZERO_NONCE,
 } from "./keys.ts";
 
+/** Whether the slot at `at` starts with `hint` (no subarray per slot: tables run to 65,536). */
+function hintAt(slots: Bytes, at: number, hint: Bytes): boolean {
+  let diff = 0;
+  for (let i = 0; i < HINT_SIZE; i++) diff |= slots[at + i] ^ hint[i];
+  return diff === 0;
+}
+
 /**
  * Finds and unwraps this identity's slot: one X25519, then the hint picks the slot, or
  * (hidden) every slot is tried with the one KEK. Distinguishes "no slot for me"
@@ -50,10 +57,9 @@ async function unwrapMySlot(p: GroupPayload, ctx: OpenContext): Promise<Bytes> {
   let matched = 0;
   try {
     for (let at = 0; at < p.slots.length; at += size) {
-      const slot = p.slots.subarray(at, at + size);
-      if (p.mode === MODE_HINTED && !equalBytes(slot.subarray(0, HINT_SIZE), hint)) continue;
+      if (p.mode === MODE_HINTED && !hintAt(p.slots, at, hint)) continue;
       matched++;
-      const wrapped = slot.subarray(size - WRAPPED_SIZE);
+      const wrapped = p.slots.subarray(at + size - WRAPPED_SIZE, at + size);
       try {
         return await ctx.crypto.aeadDecrypt("aes-256-gcm", kek, ZERO_NONCE, wrapped, wrapAad);
       } catch (e) {
