@@ -189,7 +189,7 @@ export interface SealRequest<T = unknown> {
   sequenceNumber?: number;
   includeCard?: boolean;
   hashDestination?: boolean;
-  /** Slots without recipient hints (group; see SealContext). */
+  /** Key slots without recipient hints (group; see SealContext). */
   hideRecipients?: boolean;
   options?: Record<string, string>;
   crypto?: CryptoProvider;
