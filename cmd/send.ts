@@ -92,7 +92,10 @@ export const send: Command = {
     const registry = await loadRegistry(io, v.plugin);
     const stp = registry.find("stp", v.stp!);
     if (stp.type === SMIME_TYPE) {
-      throw new MissiveError("usage", "send: --stp smime needs X.509 flags; use seal | send");
+      throw new MissiveError(
+        "usage",
+        "send: --stp smime is not supported here (it takes X.509 flags); use missive seal",
+      );
     }
     const amp = registry.find("amp", v.amp!);
     // A receipt is never answered with a receipt (SPEC §14).
