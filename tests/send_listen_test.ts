@@ -437,6 +437,42 @@ describe("receipt exchange (library)", () => {
     assert.match(b.log.join("\n"), /dropped tcp:.*over the 1048576-byte cap/);
   });
 
+  it("a peer that shuts down its sending side after its frame still gets the receipt", async () => {
+    const [alice, bob] = await Promise.all([
+      fixedIdentity("alice@example.org", 1),
+      fixedIdentity("bob@example.org", 3),
+    ]);
+    const b = await bobServer(bob, alice);
+    const sealed = await sealWithNonce({
+      registry: b.registry,
+      stp: b.registry.find("stp", "simple"),
+      amp: b.registry.find("amp", "text/1"),
+      message: { text: "half-closed" },
+      sender: alice,
+      recipients: [bob.card],
+    });
+    const port = Number(b.listener.url.split(":").pop());
+    const reply = await new Promise<Uint8Array[]>((resolve, reject) => {
+      const reader = new FrameReader(MAX_RECEIPT_FRAME);
+      const frames: Uint8Array[] = [];
+      const s = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => {
+        s.end(encodeFrame(sealed.frame)); // write, then FIN
+      });
+      s.on("data", (d: Uint8Array) => frames.push(...reader.push(d)));
+      s.on("end", () => resolve(frames));
+      s.on("error", reject);
+    });
+    assert.equal(reply.length, 1);
+    const receipt = await openReceipt(b.registry, reply[0], {
+      nonce: sealed.nonce,
+      cards: [bob.card],
+    });
+    assert.equal(receipt.status, "accepted");
+    await b.server.stop();
+    await b.running;
+    assert.deepEqual(b.texts, ["half-closed"]);
+  });
+
   it("200 concurrent senders × 50 messages: all 10,000 delivered once, each receipt verified", {
     timeout: 180_000,
   }, async () => {
