@@ -185,7 +185,8 @@ export const listen: Command = {
       ...parsePairs(v.option, "--option"),
       ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
     };
-    const log = (line: string) => note(io, `missive: ${line}`);
+    // Reasons can quote what a peer sent (a claimed address): escaped, one line each.
+    const log = (line: string) => note(io, `missive: ${oneLine(line)}`);
     const listener = await listenAt(url, {
       maxFrame,
       idleTimeoutMs: parseDuration(v["idle-timeout"]!, "--idle-timeout"),

@@ -12,6 +12,7 @@ import {
   loadIdentity,
   loadRegistry,
   note,
+  oneLine,
   parseDuration,
   parseFlags,
   parsePairs,
@@ -151,7 +152,7 @@ export const send: Command = {
           throw new MissiveError("timeout", `${e.message} (--timeout ${v.timeout})`);
         },
       );
-      const why = receipt.detail ? ` (${receipt.detail})` : "";
+      const why = receipt.detail ? ` (${oneLine(receipt.detail)})` : "";
       if (receipt.status !== "accepted") {
         throw new MissiveError(
           "refused",

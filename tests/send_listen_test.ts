@@ -10,7 +10,8 @@ import { connect, listen } from "../transports/mod.ts";
 import { ReceiptChannel, sealWithNonce, UNKNOWN_NONCE } from "../transports/receipts.ts";
 import { MessageServer } from "../transports/serve.ts";
 import { MAX_RECEIPT_FRAME, openReceipt, sealReceipt } from "../transports/receipts.ts";
-import { defaultRegistry, sealMessage } from "../mod.ts";
+import { defaultRegistry, encodeEnvelope, plainStp, sealMessage, textV1, toLine } from "../mod.ts";
+import type { SealContext } from "../types.ts";
 import { MemoryReplayCache } from "../replay.ts";
 import {
   type CliResult,
@@ -276,6 +277,32 @@ describe("missive listen on stdio (in-process)", () => {
     assert.equal(r.text, "alice@example.org (verified, NOT trusted): framed\n");
     assert.match(r.stderr, /refused a message: envelope: missing the d9d9f7/);
     assert.match(r.stderr, /dropped stdio:binary: frame: truncated/);
+  });
+});
+
+describe("missive listen escapes what senders choose", () => {
+  it("a claimed address with terminal escapes is printed and logged escaped", async () => {
+    const evil = "\x1b[2Jmallory\nfake line";
+    const payload = await plainStp.seal({
+      ampType: 1,
+      ampVersion: 1,
+      body: textV1.encode({ text: "boo\x1b[31m" }),
+      timestamp: Date.now(),
+      nonce: new Uint8Array(16).fill(5),
+      sender: evil,
+    }, {} as SealContext);
+    const line = toLine(encodeEnvelope({ protocolType: 7, protocolVersion: 1, payload })) + "\n";
+    const key = join(dir, "bob.key");
+    const shown = await runCli(["listen", "stdio:lines", "--key", key], { stdin: line });
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.equal(shown.text, "\\x1b[2Jmallory\\nfake line (NOT verified): boo\\x1b[31m\n");
+    const refused = await runCli(["listen", "stdio:lines", "--key", key, "--require-trust"], {
+      stdin: line,
+    });
+    assert.equal(refused.code, 0, refused.stderr);
+    assert.equal(refused.text, "");
+    assert.match(refused.stderr, /untrusted sender: \\x1b\[2Jmallory\\nfake line is not verified/);
+    assert.ok(!refused.stderr.includes("\x1b") && !shown.text.includes("\x1b"));
   });
 });
 
