@@ -1,0 +1,394 @@
+/**
+ * A SIP user agent core over UDP (node:dgram) and TCP (node:net) on one port: client
+ * transactions for the requests we send, server-side retransmission absorption and the
+ * generic checks of RFC 3261 §8.2 for the requests we receive. What a MESSAGE means is
+ * decided by the `onMessage` handler (transports/sip.ts).
+ * @module
+ */
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
+import { networkInterfaces } from "node:os";
+import { randomBytes, toHex } from "../../bytes.ts";
+import { MissiveError } from "../../errors.ts";
+import {
+  header,
+  headerAll,
+  parseDatagram,
+  serializeMessage,
+  SipBodyError,
+  type SipHead,
+  type SipHeader,
+  type SipMessage,
+  type SipRequest,
+  type SipResponse,
+} from "./message.ts";
+import { SipStreamReader } from "./stream.ts";
+import {
+  ClientTransaction,
+  DEFAULT_TIMERS,
+  realScheduler,
+  type Scheduler,
+  ServerTransactions,
+  type SipTimers,
+} from "./transaction.ts";
+import { DEFAULT_SIP_PORT, parseVia, type SipTransportName } from "./uri.ts";
+
+/**
+ * Largest request sent over UDP (RFC 3261 §18.1.1: above 1300 bytes with an unknown
+ * path MTU a request must not go over UDP). Larger ones are refused (SPEC §21.9.4).
+ */
+export const MAX_UDP_REQUEST = 1300;
+/** The methods we answer, for Allow headers. */
+export const ALLOWED_METHODS = "MESSAGE, OPTIONS";
+/** The body types a MESSAGE may carry, for Accept headers. */
+export const ACCEPTED_TYPES = "application/missive, text/plain";
+
+/** Where a message goes or came from. */
+export interface SipTarget {
+  host: string;
+  port: number;
+  transport: SipTransportName;
+}
+
+/** The answer a handler gives to a request. */
+export interface SipReply {
+  status: number;
+  reason: string;
+  headers?: SipHeader[];
+}
+
+/** Options of a user agent. */
+export interface SipUaOptions {
+  /** Address to bind (UDP and TCP share the port). */
+  host: string;
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** Host put in Via and Contact; defaults to `host`, or an interface address for 0.0.0.0. */
+  advertisedHost?: string;
+  timers?: SipTimers;
+  clock?: Scheduler;
+  log?: (line: string) => void;
+  /** Decides the answer to a MESSAGE (called once per transaction, not for retransmissions). */
+  onMessage(request: SipRequest, source: SipTarget): SipReply;
+}
+
+/** A random token of 16 hex digits (tags, Call-IDs). */
+export function sipToken(): string {
+  return toHex(randomBytes(8));
+}
+
+function defaultAdvertised(host: string): string {
+  if (host !== "0.0.0.0" && host !== "::") return host;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === "IPv4" && !i.internal) return i.address;
+  }
+  return "127.0.0.1";
+}
+
+/** Builds a response to `request` (§8.2.6): Via, From, To (+tag), Call-ID, CSeq copied. */
+export function responseTo(request: SipHead, reply: SipReply, toTag: string): SipResponse {
+  const h = request.headers;
+  const to = header(h, "To") ?? "";
+  const headers: SipHeader[] = [
+    ...headerAll(h, "Via").map((v): SipHeader => ["Via", v]),
+    ["From", header(h, "From") ?? ""],
+    ["To", /;\s*tag=/i.test(to) || reply.status === 100 ? to : `${to};tag=${toTag}`],
+    ["Call-ID", header(h, "Call-ID") ?? ""],
+    ["CSeq", header(h, "CSeq") ?? ""],
+    ...(reply.headers ?? []),
+  ];
+  return {
+    kind: "response",
+    status: reply.status,
+    reason: reply.reason,
+    headers,
+    body: new Uint8Array(0),
+  };
+}
+
+type UaState = "open" | "closed";
+
+/** The user agent: start() binds, request() sends, close() releases everything. */
+export class SipUserAgent {
+  #state: UaState = "open";
+  readonly #udp: UdpSocket;
+  readonly #server: Server;
+  readonly #conns = new Map<string, Socket>();
+  readonly #clients = new Map<string, { t: ClientTransaction; conn?: string }>();
+  readonly #servers: ServerTransactions;
+  readonly #options: SipUaOptions;
+  readonly #timers: SipTimers;
+  readonly #clock: Scheduler;
+  readonly #log: (line: string) => void;
+  /** The bound port (UDP and TCP). */
+  readonly port: number;
+  /** The host in our Via and Contact. */
+  readonly advertisedHost: string;
+
+  private constructor(options: SipUaOptions, udp: UdpSocket, server: Server, port: number) {
+    this.#options = options;
+    this.#udp = udp;
+    this.#server = server;
+    this.port = port;
+    this.#timers = options.timers ?? DEFAULT_TIMERS;
+    this.#clock = options.clock ?? realScheduler;
+    this.#log = options.log ?? (() => {});
+    this.#servers = new ServerTransactions(this.#timers, this.#clock);
+    this.advertisedHost = options.advertisedHost ?? defaultAdvertised(options.host);
+    udp.on(
+      "message",
+      (data: Uint8Array, rinfo: { address: string; port: number }) =>
+        this.#onDatagram(data, { host: rinfo.address, port: rinfo.port, transport: "udp" }),
+    );
+    server.on("connection", (socket: Socket) => this.#adopt(socket));
+  }
+
+  /** Binds UDP and TCP on the same port (retrying a few ports when 0 was asked). */
+  static async start(options: SipUaOptions): Promise<SipUserAgent> {
+    for (let attempt = 0;; attempt++) {
+      const udp = createSocket(options.host.includes(":") ? "udp6" : "udp4");
+      try {
+        await new Promise<void>((resolve, reject) => {
+          udp.once("error", reject);
+          udp.bind(options.port, options.host, () => resolve());
+        });
+      } catch (e) {
+        udp.close();
+        throw bindError(options, e);
+      }
+      const port = udp.address().port;
+      const server = createServer();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen(port, options.host, () => resolve());
+        });
+        return new SipUserAgent(options, udp, server, port);
+      } catch (e) {
+        udp.close();
+        server.close();
+        if (options.port !== 0 || attempt >= 5) throw bindError(options, e);
+      }
+    }
+  }
+
+  /** Our address as a URI for Contact headers. */
+  contact(user: string | undefined, transport: SipTransportName): string {
+    const u = user === undefined ? "" : user + "@";
+    return `sip:${u}${this.advertisedHost}:${this.port}` +
+      (transport === "udp" ? "" : ";transport=tcp");
+  }
+
+  /**
+   * Sends a request in a new client transaction and resolves with its final response.
+   * The Via and Max-Forwards headers are added here (§8.1.1.7, §8.1.1.6).
+   */
+  request(
+    target: SipTarget,
+    request: Omit<SipRequest, "kind">,
+  ): Promise<SipResponse> {
+    if (this.#state === "closed") {
+      return Promise.reject(new MissiveError("network", "sip: user agent closed"));
+    }
+    const branch = "z9hG4bK" + sipToken();
+    const proto = target.transport === "udp" ? "UDP" : "TCP";
+    const via = `SIP/2.0/${proto} ${this.advertisedHost}:${this.port};branch=${branch};rport`;
+    const headers: SipHeader[] = [["Via", via], ...request.headers];
+    if (!header(headers, "Max-Forwards")) headers.push(["Max-Forwards", "70"]);
+    const bytes = serializeMessage({ kind: "request", ...request, headers });
+    if (target.transport === "udp" && bytes.length > MAX_UDP_REQUEST) {
+      return Promise.reject(
+        new MissiveError(
+          "too-large",
+          `sip: the ${request.method} request is ${bytes.length} bytes, over the ` +
+            `${MAX_UDP_REQUEST}-byte UDP limit (RFC 3261 §18.1.1); ` +
+            `add ;transport=tcp to the URI`,
+        ),
+      );
+    }
+    const transaction = new ClientTransaction(() => this.#transmit(target, bytes), {
+      reliable: target.transport === "tcp",
+      timers: this.#timers,
+      clock: this.#clock,
+      what: `${request.method} to ${target.host}:${target.port}`,
+    });
+    const conn = target.transport === "tcp" ? `${target.host}:${target.port}` : undefined;
+    this.#clients.set(branch, { t: transaction, conn });
+    const forget = () => this.#clients.delete(branch);
+    transaction.done.then(forget, forget);
+    return transaction.done;
+  }
+
+  /** Closes sockets and connections and fails pending transactions; idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    for (const { t } of this.#clients.values()) {
+      t.abort(new MissiveError("network", "sip: user agent closed"));
+    }
+    this.#servers.clear();
+    for (const socket of this.#conns.values()) socket.destroy();
+    this.#conns.clear();
+    await Promise.all([
+      new Promise<void>((resolve) => this.#udp.close(() => resolve())),
+      new Promise<void>((resolve) => this.#server.close(() => resolve())),
+    ]);
+  }
+
+  #transmit(target: SipTarget, bytes: Uint8Array): void {
+    if (this.#state === "closed") return;
+    if (target.transport === "udp") {
+      this.#udp.send(bytes, target.port, target.host, (e) => {
+        if (e) this.#log(`sip: send to ${target.host}:${target.port} failed: ${e.message}`);
+      });
+      return;
+    }
+    const key = `${target.host}:${target.port}`;
+    let socket = this.#conns.get(key);
+    if (!socket || socket.destroyed) {
+      socket = tcpConnect({ host: target.host, port: target.port });
+      this.#adopt(socket, key);
+    }
+    socket.write(bytes);
+  }
+
+  /** Attaches a stream reader to a TCP connection (accepted or opened). */
+  #adopt(socket: Socket, key?: string): void {
+    const id = key ?? `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#conns.set(id, socket);
+    const reader = new SipStreamReader();
+    const source = (): SipTarget => ({
+      host: socket.remoteAddress ?? "",
+      port: socket.remotePort ?? 0,
+      transport: "tcp",
+    });
+    socket.on("data", (chunk: Uint8Array) => {
+      let messages: SipMessage[];
+      try {
+        messages = reader.push(chunk);
+      } catch (e) {
+        this.#badInput(e, source(), (b) => socket.write(b));
+        socket.end();
+        return;
+      }
+      for (const m of messages) this.#dispatch(m, source(), (b) => socket.write(b));
+    });
+    socket.on("error", (e: Error) => {
+      this.#log(`sip: tcp ${id}: ${e.message}`);
+      // Requests waiting on this connection fail now rather than at Timer F.
+      for (const { t, conn } of this.#clients.values()) {
+        if (conn === id) t.abort(new MissiveError("network", `sip: tcp ${id}: ${e.message}`));
+      }
+    });
+    socket.on("close", () => {
+      if (this.#conns.get(id) === socket) this.#conns.delete(id);
+      for (const { t, conn } of this.#clients.values()) {
+        if (conn === id) t.abort(new MissiveError("network", `sip: tcp ${id}: connection closed`));
+      }
+    });
+  }
+
+  #onDatagram(data: Uint8Array, source: SipTarget): void {
+    let message: SipMessage;
+    try {
+      message = parseDatagram(data);
+    } catch (e) {
+      this.#badInput(e, source, (b) => this.#sendResponseUdp(b, source, undefined));
+      return;
+    }
+    this.#dispatch(message, source, (b, via) => this.#sendResponseUdp(b, source, via));
+  }
+
+  /** §18.2.2 with RFC 3581: answer the source address; the port from rport or Via. */
+  #sendResponseUdp(bytes: Uint8Array, source: SipTarget, via: string | undefined): void {
+    let port = source.port;
+    if (via) {
+      const v = parseVia(via);
+      if (!v.params.has("rport")) port = v.port ?? DEFAULT_SIP_PORT;
+    }
+    this.#udp.send(bytes, port, source.host);
+  }
+
+  /** A message that failed to parse: answer 400/413 when the head is known, else drop. */
+  #badInput(e: unknown, source: SipTarget, reply: (b: Uint8Array, via?: string) => void): void {
+    const what = e instanceof Error ? e.message : String(e);
+    this.#log(`sip: dropped a message from ${source.host}:${source.port}: ${what}`);
+    if (!(e instanceof SipBodyError) || e.head.kind !== "request") return;
+    if (e.head.method === "ACK" || !header(e.head.headers, "Via")) return;
+    const status = e.code === "too-large"
+      ? { status: 413, reason: "Request Entity Too Large" }
+      : { status: 400, reason: "Bad Request" };
+    reply(serializeMessage(responseTo(e.head, status, sipToken())), header(e.head.headers, "Via"));
+  }
+
+  #dispatch(
+    message: SipMessage,
+    source: SipTarget,
+    reply: (b: Uint8Array, via?: string) => void,
+  ): void {
+    if (this.#state === "closed") return;
+    const via = header(message.headers, "Via");
+    if (message.kind === "response") {
+      // §17.1.3: match on the top Via branch and the CSeq method.
+      let branch: string | undefined;
+      try {
+        branch = via ? parseVia(via).params.get("branch") : undefined;
+      } catch { /* a response with a bad Via matches nothing */ }
+      const t = branch ? this.#clients.get(branch)?.t : undefined;
+      if (t) t.receive(message);
+      else this.#log(`sip: a response matching no request from ${source.host}:${source.port}`);
+      return;
+    }
+    if (message.method === "ACK" || !via) return;
+    const key = `${header(message.headers, "Call-ID")}\n${header(message.headers, "CSeq")}`;
+    const seen = this.#servers.check(key);
+    if (seen !== "new") {
+      // A retransmission (§17.2.2): the same answer again, never a second delivery.
+      if (seen !== "pending") reply(seen, via);
+      return;
+    }
+    const answer = serializeMessage(responseTo(message, this.#answer(message, source), sipToken()));
+    this.#servers.answered(key, answer);
+    reply(answer, via);
+  }
+
+  /** §8.2: generic request checks, then OPTIONS or MESSAGE, else 405. */
+  #answer(request: SipRequest, source: SipTarget): SipReply {
+    const h = request.headers;
+    for (const name of ["Via", "From", "To", "Call-ID", "CSeq"]) {
+      if (!header(h, name)) return { status: 400, reason: `Missing ${name}` };
+    }
+    const cseq = /^([0-9]{1,10})\s+(\S+)$/.exec(header(h, "CSeq")!);
+    if (!cseq || cseq[2] !== request.method || Number(cseq[1]) >= 2 ** 31) {
+      return { status: 400, reason: "Bad CSeq" };
+    }
+    const require = header(h, "Require");
+    if (require) {
+      return { status: 420, reason: "Bad Extension", headers: [["Unsupported", require]] };
+    }
+    if (request.method === "OPTIONS") {
+      return {
+        status: 200,
+        reason: "OK",
+        headers: [["Allow", ALLOWED_METHODS], ["Accept", ACCEPTED_TYPES]],
+      };
+    }
+    if (request.method !== "MESSAGE") {
+      return { status: 405, reason: "Method Not Allowed", headers: [["Allow", ALLOWED_METHODS]] };
+    }
+    try {
+      return this.#options.onMessage(request, source);
+    } catch (e) {
+      this.#log(`sip: MESSAGE handler failed: ${(e as Error)?.message ?? e}`);
+      return { status: 500, reason: "Server Internal Error" };
+    }
+  }
+}
+
+function bindError(options: SipUaOptions, e: unknown): MissiveError {
+  return new MissiveError(
+    "network",
+    `sip: cannot listen on ${options.host}:${options.port}: ${(e as Error)?.message ?? e}`,
+    { cause: e },
+  );
+}
