@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { equalBytes, utf8 } from "../bytes.ts";
-import { encodeEnvelope } from "../envelope.ts";
+import { rmSync } from "node:fs";
+import { armor, encodeEnvelope } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { connectSip, listenSip } from "../transports/sip.ts";
 import {
@@ -19,6 +20,14 @@ import { ClientTransaction } from "../transports/sip/transaction.ts";
 import { formatSipUri, parseSipUri, parseVia } from "../transports/sip/uri.ts";
 import type { Transport } from "../transports/types.ts";
 import { FakeClock, rawMessage, RawUdp, testEnvelope } from "./sip/net.ts";
+import {
+  freePort,
+  sippDir,
+  sippTrace,
+  startKamailio,
+  startSipp,
+  stopKamailio,
+} from "./sip/peers.ts";
 
 const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code === c;
 const FAST = { t1: 10, t2: 40 };
@@ -399,6 +408,99 @@ describe("sip user agent on 127.0.0.1", () => {
       await udp.close();
       await tcp.close();
       await listener.close();
+    }
+  });
+});
+
+describe("sip against sipp (apt sip-tester)", () => {
+  for (const transport of ["udp", "tcp"] as const) {
+    it(`a sipp UAC's MESSAGE over ${transport} is answered 200 and delivered`, async () => {
+      const listener = await listenSip("sip:bob@127.0.0.1:0");
+      const port = Number(/:(\d+)$/.exec(listener.url)![1]);
+      const envelope = testEnvelope(42);
+      const dir = sippDir("uac_message.xml", { "body.txt": armor(envelope) });
+      const sipp = startSipp(dir, "uac_message.xml", {
+        port: await freePort(),
+        remote: `127.0.0.1:${port}`,
+        service: "bob",
+        transport,
+      });
+      try {
+        const peer = await first(listener.connections());
+        assert.match(peer.remote, /^sip:sipp@127\.0\.0\.1:\d+$/);
+        const [frame] = await take(peer, 1);
+        assert.ok(equalBytes(frame, envelope));
+        assert.equal(await sipp.exited, 0, sipp.output() + sippTrace(dir));
+      } finally {
+        await sipp.stop();
+        await listener.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it(`connectSip over ${transport} to a sipp UAS is answered and the scenario passes`, async () => {
+      const port = await freePort();
+      const dir = sippDir("uas_message.xml");
+      const sipp = startSipp(dir, "uas_message.xml", { port, transport });
+      const suffix = transport === "tcp" ? ";transport=tcp" : "";
+      try {
+        // UDP retransmits until sipp is up; TCP retries the connection a few times.
+        for (let attempt = 0;; attempt++) {
+          const alice = await connectSip(`sip:bob@127.0.0.1:${port}${suffix}`);
+          try {
+            await alice.send(testEnvelope(7));
+            break;
+          } catch (e) {
+            if (!code("network")(e) || attempt > 50) throw e;
+            await new Promise((r) => setTimeout(r, 100));
+          } finally {
+            await alice.close();
+          }
+        }
+        assert.equal(await sipp.exited, 0, sipp.output() + sippTrace(dir));
+        assert.match(sippTrace(dir), /-----BEGIN MISSIVE MESSAGE-----/);
+      } finally {
+        await sipp.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
+describe("sip through Kamailio (apt kamailio)", () => {
+  it("registers, and a MESSAGE relayed by the proxy arrives (udp and tcp); receipts go back", async () => {
+    const kamailio = await startKamailio();
+    const bob = await listenSip("sip:bob@127.0.0.1:0", {
+      register: `sip:127.0.0.1:${kamailio.port}`,
+    });
+    const carol = await listenSip("sip:carol@127.0.0.1:0", {
+      register: `sip:127.0.0.1:${kamailio.port};transport=tcp`,
+    });
+    const alice = await connectSip(`sip:bob@127.0.0.1:${kamailio.port}`);
+    const dave = await connectSip(`sip:carol@127.0.0.1:${kamailio.port};transport=tcp`);
+    const nobody = await connectSip(`sip:zed@127.0.0.1:${kamailio.port}`);
+    try {
+      assert.equal(bob.registration?.aor, `sip:bob@127.0.0.1:${kamailio.port}`);
+      await alice.send(testEnvelope(1));
+      const peer = await first(bob.connections());
+      assert.ok(equalBytes((await take(peer, 1))[0], testEnvelope(1)));
+      await peer.send(testEnvelope(2)); // the receipt, to alice's Contact
+      assert.ok(equalBytes((await take(alice, 1))[0], testEnvelope(2)));
+
+      await dave.send(testEnvelope(3));
+      const carolPeer = await first(carol.connections());
+      assert.ok(equalBytes((await take(carolPeer, 1))[0], testEnvelope(3)));
+
+      await assert.rejects(
+        nobody.send(testEnvelope(4)),
+        (e) => code("network")(e) && /404/.test(String(e)),
+      );
+      assert.match(kamailio.output(), /missive-test: relaying MESSAGE for bob/);
+    } finally {
+      await Promise.all([alice.close(), dave.close(), nobody.close()]);
+      await bob.close();
+      await carol.close();
+      await stopKamailio(kamailio);
     }
   });
 });

@@ -111,6 +111,8 @@ type UaState = "open" | "closed";
 /** The user agent: start() binds, request() sends, close() releases everything. */
 export class SipUserAgent {
   #state: UaState = "open";
+  #pendingSends = 0;
+  #flushed?: () => void;
   readonly #udp: UdpSocket;
   readonly #server: Server;
   readonly #conns = new Map<string, Socket>();
@@ -227,7 +229,18 @@ export class SipUserAgent {
       t.abort(new MissiveError("network", "sip: user agent closed"));
     }
     this.#servers.clear();
-    for (const socket of this.#conns.values()) socket.destroy();
+    // Let the datagrams and bytes already handed over (a just-sent 200 OK) go out.
+    const conns = [...this.#conns.values()];
+    for (const socket of conns) socket.end();
+    if (this.#pendingSends > 0 || conns.some((c) => c.writableLength > 0)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (this.#flushed = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 200))),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const socket of conns) socket.destroy();
     this.#conns.clear();
     await Promise.all([
       new Promise<void>((resolve) => this.#udp.close(() => resolve())),
@@ -238,9 +251,7 @@ export class SipUserAgent {
   #transmit(target: SipTarget, bytes: Uint8Array): void {
     if (this.#state === "closed") return;
     if (target.transport === "udp") {
-      this.#udp.send(bytes, target.port, target.host, (e) => {
-        if (e) this.#log(`sip: send to ${target.host}:${target.port} failed: ${e.message}`);
-      });
+      this.#sendUdp(bytes, target.port, target.host);
       return;
     }
     const key = `${target.host}:${target.port}`;
@@ -306,7 +317,15 @@ export class SipUserAgent {
       const v = parseVia(via);
       if (!v.params.has("rport")) port = v.port ?? DEFAULT_SIP_PORT;
     }
-    this.#udp.send(bytes, port, source.host);
+    this.#sendUdp(bytes, port, source.host);
+  }
+
+  #sendUdp(bytes: Uint8Array, port: number, host: string): void {
+    this.#pendingSends++;
+    this.#udp.send(bytes, port, host, (e) => {
+      if (e) this.#log(`sip: send to ${host}:${port} failed: ${e.message}`);
+      if (--this.#pendingSends === 0) this.#flushed?.();
+    });
   }
 
   /** A message that failed to parse: answer 400/413 when the head is known, else drop. */
