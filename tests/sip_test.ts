@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { equalBytes, utf8 } from "../bytes.ts";
 import { rmSync } from "node:fs";
+import { connect as tcpConnect } from "node:net";
 import { armor, encodeEnvelope } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { connectSip, listenSip } from "../transports/sip.ts";
@@ -351,6 +352,41 @@ describe("sip user agent on 127.0.0.1", () => {
       assert.equal((await take(peer, 1)).length, 1); // c11 still got through
     } finally {
       await raw.close();
+      await listener.close();
+    }
+  });
+
+  it("over TCP, drops garbage and oversize lengths (413), logs them, and keeps serving", async () => {
+    const logs: string[] = [];
+    const listener = await listenSip("sip:bob@127.0.0.1:0", {
+      timers: FAST,
+      log: (line) => logs.push(line),
+    });
+    const port = Number(/:(\d+)$/.exec(listener.url)![1]);
+    const exchange = (bytes: Uint8Array) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tcpConnect({ host: "127.0.0.1", port }, () => socket.write(bytes));
+        let text = "";
+        socket.on("data", (d: Uint8Array) => (text += new TextDecoder().decode(d)));
+        socket.on("close", () => resolve(text));
+        socket.on("error", reject);
+      });
+    try {
+      assert.equal(await exchange(utf8("\x00\x01 garbage\r\n\r\n")), "");
+      const oversize = new TextDecoder().decode(rawMessage(port, { callId: "big" }))
+        .replace(/Content-Length: \d+/, `Content-Length: ${MAX_SIP_BODY + 1}`);
+      assert.match(await exchange(utf8(oversize)), /^SIP\/2\.0 413 /);
+      assert.match(
+        await exchange(utf8("MESSAGE sip:bob@x SIP/2.0\r\nVia: SIP/2.0/TCP x\r\n\r\n")),
+        /^SIP\/2\.0 400 /,
+      );
+      assert.equal(logs.length, 3, logs.join("\n"));
+      const alice = await connectSip(`sip:bob@127.0.0.1:${port};transport=tcp`, { timers: FAST });
+      await alice.send(testEnvelope(5));
+      await alice.close();
+      const peer = await first(listener.connections());
+      assert.ok(equalBytes((await take(peer, 1))[0], testEnvelope(5)));
+    } finally {
       await listener.close();
     }
   });
