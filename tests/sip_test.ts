@@ -466,6 +466,7 @@ describe("sip against sipp (apt sip-tester)", () => {
         assert.match(peer.remote, /^sip:sipp@127\.0\.0\.1:\d+$/);
         const [frame] = await take(peer, 1);
         assert.ok(equalBytes(frame, envelope));
+        await peer.send(testEnvelope(43)); // the receipt the scenario waits for
         assert.equal(await sipp.exited, 0, sipp.output() + sippTrace(dir));
       } finally {
         await sipp.stop();

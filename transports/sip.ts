@@ -33,7 +33,14 @@ export interface SipOptions {
   register?: string;
   /** listenSip with `register`: the Expires asked for, in seconds. */
   expires?: number;
+  /** Largest frame (envelope) accepted in a MESSAGE; larger ones get 413. Default 1 MiB. */
+  maxFrame?: number;
+  /** connectSip: give up on a MESSAGE earlier than Timer F (milliseconds). */
+  timeoutMs?: number;
 }
+
+/** Default for SipOptions.maxFrame. */
+export const DEFAULT_SIP_FRAME = 1024 * 1024;
 
 const LOOPBACK = /^(127\.|localhost$|\[::1\]$)/;
 
@@ -60,10 +67,11 @@ export async function connectSip(url: string, options: SipOptions = {}): Promise
     host: bindHost(target.host),
     port: 0,
     timers: options.timers,
+    transactionLimitMs: options.timeoutMs,
     clock: options.clock,
     log: options.log,
     onMessage: (request) => {
-      const checked = checkMessage(request, undefined);
+      const checked = checkMessage(request, undefined, options.maxFrame ?? DEFAULT_SIP_FRAME);
       if (checked.frame && !peer!.inbox.push(checked.frame)) return busy();
       return checked.reply;
     },
@@ -102,16 +110,19 @@ class SipListenerImpl implements SipListener {
   readonly url: string;
   registration?: SipRegistration;
 
-  constructor(ua: SipUserAgent, user: string | undefined) {
+  readonly #maxFrame: number;
+
+  constructor(ua: SipUserAgent, user: string | undefined, maxFrame: number) {
     this.#ua = ua;
     this.#user = user;
+    this.#maxFrame = maxFrame;
     this.#local = ua.contact(user, "udp");
     this.url = this.#local;
   }
 
   /** The MESSAGE policy: check, find or make the peer, queue the frame. */
   accept(request: SipRequest, source: SipTarget): SipReply {
-    const checked = checkMessage(request, this.#user);
+    const checked = checkMessage(request, this.#user, this.#maxFrame);
     if (!checked.frame || this.#state === "closed") return checked.reply;
     let from: string;
     try {
@@ -138,7 +149,8 @@ class SipListenerImpl implements SipListener {
         this.#peers.delete(key);
         return busy();
       }
-    } else peer.reroute(route);
+    }
+    peer.reroute(route, header(request.headers, "Call-ID")!);
     return peer.inbox.push(checked.frame) ? checked.reply : busy();
   }
 
@@ -179,7 +191,7 @@ export async function listenSip(url: string, options: SipOptions = {}): Promise<
     log: options.log,
     onMessage: (request, source) => listener!.accept(request, source),
   });
-  listener = new SipListenerImpl(ua, local.user);
+  listener = new SipListenerImpl(ua, local.user, options.maxFrame ?? DEFAULT_SIP_FRAME);
   if (options.register !== undefined) {
     if (local.user === undefined) {
       await ua.close();
@@ -208,3 +220,22 @@ export async function listenSip(url: string, options: SipOptions = {}): Promise<
   }
   return listener;
 }
+
+/**
+ * The `sip:` row of the scheme table in transports/mod.ts: listeners answer (receipts
+ * go back as MESSAGEs), and `register` on listen registers at a proxy.
+ */
+export const sipScheme = {
+  form: "sip:USER@HOST[:PORT][;transport=udp|tcp]",
+  replies: true,
+  parse(url: string): string {
+    parseSipUri(url);
+    return url;
+  },
+  connect(url: string, o: { log?: (l: string) => void; maxFrame?: number; timeoutMs?: number }) {
+    return connectSip(url, { log: o.log, maxFrame: o.maxFrame, timeoutMs: o.timeoutMs });
+  },
+  listen(url: string, o: { log?: (l: string) => void; maxFrame?: number; register?: string }) {
+    return listenSip(url, { log: o.log, maxFrame: o.maxFrame, register: o.register });
+  },
+};

@@ -7,7 +7,7 @@ import { utf8 } from "../../bytes.ts";
 import { armor, unwrapAnyForm } from "../../envelope.ts";
 import { MissiveError } from "../../errors.ts";
 import type { Transport } from "../types.ts";
-import { header, type SipRequest } from "./message.ts";
+import { header, headerAll, type SipRequest } from "./message.ts";
 import { BoundedQueue } from "./queue.ts";
 import {
   ACCEPTED_TYPES,
@@ -31,7 +31,11 @@ export interface Checked {
  * Checks a MESSAGE (§21.9.3): Request-URI user, Content-Type, Content-Encoding, and a
  * body that is an envelope in one of its forms. Never throws.
  */
-export function checkMessage(request: SipRequest, localUser: string | undefined): Checked {
+export function checkMessage(
+  request: SipRequest,
+  localUser: string | undefined,
+  maxFrame: number,
+): Checked {
   if (localUser !== undefined) {
     try {
       const user = parseSipUri(request.uri).user;
@@ -50,7 +54,11 @@ export function checkMessage(request: SipRequest, localUser: string | undefined)
   if (request.body.length === 0) return { reply: { status: 400, reason: "Empty Body" } };
   if (type !== MISSIVE_CONTENT_TYPE && type !== "text/plain") return unsupported();
   try {
-    return { reply: { status: 200, reason: "OK" }, frame: unwrapAnyForm(request.body) };
+    const frame = unwrapAnyForm(request.body);
+    if (frame.length > maxFrame) {
+      return { reply: { status: 413, reason: "Request Entity Too Large" } };
+    }
+    return { reply: { status: 200, reason: "OK" }, frame };
   } catch (e) {
     if (e instanceof MissiveError && e.code === "too-large") {
       return { reply: { status: 413, reason: "Request Entity Too Large" } };
@@ -65,21 +73,36 @@ function unsupported(): Checked {
   };
 }
 
-/** Where to send MESSAGEs back to the sender of `request` (its Contact, else its source). */
-export function replyRoute(request: SipRequest, source: SipTarget): { uri: string; to: SipTarget } {
+/**
+ * Where to send MESSAGEs back to the sender of `request`: to its Contact, except that
+ * a TCP connection the peer opened to us directly (one Via: no proxy between) is reused
+ * while it stays open (as RFC 5923 does), since the peer may not accept connections.
+ */
+export interface ReplyRoute {
+  /** The Request-URI: the Contact URI, else the From URI. */
+  uri: string;
+  /** Where the Contact (or, without one, the source) points. */
+  to: SipTarget;
+  /** The direct TCP connection to reuse while it is open. */
+  reuse?: SipTarget;
+}
+
+/** Works out the ReplyRoute of a request that arrived from `source`. */
+export function replyRoute(request: SipRequest, source: SipTarget): ReplyRoute {
+  const direct = source.transport === "tcp" &&
+    headerAll(request.headers, "Via").join(",").split(",").length === 1;
+  const reuse = direct ? source : undefined;
   const contact = header(request.headers, "Contact");
   if (contact) {
     try {
       const uri = parseNameAddr(contact).uri;
       const c = parseSipUri(uri);
-      return {
-        uri,
-        to: { host: c.host, port: c.port ?? DEFAULT_SIP_PORT, transport: c.transport },
-      };
+      const to = { host: c.host, port: c.port ?? DEFAULT_SIP_PORT, transport: c.transport };
+      return { uri, to, reuse };
     } catch { /* fall back to the source address */ }
   }
   const from = parseNameAddr(header(request.headers, "From")!).uri;
-  return { uri: from, to: source };
+  return { uri: from, to: source, reuse };
 }
 
 type PeerState = "open" | "closed";
@@ -91,8 +114,8 @@ type PeerState = "open" | "closed";
 export class SipPeer implements Transport {
   #state: PeerState = "open";
   #cseq = 0;
-  #route: { uri: string; to: SipTarget };
-  readonly #callId = sipToken();
+  #route: ReplyRoute;
+  #callId = sipToken();
   readonly #tag = sipToken();
   readonly #ua: SipUserAgent;
   readonly #from: string;
@@ -105,7 +128,7 @@ export class SipPeer implements Transport {
     ua: SipUserAgent,
     options: {
       remote: string;
-      route: { uri: string; to: SipTarget };
+      route: ReplyRoute;
       from: string;
       onClose?: () => Promise<void>;
     },
@@ -117,14 +140,20 @@ export class SipPeer implements Transport {
     this.#onClose = options.onClose ?? (() => Promise.resolve());
   }
 
-  /** Points replies at the latest Contact or source the peer used. */
-  reroute(route: { uri: string; to: SipTarget }): void {
+  /**
+   * Points replies at the latest Contact or source the peer used, in the Call-ID of
+   * its latest MESSAGE (RFC 3428 §4: one Call-ID correlates a conversation; SIP tools
+   * such as sipp match the answer to their call by it).
+   */
+  reroute(route: ReplyRoute, callId: string): void {
     this.#route = route;
+    this.#callId = callId;
   }
 
   async send(frame: Uint8Array): Promise<void> {
     if (this.#state === "closed") throw new MissiveError("network", "sip: transport closed");
-    const { uri, to } = this.#route;
+    const { uri, reuse } = this.#route;
+    const to = reuse && this.#ua.connected(reuse) ? reuse : this.#route.to;
     const response = await this.#ua.request(to, {
       method: "MESSAGE",
       uri,

@@ -57,7 +57,14 @@ export class ClientTransaction {
 
   constructor(
     transmit: () => void,
-    options: { reliable: boolean; timers: SipTimers; clock: Scheduler; what: string },
+    options: {
+      reliable: boolean;
+      timers: SipTimers;
+      clock: Scheduler;
+      what: string;
+      /** A caller's deadline shorter than Timer F (e.g. `send --timeout`). */
+      limitMs?: number;
+    },
   ) {
     this.#transmit = transmit;
     this.#timers = options.timers;
@@ -68,7 +75,7 @@ export class ClientTransaction {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    const timeoutMs = 64 * options.timers.t1;
+    const timeoutMs = Math.min(64 * options.timers.t1, options.limitMs ?? Infinity);
     this.#timerF = this.#clock.set(() => {
       this.#fail(
         new MissiveError(

@@ -31,7 +31,7 @@ import {
   ServerTransactions,
   type SipTimers,
 } from "./transaction.ts";
-import { DEFAULT_SIP_PORT, parseVia, type SipTransportName } from "./uri.ts";
+import { DEFAULT_SIP_PORT, parseNameAddr, parseVia, type SipTransportName } from "./uri.ts";
 
 /**
  * Largest request sent over UDP (RFC 3261 §18.1.1: above 1300 bytes with an unknown
@@ -66,6 +66,8 @@ export interface SipUaOptions {
   /** Host put in Via and Contact; defaults to `host`, or an interface address for 0.0.0.0. */
   advertisedHost?: string;
   timers?: SipTimers;
+  /** Ends client transactions earlier than Timer F (milliseconds). */
+  transactionLimitMs?: number;
   clock?: Scheduler;
   log?: (line: string) => void;
   /** Decides the answer to a MESSAGE (called once per transaction, not for retransmissions). */
@@ -174,6 +176,12 @@ export class SipUserAgent {
     }
   }
 
+  /** True when a TCP connection to (or from) host:port is open, for connection reuse. */
+  connected(target: SipTarget): boolean {
+    const socket = this.#conns.get(`${target.host}:${target.port}`);
+    return target.transport === "tcp" && socket !== undefined && !socket.destroyed;
+  }
+
   /** Our address as a URI for Contact headers. */
   contact(user: string | undefined, transport: SipTransportName): string {
     const u = user === undefined ? "" : user + "@";
@@ -213,6 +221,7 @@ export class SipUserAgent {
       timers: this.#timers,
       clock: this.#clock,
       what: `${request.method} to ${target.host}:${target.port}`,
+      limitMs: this.#options.transactionLimitMs,
     });
     const conn = target.transport === "tcp" ? `${target.host}:${target.port}` : undefined;
     this.#clients.set(branch, { t: transaction, conn });
@@ -359,7 +368,13 @@ export class SipUserAgent {
       return;
     }
     if (message.method === "ACK" || !via) return;
-    const key = `${header(message.headers, "Call-ID")}\n${header(message.headers, "CSeq")}`;
+    // §17.2.3 for peers without RFC 3261 branches: Call-ID, CSeq and the From tag.
+    let fromTag = "";
+    try {
+      fromTag = parseNameAddr(header(message.headers, "From") ?? "").params.get("tag") ?? "";
+    } catch { /* answered 400 below */ }
+    const h = message.headers;
+    const key = `${header(h, "Call-ID")}\n${header(h, "CSeq")}\n${fromTag}`;
     const seen = this.#servers.check(key);
     if (seen !== "new") {
       // A retransmission (§17.2.2): the same answer again, never a second delivery.
