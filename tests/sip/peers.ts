@@ -63,7 +63,8 @@ export interface Peer {
   stop(): Promise<number>;
 }
 
-function start(cmd: string, args: string[], cwd: string): Peer {
+/** Starts a process whose output is collected; tracked so it dies with the tests. */
+export function startProcess(cmd: string, args: string[], cwd: string): Peer {
   const child = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
   let out = "";
@@ -91,6 +92,25 @@ function start(cmd: string, args: string[], cwd: string): Peer {
     return exited;
   };
   return { child, exited, output: () => out, stop };
+}
+
+/** Waits until the process printed something matching `pattern`; returns the match. */
+export async function waitForOutput(
+  peer: Peer,
+  pattern: RegExp,
+  ms = 30000,
+): Promise<RegExpExecArray> {
+  const deadline = Date.now() + ms;
+  let exited = false;
+  peer.exited.then(() => (exited = true));
+  for (;;) {
+    const m = pattern.exec(peer.output());
+    if (m) return m;
+    if (exited || Date.now() > deadline) {
+      throw new Error(`no ${pattern} in the output${exited ? " (exited)" : ""}:\n${peer.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** A temporary working folder holding a copy of `scenario` and the given files. */
@@ -130,7 +150,7 @@ export function startSipp(
   ];
   if (options.service) args.push("-s", options.service);
   if (options.remote) args.push(options.remote);
-  return start(requireTool("sipp"), args, dir);
+  return startProcess(requireTool("sipp"), args, dir);
 }
 
 /** sipp's message trace (what it sent and received), for assertions and failures. */
@@ -183,7 +203,7 @@ export async function startKamailio(): Promise<Kamailio> {
   const bin = requireTool("kamailio");
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "missive-kamailio-"));
-  const peer = start(bin, [
+  const peer = startProcess(bin, [
     "-f",
     join(SIP_DIR, "kamailio.cfg"),
     "-l",
