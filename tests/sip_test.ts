@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { equalBytes, utf8 } from "../bytes.ts";
-import { rmSync } from "node:fs";
+import { equalBytes, fromHex, utf8 } from "../bytes.ts";
+import { readFileSync, rmSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { armor, encodeEnvelope } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
@@ -540,4 +540,35 @@ describe("sip through Kamailio (apt kamailio)", () => {
       await stopKamailio(kamailio);
     }
   });
+});
+
+describe("sip parser vectors (tests/sip/vectors.json)", () => {
+  interface Vector {
+    name: string;
+    input?: string;
+    input_hex?: string;
+    expect: { error?: string; message?: Record<string, unknown> & { body: string } };
+  }
+  const corpus = JSON.parse(
+    readFileSync(new URL("./sip/vectors.json", import.meta.url), "utf8"),
+  ) as { vectors: Vector[] };
+
+  it("has more failure vectors than success vectors", () => {
+    const failures = corpus.vectors.filter((v) => v.expect.error).length;
+    assert.ok(failures >= corpus.vectors.length - failures);
+  });
+
+  for (const v of corpus.vectors) {
+    it(v.name, () => {
+      const bytes = v.input_hex !== undefined ? fromHex(v.input_hex)! : utf8(v.input!);
+      if (v.expect.error) {
+        assert.throws(() => parseDatagram(bytes), code(v.expect.error));
+        return;
+      }
+      const m = parseDatagram(bytes);
+      const { body, ...rest } = v.expect.message!;
+      assert.deepEqual({ ...m, body: undefined }, { ...rest, body: undefined });
+      assert.equal(new TextDecoder().decode(m.body), body);
+    });
+  }
 });
