@@ -38,6 +38,10 @@ import { DEFAULT_SIP_PORT, parseNameAddr, parseVia, type SipTransportName } from
  * path MTU a request must not go over UDP). Larger ones are refused (SPEC §21.9.4).
  */
 export const MAX_UDP_REQUEST = 1300;
+/** Most TCP connections held at once; more are closed at once (and logged). */
+export const MAX_TCP_CONNECTIONS = 1024;
+/** A TCP connection idle this long is closed. */
+export const TCP_IDLE_MS = 5 * 60 * 1000;
 /** The methods we answer, for Allow headers. */
 export const ALLOWED_METHODS = "MESSAGE, OPTIONS";
 /** The body types a MESSAGE may carry, for Accept headers. */
@@ -144,7 +148,17 @@ export class SipUserAgent {
       (data: Uint8Array, rinfo: { address: string; port: number }) =>
         this.#onDatagram(data, { host: rinfo.address, port: rinfo.port, transport: "udp" }),
     );
-    server.on("connection", (socket: Socket) => this.#adopt(socket));
+    // A socket-level error must never crash a listener: log it and keep serving.
+    udp.on("error", (e: Error) => this.#log(`sip: udp: ${e.message}`));
+    server.on("error", (e: Error) => this.#log(`sip: tcp server: ${e.message}`));
+    server.on("connection", (socket: Socket) => {
+      if (this.#conns.size >= MAX_TCP_CONNECTIONS) {
+        this.#log(`sip: refused a TCP connection: ${MAX_TCP_CONNECTIONS} already open`);
+        socket.destroy();
+        return;
+      }
+      this.#adopt(socket);
+    });
   }
 
   /** Binds UDP and TCP on the same port (retrying a few ports when 0 was asked). */
@@ -282,7 +296,12 @@ export class SipUserAgent {
       port: socket.remotePort ?? 0,
       transport: "tcp",
     });
+    socket.setTimeout(TCP_IDLE_MS, () => {
+      this.#log(`sip: tcp ${id}: idle for ${TCP_IDLE_MS / 1000} s, closed`);
+      socket.destroy();
+    });
     socket.on("data", (chunk: Uint8Array) => {
+      if (socket.readableEnded || socket.destroyed || socket.writableEnded) return;
       let messages: SipMessage[];
       try {
         messages = reader.push(chunk);
