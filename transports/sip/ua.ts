@@ -142,7 +142,11 @@ export class SipUserAgent {
     this.#clock = options.clock ?? realScheduler;
     this.#log = options.log ?? (() => {});
     this.#servers = new ServerTransactions(this.#timers, this.#clock);
-    this.advertisedHost = options.advertisedHost ?? defaultAdvertised(options.host);
+    const advertised = options.advertisedHost ?? defaultAdvertised(options.host);
+    // In URIs and Via an IPv6 address is bracketed (RFC 3261 §25.1).
+    this.advertisedHost = advertised.includes(":") && !advertised.startsWith("[")
+      ? `[${advertised}]`
+      : advertised;
     udp.on(
       "message",
       (data: Uint8Array, rinfo: { address: string; port: number }) =>
@@ -192,7 +196,7 @@ export class SipUserAgent {
 
   /** True when a TCP connection to (or from) host:port is open, for connection reuse. */
   connected(target: SipTarget): boolean {
-    const socket = this.#conns.get(`${target.host}:${target.port}`);
+    const socket = this.#conns.get(`${socketHost(target.host)}:${target.port}`);
     return target.transport === "tcp" && socket !== undefined && !socket.destroyed;
   }
 
@@ -237,7 +241,9 @@ export class SipUserAgent {
       what: `${request.method} to ${target.host}:${target.port}`,
       limitMs: this.#options.transactionLimitMs,
     });
-    const conn = target.transport === "tcp" ? `${target.host}:${target.port}` : undefined;
+    const conn = target.transport === "tcp"
+      ? `${socketHost(target.host)}:${target.port}`
+      : undefined;
     this.#clients.set(branch, { t: transaction, conn });
     const forget = () => this.#clients.delete(branch);
     transaction.done.then(forget, forget);
@@ -271,7 +277,8 @@ export class SipUserAgent {
     ]);
   }
 
-  #transmit(target: SipTarget, bytes: Uint8Array): void {
+  #transmit(given: SipTarget, bytes: Uint8Array): void {
+    const target = { ...given, host: socketHost(given.host) };
     if (this.#state === "closed") return;
     if (target.transport === "udp") {
       this.#sendUdp(bytes, target.port, target.host);
@@ -436,6 +443,11 @@ export class SipUserAgent {
       return { status: 500, reason: "Server Internal Error" };
     }
   }
+}
+
+/** A host as sockets take it: an IPv6 address without its URI brackets. */
+function socketHost(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
 }
 
 function bindError(options: SipUaOptions, e: unknown): MissiveError {
