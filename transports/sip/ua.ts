@@ -5,23 +5,30 @@
  * decided by the `onMessage` handler (transports/sip.ts).
  * @module
  */
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
-import { networkInterfaces } from "node:os";
-import { randomBytes, toHex } from "../../bytes.ts";
+import type { Socket as UdpSocket } from "node:dgram";
+import { connect as tcpConnect, type Server, type Socket } from "node:net";
 import { MissiveError } from "../../errors.ts";
 import {
   header,
-  headerAll,
   parseDatagram,
   serializeMessage,
-  SipBodyError,
-  type SipHead,
   type SipHeader,
   type SipMessage,
   type SipRequest,
   type SipResponse,
 } from "./message.ts";
+import {
+  ACCEPTED_TYPES,
+  ALLOWED_METHODS,
+  badInputResponse,
+  checkRequest,
+  responseTo,
+  serverTransactionKey,
+  type SipReply,
+  type SipTarget,
+  sipToken,
+} from "./answer.ts";
+import { bindSockets, defaultAdvertised, socketHost } from "./sockets.ts";
 import { SipStreamReader } from "./stream.ts";
 import {
   ClientTransaction,
@@ -31,7 +38,7 @@ import {
   ServerTransactions,
   type SipTimers,
 } from "./transaction.ts";
-import { DEFAULT_SIP_PORT, parseNameAddr, parseVia, type SipTransportName } from "./uri.ts";
+import { DEFAULT_SIP_PORT, parseVia, type SipTransportName } from "./uri.ts";
 
 /**
  * Largest request sent over UDP (RFC 3261 §18.1.1: above 1300 bytes with an unknown
@@ -42,24 +49,8 @@ export const MAX_UDP_REQUEST = 1300;
 export const MAX_TCP_CONNECTIONS = 1024;
 /** A TCP connection idle this long is closed. */
 export const TCP_IDLE_MS = 5 * 60 * 1000;
-/** The methods we answer, for Allow headers. */
-export const ALLOWED_METHODS = "MESSAGE, OPTIONS";
-/** The body types a MESSAGE may carry, for Accept headers. */
-export const ACCEPTED_TYPES = "application/missive, text/plain";
 
-/** Where a message goes or came from. */
-export interface SipTarget {
-  host: string;
-  port: number;
-  transport: SipTransportName;
-}
-
-/** The answer a handler gives to a request. */
-export interface SipReply {
-  status: number;
-  reason: string;
-  headers?: SipHeader[];
-}
+export { ACCEPTED_TYPES, ALLOWED_METHODS, responseTo, type SipReply, type SipTarget, sipToken };
 
 /** Options of a user agent. */
 export interface SipUaOptions {
@@ -76,40 +67,6 @@ export interface SipUaOptions {
   log?: (line: string) => void;
   /** Decides the answer to a MESSAGE (called once per transaction, not for retransmissions). */
   onMessage(request: SipRequest, source: SipTarget): SipReply;
-}
-
-/** A random token of 16 hex digits (tags, Call-IDs). */
-export function sipToken(): string {
-  return toHex(randomBytes(8));
-}
-
-function defaultAdvertised(host: string): string {
-  if (host !== "0.0.0.0" && host !== "::") return host;
-  for (const list of Object.values(networkInterfaces())) {
-    for (const i of list ?? []) if (i.family === "IPv4" && !i.internal) return i.address;
-  }
-  return "127.0.0.1";
-}
-
-/** Builds a response to `request` (§8.2.6): Via, From, To (+tag), Call-ID, CSeq copied. */
-export function responseTo(request: SipHead, reply: SipReply, toTag: string): SipResponse {
-  const h = request.headers;
-  const to = header(h, "To") ?? "";
-  const headers: SipHeader[] = [
-    ...headerAll(h, "Via").map((v): SipHeader => ["Via", v]),
-    ["From", header(h, "From") ?? ""],
-    ["To", /;\s*tag=/i.test(to) || reply.status === 100 ? to : `${to};tag=${toTag}`],
-    ["Call-ID", header(h, "Call-ID") ?? ""],
-    ["CSeq", header(h, "CSeq") ?? ""],
-    ...(reply.headers ?? []),
-  ];
-  return {
-    kind: "response",
-    status: reply.status,
-    reason: reply.reason,
-    headers,
-    body: new Uint8Array(0),
-  };
 }
 
 type UaState = "open" | "closed";
@@ -167,31 +124,8 @@ export class SipUserAgent {
 
   /** Binds UDP and TCP on the same port (retrying a few ports when 0 was asked). */
   static async start(options: SipUaOptions): Promise<SipUserAgent> {
-    for (let attempt = 0;; attempt++) {
-      const udp = createSocket(options.host.includes(":") ? "udp6" : "udp4");
-      try {
-        await new Promise<void>((resolve, reject) => {
-          udp.once("error", reject);
-          udp.bind(options.port, options.host, () => resolve());
-        });
-      } catch (e) {
-        udp.close();
-        throw bindError(options, e);
-      }
-      const port = udp.address().port;
-      const server = createServer();
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once("error", reject);
-          server.listen(port, options.host, () => resolve());
-        });
-        return new SipUserAgent(options, udp, server, port);
-      } catch (e) {
-        udp.close();
-        server.close();
-        if (options.port !== 0 || attempt >= 5) throw bindError(options, e);
-      }
-    }
+    const { udp, server, port } = await bindSockets(options.host, options.port);
+    return new SipUserAgent(options, udp, server, port);
   }
 
   /** True when a TCP connection to (or from) host:port is open, for connection reuse. */
@@ -367,12 +301,8 @@ export class SipUserAgent {
   #badInput(e: unknown, source: SipTarget, reply: (b: Uint8Array, via?: string) => void): void {
     const what = e instanceof Error ? e.message : String(e);
     this.#log(`sip: dropped a message from ${source.host}:${source.port}: ${what}`);
-    if (!(e instanceof SipBodyError) || e.head.kind !== "request") return;
-    if (e.head.method === "ACK" || !header(e.head.headers, "Via")) return;
-    const status = e.code === "too-large"
-      ? { status: 413, reason: "Request Entity Too Large" }
-      : { status: 400, reason: "Bad Request" };
-    reply(serializeMessage(responseTo(e.head, status, sipToken())), header(e.head.headers, "Via"));
+    const response = badInputResponse(e);
+    if (response) reply(serializeMessage(response), header(response.headers, "Via"));
   }
 
   #dispatch(
@@ -394,13 +324,7 @@ export class SipUserAgent {
       return;
     }
     if (message.method === "ACK" || !via) return;
-    // §17.2.3 for peers without RFC 3261 branches: Call-ID, CSeq and the From tag.
-    let fromTag = "";
-    try {
-      fromTag = parseNameAddr(header(message.headers, "From") ?? "").params.get("tag") ?? "";
-    } catch { /* answered 400 below */ }
-    const h = message.headers;
-    const key = `${header(h, "Call-ID")}\n${header(h, "CSeq")}\n${fromTag}`;
+    const key = serverTransactionKey(message);
     const seen = this.#servers.check(key);
     if (seen !== "new") {
       // A retransmission (§17.2.2): the same answer again, never a second delivery.
@@ -412,30 +336,12 @@ export class SipUserAgent {
     reply(answer, via);
   }
 
-  /** §8.2: generic request checks, then OPTIONS or MESSAGE, else 405. */
+  /** §8.2 checks (answer.ts), then the MESSAGE handler; a throwing handler is a 500. */
   #answer(request: SipRequest, source: SipTarget): SipReply {
-    const h = request.headers;
-    for (const name of ["Via", "From", "To", "Call-ID", "CSeq"]) {
-      if (!header(h, name)) return { status: 400, reason: `Missing ${name}` };
-    }
-    const cseq = /^([0-9]{1,10})\s+(\S+)$/.exec(header(h, "CSeq")!);
-    if (!cseq || cseq[2] !== request.method || Number(cseq[1]) >= 2 ** 31) {
-      return { status: 400, reason: "Bad CSeq" };
-    }
-    const require = header(h, "Require");
-    if (require) {
-      return { status: 420, reason: "Bad Extension", headers: [["Unsupported", require]] };
-    }
-    if (request.method === "OPTIONS") {
-      return {
-        status: 200,
-        reason: "OK",
-        headers: [["Allow", ALLOWED_METHODS], ["Accept", ACCEPTED_TYPES]],
-      };
-    }
-    if (request.method !== "MESSAGE") {
-      return { status: 405, reason: "Method Not Allowed", headers: [["Allow", ALLOWED_METHODS]] };
-    }
+    return checkRequest(request) ?? this.#onMessage(request, source);
+  }
+
+  #onMessage(request: SipRequest, source: SipTarget): SipReply {
     try {
       return this.#options.onMessage(request, source);
     } catch (e) {
@@ -443,17 +349,4 @@ export class SipUserAgent {
       return { status: 500, reason: "Server Internal Error" };
     }
   }
-}
-
-/** A host as sockets take it: an IPv6 address without its URI brackets. */
-function socketHost(host: string): string {
-  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-}
-
-function bindError(options: SipUaOptions, e: unknown): MissiveError {
-  return new MissiveError(
-    "network",
-    `sip: cannot listen on ${options.host}:${options.port}: ${(e as Error)?.message ?? e}`,
-    { cause: e },
-  );
 }
