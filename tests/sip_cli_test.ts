@@ -98,6 +98,32 @@ describe("missive over SIP (CLI subprocesses, sipp, Kamailio)", () => {
     });
   }
 
+  it("usage and size errors are one clear line: --register without sip:, UDP over 1300 bytes", async () => {
+    const reg = await runCli([
+      "listen",
+      "tcp://127.0.0.1:0",
+      "--key",
+      file("bob.key"),
+      "--register",
+      "sip:127.0.0.1",
+    ]);
+    assert.equal(reg.code, 2);
+    assert.match(reg.stderr, /--register needs a sip: URL/);
+    const port = await freePort(); // nothing listens: the size check comes first
+    const big = await runCli([
+      "send",
+      `sip:bob@127.0.0.1:${port}`,
+      "--from",
+      file("alice.key"),
+      "--to",
+      file("bob.card"),
+      "--no-receipt",
+    ], { stdin: "x".repeat(2000) });
+    assert.equal(big.code, 3, big.stderr);
+    assert.match(big.stderr, /1300-byte UDP limit.*;transport=tcp/);
+    assert.equal(big.stdout.length, 0);
+  });
+
   it("missive send → sipp UAS: answered 200, the scenario passes", async () => {
     const port = await freePort();
     const dir = sippDir("uas_message.xml");

@@ -18,6 +18,7 @@ import {
 } from "../transports/sip/message.ts";
 import { SipStreamReader } from "../transports/sip/stream.ts";
 import { ClientTransaction } from "../transports/sip/transaction.ts";
+import { responseTo } from "../transports/sip/answer.ts";
 import { formatSipUri, parseSipUri, parseVia } from "../transports/sip/uri.ts";
 import type { Transport } from "../transports/types.ts";
 import { FakeClock, rawMessage, RawUdp, testEnvelope } from "./sip/net.ts";
@@ -444,6 +445,75 @@ describe("sip user agent on 127.0.0.1", () => {
       await udp.close();
       await tcp.close();
       await listener.close();
+    }
+  });
+});
+
+describe("sip registration (a scripted registrar)", () => {
+  /** Answers REGISTER: 401 for carol, else 200 granting 60 s to the Contact sent. */
+  async function registrar(): Promise<RawUdp> {
+    const r = await RawUdp.open();
+    r.socket.on("message", (data: Uint8Array, rinfo: { port: number }) => {
+      const m = parseDatagram(data);
+      if (m.kind !== "request") return;
+      const carol = /carol/.test(header(m.headers, "To")!);
+      const contact = header(m.headers, "Contact")!;
+      const response = serializeMessage(
+        responseTo(
+          m,
+          carol ? { status: 401, reason: "Unauthorized" } : {
+            status: 200,
+            reason: "OK",
+            headers: [["Contact", `${contact};expires=60`]],
+          },
+          "reg",
+        ),
+      );
+      r.socket.send(response, rinfo.port, "127.0.0.1");
+    });
+    return r;
+  }
+
+  it("registers, refreshes at half the granted time, unregisters on close", async () => {
+    const r = await registrar();
+    const clock = new FakeClock();
+    const listener = await listenSip("sip:bob@127.0.0.1:0", {
+      register: `sip:127.0.0.1:${r.port}`,
+      clock,
+    });
+    try {
+      assert.equal(listener.registration?.aor, `sip:bob@127.0.0.1:${r.port}`);
+      clock.advance(29_000);
+      assert.equal(r.received.length, 1);
+      clock.advance(1_000);
+      await r.waitFor(2);
+      await listener.close();
+      const [first, refresh, remove] = await r.waitFor(3);
+      assert.equal(header(first.headers, "Expires"), "3600");
+      assert.equal(header(refresh.headers, "CSeq"), "2 REGISTER");
+      assert.equal(header(refresh.headers, "Call-ID"), header(first.headers, "Call-ID"));
+      assert.equal(header(remove.headers, "Expires"), "0");
+      assert.match(header(first.headers, "Contact")!, /^<sip:bob@127\.0\.0\.1:\d+>$/);
+      assert.equal((first as { uri?: string }).uri, `sip:127.0.0.1:${r.port}`);
+    } finally {
+      await listener.close();
+      await r.close();
+    }
+  });
+
+  it("a registrar demanding authentication is refused, and the listener does not start", async () => {
+    const r = await registrar();
+    try {
+      await assert.rejects(
+        listenSip("sip:carol@127.0.0.1:0", { register: `sip:127.0.0.1:${r.port}` }),
+        (e) => code("refused")(e) && /digest/.test(String(e)),
+      );
+      await assert.rejects(
+        listenSip("sip:127.0.0.1:0", { register: `sip:127.0.0.1:${r.port}` }),
+        code("usage"),
+      );
+    } finally {
+      await r.close();
     }
   });
 });
