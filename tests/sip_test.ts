@@ -392,6 +392,40 @@ describe("sip user agent on 127.0.0.1", () => {
     }
   });
 
+  it("a full peer table drops the least recent idle peer, else answers 503", async () => {
+    for (const idleMs of [0, 3_600_000]) {
+      const listener = await listenSip("sip:bob@127.0.0.1:0", {
+        timers: FAST,
+        maxPeers: 2,
+        peerIdleMs: idleMs,
+      });
+      const port = Number(/:(\d+)$/.exec(listener.url)![1]);
+      const senders = await Promise.all(
+        [1, 2, 3].map((i) =>
+          connectSip(`sip:bob@127.0.0.1:${port}`, { timers: FAST, fromUser: `u${i}` })
+        ),
+      );
+      try {
+        const peers = listener.connections()[Symbol.asyncIterator]();
+        await senders[0].send(testEnvelope(1));
+        const p1 = (await peers.next()).value as Transport;
+        await take(p1, 1);
+        await senders[1].send(testEnvelope(2));
+        if (idleMs === 0) {
+          await senders[2].send(testEnvelope(3)); // u1 is dropped to make room
+          assert.equal((await take(p1, 1)).length, 0); // its frames() ended
+          assert.match(((await peers.next()).value as Transport).remote, /^sip:u2@/);
+          assert.match(((await peers.next()).value as Transport).remote, /^sip:u3@/);
+        } else {
+          await assert.rejects(senders[2].send(testEnvelope(3)), /503 Service Unavailable/);
+        }
+      } finally {
+        await Promise.all(senders.map((t) => t.close()));
+        await listener.close();
+      }
+    }
+  });
+
   it("times out on Timer F when nobody answers, after retransmitting", async () => {
     const silent = await RawUdp.open();
     const alice = await connectSip(`sip:bob@127.0.0.1:${silent.port}`, { timers: FAST });

@@ -37,6 +37,10 @@ export interface SipOptions {
   maxFrame?: number;
   /** connectSip: give up on a MESSAGE earlier than Timer F (milliseconds). */
   timeoutMs?: number;
+  /** listenSip: most peers tracked (default MAX_SIP_PEERS). */
+  maxPeers?: number;
+  /** listenSip: how long a peer must be quiet before it may be dropped (default PEER_IDLE_MS). */
+  peerIdleMs?: number;
 }
 
 /** Default for SipOptions.maxFrame. */
@@ -89,6 +93,11 @@ export async function connectSip(url: string, options: SipOptions = {}): Promise
   return peer;
 }
 
+/** Most peers a listener tracks; beyond, an idle one is dropped or the MESSAGE gets 503. */
+export const MAX_SIP_PEERS = 4096;
+/** A peer quiet for this long may be dropped to make room. */
+export const PEER_IDLE_MS = 60_000;
+
 function busy(): SipReply {
   return { status: 503, reason: "Service Unavailable", headers: [["Retry-After", "5"]] };
 }
@@ -111,11 +120,15 @@ class SipListenerImpl implements SipListener {
   registration?: SipRegistration;
 
   readonly #maxFrame: number;
+  readonly #maxPeers: number;
+  readonly #peerIdleMs: number;
 
-  constructor(ua: SipUserAgent, user: string | undefined, maxFrame: number) {
+  constructor(ua: SipUserAgent, user: string | undefined, options: SipOptions) {
     this.#ua = ua;
     this.#user = user;
-    this.#maxFrame = maxFrame;
+    this.#maxFrame = options.maxFrame ?? DEFAULT_SIP_FRAME;
+    this.#maxPeers = options.maxPeers ?? MAX_SIP_PEERS;
+    this.#peerIdleMs = options.peerIdleMs ?? PEER_IDLE_MS;
     this.#local = ua.contact(user, "udp");
     this.url = this.#local;
   }
@@ -133,8 +146,9 @@ class SipListenerImpl implements SipListener {
     const key = addressKey(from);
     const route = replyRoute(request, source);
     let peer = this.#peers.get(key);
-    if (!peer) {
-      if (this.#peers.size >= 4096) return busy();
+    if (peer) this.#peers.delete(key); // re-inserted below: the map runs least recent first
+    else {
+      if (this.#peers.size >= this.#maxPeers && !this.#evictIdle()) return busy();
       peer = new SipPeer(this.#ua, {
         remote: key,
         route,
@@ -144,14 +158,26 @@ class SipListenerImpl implements SipListener {
           return Promise.resolve();
         },
       });
-      this.#peers.set(key, peer);
-      if (!this.#incoming.push(peer)) {
-        this.#peers.delete(key);
-        return busy();
-      }
+      if (!this.#incoming.push(peer)) return busy();
     }
+    this.#peers.set(key, peer);
     peer.reroute(route, header(request.headers, "Call-ID")!);
     return peer.inbox.push(checked.frame) ? checked.reply : busy();
+  }
+
+  /**
+   * Makes room in a full peer table: closes the least recently heard peer if it has
+   * nothing queued and was last active over PEER_IDLE_MS ago. Its frames() end, so
+   * whoever serves it lets it go; a later MESSAGE from it makes a new peer.
+   */
+  #evictIdle(): boolean {
+    const [key, oldest] = this.#peers.entries().next().value ?? [];
+    if (!oldest || oldest.inbox.size > 0 || Date.now() - oldest.lastActive < this.#peerIdleMs) {
+      return false;
+    }
+    this.#peers.delete(key!);
+    void oldest.close();
+    return true;
   }
 
   connections(): AsyncIterable<Transport> {
@@ -191,7 +217,7 @@ export async function listenSip(url: string, options: SipOptions = {}): Promise<
     log: options.log,
     onMessage: (request, source) => listener!.accept(request, source),
   });
-  listener = new SipListenerImpl(ua, local.user, options.maxFrame ?? DEFAULT_SIP_FRAME);
+  listener = new SipListenerImpl(ua, local.user, options);
   if (options.register !== undefined) {
     if (local.user === undefined) {
       await ua.close();

@@ -120,6 +120,8 @@ export class SipPeer implements Transport {
   readonly #ua: SipUserAgent;
   readonly #from: string;
   readonly #onClose: () => Promise<void>;
+  /** When this peer last sent us a MESSAGE or we sent it one (Date.now()). */
+  lastActive = Date.now();
   /** Frames received from this peer. */
   readonly inbox = new BoundedQueue<Uint8Array>();
   readonly remote: string;
@@ -146,6 +148,7 @@ export class SipPeer implements Transport {
    * such as sipp match the answer to their call by it).
    */
   reroute(route: ReplyRoute, callId: string): void {
+    this.lastActive = Date.now();
     this.#route = route;
     this.#callId = callId;
   }
@@ -154,6 +157,7 @@ export class SipPeer implements Transport {
     if (this.#state === "closed") throw new MissiveError("network", "sip: transport closed");
     const { uri, reuse } = this.#route;
     const to = reuse && this.#ua.connected(reuse) ? reuse : this.#route.to;
+    this.lastActive = Date.now();
     const response = await this.#ua.request(to, {
       method: "MESSAGE",
       uri,

@@ -32,6 +32,11 @@ export class BoundedQueue<T> {
     this.#wake();
   }
 
+  /** Items waiting. */
+  get size(): number {
+    return this.#items.length;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
