@@ -35,7 +35,7 @@ export interface ConnectOptions {
 export interface ListenOptions extends ConnectOptions {
   /** Connections held at once (tcp). */
   maxConnections?: number;
-  /** sip: register at this proxy first (`sip:HOST[:PORT][;transport=udp|tcp]`, §21.9.6). */
+  /** sip: register at this proxy first (`sip:HOST[:PORT][;transport=udp|tcp]`, §21.9.7). */
   register?: string;
 }
 

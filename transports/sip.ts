@@ -196,7 +196,7 @@ class SipListenerImpl implements SipListener {
 
 /**
  * Listens on `url` (UDP and TCP, one port; port 0 picks one) and yields a Transport per
- * peer. With `register`, binds `user@proxy` to our Contact first (SPEC §21.9.6).
+ * peer. With `register`, binds `user@proxy` to our Contact first (SPEC §21.9.7).
  *
  * @example
  * ```ts ignore
