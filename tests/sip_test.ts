@@ -309,6 +309,29 @@ describe("sip user agent on 127.0.0.1", () => {
     }
   });
 
+  it("replies to a peer without Contact at its source address", async () => {
+    const listener = await listenSip("sip:bob@127.0.0.1:0", { timers: FAST });
+    const port = Number(/:(\d+)$/.exec(listener.url)![1]);
+    const raw = await RawUdp.open();
+    try {
+      const request = new TextDecoder().decode(rawMessage(port, { callId: "nc" }))
+        .replace("From: <sip:alice@127.0.0.1>;tag=a1", "From: <tel:+15551234>;tag=a1");
+      await raw.send(utf8(request), port);
+      const peer = await first(listener.connections());
+      assert.equal((await take(peer, 1)).length, 1);
+      const sending = peer.send(testEnvelope(9));
+      const [, back] = await raw.waitFor(2); // our 200, then the MESSAGE
+      assert.equal(back.kind, "request");
+      assert.equal((back as { uri: string }).uri, `sip:127.0.0.1:${raw.port}`);
+      assert.equal(header(back.headers, "Call-ID"), "nc");
+      await raw.send(serializeMessage(responseTo(back, { status: 200, reason: "OK" }, "t")), port);
+      await sending;
+    } finally {
+      await raw.close();
+      await listener.close();
+    }
+  });
+
   it("answers bad requests with 4xx and keeps serving", async () => {
     const listener = await listenSip("sip:bob@127.0.0.1:0", { timers: FAST });
     const port = Number(/:(\d+)$/.exec(listener.url)![1]);

@@ -101,8 +101,15 @@ export function replyRoute(request: SipRequest, source: SipTarget): ReplyRoute {
       return { uri, to, reuse };
     } catch { /* fall back to the source address */ }
   }
-  const from = parseNameAddr(header(request.headers, "From")!).uri;
-  return { uri: from, to: source, reuse };
+  // No usable Contact: the From URI if it is a SIP URI, else the source address.
+  const host = source.host.includes(":") ? `[${source.host}]` : source.host;
+  let uri = `sip:${host}:${source.port}`;
+  try {
+    const from = parseNameAddr(header(request.headers, "From")!).uri;
+    parseSipUri(from);
+    uri = from;
+  } catch { /* keep the source address */ }
+  return { uri, to: source, reuse };
 }
 
 type PeerState = "open" | "closed";
