@@ -87,24 +87,58 @@ async function messagesPerSecond(window: number, rekeyAfter: number): Promise<vo
   });
 }
 
-async function handshakesPerSecond(): Promise<void> {
+/** One listener (or one memory pair per session); `parallel` clients connect, shake hands, close. */
+async function handshakesPerSecond(parallel: number): Promise<void> {
+  let accept: (t: Transport) => void = () => {};
+  let connectOne: () => Promise<Transport>;
+  let stop = async () => {};
+  if (kind === "memory") {
+    connectOne = () => {
+      const [a, b] = memoryTransportPair();
+      accept(b);
+      return Promise.resolve(a);
+    };
+  } else {
+    const { connect, listen } = await import("../transports/mod.ts");
+    const listener = await listen("tcp://127.0.0.1:0", { maxConnections: 4096 });
+    void (async () => {
+      for await (const t of listener.connections()) accept(t);
+    })();
+    connectOne = () => connect(listener.url);
+    stop = () => listener.close();
+  }
+  const serving: Promise<unknown>[] = [];
+  accept = (t) => {
+    serving.push(
+      Session.accept(t, bob, { trusted: [alice.card] }).then((s) => s.ended).catch(() => {}),
+    );
+  };
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let n = 0;
-  while (performance.now() - t0 < seconds * 1000) {
-    const { client, done } = await sessionPair(0, 1);
-    await client.close();
-    await done();
-    n++;
-  }
+  await Promise.all(Array.from({ length: parallel }, async () => {
+    while (performance.now() - t0 < seconds * 1000) {
+      const client = await Session.connect(await connectOne(), alice, { peer: bob.card });
+      await client.close();
+      n++;
+    }
+  }));
   const elapsed = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await Promise.all(serving);
+  await stop();
   report({
-    figure: "handshakes/s (sequential, each with its own connection, HELLO..ACK and CLOSE)",
+    figure: "handshakes/s (connection, HELLO, HELLO_ACK, ACK, CLOSE, CLOSE_ACK; both ends)",
+    parallel,
     handshakes: n,
     perSecond: Math.round(n / elapsed),
+    cpuPercent: Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
+    perCpuSecond: Math.round(n / ((cpu.user + cpu.system) / 1e6)),
   });
 }
 
 console.error(`provider families: ${JSON.stringify((await providerChoice()).families)}`);
 for (const window of [1, 32, 256]) await messagesPerSecond(window, 0);
 await messagesPerSecond(256, 10);
-await handshakesPerSecond();
+await handshakesPerSecond(1);
+await handshakesPerSecond(8);
