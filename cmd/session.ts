@@ -4,6 +4,8 @@
  * protocol is session/; this file parses flags, loads keys and prints.
  * @module
  */
+import process from "node:process";
+import { setTimeout as exitTimer } from "node:timers";
 import { type Bytes, fromUtf8, toHex, utf8 } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
 import { readFileLimited } from "../files.ts";
@@ -65,6 +67,9 @@ const flags = {
 } as const;
 
 const MAX_S0_FILE = 4096;
+
+/** A timer that ends the process with the exit code main set; unref'd. */
+const exitSoon = (ms: number) => exitTimer(() => process.exit(), ms);
 const MAX_LINE = 1024 * 1024;
 
 function count(value: string | undefined, name: string, fallback: number, min = 0): number {
@@ -132,15 +137,30 @@ async function transportFor(
   mode: "listen" | "connect",
   url: string,
 ): Promise<{ transport: Transport; release(): Promise<void> }> {
-  const stdio = { input: () => io.stdin(), output: (d: Uint8Array) => io.stdout(d) };
+  // stdio: the frames are read from io.stdin; at the end that read is abandoned (return()),
+  // which also lets the process exit without waiting for the peer's end of input.
+  let reading: AsyncIterator<Uint8Array> | undefined;
+  const stdio = {
+    input: (): AsyncIterable<Uint8Array> => ({
+      [Symbol.asyncIterator]: () => (reading = io.stdin()[Symbol.asyncIterator]()),
+    }),
+    output: (d: Uint8Array) => io.stdout(d),
+  };
+  const stopReading = () => {
+    void reading?.return?.()?.catch(() => {});
+    // Deno keeps a process alive while a read of stdin is pending, even after return()
+    // or destroy(); over stdio the peer's end of input may never come (socat, FIFOs), so
+    // the real process exits shortly after the command has finished (main sets the code).
+    if (reading && io.stdin() === process.stdin) exitSoon(250).unref();
+  };
   if (mode === "connect") {
     const transport = await connectTo(url, { stdio });
-    return { transport, release: () => transport.close() };
+    return { transport, release: () => transport.close().finally(stopReading) };
   }
   const listener = await listenAt(url, { stdio, maxConnections: 1 });
   note(io, `missive: listening on ${listener.url}`);
   for await (const transport of listener.connections()) {
-    return { transport, release: () => listener.close() };
+    return { transport, release: () => listener.close().finally(stopReading) };
   }
   throw new MissiveError("network", `${url}: the listener closed before a peer connected`);
 }
@@ -192,8 +212,9 @@ export const session: Command = {
     };
     const { transport, release } = await transportFor(io, mode, url);
     try {
+      const trust = cards.length === 1 ? { peer: cards[0] } : { trusted: cards };
       const s = mode === "connect"
-        ? await Session.connect(transport, identity, { ...options, trusted: cards })
+        ? await Session.connect(transport, identity, { ...options, ...trust })
         : await Session.accept(transport, identity, {
           ...options,
           trusted: cards,
