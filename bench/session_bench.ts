@@ -1,12 +1,16 @@
 /**
  * Session throughput (SPEC §22): DATA messages/s (100-byte payloads, several windows)
- * and handshakes/s, both ends in this process, over an in-memory pair or loopback TCP:
+ * and handshakes/s, over an in-memory pair, loopback TCP with both ends in this process,
+ * or loopback TCP to a server in a second process (one core each):
  *
- *     deno run -A bench/session_bench.ts [memory|tcp]      (or: bun bench/session_bench.ts tcp)
+ *     deno run -A bench/session_bench.ts [memory|tcp|tcp2]      (or: bun bench/session_bench.ts tcp2)
  *
  * BENCH_SECONDS (default 3) bounds each measurement. Prints one JSON line per figure.
+ * `serve` (internal) is the second process of tcp2.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { createIdentity, getCryptoProvider, providerChoice } from "../mod.ts";
 import { Session } from "../session/session.ts";
 import { memoryTransportPair } from "../transports/memory.ts";
@@ -16,36 +20,80 @@ const kind = process.argv[2] ?? process.env.BENCH_TRANSPORT ?? "tcp";
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
 const crypto = await getCryptoProvider();
 const caps = { stps: [[5, 1]] as const, amps: [] };
-const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
-const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+// Fixed keys (benchmark only), so the tcp2 server process makes the same identities.
+const identity = (address: string, seed: number) =>
+  createIdentity(crypto, {
+    address,
+    ...caps,
+    created: 1_700_000_000_000,
+    signingSeed: new Uint8Array(32).fill(seed),
+    agreementKey: new Uint8Array(32).fill(seed + 1),
+  });
+const alice = await identity("alice@example.org", 1);
+const bob = await identity("bob@example.org", 3);
 const runtime = "Deno" in globalThis
   ? `deno ${(globalThis as { Deno?: { version: { deno: string } } }).Deno!.version.deno}`
   : `bun ${process.versions.bun}`;
 
-/** A connected transport pair of the chosen kind, and how to release it. */
-async function transportPair(): Promise<{ a: Transport; b: Transport; done(): Promise<void> }> {
-  if (kind === "memory") {
-    const [a, b] = memoryTransportPair({ capacity: 1024 });
-    return { a, b, done: async () => {} };
-  }
-  const { connect, listen } = await import("../transports/mod.ts");
-  const listener = await listen("tcp://127.0.0.1:0");
-  const accepted = (async () => {
-    for await (const t of listener.connections()) return t;
-    throw new Error("listener closed");
-  })();
-  const a = await connect(listener.url);
-  const b = await accepted;
-  return { a, b, done: () => listener.close() };
+/** Server side in this or another process: accepts sessions and reads their messages. */
+function serve(t: Transport, rekeyAfter: number): Promise<void> {
+  return Session.accept(t, bob, { trusted: [alice.card], rekeyAfter })
+    .then(async (s) => {
+      for await (const _ of s.messages()) { /* discard */ }
+    })
+    .catch(() => {});
 }
 
-async function sessionPair(rekeyAfter: number, window: number) {
-  const t = await transportPair();
-  const [client, server] = await Promise.all([
-    Session.connect(t.a, alice, { peer: bob.card, window }),
-    Session.accept(t.b, bob, { trusted: [alice.card], rekeyAfter }),
-  ]);
-  return { client, server, done: t.done };
+if (kind === "serve") {
+  const { listen } = await import("../transports/mod.ts");
+  const listener = await listen("tcp://127.0.0.1:0", { maxConnections: 4096 });
+  console.log(listener.url);
+  const rekeyAfter = Number(process.env.BENCH_REKEY_AFTER ?? 0);
+  process.stdin.on("end", () => process.exit(0));
+  process.stdin.resume();
+  for await (const t of listener.connections()) void serve(t, rekeyAfter);
+}
+
+/** The tcp2 server process for one rekeyAfter setting: its URL and its handle. */
+async function serverProcess(rekeyAfter: number): Promise<{ url: string; child: ChildProcess }> {
+  const self = fileURLToPath(import.meta.url);
+  const args = "Deno" in globalThis ? ["run", "-A", self, "serve"] : [self, "serve"];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, BENCH_REKEY_AFTER: String(rekeyAfter) },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.once("data", (d: Uint8Array) => resolve(new TextDecoder().decode(d).trim()));
+    child.once("exit", () => reject(new Error("bench server exited")));
+  });
+  return { url, child };
+}
+
+/** Opens a client session (and, unless tcp2, its server); `done` releases everything. */
+async function clientSession(rekeyAfter: number, window: number) {
+  let a: Transport;
+  let done = async () => {};
+  if (kind === "memory") {
+    const [x, y] = memoryTransportPair({ capacity: 1024 });
+    a = x;
+    void serve(y, rekeyAfter);
+  } else {
+    const { connect, listen } = await import("../transports/mod.ts");
+    if (kind === "tcp2") {
+      const server = await serverProcess(rekeyAfter);
+      a = await connect(server.url);
+      done = () => Promise.resolve(void server.child.stdin!.end());
+    } else {
+      const listener = await listen("tcp://127.0.0.1:0");
+      void (async () => {
+        for await (const t of listener.connections()) void serve(t, rekeyAfter);
+      })();
+      a = await connect(listener.url);
+      done = () => listener.close();
+    }
+  }
+  const client = await Session.connect(a, alice, { peer: bob.card, window });
+  return { client, done };
 }
 
 function report(figure: Record<string, unknown>): void {
@@ -53,66 +101,58 @@ function report(figure: Record<string, unknown>): void {
 }
 
 async function messagesPerSecond(window: number, rekeyAfter: number): Promise<void> {
-  const { client, server, done } = await sessionPair(rekeyAfter, window);
+  const { client, done } = await clientSession(rekeyAfter, window);
   const payload = new Uint8Array(100).fill(0x61);
-  let received = 0;
-  const reading = (async () => {
-    for await (const _ of server.messages()) received++;
-  })();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  let sent = 0;
+  let acknowledged = 0;
   // 2 × window senders keep the session's window full; send() resolves on DATA_ACK.
   await Promise.all(Array.from({ length: window * 2 }, async () => {
     while (performance.now() - t0 < seconds * 1000) {
-      sent++;
       await client.send(payload);
+      acknowledged++;
     }
   }));
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   await client.close();
-  await reading;
   await done();
   report({
-    figure: "data messages/s",
+    figure: "data messages/s (acknowledged)",
     payload: 100,
     window,
     rekeyAfter,
-    messages: received,
-    perSecond: Math.round(received / elapsed),
-    cpuPercent: Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
-    perCpuSecond: Math.round(received / ((cpu.user + cpu.system) / 1e6)),
-    sent,
+    messages: acknowledged,
+    perSecond: Math.round(acknowledged / elapsed),
+    cpuPercentThisProcess: Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
   });
 }
 
-/** One listener (or one memory pair per session); `parallel` clients connect, shake hands, close. */
+/** `parallel` clients connect, shake hands and close, over and over. */
 async function handshakesPerSecond(parallel: number): Promise<void> {
-  let accept: (t: Transport) => void = () => {};
   let connectOne: () => Promise<Transport>;
   let stop = async () => {};
   if (kind === "memory") {
     connectOne = () => {
       const [a, b] = memoryTransportPair();
-      accept(b);
+      void serve(b, 0);
       return Promise.resolve(a);
     };
   } else {
     const { connect, listen } = await import("../transports/mod.ts");
-    const listener = await listen("tcp://127.0.0.1:0", { maxConnections: 4096 });
-    void (async () => {
-      for await (const t of listener.connections()) accept(t);
-    })();
-    connectOne = () => connect(listener.url);
-    stop = () => listener.close();
+    if (kind === "tcp2") {
+      const server = await serverProcess(0);
+      connectOne = () => connect(server.url);
+      stop = () => Promise.resolve(void server.child.stdin!.end());
+    } else {
+      const listener = await listen("tcp://127.0.0.1:0", { maxConnections: 4096 });
+      void (async () => {
+        for await (const t of listener.connections()) void serve(t, 0);
+      })();
+      connectOne = () => connect(listener.url);
+      stop = () => listener.close();
+    }
   }
-  const serving: Promise<unknown>[] = [];
-  accept = (t) => {
-    serving.push(
-      Session.accept(t, bob, { trusted: [alice.card] }).then((s) => s.ended).catch(() => {}),
-    );
-  };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let n = 0;
@@ -125,20 +165,21 @@ async function handshakesPerSecond(parallel: number): Promise<void> {
   }));
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  await Promise.all(serving);
   await stop();
   report({
-    figure: "handshakes/s (connection, HELLO, HELLO_ACK, ACK, CLOSE, CLOSE_ACK; both ends)",
+    figure: "handshakes/s (connect, HELLO, HELLO_ACK, ACK, CLOSE, CLOSE_ACK)",
     parallel,
     handshakes: n,
     perSecond: Math.round(n / elapsed),
-    cpuPercent: Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
-    perCpuSecond: Math.round(n / ((cpu.user + cpu.system) / 1e6)),
+    cpuPercentThisProcess: Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
   });
 }
 
-console.error(`provider families: ${JSON.stringify((await providerChoice()).families)}`);
-for (const window of [1, 32, 256]) await messagesPerSecond(window, 0);
-await messagesPerSecond(256, 10);
-await handshakesPerSecond(1);
-await handshakesPerSecond(8);
+if (kind !== "serve") {
+  console.error(`provider families: ${JSON.stringify((await providerChoice()).families)}`);
+  for (const window of [1, 32, 256]) await messagesPerSecond(window, 0);
+  await messagesPerSecond(256, 10);
+  await handshakesPerSecond(1);
+  await handshakesPerSecond(8);
+  process.exit(0);
+}

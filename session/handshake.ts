@@ -74,6 +74,21 @@ export async function newEphemeral(
   return { privateKey, publicKey: await provider.x25519PublicKey(privateKey) };
 }
 
+/**
+ * The responder's side of an exchange: a fresh ephemeral key agreed with the peer's at
+ * once. With injected randomness (vectors) the key comes from `random(32)`; otherwise the
+ * provider makes it and never lets the private key out (one call instead of two).
+ */
+export async function respond(
+  provider: CryptoProvider,
+  random: ((n: number) => Bytes) | undefined,
+  peerPublicKey: Uint8Array,
+): Promise<{ publicKey: Bytes; shared: Bytes }> {
+  if (!random) return await provider.x25519Ephemeral(peerPublicKey);
+  const eph = await newEphemeral(provider, random);
+  return { publicKey: eph.publicKey, shared: await agree(provider, eph, peerPublicKey) };
+}
+
 /** X25519 with the peer's ephemeral key; the private key is erased afterwards. */
 export async function agree(
   provider: CryptoProvider,

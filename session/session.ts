@@ -19,6 +19,7 @@ import {
   checkServerCard,
   type Ephemeral,
   newEphemeral,
+  respond,
   serverCandidates,
   type ServerTrust,
   signPart,
@@ -143,6 +144,8 @@ export class Session implements SecureChannel {
   readonly #serverTrust: ServerTrust;
   readonly #authorize?: (card: Card) => boolean | Promise<boolean>;
   readonly #maxFrame: number;
+  /** Injected random bytes (vectors), or undefined for the provider's own. */
+  readonly #random?: (length: number) => Bytes;
   #psk?: PresharedKeys;
 
   #state: SessionState = "start";
@@ -214,6 +217,7 @@ export class Session implements SecureChannel {
     this.#serverTrust = { peer: options.peer, trusted: options.trusted };
     this.#authorize = options.authorize;
     this.#maxFrame = this.#opts.maxMessageSize + FRAME_OVERHEAD + 8192;
+    this.#random = options.random;
     this.#inbox = new AsyncQueue(this.#opts.inboxLimit);
     // Sequence numbers start at a random value below 2^31 (SPEC §22.4).
     const r = this.#opts.random(4);
@@ -525,12 +529,8 @@ export class Session implements SecureChannel {
         ),
       );
     }
-    const eph = await newEphemeral(this.#provider, this.#opts.random);
-    const ackBody = encodeHelloBody({
-      ephemeralKey: eph.publicKey,
-      card: this.#identity.card.bytes,
-    });
-    const shared = await agree(this.#provider, eph, body.ephemeralKey);
+    const { publicKey, shared } = await respond(this.#provider, this.#random, body.ephemeralKey);
+    const ackBody = encodeHelloBody({ ephemeralKey: publicKey, card: this.#identity.card.bytes });
     this.#keys = await deriveKeys(this.#provider, {
       shared,
       chain: INITIAL_CHAIN,
@@ -605,12 +605,12 @@ export class Session implements SecureChannel {
   async #onRekeyHello(part: SignedPart): Promise<void> {
     this.#state = checkTransition(this.#state, "rekey-await-ack");
     const peerBody = this.#checkSameCard(part.body);
-    const eph = await newEphemeral(this.#provider, this.#opts.random);
-    const ackBody = encodeHelloBody({
-      ephemeralKey: eph.publicKey,
-      card: this.#identity.card.bytes,
-    });
-    const shared = await agree(this.#provider, eph, peerBody.ephemeralKey);
+    const { publicKey, shared } = await respond(
+      this.#provider,
+      this.#random,
+      peerBody.ephemeralKey,
+    );
+    const ackBody = encodeHelloBody({ ephemeralKey: publicKey, card: this.#identity.card.bytes });
     const myContext = await helloContext(this.#provider, this.#chain, part.body);
     this.#nextKeys = await deriveKeys(this.#provider, {
       shared,
