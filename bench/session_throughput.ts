@@ -3,7 +3,7 @@
  * and handshakes/s, over an in-memory pair, loopback TCP with both ends in this process,
  * or loopback TCP to a server in a second process (one core each):
  *
- *     deno run -A bench/session_bench.ts [memory|tcp|tcp2]      (or: bun bench/session_bench.ts tcp2)
+ *     deno run -A bench/session_throughput.ts [memory|tcp|tcp2]      (or: bun bench/session_throughput.ts tcp2)
  *
  * BENCH_SECONDS (default 3) bounds each measurement. Prints one JSON line per figure.
  * `serve` (internal) is the second process of tcp2.
