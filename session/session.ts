@@ -468,7 +468,7 @@ export class Session implements SecureChannel {
     if (this.#sinceRekey < this.#opts.rekeyAfter || this.#rekeyPending) return;
     this.#rekeyDueAt = this.#acknowledged;
     this.#sinceRekey = 0;
-    if (this.#state === "open") this.#busy = this.#startRekey();
+    if (this.#state === "open") this.#busy = this.#startRekey().catch((e) => this.#abort(e));
     else if (this.#state === "rekey-hello-sent") this.#rekeyPending = true;
   }
 
@@ -652,7 +652,9 @@ export class Session implements SecureChannel {
     this.#writeChain.then(() => eraseKeys(old));
     if (this.#state === "rekey-hello-sent") this.#state = checkTransition(this.#state, "open");
     this.#rekeyed(old, hs.dueAt ?? this.#acknowledged);
-    if (this.#rekeyPending && this.#state === "open") this.#busy = this.#startRekey();
+    if (this.#rekeyPending && this.#state === "open") {
+      this.#busy = this.#startRekey().catch((e) => this.#abort(e));
+    }
   }
 
   /** Client: the ACK under the new keys ends the re-key. */
