@@ -73,20 +73,13 @@ import {
   type SessionEvent,
 } from "./options.ts";
 import { AsyncQueue } from "./queue.ts";
+import { DataFlow } from "./dataflow.ts";
 
 const T = MessageType;
 const EMPTY: Bytes = new Uint8Array(0);
 const EVENT_LOG_LIMIT = 1024;
 
 type Role = "client" | "server";
-
-/** One `send` waiting to go out or to be acknowledged. */
-interface PendingSend {
-  data: Bytes;
-  index: number;
-  resolve(): void;
-  reject(e: unknown): void;
-}
 
 /** The handshake in progress (initial or re-key). */
 interface Handshake {
@@ -166,13 +159,7 @@ export class Session implements SecureChannel {
   #lastSent?: LastSent;
   #writeChain: Promise<void> = Promise.resolve();
 
-  #outQueue: PendingSend[] = [];
-  #inflight: PendingSend[] = [];
-  #nextIndex = 0;
-  #expectedIndex = 0;
-  /** DATA delivered since the last DATA_ACK, and whether a DATA_ACK is due. */
-  #unacked = 0;
-  #ackDue = false;
+  readonly #data = new DataFlow();
   #ackScheduled = false;
   /** Acknowledged DATA (both directions) in all, and since the last re-key began. */
   #acknowledged = 0;
@@ -328,10 +315,9 @@ export class Session implements SecureChannel {
         new MissiveError("too-large", `session: message larger than ${this.#opts.maxMessageSize}`),
       );
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#outQueue.push({ data: new Uint8Array(data), index: -1, resolve, reject });
-      this.#pumpSend();
-    });
+    const acknowledged = this.#data.enqueue(data);
+    this.#pumpSend();
+    return acknowledged;
   }
 
   /**
@@ -376,7 +362,7 @@ export class Session implements SecureChannel {
    * synchronously, so frames leave in call order; the write chain keeps them in order.
    */
   #emit(type: MessageType, body: Bytes, signContext?: Bytes, keys?: SessionKeys): Promise<void> {
-    if (type !== T.DATA_ACK && this.#ackDue && this.#sealedOut) this.#emitAck();
+    if (type !== T.DATA_ACK && this.#data.ackDue && this.#sealedOut) this.#emitAck();
     const seq = this.#sendSeq;
     if (seq >= Number.MAX_SAFE_INTEGER) {
       return Promise.reject(new MissiveError("session", "session: sequence numbers exhausted"));
@@ -429,25 +415,19 @@ export class Session implements SecureChannel {
   }
 
   #pumpSend(): void {
-    while (
-      canSendData(this.#state) && this.#outQueue.length > 0 &&
-      this.#inflight.length < this.#opts.window
-    ) {
-      const p = this.#outQueue.shift() as PendingSend;
-      p.index = this.#nextIndex++;
-      this.#inflight.push(p);
-      void this.#send(T.DATA, encodeDataBody(p.index, p.data));
+    if (canSendData(this.#state)) {
+      for (const m of this.#data.takeSendable(this.#opts.window)) {
+        void this.#send(T.DATA, encodeDataBody(m.index, m.data));
+      }
     }
     this.#armIdle(false);
   }
 
   #emitAck(): void {
-    if (!this.#ackDue) return;
-    const count = this.#unacked;
-    this.#unacked = 0;
-    this.#ackDue = false;
-    void this.#send(T.DATA_ACK, u64(this.#expectedIndex - 1));
-    if (count > 0) this.#countAcknowledged(count);
+    const ack = this.#data.takeAck();
+    if (!ack) return;
+    void this.#send(T.DATA_ACK, u64(ack.index));
+    if (ack.count > 0) this.#countAcknowledged(ack.count);
   }
 
   #scheduleAck(): void {
@@ -474,7 +454,7 @@ export class Session implements SecureChannel {
 
   /** Nothing queued or in flight, and no re-key in progress. */
   #quiet(): boolean {
-    return this.#outQueue.length === 0 && this.#inflight.length === 0 &&
+    return this.#data.queued === 0 && this.#data.inflight === 0 &&
       this.#state !== "rekey-hello-sent" && this.#state !== "rekey-await-ack";
   }
 
@@ -920,36 +900,18 @@ export class Session implements SecureChannel {
         `session: message larger than ${this.#opts.maxMessageSize}`,
       );
     }
-    if (index < this.#expectedIndex) {
-      // A re-sent DATA already delivered: acknowledge again, deliver nothing.
-      this.#ackDue = true;
-      return this.#scheduleAck();
-    }
-    if (index > this.#expectedIndex) {
-      throw new MissiveError("session", `session: DATA ${index} skips ${this.#expectedIndex}`);
-    }
-    this.#expectedIndex++;
-    this.#unacked++;
-    this.#ackDue = true;
+    // A re-sent DATA already delivered is acknowledged again, not delivered.
+    if (this.#data.arrive(index) === "duplicate") return this.#scheduleAck();
     this.#inbox.push(data);
     const dueForRekey = this.#role === "server" && this.#opts.rekeyAfter > 0 &&
-      this.#sinceRekey + this.#unacked >= this.#opts.rekeyAfter;
+      this.#sinceRekey + this.#data.unacknowledged >= this.#opts.rekeyAfter;
     if (dueForRekey) this.#emitAck();
     else this.#scheduleAck();
   }
 
   #onDataAck(index: number): void {
-    if (index >= this.#nextIndex) {
-      throw new MissiveError("session", `session: DATA_ACK ${index} for DATA never sent`);
-    }
-    let count = 0;
-    while (count < this.#inflight.length && this.#inflight[count].index <= index) {
-      this.#inflight[count++].resolve();
-    }
-    if (count > 0) {
-      this.#inflight = this.#inflight.slice(count);
-      this.#countAcknowledged(count);
-    }
+    const count = this.#data.acknowledge(index);
+    if (count > 0) this.#countAcknowledged(count);
     this.#checkDrained();
     this.#pumpSend();
   }
@@ -1017,7 +979,7 @@ export class Session implements SecureChannel {
       case "rekey-await-ack":
         return true;
       case "open":
-        return this.#inflight.length > 0;
+        return this.#data.inflight > 0;
       default:
         return false;
     }
@@ -1135,9 +1097,7 @@ export class Session implements SecureChannel {
   }
 
   #rejectPending(error: MissiveError): void {
-    for (const p of [...this.#inflight, ...this.#outQueue]) p.reject(error);
-    this.#inflight = [];
-    this.#outQueue = [];
+    this.#data.rejectAll(error);
     this.#checkDrained();
   }
 
