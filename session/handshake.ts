@@ -9,8 +9,15 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../errors.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type PresharedKeys, signatureInput, signedMac } from "./keyschedule.ts";
-import type { FrameHeader, SignedPart } from "./messages.ts";
+import {
+  deriveKeys,
+  helloContext,
+  type PresharedKeys,
+  type SessionKeys,
+  signatureInput,
+  signedMac,
+} from "./keyschedule.ts";
+import { encodeHelloBody, type FrameHeader, type SignedPart } from "./messages.ts";
 
 /** Signs (and, with s0, MACs) a body for the given header and context. */
 export async function signPart(
@@ -130,4 +137,75 @@ export function checkServerCard(card: Card, trust: ServerTrust): void {
 /** The cards a client may verify a pre-key CLOSE from the server with. */
 export function serverCandidates(trust: ServerTrust): readonly Card[] {
   return trust.peer ? [trust.peer] : trust.trusted ?? [];
+}
+
+/** A handshake in progress (SPEC §22.5): this side's HELLO or answer, and the contexts. */
+export interface Handshake {
+  /** The initiator's ephemeral key, until the HELLO_ACK arrives. */
+  eph?: Ephemeral;
+  helloBody: Bytes;
+  /** Context of this side's signatures, and of the peer's (SPEC §22.5.1). */
+  myContext: Bytes;
+  peerContext: Bytes;
+  /** Re-key: the acknowledged count that made it due (reported in the event). */
+  dueAt?: number;
+}
+
+/** Initiator: a HELLO body with a fresh ephemeral key, under chain value `chain`. */
+export async function initiate(
+  provider: CryptoProvider,
+  identity: Identity,
+  random: (n: number) => Bytes,
+  chain: Bytes,
+  acknowledged?: number,
+): Promise<Handshake> {
+  const eph = await newEphemeral(provider, random);
+  const helloBody = encodeHelloBody({
+    ephemeralKey: eph.publicKey,
+    card: identity.card.bytes,
+    acknowledged,
+  });
+  return {
+    eph,
+    helloBody,
+    myContext: chain,
+    peerContext: await helloContext(provider, chain, helloBody),
+    dueAt: acknowledged,
+  };
+}
+
+/** Responder: the HELLO_ACK body, the new keys, and this side's handshake state. */
+export async function answer(
+  provider: CryptoProvider,
+  identity: Identity,
+  random: ((n: number) => Bytes) | undefined,
+  input: { chain: Bytes; helloBody: Bytes; peerEphemeral: Uint8Array; psk?: PresharedKeys },
+): Promise<{ ackBody: Bytes; keys: SessionKeys; hs: Handshake }> {
+  const { publicKey, shared } = await respond(provider, random, input.peerEphemeral);
+  const ackBody = encodeHelloBody({ ephemeralKey: publicKey, card: identity.card.bytes });
+  const myContext = await helloContext(provider, input.chain, input.helloBody);
+  const keys = await deriveKeys(provider, {
+    shared,
+    chain: input.chain,
+    helloBody: input.helloBody,
+    helloAckBody: ackBody,
+    psk: input.psk,
+  });
+  return { ackBody, keys, hs: { helloBody: input.helloBody, myContext, peerContext: input.chain } };
+}
+
+/** Initiator: the keys, once the peer's HELLO_ACK body arrived. */
+export async function complete(
+  provider: CryptoProvider,
+  hs: Handshake,
+  input: { chain: Bytes; ackBody: Bytes; peerEphemeral: Uint8Array; psk?: PresharedKeys },
+): Promise<SessionKeys> {
+  if (!hs.eph) throw new MissiveError("internal", "session: no ephemeral key to complete with");
+  return await deriveKeys(provider, {
+    shared: await agree(provider, hs.eph, input.peerEphemeral),
+    chain: input.chain,
+    helloBody: hs.helloBody,
+    helloAckBody: input.ackBody,
+    psk: input.psk,
+  });
 }

@@ -15,18 +15,17 @@ import type { Transport } from "../transports/types.ts";
 import type { SecureChannel } from "./channel.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 import {
-  agree,
+  answer,
   checkServerCard,
-  type Ephemeral,
-  newEphemeral,
-  respond,
+  complete,
+  type Handshake,
+  initiate,
   serverCandidates,
   type ServerTrust,
   signPart,
   verifyPart,
 } from "./handshake.ts";
 import {
-  deriveKeys,
   type DirectionKey,
   eraseKeys,
   helloContext,
@@ -51,7 +50,6 @@ import {
   encodeCloseBody,
   encodeDataBody,
   encodeFrame,
-  encodeHelloBody,
   encodeSignedPart,
   type Frame,
   FRAME_OVERHEAD,
@@ -80,17 +78,6 @@ const EMPTY: Bytes = new Uint8Array(0);
 const EVENT_LOG_LIMIT = 1024;
 
 type Role = "client" | "server";
-
-/** The handshake in progress (initial or re-key). */
-interface Handshake {
-  eph?: Ephemeral;
-  helloBody: Bytes;
-  /** Context of this side's signatures, and of the peer's (SPEC §22.5.1). */
-  myContext: Bytes;
-  peerContext: Bytes;
-  /** Re-key: the acknowledged count that made it due (reported in the event). */
-  dueAt?: number;
-}
 
 /** What RESEND_LAST re-sends: the last message, as a fresh frame. */
 interface LastSent {
@@ -475,26 +462,20 @@ export class Session implements SecureChannel {
 
   async #startClient(): Promise<void> {
     this.#state = checkTransition(this.#state, "hello-sent");
-    const eph = await newEphemeral(this.#provider, this.#opts.random);
-    const helloBody = encodeHelloBody({
-      ephemeralKey: eph.publicKey,
-      card: this.#identity.card.bytes,
-    });
-    this.#hs = {
-      eph,
-      helloBody,
-      myContext: INITIAL_CHAIN,
-      peerContext: await helloContext(this.#provider, INITIAL_CHAIN, helloBody),
-    };
+    this.#hs = await initiate(this.#provider, this.#identity, this.#opts.random, INITIAL_CHAIN);
     void this.#pump();
-    void this.#send(T.HELLO, helloBody, INITIAL_CHAIN);
+    void this.#send(T.HELLO, this.#hs.helloBody, INITIAL_CHAIN);
     this.#armIdle(true);
   }
 
   async #onClientHello(frame: Frame, part: SignedPart, card: Card): Promise<void> {
     const body = decodeHelloBody(part.body);
-    const myContext = await helloContext(this.#provider, INITIAL_CHAIN, part.body);
-    this.#hs = { helloBody: part.body, myContext, peerContext: INITIAL_CHAIN };
+    // Set before the decision, so that a refusal can be signed (SPEC §22.5.1).
+    this.#hs = {
+      helloBody: part.body,
+      myContext: await helloContext(this.#provider, INITIAL_CHAIN, part.body),
+      peerContext: INITIAL_CHAIN,
+    };
     this.#peer = card;
     this.#recvSeq = frame.seq + 1;
     const admitted = this.#authorize
@@ -509,17 +490,15 @@ export class Session implements SecureChannel {
         ),
       );
     }
-    const { publicKey, shared } = await respond(this.#provider, this.#random, body.ephemeralKey);
-    const ackBody = encodeHelloBody({ ephemeralKey: publicKey, card: this.#identity.card.bytes });
-    this.#keys = await deriveKeys(this.#provider, {
-      shared,
+    const { ackBody, keys } = await answer(this.#provider, this.#identity, this.#random, {
       chain: INITIAL_CHAIN,
       helloBody: part.body,
-      helloAckBody: ackBody,
+      peerEphemeral: body.ephemeralKey,
       psk: this.#psk,
     });
+    this.#keys = keys;
     this.#state = checkTransition(this.#state, "await-ack");
-    void this.#send(T.HELLO_ACK, ackBody, myContext);
+    void this.#send(T.HELLO_ACK, ackBody, this.#hs.myContext);
   }
 
   async #onServerHelloAck(part: SignedPart, card: Card): Promise<void> {
@@ -529,16 +508,13 @@ export class Session implements SecureChannel {
     } catch (e) {
       return await this.#violation(e as MissiveError);
     }
-    const body = decodeHelloBody(part.body);
-    const shared = await agree(this.#provider, hs.eph as Ephemeral, body.ephemeralKey);
-    this.#keys = await deriveKeys(this.#provider, {
-      shared,
+    this.#keys = await complete(this.#provider, hs, {
       chain: INITIAL_CHAIN,
-      helloBody: hs.helloBody,
-      helloAckBody: part.body,
+      ackBody: part.body,
+      peerEphemeral: decodeHelloBody(part.body).ephemeralKey,
       psk: this.#psk,
     });
-    this.#chain = this.#keys.chain;
+    this.#chain = (this.#keys as SessionKeys).chain;
     this.#peer = card;
     this.#sealedOut = true;
     this.#state = checkTransition(this.#state, "open");
@@ -562,22 +538,17 @@ export class Session implements SecureChannel {
   async #startRekey(): Promise<void> {
     this.#rekeyPending = false;
     this.#state = checkTransition(this.#state, "rekey-hello-sent");
-    const eph = await newEphemeral(this.#provider, this.#opts.random);
+    const chain = this.#chain;
+    const hs = await initiate(
+      this.#provider,
+      this.#identity,
+      this.#opts.random,
+      chain,
+      this.#rekeyDueAt,
+    );
     if (this.#state !== "rekey-hello-sent") return;
-    const helloBody = encodeHelloBody({
-      ephemeralKey: eph.publicKey,
-      card: this.#identity.card.bytes,
-      acknowledged: this.#rekeyDueAt,
-    });
-    this.#hs = {
-      eph,
-      helloBody,
-      dueAt: this.#rekeyDueAt,
-      myContext: this.#chain,
-      peerContext: await helloContext(this.#provider, this.#chain, helloBody),
-    };
-    if (this.#state !== "rekey-hello-sent") return;
-    void this.#send(T.HELLO, helloBody, this.#chain);
+    this.#hs = hs;
+    void this.#send(T.HELLO, hs.helloBody, chain);
     this.#armIdle(true);
   }
 
@@ -585,28 +556,16 @@ export class Session implements SecureChannel {
   async #onRekeyHello(part: SignedPart): Promise<void> {
     this.#state = checkTransition(this.#state, "rekey-await-ack");
     const peerBody = this.#checkSameCard(part.body);
-    const { publicKey, shared } = await respond(
-      this.#provider,
-      this.#random,
-      peerBody.ephemeralKey,
-    );
-    const ackBody = encodeHelloBody({ ephemeralKey: publicKey, card: this.#identity.card.bytes });
-    const myContext = await helloContext(this.#provider, this.#chain, part.body);
-    this.#nextKeys = await deriveKeys(this.#provider, {
-      shared,
+    const { ackBody, keys, hs } = await answer(this.#provider, this.#identity, this.#random, {
       chain: this.#chain,
       helloBody: part.body,
-      helloAckBody: ackBody,
+      peerEphemeral: peerBody.ephemeralKey,
       psk: this.#psk,
     });
     if (this.#state !== "rekey-await-ack") return;
-    this.#hs = {
-      helloBody: part.body,
-      myContext,
-      peerContext: this.#chain,
-      dueAt: peerBody.acknowledged ?? this.#acknowledged,
-    };
-    void this.#send(T.HELLO_ACK, ackBody, myContext);
+    this.#nextKeys = keys;
+    this.#hs = { ...hs, dueAt: peerBody.acknowledged ?? this.#acknowledged };
+    void this.#send(T.HELLO_ACK, ackBody, hs.myContext);
     this.#sendNext = true;
     this.#armIdle(true);
   }
@@ -614,13 +573,10 @@ export class Session implements SecureChannel {
   /** Server: the client's re-key HELLO_ACK; switch keys and confirm with ACK. */
   async #onRekeyHelloAck(part: SignedPart): Promise<void> {
     const hs = this.#hs as Handshake;
-    const peerBody = this.#checkSameCard(part.body);
-    const shared = await agree(this.#provider, hs.eph as Ephemeral, peerBody.ephemeralKey);
-    const next = await deriveKeys(this.#provider, {
-      shared,
+    const next = await complete(this.#provider, hs, {
       chain: this.#chain,
-      helloBody: hs.helloBody,
-      helloAckBody: part.body,
+      ackBody: part.body,
+      peerEphemeral: this.#checkSameCard(part.body).ephemeralKey,
       psk: this.#psk,
     });
     if (this.#state !== "rekey-hello-sent" && this.#state !== "closing") return;
