@@ -470,12 +470,7 @@ export class Session implements SecureChannel {
 
   async #onClientHello(frame: Frame, part: SignedPart, card: Card): Promise<void> {
     const body = decodeHelloBody(part.body);
-    // Set before the decision, so that a refusal can be signed (SPEC §22.5.1).
-    this.#hs = {
-      helloBody: part.body,
-      myContext: await helloContext(this.#provider, INITIAL_CHAIN, part.body),
-      peerContext: INITIAL_CHAIN,
-    };
+    const hs = this.#hs as Handshake; // set when the HELLO arrived (#receiveSigned)
     this.#peer = card;
     this.#recvSeq = frame.seq + 1;
     const admitted = this.#authorize
@@ -498,7 +493,7 @@ export class Session implements SecureChannel {
     });
     this.#keys = keys;
     this.#state = checkTransition(this.#state, "await-ack");
-    void this.#send(T.HELLO_ACK, ackBody, this.#hs.myContext);
+    void this.#send(T.HELLO_ACK, ackBody, hs.myContext);
   }
 
   async #onServerHelloAck(part: SignedPart, card: Card): Promise<void> {
@@ -697,6 +692,14 @@ export class Session implements SecureChannel {
       throw this.#unexpected(frame.type);
     }
     const firstHello = frame.type === T.HELLO || frame.type === T.HELLO_ACK;
+    if (frame.type === T.HELLO) {
+      // The server answers even a HELLO it refuses with a signed CLOSE bound to it.
+      this.#hs = {
+        helloBody: frame.body,
+        myContext: await helloContext(this.#provider, INITIAL_CHAIN, frame.body),
+        peerContext: INITIAL_CHAIN,
+      };
+    }
     let signer: Card | undefined = this.#peer;
     if (firstHello) signer = await decodeCard(this.#provider, decodeHelloBody(frame.body).card);
     const context = this.#hs?.peerContext ?? INITIAL_CHAIN;

@@ -425,7 +425,7 @@ const FAILURES: {
     name: "bad-signature",
     base: "handshake-and-data",
     side: "server",
-    description: "the HELLO signature altered: refused, nothing sent",
+    description: "the HELLO signature altered: refused with a signed CLOSE, reason 4",
     outcome: "auth-failed",
     edit: (inputs) => {
       const hello = decodeFrame(inputs[0], 1 << 20) as Frame & { form: "signed" };
@@ -438,7 +438,7 @@ const FAILURES: {
     name: "bad-s0-mac",
     base: "handshake-with-s0",
     side: "server",
-    description: "the HELLO s0 MAC altered: refused, nothing sent",
+    description: "the HELLO s0 MAC altered: refused with a signed CLOSE, reason 4",
     outcome: "auth-failed",
     edit: (inputs) => {
       const hello = decodeFrame(inputs[0], 1 << 20) as Frame & { form: "signed" };
