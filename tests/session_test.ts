@@ -302,6 +302,36 @@ describe("session: data and re-keying", () => {
     assert.ok(rekeys.length >= 2, `${rekeys.length} re-keys`);
   });
 
+  it("re-keys with s0 (the sealed HELLO / HELLO_ACK carry the MAC too)", async () => {
+    const s0 = utf8("a pre-shared secret of enough length");
+    const p = await pair({ client: { s0, window: 1 }, server: { s0, rekeyAfter: 2 } });
+    const inbox = collect(p.server);
+    const lines = ["a", "b", "c", "d", "e"];
+    for (const l of lines) await p.client.send(utf8(l));
+    await p.client.close();
+    await inbox.done;
+    assert.deepEqual(inbox.got, lines);
+    assert.equal(p.clientEvents.filter((e) => e.type === "rekey").length, 2);
+  });
+
+  it("both ends closing at once end cleanly", async () => {
+    const p = await pair();
+    await Promise.all([p.client.close(), p.server.close()]);
+    assert.equal(p.client.state, "closed");
+    assert.equal(p.server.state, "closed");
+  });
+
+  it("a lost connection fails pending sends and the message stream with network", async () => {
+    const p = await pair({ client: { window: 4 } });
+    p.proxy.policy = () => "drop";
+    const sending = p.client.send(utf8("never acknowledged"));
+    const reading = collect(p.client);
+    await p.proxy.close();
+    await assert.rejects(sending, (e) => isMissiveError(e, "network"));
+    assert.ok(isMissiveError(await reading.done, "network"));
+    assert.equal(p.client.state, "failed");
+  });
+
   it("request/response helper", async () => {
     const p = await pair();
     const served = serveRequests(p.server, (q) => utf8(`reading for ${text(q)}`));
