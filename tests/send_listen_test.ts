@@ -4,7 +4,7 @@ import { writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { concatBytes, equalBytes, utf8 } from "../bytes.ts";
+import { concatBytes, equalBytes, randomBytes, utf8 } from "../bytes.ts";
 import { encodeFrame, FrameReader } from "../transports/framing.ts";
 import { connect, listen } from "../transports/mod.ts";
 import { ReceiptChannel, sealWithNonce, UNKNOWN_NONCE } from "../transports/receipts.ts";
@@ -277,6 +277,33 @@ describe("missive listen on stdio (in-process)", () => {
     assert.equal(r.text, "alice@example.org (verified, NOT trusted): framed\n");
     assert.match(r.stderr, /refused a message: envelope: missing the d9d9f7/);
     assert.match(r.stderr, /dropped stdio:binary: frame: truncated/);
+  });
+});
+
+describe("missive listen on bad input (in-process)", () => {
+  it("bit flips, truncation and garbage: nothing on stdout, a reason on stderr", async () => {
+    const sealed = await runCli(
+      ["send", "stdio:binary", "--from", join(dir, "alice.key"), "--to", join(dir, "bob.card")],
+      { stdin: "secret" },
+    );
+    assert.equal(sealed.code, 0, sealed.stderr);
+    const frame = sealed.stdout.subarray(4);
+    const inputs: Uint8Array[] = [];
+    for (let i = 0; i < frame.length; i += 23) {
+      const bad = new Uint8Array(frame);
+      bad[i] ^= 1 << (i % 8);
+      inputs.push(encodeFrame(bad));
+    }
+    inputs.push(encodeFrame(frame.subarray(0, frame.length - 1))); // truncated envelope
+    inputs.push(encodeFrame(randomBytes(300))); // garbage in a well-formed frame
+    for (const input of inputs) {
+      const r = await runCli(["listen", "stdio:binary", "--key", join(dir, "bob.key")], {
+        stdin: input,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.text, "", "nothing of a bad message may be printed");
+      assert.match(r.stderr, /refused a message: /);
+    }
   });
 });
 
