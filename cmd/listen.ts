@@ -35,6 +35,9 @@ URL:
   tcp://HOST:PORT       serve many connections at once (PORT 0: any free port)
   stdio:[binary|armor|lines]
                         read frames from stdin until it ends (no receipts)
+  sip:USER@HOST[:PORT][;transport=udp|tcp]
+                        answer SIP MESSAGEs (UDP and TCP on PORT, default 5060);
+                        receipts go back as MESSAGEs (SPEC §21.9)
 
 Options:
   --key KEY             recipient's secret key file (opens messages, signs receipts)
@@ -60,6 +63,8 @@ Options:
   --count N             exit after N messages were delivered (for scripts and tests)
   --idle-timeout DURATION
                         drop a tcp peer silent this long in both directions (default 5m)
+  --register PROXY      with sip: URLs, register USER at PROXY (a SIP registrar,
+                        sip:HOST[:PORT][;transport=udp|tcp]) and keep it refreshed
   --psk-file FILE       shared key for psk messages
   --passphrase          shared passphrase for psk ($MISSIVE_PASSPHRASE or prompt)
   --option NAME=VALUE   STP option, for plugins (repeatable)
@@ -72,6 +77,7 @@ Examples:
   missive listen tcp://127.0.0.1:7700 --key bob.key --trust alice.card
   missive listen tcp://0.0.0.0:7700 --key bob.key --json --count 1
   missive listen tcp://127.0.0.1:7700 --key bob.key --exec 'notify-send "$MISSIVE_SENDER"'
+  missive listen sip:bob@127.0.0.1:5070 --key bob.key --register sip:127.0.0.1:5060
   missive send stdio:lines --from alice.key --to bob.card < msg | missive listen stdio:lines --key bob.key
 `;
 
@@ -147,7 +153,7 @@ async function deliver(
 }
 
 export const listen: Command = {
-  summary: "receive messages over a transport (tcp, stdio) and answer with receipts",
+  summary: "receive messages over a transport (tcp, sip, stdio) and answer with receipts",
   usage,
   async run(args, io) {
     const parsed = await parseFlags(io, args, {
@@ -160,6 +166,7 @@ export const listen: Command = {
       "max-frame": { type: "string" },
       count: { type: "string" },
       "idle-timeout": { type: "string", default: "5m" },
+      register: { type: "string" },
       "psk-file": { type: "string" },
       passphrase: { type: "boolean" },
       option: { type: "string", multiple: true },
@@ -173,6 +180,9 @@ export const listen: Command = {
     if (v.key === undefined) throw new MissiveError("usage", "listen: --key is required");
     if (v.json && v.exec !== undefined) {
       throw new MissiveError("usage", "listen: choose --json or --exec, not both");
+    }
+    if (v.register !== undefined && address.scheme !== "sip") {
+      throw new MissiveError("usage", "listen: --register needs a sip: URL");
     }
     const maxFrame = v["max-frame"] === undefined
       ? DEFAULT_LISTEN_FRAME
@@ -192,6 +202,7 @@ export const listen: Command = {
       idleTimeoutMs: parseDuration(v["idle-timeout"]!, "--idle-timeout"),
       log,
       stdio: { input: io.stdin, output: io.stdout },
+      register: v.register,
     });
     note(io, `missive: listening on ${listener.url}`);
     const server = new MessageServer(listener, {

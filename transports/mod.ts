@@ -13,6 +13,7 @@ import {
   type StdioStreams,
   StdioTransport,
 } from "./stdio.ts";
+import { sipScheme } from "./sip.ts";
 import { connectTcp, TcpListener, tcpUrl } from "./tcp.ts";
 import type { Listener, Transport } from "./types.ts";
 
@@ -36,6 +37,8 @@ export interface ListenOptions extends ConnectOptions {
   maxConnections?: number;
   /** Drop a peer silent this long, in either direction (tcp; default never). */
   idleTimeoutMs?: number;
+  /** sip: register at this proxy first (`sip:HOST[:PORT][;transport=udp|tcp]`, §21.9.7). */
+  register?: string;
 }
 
 /** One row of the scheme table: `A` is the parsed form of the scheme's URLs. */
@@ -101,19 +104,11 @@ const tcpScheme: Scheme<{ host: string; port: number }> = {
   listen: (a, o) => TcpListener.listen(a.host, a.port, withCap(o)),
 };
 
-/** A scheme recognised but not built yet: a clear error instead of "unknown scheme". */
-function notYet(name: string, form: string): Scheme<string> {
-  const fail = (): never => {
-    throw new MissiveError("usage", `${name}: transport not supported yet (${form})`);
-  };
-  return { form, replies: false, parse: (url) => url, connect: fail, listen: fail };
-}
-
 /** The scheme table: a new transport is one row here (and its parse function above). */
 const SCHEMES: Record<string, Scheme<never>> = {
   stdio: stdioScheme as Scheme<never>,
   tcp: tcpScheme as Scheme<never>,
-  sip: notYet("sip", "sip:USER@HOST[:PORT][;transport=udp|tcp]") as Scheme<never>,
+  sip: sipScheme as Scheme<never>,
 };
 
 /** A parsed transport URL. */
