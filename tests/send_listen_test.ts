@@ -245,7 +245,11 @@ describe("missive send / listen (subprocesses)", () => {
       [["send", "tcp://127.0.0.1:1", "--to", "bob.card", "--timeout", "soon"], /--timeout expects/],
       [["listen", "tcp://127.0.0.1:0"], /--key is required/],
       [["listen", "tcp://127.0.0.1:0", "--key", "bob.key", "--max-frame", "65M"], /--max-frame/],
-      [["listen", "sip:bob@127.0.0.1", "--key", "bob.key"], /sip: transport not supported yet/],
+      [
+        ["listen", "tcp://127.0.0.1:0", "--key", "bob.key", "--register", "sip:127.0.0.1"],
+        /--register needs a sip: URL/,
+      ],
+      [["listen", "sips:bob@127.0.0.1", "--key", "bob.key"], /bad transport URL/],
     ];
     for (const [args, re] of cases) {
       const r = await runCli(
