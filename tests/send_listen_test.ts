@@ -237,6 +237,28 @@ describe("missive send / listen (subprocesses)", () => {
     assert.match(r.stderr, /line 2 skipped: not canonical base64/);
   });
 
+  it("send --stp group --hide-recipients: each recipient's listener opens it, an outsider cannot", async () => {
+    const at = (a: string) => join(dir, a);
+    const sent = await runCli(
+      ["send", "stdio:lines", "--stp", "group", "--hide-recipients", "--from", at("alice.key")]
+        .concat(["--to", at("bob.card"), "--to", at("carol.card")]),
+      { stdin: "to the team" },
+    );
+    assert.equal(sent.code, 0, sent.stderr);
+    for (const name of ["bob", "carol"]) {
+      const r = await runCli(["listen", "stdio:lines", "--key", at(`${name}.key`)], {
+        stdin: sent.stdout,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.text, /^alice@example\.org \(verified[^)]*\): to the team\n$/);
+    }
+    const outsider = await runCli(["listen", "stdio:lines", "--key", at("alice.key")], {
+      stdin: sent.stdout,
+    });
+    assert.equal(outsider.text, "");
+    assert.match(outsider.stderr, /not a recipient/);
+  });
+
   it("usage errors: bad URL, missing --key, --to needed for receipts", async () => {
     const cases: [string[], RegExp][] = [
       [["send", "tcp://127.0.0.1", "--from", "alice.key", "--to", "bob.card"], /bad transport URL/],
@@ -250,6 +272,10 @@ describe("missive send / listen (subprocesses)", () => {
         /--register needs a sip: URL/,
       ],
       [["listen", "sips:bob@127.0.0.1", "--key", "bob.key"], /bad transport URL/],
+      [
+        ["send", "stdio:lines", "--from", "alice.key", "--to", "bob.card", "--hide-recipients"],
+        /--hide-recipients needs --stp group/,
+      ],
     ];
     for (const [args, re] of cases) {
       const r = await runCli(
