@@ -8,7 +8,7 @@
 import { accessSync, constants, readdirSync, statSync } from "node:fs";
 import { basename, delimiter, extname, isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
-import { type CborMap, CborReader, type CborValue } from "../cbor.ts";
+import { CborReader, type CborValue } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
 import type { Plugin, StpProperties } from "../types.ts";
 import { ampAdapter, stpAdapter } from "./adapters.ts";
