@@ -136,8 +136,8 @@ export async function loadPlugins(registry: Registry, paths: readonly string[], 
  */
 export function configuredPluginPaths(env = process.env): { path: string; base: string }[] {
   const out: { path: string; base: string }[] = [];
-  // Split on ":" but not on the "://" of a URL.
-  for (const p of (env.MISSIVE_PLUGINS ?? "").split(/:(?!\/\/)/).filter(Boolean)) {
+  // Split on ":" but not on the "://" of a URL nor after the "exec" of `exec:NAME`.
+  for (const p of (env.MISSIVE_PLUGINS ?? "").split(/(?<!(?:^|:)exec):(?!\/\/)/).filter(Boolean)) {
     out.push({ path: p, base: process.cwd() });
   }
   const config = env.MISSIVE_CONFIG ?? (existsSync("missive.json") ? "missive.json" : undefined);

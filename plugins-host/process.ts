@@ -59,9 +59,11 @@ export class PluginProcess {
       this.#exit = signal ? `killed by ${signal}` : `exit code ${code}`;
     });
     this.#child.on("close", () => this.#die("exited"));
-    stdin!.on("error", () => this.#die("closed its input"));
+    // A closed pipe usually means the plugin exited: give "close" a moment to say how.
+    const soon = (why: string) => () => setTimeout(() => this.#die(why), 200).unref?.();
+    stdin!.on("error", soon("closed its input"));
     stdout!.on("data", (chunk: Uint8Array) => this.#receive(chunk));
-    stdout!.on("end", () => setTimeout(() => this.#die("closed its output"), 200).unref?.());
+    stdout!.on("end", soon("closed its output"));
     stderr!.on("data", (chunk: Uint8Array) => {
       this.#stderr = (this.#stderr + new TextDecoder().decode(chunk)).slice(-STDERR_TAIL);
     });
