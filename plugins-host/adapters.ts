@@ -10,7 +10,8 @@ import { type CborMap, CborReader, type CborValue } from "../cbor.ts";
 import { MAX_ENVELOPE_SIZE } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { MAX_ADDRESS_LENGTH } from "../keys/address.ts";
-import { decodeCard } from "../keys/card.ts";
+import { decodeCard, MAX_CARD_SIZE } from "../keys/card.ts";
+import type { CryptoProvider } from "../crypto/provider.ts";
 import type { AmpPlugin, Inner, StpOpened, StpPlugin, StpProperties } from "../types.ts";
 import { cardToCbor, hostCalls } from "./hostcalls.ts";
 import { clean, type PluginProcess } from "./process.ts";
@@ -32,18 +33,26 @@ function caller(child: PluginProcess, d: Descriptor, kind: string) {
   const what = `${child.label} ${kind} "${d.name}"`;
   return {
     what,
-    /** Turns a malformed reply into a plugin error naming the plugin and the call. */
-    check<T>(op: string, f: () => T | Promise<T>): Promise<T> {
-      return Promise.resolve().then(f).catch((e) => {
+    /**
+     * One request; `parse` checks the reply, and a malformed reply becomes a plugin
+     * error naming the plugin and the call (the plugin's own error replies pass as sent).
+     */
+    async call<T>(
+      op: string,
+      fields: Fields,
+      parse: (v: CborValue) => T | Promise<T>,
+      onHostCall?: Parameters<PluginProcess["request"]>[2],
+    ): Promise<T> {
+      const message = new Map<string, CborValue>([["op", op], ["plugin", d.index], ...fields]);
+      const reply = await child.request(op, message, onHostCall);
+      try {
+        return await parse(reply);
+      } catch (e) {
         if (e instanceof MissiveError && e.code === "malformed") {
           throw new MissiveError("plugin", `${what}: bad "${op}" reply: ${e.message}`);
         }
         throw e;
-      });
-    },
-    request(op: string, fields: Fields, onHostCall?: Parameters<PluginProcess["request"]>[2]) {
-      const message = new Map<string, CborValue>([["op", op], ["plugin", d.index], ...fields]);
-      return child.request(op, message, onHostCall);
+      }
     },
   };
 }
@@ -94,7 +103,7 @@ function toJsonValue(v: CborValue): unknown {
 export function ampAdapter(child: PluginProcess, d: Descriptor): AmpPlugin {
   const c = caller(child, d, "amp");
   const run = <T>(op: string, fields: Fields, read: (v: CborValue) => T) =>
-    c.check(op, async () => read(await c.request(op, fields)));
+    Promise.resolve().then(() => c.call(op, fields, read));
   const plugin = {
     kind: "amp" as const,
     type: d.type,
@@ -173,66 +182,67 @@ export function stpAdapter(
     name: d.name,
     description: d.description,
     properties: d.properties,
-    seal: (inner, ctx) =>
-      c.check("seal", async () => {
-        const fields: Fields = [
-          ["inner", innerToCbor(inner)],
-          ["header", headerToCbor(ctx.header)],
-          ["recipients", ctx.recipients.map(cardToCbor)],
-          ["includeCard", ctx.includeCard],
-          ["hashDestination", ctx.hashDestination],
-          ["hideRecipients", ctx.hideRecipients ?? false],
-          ["options", optionsToCbor(ctx.options)],
-        ];
-        if (ctx.sender) fields.push(["sender", cardToCbor(ctx.sender.card)]);
-        const onHostCall = hostCalls({
-          type: d.type,
-          version: d.version,
-          crypto: ctx.crypto,
-          identity: ctx.sender,
-          random: ctx.random,
-          ephemeralAgreement: ctx.ephemeralAgreement,
-        });
-        return replyBytes("seal", await c.request("seal", fields, onHostCall));
-      }),
-    open: (payload, ctx) =>
-      c.check("open", async (): Promise<StpOpened> => {
-        const fields: Fields = [
-          ["payload", payload],
-          ["header", headerToCbor(ctx.header)],
-          ["trusted", ctx.trusted.map(cardToCbor)],
-          ["options", optionsToCbor(ctx.options)],
-        ];
-        if (ctx.identity) fields.push(["identity", cardToCbor(ctx.identity.card)]);
-        const onHostCall = hostCalls({
-          type: d.type,
-          version: d.version,
-          crypto: ctx.crypto,
-          identity: ctx.identity,
-          random: randomBytes,
-        });
-        const reply = CborReader.from(await c.request("open", fields, onHostCall), "open reply")
-          .onlyKeys(["inner", "sender", "warnings"]);
-        const warnings = reply.has("warnings") ? reply.array("warnings", MAX_WARNINGS) : [];
-        const opened: StpOpened = {
-          inner: innerFromCbor(reply.raw("inner")),
-          warnings: warnings.map((w) => {
-            if (typeof w !== "string") throw new MissiveError("malformed", "warnings: not text");
-            return clean(w);
-          }),
-        };
-        if (reply.has("sender")) {
-          const s = CborReader.from(reply.raw("sender")!, "sender")
-            .onlyKeys(["address", "card", "verified", "trustedByStp"]);
-          const card = s.optBytes("card", { max: 4096 });
-          opened.sender = {
-            address: s.text("address", MAX_ADDRESS_LENGTH),
-            card: card ? await decodeCard(ctx.crypto, card) : undefined,
-            verified: s.bool("verified"),
-          };
-          if (s.has("trustedByStp")) opened.sender.trustedByStp = s.bool("trustedByStp");
-        }
-        return opened;
-      }),
+    seal: async (inner, ctx) => {
+      const fields: Fields = [
+        ["inner", innerToCbor(inner)],
+        ["header", headerToCbor(ctx.header)],
+        ["recipients", ctx.recipients.map(cardToCbor)],
+        ["includeCard", ctx.includeCard],
+        ["hashDestination", ctx.hashDestination],
+        ["hideRecipients", ctx.hideRecipients ?? false],
+        ["options", optionsToCbor(ctx.options)],
+      ];
+      if (ctx.sender) fields.push(["sender", cardToCbor(ctx.sender.card)]);
+      const onHostCall = hostCalls({
+        type: d.type,
+        version: d.version,
+        crypto: ctx.crypto,
+        identity: ctx.sender,
+        random: ctx.random,
+        ephemeralAgreement: ctx.ephemeralAgreement,
+      });
+      return await c.call("seal", fields, (v) => replyBytes("seal", v), onHostCall);
+    },
+    open: async (payload, ctx) => {
+      const fields: Fields = [
+        ["payload", payload],
+        ["header", headerToCbor(ctx.header)],
+        ["trusted", ctx.trusted.map(cardToCbor)],
+        ["options", optionsToCbor(ctx.options)],
+      ];
+      if (ctx.identity) fields.push(["identity", cardToCbor(ctx.identity.card)]);
+      const onHostCall = hostCalls({
+        type: d.type,
+        version: d.version,
+        crypto: ctx.crypto,
+        identity: ctx.identity,
+        random: randomBytes,
+      });
+      return await c.call("open", fields, (v) => openedFromCbor(v, ctx.crypto), onHostCall);
+    },
   };
+}
+
+async function openedFromCbor(v: CborValue, crypto: CryptoProvider): Promise<StpOpened> {
+  const reply = CborReader.from(v, "open reply").onlyKeys(["inner", "sender", "warnings"]);
+  const warnings = reply.has("warnings") ? reply.array("warnings", MAX_WARNINGS) : [];
+  const opened: StpOpened = {
+    inner: innerFromCbor(reply.raw("inner")),
+    warnings: warnings.map((w) => {
+      if (typeof w !== "string") throw new MissiveError("malformed", "warnings: not text");
+      return clean(w);
+    }),
+  };
+  if (reply.has("sender")) {
+    const s = CborReader.from(reply.raw("sender")!, "sender")
+      .onlyKeys(["address", "card", "verified", "trustedByStp"]);
+    const card = s.optBytes("card", { max: MAX_CARD_SIZE });
+    opened.sender = {
+      address: s.text("address", MAX_ADDRESS_LENGTH),
+      card: card ? await decodeCard(crypto, card) : undefined,
+      verified: s.bool("verified"),
+    };
+    if (s.has("trustedByStp")) opened.sender.trustedByStp = s.bool("trustedByStp");
+  }
+  return opened;
 }
