@@ -41,7 +41,6 @@ export class PluginProcess {
   readonly #child: ChildProcess;
   readonly #reader = new FrameReader();
   readonly #timeoutMs: number;
-  #inbox: CborMap[] = [];
   #waiter?: { resolve: (m: CborMap) => void; reject: (e: MissiveError) => void };
   #dead?: string;
   #stderr = "";
@@ -96,7 +95,6 @@ export class PluginProcess {
 
   async #exchange(op: string, message: CborMap, onHostCall?: HostCallHandler) {
     this.#check();
-    if (this.#inbox.length > 0) this.#violation("sent a message nobody asked for");
     this.#hold(true);
     try {
       this.#send(message);
@@ -156,8 +154,6 @@ export class PluginProcess {
 
   #next(op: string): Promise<CborMap> {
     this.#check();
-    const queued = this.#inbox.shift();
-    if (queued) return Promise.resolve(queued);
     return new Promise((resolve, reject) => {
       const timer = this.#timeoutMs > 0
         ? setTimeout(() => {
@@ -183,10 +179,11 @@ export class PluginProcess {
       return;
     }
     for (const m of messages) {
+      // Lockstep: a message is only ever expected while a call waits for one.
       const waiter = this.#waiter;
       this.#waiter = undefined;
-      if (waiter) waiter.resolve(m);
-      else this.#inbox.push(m);
+      if (!waiter) return this.#die("sent a message nobody asked for");
+      waiter.resolve(m);
     }
   }
 

@@ -138,7 +138,7 @@ describe("executable plugins through the real entry point", () => {
     });
   }
 
-  it("a plugin that dies or lies in a call is a plugin error in that call", async () => {
+  it("a plugin that dies, lies or breaks lockstep is a plugin error in that call", async () => {
     const seal = (name: string) =>
       cli([
         "seal",
@@ -154,6 +154,14 @@ describe("executable plugins through the real entry point", () => {
       /missive-plugin-dies: exited with exit code 7 \(its stderr: dies: out of memory/,
     );
     assertPluginError(await seal("liar"), /"liar": bad "encode" reply: encode: not a byte string/);
+    assertPluginError(
+      await seal("chatty"),
+      /missive-plugin-chatty: sent a message nobody asked for/,
+    );
+    assertPluginError(
+      await seal("rude"),
+      /missive-plugin-rude: made a host call during "fromInput"/,
+    );
   });
 
   it("exec:NAME not on PATH, a non-executable path and a bad timeout are refused", async () => {
