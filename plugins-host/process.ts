@@ -51,7 +51,10 @@ export class PluginProcess {
   constructor(path: string, label: string, timeoutMs: number) {
     this.label = label;
     this.#timeoutMs = timeoutMs;
-    this.#child = spawn(path, [], { stdio: ["pipe", "pipe", "pipe"], env: process.env });
+    // The key-file passphrase stays with missive (docs/PLUGINS.md §9.1).
+    const env = { ...process.env };
+    delete env.MISSIVE_PASSPHRASE;
+    this.#child = spawn(path, [], { stdio: ["pipe", "pipe", "pipe"], env });
     const { stdin, stdout, stderr } = this.#child;
     this.#child.on("error", (e) => this.#die(`cannot run: ${e.message}`));
     this.#child.on("exit", (code, signal) => {
