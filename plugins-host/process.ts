@@ -98,33 +98,30 @@ export class PluginProcess {
 
   async #exchange(op: string, message: CborMap, onHostCall?: HostCallHandler) {
     this.#check();
+    const request = encodeFrame(message); // a refusal here leaves the plugin in step
     this.#hold(true);
     try {
-      this.#send(message);
+      this.#write(request);
       for (;;) {
         const reply = await this.#next(op);
-        if (reply.has("host")) {
-          if (!onHostCall) this.#violation(`made a host call during "${op}"`);
-          this.#send(await this.#answerHostCall(reply, onHostCall!));
-          continue;
-        }
-        return this.#result(op, reply);
+        if (!reply.has("host")) return this.#result(op, reply);
+        if (!onHostCall) this.#violation(`made a host call during "${op}"`);
+        this.#write(await this.#answerHostCall(reply, onHostCall!));
       }
     } finally {
       this.#hold(false);
     }
   }
 
-  async #answerHostCall(call: CborMap, handler: HostCallHandler): Promise<CborMap> {
+  /** The framed answer to a host call: its result, or an error the plugin can act on. */
+  async #answerHostCall(call: CborMap, handler: HostCallHandler): Promise<Uint8Array> {
+    const error = (code: string, text: string) =>
+      encodeFrame(new Map([["error", new Map([["code", code], ["message", text]])]]));
     try {
-      return new Map([["ok", await handler(call)]]);
+      return encodeFrame(new Map([["ok", await handler(call)]]));
     } catch (e) {
-      const error = new Map<string, CborValue>(
-        e instanceof MissiveError
-          ? [["code", e.code], ["message", e.message]]
-          : [["code", "internal"], ["message", String((e as Error)?.message ?? e)]],
-      );
-      return new Map([["error", error]]);
+      if (e instanceof MissiveError) return error(e.code, e.message);
+      return error("internal", String((e as Error)?.message ?? e));
     }
   }
 
@@ -150,9 +147,9 @@ export class PluginProcess {
     );
   }
 
-  #send(message: CborMap): void {
+  #write(frame: Uint8Array): void {
     this.#check();
-    this.#child.stdin!.write(encodeFrame(message));
+    this.#child.stdin!.write(frame);
   }
 
   #next(op: string): Promise<CborMap> {
