@@ -12,13 +12,15 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, describe, it } from "node:test";
 import { concatBytes, utf8 } from "../bytes.ts";
-import { encodeCbor } from "../cbor.ts";
+import { type CborMap, type CborValue, encodeCbor, transcript } from "../cbor.ts";
+import { nobleProvider } from "../crypto/mod.ts";
 import { decodeEnvelope, encodeEnvelope } from "../envelope.ts";
 import { isMissiveError } from "../errors.ts";
 import { importPluginModule } from "../loader.ts";
 import { defaultRegistry, openMessage, sealMessage } from "../mod.ts";
 import { loadExecPlugins, stopAllPlugins } from "../plugins-host/exec.ts";
 import { FrameReader, MAX_FRAME } from "../plugins-host/frame.ts";
+import { hostCalls, LABEL_EXEC_AGREE, LABEL_EXEC_SIGN } from "../plugins-host/hostcalls.ts";
 import type { AmpPlugin, StpPlugin } from "../types.ts";
 import { type CliResult, fixedIdentity, ROOT, spawnCli, tempDir } from "./helpers.ts";
 
@@ -299,6 +301,80 @@ describe("executable plugins in-process (conformance checks)", () => {
       }),
       (e) => isMissiveError(e, "plugin") && /no answer to "hello" within 0\.2 s/.test(e.message),
     );
+  });
+});
+
+describe("host calls", () => {
+  const call = (fields: Record<string, CborValue>): CborMap => new Map(Object.entries(fields));
+  const calls = (type: number, identity = alice) =>
+    hostCalls({
+      type,
+      version: 1,
+      crypto: nobleProvider,
+      identity,
+      random: (n) => new Uint8Array(n).fill(7),
+      ephemeralAgreement: (peer) => nobleProvider.x25519Ephemeral(peer),
+    });
+
+  it("sign is bound to the plugin's label and numbers, never a raw signature", async () => {
+    const data = utf8("payload");
+    const sig = (await calls(1001)(call({ host: "sign", data }))) as Uint8Array;
+    const key = alice.card.signingKey;
+    assert.equal(await nobleProvider.ed25519Verify(key, data, sig), false);
+    assert.equal(
+      await nobleProvider.ed25519Verify(key, transcript(LABEL_EXEC_SIGN, 1001, 1, data), sig),
+      true,
+    );
+    const verify = call({ host: "verify", key, data, signature: sig });
+    assert.equal(await calls(1001)(verify), true);
+    assert.equal(await calls(1002)(verify), false, "another plugin number does not verify");
+  });
+
+  it("ephemeral and agree derive the same key; it is neither raw X25519 nor shared across plugins", async () => {
+    const peer = bob.card.agreementKey;
+    const eph = (await calls(1001)(call({ host: "ephemeral", peer }))) as CborMap;
+    const publicKey = eph.get("publicKey") as Uint8Array;
+    const agreed = await calls(1001, bob)(call({ host: "agree", peer: publicKey }));
+    assert.deepEqual(agreed, eph.get("key"));
+    const raw = await nobleProvider.x25519(bob.agreementKey, publicKey);
+    assert.notDeepEqual(agreed, raw);
+    assert.deepEqual(
+      agreed,
+      await nobleProvider.hkdfSha256(
+        raw,
+        new Uint8Array(0),
+        transcript(LABEL_EXEC_AGREE, 1001, 1),
+        32,
+      ),
+    );
+    assert.notDeepEqual(await calls(1002, bob)(call({ host: "agree", peer: publicKey })), agreed);
+  });
+
+  it("refuses unknown calls, bad arguments and key operations without an identity", async () => {
+    const none = hostCalls({
+      type: 1001,
+      version: 1,
+      crypto: nobleProvider,
+      random: (n) => new Uint8Array(n),
+    });
+    const refuses = (h: typeof none, c: CborMap, code: string) =>
+      assert.rejects(h(c), (e) => isMissiveError(e) && e.code === code, String(c.get("host")));
+    await refuses(none, call({ host: "sign", data: utf8("x") }), "key");
+    await refuses(none, call({ host: "agree", peer: new Uint8Array(32) }), "key");
+    await refuses(none, call({ host: "ephemeral", peer: new Uint8Array(32) }), "usage");
+    await refuses(none, call({ host: "shell", command: "rm -rf /" }), "usage");
+    await refuses(none, call({ host: "random", length: 65_537 }), "malformed");
+    await refuses(none, call({ host: "aead-seal", key: new Uint8Array(31) }), "malformed");
+    await refuses(none, call({ host: "card", card: utf8("not a card") }), "malformed");
+    const key = new Uint8Array(32);
+    const nonce = new Uint8Array(24);
+    const sealed = (await none(
+      call({ host: "aead-seal", key, nonce, plaintext: utf8("hi"), aad: utf8("a") }),
+    )) as Uint8Array;
+    const open = (aad: Uint8Array) =>
+      call({ host: "aead-open", key, nonce, ciphertext: sealed, aad });
+    assert.deepEqual(await none(open(utf8("a"))), utf8("hi"));
+    await refuses(none, open(utf8("b")), "auth-failed");
   });
 });
 
