@@ -15,6 +15,9 @@ Options:
   --scan            also list the missive-plugin-* executables on PATH, without
                     running them (load one with --plugin exec:NAME)
   --json            one JSON object
+
+An executable plugin must answer each message within $MISSIVE_PLUGIN_TIMEOUT seconds
+(default 30). docs/PLUGINS.md §9 specifies the protocol.
 `;
 
 export const plugins: Command = {
