@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { copyFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { after, describe, it } from "node:test";
@@ -22,7 +22,14 @@ import { loadExecPlugins, stopAllPlugins } from "../plugins-host/exec.ts";
 import { FrameReader, MAX_FRAME } from "../plugins-host/frame.ts";
 import { hostCalls, LABEL_EXEC_AGREE, LABEL_EXEC_SIGN } from "../plugins-host/hostcalls.ts";
 import type { AmpPlugin, StpPlugin } from "../types.ts";
-import { type CliResult, fixedIdentity, ROOT, spawnCli, tempDir } from "./helpers.ts";
+import {
+  type CliResult,
+  compiledBinary,
+  fixedIdentity,
+  ROOT,
+  spawnCli,
+  tempDir,
+} from "./helpers.ts";
 
 const PLUGINS_DIR = join(ROOT, "plugins");
 const ROT13 = join(PLUGINS_DIR, "missive-plugin-rot13");
@@ -414,18 +421,7 @@ describe("the frame reader", () => {
 
 describe("executable plugins in the compiled binary (no deno or bun on PATH)", () => {
   let built: Promise<string> | undefined;
-  const binary = () =>
-    built ??= (async () => {
-      const r = await spawnCli(["scripts/compile.sh"], {
-        binary: "bash",
-        cwd: ROOT,
-        timeoutMs: 300_000,
-      });
-      assert.equal(r.code, 0, `compile.sh failed: ${r.stderr}`);
-      const copy = join(temp.dir, "missive-bin");
-      copyFileSync(join(ROOT, "dist", "missive"), copy);
-      return copy;
-    })();
+  const binary = () => built ??= compiledBinary(temp.dir, "missive-bin");
   const run = async (args: string[], stdin?: Uint8Array | string, env = {}) =>
     spawnCli(args, {
       binary: await binary(),
