@@ -49,74 +49,137 @@ if (kind === "serve") {
   const listener = await listen("tcp://127.0.0.1:0", { maxConnections: 4096 });
   console.log(listener.url);
   const rekeyAfter = Number(process.env.BENCH_REKEY_AFTER ?? 0);
+  // Each line on stdin asks for this process's CPU time so far (µs); EOF ends it.
+  process.stdin.on("data", () => {
+    const { user, system } = process.cpuUsage();
+    console.log(JSON.stringify({ cpu: user + system }));
+  });
   process.stdin.on("end", () => process.exit(0));
-  process.stdin.resume();
   for await (const t of listener.connections()) void serve(t, rekeyAfter);
 }
 
-/** The tcp2 server process for one rekeyAfter setting: its URL and its handle. */
-async function serverProcess(rekeyAfter: number): Promise<{ url: string; child: ChildProcess }> {
+/** The tcp2 server process: its URL, its CPU time so far (µs), and its handle. */
+interface ServerProcess {
+  url: string;
+  cpu(): Promise<number>;
+  child: ChildProcess;
+}
+
+async function serverProcess(rekeyAfter: number): Promise<ServerProcess> {
   const self = fileURLToPath(import.meta.url);
   const args = "Deno" in globalThis ? ["run", "-A", self, "serve"] : [self, "serve"];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, BENCH_REKEY_AFTER: String(rekeyAfter) },
     stdio: ["pipe", "pipe", "inherit"],
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.once("data", (d: Uint8Array) => resolve(new TextDecoder().decode(d).trim()));
-    child.once("exit", () => reject(new Error("bench server exited")));
+  const lines: ((line: string) => void)[] = [];
+  let buffered = "";
+  child.stdout!.on("data", (d: Uint8Array) => {
+    buffered += new TextDecoder().decode(d);
+    for (let i = buffered.indexOf("\n"); i >= 0; i = buffered.indexOf("\n")) {
+      const line = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      lines.shift()?.(line);
+    }
   });
-  return { url, child };
+  const nextLine = () => new Promise<string>((resolve) => lines.push(resolve));
+  const url = await Promise.race([
+    nextLine(),
+    new Promise<never>((_, reject) =>
+      child.once("exit", () => reject(new Error("bench server exited")))
+    ),
+  ]);
+  const cpu = async () => {
+    const line = nextLine();
+    child.stdin!.write("cpu\n");
+    return (JSON.parse(await line) as { cpu: number }).cpu;
+  };
+  return { url: url.trim(), cpu, child };
 }
 
-/** Opens a client session (and, unless tcp2, its server); `done` releases everything. */
-async function clientSession(rekeyAfter: number, window: number) {
-  let a: Transport;
-  let done = async () => {};
+/** Where sessions are served: how to reach it, its CPU time (tcp2 only), how to stop it. */
+interface Server {
+  connectOne(): Promise<Transport>;
+  /** CPU time of the server process so far (µs), or undefined in this process. */
+  cpu(): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
+
+async function startServer(rekeyAfter: number): Promise<Server> {
   if (kind === "memory") {
-    const [x, y] = memoryTransportPair({ capacity: 1024 });
-    a = x;
-    void serve(y, rekeyAfter);
-  } else {
-    const { connect, listen } = await import("../transports/mod.ts");
-    if (kind === "tcp2") {
-      const server = await serverProcess(rekeyAfter);
-      a = await connect(server.url);
-      done = () => Promise.resolve(void server.child.stdin!.end());
-    } else {
-      const listener = await listen("tcp://127.0.0.1:0");
-      void (async () => {
-        for await (const t of listener.connections()) void serve(t, rekeyAfter);
-      })();
-      a = await connect(listener.url);
-      done = () => listener.close();
-    }
+    return {
+      connectOne() {
+        const [a, b] = memoryTransportPair({ capacity: 1024 });
+        void serve(b, rekeyAfter);
+        return Promise.resolve(a);
+      },
+      cpu: () => Promise.resolve(undefined),
+      stop: () => Promise.resolve(),
+    };
   }
-  const client = await Session.connect(a, alice, { peer: bob.card, window });
-  return { client, done };
+  const { connect, listen } = await import("../transports/mod.ts");
+  if (kind === "tcp2") {
+    const server = await serverProcess(rekeyAfter);
+    return {
+      connectOne: () => connect(server.url),
+      cpu: server.cpu,
+      stop: () => Promise.resolve(void server.child.stdin!.end()),
+    };
+  }
+  const listener = await listen("tcp://127.0.0.1:0", { maxConnections: 4096 });
+  void (async () => {
+    for await (const t of listener.connections()) void serve(t, rekeyAfter);
+  })();
+  return {
+    connectOne: () => connect(listener.url),
+    cpu: () => Promise.resolve(undefined),
+    stop: () => listener.close(),
+  };
 }
 
 function report(figure: Record<string, unknown>): void {
   console.log(JSON.stringify({ runtime, transport: kind, provider: crypto.name, ...figure }));
 }
 
-async function messagesPerSecond(window: number, rekeyAfter: number): Promise<void> {
-  const { client, done } = await clientSession(rekeyAfter, window);
-  const payload = new Uint8Array(100).fill(0x61);
+/** Runs `work` and measures the wall time and the CPU share of both processes. */
+async function measured(server: Server, work: () => Promise<void>) {
+  const serverCpu0 = await server.cpu();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  let acknowledged = 0;
-  // 2 × window senders keep the session's window full; send() resolves on DATA_ACK.
-  await Promise.all(Array.from({ length: window * 2 }, async () => {
-    while (performance.now() - t0 < seconds * 1000) {
-      await client.send(payload);
-      acknowledged++;
-    }
-  }));
+  await work();
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const serverCpu1 = await server.cpu();
+  const percent = (us: number) => Math.round((us / 1e6 / elapsed) * 100);
+  return {
+    elapsed,
+    cpuPercentThisProcess: percent(cpu.user + cpu.system),
+    ...(serverCpu0 !== undefined && serverCpu1 !== undefined
+      ? { cpuPercentServer: percent(serverCpu1 - serverCpu0) }
+      : {}),
+  };
+}
+
+async function messagesPerSecond(window: number, rekeyAfter: number): Promise<void> {
+  const server = await startServer(rekeyAfter);
+  const client = await Session.connect(await server.connectOne(), alice, {
+    peer: bob.card,
+    window,
+  });
+  const payload = new Uint8Array(100).fill(0x61);
+  let acknowledged = 0;
+  const { elapsed, ...cpu } = await measured(server, async () => {
+    const t0 = performance.now();
+    // 2 × window senders keep the session's window full; send() resolves on DATA_ACK.
+    await Promise.all(Array.from({ length: window * 2 }, async () => {
+      while (performance.now() - t0 < seconds * 1000) {
+        await client.send(payload);
+        acknowledged++;
+      }
+    }));
+  });
   await client.close();
-  await done();
+  await server.stop();
   report({
     figure: "data messages/s (acknowledged)",
     payload: 100,
@@ -124,62 +187,45 @@ async function messagesPerSecond(window: number, rekeyAfter: number): Promise<vo
     rekeyAfter,
     messages: acknowledged,
     perSecond: Math.round(acknowledged / elapsed),
-    cpuPercentThisProcess: Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
+    ...cpu,
   });
 }
 
 /** `parallel` clients connect, shake hands and close, over and over. */
 async function handshakesPerSecond(parallel: number): Promise<void> {
-  let connectOne: () => Promise<Transport>;
-  let stop = async () => {};
-  if (kind === "memory") {
-    connectOne = () => {
-      const [a, b] = memoryTransportPair();
-      void serve(b, 0);
-      return Promise.resolve(a);
-    };
-  } else {
-    const { connect, listen } = await import("../transports/mod.ts");
-    if (kind === "tcp2") {
-      const server = await serverProcess(0);
-      connectOne = () => connect(server.url);
-      stop = () => Promise.resolve(void server.child.stdin!.end());
-    } else {
-      const listener = await listen("tcp://127.0.0.1:0", { maxConnections: 4096 });
-      void (async () => {
-        for await (const t of listener.connections()) void serve(t, 0);
-      })();
-      connectOne = () => connect(listener.url);
-      stop = () => listener.close();
-    }
-  }
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
+  const server = await startServer(0);
   let n = 0;
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (performance.now() - t0 < seconds * 1000) {
-      const client = await Session.connect(await connectOne(), alice, { peer: bob.card });
-      await client.close();
-      n++;
-    }
-  }));
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  await stop();
+  const { elapsed, ...cpu } = await measured(server, async () => {
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: parallel }, async () => {
+      while (performance.now() - t0 < seconds * 1000) {
+        const client = await Session.connect(await server.connectOne(), alice, { peer: bob.card });
+        await client.close();
+        n++;
+      }
+    }));
+  });
+  await server.stop();
   report({
     figure: "handshakes/s (connect, HELLO, HELLO_ACK, ACK, CLOSE, CLOSE_ACK)",
     parallel,
     handshakes: n,
     perSecond: Math.round(n / elapsed),
-    cpuPercentThisProcess: Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
+    ...cpu,
   });
 }
 
 if (kind !== "serve") {
+  // BENCH_ONLY=messages or =handshakes runs one half.
+  const only = process.env.BENCH_ONLY;
   console.error(`provider families: ${JSON.stringify((await providerChoice()).families)}`);
-  for (const window of [1, 32, 256]) await messagesPerSecond(window, 0);
-  await messagesPerSecond(256, 10);
-  await handshakesPerSecond(1);
-  await handshakesPerSecond(8);
+  if (only !== "handshakes") {
+    for (const window of [1, 32, 256]) await messagesPerSecond(window, 0);
+    await messagesPerSecond(256, 10);
+  }
+  if (only !== "messages") {
+    await handshakesPerSecond(1);
+    await handshakesPerSecond(8);
+  }
   process.exit(0);
 }
