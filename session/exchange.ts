@@ -1,0 +1,236 @@
+/**
+ * The handshake and re-key driver (SPEC §22.5, §22.8): the client's HELLO, the server's
+ * answer, key confirmation by ACK, and the re-key the server starts after `rekeyAfter`
+ * acknowledged DATA — under the current keys, with data queued meanwhile and old keys
+ * erased. The crypto is in handshake.ts; this decides when and in which state. Internal
+ * to the session (core.ts).
+ * @module
+ */
+import { type Bytes, equalBytes, toHex } from "../bytes.ts";
+import { MissiveError } from "../errors.ts";
+import { type Card, sameKeys } from "../keys/card.ts";
+import type { SessionCore } from "./core.ts";
+import { answer, checkServerCard, complete, type Handshake, initiate } from "./handshake.ts";
+import { eraseKeys, INITIAL_CHAIN, type SessionKeys } from "./keyschedule.ts";
+import { decodeHelloBody, type Frame, MessageType, type SignedPart } from "./messages.ts";
+
+const T = MessageType;
+const EMPTY: Bytes = new Uint8Array(0);
+
+export class KeyExchange {
+  readonly #core: SessionCore;
+  /** Acknowledged DATA (both directions) in all, and since the last re-key began. */
+  #acknowledged = 0;
+  #sinceRekey = 0;
+  /** The acknowledged count a due re-key was triggered at (SPEC §22.8). */
+  #rekeyDueAt = 0;
+  #rekeyPending = false;
+
+  constructor(core: SessionCore) {
+    this.#core = core;
+  }
+
+  /** Client: sends HELLO with a fresh ephemeral key (state start → hello-sent). */
+  async startClient(): Promise<void> {
+    const core = this.#core;
+    core.moveTo("hello-sent");
+    core.hs = await initiate(core.provider, core.identity, core.opts.random, INITIAL_CHAIN);
+    void core.receiver.pump();
+    void core.sender.send(T.HELLO, core.hs.helloBody, INITIAL_CHAIN);
+    core.rules.armIdle(true);
+  }
+
+  /** Server: a verified HELLO from `card`; admit it and answer with HELLO_ACK. */
+  async onClientHello(frame: Frame, part: SignedPart, card: Card): Promise<void> {
+    const core = this.#core;
+    const body = decodeHelloBody(part.body);
+    const hs = core.hs as Handshake; // set when the HELLO arrived (receiver.ts)
+    core.peer = card;
+    core.receiver.expectNext(frame.seq + 1);
+    const admitted = core.authorize
+      ? await core.authorize(card)
+      : (core.serverTrust.trusted ?? []).some((t) => sameKeys(t, card));
+    if (!admitted) {
+      return await core.rules.violation(
+        new MissiveError(
+          "untrusted",
+          `session: client ${card.address} (id ${toHex(card.id)}) is not trusted; ` +
+            "add its card to the trusted list",
+        ),
+      );
+    }
+    const { ackBody, keys } = await answer(core.provider, core.identity, core.random, {
+      chain: INITIAL_CHAIN,
+      helloBody: part.body,
+      peerEphemeral: body.ephemeralKey,
+      psk: core.psk,
+    });
+    core.keys = keys;
+    core.moveTo("await-ack");
+    void core.sender.send(T.HELLO_ACK, ackBody, hs.myContext);
+  }
+
+  /** Client: the server's HELLO_ACK, signed by `card`; check it, derive, confirm by ACK. */
+  async onServerHelloAck(part: SignedPart, card: Card): Promise<void> {
+    const core = this.#core;
+    const hs = core.hs as Handshake;
+    try {
+      checkServerCard(card, core.serverTrust);
+    } catch (e) {
+      return await core.rules.violation(e as MissiveError);
+    }
+    core.keys = await complete(core.provider, hs, {
+      chain: INITIAL_CHAIN,
+      ackBody: part.body,
+      peerEphemeral: decodeHelloBody(part.body).ephemeralKey,
+      psk: core.psk,
+    });
+    core.chain = core.keys.chain;
+    core.peer = card;
+    core.sender.sealedOut = true;
+    core.moveTo("open");
+    void core.sender.send(T.ACK, EMPTY);
+    this.#opened();
+  }
+
+  /** Server: the client's ACK under the new keys confirms them (await-ack → open). */
+  onConfirmed(): void {
+    const core = this.#core;
+    core.chain = core.currentKeys.chain;
+    core.sender.sealedOut = true;
+    core.moveTo("open");
+    this.#opened();
+  }
+
+  #opened(): void {
+    const core = this.#core;
+    const peer = core.provenPeer;
+    core.event({
+      type: "handshake",
+      role: core.role,
+      keyId: core.currentKeys.idHex,
+      peer: peer.address,
+      peerId: toHex(peer.id),
+    });
+    core.handshakeComplete();
+    core.sender.pumpSend();
+  }
+
+  /** True when delivering `unacknowledged` more DATA makes a re-key due (server). */
+  rekeyDueWith(unacknowledged: number): boolean {
+    const core = this.#core;
+    return core.role === "server" && core.opts.rekeyAfter > 0 &&
+      this.#sinceRekey + unacknowledged >= core.opts.rekeyAfter;
+  }
+
+  /** Counts acknowledged DATA; the server starts a re-key at `rekeyAfter` (SPEC §22.8). */
+  countAcknowledged(count: number): void {
+    const core = this.#core;
+    this.#acknowledged += count;
+    this.#sinceRekey += count;
+    if (core.role !== "server" || core.opts.rekeyAfter === 0) return;
+    if (this.#sinceRekey < core.opts.rekeyAfter || this.#rekeyPending) return;
+    this.#rekeyDueAt = this.#acknowledged;
+    this.#sinceRekey = 0;
+    if (core.state === "open") core.busy = this.#startRekey().catch((e) => core.abort(e));
+    else if (core.state === "rekey-hello-sent") this.#rekeyPending = true;
+  }
+
+  /** Server: a re-key HELLO under the current keys (open → rekey-hello-sent). */
+  async #startRekey(): Promise<void> {
+    const core = this.#core;
+    this.#rekeyPending = false;
+    core.moveTo("rekey-hello-sent");
+    const chain = core.chain;
+    const hs = await initiate(
+      core.provider,
+      core.identity,
+      core.opts.random,
+      chain,
+      this.#rekeyDueAt,
+    );
+    if (core.state !== "rekey-hello-sent") return;
+    core.hs = hs;
+    void core.sender.send(T.HELLO, hs.helloBody, chain);
+    core.rules.armIdle(true);
+  }
+
+  /** Client: the server's re-key HELLO, under the current keys. */
+  async onRekeyHello(part: SignedPart): Promise<void> {
+    const core = this.#core;
+    core.moveTo("rekey-await-ack");
+    const peerBody = this.#checkSameCard(part.body);
+    const { ackBody, keys, hs } = await answer(core.provider, core.identity, core.random, {
+      chain: core.chain,
+      helloBody: part.body,
+      peerEphemeral: peerBody.ephemeralKey,
+      psk: core.psk,
+    });
+    if (core.state !== "rekey-await-ack") return;
+    core.nextKeys = keys;
+    core.hs = { ...hs, dueAt: peerBody.acknowledged ?? this.#acknowledged };
+    void core.sender.send(T.HELLO_ACK, ackBody, hs.myContext);
+    core.sender.sendNext = true;
+    core.rules.armIdle(true);
+  }
+
+  /** Server: the client's re-key HELLO_ACK; switch keys and confirm with ACK. */
+  async onRekeyHelloAck(part: SignedPart): Promise<void> {
+    const core = this.#core;
+    const hs = core.hs as Handshake;
+    const next = await complete(core.provider, hs, {
+      chain: core.chain,
+      ackBody: part.body,
+      peerEphemeral: this.#checkSameCard(part.body).ephemeralKey,
+      psk: core.psk,
+    });
+    if (core.state !== "rekey-hello-sent" && core.state !== "closing") return;
+    core.sender.emitAck(); // acknowledgements still due go out under the old keys
+    const old = core.currentKeys;
+    core.keys = next;
+    core.chain = next.chain;
+    void core.sender.send(T.ACK, EMPTY);
+    void core.sender.afterWrites(() => eraseKeys(old));
+    // Closing: the crossing CLOSE ends the session; no further re-key starts.
+    const reopened = core.state === "rekey-hello-sent";
+    if (reopened) core.moveTo("open");
+    this.#rekeyed(old, hs.dueAt ?? this.#acknowledged);
+    if (this.#rekeyPending && reopened) {
+      core.busy = this.#startRekey().catch((e) => core.abort(e));
+    }
+  }
+
+  /** Client: the ACK under the new keys ends the re-key. */
+  onRekeyAck(): void {
+    const core = this.#core;
+    const old = core.currentKeys;
+    core.keys = core.nextKeys;
+    core.nextKeys = undefined;
+    core.sender.sendNext = false;
+    core.chain = core.currentKeys.chain;
+    void core.sender.afterWrites(() => eraseKeys(old));
+    if (core.state === "rekey-await-ack") core.moveTo("open");
+    this.#rekeyed(old, core.hs?.dueAt ?? this.#acknowledged);
+  }
+
+  #rekeyed(old: SessionKeys, acknowledged: number): void {
+    const core = this.#core;
+    core.event({
+      type: "rekey",
+      keyId: core.currentKeys.idHex,
+      previousKeyId: old.idHex,
+      acknowledged,
+    });
+    core.checkDrained();
+    core.sender.pumpSend();
+  }
+
+  /** A re-key HELLO / HELLO_ACK must carry the peer's own card again. */
+  #checkSameCard(body: Bytes) {
+    const h = decodeHelloBody(body);
+    if (!equalBytes(h.card, this.#core.provenPeer.bytes)) {
+      throw new MissiveError("untrusted", "session: the peer changed its card during a re-key");
+    }
+    return h;
+  }
+}
