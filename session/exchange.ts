@@ -14,6 +14,9 @@ import { answer, checkServerCard, complete, type Handshake, initiate } from "./h
 import { eraseKeys, INITIAL_CHAIN, type SessionKeys } from "./keyschedule.ts";
 import { decodeHelloBody, type Frame, MessageType, type SignedPart } from "./messages.ts";
 
+/** The server's answer to a HELLO: the HELLO_ACK body and the keys it makes. */
+export type Answer = Awaited<ReturnType<typeof answer>>;
+
 const T = MessageType;
 const EMPTY: Bytes = new Uint8Array(0);
 
@@ -40,10 +43,27 @@ export class KeyExchange {
     core.rules.armIdle(true);
   }
 
-  /** Server: a verified HELLO from `card`; admit it and answer with HELLO_ACK. */
-  async onClientHello(frame: Frame, part: SignedPart, card: Card): Promise<void> {
+  /**
+   * Server: starts the answer to a first HELLO (ephemeral key, X25519, key derivation)
+   * while the receiver still checks its signature; `onClientHello` uses it only once the
+   * HELLO proved valid and its sender admitted.
+   */
+  prepareAnswer(helloBody: Bytes, myContext: Bytes): Promise<Answer> {
     const core = this.#core;
-    const body = decodeHelloBody(part.body);
+    const answering = answer(core.provider, core.identity, core.random, {
+      chain: INITIAL_CHAIN,
+      helloBody,
+      peerEphemeral: decodeHelloBody(helloBody).ephemeralKey,
+      psk: core.psk,
+      myContext,
+    });
+    answering.catch(() => {}); // awaited, or dropped with the session
+    return answering;
+  }
+
+  /** Server: a verified HELLO from `card`; admit it and answer with HELLO_ACK. */
+  async onClientHello(frame: Frame, card: Card, answering: Promise<Answer>): Promise<void> {
+    const core = this.#core;
     const hs = core.hs as Handshake; // set when the HELLO arrived (receiver.ts)
     core.peer = card;
     core.receiver.expectNext(frame.seq + 1);
@@ -59,32 +79,37 @@ export class KeyExchange {
         ),
       );
     }
-    const { ackBody, keys } = await answer(core.provider, core.identity, core.random, {
-      chain: INITIAL_CHAIN,
-      helloBody: part.body,
-      peerEphemeral: body.ephemeralKey,
-      psk: core.psk,
-    });
+    const { ackBody, keys } = await answering;
     core.keys = keys;
     core.moveTo("await-ack");
     void core.sender.send(T.HELLO_ACK, ackBody, hs.myContext);
   }
 
-  /** Client: the server's HELLO_ACK, signed by `card`; check it, derive, confirm by ACK. */
-  async onServerHelloAck(part: SignedPart, card: Card): Promise<void> {
+  /**
+   * Client: starts deriving the keys from a fresh HELLO_ACK while the receiver checks
+   * its signature; `onServerHelloAck` uses them only once the HELLO_ACK proved valid.
+   */
+  prepareCompletion(ackBody: Bytes): Promise<SessionKeys> {
     const core = this.#core;
-    const hs = core.hs as Handshake;
+    const completing = complete(core.provider, core.hs as Handshake, {
+      chain: INITIAL_CHAIN,
+      ackBody,
+      peerEphemeral: decodeHelloBody(ackBody).ephemeralKey,
+      psk: core.psk,
+    });
+    completing.catch(() => {}); // awaited, or dropped with the session
+    return completing;
+  }
+
+  /** Client: the server's HELLO_ACK, signed by `card`; check it, derive, confirm by ACK. */
+  async onServerHelloAck(card: Card, completing: Promise<SessionKeys>): Promise<void> {
+    const core = this.#core;
     try {
       checkServerCard(card, core.serverTrust);
     } catch (e) {
       return await core.rules.violation(e as MissiveError);
     }
-    core.keys = await complete(core.provider, hs, {
-      chain: INITIAL_CHAIN,
-      ackBody: part.body,
-      peerEphemeral: decodeHelloBody(part.body).ephemeralKey,
-      psk: core.psk,
-    });
+    core.keys = await completing;
     core.chain = core.keys.chain;
     core.peer = card;
     core.sender.sealedOut = true;

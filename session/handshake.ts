@@ -179,11 +179,18 @@ export async function answer(
   provider: CryptoProvider,
   identity: Identity,
   random: ((n: number) => Bytes) | undefined,
-  input: { chain: Bytes; helloBody: Bytes; peerEphemeral: Uint8Array; psk?: PresharedKeys },
+  input: {
+    chain: Bytes;
+    helloBody: Bytes;
+    peerEphemeral: Uint8Array;
+    psk?: PresharedKeys;
+    /** helloContext(chain, helloBody), when the caller has it already. */
+    myContext?: Bytes;
+  },
 ): Promise<{ ackBody: Bytes; keys: SessionKeys; hs: Handshake }> {
   const { publicKey, shared } = await respond(provider, random, input.peerEphemeral);
   const ackBody = encodeHelloBody({ ephemeralKey: publicKey, card: identity.card.bytes });
-  const myContext = await helloContext(provider, input.chain, input.helloBody);
+  const myContext = input.myContext ?? await helloContext(provider, input.chain, input.helloBody);
   const keys = await deriveKeys(provider, {
     shared,
     chain: input.chain,

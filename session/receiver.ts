@@ -136,6 +136,17 @@ export class FrameReceiver {
     let signer: Card | undefined = core.peer;
     if (firstHello) signer = await decodeCard(core.provider, decodeHelloBody(frame.body).card);
     const context = core.hs?.peerContext ?? INITIAL_CHAIN;
+    // A fresh HELLO / HELLO_ACK: its X25519 and key derivation run while the signature is
+    // checked; the result is used only if the frame proves valid. Not for a stale one:
+    // the server keeps waiting and the client asks again, with the same ephemeral key.
+    const stale = this.#isStale(frame);
+    const fresh = firstHello && !stale;
+    const answering = fresh && frame.type === T.HELLO
+      ? core.exchange.prepareAnswer(frame.body, (core.hs as Handshake).myContext)
+      : undefined;
+    const completing = fresh && frame.type === T.HELLO_ACK
+      ? core.exchange.prepareCompletion(frame.body)
+      : undefined;
     if (!signer) {
       // Client before HELLO_ACK: a refusal may come from any acceptable server card.
       for (const card of serverCandidates(core.serverTrust)) {
@@ -150,20 +161,18 @@ export class FrameReceiver {
     } else {
       await verifyPart(core.provider, signer, frame, frame, context, core.psk);
     }
-    if (frame.type === T.HELLO) return await this.#onFirstHello(frame, signer);
-    this.#recvSeq = frame.seq + 1;
-    if (this.#stale(frame)) return;
-    if (frame.type === T.HELLO_ACK) return await core.exchange.onServerHelloAck(frame, signer);
-    await this.#dispatch(frame, frame.body);
-  }
-
-  async #onFirstHello(frame: Frame & { form: "signed" }, card: Card): Promise<void> {
-    if (this.#isStale(frame)) {
-      // A stale HELLO may be a replay: the server keeps waiting for a fresh one.
-      this.#core.event({ type: "discard", messageType: "HELLO", reason: "stale" });
-      return;
+    if (frame.type === T.HELLO) {
+      if (!answering) {
+        // A stale HELLO may be a replay: the server keeps waiting for a fresh one.
+        core.event({ type: "discard", messageType: "HELLO", reason: "stale" });
+        return;
+      }
+      return await core.exchange.onClientHello(frame, signer, answering);
     }
-    await this.#core.exchange.onClientHello(frame, frame, card);
+    this.#recvSeq = frame.seq + 1;
+    if (stale) return this.#discardStale(frame);
+    if (completing) return await core.exchange.onServerHelloAck(signer, completing);
+    await this.#dispatch(frame, frame.body);
   }
 
   /** The keys a sealed frame's key ID names; an old or unknown ID ends the session. */
@@ -213,10 +222,14 @@ export class FrameReceiver {
   /** TTL rule (SPEC §22.7): a stale message is discarded and asked for again. */
   #stale(frame: Frame): boolean {
     if (!this.#isStale(frame)) return false;
+    this.#discardStale(frame);
+    return true;
+  }
+
+  #discardStale(frame: Frame): void {
     const messageType = messageTypeName(frame.type);
     this.#core.event({ type: "discard", messageType, reason: "stale" });
     this.#core.rules.requestResend();
-    return true;
   }
 
   #roleExpects(type: MessageType): boolean {
