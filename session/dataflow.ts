@@ -20,8 +20,12 @@ interface PendingSend {
 export type Arrival = "deliver" | "duplicate";
 
 export class DataFlow {
+  // Both lists are consumed from the front through a head index (no O(n) shift per
+  // message); the consumed prefix is dropped once it outweighs the rest.
   #queue: PendingSend[] = [];
+  #queueHead = 0;
   #inflight: PendingSend[] = [];
+  #inflightHead = 0;
   #nextIndex = 0;
   #expectedIndex = 0;
   #unacked = 0;
@@ -37,11 +41,15 @@ export class DataFlow {
   /** Messages now allowed out under `window`, each with its new index. */
   takeSendable(window: number): { index: number; data: Bytes }[] {
     const out: { index: number; data: Bytes }[] = [];
-    while (this.#queue.length > 0 && this.#inflight.length < window) {
-      const p = this.#queue.shift() as PendingSend;
+    while (this.queued > 0 && this.inflight < window) {
+      const p = this.#queue[this.#queueHead++];
       p.index = this.#nextIndex++;
       this.#inflight.push(p);
       out.push({ index: p.index, data: p.data });
+    }
+    if (this.#queueHead > 64 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
     }
     return out;
   }
@@ -52,10 +60,15 @@ export class DataFlow {
       throw new MissiveError("session", `session: DATA_ACK ${index} for DATA never sent`);
     }
     let count = 0;
-    while (count < this.#inflight.length && this.#inflight[count].index <= index) {
-      this.#inflight[count++].resolve();
+    const inflight = this.#inflight;
+    while (this.#inflightHead < inflight.length && inflight[this.#inflightHead].index <= index) {
+      inflight[this.#inflightHead++].resolve();
+      count++;
     }
-    if (count > 0) this.#inflight = this.#inflight.slice(count);
+    if (this.#inflightHead > 64 && this.#inflightHead * 2 > inflight.length) {
+      this.#inflight = inflight.slice(this.#inflightHead);
+      this.#inflightHead = 0;
+    }
     return count;
   }
 
@@ -93,17 +106,22 @@ export class DataFlow {
   }
 
   get inflight(): number {
-    return this.#inflight.length;
+    return this.#inflight.length - this.#inflightHead;
   }
 
   get queued(): number {
-    return this.#queue.length;
+    return this.#queue.length - this.#queueHead;
   }
 
   /** Fails every queued and in-flight send. */
   rejectAll(error: unknown): void {
-    for (const p of [...this.#inflight, ...this.#queue]) p.reject(error);
+    const pending = [
+      ...this.#inflight.slice(this.#inflightHead),
+      ...this.#queue.slice(this.#queueHead),
+    ];
     this.#inflight = [];
     this.#queue = [];
+    this.#inflightHead = this.#queueHead = 0;
+    for (const p of pending) p.reject(error);
   }
 }

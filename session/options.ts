@@ -51,7 +51,8 @@ export interface SessionOptions {
   inboxLimit?: number;
   /**
    * "batch" (default) acknowledges all DATA read in one turn of the event loop with
-   * one cumulative DATA_ACK; "immediate" sends one DATA_ACK per DATA.
+   * one cumulative DATA_ACK (a turn handles at most 64 frames); "immediate" sends one
+   * DATA_ACK per DATA.
    */
   ack?: "batch" | "immediate";
   /** Random bytes for sequence starts and ephemeral keys (vectors only; CSPRNG default). */

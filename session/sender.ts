@@ -75,19 +75,13 @@ export class FrameSender {
       const key = direction.key;
       const aad = sealedAad(seq, type, header.time, useKeys.id);
       const keyId = useKeys.id;
-      frame = (async () => {
-        const plaintext = signContext
-          ? encodeSignedPart(await this.#sign(header, body, signContext))
-          : body;
-        const ciphertext = await core.provider.aeadEncrypt(
-          SESSION_AEAD,
-          key,
-          nonce,
-          plaintext,
-          aad,
+      const seal = (plaintext: Bytes) =>
+        core.provider.aeadEncrypt(SESSION_AEAD, key, nonce, plaintext, aad).then((ciphertext) =>
+          encodeFrame({ ...header, form: "sealed", keyId, ciphertext })
         );
-        return encodeFrame({ ...header, form: "sealed", keyId, ciphertext });
-      })();
+      frame = signContext
+        ? this.#sign(header, body, signContext).then((part) => seal(encodeSignedPart(part)))
+        : seal(body);
     } else {
       if (!signContext) throw new MissiveError("internal", "session: signed frame without context");
       frame = this.#sign(header, body, signContext).then((part) =>
@@ -95,7 +89,7 @@ export class FrameSender {
       );
     }
     frame.catch(() => {});
-    const written = this.#writeChain.then(async () => await core.transport.send(await frame));
+    const written = this.#writeChain.then(() => frame).then((f) => core.transport.send(f));
     this.#writeChain = written.catch(() => {});
     return written;
   }
