@@ -48,14 +48,14 @@ export class KeyExchange {
    * while the receiver still checks its signature; `onClientHello` uses it only once the
    * HELLO proved valid and its sender admitted.
    */
-  prepareAnswer(helloBody: Bytes, myContext: Bytes): Promise<Answer> {
+  prepareAnswer(helloBody: Bytes, peerEphemeral: Uint8Array): Promise<Answer> {
     const core = this.#core;
     const answering = answer(core.provider, core.identity, core.random, {
       chain: INITIAL_CHAIN,
       helloBody,
-      peerEphemeral: decodeHelloBody(helloBody).ephemeralKey,
+      peerEphemeral,
       psk: core.psk,
-      myContext,
+      myContext: (core.hs as Handshake).myContext, // set when the HELLO arrived
     });
     answering.catch(() => {}); // awaited, or dropped with the session
     return answering;
@@ -89,12 +89,12 @@ export class KeyExchange {
    * Client: starts deriving the keys from a fresh HELLO_ACK while the receiver checks
    * its signature; `onServerHelloAck` uses them only once the HELLO_ACK proved valid.
    */
-  prepareCompletion(ackBody: Bytes): Promise<SessionKeys> {
+  prepareCompletion(ackBody: Bytes, peerEphemeral: Uint8Array): Promise<SessionKeys> {
     const core = this.#core;
     const completing = complete(core.provider, core.hs as Handshake, {
       chain: INITIAL_CHAIN,
       ackBody,
-      peerEphemeral: decodeHelloBody(ackBody).ephemeralKey,
+      peerEphemeral,
       psk: core.psk,
     });
     completing.catch(() => {}); // awaited, or dropped with the session

@@ -150,19 +150,20 @@ export class FrameReceiver {
         peerContext: INITIAL_CHAIN,
       };
     }
+    const hello = firstHello ? decodeHelloBody(frame.body) : undefined;
     let signer: Card | undefined = core.peer;
-    if (firstHello) signer = await decodeCard(core.provider, decodeHelloBody(frame.body).card);
+    if (hello) signer = await decodeCard(core.provider, hello.card);
     const context = core.hs?.peerContext ?? INITIAL_CHAIN;
     // A fresh HELLO / HELLO_ACK: its X25519 and key derivation run while the signature is
     // checked; the result is used only if the frame proves valid. Not for a stale one:
     // the server keeps waiting and the client asks again, with the same ephemeral key.
     const stale = this.#isStale(frame);
-    const fresh = firstHello && !stale;
+    const fresh = hello && !stale ? hello : undefined;
     const answering = fresh && frame.type === T.HELLO
-      ? core.exchange.prepareAnswer(frame.body, (core.hs as Handshake).myContext)
+      ? core.exchange.prepareAnswer(frame.body, fresh.ephemeralKey)
       : undefined;
     const completing = fresh && frame.type === T.HELLO_ACK
-      ? core.exchange.prepareCompletion(frame.body)
+      ? core.exchange.prepareCompletion(frame.body, fresh.ephemeralKey)
       : undefined;
     if (!signer) {
       // Client before HELLO_ACK: a refusal may come from any acceptable server card.
