@@ -193,6 +193,7 @@ export class SessionCore {
     this.moveTo(final);
     this.error = error;
     this.rules.stopTimers();
+    this.exchange.dropEphemeral();
     if (this.data.queued > 0 || this.data.inflight > 0) {
       this.rejectPending(
         error ?? new MissiveError("session", "session: closed before the peer acknowledged"),

@@ -6,11 +6,19 @@
  * to the session (core.ts).
  * @module
  */
-import { type Bytes, equalBytes, toHex } from "../bytes.ts";
+import { type Bytes, equalBytes, toHex, wipe } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
 import type { SessionCore } from "./core.ts";
-import { answer, checkServerCard, complete, type Handshake, initiate } from "./handshake.ts";
+import {
+  answer,
+  checkServerCard,
+  complete,
+  type Ephemeral,
+  type Handshake,
+  initiate,
+  newEphemeral,
+} from "./handshake.ts";
 import { eraseKeys, INITIAL_CHAIN, type SessionKeys } from "./keyschedule.ts";
 import { decodeHelloBody, type Frame, MessageType, type SignedPart } from "./messages.ts";
 
@@ -28,6 +36,8 @@ export class KeyExchange {
   /** The acknowledged count a due re-key was triggered at (SPEC §22.8). */
   #rekeyDueAt = 0;
   #rekeyPending = false;
+  /** Server: its first ephemeral key, made on accept (see `prepareEphemeral`). */
+  #ephemeral?: Promise<Ephemeral>;
 
   constructor(core: SessionCore) {
     this.#core = core;
@@ -44,18 +54,37 @@ export class KeyExchange {
   }
 
   /**
+   * Server, on accept: makes the ephemeral key of the first HELLO_ACK while the client's
+   * HELLO is still on its way (a fixed-base multiplication that needs nothing from it).
+   */
+  prepareEphemeral(): void {
+    const core = this.#core;
+    this.#ephemeral = newEphemeral(core.provider, core.random ?? core.opts.random);
+    this.#ephemeral.catch(() => {}); // awaited by the answer, or erased at the end
+  }
+
+  /** The session ended: an ephemeral key made and never used is erased. */
+  dropEphemeral(): void {
+    void this.#ephemeral?.then((eph) => wipe(eph.privateKey), () => {});
+    this.#ephemeral = undefined;
+  }
+
+  /**
    * Server: starts the answer to a first HELLO (ephemeral key, X25519, key derivation)
    * while the receiver still checks its signature; `onClientHello` uses it only once the
    * HELLO proved valid and its sender admitted.
    */
   prepareAnswer(helloBody: Bytes, peerEphemeral: Uint8Array): Promise<Answer> {
     const core = this.#core;
+    const ephemeral = this.#ephemeral;
+    this.#ephemeral = undefined;
     const answering = answer(core.provider, core.identity, core.random, {
       chain: INITIAL_CHAIN,
       helloBody,
       peerEphemeral,
       psk: core.psk,
       myContext: (core.hs as Handshake).myContext, // set when the HELLO arrived
+      ephemeral,
     });
     answering.catch(() => {}); // awaited, or dropped with the session
     return answering;

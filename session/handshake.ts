@@ -83,16 +83,18 @@ export async function newEphemeral(
 
 /**
  * The responder's side of an exchange: a fresh ephemeral key agreed with the peer's at
- * once. With injected randomness (vectors) the key comes from `random(32)`; otherwise the
- * provider makes it and never lets the private key out (one call instead of two).
+ * once. A key made beforehand (`made`: the server's, while the HELLO was on its way) is
+ * used and erased; with injected randomness (vectors) the key comes from `random(32)`;
+ * otherwise the provider makes it and never lets the private key out.
  */
 export async function respond(
   provider: CryptoProvider,
   random: ((n: number) => Bytes) | undefined,
   peerPublicKey: Uint8Array,
+  made?: Promise<Ephemeral>,
 ): Promise<{ publicKey: Bytes; shared: Bytes }> {
-  if (!random) return await provider.x25519Ephemeral(peerPublicKey);
-  const eph = await newEphemeral(provider, random);
+  if (!made && !random) return await provider.x25519Ephemeral(peerPublicKey);
+  const eph = await (made ?? newEphemeral(provider, random as (n: number) => Bytes));
   return { publicKey: eph.publicKey, shared: await agree(provider, eph, peerPublicKey) };
 }
 
@@ -186,9 +188,16 @@ export async function answer(
     psk?: PresharedKeys;
     /** helloContext(chain, helloBody), when the caller has it already. */
     myContext?: Bytes;
+    /** This side's ephemeral key, when made beforehand (see `respond`). */
+    ephemeral?: Promise<Ephemeral>;
   },
 ): Promise<{ ackBody: Bytes; keys: SessionKeys; hs: Handshake }> {
-  const { publicKey, shared } = await respond(provider, random, input.peerEphemeral);
+  const { publicKey, shared } = await respond(
+    provider,
+    random,
+    input.peerEphemeral,
+    input.ephemeral,
+  );
   const ackBody = encodeHelloBody({ ephemeralKey: publicKey, card: identity.card.bytes });
   const myContext = input.myContext ?? await helloContext(provider, input.chain, input.helloBody);
   const keys = await deriveKeys(provider, {

@@ -94,6 +94,7 @@ export class Session implements SecureChannel {
     }
     const core = await Session.#create("server", transport, identity, options);
     core.moveTo("await-hello");
+    core.exchange.prepareEphemeral();
     core.rules.armIdle(true);
     void core.receiver.pump();
     await core.handshake;
