@@ -27,6 +27,8 @@ export class SessionRules {
   #resends = 0;
   #resendsReceived = 0;
   #idleTimer?: TimerHandle;
+  /** When the idle timer is due (clock time); moved forward by each valid message. */
+  #idleDeadline = 0;
   #closeTimer?: TimerHandle;
   #closeResends = 0;
   #closeBody?: Bytes;
@@ -58,7 +60,11 @@ export class SessionRules {
     }
   }
 
-  /** Starts (or with `restart`, restarts) the idle timer while a message is due. */
+  /**
+   * Starts (or with `restart`, restarts) the idle timer while a message is due. A restart
+   * only moves the deadline: a running timer that fires early sets itself again for the
+   * rest, so a busy session does not clear and set a timer for every frame.
+   */
   armIdle(restart: boolean): void {
     const clock = this.#core.clock;
     if (!this.#waiting()) {
@@ -67,9 +73,19 @@ export class SessionRules {
       return;
     }
     if (this.#idleTimer !== undefined && !restart) return;
-    if (this.#idleTimer !== undefined) clock.clearTimer(this.#idleTimer);
-    this.#idleTimer = clock.setTimer(this.#core.opts.idleTimeoutMs, () => {
+    this.#idleDeadline = clock.now() + this.#core.opts.idleTimeoutMs;
+    if (this.#idleTimer === undefined) this.#setIdleTimer(this.#core.opts.idleTimeoutMs);
+  }
+
+  #setIdleTimer(ms: number): void {
+    this.#idleTimer = this.#core.clock.setTimer(ms, () => {
       this.#idleTimer = undefined;
+      // Never longer than the idle time, should the clock have been set back.
+      const left = Math.min(
+        this.#idleDeadline - this.#core.clock.now(),
+        this.#core.opts.idleTimeoutMs,
+      );
+      if (left > 0) return this.#setIdleTimer(left);
       this.#onIdle();
     });
   }
