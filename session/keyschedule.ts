@@ -104,6 +104,9 @@ export interface SessionKeys {
   serverToClient: DirectionKey;
 }
 
+/** The HKDF info of every key derivation: the transcript of the keys label alone. */
+const KEYS_INFO = transcript(LABELS.keys);
+
 /**
  * Derives session keys (SPEC §22.5.2): chain' = SHA-256([transcript label, chain,
  * HELLO body, HELLO_ACK body]); OKM = HKDF-SHA-256(ikm = X25519 secret ‖ psk ikm,
@@ -123,7 +126,7 @@ export async function deriveKeys(
     transcript(LABELS.transcript, input.chain, input.helloBody, input.helloAckBody),
   );
   const ikm = concatBytes(input.shared, input.psk?.ikm ?? new Uint8Array(0));
-  const okm = await provider.hkdfSha256(ikm, chain, transcript(LABELS.keys), 64 + KEY_ID_SIZE);
+  const okm = await provider.hkdfSha256(ikm, chain, KEYS_INFO, 64 + KEY_ID_SIZE);
   wipe(ikm);
   const id = okm.slice(64, 64 + KEY_ID_SIZE);
   const keys = {
