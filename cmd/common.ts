@@ -47,6 +47,8 @@ export interface Io {
   stdout(data: Uint8Array): Promise<void>;
   stderr(line: string): void;
   stdoutIsTty: boolean;
+  /** stderr is a terminal: progress lines for long streams (off when absent). */
+  stderrIsTty?: boolean;
   env: Record<string, string | undefined>;
 }
 
@@ -63,6 +65,7 @@ export function processIo(): Io {
       }),
     stderr: (line) => void process.stderr.write(line),
     stdoutIsTty: Boolean(process.stdout.isTTY),
+    stderrIsTty: Boolean(process.stderr.isTTY),
     env: process.env,
   };
 }

@@ -8,17 +8,55 @@ import {
   unwrapAnyForm,
 } from "../envelope.ts";
 import { isMissiveError } from "../errors.ts";
-import { type Command, loadRegistry, parseFlags, readInput, writeOutput } from "./common.ts";
+import { type Command, type Io, loadRegistry, parseFlags, writeOutput } from "./common.ts";
+import type { Registry } from "../registry.ts";
+import type { StpPlugin } from "../types.ts";
+import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
+import { inputSource, sniffInput } from "./streaming.ts";
 
 const usage = `missive inspect [--json] [INPUT]
 
 Shows an envelope's header without opening it: its form (binary, armor, line), the STP
 (type, version) and name when a plugin knows it, the sequence number and payload size.
 
+A stream (SPEC §20) is recognized by its first bytes: inspect reads only its header
+and shows the header envelope's STP and size (form "stream").
+
 Options:
   --json            one JSON object
   --plugin PATH     load a plugin module, to name its STP (repeatable)
 `;
+
+/** A stream's header: its envelope's STP, without keys (the chunks are not read). */
+async function inspectStream(io: Io, registry: Registry, source: ByteSource, json?: boolean) {
+  const header = await readStreamHeader(source);
+  const envelope = decodeEnvelope(header);
+  let stp: StpPlugin | null = null;
+  try {
+    stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
+  } catch (e) {
+    if (!isMissiveError(e, "unknown-protocol")) throw e;
+  }
+  const report = {
+    form: "stream",
+    headerSize: header.length,
+    protocolType: envelope.protocolType,
+    protocolVersion: envelope.protocolVersion,
+    stp: stp ? stp.name : null,
+    sequenceNumber: envelope.sequenceNumber ?? null,
+    payloadSize: envelope.payload.length,
+    properties: stp?.properties ?? null,
+  };
+  const text = json ? JSON.stringify(report) + "\n" : [
+    `form:             stream (header envelope ${header.length} bytes; chunks follow, not read)`,
+    `protocol:         type ${envelope.protocolType}, version ${envelope.protocolVersion}` +
+    (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
+    `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
+    `payload:          ${envelope.payload.length} bytes`,
+    "",
+  ].join("\n");
+  await writeOutput(io, undefined, utf8(text));
+}
 
 export const inspect: Command = {
   summary: "show an envelope's header (no keys needed)",
@@ -30,12 +68,18 @@ export const inspect: Command = {
     }, usage);
     if (!parsed) return;
     const registry = await loadRegistry(io, parsed.values.plugin);
-    const input = await readInput(
-      io,
-      parsed.positionals[0],
-      maxArmoredLength(MAX_ENVELOPE_SIZE),
-      "envelope",
-    );
+    const { source, close } = inputSource(io, parsed.positionals[0]);
+    let sniffed;
+    try {
+      sniffed = await sniffInput(source, maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+      if ("stream" in sniffed) {
+        await inspectStream(io, registry, sniffed.stream, parsed.values.json);
+        return;
+      }
+    } finally {
+      close();
+    }
+    const input = sniffed.input;
     const form = looksLikeEnvelope(input)
       ? "binary"
       : new TextDecoder().decode(input.subarray(0, 64)).trimStart().startsWith("-----BEGIN")

@@ -1,0 +1,178 @@
+/**
+ * Byte sources and sinks for streams: a file descriptor read in large blocks, an async
+ * iterable (stdin, tests), a byte array; sinks that write batches of parts with one
+ * system call (`writev`) or hand them to a callback. Sources never overwrite bytes they
+ * returned, so callers may keep views.
+ * @module
+ */
+import { readSync, writeSync, writevSync } from "node:fs";
+import { type Bytes, concatBytes } from "../bytes.ts";
+import { MissiveError } from "../errors.ts";
+
+/** Where a stream's bytes come from. */
+export interface ByteSource {
+  /**
+   * Up to `n` bytes: exactly `n` unless the input ends first (then fewer, possibly none).
+   * The result may be a view into a buffer the source never reuses.
+   */
+  read(n: number): Promise<Uint8Array>;
+}
+
+/** Where a stream's bytes go, in order. */
+export interface ByteSink {
+  /** Writes the parts in order; resolves once they were handed on. */
+  write(parts: readonly Uint8Array[]): Promise<void>;
+}
+
+/** Bytes read from a descriptor per system call. */
+const BLOCK = 4 * 1024 * 1024;
+
+function ioError(what: string, e: unknown): MissiveError {
+  const code = (e as { code?: string }).code ?? (e as Error).message;
+  return new MissiveError("io", `${what}: ${code}`);
+}
+
+/** Gathers parts into exactly-`n`-byte results, from blocks of any size. */
+class Gatherer implements ByteSource {
+  #block: Uint8Array = new Uint8Array(0);
+  #at = 0;
+  #ended = false;
+  readonly #next: () => Promise<Uint8Array | undefined>;
+
+  constructor(next: () => Promise<Uint8Array | undefined>) {
+    this.#next = next;
+  }
+
+  async read(n: number): Promise<Uint8Array> {
+    const available = this.#block.length - this.#at;
+    if (available >= n) {
+      const out = this.#block.subarray(this.#at, this.#at + n);
+      this.#at += n;
+      return out;
+    }
+    // Spans blocks: one copy into a buffer of exactly n (checked by callers before asking).
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      if (this.#at === this.#block.length) {
+        if (this.#ended) break;
+        const block = await this.#next();
+        if (block === undefined) {
+          this.#ended = true;
+          break;
+        }
+        this.#block = block;
+        this.#at = 0;
+        continue;
+      }
+      const take = Math.min(n - filled, this.#block.length - this.#at);
+      out.set(this.#block.subarray(this.#at, this.#at + take), filled);
+      this.#at += take;
+      filled += take;
+    }
+    return filled === n ? out : out.subarray(0, filled);
+  }
+}
+
+/** Reads a descriptor in 4 MiB blocks (fresh buffers: views handed out stay valid). */
+export function fdSource(fd: number, what = "input"): ByteSource {
+  return new Gatherer(() => {
+    const block = new Uint8Array(BLOCK);
+    let n: number;
+    try {
+      n = readSync(fd, block, 0, BLOCK, null);
+    } catch (e) {
+      return Promise.reject(ioError(`cannot read ${what}`, e));
+    }
+    return Promise.resolve(n === 0 ? undefined : block.subarray(0, n));
+  });
+}
+
+/** Reads an async iterable of byte chunks (stdin, tests). */
+export function iterableSource(chunks: AsyncIterable<Uint8Array>): ByteSource {
+  const it = chunks[Symbol.asyncIterator]();
+  return new Gatherer(async () => {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return undefined;
+      if (r.value.length > 0) return r.value;
+    }
+  });
+}
+
+/** Reads a byte array. */
+export function bytesSource(bytes: Uint8Array): ByteSource {
+  let done = false;
+  return new Gatherer(() => {
+    if (done) return Promise.resolve(undefined);
+    done = true;
+    return Promise.resolve(bytes);
+  });
+}
+
+/** `prefix` (bytes already read, e.g. for sniffing) followed by the rest of `source`. */
+export function prefixedSource(prefix: Uint8Array, source: ByteSource): ByteSource {
+  let done = prefix.length === 0;
+  return new Gatherer(async () => {
+    if (!done) {
+      done = true;
+      return prefix;
+    }
+    const block = await source.read(BLOCK);
+    return block.length === 0 ? undefined : block;
+  });
+}
+
+/** Writes to a descriptor: one `writev` per batch, looping over partial writes. */
+export function fdSink(fd: number, what = "output"): ByteSink {
+  return {
+    write(parts) {
+      try {
+        let pending = parts.filter((p) => p.length > 0);
+        while (pending.length > 0) {
+          let n = pending.length === 1
+            ? writeSync(fd, pending[0])
+            : writevSync(fd, pending as Uint8Array[]);
+          const rest: Uint8Array[] = [];
+          for (const p of pending) {
+            if (n >= p.length) n -= p.length;
+            else {
+              rest.push(p.subarray(n));
+              n = 0;
+            }
+          }
+          pending = rest;
+        }
+      } catch (e) {
+        return Promise.reject(ioError(`cannot write ${what}`, e));
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Hands each batch to `write` as one array (e.g. the CLI's stdout). */
+export function callbackSink(write: (data: Bytes) => Promise<void>): ByteSink {
+  return {
+    write: (parts) => write(parts.length === 1 ? parts[0] as Bytes : concatBytes(...parts)),
+  };
+}
+
+/** Collects everything written (tests, small messages). */
+export function memorySink(): ByteSink & { bytes(): Bytes; length: number } {
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  return {
+    write(batch) {
+      for (const p of batch) {
+        parts.push(p.slice());
+        length += p.length;
+      }
+      return Promise.resolve();
+    },
+    bytes: () => concatBytes(...parts),
+    get length() {
+      return length;
+    },
+  };
+}
