@@ -16,6 +16,11 @@ export interface ByteSource {
    * The result may be a view into a buffer the source never reuses.
    */
   read(n: number): Promise<Uint8Array>;
+  /**
+   * Fills `target` (the hot path: the caller reuses its buffers, so a gigabyte makes no
+   * gigabyte of garbage). Returns the bytes written, fewer than its length only at the end.
+   */
+  readInto(target: Uint8Array): Promise<number>;
 }
 
 /** Where a stream's bytes go, in order. */
@@ -52,6 +57,12 @@ class Gatherer implements ByteSource {
     }
     // Spans blocks: one copy into a buffer of exactly n (checked by callers before asking).
     const out = new Uint8Array(n);
+    const filled = await this.readInto(out);
+    return filled === n ? out : out.subarray(0, filled);
+  }
+
+  async readInto(out: Uint8Array): Promise<number> {
+    const n = out.length;
     let filled = 0;
     while (filled < n) {
       if (this.#at === this.#block.length) {
@@ -70,22 +81,44 @@ class Gatherer implements ByteSource {
       this.#at += take;
       filled += take;
     }
-    return filled === n ? out : out.subarray(0, filled);
+    return filled;
   }
 }
 
-/** Reads a descriptor in 4 MiB blocks (fresh buffers: views handed out stay valid). */
-export function fdSource(fd: number, what = "input"): ByteSource {
-  return new Gatherer(() => {
-    const block = new Uint8Array(BLOCK);
-    let n: number;
+/** Reads a descriptor: `readInto` straight into the caller's buffer, no copy. */
+class FdSource implements ByteSource {
+  readonly #fd: number;
+  readonly #what: string;
+
+  constructor(fd: number, what: string) {
+    this.#fd = fd;
+    this.#what = what;
+  }
+
+  async read(n: number): Promise<Uint8Array> {
+    const out = new Uint8Array(n);
+    const filled = await this.readInto(out);
+    return filled === n ? out : out.subarray(0, filled);
+  }
+
+  readInto(target: Uint8Array): Promise<number> {
+    let filled = 0;
     try {
-      n = readSync(fd, block, 0, BLOCK, null);
+      while (filled < target.length) {
+        const got = readSync(this.#fd, target, filled, target.length - filled, null);
+        if (got === 0) break;
+        filled += got;
+      }
     } catch (e) {
-      return Promise.reject(ioError(`cannot read ${what}`, e));
+      return Promise.reject(ioError(`cannot read ${this.#what}`, e));
     }
-    return Promise.resolve(n === 0 ? undefined : block.subarray(0, n));
-  });
+    return Promise.resolve(filled);
+  }
+}
+
+/** Reads a descriptor (a file, or a pipe as stdin). */
+export function fdSource(fd: number, what = "input"): ByteSource {
+  return new FdSource(fd, what);
 }
 
 /** Reads an async iterable of byte chunks (stdin, tests). */
@@ -112,15 +145,45 @@ export function bytesSource(bytes: Uint8Array): ByteSource {
 
 /** `prefix` (bytes already read, e.g. for sniffing) followed by the rest of `source`. */
 export function prefixedSource(prefix: Uint8Array, source: ByteSource): ByteSource {
-  let done = prefix.length === 0;
-  return new Gatherer(async () => {
-    if (!done) {
-      done = true;
-      return prefix;
+  let at = 0;
+  const readInto = async (target: Uint8Array) => {
+    const take = Math.min(prefix.length - at, target.length);
+    target.set(prefix.subarray(at, at + take));
+    at += take;
+    if (at === prefix.length) {
+      prefix = new Uint8Array(0); // drop it: it may be 16 MiB
+      at = 0;
     }
-    const block = await source.read(BLOCK);
-    return block.length === 0 ? undefined : block;
-  });
+    if (take === target.length) return take;
+    return take + await source.readInto(target.subarray(take));
+  };
+  return {
+    readInto,
+    async read(n) {
+      const out = new Uint8Array(n);
+      const filled = await readInto(out);
+      return filled === n ? out : out.subarray(0, filled);
+    },
+  };
+}
+
+/** Bytes between two garbage-collection hints. */
+const GC_EVERY = 32 * 1024 * 1024;
+let sinceHint = 0;
+
+/**
+ * Counts bytes through a stream and, every 32 MiB, asks the runtime to collect garbage
+ * where it offers that (Bun.gc; V8's `gc` when exposed). WebCrypto returns every chunk in
+ * a fresh ArrayBuffer; engines count those as external memory and collect them late,
+ * which would let a gigabyte leave ~100 MB of dead buffers (docs/BENCHMARKS.md, Streams).
+ */
+export function garbageHint(bytes: number): void {
+  sinceHint += bytes;
+  if (sinceHint < GC_EVERY) return;
+  sinceHint = 0;
+  const g = globalThis as { Bun?: { gc?: (force: boolean) => void }; gc?: () => void };
+  if (g.Bun?.gc) g.Bun.gc(true);
+  else g.gc?.();
 }
 
 /** Writes to a descriptor: one `writev` per batch, looping over partial writes. */

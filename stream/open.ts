@@ -26,8 +26,8 @@ import {
   StreamError,
   TAG_BYTES,
 } from "./format.ts";
-import type { ByteSink, ByteSource } from "./io.ts";
-import { DEFAULT_IN_FLIGHT, WRITE_BATCH } from "./seal.ts";
+import { type ByteSink, type ByteSource, garbageHint } from "./io.ts";
+import { inFlightFor, WRITE_BATCH } from "./seal.ts";
 
 /** Inputs of `openStream`. */
 export interface OpenStreamRequest {
@@ -176,11 +176,17 @@ export async function openStream(
     }
     released += batchBytes;
     batch = [];
+    garbageHint(batchBytes);
     batchBytes = 0;
     request.onProgress?.(released);
   };
   const window: Promise<Uint8Array>[] = [];
-  const inFlight = Math.max(1, request.inFlight ?? DEFAULT_IN_FLIGHT);
+  const inFlight = inFlightFor(request.inFlight, chunkSize + trailer);
+  // Record buffers reused round-robin, each refilled only after its chunk's job is done
+  // (as in seal.ts); the plaintext each job returns is its own array.
+  const buffers = Array.from({ length: inFlight + 2 }, () => new Uint8Array(chunkSize + trailer));
+  const word = new Uint8Array(4);
+  const words = new DataView(word.buffer);
   const take = async () => {
     const plain = await window.shift()!;
     batch.push(plain);
@@ -192,11 +198,10 @@ export async function openStream(
     let readFailure: MissiveError | undefined;
     for (;; index++) {
       try {
-        const word = await source.read(4);
-        if (word.length < 4) {
+        if ((await source.readInto(word)) < 4) {
           throw malformed(`truncated: no final chunk (input ends before chunk ${index})`);
         }
-        const value = new DataView(word.buffer, word.byteOffset, 4).getUint32(0);
+        const value = words.getUint32(0);
         const last = (value & LAST_FLAG) !== 0;
         const length = value & ~LAST_FLAG;
         if (length > chunkSize) {
@@ -212,8 +217,10 @@ export async function openStream(
         if (last && length === 0 && index > 0) {
           throw malformed(`final chunk ${index} is empty (only an empty stream ends so)`);
         }
-        const record = await source.read(length + trailer);
-        if (record.length < length + trailer) throw malformed(`truncated inside chunk ${index}`);
+        const record = buffers[index % buffers.length].subarray(0, length + trailer);
+        if ((await source.readInto(record)) < record.length) {
+          throw malformed(`truncated inside chunk ${index}`);
+        }
         if (last && (await source.read(1)).length > 0) {
           throw malformed(`data after the final chunk ${index}`);
         }

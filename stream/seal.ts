@@ -26,10 +26,21 @@ import {
   recordWord,
   STREAM_MAGIC,
 } from "./format.ts";
-import type { ByteSink, ByteSource } from "./io.ts";
+import { type ByteSink, type ByteSource, garbageHint } from "./io.ts";
 
 /** Chunks sealed concurrently unless told otherwise. */
 export const DEFAULT_IN_FLIGHT = 8;
+/** Chunk buffers (in flight plus two) stay under this many bytes, whatever the chunk size. */
+const BUFFER_BUDGET = 48 * 1024 * 1024;
+
+/**
+ * How many chunks may be in flight: at most `wanted`, and few enough that the reused
+ * buffers (one per chunk in flight, plus two) fit the budget.
+ */
+export function inFlightFor(wanted: number | undefined, bufferSize: number): number {
+  const fit = Math.floor(BUFFER_BUDGET / bufferSize) - 2;
+  return Math.max(1, Math.min(wanted ?? DEFAULT_IN_FLIGHT, fit));
+}
 /** Output is handed to the sink in batches of about this many bytes. */
 export const WRITE_BATCH = 1024 * 1024;
 
@@ -152,34 +163,39 @@ export async function sealStream(request: SealStreamRequest): Promise<SealStream
     await sink.write(batch);
     streamBytes += batch.reduce((n, p) => n + p.length, 0);
     batch = [];
+    garbageHint(batchBytes);
     batchBytes = 0;
     request.onProgress?.(plaintextBytes);
   };
   const window: Promise<Uint8Array[]>[] = [];
-  const inFlight = Math.max(1, request.inFlight ?? DEFAULT_IN_FLIGHT);
+  const inFlight = inFlightFor(request.inFlight, chunkSize);
   const take = async () => {
     const parts = await window.shift()!;
     batch.push(...parts);
     for (const p of parts) batchBytes += p.length;
     if (batchBytes >= WRITE_BATCH) await flush();
   };
+  // Buffers are reused round-robin: buffer i % n is refilled only after chunk i's job is
+  // done (the window holds fewer than n - 1 jobs), so no provider sees bytes change.
+  const buffers = Array.from({ length: inFlight + 2 }, () => new Uint8Array(chunkSize));
+  let index = 0;
   try {
     // One chunk of look-ahead: a full chunk is the last one only if the input ends there.
-    let current = await source.read(chunkSize);
-    let index = 0;
+    let length = await source.readInto(buffers[0]);
     for (;;) {
-      const next = current.length === chunkSize ? await source.read(chunkSize) : undefined;
-      const last = next === undefined || next.length === 0;
-      const job = sealChunk(index, current, last);
+      const next = buffers[(index + 1) % buffers.length];
+      const nextLength = length === chunkSize ? await source.readInto(next) : 0;
+      const last = nextLength === 0;
+      const job = sealChunk(index, buffers[index % buffers.length].subarray(0, length), last);
       job.catch(() => {}); // awaited in order below; never an unhandled rejection
       window.push(job);
-      consumed += current.length;
+      consumed += length;
       if (window.length >= inFlight) {
         await take();
         plaintextBytes = consumed;
       }
       if (last) break;
-      current = next!;
+      length = nextLength;
       index++;
     }
     while (window.length > 0) await take();
