@@ -29,9 +29,6 @@ export interface ByteSink {
   write(parts: readonly Uint8Array[]): Promise<void>;
 }
 
-/** Bytes read from a descriptor per system call. */
-const BLOCK = 4 * 1024 * 1024;
-
 function ioError(what: string, e: unknown): MissiveError {
   const code = (e as { code?: string }).code ?? (e as Error).message;
   return new MissiveError("io", `${what}: ${code}`);
