@@ -193,47 +193,51 @@ export async function openStream(
     batchBytes += plain.length;
     if (batchBytes >= WRITE_BATCH) await flush();
   };
+  /** Reads record `index`: checks its length word before reading (or allocating) more. */
+  const readRecord = async (index: number) => {
+    if ((await source.readInto(word)) < 4) {
+      throw malformed(`truncated: no final chunk (input ends before chunk ${index})`);
+    }
+    const value = words.getUint32(0);
+    const last = (value & LAST_FLAG) !== 0;
+    const length = value & ~LAST_FLAG;
+    if (length > chunkSize) {
+      throw malformed(`chunk ${index} claims ${length} bytes, over the chunk size ${chunkSize}`);
+    }
+    if (!last && length !== chunkSize) {
+      throw malformed(`chunk ${index} is not final but holds ${length} bytes, not ${chunkSize}`);
+    }
+    if (last && length === 0 && index > 0) {
+      throw malformed(`final chunk ${index} is empty (only an empty stream ends so)`);
+    }
+    const record = buffers[index % buffers.length].subarray(0, length + trailer);
+    if ((await source.readInto(record)) < record.length) {
+      throw malformed(`truncated inside chunk ${index}`);
+    }
+    if (last && (await source.read(1)).length > 0) {
+      throw malformed(`data after the final chunk ${index}`);
+    }
+    return { last, record };
+  };
+
   let index = 0;
   try {
     let readFailure: MissiveError | undefined;
     for (;; index++) {
+      let next;
       try {
-        if ((await source.readInto(word)) < 4) {
-          throw malformed(`truncated: no final chunk (input ends before chunk ${index})`);
-        }
-        const value = words.getUint32(0);
-        const last = (value & LAST_FLAG) !== 0;
-        const length = value & ~LAST_FLAG;
-        if (length > chunkSize) {
-          throw malformed(
-            `chunk ${index} claims ${length} bytes, over the chunk size ${chunkSize}`,
-          );
-        }
-        if (!last && length !== chunkSize) {
-          throw malformed(
-            `chunk ${index} is not final but holds ${length} bytes, not ${chunkSize}`,
-          );
-        }
-        if (last && length === 0 && index > 0) {
-          throw malformed(`final chunk ${index} is empty (only an empty stream ends so)`);
-        }
-        const record = buffers[index % buffers.length].subarray(0, length + trailer);
-        if ((await source.readInto(record)) < record.length) {
-          throw malformed(`truncated inside chunk ${index}`);
-        }
-        if (last && (await source.read(1)).length > 0) {
-          throw malformed(`data after the final chunk ${index}`);
-        }
-        const job = openChunk(index, last, record);
-        job.catch(() => {});
-        window.push(job);
-        if (window.length >= inFlight) await take();
-        if (last) break;
+        next = await readRecord(index);
       } catch (e) {
         if (!(e instanceof MissiveError)) throw e;
         readFailure = e;
         break;
       }
+      const job = openChunk(index, next.last, next.record);
+      job.catch(() => {}); // awaited in order by take(); never an unhandled rejection
+      window.push(job);
+      // A chunk that fails here stops everything: later chunks are never released.
+      if (window.length >= inFlight) await take();
+      if (next.last) break;
     }
     // Chunks before a read failure are released in order if they authenticate.
     while (window.length > 0) await take();
