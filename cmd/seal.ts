@@ -72,8 +72,7 @@ Streams (SPEC §20): with --stream, or automatically when the input is larger th
 AES-256-GCM chunks, each signed by the sender when several recipients hold the key.
 Any size, in constant memory; binary only (no --armor/--lines). AMP text/1 or file/1.
   --stream              seal as a stream whatever the input size
-  --chunk-size N        stream chunk size in bytes (default 65536; 1048576 when
-                        chunks are signed; 256..16777216)
+  --chunk-size N        stream chunk size in bytes (default 262144; 256..16777216)
   --quiet               no progress line (shown only on a terminal, for long inputs)
 `;
 

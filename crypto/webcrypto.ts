@@ -112,7 +112,14 @@ async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<By
 /** The WebCrypto provider (ChaCha AEADs delegate to noble). */
 export const webcryptoProvider: CryptoProvider = {
   name: "webcrypto",
-  sha256: async (data) => new Uint8Array(await subtle.digest("SHA-256", copyBytes(data))),
+  // digest() copies its input when called; only views of other buffer kinds need a copy.
+  sha256: async (data) =>
+    new Uint8Array(
+      await subtle.digest(
+        "SHA-256",
+        data.buffer instanceof ArrayBuffer ? data as Bytes : copyBytes(data),
+      ),
+    ),
   sha512: async (data) => new Uint8Array(await subtle.digest("SHA-512", copyBytes(data))),
   async hmacSha256(key, data) {
     const k = await subtle.importKey(

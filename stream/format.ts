@@ -20,10 +20,14 @@ export const TAG_BYTES = 16;
 export const SIGNATURE_BYTES = 64;
 /** Bit 31 of a record's length word: this is the final chunk. */
 export const LAST_FLAG = 0x8000_0000;
-/** Default chunk size of unsigned streams (one recipient). */
-export const DEFAULT_CHUNK = 64 * 1024;
-/** Default chunk size of signed streams: one signature per MiB (SPEC §20.4). */
-export const DEFAULT_SIGNED_CHUNK = 1024 * 1024;
+/**
+ * Default chunk size (SPEC §20.4): 256 KiB amortizes WebCrypto's per-call cost (64 KiB
+ * chunks ran at about half the speed) and one signature per chunk in signed streams
+ * (4096 per GiB), while 1 MiB chunks made the engines hold more dead output buffers.
+ */
+export const DEFAULT_CHUNK = 256 * 1024;
+/** Default chunk size of signed streams (the same; kept separate to tune apart). */
+export const DEFAULT_SIGNED_CHUNK = 256 * 1024;
 
 /** HKDF info for the chunk key. */
 export const LABEL_KEY = "missive/stream/v1/key";

@@ -55,7 +55,7 @@ export interface SealStreamRequest {
   content?: { ampType: number; ampVersion: number; name?: string; mediaType?: string };
   source: ByteSource;
   sink: ByteSink;
-  /** Default 64 KiB, or 1 MiB when signed. */
+  /** Default 256 KiB (DEFAULT_CHUNK, DEFAULT_SIGNED_CHUNK). */
   chunkSize?: number;
   /** Sign every chunk; default: when the STP is multi-recipient or recipients ≠ 1. */
   signed?: boolean;
