@@ -102,7 +102,6 @@ async function maybeStream(
     "chunk-size"?: string;
     quiet?: boolean;
     out?: string;
-    option?: string[];
     "no-card"?: boolean;
     "hash-destination"?: boolean;
   },
@@ -113,6 +112,8 @@ async function maybeStream(
     sender?: Identity;
     recipients: Card[];
     fields: Record<string, string>;
+    /** The STP options `seal` built (--option pairs and whatever flags add). */
+    options: Record<string, string>;
     sequenceNumber?: number;
     registry: Registry;
   },
@@ -154,7 +155,7 @@ async function maybeStream(
       sequenceNumber: c.sequenceNumber,
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
-      options: parsePairs(v.option, "--option"),
+      options: c.options,
     });
     return { done: true };
   } finally {
@@ -243,13 +244,19 @@ export const seal: Command = {
     }
     const recipients = to.cards;
     const fields = parsePairs(v.field, "--field");
+    const options = {
+      ...parsePairs(v.option, "--option"),
+      ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
+      ...await x509Options(io, { cert: v.cert, key: v.key }),
+    };
     const streamed = await maybeStream(io, parsed.positionals[0], v, {
-      binary,
+      binary: binary && v.format === "envelope",
       stp,
       amp,
       sender,
       recipients,
       fields,
+      options,
       sequenceNumber,
       registry,
     });
@@ -260,11 +267,6 @@ export const seal: Command = {
       Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
       "message",
     );
-    const options = {
-      ...parsePairs(v.option, "--option"),
-      ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
-      ...await x509Options(io, { cert: v.cert, key: v.key }),
-    };
     if (smime) {
       options["recipient-certs"] = certificatesToPem(to.certificates);
       if (v.cipher !== undefined) options.cipher = v.cipher;
