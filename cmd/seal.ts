@@ -136,7 +136,10 @@ async function maybeStream(
   const input = inputSource(io, path);
   try {
     let source = input.source;
-    if (!v.stream) {
+    // A regular file over the threshold streams at once; else read up to the threshold
+    // to decide (stdin, pipes; a file's size is only a hint, so it is read the same way).
+    const large = input.fileSize !== undefined && input.fileSize > STREAM_THRESHOLD;
+    if (!v.stream && !large) {
       const head = await source.read(STREAM_THRESHOLD + 1);
       if (head.length <= STREAM_THRESHOLD) return { done: false, input: head.slice() };
       source = prefixedSource(head, source);

@@ -4,7 +4,7 @@
  * terminal. `seal`, `open` and `inspect` call these; no protocol logic lives here.
  * @module
  */
-import { closeSync, openSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, openSync, unlinkSync } from "node:fs";
 import { type Bytes, concatBytes, toHex } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
@@ -36,11 +36,14 @@ export const STREAM_THRESHOLD = 16 * 1024 * 1024;
 const PROGRESS_AFTER_MS = 1000;
 const PROGRESS_EVERY_MS = 250;
 
-/** The input named on the command line (FILE, or stdin for none or "-") as a source. */
+/**
+ * The input named on the command line (FILE, or stdin for none or "-") as a source, with
+ * its size when it is a regular file (pipes and devices: undefined).
+ */
 export function inputSource(
   io: Io,
   path: string | undefined,
-): { source: ByteSource; close(): void } {
+): { source: ByteSource; close(): void; fileSize?: number } {
   if (path === undefined || path === "-") {
     return { source: iterableSource(io.stdin()), close() {} };
   }
@@ -50,7 +53,12 @@ export function inputSource(
   } catch (e) {
     throw new MissiveError("io", `cannot read ${path}: ${(e as { code?: string }).code ?? e}`);
   }
-  return { source: fdSource(fd, path), close: () => closeSync(fd) };
+  const stat = fstatSync(fd);
+  return {
+    source: fdSource(fd, path),
+    close: () => closeSync(fd),
+    fileSize: stat.isFile() ? stat.size : undefined,
+  };
 }
 
 /** Reads the rest of `source`, refusing more than `max` bytes (counted as it goes). */
