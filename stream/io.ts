@@ -5,7 +5,7 @@
  * returned, so callers may keep views.
  * @module
  */
-import { readSync, writeSync, writevSync } from "node:fs";
+import { readSync, writev } from "node:fs";
 import { type Bytes, concatBytes } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
 
@@ -183,32 +183,107 @@ export function garbageHint(bytes: number): void {
   else g.gc?.();
 }
 
-/** Writes to a descriptor: one `writev` per batch, looping over partial writes. */
+/** What is left of `parts` after `n` bytes of them were written. */
+function rest(parts: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const p of parts) {
+    if (n >= p.length) n -= p.length;
+    else {
+      out.push(n > 0 ? p.subarray(n) : p);
+      n = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * Writes to a descriptor with `writev` off the main thread (the runtime's I/O pool), so
+ * the caller can seal or open the next chunks meanwhile (see BatchWriter). Parts must not
+ * change until the write resolves.
+ */
 export function fdSink(fd: number, what = "output"): ByteSink {
   return {
     write(parts) {
-      try {
-        let pending = parts.filter((p) => p.length > 0);
-        while (pending.length > 0) {
-          let n = pending.length === 1
-            ? writeSync(fd, pending[0])
-            : writevSync(fd, pending as Uint8Array[]);
-          const rest: Uint8Array[] = [];
-          for (const p of pending) {
-            if (n >= p.length) n -= p.length;
-            else {
-              rest.push(p.subarray(n));
-              n = 0;
-            }
-          }
-          pending = rest;
-        }
-      } catch (e) {
-        return Promise.reject(ioError(`cannot write ${what}`, e));
-      }
-      return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const go = (pending: Uint8Array[]) => {
+          if (pending.length === 0) return resolve();
+          writev(fd, pending, null, (err, n) => {
+            if (err) reject(ioError(`cannot write ${what}`, err));
+            else go(rest(pending, n));
+          });
+        };
+        go(parts.filter((p) => p.length > 0));
+      });
     },
   };
+}
+
+/**
+ * Gathers parts into batches of about `batchSize` bytes and keeps one batch being written
+ * while the caller goes on; `finish` writes the rest and waits. `written` counts bytes
+ * whose write completed. Batches hold the caller's arrays, so those must be fresh (the
+ * outputs of AEAD calls are).
+ */
+export class BatchWriter {
+  readonly #sink: ByteSink;
+  readonly #batchSize: number;
+  readonly #onWritten?: (written: number) => void;
+  #batch: Uint8Array[] = [];
+  #bytes = 0;
+  #pending?: Promise<void>;
+  #pendingBytes = 0;
+  /** Bytes handed to the sink whose write completed. */
+  written = 0;
+  /** The sink failed: nothing more may be written. */
+  failed = false;
+
+  constructor(sink: ByteSink, batchSize: number, onWritten?: (written: number) => void) {
+    this.#sink = sink;
+    this.#batchSize = batchSize;
+    this.#onWritten = onWritten;
+  }
+
+  /** Adds parts; starts a write once a batch is full (after the previous one finished). */
+  async add(...parts: Uint8Array[]): Promise<void> {
+    for (const p of parts) {
+      this.#batch.push(p);
+      this.#bytes += p.length;
+    }
+    if (this.#bytes >= this.#batchSize) await this.#start();
+  }
+
+  /** Writes whatever is gathered and waits for every write. */
+  async finish(): Promise<void> {
+    await this.#start();
+    await this.#settle();
+  }
+
+  async #settle(): Promise<void> {
+    const pending = this.#pending;
+    if (!pending) return;
+    this.#pending = undefined;
+    try {
+      await pending;
+    } catch (e) {
+      this.failed = true;
+      throw e;
+    }
+    this.written += this.#pendingBytes;
+    this.#pendingBytes = 0;
+    this.#onWritten?.(this.written);
+  }
+
+  async #start(): Promise<void> {
+    await this.#settle();
+    if (this.#batch.length === 0) return;
+    const parts = this.#batch;
+    this.#pendingBytes = this.#bytes;
+    this.#batch = [];
+    this.#bytes = 0;
+    garbageHint(this.#pendingBytes);
+    this.#pending = this.#sink.write(parts);
+    this.#pending.catch(() => {}); // observed by #settle
+  }
 }
 
 /** Hands each batch to `write` as one array (e.g. the CLI's stdout). */

@@ -26,7 +26,7 @@ import {
   StreamError,
   TAG_BYTES,
 } from "./format.ts";
-import { type ByteSink, type ByteSource, garbageHint } from "./io.ts";
+import { BatchWriter, type ByteSink, type ByteSource } from "./io.ts";
 import { inFlightFor, WRITE_BATCH } from "./seal.ts";
 
 /** Inputs of `openStream`. */
@@ -163,23 +163,7 @@ export async function openStream(
     }
   };
 
-  let released = 0;
-  let batch: Uint8Array[] = [];
-  let batchBytes = 0;
-  let sinkFailed = false;
-  const flush = async () => {
-    try {
-      await sink.write(batch);
-    } catch (e) {
-      sinkFailed = true;
-      throw e;
-    }
-    released += batchBytes;
-    batch = [];
-    garbageHint(batchBytes);
-    batchBytes = 0;
-    request.onProgress?.(released);
-  };
+  const writer = new BatchWriter(sink, WRITE_BATCH, request.onProgress);
   const window: Promise<Uint8Array>[] = [];
   const inFlight = inFlightFor(request.inFlight, chunkSize + trailer);
   // Record buffers reused round-robin, each refilled only after its chunk's job is done
@@ -187,12 +171,7 @@ export async function openStream(
   const buffers = Array.from({ length: inFlight + 2 }, () => new Uint8Array(chunkSize + trailer));
   const word = new Uint8Array(4);
   const words = new DataView(word.buffer);
-  const take = async () => {
-    const plain = await window.shift()!;
-    batch.push(plain);
-    batchBytes += plain.length;
-    if (batchBytes >= WRITE_BATCH) await flush();
-  };
+  const take = async () => await writer.add(await window.shift()!);
   /** Reads record `index`: checks its length word before reading (or allocating) more. */
   const readRecord = async (index: number) => {
     if ((await source.readInto(word)) < 4) {
@@ -241,18 +220,18 @@ export async function openStream(
     }
     // Chunks before a read failure are released in order if they authenticate.
     while (window.length > 0) await take();
-    await flush();
+    await writer.finish();
     if (readFailure) throw readFailure;
   } catch (e) {
     if (e instanceof MissiveError && !(e instanceof StreamError)) {
       // Release the authenticated chunks before the failure, so the count is exact:
       // every byte before the first bad chunk (SPEC §20.6).
-      if (batch.length > 0 && !sinkFailed) await flush();
-      throw new StreamError(e, released);
+      if (!writer.failed) await writer.finish();
+      throw new StreamError(e, writer.written);
     }
     throw e;
   } finally {
     await Promise.allSettled(window);
   }
-  return { ...head, plaintextBytes: released, chunks: index + 1 };
+  return { ...head, plaintextBytes: writer.written, chunks: index + 1 };
 }

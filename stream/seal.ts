@@ -26,7 +26,7 @@ import {
   recordWord,
   STREAM_MAGIC,
 } from "./format.ts";
-import { type ByteSink, type ByteSource, garbageHint } from "./io.ts";
+import { BatchWriter, type ByteSink, type ByteSource } from "./io.ts";
 
 /** Chunks sealed concurrently unless told otherwise. */
 export const DEFAULT_IN_FLIGHT = 8;
@@ -154,27 +154,13 @@ export async function sealStream(request: SealStreamRequest): Promise<SealStream
     return parts;
   };
 
-  let batch: Uint8Array[] = [STREAM_MAGIC, headerPrefix(header.length), header];
-  let batchBytes = 0;
-  let streamBytes = 0;
   let plaintextBytes = 0;
   let consumed = 0;
-  const flush = async () => {
-    await sink.write(batch);
-    streamBytes += batch.reduce((n, p) => n + p.length, 0);
-    batch = [];
-    garbageHint(batchBytes);
-    batchBytes = 0;
-    request.onProgress?.(plaintextBytes);
-  };
+  const writer = new BatchWriter(sink, WRITE_BATCH, () => request.onProgress?.(plaintextBytes));
+  await writer.add(STREAM_MAGIC, headerPrefix(header.length), header);
   const window: Promise<Uint8Array[]>[] = [];
   const inFlight = inFlightFor(request.inFlight, chunkSize);
-  const take = async () => {
-    const parts = await window.shift()!;
-    batch.push(...parts);
-    for (const p of parts) batchBytes += p.length;
-    if (batchBytes >= WRITE_BATCH) await flush();
-  };
+  const take = async () => await writer.add(...await window.shift()!);
   // Buffers are reused round-robin: buffer i % n is refilled only after chunk i's job is
   // done (the window holds fewer than n - 1 jobs), so no provider sees bytes change.
   const buffers = Array.from({ length: inFlight + 2 }, () => new Uint8Array(chunkSize));
@@ -200,10 +186,10 @@ export async function sealStream(request: SealStreamRequest): Promise<SealStream
     }
     while (window.length > 0) await take();
     plaintextBytes = consumed;
-    await flush();
+    await writer.finish();
     return {
       plaintextBytes,
-      streamBytes,
+      streamBytes: writer.written,
       chunks: index + 1,
       chunkSize,
       signed,
