@@ -165,7 +165,7 @@ export function prefixedSource(prefix: Uint8Array, source: ByteSource): ByteSour
 }
 
 /** Bytes between two garbage-collection hints. */
-const GC_EVERY = 64 * 1024 * 1024;
+const GC_EVERY = 32 * 1024 * 1024;
 let sinceHint = 0;
 
 /**
