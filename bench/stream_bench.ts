@@ -1,6 +1,6 @@
 /**
  * `deno bench --allow-all bench/stream_bench.ts`: the stream library (SPEC §20) on 16 MiB
- * in memory — seal and open, unsigned 64 KiB chunks and signed 1 MiB chunks, 1 and 8
+ * in memory — seal and open, unsigned and signed, 64 KiB / 256 KiB / 1 MiB chunks, 1 and 8
  * chunks in flight, WebCrypto and noble — plus the per-chunk costs that set the default
  * chunk sizes: one AES-256-GCM call with a prepared key vs importing it each time, and one
  * chunk signature (SHA-256 of the chunk + Ed25519). Figures: docs/BENCHMARKS.md, Streams.
@@ -32,7 +32,12 @@ function sinkInto(keep: Uint8Array[] | undefined): ByteSink & { n: number } {
   };
 }
 
-async function seal(signed: boolean, inFlight: number, crypto = webcryptoProvider) {
+async function seal(
+  signed: boolean,
+  inFlight: number,
+  chunkSize: number,
+  crypto = webcryptoProvider,
+) {
   const parts: Uint8Array[] = [];
   await sealStream({
     registry,
@@ -43,6 +48,7 @@ async function seal(signed: boolean, inFlight: number, crypto = webcryptoProvide
     sink: sinkInto(parts),
     signed,
     inFlight,
+    chunkSize,
     crypto,
   });
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -54,9 +60,14 @@ async function seal(signed: boolean, inFlight: number, crypto = webcryptoProvide
   return out;
 }
 
-for (const signed of [false, true]) {
-  const kind = signed ? "signed, 1 MiB chunks" : "unsigned, 64 KiB chunks";
-  const sealed = await seal(signed, 8);
+const CASES = [
+  { signed: false, chunkSize: 64 * 1024, kind: "unsigned, 64 KiB chunks" },
+  { signed: false, chunkSize: 256 * 1024, kind: "unsigned, 256 KiB chunks (default)" },
+  { signed: true, chunkSize: 256 * 1024, kind: "signed, 256 KiB chunks (default)" },
+  { signed: true, chunkSize: 1024 * 1024, kind: "signed, 1 MiB chunks" },
+];
+for (const { signed, chunkSize, kind } of CASES) {
+  const sealed = await seal(signed, 8, chunkSize);
   for (const inFlight of [1, 8]) {
     const group = `16 MiB ${kind}`;
     Deno.bench(`seal 16 MiB, ${kind}, ${inFlight} in flight`, { group, n: 10 }, async () => {
@@ -69,6 +80,7 @@ for (const signed of [false, true]) {
         sink: sinkInto(undefined),
         signed,
         inFlight,
+        chunkSize,
         crypto: webcryptoProvider,
       });
     });
@@ -85,7 +97,7 @@ for (const signed of [false, true]) {
 }
 
 Deno.bench("seal 16 MiB, unsigned, noble (pure JS)", { group: "noble", n: 2 }, async () => {
-  await seal(false, 1, nobleProvider);
+  await seal(false, 1, 256 * 1024, nobleProvider);
 });
 
 const key = new Uint8Array(32).fill(1);
