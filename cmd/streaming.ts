@@ -25,6 +25,7 @@ import {
   openStream,
   prefixedSource,
   sealStream,
+  type SealStreamRequest,
   STREAM_MAGIC,
   StreamError,
 } from "../stream/mod.ts";
@@ -175,6 +176,8 @@ export async function sealStreamCli(io: Io, request: {
   includeCard: boolean;
   hashDestination: boolean;
   options: Record<string, string>;
+  /** More header sealing options (e.g. group's hideRecipients). */
+  sealOptions?: SealStreamRequest["sealOptions"];
 }): Promise<void> {
   const { amp, fields } = request;
   const isFile = amp.type === FILE_TYPE;
@@ -211,6 +214,7 @@ export async function sealStreamCli(io: Io, request: {
       includeCard: request.includeCard,
       hashDestination: request.hashDestination,
       options: request.options,
+      sealOptions: request.sealOptions,
       onProgress: shown.update,
     });
     output.close();

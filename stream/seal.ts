@@ -11,7 +11,7 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type Registry, sealMessage } from "../registry.ts";
+import { type Registry, sealMessage, type SealRequest } from "../registry.ts";
 import type { StpPlugin } from "../types.ts";
 import { FILE_TYPE } from "../amp/file.ts";
 import { type StreamDescriptor, streamV1 } from "../amp/stream.ts";
@@ -64,6 +64,11 @@ export interface SealStreamRequest {
   hashDestination?: boolean;
   sequenceNumber?: number;
   options?: Record<string, string>;
+  /**
+   * More header sealing options, passed to sealMessage as they are (e.g. a multi-recipient
+   * STP's `hideRecipients`); the fields above win.
+   */
+  sealOptions?: Partial<SealRequest<StreamDescriptor>>;
   crypto?: CryptoProvider;
   /** Clock and randomness, injectable to make vectors (as in sealMessage). */
   now?: number;
@@ -121,6 +126,7 @@ export async function sealStream(request: SealStreamRequest): Promise<SealStream
     ...(content.ampType === FILE_TYPE ? { name: content.name, mediaType: content.mediaType } : {}),
   };
   const header = await sealMessage({
+    ...request.sealOptions,
     registry: request.registry,
     stp,
     amp: streamV1,
