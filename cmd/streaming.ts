@@ -96,14 +96,19 @@ export async function sniffInput(
 }
 
 /** A progress line on stderr, only on a terminal, without --quiet, after a second. */
-export function progress(io: Io, quiet: boolean | undefined, verb: string) {
-  if (quiet || !io.stderrIsTty) return { update() {}, done() {} };
-  const start = Date.now();
+export function progress(
+  io: Io,
+  quiet: boolean | undefined,
+  verb: string,
+  clock: () => number = Date.now,
+) {
+  if (quiet || !io.stderrIsTty) return { update(_bytes: number) {}, done() {} };
+  const start = clock();
   let lastShown = 0;
   let shown = false;
   return {
     update(bytes: number) {
-      const now = Date.now();
+      const now = clock();
       if (now - start < PROGRESS_AFTER_MS || now - lastShown < PROGRESS_EVERY_MS) return;
       lastShown = now;
       shown = true;

@@ -48,6 +48,8 @@ import {
   type StreamSeal,
 } from "./vectors/cases_stream.ts";
 import { fixedIdentity, runCli, spawnCli, tempDir } from "./helpers.ts";
+import type { Io } from "../cmd/common.ts";
+import { progress } from "../cmd/streaming.ts";
 
 const CHUNK = 256;
 /** What damage may cause; never `internal`. */
@@ -736,6 +738,44 @@ describe("stream CLI", () => {
     } finally {
       cleanup();
     }
+  });
+});
+
+describe("stream progress line", () => {
+  it("only on a terminal, not with --quiet, after a second, at most every 250 ms", () => {
+    let t = 1_000_000;
+    const clock = () => t;
+    const lines: string[] = [];
+    const io = (tty: boolean): Io => ({
+      stdin: async function* () {},
+      stdout: () => Promise.resolve(),
+      stderr: (line) => void lines.push(line),
+      stdoutIsTty: false,
+      stderrIsTty: tty,
+      env: {},
+    });
+    for (const [tty, quiet] of [[false, false], [true, true]]) {
+      const p = progress(io(tty), quiet, "sealed", clock);
+      t += 5000;
+      p.update(1 << 20);
+      p.done();
+    }
+    assert.deepEqual(lines, []);
+    const p = progress(io(true), false, "sealed", clock);
+    t += 500;
+    p.update(1 << 20); // under a second: nothing
+    assert.deepEqual(lines, []);
+    t += 1000;
+    p.update(3 << 20);
+    t += 100;
+    p.update(4 << 20); // under 250 ms since the last line: nothing
+    t += 300;
+    p.update(5 << 20);
+    p.done();
+    assert.equal(lines.length, 3);
+    assert.match(lines[0], /^\rmissive: sealed 3\.0 MiB \(\d+ MB\/s\)/);
+    assert.match(lines[1], /^\rmissive: sealed 5\.0 MiB/);
+    assert.equal(lines[2], "\n");
   });
 });
 
