@@ -37,13 +37,22 @@ export {
 export {
   MAX_STREAM_CHUNK,
   MIN_STREAM_CHUNK,
-  type StreamDescriptor,
   STREAM_TYPE,
+  type StreamDescriptor,
   streamV1,
 } from "./stream.ts";
 export { MAX_TEXT_BYTES, TEXT_TYPE, type TextMessage, textV1, textV2 } from "./text.ts";
 
 /** Every built-in AMP. */
 export function builtinAmps(): AmpPlugin[] {
-  return [textV1, textV2, notificationV1, receiptV1, presenceV1, controlV1, fileV1, streamV1] as AmpPlugin[];
+  return [
+    textV1,
+    textV2,
+    notificationV1,
+    receiptV1,
+    presenceV1,
+    controlV1,
+    fileV1,
+    streamV1,
+  ] as AmpPlugin[];
 }
