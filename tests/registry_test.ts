@@ -35,6 +35,7 @@ describe("registry", () => {
       [4, 1, "presence"],
       [5, 1, "control"],
       [6, 1, "file"],
+      [7, 1, "stream"],
     ]);
   });
 
