@@ -7,10 +7,10 @@
  * itself is not in the descriptor: it follows as chunks (stream/).
  * @module
  */
-import { type Bytes, utf8 } from "../bytes.ts";
+import { type Bytes, randomBytes, utf8 } from "../bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
-import type { AmpPlugin } from "../types.ts";
+import type { AmpPlugin, AmpSummary } from "../types.ts";
 import { FILE_TYPE } from "./file.ts";
 import { TEXT_TYPE } from "./text.ts";
 
@@ -40,6 +40,18 @@ export interface StreamDescriptor {
   signed: boolean;
   name?: string;
   mediaType?: string;
+}
+
+/** Chunk size of a descriptor made by fromInput without --field chunk-size. */
+const DEFAULT_CHUNK_SIZE = 256 * 1024;
+
+/** One line for people; no key. */
+function describe(d: StreamDescriptor): string {
+  const what = d.name !== undefined
+    ? `file ${JSON.stringify(d.name)} (${d.mediaType})`
+    : `content AMP (${d.ampType}, ${d.ampVersion})`;
+  return `stream header: ${what} in chunks of ${d.chunkSize} bytes` +
+    `${d.signed ? ", each signed by the sender" : ""}; the chunks are not in this envelope`;
 }
 
 /** Why a descriptor is unusable, or undefined. */
@@ -110,8 +122,52 @@ function decode(bytes: Uint8Array): StreamDescriptor {
   return d;
 }
 
-/** `stream` v1: made and read by the stream layer, never typed in by a user. */
-export const streamV1: AmpPlugin<StreamDescriptor> = {
+/** The `--field` names fromInput takes. */
+const FIELDS = ["chunk-size", "signed", "amp", "name", "type"];
+
+/**
+ * A bare descriptor from CLI fields (tooling and tests; `missive seal --stream` makes real
+ * ones): no input, a fresh random payload key.
+ */
+function fromInput(input: Uint8Array, fields: Readonly<Record<string, string>>): StreamDescriptor {
+  const unknown = Object.keys(fields).filter((k) => !FIELDS.includes(k));
+  if (input.length > 0 || unknown.length > 0) {
+    throw new MissiveError(
+      "usage",
+      `stream: ${
+        input.length > 0 ? "a descriptor takes no input" : `unknown field ${unknown[0]}`
+      }` +
+        "; streams are made by `missive seal --stream`",
+    );
+  }
+  const file = fields.amp === "file" || fields.amp === "file/1";
+  if (fields.amp !== undefined && !file && fields.amp !== "text" && fields.amp !== "text/1") {
+    throw new MissiveError("usage", "stream: --field amp= must be text/1 or file/1");
+  }
+  const size = fields["chunk-size"];
+  if (size !== undefined && !/^\d{1,9}$/.test(size)) {
+    throw new MissiveError("usage", "stream: --field chunk-size= must be a number of bytes");
+  }
+  if (fields.signed !== undefined && !["yes", "no"].includes(fields.signed)) {
+    throw new MissiveError("usage", "stream: --field signed= must be yes or no");
+  }
+  const d: StreamDescriptor = {
+    ampType: file ? FILE_TYPE : TEXT_TYPE,
+    ampVersion: 1,
+    payloadKey: randomBytes(32),
+    chunkSize: size !== undefined ? Number(size) : DEFAULT_CHUNK_SIZE,
+    signed: fields.signed === "yes",
+    ...(file
+      ? { name: fields.name ?? "", mediaType: fields.type ?? "application/octet-stream" }
+      : {}),
+  };
+  const why = problem(d);
+  if (why) throw new MissiveError("usage", `stream: ${why}`);
+  return d;
+}
+
+/** `stream` v1: made and read by the stream layer (SPEC §20.2). */
+export const streamV1: AmpPlugin<StreamDescriptor> & AmpSummary<StreamDescriptor> = {
   kind: "amp",
   type: STREAM_TYPE,
   version: 1,
@@ -119,15 +175,10 @@ export const streamV1: AmpPlugin<StreamDescriptor> = {
   description: "a stream's descriptor: content AMP, payload key, chunk size (SPEC §20)",
   encode,
   decode,
-  fromInput() {
-    throw new MissiveError("usage", "stream: descriptors are made by `missive seal --stream`");
-  },
-  toOutput() {
-    throw new MissiveError(
-      "usage",
-      "stream: this is a stream's header alone; open the whole stream (header and chunks)",
-    );
-  },
+  fromInput,
+  // A header opened alone (without its chunks): a description, never the payload key.
+  toOutput: (d) => utf8(describe(d) + "\n"),
+  summary: describe,
   // Never the payload key.
   toJson: (d) => ({
     amp: [d.ampType, d.ampVersion],

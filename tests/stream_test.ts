@@ -416,12 +416,31 @@ describe("stream damage: fails typed, releases only the chunks before the damage
     assert.equal(got.error!.code, "auth-failed");
   });
 
-  it("a stream's header alone is not a message; STPs without confidentiality are refused", async () => {
-    const stream = await seal(data);
-    const header = await readStreamHeader(bytesSource(stream));
-    const r = await runCli(["open", "--key", "/dev/null"], { stdin: header });
-    assert.notEqual(r.code, 0);
-    assert.equal(r.stdout.length, 0);
+  it("a stream's header alone opens to a description, never content or key; STPs without confidentiality are refused", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      writeFileSync(join(dir, "bob.key"), await writeKeyFile(nobleProvider, bob), { mode: 0o600 });
+      const stream = await seal(data);
+      const header = await readStreamHeader(bytesSource(stream));
+      const r = await runCli(["open", "--key", join(dir, "bob.key")], { stdin: header });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(
+        r.text,
+        "stream header: content AMP (1, 1) in chunks of 256 bytes; the chunks are not in this envelope\n",
+      );
+      const json = await runCli(["open", "--json", "--key", join(dir, "bob.key")], {
+        stdin: header,
+      });
+      const opened = await openStreamHeader(defaultRegistry(), header, { identity: bob });
+      assert.ok(!json.text.includes(toHex(opened.descriptor.payloadKey)));
+      assert.deepEqual(JSON.parse(json.text).message, {
+        amp: [1, 1],
+        chunkSize: 256,
+        signed: false,
+      });
+    } finally {
+      cleanup();
+    }
     const registry = defaultRegistry();
     await assert.rejects(
       seal(data, { stp: registry.find("stp", "auth"), registry }),
@@ -501,6 +520,23 @@ describe("stream decoder: bad input", () => {
       }
     }
     assert.ok(refused >= 6);
+    // fromInput (tooling): no input, known fields only, a fresh key each time.
+    const made = streamV1.fromInput(new Uint8Array(0), { "chunk-size": "4096", signed: "yes" });
+    assert.equal(made.chunkSize, 4096);
+    assert.equal(made.signed, true);
+    assert.notDeepEqual(made.payloadKey, streamV1.fromInput(new Uint8Array(0), {}).payloadKey);
+    const refusedInputs: [Uint8Array, Record<string, string>][] = [
+      [utf8("x"), {}],
+      [new Uint8Array(0), { nope: "1" }],
+      [new Uint8Array(0), { signed: "maybe" }],
+      [new Uint8Array(0), { amp: "file" }],
+    ];
+    for (const [input, fields] of refusedInputs) {
+      assert.throws(
+        () => streamV1.fromInput(input, fields),
+        (e) => e instanceof MissiveError && e.code === "usage",
+      );
+    }
     for (
       const bad of [{ chunkSize: 100 }, { chunkSize: 2 ** 25 }, { ampType: 2 }, {
         payloadKey: new Uint8Array(31),
