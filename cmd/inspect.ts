@@ -3,6 +3,7 @@ import { utf8 } from "../bytes.ts";
 import { maxArmoredLength } from "../armor.ts";
 import {
   decodeEnvelope,
+  type Envelope,
   looksLikeEnvelope,
   MAX_ENVELOPE_SIZE,
   unwrapAnyForm,
@@ -13,11 +14,13 @@ import type { Registry } from "../registry.ts";
 import type { StpPlugin } from "../types.ts";
 import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
 import { inputSource, sniffInput } from "./streaming.ts";
+import { describePayload, GROUP_TYPE } from "../stp/group/mod.ts";
 
 const usage = `missive inspect [--json] [INPUT]
 
 Shows an envelope's header without opening it: its form (binary, armor, line), the STP
-(type, version) and name when a plugin knows it, the sequence number and payload size.
+(type, version) and name when a plugin knows it, the sequence number and payload size;
+for group, the number of key slots and whether recipients are hidden.
 
 A stream (SPEC §20) is recognized by its first bytes: inspect reads only its header
 and shows the header envelope's STP and size (form "stream").
@@ -31,6 +34,7 @@ Options:
 async function inspectStream(io: Io, registry: Registry, source: ByteSource, json?: boolean) {
   const header = await readStreamHeader(source);
   const envelope = decodeEnvelope(header);
+  const group = groupReport(envelope);
   let stp: StpPlugin | null = null;
   try {
     stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
@@ -46,6 +50,7 @@ async function inspectStream(io: Io, registry: Registry, source: ByteSource, jso
     sequenceNumber: envelope.sequenceNumber ?? null,
     payloadSize: envelope.payload.length,
     properties: stp?.properties ?? null,
+    ...group.json,
   };
   const text = json ? JSON.stringify(report) + "\n" : [
     `form:             stream (header envelope ${header.length} bytes; chunks follow, not read)`,
@@ -53,9 +58,34 @@ async function inspectStream(io: Io, registry: Registry, source: ByteSource, jso
     (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
     `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
     `payload:          ${envelope.payload.length} bytes`,
+    ...group.lines,
     "",
   ].join("\n");
   await writeOutput(io, undefined, utf8(text));
+}
+
+/**
+ * Group slots are clear data: anyone sees their count and whether they are hidden
+ * (SPEC §19.6). A malformed group payload is reported, not fatal: inspect shows headers.
+ */
+function groupReport(envelope: Envelope): { json: Record<string, unknown>; lines: string[] } {
+  if (envelope.protocolType !== GROUP_TYPE || envelope.protocolVersion !== 1) {
+    return { json: {}, lines: [] };
+  }
+  try {
+    const { slots, hidden } = describePayload(envelope.payload);
+    const how = hidden ? "recipients hidden; count padded" : "with recipient hints";
+    return {
+      json: { slots, hiddenRecipients: hidden },
+      lines: [`key slots:        ${slots} (${how})`],
+    };
+  } catch (e) {
+    if (!isMissiveError(e, "malformed")) throw e;
+    return {
+      json: { slots: null, payloadError: e.message },
+      lines: [`key slots:        unreadable (${e.message})`],
+    };
+  }
 }
 
 export const inspect: Command = {
@@ -92,6 +122,7 @@ export const inspect: Command = {
     } catch (e) {
       if (!isMissiveError(e, "unknown-protocol")) throw e;
     }
+    const group = groupReport(envelope);
     const report = {
       form,
       size: input.length,
@@ -101,6 +132,7 @@ export const inspect: Command = {
       sequenceNumber: envelope.sequenceNumber ?? null,
       payloadSize: envelope.payload.length,
       properties: stp?.properties ?? null,
+      ...group.json,
     };
     const text = parsed.values.json ? JSON.stringify(report) + "\n" : [
       `form:             ${form} (${input.length} bytes)`,
@@ -108,6 +140,7 @@ export const inspect: Command = {
       (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
       `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
       `payload:          ${envelope.payload.length} bytes`,
+      ...group.lines,
       "",
     ].join("\n");
     await writeOutput(io, undefined, utf8(text));

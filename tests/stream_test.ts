@@ -727,6 +727,62 @@ describe("stream CLI", () => {
     }
   });
 
+  it("group (and --hide-recipients): every recipient opens, signed chunks, others get exit 5", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await keys(dir);
+      for (const [name, id] of [["carol", carol], ["dave", dave]] as const) {
+        writeFileSync(join(dir, `${name}.key`), await writeKeyFile(nobleProvider, id), {
+          mode: 0o600,
+        });
+        writeFileSync(join(dir, `${name}.card`), await cardFileText(nobleProvider, id.card));
+      }
+      const data = pattern(3000, 8);
+      for (const hide of [[], ["--hide-recipients"]]) {
+        const sealed = await runCli([
+          "seal",
+          "--stream",
+          "--stp",
+          "group",
+          "--chunk-size",
+          "1024",
+          ...hide,
+          "--from",
+          join(dir, "alice.key"),
+          "--to",
+          join(dir, "bob.card"),
+          "--to",
+          join(dir, "carol.card"),
+        ], { stdin: data });
+        assert.equal(sealed.code, 0, sealed.stderr);
+        writeFileSync(join(dir, "g.msv"), sealed.stdout);
+        const shown = JSON.parse((await runCli(["inspect", "--json", join(dir, "g.msv")])).text);
+        assert.equal(shown.form, "stream");
+        assert.equal(shown.stp, "group");
+        assert.equal(shown.hiddenRecipients, hide.length > 0);
+        for (const who of ["bob", "carol"]) {
+          const r = await runCli([
+            "open",
+            "--key",
+            join(dir, `${who}.key`),
+            "--trust",
+            join(dir, "alice.card"),
+            join(dir, "g.msv"),
+          ]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.deepEqual(r.stdout, data);
+          assert.match(r.stderr, /group v1 from alice@example\.org .*trusted/);
+          assert.match(r.stderr, /3000 bytes in 3 chunks of 1024, each signed by the sender/);
+        }
+        const no = await runCli(["open", "--key", join(dir, "dave.key"), join(dir, "g.msv")]);
+        assert.equal(no.code, 5, no.stderr);
+        assert.equal(no.stdout.length, 0);
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it("stdin to stdout in process, and inputs over 16 MiB stream without --stream", async () => {
     const { dir, cleanup } = tempDir();
     try {

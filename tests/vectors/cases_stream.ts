@@ -11,7 +11,15 @@ import type { CryptoProvider } from "../../crypto/provider.ts";
 import { MissiveError } from "../../errors.ts";
 import type { Identity } from "../../keys/identity.ts";
 import { defaultRegistry } from "../../mod.ts";
-import { bytesSource, memorySink, openStream, sealStream, StreamError } from "../../stream/mod.ts";
+import { chunkKeys, chunkNonce } from "../../stream/format.ts";
+import {
+  bytesSource,
+  memorySink,
+  openStream,
+  openStreamHeader,
+  sealStream,
+  StreamError,
+} from "../../stream/mod.ts";
 import { get, NOW, randomStream } from "./common.ts";
 
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -177,6 +185,7 @@ const BASES: Base[] = [
     content: { amp: [6, 1], name: "notes.bin", mediaType: "application/octet-stream" },
   }),
   simple("simple-v1-two-full-chunks", 512, { stp: [2, 1] }),
+  simple("group-two-recipients", 600, { stp: [3, 1], to: ["bob", "carol"], signed: true }),
 ];
 
 type Layout = ReturnType<typeof streamLayout>;
@@ -324,6 +333,29 @@ const FAILURES: {
     expect: "auth-failed",
   },
   {
+    name: "group-flipped-signature",
+    base: "group-two-recipients",
+    why: "one bit of chunk 0's signature in a group stream",
+    mutations: (l) => [{ flip: l.records[0].end - 1 }],
+    expect: "auth-failed",
+  },
+  {
+    name: "group-recipient-forged-chunk",
+    base: "group-two-recipients",
+    why: "carol, a recipient, re-seals chunk 1 under the payload key (valid tag); only the " +
+      "sender's signature stops it",
+    mutations: () => [], // made in streamVectors: needs the payload key
+    expect: "auth-failed",
+  },
+  {
+    name: "group-not-a-recipient",
+    base: "group-two-recipients",
+    why: "mallory opens a group stream sealed to bob and carol",
+    mutations: () => [],
+    open: { identity: "mallory", trusted: ["alice"] },
+    expect: "not-a-recipient",
+  },
+  {
     name: "not-a-recipient",
     base: "three-chunks",
     why: "carol opens a stream sealed to bob",
@@ -334,6 +366,30 @@ const FAILURES: {
 ];
 
 const OPEN = { identity: "bob", trusted: ["alice"] };
+
+/**
+ * What a recipient holding the payload key can do: re-seal chunk `index` (not final) with
+ * other plaintext (byte i = 0x5a) under the chunk key, keeping the length word and the
+ * sender's signature. Returns the `set` mutation that writes the new ciphertext and tag.
+ */
+async function forgeAsRecipient(
+  provider: CryptoProvider,
+  ids: Map<string, Identity>,
+  bytes: Uint8Array,
+  who: string,
+  index: number,
+  layout: Layout,
+): Promise<StreamMutation> {
+  const header = bytes.subarray(12, layout.headerEnd);
+  const head = await openStreamHeader(defaultRegistry(), header, {
+    identity: get(ids, who),
+    crypto: provider,
+  });
+  const keys = await chunkKeys(provider, head.descriptor.payloadKey, header);
+  const forged = new Uint8Array(head.descriptor.chunkSize).fill(0x5a);
+  const sealed = await keys.aead.encrypt(chunkNonce(index, false), forged, keys.aad);
+  return { set: [layout.records[index].start + 4, toHex(sealed)] };
+}
 
 /** The vectors of stream.json; fails if any outcome differs from the declared one. */
 export async function streamVectors(provider: CryptoProvider, ids: Map<string, Identity>) {
@@ -359,6 +415,9 @@ export async function streamVectors(provider: CryptoProvider, ids: Map<string, I
     if (f.name === "appended-chunk-copy") {
       const r = layout.records[0];
       mutations = [{ append: toHex(bytes.subarray(r.start, r.end)) }];
+    }
+    if (f.name === "group-recipient-forged-chunk") {
+      mutations = [await forgeAsRecipient(provider, ids, bytes, "carol", 1, layout)];
     }
     const mutated = mutateStream(bytes, mutations);
     const open = f.open ?? OPEN;
