@@ -15,10 +15,12 @@ import { open } from "./open.ts";
 import { plugins } from "./plugins.ts";
 import { seal } from "./seal.ts";
 import { send } from "./send.ts";
+import { session } from "./session.ts";
 
 const commands: Record<string, Command> = { keygen, card, seal, open, inspect, plugins };
 commands.send = send;
 commands.listen = listen;
+commands.session = session;
 
 function mainUsage(): string {
   const width = Math.max(...Object.keys(commands).map((k) => k.length));
