@@ -10,8 +10,8 @@
 # MISSIVE="deno run -A --quiet cmd/main.ts". Each figure is the best wall time of REPEAT
 # runs (the machine is shared; wall time from date +%s%N, so process start-up counts), with
 # the largest peak RSS (maximum resident set size, as /usr/bin/time -v reports it).
-# Every output is compared with the input (cmp). Ratio = peer time / missive time, so
-# above 1.0 means missive is faster.
+# Every output is compared with the input (cmp). Ratios = peer time / missive time (simple,
+# and group when present), so above 1.0 means missive is faster.
 #
 # openssl cms reads the whole input into memory (and its S/MIME output is base64, ~1.35x):
 # it runs only up to OPENSSL_MAX_MIB (default 64) MiB; larger sizes show "skipped".
@@ -33,7 +33,8 @@ done
 [ -x /usr/bin/time ] || apt-get install -y time >/dev/null
 
 if [ -z "${MISSIVE:-}" ]; then
-  [ -x dist/missive ] || bash scripts/compile.sh >&2
+  # Always rebuild: a stale binary would measure old code (NO_COMPILE=1 skips it).
+  [ -n "${NO_COMPILE:-}" ] && [ -x dist/missive ] || bash scripts/compile.sh >&2
   MISSIVE="$root/dist/missive"
   how="compiled binary dist/missive (scripts/compile.sh: deno compile, or bun build --compile offline)"
 else
@@ -79,19 +80,24 @@ run() {
 
 printf '%s\n' "missive: $how; age $(age --version); $(openssl version | cut -d' ' -f1-2)"
 printf '%s\n' "$(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); best of $REPEAT runs"
-printf '%-8s %-22s %-5s %9s %10s %10s %12s\n' size tool op seconds MB/s "RSS MiB" "missive/peer"
+printf '%-8s %-16s %-5s %9s %8s %8s %13s %13s\n' size tool op seconds MB/s "RSS MiB" "simple/peer" "group/peer"
 
 declare -A T
 row() { # size tool op seconds rss bytes
   local mbs
   mbs=$(awk "BEGIN{printf \"%.0f\", $6 / 1e6 / ($4 > 0 ? $4 : 0.001)}")
   T["$1 $2 $3"]=$4
-  local ratio="" base="${T["$1 missive-simple $3"]:-}"
-  if [[ $2 != missive-* && -n $base ]]; then
-    ratio=$(awk "BEGIN{printf \"%.2f\", ($4 > 0 ? $4 : 0.001) / ($base > 0 ? $base : 0.001)}")
-  fi
-  printf '%-8s %-22s %-5s %9.3f %10s %10.1f %12s\n' "$1MiB" "$2" "$3" "$4" "$mbs" \
-    "$(awk "BEGIN{print $5 / 1024}")" "$ratio"
+  local ratios=() stp base
+  for stp in simple group; do
+    base="${T["$1 missive-$stp $3"]:-}"
+    if [[ $2 != missive-* && -n $base ]]; then
+      ratios+=("$(awk "BEGIN{printf \"%.2f\", ($4 > 0 ? $4 : 0.001) / ($base > 0 ? $base : 0.001)}")")
+    else
+      ratios+=("")
+    fi
+  done
+  printf '%-8s %-16s %-5s %9.3f %8s %8.1f %13s %13s\n' "$1MiB" "$2" "$3" "$4" "$mbs" \
+    "$(awk "BEGIN{print $5 / 1024}")" "${ratios[0]}" "${ratios[1]}"
 }
 
 for mib in $SIZES; do
