@@ -49,6 +49,10 @@ export interface Io {
   stdoutIsTty: boolean;
   /** stderr is a terminal: progress lines for long streams (off when absent). */
   stderrIsTty?: boolean;
+  /** stdin's descriptor, for streams to read in large blocks (absent: use `stdin()`). */
+  stdinFd?: number;
+  /** stdout's descriptor, for streams to write in large batches (absent: use `stdout()`). */
+  stdoutFd?: number;
   env: Record<string, string | undefined>;
 }
 
@@ -66,6 +70,8 @@ export function processIo(): Io {
     stderr: (line) => void process.stderr.write(line),
     stdoutIsTty: Boolean(process.stdout.isTTY),
     stderrIsTty: Boolean(process.stderr.isTTY),
+    stdinFd: 0,
+    stdoutFd: 1,
     env: process.env,
   };
 }

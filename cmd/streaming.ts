@@ -46,7 +46,10 @@ export function inputSource(
   path: string | undefined,
 ): { source: ByteSource; close(): void; fileSize?: number } {
   if (path === undefined || path === "-") {
-    return { source: iterableSource(io.stdin()), close() {} };
+    const source = io.stdinFd !== undefined
+      ? fdSource(io.stdinFd, "stdin")
+      : iterableSource(io.stdin());
+    return { source, close() {} };
   }
   let fd: number;
   try {
@@ -122,10 +125,24 @@ export function progress(
   };
 }
 
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Where the output goes: `-o FILE` (created 0600, removed on failure) or stdout. */
 function outputSink(io: Io, path: string | undefined, mode: number) {
   if (path === undefined || path === "-") {
-    return { sink: callbackSink((d) => io.stdout(d)), close() {}, remove: () => false };
+    // A regular file on stdout takes writev directly; pipes and terminals go through the
+    // runtime's stdout, which waits for a full pipe properly (a non-blocking descriptor
+    // would need polling).
+    const sink = io.stdoutFd !== undefined && isRegularFile(io.stdoutFd)
+      ? fdSink(io.stdoutFd, "stdout")
+      : callbackSink((d) => io.stdout(d));
+    return { sink, close() {}, remove: () => false };
   }
   let fd: number | undefined;
   try {

@@ -98,18 +98,24 @@ class FdSource implements ByteSource {
     return filled === n ? out : out.subarray(0, filled);
   }
 
-  readInto(target: Uint8Array): Promise<number> {
+  async readInto(target: Uint8Array): Promise<number> {
     let filled = 0;
-    try {
-      while (filled < target.length) {
-        const got = readSync(this.#fd, target, filled, target.length - filled, null);
-        if (got === 0) break;
-        filled += got;
+    while (filled < target.length) {
+      let got: number;
+      try {
+        got = readSync(this.#fd, target, filled, target.length - filled, null);
+      } catch (e) {
+        // A non-blocking pipe with nothing yet: wait a little, then read again.
+        if ((e as { code?: string }).code === "EAGAIN") {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          continue;
+        }
+        throw ioError(`cannot read ${this.#what}`, e);
       }
-    } catch (e) {
-      return Promise.reject(ioError(`cannot read ${this.#what}`, e));
+      if (got === 0) break;
+      filled += got;
     }
-    return Promise.resolve(filled);
+    return filled;
   }
 }
 
@@ -208,7 +214,9 @@ export function fdSink(fd: number, what = "output"): ByteSink {
         const go = (pending: Uint8Array[]) => {
           if (pending.length === 0) return resolve();
           writev(fd, pending, null, (err, n) => {
-            if (err) reject(ioError(`cannot write ${what}`, err));
+            // A non-blocking pipe that is full: wait a little, then write again.
+            if (err?.code === "EAGAIN") setTimeout(() => go(pending), 1);
+            else if (err) reject(ioError(`cannot write ${what}`, err));
             else go(rest(pending, n));
           });
         };
@@ -289,7 +297,18 @@ export class BatchWriter {
 /** Hands each batch to `write` as one array (e.g. the CLI's stdout). */
 export function callbackSink(write: (data: Bytes) => Promise<void>): ByteSink {
   return {
-    write: (parts) => write(parts.length === 1 ? parts[0] as Bytes : concatBytes(...parts)),
+    // Small parts (length words) are joined to their neighbours; large ones go as they are.
+    async write(parts) {
+      let small: Uint8Array[] = [];
+      for (const p of parts) {
+        if (p.length >= 64 * 1024) {
+          if (small.length > 0) await write(concatBytes(...small));
+          small = [];
+          await write(p as Bytes);
+        } else small.push(p);
+      }
+      if (small.length > 0) await write(concatBytes(...small));
+    },
   };
 }
 
