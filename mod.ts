@@ -123,6 +123,25 @@ export {
   pluginHost,
   VERSION,
 } from "./loader.ts";
+// Streams (SPEC §20): seal and open any size in constant memory.
+export type { AeadKey } from "./crypto/mod.ts";
+export { type StreamDescriptor, streamV1 } from "./amp/mod.ts";
+export {
+  type ByteSink,
+  type ByteSource,
+  bytesSource,
+  fdSink,
+  fdSource,
+  iterableSource,
+  memorySink,
+  openStream,
+  type OpenStreamRequest,
+  type OpenStreamResult,
+  sealStream,
+  type SealStreamRequest,
+  type SealStreamResult,
+  StreamError,
+} from "./stream/mod.ts";
 // The live session (SPEC §22) and the in-memory transport pair.
 export { Session } from "./session/session.ts";
 export type {

@@ -3,7 +3,7 @@
  *
  *     node_modules/.bin/deno run -A tests/vectors/generate.ts
  *
- * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,amp}.json. Every
+ * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,amp,stream}.json. Every
  * vector states its inputs (secret keys, random draws, clock, plaintext), the exact
  * bytes, and the expected outcome. Each case below declares the outcome it is meant to
  * have; generation fails if the implementation disagrees, so the corpus records intent,
@@ -29,6 +29,7 @@ import { groupCases, groupIntermediates } from "./cases_group.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
 import { sessionVectors } from "./cases_session.ts";
 import { simpleCases } from "./cases_simple.ts";
+import { streamVectors } from "./cases_stream.ts";
 import { get, IDENTITY_SPECS, identityJson, makeIdentities } from "./common.ts";
 import { buildMessageVectors, type MessageCase, resolvePlaceholders } from "./messages.ts";
 
@@ -100,6 +101,15 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
         "shared secret.",
       pskCases(),
     ),
+    "stream.json": {
+      description:
+        "Streams (SPEC §20): success vectors give the inputs (`seal`; plaintext byte i " +
+        "is i mod 251) and the exact stream bytes; failure vectors apply `mutations` to a base " +
+        "vector's bytes. `expect.released` is how many plaintext bytes an opener writes before " +
+        "it stops: every byte of the chunks before the first bad one, none of a bad chunk.",
+      identities,
+      vectors: await streamVectors(provider, ids),
+    },
     "amp.json": {
       description:
         "AMP bodies (SPEC §8–9, §14–17): `body` hex decoded by the AMP (type, version) in " +
