@@ -24,6 +24,7 @@ import { ampVectors } from "./cases_amp.ts";
 import { authCases, plainCases, pskCases } from "./cases_auth_psk_plain.ts";
 import { armorVectors, envelopeVectors } from "./cases_formats.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
+import { relayVectors } from "./cases_relay.ts";
 import { simpleCases } from "./cases_simple.ts";
 import { get, IDENTITY_SPECS, identityJson, makeIdentities } from "./common.ts";
 import { buildMessageVectors, type MessageCase, resolvePlaceholders } from "./messages.ts";
@@ -91,6 +92,11 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
         "AMP bodies (SPEC §8–9, §14–17): `body` hex decoded by the AMP (type, version) in " +
         "`amp`. Vectors marked deterministic: false hold bytes from the generating runtime's zlib.",
       vectors: ampVectors(),
+    },
+    "relay.json": {
+      description: "Relay protocol messages (SPEC §23): `input` hex through the relay message " +
+        "decoder; success gives the decoded message (byte strings in hex).",
+      vectors: relayVectors(),
     },
   };
 }
