@@ -18,15 +18,15 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { type Bytes, concatBytes } from "../bytes.ts";
+import { type Bytes, concatBytes, toHex } from "../bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../errors.ts";
 import { readFileLimited, readTextLimited } from "../files.ts";
-import { type Card, parseCardText } from "../keys/card.ts";
+import { type Card, fingerprint, parseCardText } from "../keys/card.ts";
 import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts";
 import { configuredPluginPaths, loadPlugins } from "../loader.ts";
 import { defaultRegistry } from "../mod.ts";
-import type { Registry } from "../registry.ts";
+import type { OpenedMessage, Registry } from "../registry.ts";
 import {
   certificatesToPem,
   MAX_X509_FILE,
@@ -357,4 +357,75 @@ export function parsePairs(
     out[p.slice(0, eq)] = p.slice(eq + 1);
   }
   return out;
+}
+
+/** Parses a duration flag: `10s`, `500ms`, `2m`, or a number of seconds; in ms. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  const ms = m ? Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 }[m[2] ?? "s"] as number) : NaN;
+  if (!(ms >= 1 && ms <= 24 * 3600 * 1000)) {
+    throw new MissiveError("usage", `${flag} expects a duration like 10s, 500ms or 2m (up to 24h)`);
+  }
+  return Math.round(ms);
+}
+
+/** Parses a positive integer flag, with an optional K or M (binary) suffix for sizes. */
+export function parseCount(text: string, flag: string, max: number, sizes = false): number {
+  const m = (sizes ? /^(\d+)([KkMm])?$/ : /^(\d+)$/).exec(text.trim());
+  const n = m ? Number(m[1]) * (m[2] ? (/k/i.test(m[2]) ? 1024 : 1024 * 1024) : 1) : NaN;
+  if (!(Number.isSafeInteger(n) && n >= 1 && n <= max)) {
+    throw new MissiveError(
+      "usage",
+      `${flag} expects a whole number 1..${max}${sizes ? " (K, M allowed)" : ""}`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Text shown on one terminal line: control characters (newlines, escape sequences a
+ * sender could use to rewrite the screen) are written as escapes.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/\r?\n$/, "").replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f-\u009f\\]/g,
+    (c) =>
+      c === "\n"
+        ? "\\n"
+        : c === "\t"
+        ? "\\t"
+        : c === "\\"
+        ? "\\\\"
+        : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** The JSON report of an opened message (as `missive open --json` prints it). */
+export async function messageReport(
+  registry: Registry,
+  opened: OpenedMessage,
+): Promise<Record<string, unknown>> {
+  const { sender } = opened;
+  const amp = registry.amp(opened.amp.type, opened.amp.version);
+  const fp = sender?.card ? await fingerprint(await getCryptoProvider(), sender.card) : undefined;
+  return {
+    stp: opened.stp,
+    amp: opened.amp,
+    sequenceNumber: opened.header.sequenceNumber ?? null,
+    timestamp: formatTime(opened.inner.timestamp),
+    nonce: toHex(opened.inner.nonce),
+    destination: opened.inner.destination ?? null,
+    sender: sender
+      ? {
+        address: sender.address,
+        id: sender.card ? toHex(sender.card.id) : null,
+        fingerprint: fp ?? null,
+        verified: sender.verified,
+        trusted: sender.trusted,
+      }
+      : null,
+    warnings: opened.warnings,
+    message: await registry.guard(amp, "toJson", () => amp.toJson(opened.message)),
+  };
 }

@@ -10,11 +10,15 @@ import { card } from "./card.ts";
 import { type Command, type Io, processIo } from "./common.ts";
 import { inspect } from "./inspect.ts";
 import { keygen } from "./keygen.ts";
+import { listen } from "./listen.ts";
 import { open } from "./open.ts";
 import { plugins } from "./plugins.ts";
 import { seal } from "./seal.ts";
+import { send } from "./send.ts";
 
 const commands: Record<string, Command> = { keygen, card, seal, open, inspect, plugins };
+commands.send = send;
+commands.listen = listen;
 
 function mainUsage(): string {
   const width = Math.max(...Object.keys(commands).map((k) => k.length));

@@ -1,0 +1,154 @@
+/** `missive send URL`: seal a message and send it; wait for the recipient's receipt. @module */
+import { MAX_TEXT_BYTES } from "../amp/text.ts";
+import { MAX_ENVELOPE_SIZE } from "../envelope.ts";
+import { MissiveError } from "../errors.ts";
+import { SMIME_TYPE } from "../stp/smime/mod.ts";
+import { connect, parseTransportUrl } from "../transports/mod.ts";
+import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../transports/receipts.ts";
+import {
+  type Command,
+  loadCards,
+  loadIdentity,
+  loadRegistry,
+  note,
+  parseDuration,
+  parseFlags,
+  parsePairs,
+  readInput,
+  sharedSecretOptions,
+} from "./common.ts";
+
+const usage = `missive send URL --from KEY --to CARD [options] [INPUT] < message
+
+Seals a message (stdin or INPUT) as "missive seal" does and sends it to URL. Over
+tcp:// it then waits for the listener's receipt (SPEC §21.5), checks that the
+recipient's card signed it, and exits 0 only when the message was accepted.
+
+URL:
+  tcp://HOST:PORT       a "missive listen" (receipt awaited)
+  stdio:[binary|armor|lines]
+                        write the frame to stdout (no receipt: nothing answers)
+
+Options:
+  --from KEY            sender's secret key file
+  --to CARD             recipient: card file, card line, key file or directory of
+                        *.card files (repeatable); receipts must be signed by one
+  --stp NAME[/vN]       secure transport protocol (default simple); not smime
+  --amp NAME[/vN]       application message protocol (default text/1)
+  --field NAME=VALUE    AMP field (repeatable), as for seal
+  --option NAME=VALUE   STP option, for plugins (repeatable)
+  --psk-file FILE       shared key for --stp psk
+  --passphrase          shared passphrase for --stp psk ($MISSIVE_PASSPHRASE or prompt)
+  --no-card             do not attach the sender's card
+  --hash-destination    send the recipient's address as a keyed hash (simple)
+  --timeout DURATION    connecting plus waiting for the receipt (default 10s; 500ms,
+                        2m, or seconds)
+  --no-receipt          do not wait for a receipt (exit 0 once the frame is sent)
+  --plugin PATH         load a plugin module (repeatable)
+
+Exit codes: 0 accepted (or sent, without a receipt), 2 usage, 4 the receipt is not
+signed by the recipient, 12 timeout (no receipt in time), 13 network (refused, lost),
+15 the recipient refused the message (its status and reason are printed).
+
+Examples:
+  missive listen tcp://127.0.0.1:7700 --key bob.key          # terminal 1
+  echo hi | missive send tcp://127.0.0.1:7700 --from alice.key --to bob.card
+  missive send stdio:lines --from alice.key --to bob.card < note.txt >> outbox
+`;
+
+export const send: Command = {
+  summary: "seal a message and send it over a transport (tcp, stdio)",
+  usage,
+  async run(args, io) {
+    const parsed = await parseFlags(
+      io,
+      args,
+      {
+        from: { type: "string" },
+        to: { type: "string", multiple: true },
+        stp: { type: "string", default: "simple" },
+        amp: { type: "string", default: "text/1" },
+        field: { type: "string", multiple: true },
+        option: { type: "string", multiple: true },
+        "psk-file": { type: "string" },
+        passphrase: { type: "boolean" },
+        "no-card": { type: "boolean" },
+        "hash-destination": { type: "boolean" },
+        timeout: { type: "string", default: "10s" },
+        "no-receipt": { type: "boolean" },
+        plugin: { type: "string", multiple: true },
+      },
+      usage,
+      2,
+    );
+    if (!parsed) return;
+    const v = parsed.values;
+    const [url, inputPath] = parsed.positionals;
+    if (url === undefined) throw new MissiveError("usage", "send: give a URL (see --help)");
+    const address = parseTransportUrl(url);
+    const timeoutMs = parseDuration(v.timeout!, "--timeout");
+    const wantReceipt = address.replies && !v["no-receipt"];
+    const registry = await loadRegistry(io, v.plugin);
+    const stp = registry.find("stp", v.stp!);
+    if (stp.type === SMIME_TYPE) {
+      throw new MissiveError("usage", "send: --stp smime needs X.509 flags; use seal | send");
+    }
+    const amp = registry.find("amp", v.amp!);
+    const sender = v.from ? await loadIdentity(io, v.from) : undefined;
+    const recipients = await loadCards(v.to ?? []);
+    if (wantReceipt && recipients.length === 0) {
+      throw new MissiveError(
+        "usage",
+        "send: receipts are checked against the --to card; give --to or --no-receipt",
+      );
+    }
+    const input = await readInput(
+      io,
+      inputPath,
+      Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
+      "message",
+    );
+    const message = await registry.guard(
+      amp,
+      "fromInput",
+      () => amp.fromInput(input, parsePairs(v.field, "--field")),
+    );
+    const sealed = await sealWithNonce({
+      registry,
+      stp,
+      amp,
+      message,
+      sender,
+      recipients,
+      includeCard: !v["no-card"],
+      hashDestination: v["hash-destination"] ?? false,
+      options: {
+        ...parsePairs(v.option, "--option"),
+        ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
+      },
+    });
+    const transport = await connect(url, {
+      timeoutMs,
+      maxFrame: MAX_RECEIPT_FRAME,
+      stdio: { input: io.stdin, output: io.stdout },
+    });
+    try {
+      if (!wantReceipt) {
+        await transport.send(sealed.frame);
+        return;
+      }
+      const channel = new ReceiptChannel(transport, { registry, cards: recipients });
+      const receipt = await channel.send(sealed, timeoutMs);
+      const why = receipt.detail ? ` (${receipt.detail})` : "";
+      if (receipt.status !== "accepted") {
+        throw new MissiveError(
+          "refused",
+          `${transport.remote} refused the message: ${receipt.status}${why}`,
+        );
+      }
+      note(io, `missive: delivered to ${transport.remote}: accepted (receipt verified)`);
+    } finally {
+      await transport.close();
+    }
+  },
+};

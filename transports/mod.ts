@@ -1,0 +1,158 @@
+/**
+ * Transport URLs, parsed in this one place (SPEC §21): `stdio:[binary|armor|lines]`,
+ * `tcp://host:port` and `sip:…`. Each scheme is one row of `SCHEMES`: how to parse its
+ * URL, how to connect, how to listen, and whether a listener can answer on it (receipts).
+ * @module
+ */
+import { MissiveError } from "../errors.ts";
+import { checkFrameCap } from "./framing.ts";
+import {
+  STDIO_FRAMINGS,
+  type StdioFraming,
+  StdioListener,
+  type StdioStreams,
+  StdioTransport,
+} from "./stdio.ts";
+import { connectTcp, TcpListener, tcpUrl } from "./tcp.ts";
+import type { Listener, Transport } from "./types.ts";
+
+export type { Listener, Transport } from "./types.ts";
+
+/** Options for `connect`. */
+export interface ConnectOptions {
+  /** Largest frame accepted from the peer. */
+  maxFrame?: number;
+  /** Where a transport reports what it skipped or dropped. */
+  log?: (line: string) => void;
+  /** Connection set-up limit (tcp). */
+  timeoutMs?: number;
+  /** The streams `stdio:` uses (default: the process's stdin and stdout). */
+  stdio?: StdioStreams;
+}
+
+/** Options for `listen`. */
+export interface ListenOptions extends ConnectOptions {
+  /** Connections held at once (tcp). */
+  maxConnections?: number;
+}
+
+/** One row of the scheme table: `A` is the parsed form of the scheme's URLs. */
+interface Scheme<A> {
+  /** What a URL of this scheme looks like, for error messages. */
+  readonly form: string;
+  /** True when a listener can send frames back to a peer (receipts, SPEC §21.5). */
+  readonly replies: boolean;
+  parse(url: string): A;
+  connect(address: A, options: ConnectOptions): Promise<Transport>;
+  listen(address: A, options: ListenOptions): Promise<Listener>;
+}
+
+const bad = (url: string, why: string): never => {
+  throw new MissiveError("usage", `bad transport URL ${JSON.stringify(url)}: ${why}`);
+};
+
+/** `stdio:` alone is `stdio:binary`. */
+function parseStdio(url: string): { framing: StdioFraming } {
+  const framing = url.slice("stdio:".length) || "binary";
+  if (!(STDIO_FRAMINGS as readonly string[]).includes(framing)) {
+    bad(url, `stdio framing must be ${STDIO_FRAMINGS.join(", ")}`);
+  }
+  return { framing: framing as StdioFraming };
+}
+
+const HOST = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})))$/;
+
+/** `tcp://host:port`: a name, IPv4 address or bracketed IPv6 address, and a port. */
+function parseTcp(url: string): { host: string; port: number } {
+  const m = /^tcp:\/\/(.+):(\d{1,5})\/?$/.exec(url);
+  if (!m) bad(url, "expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:7700");
+  const h = HOST.exec(m![1]);
+  if (!h) bad(url, `bad host ${JSON.stringify(m![1])}`);
+  const port = Number(m![2]);
+  if (port > 65535) bad(url, "port must be 0..65535");
+  return { host: h![1] ?? h![2], port };
+}
+
+function withCap<O extends ConnectOptions>(options: O): O {
+  if (options.maxFrame !== undefined) checkFrameCap(options.maxFrame);
+  return options;
+}
+
+const stdioScheme: Scheme<{ framing: StdioFraming }> = {
+  form: "stdio:[binary|armor|lines]",
+  replies: false,
+  parse: parseStdio,
+  connect: (a, o) =>
+    Promise.resolve(new StdioTransport({ ...withCap(o), framing: a.framing, streams: o.stdio })),
+  listen: (a, o) =>
+    Promise.resolve(new StdioListener({ ...withCap(o), framing: a.framing, streams: o.stdio })),
+};
+
+const tcpScheme: Scheme<{ host: string; port: number }> = {
+  form: "tcp://HOST:PORT",
+  replies: true,
+  parse: parseTcp,
+  connect: (a, o) => {
+    if (a.port === 0) bad(tcpUrl(a.host, a.port), "cannot connect to port 0");
+    return connectTcp(a.host, a.port, withCap(o));
+  },
+  listen: (a, o) => TcpListener.listen(a.host, a.port, withCap(o)),
+};
+
+/** A scheme recognised but not built yet: a clear error instead of "unknown scheme". */
+function notYet(name: string, form: string): Scheme<string> {
+  const fail = (): never => {
+    throw new MissiveError("usage", `${name}: transport not supported yet (${form})`);
+  };
+  return { form, replies: false, parse: (url) => url, connect: fail, listen: fail };
+}
+
+/** The scheme table: a new transport is one row here (and its parse function above). */
+const SCHEMES: Record<string, Scheme<never>> = {
+  stdio: stdioScheme as Scheme<never>,
+  tcp: tcpScheme as Scheme<never>,
+  sip: notYet("sip", "sip:USER@HOST[:PORT][;transport=udp|tcp]") as Scheme<never>,
+};
+
+/** A parsed transport URL. */
+export interface TransportAddress {
+  /** The scheme, e.g. `tcp`. */
+  scheme: string;
+  /** The URL as given. */
+  url: string;
+  /** Whether a listener on this scheme can answer (receipts). */
+  replies: boolean;
+  /** The scheme's own parsed form. */
+  address: unknown;
+}
+
+/**
+ * Parses a transport URL; `usage` (naming the accepted forms) when it is not one.
+ *
+ * @example
+ * ```ts
+ * import { parseTransportUrl } from "./transports/mod.ts";
+ * console.log(parseTransportUrl("tcp://127.0.0.1:7700").address); // { host: "127.0.0.1", port: 7700 }
+ * ```
+ */
+export function parseTransportUrl(url: string): TransportAddress {
+  const m = /^([a-z][a-z0-9+.-]*):/.exec(url);
+  const scheme = m ? SCHEMES[m[1]] : undefined;
+  if (!m || !scheme) {
+    const forms = Object.values(SCHEMES).map((s) => s.form).join(", ");
+    bad(url, `use one of ${forms}`);
+  }
+  return { scheme: m![1], url, replies: scheme!.replies, address: scheme!.parse(url) };
+}
+
+/** Opens a transport to the peer at `url`. */
+export async function connect(url: string, options: ConnectOptions = {}): Promise<Transport> {
+  const a = parseTransportUrl(url);
+  return await SCHEMES[a.scheme].connect(a.address as never, options);
+}
+
+/** Listens at `url` (for tcp, port 0 picks a free port: see `Listener.url`). */
+export async function listen(url: string, options: ListenOptions = {}): Promise<Listener> {
+  const a = parseTransportUrl(url);
+  return await SCHEMES[a.scheme].listen(a.address as never, options);
+}

@@ -1,0 +1,331 @@
+/**
+ * `tcp://host:port` (SPEC §21.3): length-prefixed frames (framing.ts) over node:net.
+ * Back-pressure both ways: `send` waits for 'drain' when the socket's buffer is full, and
+ * reading pauses while the frames not yet pulled by the consumer exceed a byte budget,
+ * so a slow side never makes the other's memory grow without bound.
+ * @module
+ */
+import net from "node:net";
+import type { Bytes } from "../bytes.ts";
+import { MissiveError } from "../errors.ts";
+import { DEFAULT_LISTEN_FRAME, encodeFrame, FrameReader, MAX_FRAME_SIZE } from "./framing.ts";
+import type { Listener, Transport } from "./types.ts";
+
+/** Bytes of received frames queued before reading pauses (plus at most one chunk). */
+export const DEFAULT_QUEUE_BYTES = 1024 * 1024;
+/** Connections a listener holds at once; more are refused (closed at once, logged). */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** How long `close` waits for the peer to close before it cuts the connection. */
+const CLOSE_GRACE_MS = 2000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Options of both sides. */
+export interface TcpOptions {
+  /** Largest frame accepted from the peer (connect: 64 MiB; listen: 1 MiB). */
+  maxFrame?: number;
+  /** Read-queue budget in bytes (default 1 MiB). */
+  queueBytes?: number;
+  /** Where a listener reports dropped peers and refused connections. */
+  log?: (line: string) => void;
+}
+
+/** Options of `listenTcp`. */
+export interface TcpListenOptions extends TcpOptions {
+  maxConnections?: number;
+}
+
+/** What a connection holds right now, for tests and diagnostics. */
+export interface TcpStats {
+  queuedFrames: number;
+  queuedBytes: number;
+  readingPaused: boolean;
+  /** Bytes written but not yet taken by the kernel. */
+  writeBuffered: number;
+  waitingForDrain: boolean;
+}
+
+/** `tcp://host:port`, with IPv6 hosts in brackets. */
+export function tcpUrl(host: string, port: number): string {
+  return `tcp://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** One TCP connection carrying frames. */
+export class TcpTransport implements Transport {
+  readonly remote: string;
+  readonly #socket: net.Socket;
+  readonly #reader: FrameReader;
+  readonly #queueBytes: number;
+  #queue: Bytes[] = [];
+  #queued = 0;
+  #paused = false;
+  #read: "reading" | "ended" | "failed" = "reading";
+  #readError: MissiveError | undefined;
+  #wake: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+  #sendChain: Promise<void> = Promise.resolve();
+  #waitingForDrain = false;
+  #iterated = false;
+
+  constructor(socket: net.Socket, remote: string, options: TcpOptions = {}) {
+    this.#socket = socket;
+    this.remote = remote;
+    this.#reader = new FrameReader(options.maxFrame ?? MAX_FRAME_SIZE);
+    this.#queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Uint8Array) => this.#onData(chunk));
+    socket.on("end", () => this.#onEnd());
+    socket.on("error", (e: Error) => this.#failRead(this.#networkError(e)));
+    socket.on("close", () => {
+      if (this.#read === "reading") {
+        this.#failRead(new MissiveError("network", `${this.remote}: connection lost`));
+      }
+    });
+  }
+
+  /** Queue and buffer sizes right now. */
+  stats(): TcpStats {
+    return {
+      queuedFrames: this.#queue.length,
+      queuedBytes: this.#queued,
+      readingPaused: this.#paused,
+      writeBuffered: this.#socket.writableLength,
+      waitingForDrain: this.#waitingForDrain,
+    };
+  }
+
+  #networkError(e: Error): MissiveError {
+    const code = (e as NodeJS.ErrnoException).code;
+    return new MissiveError("network", `${this.remote}: ${code ?? e.message}`, { cause: e });
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#read !== "reading" || this.#closing) return;
+    let frames: Bytes[];
+    try {
+      frames = this.#reader.push(chunk);
+    } catch (e) {
+      this.#failRead(e as MissiveError);
+      return;
+    }
+    for (const f of frames) {
+      this.#queue.push(f);
+      this.#queued += f.length;
+    }
+    if (this.#queued >= this.#queueBytes && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+    if (frames.length > 0) this.#notify();
+  }
+
+  #onEnd(): void {
+    if (this.#read !== "reading") return;
+    try {
+      this.#reader.end();
+      this.#read = "ended";
+    } catch (e) {
+      this.#failRead(e as MissiveError);
+      return;
+    }
+    this.#notify();
+  }
+
+  /** Stops reading for good: frames already queued are still delivered, then `error`. */
+  #failRead(error: MissiveError): void {
+    if (this.#read !== "reading") return;
+    this.#read = "failed";
+    this.#readError = error;
+    this.#paused = true;
+    this.#socket.pause();
+    this.#notify();
+  }
+
+  async *frames(): AsyncGenerator<Uint8Array> {
+    if (this.#iterated) throw new MissiveError("usage", "tcp: frames() can be read only once");
+    this.#iterated = true;
+    for (;;) {
+      const frame = this.#queue.shift();
+      if (frame) {
+        this.#queued -= frame.length;
+        if (this.#paused && this.#read === "reading" && this.#queued < this.#queueBytes / 2) {
+          this.#paused = false;
+          this.#socket.resume();
+        }
+        yield frame;
+        continue;
+      }
+      if (this.#closing) return;
+      if (this.#read === "failed") throw this.#readError!;
+      if (this.#read === "ended") return;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  send(frame: Uint8Array): Promise<void> {
+    // One write at a time: concurrent callers queue here, not in the socket's buffer.
+    const run = this.#sendChain.then(() => this.#write(frame));
+    this.#sendChain = run.catch(() => {});
+    return run;
+  }
+
+  async #write(frame: Uint8Array): Promise<void> {
+    const data = encodeFrame(frame);
+    const socket = this.#socket;
+    if (this.#closing || socket.destroyed || !socket.writable) {
+      throw new MissiveError("network", `${this.remote}: connection closed`);
+    }
+    if (socket.write(data)) return;
+    this.#waitingForDrain = true;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const done = (error?: MissiveError) => {
+          socket.off("drain", onDrain);
+          socket.off("close", onClose);
+          socket.off("error", onError);
+          if (error) reject(error);
+          else resolve();
+        };
+        const onDrain = () => done();
+        const onClose = () =>
+          done(new MissiveError("network", `${this.remote}: connection closed while sending`));
+        const onError = (e: Error) => done(this.#networkError(e));
+        socket.on("drain", onDrain);
+        socket.on("close", onClose);
+        socket.on("error", onError);
+      });
+    } finally {
+      this.#waitingForDrain = false;
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= new Promise<void>((resolve) => {
+      const socket = this.#socket;
+      this.#notify();
+      if (socket.destroyed) return resolve();
+      const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // end() flushes what was written, then sends FIN; reading resumes so the peer's
+      // FIN is seen (its data is discarded: #read is no longer consulted by frames()).
+      socket.end();
+      socket.resume();
+    });
+    return this.#closing;
+  }
+}
+
+/** Connects to `host:port`; `network` if refused, `timeout` if it takes too long. */
+export function connectTcp(
+  host: string,
+  port: number,
+  options: TcpOptions & { timeoutMs?: number } = {},
+): Promise<TcpTransport> {
+  const url = tcpUrl(host, port);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new MissiveError("timeout", `${url}: no connection within the time limit`));
+    }, options.timeoutMs ?? CONNECT_TIMEOUT_MS);
+    socket.once("error", (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new MissiveError("network", `cannot connect to ${url}: ${e.code ?? e.message}`));
+    });
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(new TcpTransport(socket, url, options));
+    });
+  });
+}
+
+/** A TCP server handing out one TcpTransport per connection. */
+export class TcpListener implements Listener {
+  readonly url: string;
+  readonly #server: net.Server;
+  readonly #pending: TcpTransport[] = [];
+  readonly #open = new Set<TcpTransport>();
+  #wake: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(server: net.Server, url: string) {
+    this.#server = server;
+    this.url = url;
+  }
+
+  /** Binds `host:port` (port 0: any free port, see `url`). */
+  static listen(host: string, port: number, options: TcpListenOptions = {}): Promise<TcpListener> {
+    const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const log = options.log ?? (() => {});
+    const transportOptions = { ...options, maxFrame: options.maxFrame ?? DEFAULT_LISTEN_FRAME };
+    return new Promise((resolve, reject) => {
+      const server = net.createServer();
+      let listener: TcpListener;
+      server.on("connection", (socket: net.Socket) => {
+        const remote = tcpUrl(socket.remoteAddress ?? "?", socket.remotePort ?? 0);
+        if (listener.#closing || listener.#open.size >= max) {
+          log(`refused ${remote}: ${listener.#closing ? "closing" : `${max} connections open`}`);
+          socket.destroy();
+          return;
+        }
+        const transport = new TcpTransport(socket, remote, transportOptions);
+        listener.#open.add(transport);
+        socket.once("close", () => listener.#open.delete(transport));
+        listener.#pending.push(transport);
+        const wake = listener.#wake;
+        listener.#wake = undefined;
+        wake?.();
+      });
+      server.once("error", (e: NodeJS.ErrnoException) => {
+        reject(
+          new MissiveError("network", `cannot listen on ${tcpUrl(host, port)}: ${e.code ?? e}`),
+        );
+      });
+      server.listen({ host, port }, () => {
+        const address = server.address() as net.AddressInfo;
+        listener = new TcpListener(server, tcpUrl(address.address, address.port));
+        server.removeAllListeners("error");
+        server.on("error", (e: Error) => log(`${listener.url}: ${e.message}`));
+        resolve(listener);
+      });
+    });
+  }
+
+  /** Connections that are open right now (accepted and not yet closed). */
+  get openConnections(): number {
+    return this.#open.size;
+  }
+
+  async *connections(): AsyncGenerator<Transport> {
+    for (;;) {
+      const next = this.#pending.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (this.#closing) return;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const wake = this.#wake;
+      this.#wake = undefined;
+      wake?.();
+      const stopped = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      await Promise.all([...this.#open].map((t) => t.close()));
+      await stopped;
+    })();
+    return this.#closing;
+  }
+}
