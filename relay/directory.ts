@@ -6,7 +6,7 @@
  * @module
  */
 import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
-import { type Bytes, equalBytes, fromHex, toHex } from "../bytes.ts";
+import { type Bytes, equalBytes, toHex } from "../bytes.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
 import type { ListEntry, RelayStatus, Target } from "./protocol.ts";
 import type { RelayStore, StoredCard } from "./store.ts";
@@ -23,6 +23,9 @@ export class Directory {
   readonly #store: RelayStore;
   readonly #openRegistration: boolean;
   readonly #allowed: readonly Card[];
+  /** Registered cards by hex ID and by address: a cache of the store's table. */
+  readonly #byId = new Map<string, StoredCard>();
+  readonly #byAddress = new Map<string, StoredCard>();
   /** Online identities (hex ID) and how many connections each has. */
   readonly #online = new Map<string, number>();
 
@@ -30,14 +33,34 @@ export class Directory {
     this.#store = store;
     this.#openRegistration = options.openRegistration;
     this.#allowed = options.users;
+    for (const c of store.allCards()) this.#cache(c);
+  }
+
+  #cache(c: StoredCard): void {
+    const old = this.#byId.get(toHex(c.id));
+    if (old) this.#byAddress.delete(old.address);
+    this.#byId.set(toHex(c.id), c);
+    this.#byAddress.set(c.address, c);
+  }
+
+  async #put(card: Card, now: number): Promise<void> {
+    await this.#store.putCard(card.id, card.address, card.bytes, now);
+    const old = this.#byId.get(toHex(card.id));
+    this.#cache({
+      id: card.id,
+      address: card.address,
+      card: card.bytes,
+      presence: old?.presence ?? 0,
+      note: old?.note,
+    });
   }
 
   /** Pre-installs the `--users` cards (they count as registered). */
   async preinstall(now: number): Promise<void> {
     for (const card of this.#allowed) {
-      const held = this.#store.cardByAddress(card.address);
+      const held = this.#byAddress.get(card.address);
       if (held && !equalBytes(held.id, card.id)) continue; // keep the first holder
-      await this.#store.putCard(card.id, card.address, card.bytes, now);
+      await this.#put(card, now);
     }
   }
 
@@ -51,14 +74,14 @@ export class Directory {
     if (!this.authorize(card)) {
       return refuse("forbidden", "registration is closed and this card is not pre-installed");
     }
-    const byId = this.#store.cardById(card.id);
+    const byId = this.#byId.get(toHex(card.id));
     if (byId && byId.address !== card.address) {
       return refuse(
         "collision",
         `ID ${toHex(card.id)} is already registered to ${byId.address}`,
       );
     }
-    const byAddress = this.#store.cardByAddress(card.address);
+    const byAddress = this.#byAddress.get(card.address);
     if (byAddress && !equalBytes(byAddress.id, card.id)) {
       return refuse(
         "collision",
@@ -67,21 +90,21 @@ export class Directory {
         })`,
       );
     }
-    await this.#store.putCard(card.id, card.address, card.bytes, now);
+    await this.#put(card, now);
     return { status: "ok", value: card.id };
   }
 
   /** The registered card of `card`'s identity, if registered with these very keys. */
   registered(card: Card): StoredCard | undefined {
-    const held = this.#store.cardById(card.id);
+    const held = this.#byId.get(toHex(card.id));
     return held && held.address === card.address ? held : undefined;
   }
 
   /** Finds a registered card by address or ID. */
   find(target: Target): StoredCard | undefined {
     return typeof target === "string"
-      ? this.#store.cardByAddress(target.toLowerCase())
-      : this.#store.cardById(target);
+      ? this.#byAddress.get(target.toLowerCase())
+      : this.#byId.get(toHex(target));
   }
 
   /** The presence others see, or undefined when offline or invisible. */
@@ -92,14 +115,17 @@ export class Directory {
   }
 
   async setPresence(id: Bytes, status: PresenceStatus, note?: string): Promise<void> {
-    await this.#store.setPresence(id, PRESENCE_STATUSES.indexOf(status), note);
+    const presence = PRESENCE_STATUSES.indexOf(status);
+    await this.#store.setPresence(id, presence, note);
+    const held = this.#byId.get(toHex(id));
+    if (held) this.#cache({ ...held, presence, note });
   }
 
   /** Online and visible users, by address. */
   list(): ListEntry[] {
     const out: ListEntry[] = [];
     for (const hex of this.#online.keys()) {
-      const held = this.#store.cardById(fromHex(hex)!);
+      const held = this.#byId.get(hex);
       if (!held) continue;
       const status = PRESENCE_STATUSES[held.presence];
       if (status === "invisible") continue;

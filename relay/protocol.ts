@@ -10,6 +10,7 @@ import type { Bytes } from "../bytes.ts";
 import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
 import { MAX_CARD_SIZE } from "../keys/card.ts";
+import { decodeFlatMap, encodeFlatMap, isFlatMap } from "./flatmap.ts";
 import { MAX_ADDRESS_LENGTH } from "../keys/address.ts";
 import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
 import { RECEIPT_STATUSES, type ReceiptStatus } from "../amp/receipt.ts";
@@ -127,10 +128,15 @@ export type RelayMessage =
 
 const targetValue = (t: Target): CborValue => t;
 
+/** Deterministic CBOR of a map; the hot messages take the flat-map fast path. */
+function encodeMap(m: Map<number, CborValue>): Bytes {
+  return isFlatMap(m) ? encodeFlatMap(m) : encodeCbor(m);
+}
+
 /** Encodes a request with id `rid`. */
 export function encodeRequest(rid: number, request: RelayRequest): Bytes {
   if (request.op === "unknown") {
-    return encodeCbor(new Map<number, CborValue>([[0, 0], [1, rid], [2, request.code]]));
+    return encodeMap(new Map<number, CborValue>([[0, 0], [1, rid], [2, request.code]]));
   }
   const m = new Map<number, CborValue>([
     [0, KIND.request],
@@ -152,7 +158,7 @@ export function encodeRequest(rid: number, request: RelayRequest): Bytes {
       m.set(3, request.message).set(4, RECEIPT_STATUSES.indexOf(request.receipt));
       break;
   }
-  return encodeCbor(m);
+  return encodeMap(m);
 }
 
 /** Encodes a response. */
@@ -169,7 +175,7 @@ export function encodeResponse(response: RelayResponse): Bytes {
   if (response.stats) m.set(7, new Map(Object.entries(response.stats)));
   if (response.detail !== undefined) m.set(8, response.detail);
   if (response.presence !== undefined) m.set(9, PRESENCE_STATUSES.indexOf(response.presence));
-  return encodeCbor(m);
+  return encodeMap(m);
 }
 
 function listEntryValue(e: ListEntry): CborValue {
@@ -180,7 +186,7 @@ function listEntryValue(e: ListEntry): CborValue {
 
 /** Encodes a delivery. */
 export function encodeDelivery(d: RelayDelivery): Bytes {
-  return encodeCbor(
+  return encodeMap(
     new Map<number, CborValue>([
       [0, KIND.delivery],
       [1, d.message],
@@ -312,7 +318,8 @@ export function decodeRelayMessage(
   if (bytes.length > MAX_RELAY_MESSAGE) {
     throw new MissiveError("too-large", `relay message: larger than ${MAX_RELAY_MESSAGE} bytes`);
   }
-  const r = CborReader.from(decodeCbor(bytes, "relay message"), "relay message");
+  const value = decodeFlatMap(bytes) ?? decodeCbor(bytes, "relay message");
+  const r = CborReader.from(value, "relay message");
   const kind = r.uint(0, 0xff);
   switch (kind) {
     case KIND.request:

@@ -70,6 +70,8 @@ class Connection {
   readonly card: Card;
   readonly key: string;
   receiving = false;
+  /** Set once the peer's registration was seen (registrations are never revoked). */
+  registered = false;
   /** Highest message ID pushed on this connection. */
   cursor = 0;
   readonly inFlight = new Set<number>();
@@ -181,8 +183,15 @@ export class RelayServer {
     }
   }
 
+  /** Deliveries left unacknowledged count as failed attempts (kept for operators). */
+  #unacknowledged(conn: Connection): void {
+    if (conn.inFlight.size > 0) void this.#store.countAttempts([...conn.inFlight]);
+    conn.inFlight.clear();
+  }
+
   #drop(conn: Connection): void {
     if (!this.#connections.delete(conn)) return;
+    if (this.#state === "running") this.#unacknowledged(conn);
     this.#directory.disconnected(conn.card.id);
     if (this.#receivers.get(conn.key) === conn) this.#receivers.delete(conn.key);
     this.#emit({ event: "disconnect", address: conn.card.address, id: conn.key });
@@ -243,8 +252,8 @@ export class RelayServer {
     if (request.op === "unknown") {
       return now({ status: "unknown-op", detail: `unknown op ${request.code}` });
     }
-    const held = this.#directory.registered(conn.card);
-    if (!held) {
+    conn.registered ||= this.#directory.registered(conn.card) !== undefined;
+    if (!conn.registered) {
       return now({
         status: "not-registered",
         detail: `${conn.card.address} is not registered with this relay (run register first)`,
@@ -379,7 +388,7 @@ export class RelayServer {
     this.#receivers.set(conn.key, conn);
     conn.receiving = true;
     conn.cursor = 0;
-    conn.inFlight.clear();
+    this.#unacknowledged(conn);
     const count = this.#store.queued(conn.card.id);
     // Deliveries start after the response is on its way.
     queueMicrotask(() => void this.#pump(conn));
@@ -409,7 +418,6 @@ export class RelayServer {
             conn.cursor = m.mid;
             conn.inFlight.add(m.mid);
             this.#counters.delivered++;
-            void this.#store.countAttempt(m.mid);
             void conn.send(encodeDelivery({
               message: m.mid,
               senderId: m.sender,

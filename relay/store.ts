@@ -69,7 +69,8 @@ export interface NewMessage {
   enqueued: number;
 }
 
-const hexKey = (id: Uint8Array) => Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("");
+/** A cheap map key for an ID (one char per byte; never shown). */
+const idKey = (id: Uint8Array) => String.fromCharCode(...id);
 
 type Row = Record<string, unknown>;
 
@@ -133,7 +134,7 @@ export class RelayStore {
     };
     for (const row of this.#sql.counts.all() as Row[]) {
       const n = row.n as number;
-      this.#counts.set(hexKey(row.recipient as Uint8Array), n);
+      this.#counts.set(idKey(row.recipient as Uint8Array), n);
       this.#total += n;
     }
   }
@@ -233,7 +234,7 @@ export class RelayStore {
 
   /** Messages queued for `recipient`. */
   queued(recipient: Uint8Array): number {
-    return this.#counts.get(hexKey(recipient)) ?? 0;
+    return this.#counts.get(idKey(recipient)) ?? 0;
   }
 
   /** Messages queued in all. */
@@ -257,7 +258,7 @@ export class RelayStore {
         m.digest,
         m.enqueued,
       );
-      const key = hexKey(m.recipient);
+      const key = idKey(m.recipient);
       this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
       this.#total++;
       return { mid: Number(info.lastInsertRowid), duplicate: false };
@@ -270,9 +271,14 @@ export class RelayStore {
     return (this.#sql.pending.all(recipient, afterMid, limit) as Row[]).map(toMessage);
   }
 
-  /** Counts a delivery attempt (kept for operators; delivery does not depend on it). */
-  countAttempt(mid: number): Promise<void> {
-    return this.#write(() => void this.#sql.attempt.run(mid));
+  /**
+   * Counts a delivery that was not acknowledged (kept for operators; delivery does not
+   * depend on it).
+   */
+  countAttempts(mids: readonly number[]): Promise<void> {
+    return this.#write(() => {
+      for (const mid of mids) this.#sql.attempt.run(mid);
+    });
   }
 
   /**
@@ -283,7 +289,7 @@ export class RelayStore {
     return this.#write(() => {
       const changed = Number(this.#sql.remove.run(mid, recipient).changes) > 0;
       if (changed) {
-        const key = hexKey(recipient);
+        const key = idKey(recipient);
         const n = (this.#counts.get(key) ?? 1) - 1;
         if (n > 0) this.#counts.set(key, n);
         else this.#counts.delete(key);
