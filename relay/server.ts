@@ -77,7 +77,6 @@ class Connection {
   readonly inFlight = new Set<number>();
   pumping = false;
   pumpAgain = false;
-  #chain: Promise<void> = Promise.resolve();
 
   constructor(channel: SecureChannel) {
     this.channel = channel;
@@ -85,12 +84,14 @@ class Connection {
     this.key = toHex(channel.peer.id);
   }
 
-  /** Sends in call order; a failed channel is closed (its reader then ends). */
+  /**
+   * Sends without waiting for the previous message's acknowledgement: a Session keeps
+   * call order (its send queue), as does the test double. A failed channel is closed; its reader then ends.
+   */
   send(bytes: Uint8Array): Promise<void> {
-    this.#chain = this.#chain.then(() => this.channel.send(bytes)).catch(() => {
+    return this.channel.send(bytes).catch(() => {
       void this.channel.close().catch(() => {});
     });
-    return this.#chain;
   }
 }
 
