@@ -15,10 +15,10 @@ import { MAX_ADDRESS_LENGTH } from "../keys/address.ts";
 import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
 import { RECEIPT_STATUSES, type ReceiptStatus } from "../amp/receipt.ts";
 
-/** Largest envelope the protocol can carry (a relay's own cap is at most this). */
-export const MAX_RELAY_ENVELOPE = 1024 * 1024;
-/** Largest relay message: an envelope plus room for the fields around it. */
-export const MAX_RELAY_MESSAGE = MAX_RELAY_ENVELOPE + 4096;
+/** Largest relay message: one session message (1 MiB, SPEC §22). */
+export const MAX_RELAY_MESSAGE = 1024 * 1024;
+/** Largest envelope the protocol carries (a relay's own cap is at most this). */
+export const MAX_RELAY_ENVELOPE = MAX_RELAY_MESSAGE - 4096;
 /** Most entries a `list` response carries. */
 export const MAX_LIST_ENTRIES = 10_000;
 /** Largest request id. */
