@@ -11,12 +11,14 @@ import { getCryptoProvider } from "../crypto/mod.ts";
 import { type ErrorCode, MissiveError } from "../errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
+import { Outbox } from "./outbox.ts";
 import {
-  decodeRelayMessage,
+  decodeRelayMessages,
   encodeRequest,
   type ListEntry,
   MAX_REQUEST_ID,
   type RelayDelivery,
+  type RelayMessage,
   type RelayRequest,
   type RelayResponse,
   type RelayStatus,
@@ -66,6 +68,7 @@ interface Waiter {
 /** A connection to a relay. A class: it owns the channel's reader and pending requests. */
 export class RelayClient {
   readonly #channel: SecureChannel;
+  readonly #outbox: Outbox;
   readonly #timeoutMs: number;
   readonly #waiters = new Map<number, Waiter>();
   readonly #deliveries: RelayDelivery[] = [];
@@ -77,6 +80,7 @@ export class RelayClient {
 
   constructor(channel: SecureChannel, options: { timeoutMs?: number } = {}) {
     this.#channel = channel;
+    this.#outbox = new Outbox(channel);
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#reader = this.#read();
   }
@@ -89,19 +93,7 @@ export class RelayClient {
   async #read(): Promise<void> {
     try {
       for await (const bytes of this.#channel.messages()) {
-        const m = decodeRelayMessage(bytes);
-        if (m.kind === "response") {
-          const w = this.#waiters.get(m.response.rid);
-          if (!w) continue; // a late answer to a request that timed out
-          this.#waiters.delete(m.response.rid);
-          clearTimeout(w.timer);
-          w.resolve(m.response);
-        } else if (m.kind === "delivery") {
-          this.#deliveries.push(m.delivery);
-          this.#wake?.();
-        } else {
-          throw new MissiveError("malformed", "relay sent a request to a client");
-        }
+        for (const m of decodeRelayMessages(bytes)) this.#onMessage(m);
       }
       this.#fail(new MissiveError("network", "relay closed the connection"));
     } catch (e) {
@@ -110,6 +102,21 @@ export class RelayClient {
           ? e
           : new MissiveError("network", `relay connection failed: ${(e as Error)?.message ?? e}`),
       );
+    }
+  }
+
+  #onMessage(m: RelayMessage): void {
+    if (m.kind === "response") {
+      const w = this.#waiters.get(m.response.rid);
+      if (!w) return; // a late answer to a request that timed out
+      this.#waiters.delete(m.response.rid);
+      clearTimeout(w.timer);
+      w.resolve(m.response);
+    } else if (m.kind === "delivery") {
+      this.#deliveries.push(m.delivery);
+      this.#wake?.();
+    } else {
+      throw new MissiveError("malformed", "relay sent a request to a client");
     }
   }
 
@@ -137,7 +144,7 @@ export class RelayClient {
     });
     answer.catch(() => {}); // observed below, unless the send itself fails first
     try {
-      await this.#channel.send(encodeRequest(rid, request));
+      await this.#outbox.send(encodeRequest(rid, request));
     } catch (e) {
       const w = this.#waiters.get(rid);
       if (w) clearTimeout(w.timer);

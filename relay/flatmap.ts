@@ -1,7 +1,7 @@
 /**
- * A fast path for the relay's hot messages (send, delivery, ack and their responses):
- * deterministic CBOR maps whose keys are small unsigned integers and whose values are
- * unsigned integers, byte strings or text. Encoding gives exactly `encodeCbor`'s bytes;
+ * A fast path for the relay's hot messages (send, delivery, ack, their responses and
+ * bundles of them): deterministic CBOR maps whose keys are unsigned integers and whose
+ * values are unsigned integers, byte strings, text, or arrays of byte strings. Encoding gives exactly `encodeCbor`'s bytes;
  * decoding accepts a message only when it is such a map in deterministic encoding and
  * otherwise returns undefined, so the caller falls back to `decodeCbor` — the authority
  * on everything else, which then accepts or refuses it. tests/relay_protocol_test.ts
@@ -12,17 +12,19 @@ import type { Bytes } from "../bytes.ts";
 import type { CborMap, CborValue } from "../cbor.ts";
 
 /** A value the fast path handles. */
-type FlatValue = number | string | Uint8Array;
+type FlatValue = number | string | Uint8Array | Uint8Array[];
 
-/** Most entries a flat map may have on the fast path. */
+/** Most entries a flat map, and items an array of byte strings, may have on the fast path. */
 const MAX_ENTRIES = 32;
+const MAX_ARRAY = 1024;
 
 const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function isFlatValue(v: CborValue): v is FlatValue {
   return (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) ||
-    typeof v === "string" || v instanceof Uint8Array;
+    typeof v === "string" || v instanceof Uint8Array ||
+    (Array.isArray(v) && v.length <= MAX_ARRAY && v.every((x) => x instanceof Uint8Array));
 }
 
 /** True when `encodeFlatMap` can encode `m`. */
@@ -72,28 +74,34 @@ function writeHeader(out: Uint8Array, pos: number, major: number, arg: number): 
 /** Encodes a flat map exactly as `encodeCbor` would (keys sorted ascending). */
 export function encodeFlatMap(m: Map<number, FlatValue>): Bytes {
   const keys = [...m.keys()].sort((a, b) => a - b);
-  const parts: { key: number; major: number; arg: number; body?: Uint8Array }[] = [];
+  const parts: { key: number; major: number; arg: number; body?: Uint8Array | Uint8Array[] }[] = [];
   let size = headerLength(keys.length);
   for (const key of keys) {
     const v = m.get(key)!;
-    const body = typeof v === "string"
-      ? encoder.encode(v)
-      : v instanceof Uint8Array
-      ? v
-      : undefined;
-    const major = typeof v === "number" ? 0 : typeof v === "string" ? 3 : 2;
+    const body = typeof v === "string" ? encoder.encode(v) : typeof v === "number" ? undefined : v;
+    const major = typeof v === "number" ? 0 : typeof v === "string" ? 3 : Array.isArray(v) ? 4 : 2;
     const arg = body ? body.length : v as number;
     parts.push({ key, major, arg, body });
-    size += headerLength(key) + headerLength(arg) + (body?.length ?? 0);
+    size += headerLength(key) + headerLength(arg);
+    if (Array.isArray(body)) { for (const x of body) size += headerLength(x.length) + x.length; }
+    else size += body?.length ?? 0;
   }
   const out = new Uint8Array(size);
   let pos = writeHeader(out, 0, 5, keys.length);
+  const put = (x: Uint8Array) => {
+    out.set(x, pos);
+    pos += x.length;
+  };
   for (const p of parts) {
     pos = writeHeader(out, pos, 0, p.key);
     pos = writeHeader(out, pos, p.major, p.arg);
-    if (p.body) {
-      out.set(p.body, pos);
-      pos += p.body.length;
+    if (Array.isArray(p.body)) {
+      for (const x of p.body) {
+        pos = writeHeader(out, pos, 2, x.length);
+        put(x);
+      }
+    } else if (p.body) {
+      put(p.body);
     }
   }
   return out;
@@ -134,6 +142,16 @@ export function decodeFlatMap(bytes: Uint8Array): CborMap | undefined {
     const [major, arg] = v;
     if (major === 0) {
       out.set(k[1], arg);
+    } else if (major === 4) {
+      if (arg > MAX_ARRAY) return undefined;
+      const items: Uint8Array[] = [];
+      for (let j = 0; j < arg; j++) {
+        const item = header();
+        if (!item || item[0] !== 2 || item[1] > bytes.length - pos) return undefined;
+        items.push(bytes.slice(pos, pos + item[1]));
+        pos += item[1];
+      }
+      out.set(k[1], items);
     } else if (major === 2 || major === 3) {
       if (arg > bytes.length - pos) return undefined;
       const body = bytes.slice(pos, pos + arg);

@@ -30,7 +30,9 @@ const MAX_DETAIL = 1024;
 const MAX_STATS = 64;
 
 /** Message kinds (key 0). */
-export const KIND = { request: 0, response: 1, delivery: 2 } as const;
+export const KIND = { request: 0, response: 1, delivery: 2, bundle: 3 } as const;
+/** Most messages in one bundle. */
+export const MAX_BUNDLE = 256;
 
 /** Request operations (key 2 of a request); the number is the index. */
 export const RELAY_OPS = [
@@ -124,7 +126,8 @@ export interface RelayDelivery {
 export type RelayMessage =
   | { kind: "request"; rid: number; request: RelayRequest }
   | { kind: "response"; response: RelayResponse }
-  | { kind: "delivery"; delivery: RelayDelivery };
+  | { kind: "delivery"; delivery: RelayDelivery }
+  | { kind: "bundle"; messages: RelayMessage[] };
 
 const targetValue = (t: Target): CborValue => t;
 
@@ -182,6 +185,17 @@ function listEntryValue(e: ListEntry): CborValue {
   const v: CborValue[] = [e.address, e.id, PRESENCE_STATUSES.indexOf(e.status)];
   if (e.note !== undefined) v.push(e.note);
   return v;
+}
+
+/**
+ * Packs encoded relay messages (not bundles) into one bundle (SPEC §23.2): one session
+ * message carries them all, in order.
+ */
+export function encodeBundle(messages: Uint8Array[]): Bytes {
+  if (messages.length === 0 || messages.length > MAX_BUNDLE) {
+    throw new MissiveError("internal", `relay: a bundle holds 1 to ${MAX_BUNDLE} messages`);
+  }
+  return encodeMap(new Map<number, CborValue>([[0, KIND.bundle], [1, messages]]));
 }
 
 /** Encodes a delivery. */
@@ -314,6 +328,7 @@ function readDelivery(r: CborReader, maxEnvelope: number): RelayDelivery {
 export function decodeRelayMessage(
   bytes: Uint8Array,
   maxEnvelope = MAX_RELAY_ENVELOPE,
+  inBundle = false,
 ): RelayMessage {
   if (bytes.length > MAX_RELAY_MESSAGE) {
     throw new MissiveError("too-large", `relay message: larger than ${MAX_RELAY_MESSAGE} bytes`);
@@ -332,6 +347,27 @@ export function decodeRelayMessage(
       return { kind: "response", response: readResponse(r) };
     case KIND.delivery:
       return { kind: "delivery", delivery: readDelivery(r, maxEnvelope) };
+    case KIND.bundle: {
+      if (inBundle) fail("bundles do not nest");
+      const items = r.array(1, MAX_BUNDLE);
+      if (items.length === 0) fail("empty bundle");
+      return {
+        kind: "bundle",
+        messages: items.map((item) => {
+          if (!(item instanceof Uint8Array)) fail("bundle items must be byte strings");
+          return decodeRelayMessage(item as Uint8Array, maxEnvelope, true);
+        }),
+      };
+    }
   }
   return fail(`unknown kind ${kind}`);
+}
+
+/** The messages one received session message carries: itself, or a bundle's contents. */
+export function decodeRelayMessages(
+  bytes: Uint8Array,
+  maxEnvelope = MAX_RELAY_ENVELOPE,
+): RelayMessage[] {
+  const m = decodeRelayMessage(bytes, maxEnvelope);
+  return m.kind === "bundle" ? m.messages : [m];
 }

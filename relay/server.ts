@@ -13,15 +13,17 @@ import type { Card } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
 import { Directory } from "./directory.ts";
 import {
-  decodeRelayMessage,
+  decodeRelayMessages,
   encodeDelivery,
   encodeResponse,
   MAX_RELAY_ENVELOPE,
+  type RelayMessage,
   type RelayRequest,
   type RelayStatus,
   type ResponseFields,
 } from "./protocol.ts";
-import type { RelayStore, StoredCard } from "./store.ts";
+import { Outbox } from "./outbox.ts";
+import type { QueuedMessage, RelayStore, StoredCard } from "./store.ts";
 
 /** Default cap on one envelope (SPEC §23.6). */
 export const DEFAULT_MAX_MESSAGE = 64 * 1024;
@@ -75,21 +77,24 @@ class Connection {
   /** Highest message ID pushed on this connection. */
   cursor = 0;
   readonly inFlight = new Set<number>();
-  pumping = false;
-  pumpAgain = false;
+  /** The store may hold messages newer than `cursor` that were not pushed yet. */
+  backlog = true;
+
+  readonly #outbox: Outbox;
 
   constructor(channel: SecureChannel) {
     this.channel = channel;
+    this.#outbox = new Outbox(channel);
     this.card = channel.peer;
     this.key = toHex(channel.peer.id);
   }
 
   /**
-   * Sends without waiting for the previous message's acknowledgement: a Session keeps
-   * call order (its send queue), as does the test double. A failed channel is closed; its reader then ends.
+   * Queues a relay message; the outbox bundles what one turn produced into one session
+   * message, in order. A failed channel is closed; its reader then ends.
    */
   send(bytes: Uint8Array): Promise<void> {
-    return this.channel.send(bytes).catch(() => {
+    return this.#outbox.send(bytes).catch(() => {
       void this.channel.close().catch(() => {});
     });
   }
@@ -199,20 +204,31 @@ export class RelayServer {
   }
 
   async #onMessage(conn: Connection, bytes: Uint8Array): Promise<void> {
-    let rid = 0;
-    let request: RelayRequest;
+    let messages: RelayMessage[];
     try {
-      const m = decodeRelayMessage(bytes);
-      if (m.kind !== "request") throw new MissiveError("malformed", "relay: expected a request");
-      rid = m.rid;
-      request = m.request;
+      messages = decodeRelayMessages(bytes);
     } catch (e) {
-      const status = isMissiveError(e, "too-large") ? "too-large" : "malformed";
-      this.#counters.refused++;
-      this.#emit({ event: "refuse", status, address: conn.card.address });
-      void conn.send(encodeResponse({ rid, status, detail: (e as Error).message }));
+      this.#refuseUnreadable(conn, 0, e);
       return;
     }
+    for (const m of messages) {
+      if (m.kind !== "request") {
+        this.#refuseUnreadable(conn, 0, new MissiveError("malformed", "relay: expected a request"));
+        continue;
+      }
+      await this.#onRequest(conn, m.rid, m.request);
+    }
+  }
+
+  /** An unreadable message has no request ID to answer: the refusal carries ID 0. */
+  #refuseUnreadable(conn: Connection, rid: number, e: unknown): void {
+    const status = isMissiveError(e, "too-large") ? "too-large" : "malformed";
+    this.#counters.refused++;
+    this.#emit({ event: "refuse", status, address: conn.card.address });
+    void conn.send(encodeResponse({ rid, status, detail: (e as Error).message }));
+  }
+
+  async #onRequest(conn: Connection, rid: number, request: RelayRequest): Promise<void> {
     // Requests are taken in order and each one's writes are issued in order (so sends
     // keep their order in the queue); the reply waits for the group commit without
     // holding up the next request.
@@ -330,17 +346,18 @@ export class RelayServer {
     }
     // The digest happens before the write so the write itself stays in request order.
     const digest = await this.#crypto.sha256(envelope);
-    const committed = this.#store.enqueue({
+    const message = {
       recipient: recipient.id,
       sender: conn.card.id,
       senderAddress: conn.card.address,
       envelope,
       digest,
       enqueued: this.#now(),
-    });
+    };
+    const committed = this.#store.enqueue(message);
     return {
       done: committed.then(({ mid, duplicate }) =>
-        this.#accepted(conn, recipient, { mid, duplicate, size: envelope.length })
+        this.#accepted(conn, recipient, { ...message, mid, attempts: 0 }, duplicate)
       ),
     };
   }
@@ -348,19 +365,21 @@ export class RelayServer {
   #accepted(
     conn: Connection,
     recipient: StoredCard,
-    { mid, duplicate, size }: { mid: number; duplicate: boolean; size: number },
+    message: QueuedMessage,
+    duplicate: boolean,
   ): Reply {
+    const { mid } = message;
     if (!duplicate) this.#counters.accepted++;
     this.#emit({
       event: "accept",
       from: conn.card.address,
       to: recipient.address,
       mid,
-      bytes: size,
+      bytes: message.envelope.length,
       duplicate,
     });
     const receiver = this.#receivers.get(toHex(recipient.id));
-    if (receiver) void this.#pump(receiver);
+    if (receiver && !duplicate) this.#offer(receiver, message);
     return { status: "ok", count: mid };
   }
 
@@ -379,7 +398,11 @@ export class RelayServer {
     }
     this.#counters.acknowledged++;
     this.#emit({ event: "ack", address: conn.card.address, mid, receipt });
-    if (this.#receivers.get(conn.key) === conn) void this.#pump(conn);
+    // Refill in batches: once half the window is acknowledged, not after every ack.
+    if (
+      this.#receivers.get(conn.key) === conn && conn.backlog &&
+      conn.inFlight.size <= this.#window / 2
+    ) this.#pump(conn);
     return { status: "ok" };
   }
 
@@ -392,47 +415,56 @@ export class RelayServer {
     this.#unacknowledged(conn);
     const count = this.#store.queued(conn.card.id);
     // Deliveries start after the response is on its way.
-    queueMicrotask(() => void this.#pump(conn));
+    conn.backlog = true;
+    queueMicrotask(() => this.#pump(conn));
     return { status: "ok", count };
   }
 
-  /** Pushes queued messages in order, keeping at most `window` unacknowledged. */
-  async #pump(conn: Connection): Promise<void> {
-    if (conn.pumping) {
-      conn.pumpAgain = true;
+  /**
+   * Pushes queued messages from the store in order, keeping at most `window`
+   * unacknowledged. Synchronous: the store reads are, and sends only queue.
+   */
+  #pump(conn: Connection): void {
+    while (conn.receiving && this.#state === "running") {
+      const room = this.#window - conn.inFlight.size;
+      if (room <= 0) {
+        conn.backlog = true;
+        return;
+      }
+      const batch = this.#store.pending(conn.card.id, conn.cursor, room);
+      for (const m of batch) this.#deliver(conn, m);
+      if (batch.length < room) {
+        conn.backlog = false; // the store holds nothing newer for now
+        return;
+      }
+    }
+  }
+
+  /**
+   * A message just committed for a receiving connection: sent straight from memory
+   * when the connection has no backlog in the store, else picked up by the pump.
+   */
+  #offer(conn: Connection, m: QueuedMessage): void {
+    if (!conn.receiving || m.mid <= conn.cursor) return;
+    if (conn.backlog || conn.inFlight.size >= this.#window) {
+      conn.backlog = true;
+      this.#pump(conn);
       return;
     }
-    conn.pumping = true;
-    try {
-      do {
-        conn.pumpAgain = false;
-        while (
-          conn.receiving && this.#state === "running" && conn.inFlight.size < this.#window
-        ) {
-          const batch = this.#store.pending(
-            conn.card.id,
-            conn.cursor,
-            this.#window - conn.inFlight.size,
-          );
-          if (batch.length === 0) break;
-          for (const m of batch) {
-            conn.cursor = m.mid;
-            conn.inFlight.add(m.mid);
-            this.#counters.delivered++;
-            void conn.send(encodeDelivery({
-              message: m.mid,
-              senderId: m.sender,
-              sender: m.senderAddress,
-              envelope: m.envelope,
-              enqueued: m.enqueued,
-            }));
-          }
-          await Promise.resolve();
-        }
-      } while (conn.pumpAgain);
-    } finally {
-      conn.pumping = false;
-    }
+    this.#deliver(conn, m);
+  }
+
+  #deliver(conn: Connection, m: QueuedMessage): void {
+    conn.cursor = m.mid;
+    conn.inFlight.add(m.mid);
+    this.#counters.delivered++;
+    void conn.send(encodeDelivery({
+      message: m.mid,
+      senderId: m.sender,
+      sender: m.senderAddress,
+      envelope: m.envelope,
+      enqueued: m.enqueued,
+    }));
   }
 
   /**

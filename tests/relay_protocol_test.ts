@@ -241,8 +241,10 @@ describe("relay vectors (tests/vectors/relay.json)", () => {
 describe("relay flat-map fast path agrees with cbor.ts", () => {
   const UINTS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
   const pick = <T>(xs: T[]) => xs[randomBytes(1)[0] % xs.length];
-  const randomValue = (): number | string | Uint8Array => {
-    switch (randomBytes(1)[0] % 3) {
+  const randomValue = (): number | string | Uint8Array | Uint8Array[] => {
+    switch (randomBytes(1)[0] % 4) {
+      case 3:
+        return Array.from({ length: pick([0, 1, 2, 24]) }, () => randomBytes(pick([0, 5, 30])));
       case 0:
         return pick(UINTS);
       case 1:
@@ -252,7 +254,7 @@ describe("relay flat-map fast path agrees with cbor.ts", () => {
     }
   };
   const randomFlatMap = () => {
-    const m = new Map<number, number | string | Uint8Array>();
+    const m = new Map<number, number | string | Uint8Array | Uint8Array[]>();
     const n = randomBytes(1)[0] % 10;
     for (let i = 0; i < n; i++) {
       m.set(pick([0, 1, 2, 9, 23, 24, 31, 255, 256, 70000]), randomValue());

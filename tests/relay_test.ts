@@ -24,7 +24,7 @@ import {
   resendOutgoing,
   sealText,
 } from "../relay/mailbox.ts";
-import { decodeRelayMessage } from "../relay/protocol.ts";
+import { decodeRelayMessages } from "../relay/protocol.ts";
 import { OutgoingQueue, retryDelay } from "../queue/outgoing.ts";
 import { SeenMessages } from "../queue/seen.ts";
 import { fixedIdentity, tempDir } from "./helpers.ts";
@@ -235,10 +235,8 @@ describe("relay acknowledgements and durability", () => {
     const a = relay.connect(alice);
     await a.register();
     await send(a, alice, bob, "only once");
-    const isAck = (bytes: Uint8Array) => {
-      const m = decodeRelayMessage(bytes);
-      return m.kind === "request" && m.request.op === "ack";
-    };
+    const isAck = (bytes: Uint8Array) =>
+      decodeRelayMessages(bytes).some((m) => m.kind === "request" && m.request.op === "ack");
     const shown: string[] = [];
     const seen1 = new SeenMessages(seenPath);
     const b1 = relay.connect(bob, { dropFromClient: isAck, timeoutMs: 100 });
