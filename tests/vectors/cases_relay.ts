@@ -10,6 +10,7 @@ import { encodeEnvelope } from "../../envelope.ts";
 import { isMissiveError } from "../../errors.ts";
 import {
   decodeRelayMessage,
+  encodeBundle,
   encodeDelivery,
   encodeRequest,
   encodeResponse,
@@ -120,7 +121,35 @@ export function relayVectors() {
     }),
   );
 
+  const register = encodeRequest(1, { op: "register" });
+  const list = encodeRequest(2, { op: "list" });
+  ok("bundle", "a register and a list request in one bundle", encodeBundle([register, list]));
+  ok(
+    "bundle-one",
+    "a bundle of one delivery",
+    encodeBundle([encodeDelivery({
+      message: 7,
+      senderId: ID,
+      sender: "carol@example.org",
+      envelope: ENVELOPE,
+      enqueued: 1,
+    })]),
+  );
+
   bad("empty", "no bytes", new Uint8Array());
+  bad("bundle-empty", "a bundle with no items", map([0, 3], [1, []]));
+  bad("bundle-nested", "a bundle inside a bundle", map([0, 3], [1, [encodeBundle([register])]]));
+  bad("bundle-text-item", "a bundle item that is text", map([0, 3], [1, ["register"]]));
+  bad(
+    "bundle-bad-item",
+    "a bundle whose second item is truncated",
+    map([0, 3], [1, [register, list.slice(0, -1)]]),
+  );
+  bad(
+    "bundle-257",
+    "a bundle of 257 items",
+    map([0, 3], [1, Array.from({ length: 257 }, () => register)]),
+  );
   bad("not-a-map", "an array", encodeCbor([0, 1, 2]));
   bad("kind-9", "unknown kind", map([0, 9], [1, 1]));
   bad("no-kind", "key 0 missing", map([1, 1], [2, 0]));
