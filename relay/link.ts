@@ -59,7 +59,11 @@ export async function serveRelay(
   url: string,
   identity: Identity,
   server: RelayServer,
-  options: { log?: (line: string) => void } = {},
+  options: {
+    log?: (line: string) => void;
+    /** The session's re-key interval (SPEC §22; default the session's). */
+    rekeyAfter?: number;
+  } = {},
 ): Promise<RunningRelay> {
   const listener = await listen(url, { log: options.log });
   const sessions = new Set<Promise<void>>();
@@ -69,6 +73,7 @@ export async function serveRelay(
         try {
           const channel = await Session.accept(transport, identity, {
             authorize: (card: Card) => server.authorize(card),
+            ...(options.rekeyAfter !== undefined ? { rekeyAfter: options.rekeyAfter } : {}),
           });
           await server.serve(channel);
         } catch (e) {
