@@ -8,7 +8,13 @@ import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
 import { fromHex, toHex, utf8 } from "../bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { isMissiveError, MissiveError } from "../errors.ts";
-import { type Card, cardFileText, decodeCard } from "../keys/card.ts";
+import {
+  type Card,
+  cardFileText,
+  cardSignaturesInText,
+  decodeCard,
+  verifyCardSignature,
+} from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { OutgoingQueue } from "../queue/outgoing.ts";
 import { SeenMessages } from "../queue/seen.ts";
@@ -33,6 +39,7 @@ import {
   note,
   parseFlags,
   readInput,
+  readSmallText,
 } from "./common.ts";
 
 const usage = `missive relay SUBCOMMAND --relay URL --relay-card RELAY.CARD --key ME.KEY [options]
@@ -57,6 +64,8 @@ Subcommands:
 Options:
   --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900
   --relay-card FILE      the relay's card: the session refuses any other relay
+  --relay-ca CARD        accept --relay-card only if a CA whose card this is signed it
+                         (missive card RELAY.CARD --sign CA.KEY)
   --key FILE             your secret key
   --state FILE           your outgoing queue and shown-message record
                          (default: the key file's name + .relay.db)
@@ -334,6 +343,7 @@ export const relay: Command = {
       {
         relay: { type: "string" },
         "relay-card": { type: "string" },
+      "relay-ca": { type: "string", multiple: true },
         key: { type: "string" },
         state: { type: "string" },
         to: { type: "string" },
@@ -371,6 +381,20 @@ export const relay: Command = {
     const relayCards = v["relay-card"] ? await loadCards([v["relay-card"]]) : [];
     if (v["relay-card"] && relayCards.length !== 1) {
       throw new MissiveError("usage", "relay: --relay-card must hold exactly one card");
+    }
+    if (v["relay-ca"] && v["relay-card"]) {
+      const signatures = cardSignaturesInText(readSmallText(v["relay-card"], "card"));
+      try {
+        await verifyCardSignature(
+          await getCryptoProvider(),
+          relayCards[0],
+          signatures,
+          await loadCards(v["relay-ca"]),
+        );
+      } catch (e) {
+        if (!isMissiveError(e)) throw e;
+        throw new MissiveError(e.code, `--relay-card ${v["relay-card"]}: ${e.message}`);
+      }
     }
     const ctx: Context = {
       io,

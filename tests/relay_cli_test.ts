@@ -128,6 +128,29 @@ describe("missive serve + missive relay (real sessions over TCP)", () => {
     ]);
     assert.equal(untrusted.code, 7, untrusted.stderr);
     assert.match(untrusted.stderr, /is not the relay of --relay-card/);
+    // A relay card signed by a CA the user trusts; a CA the user does not trust fails.
+    const ca = await runCli(["keygen", "--name", "ca@example.org", "-o", f("ca.key")]);
+    writeFileSync(f("ca.card"), ca.stdout);
+    const signed = await runCli(["card", f("relay.card"), "--sign", f("ca.key")]);
+    writeFileSync(f("relay.signed.card"), signed.stdout);
+    const viaCa = (caCard: string) =>
+      runCli([
+        "relay",
+        "list",
+        "--relay",
+        relay.url,
+        "--relay-card",
+        f("relay.signed.card"),
+        "--relay-ca",
+        caCard,
+        "--key",
+        f("alice.key"),
+      ]);
+    const ok = await viaCa(f("ca.card"));
+    assert.equal(ok.code, 0, ok.stderr);
+    const wrongCa = await viaCa(f("bob.card"));
+    assert.equal(wrongCa.code, 7, wrongCa.stderr);
+    assert.match(wrongCa.stderr, /carries no valid signature by a trusted CA/);
     const lookup = await client("alice", ["lookup", "bob@example.org", "--json"]);
     assert.equal(lookup.code, 0, lookup.stderr);
     assert.equal(JSON.parse(lookup.text).address, "bob@example.org");
