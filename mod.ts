@@ -188,3 +188,16 @@ export {
 export function defaultRegistry(): Registry {
   return new Registry().register(...builtinStps(), ...builtinAmps());
 }
+// Transports and the receipt exchange of send/listen (SPEC §21).
+export {
+  connect,
+  type ConnectOptions,
+  listen,
+  type Listener,
+  type ListenOptions,
+  parseTransportUrl,
+  type Transport,
+  type TransportAddress,
+} from "./transports/mod.ts";
+export { openReceipt, ReceiptChannel, sealReceipt, sealWithNonce } from "./transports/receipts.ts";
+export { MessageServer, type ServeOptions } from "./transports/serve.ts";

@@ -189,6 +189,8 @@ export interface SealRequest<T = unknown> {
   sequenceNumber?: number;
   includeCard?: boolean;
   hashDestination?: boolean;
+  /** Key slots without recipient hints (group; see SealContext). */
+  hideRecipients?: boolean;
   options?: Record<string, string>;
   crypto?: CryptoProvider;
   /**
@@ -270,6 +272,7 @@ export async function sealMessage<T>(request: SealRequest<T>): Promise<Bytes> {
       ephemeralAgreement,
       includeCard: request.includeCard ?? true,
       hashDestination: request.hashDestination ?? false,
+      hideRecipients: request.hideRecipients ?? false,
       options: request.options ?? {},
     }));
   return encodeEnvelope({ ...header, payload });

@@ -55,6 +55,8 @@ export interface SealContext {
   includeCard: boolean;
   /** Send the destination as a keyed hash instead of the address (simple). */
   hashDestination: boolean;
+  /** Key slots without recipient hints, their count padded (group; SPEC §19.6). */
+  hideRecipients?: boolean;
   /** Plugin-specific options (e.g. a passphrase), from `--option key=value`. */
   options: Readonly<Record<string, string>>;
 }

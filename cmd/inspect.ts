@@ -3,22 +3,49 @@ import { utf8 } from "../bytes.ts";
 import { maxArmoredLength } from "../armor.ts";
 import {
   decodeEnvelope,
+  type Envelope,
   looksLikeEnvelope,
   MAX_ENVELOPE_SIZE,
   unwrapAnyForm,
 } from "../envelope.ts";
 import { isMissiveError } from "../errors.ts";
+import { describePayload, GROUP_TYPE } from "../stp/group/mod.ts";
 import { type Command, loadRegistry, parseFlags, readInput, writeOutput } from "./common.ts";
 
 const usage = `missive inspect [--json] [INPUT]
 
 Shows an envelope's header without opening it: its form (binary, armor, line), the STP
-(type, version) and name when a plugin knows it, the sequence number and payload size.
+(type, version) and name when a plugin knows it, the sequence number and payload size;
+for group, the number of key slots and whether recipients are hidden.
 
 Options:
   --json            one JSON object
   --plugin PATH     load a plugin module, to name its STP (repeatable)
 `;
+
+/**
+ * Group slots are clear data: anyone sees their count and whether they are hidden
+ * (SPEC §19.6). A malformed group payload is reported, not fatal: inspect shows headers.
+ */
+function groupReport(envelope: Envelope): { json: Record<string, unknown>; lines: string[] } {
+  if (envelope.protocolType !== GROUP_TYPE || envelope.protocolVersion !== 1) {
+    return { json: {}, lines: [] };
+  }
+  try {
+    const { slots, hidden } = describePayload(envelope.payload);
+    const how = hidden ? "recipients hidden; count padded" : "with recipient hints";
+    return {
+      json: { slots, hiddenRecipients: hidden },
+      lines: [`key slots:        ${slots} (${how})`],
+    };
+  } catch (e) {
+    if (!isMissiveError(e, "malformed")) throw e;
+    return {
+      json: { slots: null, payloadError: e.message },
+      lines: [`key slots:        unreadable (${e.message})`],
+    };
+  }
+}
 
 export const inspect: Command = {
   summary: "show an envelope's header (no keys needed)",
@@ -48,6 +75,7 @@ export const inspect: Command = {
     } catch (e) {
       if (!isMissiveError(e, "unknown-protocol")) throw e;
     }
+    const group = groupReport(envelope);
     const report = {
       form,
       size: input.length,
@@ -57,6 +85,7 @@ export const inspect: Command = {
       sequenceNumber: envelope.sequenceNumber ?? null,
       payloadSize: envelope.payload.length,
       properties: stp?.properties ?? null,
+      ...group.json,
     };
     const text = parsed.values.json ? JSON.stringify(report) + "\n" : [
       `form:             ${form} (${input.length} bytes)`,
@@ -64,6 +93,7 @@ export const inspect: Command = {
       (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
       `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
       `payload:          ${envelope.payload.length} bytes`,
+      ...group.lines,
       "",
     ].join("\n");
     await writeOutput(io, undefined, utf8(text));

@@ -18,6 +18,7 @@ import {
   note,
   oneLine,
   parseCount,
+  parseDuration,
   parseFlags,
   parsePairs,
   sharedSecretOptions,
@@ -34,6 +35,9 @@ URL:
   tcp://HOST:PORT       serve many connections at once (PORT 0: any free port)
   stdio:[binary|armor|lines]
                         read frames from stdin until it ends (no receipts)
+  sip:USER@HOST[:PORT][;transport=udp|tcp]
+                        answer SIP MESSAGEs (UDP and TCP on PORT, default 5060);
+                        receipts go back as MESSAGEs (SPEC §21.9)
 
 Options:
   --key KEY             recipient's secret key file (opens messages, signs receipts)
@@ -57,17 +61,23 @@ Options:
   --max-frame SIZE      largest frame accepted (default 1M; K and M suffixes; at most
                         64M); a peer that announces more is dropped
   --count N             exit after N messages were delivered (for scripts and tests)
+  --idle-timeout DURATION
+                        drop a tcp peer silent this long in both directions (default 5m)
+  --register PROXY      with sip: URLs, register USER at PROXY (a SIP registrar,
+                        sip:HOST[:PORT][;transport=udp|tcp]) and keep it refreshed
   --psk-file FILE       shared key for psk messages
   --passphrase          shared passphrase for psk ($MISSIVE_PASSPHRASE or prompt)
   --option NAME=VALUE   STP option, for plugins (repeatable)
   --plugin PATH         load a plugin module (repeatable)
 
 Bad frames and refused messages are reported on stderr; the listener keeps serving.
+On stdio, listen exits when stdin ends: 0, or 3 if it ended inside a broken frame.
 
 Examples:
   missive listen tcp://127.0.0.1:7700 --key bob.key --trust alice.card
   missive listen tcp://0.0.0.0:7700 --key bob.key --json --count 1
   missive listen tcp://127.0.0.1:7700 --key bob.key --exec 'notify-send "$MISSIVE_SENDER"'
+  missive listen sip:bob@127.0.0.1:5070 --key bob.key --register sip:127.0.0.1:5060
   missive send stdio:lines --from alice.key --to bob.card < msg | missive listen stdio:lines --key bob.key
 `;
 
@@ -143,7 +153,7 @@ async function deliver(
 }
 
 export const listen: Command = {
-  summary: "receive messages over a transport (tcp, stdio) and answer with receipts",
+  summary: "receive messages over a transport (tcp, sip, stdio) and answer with receipts",
   usage,
   async run(args, io) {
     const parsed = await parseFlags(io, args, {
@@ -155,6 +165,8 @@ export const listen: Command = {
       "replay-db": { type: "string" },
       "max-frame": { type: "string" },
       count: { type: "string" },
+      "idle-timeout": { type: "string", default: "5m" },
+      register: { type: "string" },
       "psk-file": { type: "string" },
       passphrase: { type: "boolean" },
       option: { type: "string", multiple: true },
@@ -169,6 +181,9 @@ export const listen: Command = {
     if (v.json && v.exec !== undefined) {
       throw new MissiveError("usage", "listen: choose --json or --exec, not both");
     }
+    if (v.register !== undefined && address.scheme !== "sip") {
+      throw new MissiveError("usage", "listen: --register needs a sip: URL");
+    }
     const maxFrame = v["max-frame"] === undefined
       ? DEFAULT_LISTEN_FRAME
       : parseCount(v["max-frame"], "--max-frame", MAX_FRAME_SIZE, true);
@@ -180,11 +195,14 @@ export const listen: Command = {
       ...parsePairs(v.option, "--option"),
       ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
     };
-    const log = (line: string) => note(io, `missive: ${line}`);
+    // Reasons can quote what a peer sent (a claimed address): escaped, one line each.
+    const log = (line: string) => note(io, `missive: ${oneLine(line)}`);
     const listener = await listenAt(url, {
       maxFrame,
+      idleTimeoutMs: parseDuration(v["idle-timeout"]!, "--idle-timeout"),
       log,
       stdio: { input: io.stdin, output: io.stdout },
+      register: v.register,
     });
     note(io, `missive: listening on ${listener.url}`);
     const server = new MessageServer(listener, {
@@ -204,6 +222,13 @@ export const listen: Command = {
       await server.run();
     } finally {
       await server.stop();
+    }
+    // On stdio the one peer is the input: a broken stream is the command's failure.
+    if (address.scheme === "stdio" && server.dropped > 0) {
+      throw new MissiveError(
+        "malformed",
+        "listen: the input ended with a broken frame (see above)",
+      );
     }
   },
 };

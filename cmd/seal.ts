@@ -23,6 +23,7 @@ import {
 } from "./common.ts";
 
 const usage = `missive seal --from KEY --to CARD [options] [INPUT] > sealed
+       missive seal --stp group --from KEY --to CARD --to DIR/ ... [INPUT] > sealed
 
 Reads a message (stdin or INPUT, "-" for stdin), encodes it with an AMP, protects it
 with an STP and writes the envelope (binary, --armor or --lines).
@@ -32,9 +33,10 @@ Options:
                         see "missive plugins"
   --version N           STP version (same as --stp NAME/N)
   --amp NAME[/vN]       application message protocol (default text/1)
-  --from KEY            sender's secret key file (simple, auth)
+  --from KEY            sender's secret key file (simple, group, auth)
   --to CARD             recipient: card file, card line, key file or a directory of
-                        *.card files (repeatable); for --stp smime an X.509
+                        *.card files (repeatable; group: every card gets a key
+                        slot, duplicates once); for --stp smime an X.509
                         certificate (PEM or DER)
   --cert CERT           smime: own X.509 certificate (PEM/DER; more PEM blocks = chain)
   --key KEY             smime: own PKCS #8 private key (PEM/DER; an encrypted one
@@ -56,6 +58,8 @@ Options:
   --seq N               set the envelope sequence number (bound by the STP)
   --no-card             do not attach the sender's card (recipient must --trust it)
   --hash-destination    send the recipient's address as a keyed hash (simple)
+  --hide-recipients     group: key slots carry no recipient hints and their count is
+                        padded to a power of two; each recipient tries every slot
   --field NAME=VALUE    AMP field, e.g. --field title=Hi for notification (repeatable)
   --option NAME=VALUE   STP option, for plugins (repeatable)
   --plugin PATH         load a plugin module (repeatable)
@@ -97,6 +101,7 @@ export const seal: Command = {
       seq: { type: "string" },
       "no-card": { type: "boolean" },
       "hash-destination": { type: "boolean" },
+      "hide-recipients": { type: "boolean" },
       field: { type: "string", multiple: true },
       option: { type: "string", multiple: true },
       plugin: { type: "string", multiple: true },
@@ -129,6 +134,10 @@ export const seal: Command = {
       );
     }
     const smime = stp.type === SMIME_TYPE;
+    const { multiRecipient, hiddenRecipients } = stp.properties;
+    if (v["hide-recipients"] && !(multiRecipient && hiddenRecipients)) {
+      throw new MissiveError("usage", `seal: --hide-recipients needs --stp group, not ${stp.name}`);
+    }
     if ((v.format === "smime" || v.format === "der") && !smime) {
       throw new MissiveError("usage", `seal: --format ${v.format} needs --stp smime`);
     }
@@ -194,6 +203,7 @@ export const seal: Command = {
       sequenceNumber,
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
+      hideRecipients: v["hide-recipients"] ?? false,
       options,
     });
     if (v.format === "smime" || v.format === "der") {

@@ -1,7 +1,8 @@
 /** `missive send URL`: seal a message and send it; wait for the recipient's receipt. @module */
+import { RECEIPT_TYPE } from "../amp/receipt.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { MAX_ENVELOPE_SIZE } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { isMissiveError, MissiveError } from "../errors.ts";
 import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import { connect, parseTransportUrl } from "../transports/mod.ts";
 import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../transports/receipts.ts";
@@ -11,6 +12,7 @@ import {
   loadIdentity,
   loadRegistry,
   note,
+  oneLine,
   parseDuration,
   parseFlags,
   parsePairs,
@@ -43,7 +45,8 @@ Options:
   --hash-destination    send the recipient's address as a keyed hash (simple)
   --timeout DURATION    connecting plus waiting for the receipt (default 10s; 500ms,
                         2m, or seconds)
-  --no-receipt          do not wait for a receipt (exit 0 once the frame is sent)
+  --no-receipt          do not wait for a receipt (exit 0 once the frame is sent);
+                        implied for --amp receipt, which is never answered
   --plugin PATH         load a plugin module (repeatable)
 
 Exit codes: 0 accepted (or sent, without a receipt), 2 usage, 4 the receipt is not
@@ -87,13 +90,17 @@ export const send: Command = {
     if (url === undefined) throw new MissiveError("usage", "send: give a URL (see --help)");
     const address = parseTransportUrl(url);
     const timeoutMs = parseDuration(v.timeout!, "--timeout");
-    const wantReceipt = address.replies && !v["no-receipt"];
     const registry = await loadRegistry(io, v.plugin);
     const stp = registry.find("stp", v.stp!);
     if (stp.type === SMIME_TYPE) {
-      throw new MissiveError("usage", "send: --stp smime needs X.509 flags; use seal | send");
+      throw new MissiveError(
+        "usage",
+        "send: --stp smime is not supported here (it takes X.509 flags); use missive seal",
+      );
     }
     const amp = registry.find("amp", v.amp!);
+    // A receipt is never answered with a receipt (SPEC §14).
+    const wantReceipt = address.replies && !v["no-receipt"] && amp.type !== RECEIPT_TYPE;
     const sender = v.from ? await loadIdentity(io, v.from) : undefined;
     const recipients = await loadCards(v.to ?? []);
     if (wantReceipt && recipients.length === 0) {
@@ -127,6 +134,7 @@ export const send: Command = {
         ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
       },
     });
+    const deadline = Date.now() + timeoutMs; // one budget: connecting and the receipt
     const transport = await connect(url, {
       timeoutMs,
       maxFrame: MAX_RECEIPT_FRAME,
@@ -138,8 +146,13 @@ export const send: Command = {
         return;
       }
       const channel = new ReceiptChannel(transport, { registry, cards: recipients });
-      const receipt = await channel.send(sealed, timeoutMs);
-      const why = receipt.detail ? ` (${receipt.detail})` : "";
+      const receipt = await channel.send(sealed, Math.max(1, deadline - Date.now())).catch(
+        (e) => {
+          if (!isMissiveError(e, "timeout")) throw e;
+          throw new MissiveError("timeout", `${e.message} (--timeout ${v.timeout})`);
+        },
+      );
+      const why = receipt.detail ? ` (${oneLine(receipt.detail)})` : "";
       if (receipt.status !== "accepted") {
         throw new MissiveError(
           "refused",

@@ -682,7 +682,7 @@ describe("fuzz: only MissiveError escapes the receive path", () => {
     const h = await setup();
     const before = h.count;
     const r = prng(SEEDS.cbor);
-    const pairs = [[2, 1], [2, 2], [4, 1], [7, 1], [3, 1]];
+    const pairs = [[2, 1], [2, 2], [4, 1], [7, 1], [3, 1], [99, 1]];
     for (let i = 0; i < COUNTS.cbor; i++) {
       const garbage = garbageCbor(r, 0);
       switch (i % 4) {
@@ -762,6 +762,7 @@ describe("fuzz: only MissiveError escapes the receive path", () => {
       /^openMessage malformed simple payload/,
       /^openMessage malformed auth payload/,
       /^openMessage malformed plain payload/,
+      /^openMessage malformed group payload/,
       /^openMessage not-a-recipient /,
       /^openMessage auth-failed simple v1/,
       /^openMessage auth-failed simple v2/,

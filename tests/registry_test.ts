@@ -22,6 +22,7 @@ describe("registry", () => {
     assert.deepEqual(stps.map((p) => [p.type, p.version, p.name]), [
       [2, 1, "simple"],
       [2, 2, "simple"],
+      [3, 1, "group"],
       [4, 1, "auth"],
       [6, 1, "psk"],
       [6, 2, "psk"],

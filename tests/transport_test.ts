@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { describe, it } from "node:test";
-import { concatBytes, randomBytes, utf8 } from "../bytes.ts";
+import { readFileSync } from "node:fs";
+import { concatBytes, fromHex, randomBytes, toHex, utf8 } from "../bytes.ts";
 import { armor, toLine } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { encodeFrame, FrameReader, MAX_FRAME_SIZE } from "../transports/framing.ts";
@@ -9,6 +10,8 @@ import { connect, listen, parseTransportUrl } from "../transports/mod.ts";
 import { type StdioFraming, StdioTransport } from "../transports/stdio.ts";
 import { connectTcp, TcpListener, type TcpTransport } from "../transports/tcp.ts";
 import type { Listener, Transport } from "../transports/types.ts";
+import { framingVectors, readFrames } from "./vectors/cases_framing.ts";
+import { toJsonText } from "./vectors/generate.ts";
 
 const isCode = (code: string) => (e: unknown) => e instanceof MissiveError && e.code === code;
 
@@ -148,7 +151,7 @@ describe("transport URLs", () => {
       assert.throws(() => parseTransportUrl(url), isCode("usage"), url);
     }
     await assert.rejects(connect("tcp://127.0.0.1:0"), isCode("usage"));
-    await assert.rejects(connect("sip:bob@127.0.0.1"), /not supported yet/);
+    assert.throws(() => parseTransportUrl("sips:bob@127.0.0.1"), isCode("usage")); // SPEC §21.9.1
     await assert.rejects(listen("tcp://127.0.0.1:1", { maxFrame: 0 }), isCode("usage"));
   });
 });
@@ -208,6 +211,25 @@ describe("tcp transport", () => {
     assert.equal(log.filter((l) => /over the 1024-byte cap/.test(l)).length, 2, log.join("\n"));
     assert.equal(log.filter((l) => /truncated/.test(l)).length, 2, log.join("\n"));
     assert.equal(log.filter((l) => /length 0/.test(l)).length, 1, log.join("\n"));
+  });
+
+  it("drops a peer that stays silent past the idle timeout, and serves others", async () => {
+    const listener = await TcpListener.listen("127.0.0.1", 0, { idleTimeoutMs: 200 });
+    const log: string[] = [];
+    const serving = serveEcho(listener, log);
+    // Announces a 100-byte frame, sends 3 bytes, then nothing.
+    await rawPeer(portOf(listener), new Uint8Array([0, 0, 0, 100, 1, 2, 3]), false);
+    assert.equal(log.length, 1, log.join("\n"));
+    assert.match(log[0], /idle for 0\.2 s/);
+    const t = await connect(listener.url);
+    await t.send(utf8("still here"));
+    for await (const f of t.frames()) {
+      assert.equal(new TextDecoder().decode(f), "still here");
+      break;
+    }
+    await t.close();
+    await listener.close();
+    await serving;
   });
 
   it("refuses connections beyond maxConnections, logged", async () => {
@@ -357,5 +379,31 @@ describe("stdio transport", () => {
     assert.deepEqual(got, [utf8("a")]);
     const cut = memoryStdio("binary", [encodeFrame(utf8("abcdef")).subarray(0, 6)], []);
     await assert.rejects(collect(cut.t), isCode("malformed"));
+  });
+});
+
+describe("framing vectors (tests/vectors/framing.json)", () => {
+  it("the committed corpus is what the cases make, and a reader meets every outcome", () => {
+    const committed = readFileSync(new URL("./vectors/framing.json", import.meta.url), "utf8");
+    assert.equal(committed, toJsonText(framingVectors()));
+    const doc = JSON.parse(committed) as {
+      vectors: {
+        name: string;
+        cap: number;
+        stream: string;
+        expect: { outcome: string; error?: string; frames: string[] };
+      }[];
+    };
+    const outcomes = doc.vectors.map((v) => v.expect.outcome);
+    assert.ok(
+      outcomes.filter((o) => o !== "success").length >=
+        outcomes.filter((o) => o === "success").length,
+    );
+    for (const v of doc.vectors) {
+      const got = readFrames(fromHex(v.stream)!, v.cap);
+      assert.deepEqual(got.frames.map(toHex), v.expect.frames, v.name);
+      assert.equal(got.error ?? "success", v.expect.outcome, v.name);
+      assert.equal(got.error, v.expect.error, v.name);
+    }
   });
 });

@@ -20,6 +20,7 @@ import { MissiveError } from "../errors.ts";
 import { cardToText, decodeCard, fingerprint, parseCardText } from "../keys/card.ts";
 import { type Identity, readKeyFile, writeKeyFile } from "../keys/identity.ts";
 import { defaultRegistry, openMessage } from "../mod.ts";
+import { groupIntermediates } from "./vectors/cases_group.ts";
 import { encryptedKeyFile, withNobleChaCha } from "./vectors/cases_keys.ts";
 import {
   applyMutations,
@@ -45,12 +46,19 @@ const FILES = [
   "card.json",
   "keyfile.json",
   "simple.json",
+  "group.json",
   "auth.json",
   "plain.json",
   "psk.json",
   "amp.json",
 ] as const;
-const MESSAGE_FILES = ["simple.json", "auth.json", "plain.json", "psk.json"] as const;
+const MESSAGE_FILES = [
+  "simple.json",
+  "group.json",
+  "auth.json",
+  "plain.json",
+  "psk.json",
+] as const;
 /** The corpus may grow, never silently shrink. */
 const MIN_VECTORS = 260;
 
@@ -270,6 +278,17 @@ describe("vector corpus", () => {
       assert.equal(toHex(sha256(inner.get(3) as Bytes)), v.expect.bodySha256);
     });
     await eachVector(ok("auth.json"), (v) => checkAuthFromSpec(v, ids));
+  });
+
+  it("group success vectors agree with SPEC §19 re-derived with noble", async () => {
+    const ids = await makeIdentities(nobleProvider);
+    const ok = messageVectors("group.json").filter((v) => v.expect.outcome === "success");
+    await eachVector(ok, (v) => {
+      const got = groupIntermediates(hex(v.envelope), ids.get(v.open.identity!)!, ids);
+      assert.deepEqual(got, v.intermediates, "intermediate values");
+      const body = decodeCbor(hex(got.body)) as CborMap;
+      assert.equal(toHex(sha256(body.get(3) as Bytes)), v.expect.bodySha256);
+    });
   });
 
   it("envelope.json: decode (and re-encode) or refuse with the stated code", async () => {

@@ -13,6 +13,7 @@ import {
   type StdioStreams,
   StdioTransport,
 } from "./stdio.ts";
+import { sipScheme } from "./sip.ts";
 import { connectTcp, TcpListener, tcpUrl } from "./tcp.ts";
 import type { Listener, Transport } from "./types.ts";
 
@@ -34,6 +35,10 @@ export interface ConnectOptions {
 export interface ListenOptions extends ConnectOptions {
   /** Connections held at once (tcp). */
   maxConnections?: number;
+  /** Drop a peer silent this long, in either direction (tcp; default never). */
+  idleTimeoutMs?: number;
+  /** sip: register at this proxy first (`sip:HOST[:PORT][;transport=udp|tcp]`, §21.9.7). */
+  register?: string;
 }
 
 /** One row of the scheme table: `A` is the parsed form of the scheme's URLs. */
@@ -99,19 +104,11 @@ const tcpScheme: Scheme<{ host: string; port: number }> = {
   listen: (a, o) => TcpListener.listen(a.host, a.port, withCap(o)),
 };
 
-/** A scheme recognised but not built yet: a clear error instead of "unknown scheme". */
-function notYet(name: string, form: string): Scheme<string> {
-  const fail = (): never => {
-    throw new MissiveError("usage", `${name}: transport not supported yet (${form})`);
-  };
-  return { form, replies: false, parse: (url) => url, connect: fail, listen: fail };
-}
-
 /** The scheme table: a new transport is one row here (and its parse function above). */
 const SCHEMES: Record<string, Scheme<never>> = {
   stdio: stdioScheme as Scheme<never>,
   tcp: tcpScheme as Scheme<never>,
-  sip: notYet("sip", "sip:USER@HOST[:PORT][;transport=udp|tcp]") as Scheme<never>,
+  sip: sipScheme as Scheme<never>,
 };
 
 /** A parsed transport URL. */
@@ -131,7 +128,7 @@ export interface TransportAddress {
  *
  * @example
  * ```ts
- * import { parseTransportUrl } from "./transports/mod.ts";
+ * import { parseTransportUrl } from "./mod.ts";
  * console.log(parseTransportUrl("tcp://127.0.0.1:7700").address); // { host: "127.0.0.1", port: 7700 }
  * ```
  */
@@ -145,13 +142,42 @@ export function parseTransportUrl(url: string): TransportAddress {
   return { scheme: m![1], url, replies: scheme!.replies, address: scheme!.parse(url) };
 }
 
-/** Opens a transport to the peer at `url`. */
+/**
+ * Opens a transport to the peer at `url`.
+ *
+ * @example
+ * ```ts
+ * import { connect, listen } from "./mod.ts";
+ * const listener = await listen("tcp://127.0.0.1:0");
+ * const client = await connect(listener.url);
+ * await client.send(new TextEncoder().encode("one frame"));
+ * for await (const peer of listener.connections()) {
+ *   for await (const frame of peer.frames()) {
+ *     console.log(new TextDecoder().decode(frame)); // one frame
+ *     break;
+ *   }
+ *   break;
+ * }
+ * await client.close();
+ * await listener.close();
+ * ```
+ */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Transport> {
   const a = parseTransportUrl(url);
   return await SCHEMES[a.scheme].connect(a.address as never, options);
 }
 
-/** Listens at `url` (for tcp, port 0 picks a free port: see `Listener.url`). */
+/**
+ * Listens at `url` (for tcp, port 0 picks a free port: see `Listener.url`).
+ *
+ * @example
+ * ```ts
+ * import { listen } from "./mod.ts";
+ * const listener = await listen("tcp://127.0.0.1:0", { maxFrame: 64 * 1024 });
+ * console.log(listener.url.startsWith("tcp://127.0.0.1:")); // true
+ * await listener.close();
+ * ```
+ */
 export async function listen(url: string, options: ListenOptions = {}): Promise<Listener> {
   const a = parseTransportUrl(url);
   return await SCHEMES[a.scheme].listen(a.address as never, options);

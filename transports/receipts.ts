@@ -7,6 +7,7 @@
  */
 import { type Bytes, equalBytes, randomBytes } from "../bytes.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
+import { decodeEnvelope } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
@@ -27,7 +28,8 @@ export interface SealedFrame {
 }
 
 /**
- * `sealMessage`, also returning the message's inner nonce. The nonce is the first value
+ * `sealMessage`, also returning the message's inner nonce (see `MessageServer` for a
+ * complete send-and-receipt example). The nonce is the first value
  * `sealMessage` draws from its random source (registry.ts builds the inner message before
  * the STP runs), so the source is wrapped to keep a copy of it; every draw is still fresh
  * randomness (`request.random` or the CSPRNG).
@@ -78,7 +80,8 @@ export function sealReceipt(
 }
 
 /**
- * Opens a receipt for the message with `nonce`: it must be a receipt AMP, signed by one
+ * Opens a receipt for the message with `nonce`: it must be STP auth v1 carrying a
+ * receipt AMP, signed by one
  * of `expected` (the cards the message was sealed to), and name `nonce` — or, for a
  * status other than accepted, the unknown nonce. Anything else is `auth-failed` or
  * `malformed`.
@@ -88,6 +91,13 @@ export async function openReceipt(
   frame: Uint8Array,
   expect: { nonce: Uint8Array; cards: readonly Card[]; crypto?: CryptoProvider },
 ): Promise<Receipt> {
+  const envelope = decodeEnvelope(frame);
+  if (envelope.protocolType !== AUTH_TYPE || envelope.protocolVersion !== 1) {
+    throw new MissiveError(
+      "malformed",
+      `a receipt must be STP auth v1, not (${envelope.protocolType}, ${envelope.protocolVersion})`,
+    );
+  }
   const opened = await openMessage(registry, frame, {
     trusted: expect.cards,
     crypto: expect.crypto,
@@ -120,8 +130,8 @@ interface Waiting {
 }
 
 /**
- * The sending side of one transport: `send` writes a sealed frame and resolves with its
- * verified receipt. Several sends may be in flight; receipts come back in order.
+ * The sending side of one transport (example: `MessageServer`): `send` writes a sealed
+ * frame and resolves with its verified receipt. Several sends may be in flight; receipts come back in order.
  * A failure (timeout, bad receipt, lost connection) fails every pending send and the
  * channel stays failed.
  */
@@ -180,9 +190,8 @@ export class ReceiptChannel {
     const receipt = new Promise<Receipt>((resolve, reject) => {
       this.#waiting.push({ nonce: sealed.nonce, resolve, reject });
       timer = setTimeout(() => {
-        const secs = timeoutMs / 1000;
         this.#fail(
-          new MissiveError("timeout", `no receipt from ${this.#transport.remote} in ${secs} s`),
+          new MissiveError("timeout", `no receipt from ${this.#transport.remote} in time`),
         );
       }, timeoutMs);
     });

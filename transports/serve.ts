@@ -6,7 +6,7 @@
  * @module
  */
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { MissiveError } from "../errors.ts";
+import { isMissiveError, MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { type OpenedMessage, openMessage, type Registry } from "../registry.ts";
@@ -43,7 +43,36 @@ export interface ServeOptions {
   deliver(message: OpenedMessage, peer: string): Promise<void> | void;
 }
 
-/** Serves a Listener until it closes, `stop` is called, or the limit is reached. */
+/**
+ * Serves a Listener until it closes, `stop` is called, or the limit is reached.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   createIdentity, defaultRegistry, getCryptoProvider, listen, connect, MessageServer,
+ *   ReceiptChannel, sealWithNonce,
+ * } from "../mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const registry = defaultRegistry();
+ * const caps = { stps: [[2, 2], [4, 1]] as const, amps: [[1, 1], [3, 1]] as const };
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const server = new MessageServer(await listen("tcp://127.0.0.1:0"), {
+ *   registry, identity: bob, trusted: [alice.card], limit: 1,
+ *   deliver: (m) => console.log(m.sender?.address, m.message), // alice@example.org { text: "hi" }
+ * });
+ * const running = server.run();
+ * const transport = await connect(server.url);
+ * const channel = new ReceiptChannel(transport, { registry, cards: [bob.card] });
+ * const sealed = await sealWithNonce({
+ *   registry, stp: registry.find("stp", "simple"), amp: registry.find("amp", "text/1"),
+ *   message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ * });
+ * console.log((await channel.send(sealed, 10_000)).status); // accepted
+ * await transport.close();
+ * await running;
+ * ```
+ */
 export class MessageServer {
   readonly #listener: Listener;
   readonly #o: ServeOptions;
@@ -51,6 +80,7 @@ export class MessageServer {
   #delivering: Promise<unknown> = Promise.resolve();
   #delivered = 0;
   #answered = 0;
+  #dropped = 0;
   #stopping: Promise<void> | undefined;
   #error: unknown;
 
@@ -60,9 +90,19 @@ export class MessageServer {
     this.#log = options.log ?? (() => {});
   }
 
+  /** The URL the listener is bound to. */
+  get url(): string {
+    return this.#listener.url;
+  }
+
   /** Messages delivered so far. */
   get delivered(): number {
     return this.#delivered;
+  }
+
+  /** Peers dropped because their stream broke (bad length, truncated frame, lost). */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /** Serves until stopped; rejects with the error of a failed delivery. */
@@ -95,9 +135,14 @@ export class MessageServer {
       }
     } catch (e) {
       const why = e instanceof MissiveError ? e.message : String(e);
-      if (!this.#stopping) this.#log(`dropped ${t.remote}: ${why}`);
-      if (e instanceof MissiveError && this.#o.receipts !== false && !this.#stopping) {
-        await this.#answer(t, UNKNOWN_NONCE, receiptStatusFor(e), why, true).catch(() => {});
+      if (!this.#stopping) {
+        this.#dropped++;
+        this.#log(`dropped ${t.remote}: ${why}`);
+      }
+      // A stream that broke on a bad frame still has a peer listening: say why (§21.4).
+      const framing = isMissiveError(e, "malformed") || isMissiveError(e, "too-large");
+      if (framing && this.#o.receipts !== false && !this.#stopping) {
+        await this.#answer(t, UNKNOWN_NONCE, "unparsable", why, true).catch(() => {});
       }
     } finally {
       await t.close();

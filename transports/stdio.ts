@@ -186,17 +186,41 @@ async function* binaryFrames(input: AsyncIterable<Uint8Array>, cap: number) {
   reader.end();
 }
 
-/** Frames over standard input and output. `close` leaves the process's streams open. */
+/** `input` until it ends or `closed` settles (a pending read is abandoned, not awaited). */
+async function* untilClosed(
+  input: AsyncIterable<Uint8Array>,
+  closed: Promise<void>,
+): AsyncGenerator<Uint8Array> {
+  const it = input[Symbol.asyncIterator]();
+  const stop = closed.then(() => undefined);
+  try {
+    for (;;) {
+      const next = await Promise.race([it.next(), stop]);
+      if (next === undefined || next.done) return;
+      yield next.value;
+    }
+  } finally {
+    void it.return?.()?.catch(() => {});
+  }
+}
+
+/**
+ * Frames over standard input and output. `close` ends `frames()` at once (even while
+ * stdin is idle) and leaves the process's streams open.
+ */
 export class StdioTransport implements Transport {
   readonly remote: string;
   readonly #options: StdioOptions;
   readonly #streams: StdioStreams;
+  readonly #closed: Promise<void>;
+  #close!: () => void;
   #iterated = false;
 
   constructor(options: StdioOptions) {
     this.#options = options;
     this.#streams = options.streams ?? processStreams();
     this.remote = `stdio:${options.framing}`;
+    this.#closed = new Promise((resolve) => (this.#close = resolve));
   }
 
   send(frame: Uint8Array): Promise<void> {
@@ -217,7 +241,7 @@ export class StdioTransport implements Transport {
     this.#iterated = true;
     const cap = this.#options.maxFrame ?? MAX_FRAME_SIZE;
     const log = this.#options.log ?? (() => {});
-    const input = this.#streams.input();
+    const input = untilClosed(this.#streams.input(), this.#closed);
     switch (this.#options.framing) {
       case "binary":
         return binaryFrames(input, cap);
@@ -229,6 +253,7 @@ export class StdioTransport implements Transport {
   }
 
   close(): Promise<void> {
+    this.#close();
     return Promise.resolve();
   }
 }

@@ -27,6 +27,11 @@ export interface TcpOptions {
   queueBytes?: number;
   /** Where a listener reports dropped peers and refused connections. */
   log?: (line: string) => void;
+  /**
+   * Drop the connection after this long with no bytes in either direction (a peer that
+   * holds a slot and sends nothing, or trickles a frame). Default: never.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** Options of `listenTcp`. */
@@ -72,6 +77,14 @@ export class TcpTransport implements Transport {
     this.#reader = new FrameReader(options.maxFrame ?? MAX_FRAME_SIZE);
     this.#queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
     socket.setNoDelay(true);
+    if (options.idleTimeoutMs !== undefined) {
+      const ms = options.idleTimeoutMs;
+      socket.setTimeout(ms);
+      socket.on("timeout", () => {
+        this.#failRead(new MissiveError("timeout", `${remote}: idle for ${ms / 1000} s`));
+        socket.destroy();
+      });
+    }
     socket.on("data", (chunk: Uint8Array) => this.#onData(chunk));
     socket.on("end", () => this.#onEnd());
     socket.on("error", (e: Error) => this.#failRead(this.#networkError(e)));
@@ -204,18 +217,23 @@ export class TcpTransport implements Transport {
     }
   }
 
+  /**
+   * Sends FIN after what was written and resolves once it is flushed; the socket is
+   * destroyed when the peer closes too, or after CLOSE_GRACE_MS (in the background).
+   */
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       const socket = this.#socket;
       this.#notify();
       if (socket.destroyed) return resolve();
       const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+      (timer as { unref?: () => void }).unref?.();
       socket.once("close", () => {
         clearTimeout(timer);
         resolve();
       });
-      // end() flushes what was written, then sends FIN; reading resumes so the peer's
-      // FIN is seen (its data is discarded: #read is no longer consulted by frames()).
+      socket.once("finish", () => resolve());
+      // Reading resumes so the peer's FIN is seen; its data is discarded (#onData).
       socket.end();
       socket.resume();
     });
@@ -231,7 +249,9 @@ export function connectTcp(
 ): Promise<TcpTransport> {
   const url = tcpUrl(host, port);
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    // Half-open allowed on both sides: a peer that shuts down its sending side after its
+    // last frame can still be answered (receipts); close() ends ours.
+    const socket = net.connect({ host, port, allowHalfOpen: true });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new MissiveError("timeout", `${url}: no connection within the time limit`));
@@ -268,7 +288,7 @@ export class TcpListener implements Listener {
     const log = options.log ?? (() => {});
     const transportOptions = { ...options, maxFrame: options.maxFrame ?? DEFAULT_LISTEN_FRAME };
     return new Promise((resolve, reject) => {
-      const server = net.createServer();
+      const server = net.createServer({ allowHalfOpen: true });
       let listener: TcpListener;
       server.on("connection", (socket: net.Socket) => {
         const remote = tcpUrl(socket.remoteAddress ?? "?", socket.remotePort ?? 0);

@@ -197,9 +197,9 @@ export function envelopeVectors() {
   bad("truncated", "last byte cut", toHex(good.subarray(0, good.length - 1)));
   bad("array-not-map", "an array instead of a map", "d9d9f783020247" + toHex(payload));
   bad(
-    "unknown-stp-3-1",
-    "well formed; no STP (3, 1) is registered",
-    toHex(encodeEnvelope({ protocolType: 3, protocolVersion: 1, payload })),
+    "unknown-stp-99-1",
+    "well formed; no STP (99, 1) is registered",
+    toHex(encodeEnvelope({ protocolType: 99, protocolVersion: 1, payload })),
     "unknown-protocol",
     "open",
   );

@@ -3,7 +3,7 @@
  *
  *     node_modules/.bin/deno run -A tests/vectors/generate.ts
  *
- * writes tests/vectors/{envelope,armor,card,keyfile,simple,auth,plain,amp}.json. Every
+ * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,amp}.json. Every
  * vector states its inputs (secret keys, random draws, clock, plaintext), the exact
  * bytes, and the expected outcome. Each case below declares the outcome it is meant to
  * have; generation fails if the implementation disagrees, so the corpus records intent,
@@ -13,16 +13,19 @@
  *
  * Layout: common.ts (deterministic inputs, CBOR-in-JSON mutations, AMP bodies),
  * messages.ts (sealing/opening message vectors from their inputs), and one file of case
- * tables per area: cases_simple.ts, cases_auth_psk_plain.ts, cases_formats.ts (envelope,
+ * tables per area: cases_simple.ts, cases_group.ts, cases_auth_psk_plain.ts, cases_formats.ts (envelope,
  * armor), cases_keys.ts (cards, key files), cases_amp.ts.
  * @module
  */
 import { nobleProvider } from "../../crypto/noble.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
+import { fromHex } from "../../bytes.ts";
+import type { Identity } from "../../keys/identity.ts";
 
 import { ampVectors } from "./cases_amp.ts";
 import { authCases, plainCases, pskCases } from "./cases_auth_psk_plain.ts";
 import { armorVectors, envelopeVectors } from "./cases_formats.ts";
+import { groupCases, groupIntermediates } from "./cases_group.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
 import { relayVectors } from "./cases_relay.ts";
 import { simpleCases } from "./cases_simple.ts";
@@ -79,6 +82,16 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
       "STP simple, type 2, versions 1 and 2 (SPEC §5).",
       simpleCases(),
     ),
+    "group.json": await withGroupIntermediates(
+      await messages(
+        "group",
+        "STP group, type 3, version 1 (SPEC §19); seal.recipients lists every recipient in " +
+          "the order given, seal.random.padding the dummy slots of hidden mode. Success " +
+          "vectors state the opener's intermediate values (SPEC §19.7).",
+        groupCases(),
+      ),
+      ids,
+    ),
     "auth.json": await messages("auth", "STP auth, type 4, version 1 (SPEC §6).", authCases()),
     "plain.json": await messages("plain", "STP plain, type 7, version 1 (SPEC §7).", plainCases()),
     "psk.json": await messages(
@@ -99,6 +112,20 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
       vectors: relayVectors(),
     },
   };
+}
+
+/** Adds the SPEC §19.7 intermediate values to each group success vector. */
+function withGroupIntermediates<T extends { vectors: unknown[] }>(
+  doc: T,
+  ids: Map<string, Identity>,
+): T {
+  const vectors = doc.vectors.map((v) => {
+    const mv = v as { envelope: string; open: { identity?: string }; expect: { outcome: string } };
+    if (mv.expect.outcome !== "success") return v;
+    const got = groupIntermediates(fromHex(mv.envelope)!, get(ids, mv.open.identity!), ids);
+    return { ...mv, intermediates: got };
+  });
+  return { ...doc, vectors };
 }
 
 /** The JSON text of one vector file, as committed. */

@@ -48,8 +48,11 @@ export interface SealInputs {
   /** Card attached: an identity's, none (false), or these bytes. Default: the sender's. */
   attachCard?: string | false | { hex: string };
   recipient?: string;
+  /** Several recipients, in the order given (group). */
+  recipients?: string[];
   sequenceNumber?: number;
   hashDestination?: boolean;
+  hideRecipients?: boolean;
   now: number;
   /** STP options (psk: `psk` key text, or `passphrase` and `work-factor`). */
   options?: Record<string, string>;
@@ -71,6 +74,7 @@ export interface OpenInputs {
 
 export const DRAW_NAMES: Record<string, string[]> = {
   "2": ["nonce", "ephemeralSecret", "messageKey"],
+  "3": ["nonce", "ephemeralSecret", "payloadKey", "padding"],
   "6/1": ["nonce", "salt", "aeadNonce"],
   "6/2": ["nonce", "iv"],
 };
@@ -122,10 +126,12 @@ export async function sealFromInputs(
     amp: fixedBodyAmp(inputs.amp, fromHex(inputs.ampBody)!),
     message: null,
     sender,
-    recipients: inputs.recipient ? [get(ids, inputs.recipient).card] : [],
+    recipients: (inputs.recipients ?? (inputs.recipient ? [inputs.recipient] : []))
+      .map((n) => get(ids, n).card),
     sequenceNumber: inputs.sequenceNumber,
     includeCard: attach !== false,
     hashDestination: inputs.hashDestination ?? false,
+    hideRecipients: inputs.hideRecipients ?? false,
     options: inputs.options,
     crypto: provider,
     now: inputs.now,
@@ -295,8 +301,10 @@ export interface MessageCase {
     signWith?: string;
     attachCard?: string | false | "bad-self-signature";
     recipient?: string;
+    recipients?: string[];
     sequenceNumber?: number;
     hashDestination?: boolean;
+    hideRecipients?: boolean;
     now?: number;
     options?: Record<string, string>;
   };
@@ -343,8 +351,10 @@ export async function buildMessageVectors(
       ...(s.signWith ? { signWith: s.signWith } : {}),
       ...(attach === undefined ? {} : { attachCard: attach }),
       ...(s.recipient ? { recipient: s.recipient } : {}),
+      ...(s.recipients ? { recipients: s.recipients } : {}),
       ...(s.sequenceNumber === undefined ? {} : { sequenceNumber: s.sequenceNumber }),
       ...(s.hashDestination ? { hashDestination: true } : {}),
+      ...(s.hideRecipients ? { hideRecipients: true } : {}),
       now: s.now ?? NOW,
       ...(s.options ? { options: s.options } : {}),
       random: { seed: `${prefix}/${c.name}` },
