@@ -14,7 +14,6 @@ import type { SecureChannel } from "../session/channel.ts";
 import { Directory } from "./directory.ts";
 import {
   decodeRelayMessages,
-  encodeDelivery,
   encodeResponse,
   MAX_RELAY_ENVELOPE,
   type RelayMessage,
@@ -22,15 +21,14 @@ import {
   type RelayStatus,
   type ResponseFields,
 } from "./protocol.ts";
-import { Outbox } from "./outbox.ts";
+import { Connection, DEFAULT_WINDOW, Deliveries } from "./delivery.ts";
 import type { QueuedMessage, RelayStore, StoredCard } from "./store.ts";
 
 /** Default cap on one envelope (SPEC §23.6). */
 export const DEFAULT_MAX_MESSAGE = 64 * 1024;
 /** Default number of messages queued per recipient. */
 export const DEFAULT_QUOTA = 10_000;
-/** Deliveries sent to one client and not yet acknowledged, at most. */
-export const DEFAULT_WINDOW = 64;
+export { DEFAULT_WINDOW } from "./delivery.ts";
 
 /** One structured log event. */
 export interface RelayEvent {
@@ -66,40 +64,6 @@ export interface RelayStats {
   [name: string]: number;
 }
 
-/** One client connection. */
-class Connection {
-  readonly channel: SecureChannel;
-  readonly card: Card;
-  readonly key: string;
-  receiving = false;
-  /** Set once the peer's registration was seen (registrations are never revoked). */
-  registered = false;
-  /** Highest message ID pushed on this connection. */
-  cursor = 0;
-  readonly inFlight = new Set<number>();
-  /** The store may hold messages newer than `cursor` that were not pushed yet. */
-  backlog = true;
-
-  readonly #outbox: Outbox;
-
-  constructor(channel: SecureChannel) {
-    this.channel = channel;
-    this.#outbox = new Outbox(channel);
-    this.card = channel.peer;
-    this.key = toHex(channel.peer.id);
-  }
-
-  /**
-   * Queues a relay message; the outbox bundles what one turn produced into one session
-   * message, in order. A failed channel is closed; its reader then ends.
-   */
-  send(bytes: Uint8Array): Promise<void> {
-    return this.#outbox.send(bytes).catch(() => {
-      void this.channel.close().catch(() => {});
-    });
-  }
-}
-
 type Reply = { status: RelayStatus } & ResponseFields;
 /** A request whose writes were issued; `done` settles once they are committed. */
 type Issued = { done: Promise<Reply> };
@@ -112,12 +76,10 @@ export class RelayServer {
   readonly #directory: Directory;
   readonly #maxMessage: number;
   readonly #quota: number;
-  readonly #window: number;
   readonly #now: () => number;
   readonly #log?: (event: RelayEvent) => void;
   readonly #connections = new Set<Connection>();
-  /** The connection that receives each identity's deliveries (the latest `receive`). */
-  readonly #receivers = new Map<string, Connection>();
+  readonly #deliveries: Deliveries;
   readonly #pending = new Set<Promise<unknown>>();
   readonly #counters = { connections: 0, accepted: 0, delivered: 0, acknowledged: 0, refused: 0 };
   #state: "running" | "closing" | "closed" = "running";
@@ -137,7 +99,11 @@ export class RelayServer {
       throw new MissiveError("usage", `relay: the message cap is at most ${MAX_RELAY_ENVELOPE}`);
     }
     this.#quota = options.quota ?? DEFAULT_QUOTA;
-    this.#window = options.window ?? DEFAULT_WINDOW;
+    this.#deliveries = new Deliveries(options.store, {
+      window: options.window ?? DEFAULT_WINDOW,
+      running: () => this.#state === "running",
+      delivered: () => this.#counters.delivered++,
+    });
     this.#now = options.now ?? Date.now;
     this.#log = options.log;
   }
@@ -189,17 +155,10 @@ export class RelayServer {
     }
   }
 
-  /** Deliveries left unacknowledged count as failed attempts (kept for operators). */
-  #unacknowledged(conn: Connection): void {
-    if (conn.inFlight.size > 0) void this.#store.countAttempts([...conn.inFlight]);
-    conn.inFlight.clear();
-  }
-
   #drop(conn: Connection): void {
     if (!this.#connections.delete(conn)) return;
-    if (this.#state === "running") this.#unacknowledged(conn);
+    this.#deliveries.stop(conn, this.#state === "running");
     this.#directory.disconnected(conn.card.id);
-    if (this.#receivers.get(conn.key) === conn) this.#receivers.delete(conn.key);
     this.#emit({ event: "disconnect", address: conn.card.address, id: conn.key });
   }
 
@@ -378,13 +337,12 @@ export class RelayServer {
       bytes: message.envelope.length,
       duplicate,
     });
-    const receiver = this.#receivers.get(toHex(recipient.id));
-    if (receiver && !duplicate) this.#offer(receiver, message);
+    if (!duplicate) this.#deliveries.offer(message);
     return { status: "ok", count: mid };
   }
 
   #ack(conn: Connection, mid: number, receipt: string): Issued {
-    conn.inFlight.delete(mid);
+    this.#deliveries.acknowledged(conn, mid);
     return {
       done: this.#store.remove(conn.card.id, mid).then((removed) =>
         this.#acked(conn, mid, receipt, removed)
@@ -398,73 +356,11 @@ export class RelayServer {
     }
     this.#counters.acknowledged++;
     this.#emit({ event: "ack", address: conn.card.address, mid, receipt });
-    // Refill in batches: once half the window is acknowledged, not after every ack.
-    if (
-      this.#receivers.get(conn.key) === conn && conn.backlog &&
-      conn.inFlight.size <= this.#window / 2
-    ) this.#pump(conn);
     return { status: "ok" };
   }
 
   #receive(conn: Connection): Reply {
-    const previous = this.#receivers.get(conn.key);
-    if (previous && previous !== conn) previous.receiving = false;
-    this.#receivers.set(conn.key, conn);
-    conn.receiving = true;
-    conn.cursor = 0;
-    this.#unacknowledged(conn);
-    const count = this.#store.queued(conn.card.id);
-    // Deliveries start after the response is on its way.
-    conn.backlog = true;
-    queueMicrotask(() => this.#pump(conn));
-    return { status: "ok", count };
-  }
-
-  /**
-   * Pushes queued messages from the store in order, keeping at most `window`
-   * unacknowledged. Synchronous: the store reads are, and sends only queue.
-   */
-  #pump(conn: Connection): void {
-    while (conn.receiving && this.#state === "running") {
-      const room = this.#window - conn.inFlight.size;
-      if (room <= 0) {
-        conn.backlog = true;
-        return;
-      }
-      const batch = this.#store.pending(conn.card.id, conn.cursor, room);
-      for (const m of batch) this.#deliver(conn, m);
-      if (batch.length < room) {
-        conn.backlog = false; // the store holds nothing newer for now
-        return;
-      }
-    }
-  }
-
-  /**
-   * A message just committed for a receiving connection: sent straight from memory
-   * when the connection has no backlog in the store, else picked up by the pump.
-   */
-  #offer(conn: Connection, m: QueuedMessage): void {
-    if (!conn.receiving || m.mid <= conn.cursor) return;
-    if (conn.backlog || conn.inFlight.size >= this.#window) {
-      conn.backlog = true;
-      this.#pump(conn);
-      return;
-    }
-    this.#deliver(conn, m);
-  }
-
-  #deliver(conn: Connection, m: QueuedMessage): void {
-    conn.cursor = m.mid;
-    conn.inFlight.add(m.mid);
-    this.#counters.delivered++;
-    void conn.send(encodeDelivery({
-      message: m.mid,
-      senderId: m.sender,
-      sender: m.senderAddress,
-      envelope: m.envelope,
-      enqueued: m.enqueued,
-    }));
+    return { status: "ok", count: this.#deliveries.start(conn) };
   }
 
   /**
