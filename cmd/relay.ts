@@ -159,7 +159,7 @@ function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
   );
 }
 
-async function receiveLoop(ctx: Context, client: RelayClient, limit?: number) {
+async function receiveLoop(ctx: Context, client: RelayClient, limit?: number, idleMs?: number) {
   const seen = new SeenMessages(ctx.statePath);
   try {
     return await handleDeliveries(client, {
@@ -168,6 +168,7 @@ async function receiveLoop(ctx: Context, client: RelayClient, limit?: number) {
       seen,
       trusted: ctx.trusted,
       limit,
+      idleMs,
       onRejected: (d, e) =>
         note(ctx.io, `message ${d.message} from ${d.sender} could not be opened: ${e.message}`),
     }, (m) => printMessage(ctx, m));
@@ -343,7 +344,7 @@ export const relay: Command = {
       {
         relay: { type: "string" },
         "relay-card": { type: "string" },
-      "relay-ca": { type: "string", multiple: true },
+        "relay-ca": { type: "string", multiple: true },
         key: { type: "string" },
         state: { type: "string" },
         to: { type: "string" },
@@ -465,7 +466,10 @@ export const relay: Command = {
         return await withClient(ctx, async (c) => {
           await flushIfAny(ctx, c);
           const waiting = await c.receive();
-          const counts = waiting > 0 ? await receiveLoop(ctx, c, waiting) : undefined;
+          // The waiting messages, unless they stop coming (taken by another link).
+          const counts = waiting > 0
+            ? await receiveLoop(ctx, c, waiting, ctx.timeoutMs)
+            : undefined;
           if (counts?.unacknowledged) {
             note(io, `${counts.unacknowledged} acknowledgements were lost; those come again`);
           }

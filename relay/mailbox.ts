@@ -148,6 +148,8 @@ export interface DeliveryOptions {
   trusted?: readonly Card[];
   /** Stop after this many deliveries (shown, duplicate or rejected); default: never. */
   limit?: number;
+  /** Stop when no delivery came for this long (ms); default: wait forever. */
+  idleMs?: number;
   /** Told about deliveries that could not be opened (they are acknowledged as such). */
   onRejected?: (delivery: RelayDelivery, error: MissiveError) => void;
 }
@@ -203,7 +205,16 @@ export async function handleDeliveries(
     options.limit !== undefined &&
     counts.shown + counts.duplicates + counts.rejected >= options.limit;
   if (done()) return counts;
-  for await (const delivery of client.deliveries()) {
+  const stream = client.deliveries();
+  for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<"idle">((resolve) => {
+      if (options.idleMs !== undefined) timer = setTimeout(() => resolve("idle"), options.idleMs);
+    });
+    const next = await Promise.race([stream.next(), idle]);
+    clearTimeout(timer);
+    if (next === "idle" || next.done) break;
+    const delivery = next.value;
     let opened: OpenedMessage;
     try {
       opened = await openMessage(options.registry, delivery.envelope, {

@@ -187,6 +187,28 @@ describe("relay routing", () => {
     await relay.close();
   });
 
+  it("stops waiting for deliveries after idleMs", async () => {
+    const relay = await startRelay();
+    const [alice, bob] = [await person("alice"), await person("bob")];
+    const a = relay.connect(alice);
+    const b = relay.connect(bob);
+    await a.register();
+    await b.register();
+    await send(a, alice, bob, "just one");
+    const { dir, cleanup } = tempDir();
+    const seen = new SeenMessages(join(dir, "seen.db"));
+    await b.receive();
+    const counts = await handleDeliveries(
+      b,
+      { registry, identity: bob, seen, limit: 5, idleMs: 50 },
+      () => {},
+    );
+    assert.equal(counts.shown, 1);
+    seen.close();
+    cleanup();
+    await relay.close();
+  });
+
   it("refuses unknown recipients, oversize messages, non-envelopes and over-quota", async () => {
     const relay = await startRelay({ maxMessage: 1024, quota: 2 });
     const [alice, bob] = [await person("alice"), await person("bob")];
