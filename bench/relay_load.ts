@@ -3,6 +3,7 @@
  *
  *     node_modules/.bin/deno run -A bench/relay_load.ts [--clients 500] [--messages 20000]
  *         [--size 300] [--in-flight 16] [--rekey-after 10] [--link tcp|session-memory|memory]
+ *         [--relay-runtime deno|bun]
  *
  * `tcp` (default) starts `missive serve` as a subprocess on 127.0.0.1 port 0 and connects
  * every client over TCP with a real session; its RSS and CPU time are read from /proc.
@@ -37,6 +38,7 @@ const { values: flags } = parseArgs({
     link: { type: "string", default: "tcp" },
     "in-flight": { type: "string", default: "16" },
     "rekey-after": { type: "string", default: "10" },
+    "relay-runtime": { type: "string", default: "deno" },
   },
 });
 const CLIENTS = Number(flags.clients);
@@ -66,10 +68,12 @@ if (flags.link === "tcp") {
   writeFileSync(join(dir, "relay.card"), await cardFileText(crypto, relayId.card));
   // $RELAY_DENO_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the relay.
   const extra = (process.env.RELAY_DENO_FLAGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(join(ROOT, "node_modules/.bin/deno"), [
-    "run",
-    "-A",
-    ...extra,
+  // --relay-runtime bun runs the relay under Bun instead of Deno.
+  const runtime = flags["relay-runtime"] === "bun"
+    ? [join(ROOT, "node_modules/.bin/bun"), ...extra]
+    : [join(ROOT, "node_modules/.bin/deno"), "run", "-A", ...extra];
+  const child = spawn(runtime[0], [
+    ...runtime.slice(1),
     join(ROOT, "cmd/main.ts"),
     "serve",
     "tcp://127.0.0.1:0",
@@ -231,6 +235,7 @@ const s = (ms: number) => (ms / 1000).toFixed(2);
 console.log(JSON.stringify(
   {
     link: flags.link,
+    relayRuntime: flags.link === "tcp" ? flags["relay-runtime"] : "in process",
     clients: CLIENTS,
     messages: MESSAGES,
     envelopeBytes: plan[0].envelope.length,
