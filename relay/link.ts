@@ -21,7 +21,8 @@ export interface RelayConnectOptions {
 
 /**
  * Connects to the relay at `url` as `identity`, pinning `relayCard`. A relay presenting
- * another card is `untrusted`; an unreachable one `network`.
+ * another card is `untrusted`; one that will not serve this card `refused`; an
+ * unreachable one `network`.
  */
 export async function connectRelay(
   url: string,
@@ -36,6 +37,16 @@ export async function connectRelay(
   } catch (e) {
     await transport.close().catch(() => {});
     if (isMissiveError(e, "untrusted")) {
+      // The relay closing the handshake on us (reason 7) is a refusal of our card; our
+      // own check failing is a relay that is not the one pinned.
+      if (/peer closed/.test(e.message)) {
+        throw new MissiveError(
+          "refused",
+          `relay ${url} refused ${identity.card.address}: registration is closed and this ` +
+            `card is not one of its users (${e.message})`,
+          { cause: e },
+        );
+      }
       throw new MissiveError(
         "untrusted",
         `relay ${url} is not the relay of --relay-card: ${e.message}`,

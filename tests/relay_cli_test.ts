@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
@@ -281,6 +281,41 @@ describe("missive serve + missive relay (real sessions over TCP)", () => {
       process.kill(watcher.pid!, "SIGTERM");
     }
     assert.equal(await exited, 0, err);
+  });
+
+  it("a relay with --users refuses other cards at the handshake", async () => {
+    mkdirSync(f("users"));
+    writeFileSync(f("users/bob.card"), readFileSync(f("bob.card")));
+    const closed = await startServe([
+      "tcp://127.0.0.1:0",
+      "--key",
+      f("relay.key"),
+      "--db",
+      f("closed.db"),
+      "--users",
+      f("users"),
+    ]);
+    try {
+      const args = (who: string) => [
+        "relay",
+        "register",
+        "--relay",
+        closed.url,
+        "--relay-card",
+        f("relay.card"),
+        "--key",
+        f(`${who}.key`),
+        "--state",
+        f(`${who}.closed.db`),
+      ];
+      const bob = await runCli(args("bob"));
+      assert.equal(bob.code, 0, bob.stderr);
+      const alice = await runCli(args("alice"));
+      assert.equal(alice.code, 15, alice.stderr);
+      assert.match(alice.stderr, /refused alice@example\.org: registration is closed/);
+    } finally {
+      await kill(closed, "SIGKILL");
+    }
   });
 
   it("SIGTERM stops the relay gracefully", async () => {
