@@ -197,6 +197,11 @@ export class RelayStore {
     try {
       this.#db.exec("COMMIT");
     } catch (e) {
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch {
+        // Nothing left to roll back.
+      }
       const err = new MissiveError("io", `relay db ${this.#path}: commit failed (${e})`);
       for (const w of waiters) w.reject(err);
       return;
