@@ -226,10 +226,17 @@ describe("missive serve + missive relay (real sessions over TCP)", () => {
     const down = await client("alice", ["send", "--to", "bob@example.org"], "typed while down");
     assert.equal(down.code, 0, down.stderr);
     assert.match(down.stderr, /relay unreachable .*queued as #\d+/);
+    const listed = await runCli(["relay", "queue", "--key", f("alice.key"), "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const [entry] = listed.text.trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(entry.to, "bob@example.org");
+    assert.equal(entry.state, "pending");
     relay = await startServe([url, "--key", f("relay.key"), "--db", db]);
     const flush = await client("alice", ["inbox"]);
     assert.equal(flush.code, 0, flush.stderr);
     assert.match(flush.stderr, /sent queued message #\d+ to bob@example\.org/);
+    const empty = await runCli(["relay", "queue", "--key", f("alice.key")]);
+    assert.equal(empty.text, "", "accepted messages leave the queue");
     const bob = await client("bob", ["inbox"]);
     assert.equal(bob.code, 0, bob.stderr);
     assert.equal(bob.text, "alice@example.org: typed while down\n");
