@@ -17,6 +17,7 @@ import type { CryptoProvider } from "./crypto/provider.ts";
 import { MissiveError } from "./errors.ts";
 import { readTextLimited } from "./files.ts";
 import type { Registry } from "./registry.ts";
+import { isExecSpec, loadExecPlugins, stopExecPlugins } from "./plugins-host/exec.ts";
 import type { Plugin } from "./types.ts";
 
 /** The API a plugin factory receives. Stable across minor versions. */
@@ -79,8 +80,13 @@ function toSpecifier(path: string, base: string): string {
   return pathToFileURL(isAbsolute(path) ? path : resolve(base, path)).href;
 }
 
-/** Imports one plugin module and returns the plugins it provides. */
+/**
+ * Loads one plugin and returns the plugins it provides: an executable plugin (`exec:NAME`
+ * or the path of an executable file that is not a module; plugins-host/exec.ts) is
+ * started and asked to describe itself, anything else is imported as a module.
+ */
 export async function importPluginModule(path: string, base = process.cwd()): Promise<Plugin[]> {
+  if (isExecSpec(path, base)) return await loadExecPlugins(path, VERSION, base);
   const specifier = toSpecifier(path, base);
   let mod: { default?: unknown };
   try {
@@ -105,9 +111,21 @@ export async function importPluginModule(path: string, base = process.cwd()): Pr
   return list as Plugin[];
 }
 
-/** Loads plugin modules into a registry (duplicates are refused by the registry). */
+/**
+ * Loads plugins into a registry (duplicates are refused by the registry, naming the
+ * plugin that came second; an executable plugin refused so is stopped at once).
+ */
 export async function loadPlugins(registry: Registry, paths: readonly string[], base?: string) {
-  for (const path of paths) registry.registerExternal(...(await importPluginModule(path, base)));
+  for (const path of paths) {
+    const plugins = await importPluginModule(path, base);
+    try {
+      registry.registerExternal(...plugins);
+    } catch (e) {
+      if (!(e instanceof MissiveError) || !isExecSpec(path, base)) throw e;
+      stopExecPlugins(plugins);
+      throw new MissiveError(e.code, `plugin ${path}: ${e.message}`);
+    }
+  }
 }
 
 /**
@@ -118,8 +136,8 @@ export async function loadPlugins(registry: Registry, paths: readonly string[], 
  */
 export function configuredPluginPaths(env = process.env): { path: string; base: string }[] {
   const out: { path: string; base: string }[] = [];
-  // Split on ":" but not on the "://" of a URL.
-  for (const p of (env.MISSIVE_PLUGINS ?? "").split(/:(?!\/\/)/).filter(Boolean)) {
+  // Split on ":" but not on the "://" of a URL nor after the "exec" of `exec:NAME`.
+  for (const p of (env.MISSIVE_PLUGINS ?? "").split(/(?<!(?:^|:)exec):(?!\/\/)/).filter(Boolean)) {
     out.push({ path: p, base: process.cwd() });
   }
   const config = env.MISSIVE_CONFIG ?? (existsSync("missive.json") ? "missive.json" : undefined);

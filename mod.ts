@@ -174,6 +174,19 @@ export {
   pluginHost,
   VERSION,
 } from "./loader.ts";
+// The live session (SPEC §22) and the in-memory transport pair.
+export { Session } from "./session/session.ts";
+export type {
+  AcceptOptions as SessionAcceptOptions,
+  ConnectOptions as SessionConnectOptions,
+  SessionEvent,
+  SessionOptions,
+} from "./session/options.ts";
+export { type Clock, FakeClock, systemClock } from "./session/clock.ts";
+export { request, serveRequests } from "./session/request.ts";
+export type { SecureChannel } from "./session/channel.ts";
+export { sessionStp } from "./stp/session.ts";
+export { type MemoryTransportOptions, memoryTransportPair } from "./transports/memory.ts";
 
 /**
  * A registry holding every built-in STP and AMP.

@@ -37,7 +37,7 @@ URL:
                         read frames from stdin until it ends (no receipts)
   sip:USER@HOST[:PORT][;transport=udp|tcp]
                         answer SIP MESSAGEs (UDP and TCP on PORT, default 5060);
-                        receipts go back as MESSAGEs (SPEC §21.9)
+                        receipts go back as MESSAGEs (SPEC §21.7)
 
 Options:
   --key KEY             recipient's secret key file (opens messages, signs receipts)

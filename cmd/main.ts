@@ -17,12 +17,14 @@ import { relay } from "./relay.ts";
 import { seal } from "./seal.ts";
 import { serve } from "./serve.ts";
 import { send } from "./send.ts";
+import { session } from "./session.ts";
 
 const commands: Record<string, Command> = { keygen, card, seal, open, inspect, plugins };
 commands.serve = serve;
 commands.relay = relay;
 commands.send = send;
 commands.listen = listen;
+commands.session = session;
 
 function mainUsage(): string {
   const width = Math.max(...Object.keys(commands).map((k) => k.length));

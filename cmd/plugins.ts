@@ -1,16 +1,23 @@
 /** `missive plugins`: every registered (type, version) and what it gives. @module */
 import { utf8 } from "../bytes.ts";
 import { providerChoice } from "../crypto/mod.ts";
+import { scanPath } from "../plugins-host/exec.ts";
 import { type Command, loadRegistry, parseFlags, writeOutput } from "./common.ts";
 
-const usage = `missive plugins [--plugin PATH ...] [--json]
+const usage = `missive plugins [--plugin PATH ...] [--scan] [--json]
 
 Lists every STP and AMP by (type, version) with its name and properties: built-ins,
 $MISSIVE_PLUGINS, the "plugins" of missive.json (or $MISSIVE_CONFIG), and --plugin.
 
 Options:
-  --plugin PATH     load a plugin module (repeatable)
+  --plugin PATH     load a plugin module, or an executable plugin: exec:NAME runs
+                    missive-plugin-NAME from PATH (repeatable)
+  --scan            also list the missive-plugin-* executables on PATH, without
+                    running them (load one with --plugin exec:NAME)
   --json            one JSON object
+
+An executable plugin must answer each message within $MISSIVE_PLUGIN_TIMEOUT seconds
+(default 30). docs/PLUGINS.md §9 specifies the protocol.
 `;
 
 export const plugins: Command = {
@@ -20,7 +27,11 @@ export const plugins: Command = {
     const parsed = await parseFlags(
       io,
       args,
-      { json: { type: "boolean" }, plugin: { type: "string", multiple: true } },
+      {
+        json: { type: "boolean" },
+        scan: { type: "boolean" },
+        plugin: { type: "string", multiple: true },
+      },
       usage,
       0,
     );
@@ -28,6 +39,7 @@ export const plugins: Command = {
     const registry = await loadRegistry(io, parsed.values.plugin);
     const { stps, amps } = registry.list();
     const choice = await providerChoice();
+    const onPath = parsed.values.scan ? scanPath(io.env) : undefined;
     if (parsed.values.json) {
       const report = {
         crypto: choice.families,
@@ -44,6 +56,7 @@ export const plugins: Command = {
           name: p.name,
           description: p.description,
         })),
+        ...(onPath ? { executablesOnPath: onPath } : {}),
       };
       await writeOutput(io, undefined, utf8(JSON.stringify(report) + "\n"));
       return;
@@ -77,6 +90,11 @@ export const plugins: Command = {
           p.name.padEnd(12)
         }  ${p.description}`,
       );
+    }
+    if (onPath) {
+      lines.push("", "Executable plugins on PATH (not loaded; use --plugin exec:NAME):");
+      for (const p of onPath) lines.push(`  ${p.name.padEnd(18)}  ${p.path}`);
+      if (onPath.length === 0) lines.push("  (none)");
     }
     const fam = Object.entries(choice.families).map(([f, n]) => `${f}=${n}`).join(" ");
     lines.push("", `crypto provider: ${fam}`, "");

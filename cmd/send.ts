@@ -23,11 +23,15 @@ import {
 const usage = `missive send URL --from KEY --to CARD [options] [INPUT] < message
 
 Seals a message (stdin or INPUT) as "missive seal" does and sends it to URL. Over
-tcp:// it then waits for the listener's receipt (SPEC §21.5), checks that the
-recipient's card signed it, and exits 0 only when the message was accepted.
+tcp:// and sip: it then waits for the listener's receipt (SPEC §21.5), checks that
+the recipient's card signed it, and exits 0 only when the message was accepted.
 
 URL:
   tcp://HOST:PORT       a "missive listen" (receipt awaited)
+  sip:USER@HOST[:PORT][;transport=udp|tcp]
+                        a SIP MESSAGE to a "missive listen sip:..." directly or
+                        through a proxy (receipt awaited; SPEC §21.7); over UDP
+                        a request is at most 1300 bytes, use ;transport=tcp
   stdio:[binary|armor|lines]
                         write the frame to stdout (no receipt: nothing answers)
 
@@ -43,6 +47,7 @@ Options:
   --passphrase          shared passphrase for --stp psk ($MISSIVE_PASSPHRASE or prompt)
   --no-card             do not attach the sender's card
   --hash-destination    send the recipient's address as a keyed hash (simple)
+  --hide-recipients     group: key slots carry no recipient hints, count padded
   --timeout DURATION    connecting plus waiting for the receipt (default 10s; 500ms,
                         2m, or seconds)
   --no-receipt          do not wait for a receipt (exit 0 once the frame is sent);
@@ -56,11 +61,12 @@ signed by the recipient, 12 timeout (no receipt in time), 13 network (refused, l
 Examples:
   missive listen tcp://127.0.0.1:7700 --key bob.key          # terminal 1
   echo hi | missive send tcp://127.0.0.1:7700 --from alice.key --to bob.card
+  echo hi | missive send 'sip:bob@127.0.0.1:5070;transport=tcp' --from alice.key --to bob.card
   missive send stdio:lines --from alice.key --to bob.card < note.txt >> outbox
 `;
 
 export const send: Command = {
-  summary: "seal a message and send it over a transport (tcp, stdio)",
+  summary: "seal a message and send it over a transport (tcp, sip, stdio)",
   usage,
   async run(args, io) {
     const parsed = await parseFlags(
@@ -77,6 +83,7 @@ export const send: Command = {
         passphrase: { type: "boolean" },
         "no-card": { type: "boolean" },
         "hash-destination": { type: "boolean" },
+        "hide-recipients": { type: "boolean" },
         timeout: { type: "string", default: "10s" },
         "no-receipt": { type: "boolean" },
         plugin: { type: "string", multiple: true },
@@ -97,6 +104,10 @@ export const send: Command = {
         "usage",
         "send: --stp smime is not supported here (it takes X.509 flags); use missive seal",
       );
+    }
+    const { multiRecipient, hiddenRecipients } = stp.properties;
+    if (v["hide-recipients"] && !(multiRecipient && hiddenRecipients)) {
+      throw new MissiveError("usage", `send: --hide-recipients needs --stp group, not ${stp.name}`);
     }
     const amp = registry.find("amp", v.amp!);
     // A receipt is never answered with a receipt (SPEC §14).
@@ -129,6 +140,7 @@ export const send: Command = {
       recipients,
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
+      hideRecipients: v["hide-recipients"] ?? false,
       options: {
         ...parsePairs(v.option, "--option"),
         ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),

@@ -6,10 +6,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { type CliResult, ROOT, spawnCli, tempDir } from "./helpers.ts";
+import { type CliResult, compiledBinary, ROOT, spawnCli, tempDir } from "./helpers.ts";
 
 /** A PATH with the system tools only: no deno, no bun. */
 const BARE_PATH = "/usr/bin:/bin";
@@ -21,24 +21,9 @@ const PASSPHRASE = "correct-horse-battery-staple-42";
 const tmp = tempDir("missive-binary-test-");
 let built: Promise<string> | undefined;
 
-/**
- * Builds dist/missive once and copies it into the temporary folder, so a concurrent
- * rebuild by another test run never replaces the file while it executes.
- */
+/** dist/missive (built once per source state), copied into the temporary folder. */
 function binaryPath(): Promise<string> {
-  built ??= (async () => {
-    const r = await spawnCli(["scripts/compile.sh"], {
-      binary: "bash",
-      cwd: ROOT,
-      timeoutMs: 300_000,
-    });
-    assert.equal(r.code, 0, `compile.sh failed: ${r.stderr}`);
-    const dist = join(ROOT, "dist", "missive");
-    assert.equal(statSync(dist).mode & 0o111, 0o111, "dist/missive is executable");
-    const copy = join(tmp.dir, "missive");
-    copyFileSync(dist, copy);
-    return copy;
-  })();
+  built ??= compiledBinary(tmp.dir);
   return built;
 }
 

@@ -5,22 +5,26 @@
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { utf8 } from "../bytes.ts";
 import { type CborValue, decodeCbor, encodeCbor } from "../cbor.ts";
 import { nobleProvider } from "../crypto/mod.ts";
 import { decodeEnvelope, encodeEnvelope } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { importPluginModule } from "../loader.ts";
+import { stopAllPlugins } from "../plugins-host/exec.ts";
 import { defaultRegistry, openMessage, type Registry, sealMessage } from "../mod.ts";
 import type { AmpPlugin, StpPlugin } from "../types.ts";
 import { fixedIdentity, ROOT } from "./helpers.ts";
 
 const pluginDir = join(ROOT, "plugins");
 const registry: Registry = defaultRegistry();
-for (const f of readdirSync(pluginDir).filter((f) => f.endsWith(".ts")).sort()) {
+// Module plugins and executable plugins (missive-plugin-*, stopped after the suite).
+const shipped = (f: string) => f.endsWith(".ts") || f.startsWith("missive-plugin-");
+for (const f of readdirSync(pluginDir).filter(shipped).sort()) {
   registry.register(...(await importPluginModule(join(pluginDir, f))));
 }
+after(stopAllPlugins);
 const [alice, bob, carol] = [
   await fixedIdentity("alice@example.org", 1),
   await fixedIdentity("bob@example.org", 3),
@@ -42,14 +46,17 @@ const SAMPLES: Record<string, [Uint8Array, Record<string, string>]> = {
   control: [new Uint8Array(0), { action: "request", session: "0123" }],
   file: [SAMPLE_INPUT, { name: "sample.json", type: "application/json" }],
 };
-/** A sample message: with AMP fields (title, kind) for AMPs that take them. */
-function sample(amp: AmpPlugin): unknown {
+/**
+ * A sample message: with AMP fields (title, kind) for AMPs that take them. AMP calls are
+ * awaited: an executable plugin's AMP answers with promises (docs/PLUGINS.md §9.6).
+ */
+async function sample(amp: AmpPlugin): Promise<unknown> {
   try {
-    return amp.fromInput(SAMPLE_INPUT, SAMPLE_FIELDS);
+    return await amp.fromInput(SAMPLE_INPUT, SAMPLE_FIELDS);
   } catch (e) {
     if (!(e instanceof MissiveError && e.code === "usage")) throw e;
     const own = SAMPLES[amp.name];
-    return own ? amp.fromInput(...own) : amp.fromInput(SAMPLE_INPUT, {});
+    return await (own ? amp.fromInput(...own) : amp.fromInput(SAMPLE_INPUT, {}));
   }
 }
 const seal = (stp: StpPlugin, amp: AmpPlugin = text, message: unknown = { text: "conformance" }) =>
@@ -163,14 +170,17 @@ describe("conformance: every AMP", () => {
   for (const amp of amps) {
     const label = `${amp.name} v${amp.version} (${amp.type}, ${amp.version})`;
     it(`${label}: fromInput → encode → seal → open → decode round trip`, async () => {
-      const message = sample(amp);
+      const message = await sample(amp);
       const opened = await open(await seal(registry.find("stp", "simple"), amp, message));
-      assert.deepEqual(amp.toJson(opened.message as never), amp.toJson(message as never));
-      assert.ok(amp.toOutput(opened.message as never).length > 0);
+      assert.deepEqual(
+        await amp.toJson(opened.message as never),
+        await amp.toJson(message as never),
+      );
+      assert.ok((await amp.toOutput(opened.message as never)).length > 0);
     });
 
-    it(`${label}: garbage and truncated bodies fail with a MissiveError (or decode consistently)`, () => {
-      const good = amp.encode(sample(amp) as never);
+    it(`${label}: garbage and truncated bodies fail with a MissiveError (or decode consistently)`, async () => {
+      const good = await amp.encode(await sample(amp) as never);
       const inputs = [
         new Uint8Array([0xff, 0xfe, 0xfd]),
         new Uint8Array([0xd8, 0x80]),
@@ -179,9 +189,9 @@ describe("conformance: every AMP", () => {
       ];
       for (const input of inputs) {
         try {
-          const decoded = amp.decode(input);
+          const decoded = await amp.decode(input);
           // Accepting is fine only for formats where these bytes are valid (e.g. text).
-          assert.deepEqual(amp.decode(amp.encode(decoded as never)), decoded);
+          assert.deepEqual(await amp.decode(await amp.encode(decoded as never)), decoded);
         } catch (e) {
           assert.ok(isMissive(e), `${label}: ${e}`);
         }

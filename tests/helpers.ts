@@ -4,7 +4,17 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -120,4 +130,54 @@ export async function fixedIdentity(address: string, seed: number): Promise<Iden
     signingSeed: new Uint8Array(32).fill(seed),
     agreementKey: new Uint8Array(32).fill(seed + 1),
   });
+}
+
+/** Folders whose sources never go into the binary. */
+const NOT_IN_BINARY = new Set(["node_modules", "dist", "tests", "bench", "docs", ".git"]);
+
+/** SHA-256 over every source file the binary is built from (path and content). */
+function sourceHash(): string {
+  const hash = createHash("sha256");
+  const walk = (dir: string) => {
+    for (const name of readdirSync(join(ROOT, dir)).sort()) {
+      const rel = dir ? `${dir}/${name}` : name;
+      if (NOT_IN_BINARY.has(rel) || name.startsWith(".")) continue;
+      const st = statSync(join(ROOT, rel));
+      if (st.isDirectory()) walk(rel);
+      else if (/\.(ts|json)$/.test(name)) {
+        hash.update(`${rel}\0`).update(readFileSync(join(ROOT, rel)));
+      }
+    }
+  };
+  walk("");
+  return hash.digest("hex");
+}
+
+let building: Promise<void> | undefined;
+
+/**
+ * The compiled binary (`scripts/compile.sh` → dist/missive), copied into `dir` so that a
+ * concurrent rebuild never replaces a file while it runs. Built once per source state:
+ * dist/.source-hash records what the binary was built from, so the test files that need
+ * it (and both runtimes' runs) share one build.
+ */
+export async function compiledBinary(dir: string, name = "missive"): Promise<string> {
+  building ??= (async () => {
+    const dist = join(ROOT, "dist", "missive");
+    const stamp = join(ROOT, "dist", ".source-hash");
+    const want = sourceHash();
+    if (existsSync(dist) && existsSync(stamp) && readFileSync(stamp, "utf8") === want) return;
+    const r = await spawnCli(["scripts/compile.sh"], {
+      binary: "bash",
+      cwd: ROOT,
+      timeoutMs: 300_000,
+    });
+    if (r.code !== 0) throw new Error(`compile.sh failed: ${r.stderr}`);
+    if ((statSync(dist).mode & 0o111) !== 0o111) throw new Error("dist/missive is not executable");
+    writeFileSync(stamp, want);
+  })();
+  await building;
+  const copy = join(dir, name);
+  copyFileSync(join(ROOT, "dist", "missive"), copy);
+  return copy;
 }

@@ -4,7 +4,7 @@ import { writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { concatBytes, equalBytes, utf8 } from "../bytes.ts";
+import { concatBytes, equalBytes, randomBytes, utf8 } from "../bytes.ts";
 import { encodeFrame, FrameReader } from "../transports/framing.ts";
 import { connect, listen } from "../transports/mod.ts";
 import { ReceiptChannel, sealWithNonce, UNKNOWN_NONCE } from "../transports/receipts.ts";
@@ -237,6 +237,28 @@ describe("missive send / listen (subprocesses)", () => {
     assert.match(r.stderr, /line 2 skipped: not canonical base64/);
   });
 
+  it("send --stp group --hide-recipients: each recipient's listener opens it, an outsider cannot", async () => {
+    const at = (a: string) => join(dir, a);
+    const sent = await runCli(
+      ["send", "stdio:lines", "--stp", "group", "--hide-recipients", "--from", at("alice.key")]
+        .concat(["--to", at("bob.card"), "--to", at("carol.card")]),
+      { stdin: "to the team" },
+    );
+    assert.equal(sent.code, 0, sent.stderr);
+    for (const name of ["bob", "carol"]) {
+      const r = await runCli(["listen", "stdio:lines", "--key", at(`${name}.key`)], {
+        stdin: sent.stdout,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.text, /^alice@example\.org \(verified[^)]*\): to the team\n$/);
+    }
+    const outsider = await runCli(["listen", "stdio:lines", "--key", at("alice.key")], {
+      stdin: sent.stdout,
+    });
+    assert.equal(outsider.text, "");
+    assert.match(outsider.stderr, /not a recipient/);
+  });
+
   it("usage errors: bad URL, missing --key, --to needed for receipts", async () => {
     const cases: [string[], RegExp][] = [
       [["send", "tcp://127.0.0.1", "--from", "alice.key", "--to", "bob.card"], /bad transport URL/],
@@ -245,7 +267,15 @@ describe("missive send / listen (subprocesses)", () => {
       [["send", "tcp://127.0.0.1:1", "--to", "bob.card", "--timeout", "soon"], /--timeout expects/],
       [["listen", "tcp://127.0.0.1:0"], /--key is required/],
       [["listen", "tcp://127.0.0.1:0", "--key", "bob.key", "--max-frame", "65M"], /--max-frame/],
-      [["listen", "sip:bob@127.0.0.1", "--key", "bob.key"], /sip: transport not supported yet/],
+      [
+        ["listen", "tcp://127.0.0.1:0", "--key", "bob.key", "--register", "sip:127.0.0.1"],
+        /--register needs a sip: URL/,
+      ],
+      [["listen", "sips:bob@127.0.0.1", "--key", "bob.key"], /bad transport URL/],
+      [
+        ["send", "stdio:lines", "--from", "alice.key", "--to", "bob.card", "--hide-recipients"],
+        /--hide-recipients needs --stp group/,
+      ],
     ];
     for (const [args, re] of cases) {
       const r = await runCli(
@@ -277,6 +307,33 @@ describe("missive listen on stdio (in-process)", () => {
     assert.equal(r.text, "alice@example.org (verified, NOT trusted): framed\n");
     assert.match(r.stderr, /refused a message: envelope: missing the d9d9f7/);
     assert.match(r.stderr, /dropped stdio:binary: frame: truncated/);
+  });
+});
+
+describe("missive listen on bad input (in-process)", () => {
+  it("bit flips, truncation and garbage: nothing on stdout, a reason on stderr", async () => {
+    const sealed = await runCli(
+      ["send", "stdio:binary", "--from", join(dir, "alice.key"), "--to", join(dir, "bob.card")],
+      { stdin: "secret" },
+    );
+    assert.equal(sealed.code, 0, sealed.stderr);
+    const frame = sealed.stdout.subarray(4);
+    const inputs: Uint8Array[] = [];
+    for (let i = 0; i < frame.length; i += 23) {
+      const bad = new Uint8Array(frame);
+      bad[i] ^= 1 << (i % 8);
+      inputs.push(encodeFrame(bad));
+    }
+    inputs.push(encodeFrame(frame.subarray(0, frame.length - 1))); // truncated envelope
+    inputs.push(encodeFrame(randomBytes(300))); // garbage in a well-formed frame
+    for (const input of inputs) {
+      const r = await runCli(["listen", "stdio:binary", "--key", join(dir, "bob.key")], {
+        stdin: input,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.text, "", "nothing of a bad message may be printed");
+      assert.match(r.stderr, /refused a message: /);
+    }
   });
 });
 

@@ -151,7 +151,7 @@ describe("transport URLs", () => {
       assert.throws(() => parseTransportUrl(url), isCode("usage"), url);
     }
     await assert.rejects(connect("tcp://127.0.0.1:0"), isCode("usage"));
-    assert.throws(() => parseTransportUrl("sips:bob@127.0.0.1"), isCode("usage")); // SPEC §21.9.1
+    assert.throws(() => parseTransportUrl("sips:bob@127.0.0.1"), isCode("usage")); // SPEC §21.7.1
     await assert.rejects(listen("tcp://127.0.0.1:1", { maxFrame: 0 }), isCode("usage"));
   });
 });

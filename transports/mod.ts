@@ -37,7 +37,7 @@ export interface ListenOptions extends ConnectOptions {
   maxConnections?: number;
   /** Drop a peer silent this long, in either direction (tcp; default never). */
   idleTimeoutMs?: number;
-  /** sip: register at this proxy first (`sip:HOST[:PORT][;transport=udp|tcp]`, §21.9.7). */
+  /** sip: register at this proxy first (`sip:HOST[:PORT][;transport=udp|tcp]`, §21.7.7). */
   register?: string;
 }
 

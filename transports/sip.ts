@@ -1,5 +1,5 @@
 /**
- * SIP MESSAGE transport (RFC 3428; SPEC §21.9): `connectSip` sends envelopes as MESSAGE
+ * SIP MESSAGE transport (RFC 3428; SPEC §21.7): `connectSip` sends envelopes as MESSAGE
  * bodies to `sip:user@host[:port][;transport=udp|tcp]`; `listenSip` answers MESSAGEs
  * and yields one Transport per peer (From address), optionally registered at a proxy.
  * @module
@@ -196,7 +196,7 @@ class SipListenerImpl implements SipListener {
 
 /**
  * Listens on `url` (UDP and TCP, one port; port 0 picks one) and yields a Transport per
- * peer. With `register`, binds `user@proxy` to our Contact first (SPEC §21.9.7).
+ * peer. With `register`, binds `user@proxy` to our Contact first (SPEC §21.7.7).
  *
  * @example
  * ```ts ignore

@@ -69,6 +69,7 @@ export class TcpTransport implements Transport {
   #closing: Promise<void> | undefined;
   #sendChain: Promise<void> = Promise.resolve();
   #waitingForDrain = false;
+  #corked = false;
   #iterated = false;
 
   constructor(socket: net.Socket, remote: string, options: TcpOptions = {}) {
@@ -187,12 +188,28 @@ export class TcpTransport implements Transport {
     return run;
   }
 
+  /**
+   * Frames written in one turn of the event loop leave in one segment: the socket is
+   * corked at the first write and uncorked on the next turn. Small frames sent back to
+   * back (a session's DATA and DATA_ACK under a window) otherwise cost one syscall each.
+   */
+  #coalesce(socket: net.Socket): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    socket.cork();
+    setImmediate(() => {
+      this.#corked = false;
+      if (!socket.destroyed) socket.uncork();
+    });
+  }
+
   async #write(frame: Uint8Array): Promise<void> {
     const data = encodeFrame(frame);
     const socket = this.#socket;
     if (this.#closing || socket.destroyed || !socket.writable) {
       throw new MissiveError("network", `${this.remote}: connection closed`);
     }
+    this.#coalesce(socket);
     if (socket.write(data)) return;
     this.#waitingForDrain = true;
     try {

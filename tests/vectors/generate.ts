@@ -28,6 +28,7 @@ import { armorVectors, envelopeVectors } from "./cases_formats.ts";
 import { groupCases, groupIntermediates } from "./cases_group.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
 import { relayVectors } from "./cases_relay.ts";
+import { sessionVectors } from "./cases_session.ts";
 import { simpleCases } from "./cases_simple.ts";
 import { get, IDENTITY_SPECS, identityJson, makeIdentities } from "./common.ts";
 import { buildMessageVectors, type MessageCase, resolvePlaceholders } from "./messages.ts";
@@ -105,6 +106,13 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
         "AMP bodies (SPEC §8–9, §14–17): `body` hex decoded by the AMP (type, version) in " +
         "`amp`. Vectors marked deterministic: false hold bytes from the generating runtime's zlib.",
       vectors: ampVectors(),
+    },
+    "session.json": {
+      description: "STP session, type 5 (SPEC §22): recorded exchanges. The side under test " +
+        "receives `inputs` in order and must send exactly `expect.outputs`, deliver " +
+        "`expect.delivered` and end with `expect.outcome`; see tests/vectors/cases_session.ts.",
+      identities,
+      vectors: await sessionVectors(provider, ids),
     },
     "relay.json": {
       description: "Relay protocol messages (SPEC §23): `input` hex through the relay message " +

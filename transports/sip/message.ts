@@ -1,7 +1,7 @@
 /**
  * SIP messages (RFC 3261 §7): a strict parser and a serializer for the small subset a
  * MESSAGE user agent needs. Every cap is checked before the bytes it guards are copied
- * (SPEC §21.9.2).
+ * (SPEC §21.7.2).
  * @module
  */
 import { type Bytes, concatBytes, utf8 } from "../../bytes.ts";

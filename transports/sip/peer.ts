@@ -1,6 +1,6 @@
 /**
  * The MESSAGE side of a SIP endpoint: what an incoming MESSAGE must look like to be
- * accepted (SPEC §21.9.6), and a Transport to one peer whose send() is a MESSAGE.
+ * accepted (SPEC §21.7.6), and a Transport to one peer whose send() is a MESSAGE.
  * @module
  */
 import { utf8 } from "../../bytes.ts";
@@ -28,7 +28,7 @@ export interface Checked {
 }
 
 /**
- * Checks a MESSAGE (§21.9.6): Request-URI user, Content-Type, Content-Encoding, and a
+ * Checks a MESSAGE (§21.7.6): Request-URI user, Content-Type, Content-Encoding, and a
  * body that is an envelope in one of its forms. Never throws.
  */
 export function checkMessage(

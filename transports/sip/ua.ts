@@ -42,7 +42,7 @@ import { DEFAULT_SIP_PORT, parseVia, type SipTransportName } from "./uri.ts";
 
 /**
  * Largest request sent over UDP (RFC 3261 §18.1.1: above 1300 bytes with an unknown
- * path MTU a request must not go over UDP). Larger ones are refused (SPEC §21.9.4).
+ * path MTU a request must not go over UDP). Larger ones are refused (SPEC §21.7.4).
  */
 export const MAX_UDP_REQUEST = 1300;
 /** Most TCP connections held at once; more are closed at once (and logged). */

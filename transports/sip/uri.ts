@@ -31,7 +31,7 @@ function bad(uri: string, why: string): never {
   throw new MissiveError("usage", `bad SIP URI ${JSON.stringify(uri.slice(0, 80))}: ${why}`);
 }
 
-/** Parses a SIP URI; throws `usage` with the reason (SPEC §21.9.1). */
+/** Parses a SIP URI; throws `usage` with the reason (SPEC §21.7.1). */
 export function parseSipUri(uri: string): SipUri {
   if (uri.length > 512) bad(uri, "longer than 512 characters");
   if (/^sips:/i.test(uri)) bad(uri, "sips: (TLS) is not supported; use sip:");

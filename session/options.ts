@@ -1,0 +1,151 @@
+/**
+ * Session options with the proposal's defaults (SPEC §22.7), the event type, and the
+ * CLOSE reason codes (SPEC §22.9).
+ * @module
+ */
+import { type Bytes, randomBytes } from "../bytes.ts";
+import type { CryptoProvider } from "../crypto/provider.ts";
+import { ERROR_CODES, type ErrorCode, MissiveError } from "../errors.ts";
+import type { Card } from "../keys/card.ts";
+import type { Clock } from "./clock.ts";
+import { DEFAULT_MAX_MESSAGE } from "./messages.ts";
+
+/** Defaults (SPEC §22.7). */
+export const SESSION_DEFAULTS = {
+  ttlMs: 25_000,
+  idleTimeoutMs: 45_000,
+  maxResends: 3,
+  closeTimeoutMs: 45_000,
+  maxCloseResends: 3,
+  rekeyAfter: 10,
+  window: 32,
+  maxMessageSize: DEFAULT_MAX_MESSAGE,
+  inboxLimit: 1024,
+} as const;
+
+/** What both ends accept. */
+export interface SessionOptions {
+  /** Crypto provider (default: the runtime's, see crypto/mod.ts). */
+  provider?: CryptoProvider;
+  /** Time source for send times and timers (tests inject a FakeClock). */
+  clock?: Clock;
+  /** Pre-shared secret s0 (≥ 16 bytes): signed messages are MACed under SHA-512(s0). */
+  s0?: Uint8Array;
+  /** Messages whose send time is further than this from now are discarded (25 s). */
+  ttlMs?: number;
+  /** Waiting this long for an expected message sends RESEND_LAST (45 s). */
+  idleTimeoutMs?: number;
+  /** RESEND_LAST messages sent without progress before CLOSE (3). */
+  maxResends?: number;
+  /** Waiting this long for CLOSE_ACK re-sends CLOSE (45 s). */
+  closeTimeoutMs?: number;
+  /** CLOSE re-sends before CLOSED_WITHOUT_ACK (3). */
+  maxCloseResends?: number;
+  /** Server: re-key after this many acknowledged DATA messages; 0 never (10). */
+  rekeyAfter?: number;
+  /** DATA messages in flight (sent, not yet acknowledged) at most (32). */
+  window?: number;
+  /** Largest application message, in bytes (1 MiB). */
+  maxMessageSize?: number;
+  /** Received messages buffered before the session stops reading the transport (1024). */
+  inboxLimit?: number;
+  /**
+   * "batch" (default) acknowledges all DATA read in one turn of the event loop with
+   * one cumulative DATA_ACK; "immediate" sends one DATA_ACK per DATA.
+   */
+  ack?: "batch" | "immediate";
+  /** Random bytes for sequence starts and ephemeral keys (vectors only; CSPRNG default). */
+  random?: (length: number) => Bytes;
+  /** Called with every event, from the very first (the handshake). */
+  onEvent?: (event: SessionEvent) => void;
+}
+
+/** Client options: the server's card pinned, or a list of trusted cards. */
+export interface ConnectOptions extends SessionOptions {
+  peer?: Card;
+  trusted?: readonly Card[];
+}
+
+/** Server options: which clients to admit. */
+export interface AcceptOptions extends SessionOptions {
+  /** Admits a client by its card (open registration: `() => true`). */
+  authorize?: (card: Card) => boolean | Promise<boolean>;
+  /** Admits exactly these clients (used when `authorize` is absent). */
+  trusted?: readonly Card[];
+}
+
+/** What a session reports, for logs and tests. Key IDs are 16 hex digits. */
+export type SessionEvent =
+  | {
+    type: "handshake";
+    role: "client" | "server";
+    keyId: string;
+    peer: string;
+    peerId: string;
+  }
+  | { type: "rekey"; keyId: string; previousKeyId: string; acknowledged: number }
+  | { type: "resend"; direction: "sent" | "received"; count: number }
+  | { type: "discard"; messageType: string; reason: "stale" }
+  | {
+    type: "close";
+    by: "local" | "peer";
+    reason: number;
+    text: string;
+    acknowledged: boolean;
+  };
+
+/** Options resolved against the defaults and checked. */
+export type ResolvedOptions = Required<
+  Omit<SessionOptions, "provider" | "clock" | "s0" | "onEvent">
+>;
+
+export function resolveOptions(o: SessionOptions): ResolvedOptions {
+  const r = {
+    ttlMs: o.ttlMs ?? SESSION_DEFAULTS.ttlMs,
+    idleTimeoutMs: o.idleTimeoutMs ?? SESSION_DEFAULTS.idleTimeoutMs,
+    maxResends: o.maxResends ?? SESSION_DEFAULTS.maxResends,
+    closeTimeoutMs: o.closeTimeoutMs ?? SESSION_DEFAULTS.closeTimeoutMs,
+    maxCloseResends: o.maxCloseResends ?? SESSION_DEFAULTS.maxCloseResends,
+    rekeyAfter: o.rekeyAfter ?? SESSION_DEFAULTS.rekeyAfter,
+    window: o.window ?? SESSION_DEFAULTS.window,
+    maxMessageSize: o.maxMessageSize ?? SESSION_DEFAULTS.maxMessageSize,
+    inboxLimit: o.inboxLimit ?? SESSION_DEFAULTS.inboxLimit,
+    ack: o.ack ?? "batch",
+    random: o.random ?? randomBytes,
+  };
+  const positive = ["ttlMs", "idleTimeoutMs", "closeTimeoutMs", "window", "inboxLimit"] as const;
+  for (const k of positive) {
+    if (!Number.isSafeInteger(r[k]) || r[k] < 1) {
+      throw new MissiveError("usage", `session: option ${k} must be a positive integer`);
+    }
+  }
+  for (const k of ["maxResends", "maxCloseResends", "rekeyAfter"] as const) {
+    if (!Number.isSafeInteger(r[k]) || r[k] < 0) {
+      throw new MissiveError("usage", `session: option ${k} must be a non-negative integer`);
+    }
+  }
+  if (!Number.isSafeInteger(r.maxMessageSize) || r.maxMessageSize < 1) {
+    throw new MissiveError("usage", "session: option maxMessageSize must be a positive integer");
+  }
+  if (r.ack !== "batch" && r.ack !== "immediate") {
+    throw new MissiveError("usage", 'session: option ack must be "batch" or "immediate"');
+  }
+  return r;
+}
+
+/** CLOSE reason 0: an orderly close. Other reasons are MissiveError exit codes. */
+export const REASON_NORMAL = 0;
+
+/** The CLOSE reason for an error (its documented exit code). */
+export function reasonFor(error: MissiveError): number {
+  return error.exitCode;
+}
+
+/** The error code a received CLOSE reason maps to (`session` for unknown ones). */
+export function codeForReason(reason: number): ErrorCode {
+  if (reason === ERROR_CODES.malformed) return "malformed";
+  for (const [code, n] of Object.entries(ERROR_CODES)) {
+    if (n === reason && code !== "internal") return code as ErrorCode;
+  }
+  return "session";
+}

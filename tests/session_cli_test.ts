@@ -1,0 +1,183 @@
+/**
+ * `missive session` end to end, as real subprocesses: 25 lines over TCP arrive in order
+ * with re-keys after the 10th and 20th acknowledged messages (distinct key IDs); an
+ * untrusted client and a mismatched server card are refused with exit code 7; and the
+ * same session runs over a stdio pair joined by socat.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { DENO, ENTRY, ROOT, runCli, spawnCli, tempDir } from "./helpers.ts";
+
+const { dir, cleanup } = tempDir("missive-session-cli-");
+const path = (name: string) => join(dir, name);
+const CLI = [DENO, "run", "--allow-all", "--quiet", ENTRY];
+
+interface Listening {
+  url: string;
+  done: Promise<{ code: number; stdout: string; stderr: string }>;
+  child: ChildProcess;
+}
+
+/** Starts `missive session listen` on port 0 and waits for its "listening on" line. */
+function listen(args: string[]): Promise<Listening> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(CLI[0], [
+      ...CLI.slice(1),
+      "session",
+      "listen",
+      "tcp://127.0.0.1:0",
+      ...args,
+    ], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const done = new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        res({ code: code ?? 1, stdout, stderr });
+      });
+    });
+    child.stdout!.on("data", (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
+    child.stderr!.on("data", (d: Uint8Array) => {
+      stderr += new TextDecoder().decode(d);
+      const m = /listening on (tcp:\/\/[0-9.]+:\d+)/.exec(stderr);
+      if (m) resolve({ url: m[1], done, child });
+    });
+    child.on("error", reject);
+    done.then((r) => reject(new Error(`listener exited early (${r.code}): ${r.stderr}`)));
+  });
+}
+
+const jsonLines = (text: string) =>
+  text.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+
+before(async () => {
+  for (const name of ["srv", "cli", "carol"]) {
+    const r = await runCli(["keygen", "--name", `${name}@example.org`, "-o", path(`${name}.key`)]);
+    assert.equal(r.code, 0, r.stderr);
+    writeFileSync(path(`${name}.card`), r.stdout);
+  }
+});
+after(cleanup);
+
+describe("missive session (CLI)", () => {
+  it("25 lines arrive in order, re-keyed after the 10th and 20th acknowledged", async () => {
+    const server = await listen([
+      "--key",
+      path("srv.key"),
+      "--trust",
+      path("cli.card"),
+      "--json",
+      "--rekey-after",
+      "10",
+    ]);
+    const lines = Array.from({ length: 25 }, (_, i) => `line ${i + 1}`);
+    const client = await spawnCli(
+      [
+        "session",
+        "connect",
+        server.url,
+        "--key",
+        path("cli.key"),
+        "--trust",
+        path("srv.card"),
+        "--json",
+      ],
+      { stdin: lines.join("\n") + "\n" },
+    );
+    const served = await server.done;
+    assert.equal(client.code, 0, client.stderr);
+    assert.equal(served.code, 0, served.stderr);
+    const s = jsonLines(served.stdout);
+    const c = jsonLines(client.text);
+    assert.deepEqual(s.filter((e) => e.type === "message").map((e) => e.text), lines);
+    for (const events of [s, c]) {
+      const keyed = events.filter((e) => e.type === "handshake" || e.type === "rekey");
+      assert.deepEqual(keyed.map((e) => e.type), ["handshake", "rekey", "rekey"]);
+      assert.deepEqual(keyed.slice(1).map((e) => e.acknowledged), [10, 20]);
+      assert.equal(new Set(keyed.map((e) => e.keyId)).size, 3);
+      assert.deepEqual(events.at(-1).type, "close");
+    }
+    assert.deepEqual(
+      s.filter((e) => e.type === "rekey").map((e) => e.keyId),
+      c.filter((e) => e.type === "rekey").map((e) => e.keyId),
+    );
+  });
+
+  it("refuses an untrusted client and a mismatched server card (exit 7 on both sides)", async () => {
+    const strict = await listen(["--key", path("srv.key"), "--trust", path("carol.card")]);
+    const refused = await spawnCli(
+      ["session", "connect", strict.url, "--key", path("cli.key"), "--trust", path("srv.card")],
+      { stdin: "hello\n" },
+    );
+    const strictEnd = await strict.done;
+    assert.equal(refused.code, 7, refused.stderr);
+    assert.match(refused.stderr, /^missive: session: the peer closed/);
+    assert.equal(strictEnd.code, 7);
+    assert.match(strictEnd.stderr, /cli@example.org .* is not trusted/);
+    assert.equal(refused.text, "");
+
+    const open = await listen(["--key", path("srv.key"), "--open"]);
+    const mismatch = await spawnCli(
+      ["session", "connect", open.url, "--key", path("cli.key"), "--trust", path("carol.card")],
+      { stdin: "hello\n" },
+    );
+    const openEnd = await open.done;
+    assert.equal(mismatch.code, 7, mismatch.stderr);
+    assert.match(mismatch.stderr, /srv@example.org .*not the pinned card carol@example.org/);
+    assert.equal(openEnd.code, 7);
+    assert.equal(openEnd.stdout, "");
+  });
+
+  it("works over a stdio pair joined by socat", () => {
+    const which = spawnSync("sh", ["-c", "command -v socat"], { encoding: "utf8" });
+    assert.equal(which.status, 0, "socat is missing: run scripts/install-peers.sh");
+    const lines = Array.from({ length: 12 }, (_, i) => `over stdio ${i}`);
+    writeFileSync(path("lines.txt"), lines.join("\n") + "\n");
+    const q = (args: string[]) => args.map((a) => `'${a}'`).join(" ");
+    const listener = q([
+      ...CLI,
+      "session",
+      "listen",
+      "stdio:",
+      "--key",
+      path("srv.key"),
+      "--trust",
+      path("cli.card"),
+      "--rekey-after",
+      "5",
+    ]);
+    const connector = q([
+      ...CLI,
+      "session",
+      "connect",
+      "stdio:",
+      "--key",
+      path("cli.key"),
+      "--trust",
+      path("srv.card"),
+      "--input",
+      path("lines.txt"),
+    ]);
+    const r = spawnSync("socat", [
+      "-T",
+      "30",
+      `EXEC:${listener.replaceAll(":", "\\:")}`,
+      `EXEC:${connector.replaceAll(":", "\\:")}`,
+    ], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const received = r.stderr.split("\n").filter((l) => l.startsWith("over stdio"));
+    assert.deepEqual(received, lines);
+  });
+});
