@@ -27,6 +27,8 @@ export class Connection {
   readonly inFlight = new Set<number>();
   /** The store may hold messages newer than `cursor` that were not pushed yet. */
   backlog = true;
+  /** Requests whose answers have not gone out yet. */
+  unanswered = 0;
 
   readonly #outbox: Outbox;
 

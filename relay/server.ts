@@ -26,6 +26,10 @@ import type { QueuedMessage, RelayStore, StoredCard } from "./store.ts";
 
 /** Default cap on one envelope (SPEC §23.6). */
 export const DEFAULT_MAX_MESSAGE = 64 * 1024;
+/** How long a graceful shutdown waits for answers still going out. */
+const SHUTDOWN_GRACE_MS = 5000;
+/** Requests a client may have awaiting their answers before the relay stops reading it. */
+const MAX_UNANSWERED = 1024;
 /** Default number of messages queued per recipient. */
 export const DEFAULT_QUOTA = 10_000;
 export { DEFAULT_WINDOW } from "./delivery.ts";
@@ -202,6 +206,11 @@ export class RelayServer {
       (e) => this.#reply(conn, rid, request.op, { status: "unavailable", detail: String(e) }),
     );
     this.#track(reply);
+    // A client that pipelines without reading its answers is not read any further until
+    // they went out: its replies cannot pile up in memory (the transport pushes back).
+    conn.unanswered++;
+    void reply.finally(() => conn.unanswered--);
+    if (conn.unanswered > MAX_UNANSWERED) await reply;
   }
 
   #track(p: Promise<unknown>): void {
@@ -370,7 +379,15 @@ export class RelayServer {
   async close(): Promise<void> {
     if (this.#state !== "running") return;
     this.#state = "closing";
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    // Writes commit within a turn; their answers go out unless a peer stopped reading,
+    // which must not hold the shutdown for longer than a grace period.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)));
+    const drained = (async () => {
+      while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    })();
+    await Promise.race([drained, grace]);
+    clearTimeout(timer);
     this.#store.flush();
     await Promise.allSettled([...this.#connections].map((c) => c.channel.close()));
     this.#store.close();

@@ -16,7 +16,11 @@ class FakeChannel implements SecureChannel {
   readonly peer: Card;
   other?: FakeChannel;
   drop?: DropRule;
+  /** While true, sends are taken but never acknowledged (a peer that stopped reading). */
+  stalled = false;
   readonly #inbox: Uint8Array[] = [];
+  /** Stalled sends fail when the channel closes, as a session's pending sends do. */
+  #stalledSends: ((e: Error) => void)[] = [];
   #wake?: () => void;
   #closed = false;
 
@@ -32,6 +36,9 @@ class FakeChannel implements SecureChannel {
 
   send(data: Uint8Array): Promise<void> {
     if (this.#closed) return Promise.reject(new MissiveError("session", "fake channel: closed"));
+    if (this.stalled) {
+      return new Promise((_resolve, reject) => this.#stalledSends.push(reject));
+    }
     if (this.drop?.(data)) return Promise.resolve();
     this.other?.deliver(new Uint8Array(data));
     return Promise.resolve();
@@ -52,6 +59,9 @@ class FakeChannel implements SecureChannel {
 
   end(): void {
     this.#closed = true;
+    for (const reject of this.#stalledSends.splice(0)) {
+      reject(new MissiveError("session", "fake channel: closed"));
+    }
     this.#wake?.();
   }
 
@@ -69,7 +79,7 @@ class FakeChannel implements SecureChannel {
 export function fakeChannelPair(
   clientCard: Card,
   serverCard: Card,
-  options: { dropFromClient?: DropRule; dropFromServer?: DropRule } = {},
+  options: { dropFromClient?: DropRule; dropFromServer?: DropRule; stallServer?: boolean } = {},
 ): { client: SecureChannel; server: SecureChannel } {
   const client = new FakeChannel(serverCard);
   const server = new FakeChannel(clientCard);
@@ -77,5 +87,6 @@ export function fakeChannelPair(
   server.other = client;
   client.drop = options.dropFromClient;
   server.drop = options.dropFromServer;
+  server.stalled = options.stallServer ?? false;
   return { client, server };
 }

@@ -24,7 +24,7 @@ import {
   resendOutgoing,
   sealText,
 } from "../relay/mailbox.ts";
-import { decodeRelayMessages } from "../relay/protocol.ts";
+import { decodeRelayMessages, encodeRequest } from "../relay/protocol.ts";
 import { OutgoingQueue, retryDelay } from "../queue/outgoing.ts";
 import { SeenMessages } from "../queue/seen.ts";
 import { fixedIdentity, tempDir } from "./helpers.ts";
@@ -348,6 +348,27 @@ describe("relay acknowledgements and durability", () => {
     await second.close();
     await first.close();
     cleanup();
+  });
+
+  it("stops reading a client whose answers are not being taken", async () => {
+    const relay = await startRelay();
+    const alice = await person("alice");
+    await relay.connect(alice).register();
+    const pair = fakeChannelPair(alice.card, relay.relay.card, { stallServer: true });
+    void relay.server.serve(pair.server);
+    for (let i = 1; i <= 1100; i++) {
+      await pair.client.send(encodeRequest(i, { op: "lookup", target: "nobody@example.org" }));
+    }
+    // Every request is answered at once (a refusal); let the relay take what it will.
+    const answered = () => relay.events.filter((e) => e.event === "refuse").length;
+    for (let last = -1; answered() !== last;) {
+      last = answered();
+      for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+    }
+    const handled = answered();
+    assert.ok(handled > 1000 && handled <= 1025, `${handled} requests handled`);
+    await pair.client.close();
+    await relay.close();
   });
 
   it("answers requests still in flight before a graceful close", async () => {
