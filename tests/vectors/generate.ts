@@ -27,6 +27,7 @@ import { authCases, plainCases, pskCases } from "./cases_auth_psk_plain.ts";
 import { armorVectors, envelopeVectors } from "./cases_formats.ts";
 import { groupCases, groupIntermediates } from "./cases_group.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
+import { relayVectors } from "./cases_relay.ts";
 import { sessionVectors } from "./cases_session.ts";
 import { simpleCases } from "./cases_simple.ts";
 import { streamVectors } from "./cases_stream.ts";
@@ -122,6 +123,11 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
         "`expect.delivered` and end with `expect.outcome`; see tests/vectors/cases_session.ts.",
       identities,
       vectors: await sessionVectors(provider, ids),
+    },
+    "relay.json": {
+      description: "Relay protocol messages (SPEC §23): `input` hex through the relay message " +
+        "decoder; success gives the decoded message (byte strings in hex).",
+      vectors: relayVectors(),
     },
   };
 }
