@@ -3,7 +3,8 @@
  *
  *     node_modules/.bin/deno run -A tests/vectors/generate.ts
  *
- * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,amp,stream}.json. Every
+ * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,psk,amp,stream,session,
+ * framing,relay}.json. Every
  * vector states its inputs (secret keys, random draws, clock, plaintext), the exact
  * bytes, and the expected outcome. Each case below declares the outcome it is meant to
  * have; generation fails if the implementation disagrees, so the corpus records intent,
@@ -17,6 +18,7 @@
  * armor), cases_keys.ts (cards, key files), cases_amp.ts.
  * @module
  */
+import { framingVectors } from "./cases_framing.ts";
 import { nobleProvider } from "../../crypto/noble.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { fromHex } from "../../bytes.ts";
@@ -124,6 +126,7 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
       identities,
       vectors: await sessionVectors(provider, ids),
     },
+    "framing.json": framingVectors(),
     "relay.json": {
       description: "Relay protocol messages (SPEC §23): `input` hex through the relay message " +
         "decoder; success gives the decoded message (byte strings in hex).",
