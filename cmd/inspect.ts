@@ -27,7 +27,7 @@ and shows the header envelope's STP and size (form "stream").
 
 Options:
   --json            one JSON object
-  --plugin PATH     load a plugin module, to name its STP (repeatable)
+  --plugin PATH     load a plugin module or exec:NAME, to name its STP (repeatable)
 `;
 
 /** A stream's header: its envelope's STP, without keys (the chunks are not read). */

@@ -53,7 +53,8 @@ Options:
   --replay-db FILE      refuse messages already seen (kept in FILE)
   -o, --out FILE        write the message here (created only on success, mode 0600)
   --option NAME=VALUE   STP option, for plugins (repeatable)
-  --plugin PATH         load a plugin module (repeatable)
+  --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
+                        on PATH; repeatable)
   --quiet               no progress line when opening a long stream on a terminal
 
 A stream (SPEC §20; "missive seal --stream", or any input over 16 MiB) is recognized

@@ -69,7 +69,8 @@ Options:
                         padded to a power of two; each recipient tries every slot
   --field NAME=VALUE    AMP field, e.g. --field title=Hi for notification (repeatable)
   --option NAME=VALUE   STP option, for plugins (repeatable)
-  --plugin PATH         load a plugin module (repeatable)
+  --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
+                        on PATH; repeatable)
 
 Streams (SPEC §20): with --stream, or automatically when the input is larger than
 16 MiB, the output is a stream: a header sealed by the STP (simple or group), then
