@@ -115,6 +115,57 @@ export {
   type ReceiptStatus,
   receiptV1,
 } from "./amp/mod.ts";
+/**
+ * The relay (SPEC §23): a `RelayServer` over a durable `RelayStore`, served with
+ * `serveRelay`; clients connect with `connectRelay` (a session pinning the relay's card)
+ * and hand it sealed envelopes; `handleDeliveries` opens what arrives and shows each
+ * message once; `OutgoingQueue` keeps what could not be sent yet.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   connectRelay, createIdentity, getCryptoProvider, RelayServer, RelayStore, serveRelay,
+ * } from "./mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const caps = { stps: [[2, 2]] as const, amps: [[1, 2]] as const };
+ * const relayId = await createIdentity(crypto, { address: "relay@example.org", ...caps });
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const store = RelayStore.open(":memory:");
+ * const server = new RelayServer({ store, crypto, openRegistration: true });
+ * const relay = await serveRelay("tcp://127.0.0.1:0", relayId, server);
+ * const client = await connectRelay(relay.url, alice, relayId.card);
+ * console.log((await client.register()).length); // 16
+ * await client.close();
+ * await relay.close();
+ * ```
+ */
+export {
+  connectRelay,
+  type RelayConnectOptions,
+  type RunningRelay,
+  serveRelay,
+} from "./relay/link.ts";
+export { type LookupResult, RelayClient, RelayRefusal } from "./relay/client.ts";
+export {
+  type RelayEvent,
+  RelayServer,
+  type RelayServerOptions,
+  type RelayStats,
+} from "./relay/server.ts";
+export { RelayStore } from "./relay/store.ts";
+export { chooseProtocols, type ProtocolChoice } from "./relay/capabilities.ts";
+export {
+  type DeliveryOptions,
+  flushOutgoing,
+  handleDeliveries,
+  queueText,
+  type ReceivedMessage,
+  resendOutgoing,
+  sealText,
+} from "./relay/mailbox.ts";
+export { type ListEntry, type RelayDelivery, type RelayStatus } from "./relay/protocol.ts";
+export { type OutgoingMessage, OutgoingQueue } from "./queue/outgoing.ts";
+export { SeenMessages } from "./queue/seen.ts";
 export {
   configuredPluginPaths,
   importPluginModule,
@@ -123,6 +174,25 @@ export {
   pluginHost,
   VERSION,
 } from "./loader.ts";
+// Streams (SPEC §20): seal and open any size in constant memory.
+export type { AeadKey } from "./crypto/mod.ts";
+export { type StreamDescriptor, streamV1 } from "./amp/mod.ts";
+export {
+  type ByteSink,
+  type ByteSource,
+  bytesSource,
+  fdSink,
+  fdSource,
+  iterableSource,
+  memorySink,
+  openStream,
+  type OpenStreamRequest,
+  type OpenStreamResult,
+  sealStream,
+  type SealStreamRequest,
+  type SealStreamResult,
+  StreamError,
+} from "./stream/mod.ts";
 // The live session (SPEC §22) and the in-memory transport pair.
 export { Session } from "./session/session.ts";
 export type {

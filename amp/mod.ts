@@ -8,6 +8,7 @@ import { fileV1 } from "./file.ts";
 import { notificationV1 } from "./notification.ts";
 import { presenceV1 } from "./presence.ts";
 import { receiptV1 } from "./receipt.ts";
+import { streamV1 } from "./stream.ts";
 import { textV1, textV2 } from "./text.ts";
 
 export {
@@ -33,9 +34,25 @@ export {
   type ReceiptStatus,
   receiptV1,
 } from "./receipt.ts";
+export {
+  MAX_STREAM_CHUNK,
+  MIN_STREAM_CHUNK,
+  STREAM_TYPE,
+  type StreamDescriptor,
+  streamV1,
+} from "./stream.ts";
 export { MAX_TEXT_BYTES, TEXT_TYPE, type TextMessage, textV1, textV2 } from "./text.ts";
 
 /** Every built-in AMP. */
 export function builtinAmps(): AmpPlugin[] {
-  return [textV1, textV2, notificationV1, receiptV1, presenceV1, controlV1, fileV1] as AmpPlugin[];
+  return [
+    textV1,
+    textV2,
+    notificationV1,
+    receiptV1,
+    presenceV1,
+    controlV1,
+    fileV1,
+    streamV1,
+  ] as AmpPlugin[];
 }

@@ -2,10 +2,26 @@
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { toHex, utf8 } from "../bytes.ts";
 import { MissiveError } from "../errors.ts";
-import { cardFileText, cardToText, fingerprint } from "../keys/card.ts";
-import { type Command, formatTime, loadCards, parseFlags, writeOutput } from "./common.ts";
+import { existsSync, statSync } from "node:fs";
+import {
+  cardFileText,
+  cardSignaturesInText,
+  cardToText,
+  fingerprint,
+  signCard,
+  signedCardFileText,
+} from "../keys/card.ts";
+import {
+  type Command,
+  formatTime,
+  loadCards,
+  loadIdentity,
+  parseFlags,
+  readSmallText,
+  writeOutput,
+} from "./common.ts";
 
-const usage = `missive card KEY-OR-CARD [--json | --file]
+const usage = `missive card KEY-OR-CARD [--json | --file | --sign CA.KEY]
 
 Prints the public card of a secret key file (no passphrase needed) or of a card file or
 line, as one line for shell use.
@@ -13,6 +29,10 @@ line, as one line for shell use.
 Options:
   --json     address, ID, fingerprint, capabilities and the card line as JSON
   --file     a card file: comment lines (address, ID, fingerprint) and the card line
+  --sign CA.KEY
+             a card file signed by the CA key (SPEC §23.11): users who trust the CA's
+             card accept it without pinning it (missive relay --relay-ca CA.CARD);
+             signatures already in the file are kept
 `;
 
 export const card: Command = {
@@ -22,6 +42,7 @@ export const card: Command = {
     const parsed = await parseFlags(io, args, {
       json: { type: "boolean" },
       file: { type: "boolean" },
+      sign: { type: "string" },
     }, usage);
     if (!parsed) return;
     const [spec] = parsed.positionals;
@@ -33,7 +54,17 @@ export const card: Command = {
     const c = cards[0];
     const crypto = await getCryptoProvider();
     let out: string;
-    if (parsed.values.json) {
+    if (parsed.values.sign !== undefined) {
+      const ca = await loadIdentity(io, parsed.values.sign);
+      const existing = existsSync(spec) && statSync(spec).isFile()
+        ? cardSignaturesInText(readSmallText(spec, "card"))
+        : [];
+      const signatures = [
+        ...existing.filter((s) => toHex(s.caId) !== toHex(ca.card.id)),
+        await signCard(crypto, c, ca),
+      ];
+      out = await signedCardFileText(crypto, c, signatures, [ca.card]);
+    } else if (parsed.values.json) {
       out = JSON.stringify({
         address: c.address,
         id: toHex(c.id),

@@ -47,6 +47,12 @@ export interface Io {
   stdout(data: Uint8Array): Promise<void>;
   stderr(line: string): void;
   stdoutIsTty: boolean;
+  /** stderr is a terminal: progress lines for long streams (off when absent). */
+  stderrIsTty?: boolean;
+  /** stdin's descriptor, for streams to read in large blocks (absent: use `stdin()`). */
+  stdinFd?: number;
+  /** stdout's descriptor, for streams to write in large batches (absent: use `stdout()`). */
+  stdoutFd?: number;
   env: Record<string, string | undefined>;
 }
 
@@ -63,6 +69,9 @@ export function processIo(): Io {
       }),
     stderr: (line) => void process.stderr.write(line),
     stdoutIsTty: Boolean(process.stdout.isTTY),
+    stderrIsTty: Boolean(process.stderr.isTTY),
+    stdinFd: 0,
+    stdoutFd: 1,
     env: process.env,
   };
 }

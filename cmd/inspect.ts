@@ -9,8 +9,12 @@ import {
   unwrapAnyForm,
 } from "../envelope.ts";
 import { isMissiveError } from "../errors.ts";
+import { type Command, type Io, loadRegistry, parseFlags, writeOutput } from "./common.ts";
+import type { Registry } from "../registry.ts";
+import type { StpPlugin } from "../types.ts";
+import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
+import { inputSource, sniffInput } from "./streaming.ts";
 import { describePayload, GROUP_TYPE } from "../stp/group/mod.ts";
-import { type Command, loadRegistry, parseFlags, readInput, writeOutput } from "./common.ts";
 
 const usage = `missive inspect [--json] [INPUT]
 
@@ -18,10 +22,47 @@ Shows an envelope's header without opening it: its form (binary, armor, line), t
 (type, version) and name when a plugin knows it, the sequence number and payload size;
 for group, the number of key slots and whether recipients are hidden.
 
+A stream (SPEC §20) is recognized by its first bytes: inspect reads only its header
+and shows the header envelope's STP and size (form "stream").
+
 Options:
   --json            one JSON object
-  --plugin PATH     load a plugin module, to name its STP (repeatable)
+  --plugin PATH     load a plugin module or exec:NAME, to name its STP (repeatable)
 `;
+
+/** A stream's header: its envelope's STP, without keys (the chunks are not read). */
+async function inspectStream(io: Io, registry: Registry, source: ByteSource, json?: boolean) {
+  const header = await readStreamHeader(source);
+  const envelope = decodeEnvelope(header);
+  const group = groupReport(envelope);
+  let stp: StpPlugin | null = null;
+  try {
+    stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
+  } catch (e) {
+    if (!isMissiveError(e, "unknown-protocol")) throw e;
+  }
+  const report = {
+    form: "stream",
+    headerSize: header.length,
+    protocolType: envelope.protocolType,
+    protocolVersion: envelope.protocolVersion,
+    stp: stp ? stp.name : null,
+    sequenceNumber: envelope.sequenceNumber ?? null,
+    payloadSize: envelope.payload.length,
+    properties: stp?.properties ?? null,
+    ...group.json,
+  };
+  const text = json ? JSON.stringify(report) + "\n" : [
+    `form:             stream (header envelope ${header.length} bytes; chunks follow, not read)`,
+    `protocol:         type ${envelope.protocolType}, version ${envelope.protocolVersion}` +
+    (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
+    `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
+    `payload:          ${envelope.payload.length} bytes`,
+    ...group.lines,
+    "",
+  ].join("\n");
+  await writeOutput(io, undefined, utf8(text));
+}
 
 /**
  * Group slots are clear data: anyone sees their count and whether they are hidden
@@ -57,12 +98,18 @@ export const inspect: Command = {
     }, usage);
     if (!parsed) return;
     const registry = await loadRegistry(io, parsed.values.plugin);
-    const input = await readInput(
-      io,
-      parsed.positionals[0],
-      maxArmoredLength(MAX_ENVELOPE_SIZE),
-      "envelope",
-    );
+    const { source, close } = inputSource(io, parsed.positionals[0]);
+    let sniffed;
+    try {
+      sniffed = await sniffInput(source, maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+      if ("stream" in sniffed) {
+        await inspectStream(io, registry, sniffed.stream, parsed.values.json);
+        return;
+      }
+    } finally {
+      close();
+    }
+    const input = sniffed.input;
     const form = looksLikeEnvelope(input)
       ? "binary"
       : new TextDecoder().decode(input.subarray(0, 64)).trimStart().startsWith("-----BEGIN")

@@ -45,7 +45,8 @@ Options:
                       passphrase comes from $MISSIVE_PASSPHRASE or a terminal prompt
   --work-factor N     scrypt log2(N), ${10}..20 (default ${DEFAULT_SCRYPT_LOG_N})
   --force             overwrite existing files
-  --plugin PATH       load a plugin module (its pairs join the card's capabilities)
+  --plugin PATH       load a plugin module or exec:NAME (its pairs join the card's
+                      capabilities)
 
 X.509 (for --stp smime):
   --x509              instead, make a PKCS #8 private key (-o) and a self-signed

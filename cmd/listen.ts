@@ -68,7 +68,8 @@ Options:
   --psk-file FILE       shared key for psk messages
   --passphrase          shared passphrase for psk ($MISSIVE_PASSPHRASE or prompt)
   --option NAME=VALUE   STP option, for plugins (repeatable)
-  --plugin PATH         load a plugin module (repeatable)
+  --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
+                        on PATH; repeatable)
 
 Bad frames and refused messages are reported on stderr; the listener keeps serving.
 On stdio, listen exits when stdin ends: 0, or 3 if it ended inside a broken frame.

@@ -13,11 +13,15 @@ import { keygen } from "./keygen.ts";
 import { listen } from "./listen.ts";
 import { open } from "./open.ts";
 import { plugins } from "./plugins.ts";
+import { relay } from "./relay.ts";
 import { seal } from "./seal.ts";
+import { serve } from "./serve.ts";
 import { send } from "./send.ts";
 import { session } from "./session.ts";
 
 const commands: Record<string, Command> = { keygen, card, seal, open, inspect, plugins };
+commands.serve = serve;
+commands.relay = relay;
 commands.send = send;
 commands.listen = listen;
 commands.session = session;

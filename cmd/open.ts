@@ -7,6 +7,7 @@ import { MissiveError } from "../errors.ts";
 import { fingerprint } from "../keys/card.ts";
 import { openMessage } from "../registry.ts";
 import { FileReplayCache } from "../replay.ts";
+import { inputSource, openStreamCli, sniffInput } from "./streaming.ts";
 import { hasSummary } from "../types.ts";
 import { detectFernetToken, openBareFernet } from "../stp/psk/mod.ts";
 import { certificatesToPem } from "../keys/x509.ts";
@@ -15,13 +16,13 @@ import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import {
   type Command,
   formatTime,
+  type Io,
   loadIdentity,
   loadRegistry,
   loadTrust,
   note,
   parseFlags,
   parsePairs,
-  readInput,
   sharedSecretOptions,
   writeOutput,
   x509Options,
@@ -52,11 +53,33 @@ Options:
   --replay-db FILE      refuse messages already seen (kept in FILE)
   -o, --out FILE        write the message here (created only on success, mode 0600)
   --option NAME=VALUE   STP option, for plugins (repeatable)
-  --plugin PATH         load a plugin module (repeatable)
+  --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
+                        on PATH; repeatable)
+  --quiet               no progress line when opening a long stream on a terminal
+
+A stream (SPEC §20; "missive seal --stream", or any input over 16 MiB) is recognized
+by its first bytes. Each chunk is written only after it authenticated; if a later chunk
+fails, open exits non-zero, says how many bytes were already written, and removes the
+-o FILE it was writing (on stdout, discard what came out).
 
 Exit codes: 0 ok, 2 usage, 3 malformed, 4 authentication failed, 5 not a recipient,
 6 replay (seen before; psk: expired --ttl or clock skew), 7 untrusted sender, 8 unknown protocol, 9 key problem, 10 I/O, 11 plugin.
 `;
+
+/** The input: a whole envelope (bounded), or a stream to open chunk by chunk (§20). */
+async function readEnvelopeOrStream(io: Io, path: string | undefined) {
+  const { source, close } = inputSource(io, path);
+  try {
+    const sniffed = await sniffInput(source, maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+    // A stream keeps reading after this function: the descriptor closes with the process.
+    if ("stream" in sniffed) return sniffed;
+    close();
+    return sniffed;
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
 
 export const open: Command = {
   summary: "open an envelope and verify its sender",
@@ -75,6 +98,7 @@ export const open: Command = {
       out: { type: "string", short: "o" },
       option: { type: "string", multiple: true },
       plugin: { type: "string", multiple: true },
+      quiet: { type: "boolean" },
     }, usage);
     if (!parsed) return;
     const v = parsed.values;
@@ -82,12 +106,7 @@ export const open: Command = {
     const identity = v.key && !v.cert ? await loadIdentity(io, v.key) : undefined;
     const trust = await loadTrust(v.trust ?? []);
     const trusted = trust.cards;
-    const input = await readInput(
-      io,
-      parsed.positionals[0],
-      maxArmoredLength(MAX_ENVELOPE_SIZE),
-      "envelope",
-    );
+    const sniffed = await readEnvelopeOrStream(io, parsed.positionals[0]);
     const options = {
       ...parsePairs(v.option, "--option"),
       ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
@@ -97,6 +116,22 @@ export const open: Command = {
       options["trust-certs"] = certificatesToPem(trust.certificates);
     }
     if (v.ttl !== undefined) options.ttl = v.ttl;
+    if ("stream" in sniffed) {
+      await openStreamCli(io, {
+        registry,
+        source: sniffed.stream,
+        identity,
+        trusted,
+        requireTrust: v["require-trust"],
+        replay: v["replay-db"] ? new FileReplayCache(v["replay-db"]) : undefined,
+        options,
+        out: v.out,
+        json: v.json,
+        quiet: v.quiet,
+      });
+      return;
+    }
+    const input = sniffed.input;
     const token = detectFernetToken(input);
     if (token) {
       if (v["require-trust"]) {

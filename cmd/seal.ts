@@ -1,5 +1,11 @@
 /** `missive seal`: AMP message from stdin → sealed envelope on stdout. @module */
-import { utf8 } from "../bytes.ts";
+import { type Bytes, utf8 } from "../bytes.ts";
+import type { Card } from "../keys/card.ts";
+import type { Identity } from "../keys/identity.ts";
+import type { Registry } from "../registry.ts";
+import type { AmpPlugin, StpPlugin } from "../types.ts";
+import { prefixedSource } from "../stream/io.ts";
+import { inputSource, sealStreamCli, STREAM_THRESHOLD, streamRefusal } from "./streaming.ts";
 import { armor, decodeEnvelope, MAX_ENVELOPE_SIZE, toLine } from "../envelope.ts";
 import { MissiveError } from "../errors.ts";
 import { sealMessage } from "../registry.ts";
@@ -11,6 +17,7 @@ import { smimeBytes } from "../stp/smime/mime.ts";
 import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import {
   type Command,
+  type Io,
   loadIdentity,
   loadRegistry,
   loadTrust,
@@ -62,7 +69,16 @@ Options:
                         padded to a power of two; each recipient tries every slot
   --field NAME=VALUE    AMP field, e.g. --field title=Hi for notification (repeatable)
   --option NAME=VALUE   STP option, for plugins (repeatable)
-  --plugin PATH         load a plugin module (repeatable)
+  --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
+                        on PATH; repeatable)
+
+Streams (SPEC §20): with --stream, or automatically when the input is larger than
+16 MiB, the output is a stream: a header sealed by the STP (simple or group), then
+AES-256-GCM chunks, each signed by the sender when several recipients hold the key.
+Any size, in constant memory; binary only (no --armor/--lines). AMP text/1 or file/1.
+  --stream              seal as a stream whatever the input size
+  --chunk-size N        stream chunk size in bytes (default 262144; 256..16777216)
+  --quiet               no progress line (shown only on a terminal, for long inputs)
 `;
 
 /** `--stp NAME` plus `--version N` → `NAME/N`; a conflicting pair is a usage error. */
@@ -76,6 +92,85 @@ function stpSpec(stp: string, version: string | undefined): string {
     throw new MissiveError("usage", `seal: --stp ${stp} and --version ${version} disagree`);
   }
   return `${m[1]}/${Number(version)}`;
+}
+
+/**
+ * The stream path of `seal` (SPEC §20): streams with --stream, or when a streamable input
+ * (STP simple/group, AMP text/1 or file/1, binary output) passes STREAM_THRESHOLD; then
+ * `done`. Otherwise returns the input when it had to read it to decide, else nothing.
+ */
+async function maybeStream(
+  io: Io,
+  path: string | undefined,
+  v: {
+    stream?: boolean;
+    "chunk-size"?: string;
+    quiet?: boolean;
+    out?: string;
+    "no-card"?: boolean;
+    "hash-destination"?: boolean;
+    "hide-recipients"?: boolean;
+  },
+  c: {
+    binary: boolean;
+    stp: StpPlugin;
+    amp: AmpPlugin;
+    sender?: Identity;
+    recipients: Card[];
+    fields: Record<string, string>;
+    /** The STP options `seal` built (--option pairs and whatever flags add). */
+    options: Record<string, string>;
+    sequenceNumber?: number;
+    registry: Registry;
+  },
+): Promise<{ done: boolean; input?: Bytes }> {
+  const refusal = !c.binary
+    ? "streams are binary (no --armor, --lines or --format)"
+    : streamRefusal(c.stp, c.amp) ?? (c.sender ? undefined : "a stream needs --from");
+  if (v["chunk-size"] !== undefined && !v.stream) {
+    throw new MissiveError("usage", "seal: --chunk-size goes with --stream");
+  }
+  if (v.stream && refusal) throw new MissiveError("usage", `seal: ${refusal}`);
+  if (refusal) return { done: false };
+  let chunkSize: number | undefined;
+  if (v["chunk-size"] !== undefined) {
+    chunkSize = Number(v["chunk-size"]);
+    if (!/^\d{1,9}$/.test(v["chunk-size"])) {
+      throw new MissiveError("usage", "seal: --chunk-size must be a number of bytes");
+    }
+  }
+  const input = inputSource(io, path);
+  try {
+    let source = input.source;
+    // A regular file over the threshold streams at once; else read up to the threshold
+    // to decide (stdin, pipes; a file's size is only a hint, so it is read the same way).
+    const large = input.fileSize !== undefined && input.fileSize > STREAM_THRESHOLD;
+    if (!v.stream && !large) {
+      const head = await source.read(STREAM_THRESHOLD + 1);
+      if (head.length <= STREAM_THRESHOLD) return { done: false, input: head.slice() };
+      source = prefixedSource(head, source);
+    }
+    await sealStreamCli(io, {
+      registry: c.registry,
+      stp: c.stp,
+      amp: c.amp,
+      fields: c.fields,
+      sender: c.sender!,
+      recipients: c.recipients,
+      source,
+      out: v.out,
+      chunkSize,
+      quiet: v.quiet,
+      sequenceNumber: c.sequenceNumber,
+      includeCard: !v["no-card"],
+      hashDestination: v["hash-destination"] ?? false,
+      options: c.options,
+      sealOptions: { hideRecipients: v["hide-recipients"] ?? false },
+    });
+    return { done: true };
+  } finally {
+    input.close();
+  }
 }
 
 export const seal: Command = {
@@ -105,6 +200,9 @@ export const seal: Command = {
       field: { type: "string", multiple: true },
       option: { type: "string", multiple: true },
       plugin: { type: "string", multiple: true },
+      stream: { type: "boolean" },
+      "chunk-size": { type: "string" },
+      quiet: { type: "boolean" },
     }, usage);
     if (!parsed) return;
     const v = parsed.values;
@@ -160,18 +258,30 @@ export const seal: Command = {
       throw new MissiveError("usage", "seal: --stp smime encrypts to certificates, not cards");
     }
     const recipients = to.cards;
-    const input = await readInput(
-      io,
-      parsed.positionals[0],
-      Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
-      "message",
-    );
     const fields = parsePairs(v.field, "--field");
     const options = {
       ...parsePairs(v.option, "--option"),
       ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
       ...await x509Options(io, { cert: v.cert, key: v.key }),
     };
+    const streamed = await maybeStream(io, parsed.positionals[0], v, {
+      binary: binary && v.format === "envelope",
+      stp,
+      amp,
+      sender,
+      recipients,
+      fields,
+      options,
+      sequenceNumber,
+      registry,
+    });
+    if (streamed.done) return;
+    const input = streamed.input ?? await readInput(
+      io,
+      parsed.positionals[0],
+      Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
+      "message",
+    );
     if (smime) {
       options["recipient-certs"] = certificatesToPem(to.certificates);
       if (v.cipher !== undefined) options.cipher = v.cipher;

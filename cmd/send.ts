@@ -52,7 +52,8 @@ Options:
                         2m, or seconds)
   --no-receipt          do not wait for a receipt (exit 0 once the frame is sent);
                         implied for --amp receipt, which is never answered
-  --plugin PATH         load a plugin module (repeatable)
+  --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
+                        on PATH; repeatable)
 
 Exit codes: 0 accepted (or sent, without a receipt), 2 usage, 4 the receipt is not
 signed by the recipient, 12 timeout (no receipt in time), 13 network (refused, lost),

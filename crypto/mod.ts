@@ -12,7 +12,7 @@ import { nobleProvider } from "./noble.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 import { webcryptoProvider } from "./webcrypto.ts";
 
-export type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
+export type { AeadAlgorithm, AeadKey, CryptoProvider } from "./provider.ts";
 export { nobleProvider } from "./noble.ts";
 export { webcryptoProvider } from "./webcrypto.ts";
 
@@ -125,6 +125,8 @@ async function detect(): Promise<ProviderChoice> {
       gcmFor(alg, data.length).aeadEncrypt(alg, key, nonce, data, aad),
     aeadDecrypt: (alg, key, nonce, data, aad) =>
       gcmFor(alg, data.length).aeadDecrypt(alg, key, nonce, data, aad),
+    // Bulk data (streams): native whenever the runtime has it, whatever the chunk size.
+    aeadKey: (alg, key) => (alg === "aes-256-gcm" ? a : nobleProvider).aeadKey(alg, key),
     aesCbcEncrypt: (key, iv, data) =>
       (auto && data.length < SMALL_AEAD_INPUT ? nobleProvider : a).aesCbcEncrypt(key, iv, data),
     aesCbcDecrypt: (key, iv, data) =>

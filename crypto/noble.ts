@@ -55,6 +55,15 @@ export const nobleProvider: CryptoProvider = {
       return Promise.reject(new MissiveError("auth-failed", `${alg}: authentication failed`));
     }
   },
+  aeadKey(alg, key) {
+    const k = new Uint8Array(key);
+    return Promise.resolve({
+      algorithm: alg,
+      encrypt: (nonce, plaintext, aad) => nobleProvider.aeadEncrypt(alg, k, nonce, plaintext, aad),
+      decrypt: (nonce, ciphertext, aad) =>
+        nobleProvider.aeadDecrypt(alg, k, nonce, ciphertext, aad),
+    });
+  },
   aesCbcEncrypt(key, iv, plaintext) {
     try {
       checkCbcInputs(key, iv);

@@ -10,6 +10,19 @@ import type { Bytes } from "../bytes.ts";
 /** AEAD algorithms a provider offers. Nonces: 12 bytes (GCM, ChaCha), 24 (XChaCha). */
 export type AeadAlgorithm = "aes-256-gcm" | "chacha20-poly1305" | "xchacha20-poly1305";
 
+/**
+ * An AEAD key prepared once for many calls (bulk data: streams, SPEC §20). The input
+ * arrays may be reused by the caller as soon as a call returns its promise: providers
+ * copy (WebCrypto) or consume (noble) them synchronously.
+ */
+export interface AeadKey {
+  readonly algorithm: AeadAlgorithm;
+  /** Returns ciphertext ‖ 16-byte tag. */
+  encrypt(nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Bytes>;
+  /** Throws `MissiveError("auth-failed")` when the tag does not verify. */
+  decrypt(nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Promise<Bytes>;
+}
+
 /** Cryptographic primitives, all asynchronous so WebCrypto can back them. */
 export interface CryptoProvider {
   /** "webcrypto", "noble", or "mixed(...)" when detection picked per algorithm. */
@@ -35,6 +48,11 @@ export interface CryptoProvider {
     ciphertext: Uint8Array,
     aad: Uint8Array,
   ): Promise<Bytes>;
+  /**
+   * Prepares `key` for many AEAD calls (one key import, not one per call); same bytes as
+   * `aeadEncrypt`/`aeadDecrypt`.
+   */
+  aeadKey(alg: AeadAlgorithm, key: Uint8Array): Promise<AeadKey>;
   /**
    * AES-CBC with PKCS #7 padding (NIST SP 800-38A §6.2; RFC 5652 §6.3), for Fernet. Key 16
    * or 32 bytes, IV 16 bytes. Unauthenticated: callers MAC the result.

@@ -112,7 +112,14 @@ async function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<By
 /** The WebCrypto provider (ChaCha AEADs delegate to noble). */
 export const webcryptoProvider: CryptoProvider = {
   name: "webcrypto",
-  sha256: async (data) => new Uint8Array(await subtle.digest("SHA-256", copyBytes(data))),
+  // digest() copies its input when called; only views of other buffer kinds need a copy.
+  sha256: async (data) =>
+    new Uint8Array(
+      await subtle.digest(
+        "SHA-256",
+        data.buffer instanceof ArrayBuffer ? data as Bytes : copyBytes(data),
+      ),
+    ),
   sha512: async (data) => new Uint8Array(await subtle.digest("SHA-512", copyBytes(data))),
   async hmacSha256(key, data) {
     const k = await subtle.importKey(
@@ -159,6 +166,32 @@ export const webcryptoProvider: CryptoProvider = {
     } catch {
       throw new MissiveError("auth-failed", `${alg}: authentication failed`);
     }
+  },
+  async aeadKey(alg, key) {
+    if (alg !== "aes-256-gcm") return await nobleProvider.aeadKey(alg, key);
+    const handle = await aesKey(key);
+    // WebCrypto copies its inputs when called (WebCrypto §14.3.1, "get a copy of the
+    // bytes"), so views into the caller's buffers are passed as they are: no copies here.
+    const params = (nonce: Uint8Array, aad: Uint8Array): AesGcmParams => ({
+      name: "AES-GCM",
+      iv: nonce as Bytes,
+      additionalData: aad as Bytes,
+      tagLength: 128,
+    });
+    return {
+      algorithm: alg,
+      encrypt: async (nonce, plaintext, aad) =>
+        new Uint8Array(await subtle.encrypt(params(nonce, aad), handle, plaintext as Bytes)),
+      async decrypt(nonce, ciphertext, aad) {
+        try {
+          return new Uint8Array(
+            await subtle.decrypt(params(nonce, aad), handle, ciphertext as Bytes),
+          );
+        } catch {
+          throw new MissiveError("auth-failed", `${alg}: authentication failed`);
+        }
+      },
+    };
   },
   async aesCbcEncrypt(key, iv, plaintext) {
     checkCbcInputs(key, iv);

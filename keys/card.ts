@@ -222,3 +222,106 @@ export async function cardFileText(provider: CryptoProvider, card: Card): Promis
     "",
   ].join("\n");
 }
+
+// ---------------------------------------------------------------------------------------
+// CA signatures on cards (SPEC §23.11): a CA identity vouches for a card (e.g. a relay's)
+// so that users who trust the CA's card need not pin every card it signed. The signature
+// travels in a comment line of the card file, so a signed card file is still a card file.
+
+const LABEL_CA_SIG = "missive/card/v1/ca-sig";
+/** Text prefix of a CA signature line's value. */
+export const CA_SIG_PREFIX = "missive-ca-sig:";
+const CA_SIG_LINE = /^#\s*ca-sig:\s*(\S+)\s*$/;
+const MAX_CA_SIG = 256;
+
+/** A CA's signature over a card: the CA's ID and its Ed25519 signature. */
+export interface CardSignature {
+  caId: Bytes;
+  signature: Bytes;
+}
+
+function caSigTranscript(card: Card, caId: Uint8Array): Bytes {
+  return transcript(LABEL_CA_SIG, card.bytes, caId);
+}
+
+/** Signs `card` with the CA identity's signing seed. */
+export async function signCard(
+  provider: CryptoProvider,
+  card: Card,
+  ca: { card: Card; signingSeed: Uint8Array },
+): Promise<CardSignature> {
+  return {
+    caId: ca.card.id,
+    signature: await provider.ed25519Sign(ca.signingSeed, caSigTranscript(card, ca.card.id)),
+  };
+}
+
+/** The `missive-ca-sig:` text of a signature: base64url CBOR `{1: CA ID, 2: signature}`. */
+export function cardSignatureToText(sig: CardSignature): string {
+  const m = new Map<number, CborValue>([[1, sig.caId], [2, sig.signature]]);
+  return CA_SIG_PREFIX + toBase64(encodeCbor(m), true);
+}
+
+/** Parses one `missive-ca-sig:` value. Throws `malformed`. */
+export function parseCardSignature(text: string): CardSignature {
+  if (text.length > MAX_CA_SIG || !text.startsWith(CA_SIG_PREFIX)) {
+    throw new MissiveError("malformed", `card signature: expected ${CA_SIG_PREFIX}…`);
+  }
+  const bytes = fromBase64(text.slice(CA_SIG_PREFIX.length), true);
+  if (!bytes) throw new MissiveError("malformed", "card signature: not canonical base64url");
+  const r = CborReader.from(decodeCbor(bytes, "card signature"), "card signature")
+    .onlyKeys([1, 2]);
+  return { caId: r.bytes(1, 16), signature: r.bytes(2, 64) };
+}
+
+/** The CA signatures in a card file's `# ca-sig:` comment lines. */
+export function cardSignaturesInText(text: string): CardSignature[] {
+  if (text.length > MAX_CARD_SIZE * 4) throw new MissiveError("too-large", "card: text too long");
+  return text.split(/\r?\n/).map((l) => CA_SIG_LINE.exec(l.trim())?.[1]).filter((v) =>
+    v !== undefined
+  ).map((v) => parseCardSignature(v!));
+}
+
+/**
+ * Checks that one of `signatures` is a valid signature over `card` by one of `cas`.
+ * Returns the CA's card, or throws `untrusted` naming what was missing.
+ */
+export async function verifyCardSignature(
+  provider: CryptoProvider,
+  card: Card,
+  signatures: readonly CardSignature[],
+  cas: readonly Card[],
+): Promise<Card> {
+  for (const sig of signatures) {
+    const ca = cas.find((c) => toHex(c.id) === toHex(sig.caId));
+    if (!ca) continue;
+    if (await provider.ed25519Verify(ca.signingKey, caSigTranscript(card, ca.id), sig.signature)) {
+      return ca;
+    }
+  }
+  throw new MissiveError(
+    "untrusted",
+    `card for ${card.address} carries no valid signature by a trusted CA ` +
+      `(${signatures.length} signature(s), ${cas.length} CA card(s))`,
+  );
+}
+
+/** A card file with CA signature lines (still readable as a plain card file). */
+export async function signedCardFileText(
+  provider: CryptoProvider,
+  card: Card,
+  signatures: readonly CardSignature[],
+  cas: readonly Card[],
+): Promise<string> {
+  const lines = (await cardFileText(provider, card)).split("\n");
+  const cardLine = lines.findIndex((l) => l.startsWith(CARD_PREFIX));
+  const sigLines = signatures.flatMap((s) => {
+    const ca = cas.find((c) => toHex(c.id) === toHex(s.caId));
+    return [
+      `# signed by ${ca ? ca.address : "a CA"} (id ${toHex(s.caId)})`,
+      `# ca-sig: ${cardSignatureToText(s)}`,
+    ];
+  });
+  lines.splice(cardLine, 0, ...sigLines);
+  return lines.join("\n");
+}

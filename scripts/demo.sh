@@ -33,4 +33,27 @@ missive open --key "$dir/bob.key" --trust "$dir/alice.card" --replay-db "$dir/se
 missive open --key "$dir/bob.key" --trust "$dir/alice.card" --replay-db "$dir/seen.db" "$dir/msg.asc"
 echo "exit code $?"
 set -e
+
+step "missive keygen --name carol@example.org -o carol.key > carol.card"
+missive keygen --name carol@example.org -o "$dir/carol.key" > "$dir/carol.card"
+step 'echo "to the team" | missive seal --stp group --hide-recipients --from alice.key --to bob.card --to carol.card > team.msv'
+echo "to the team" | missive seal --stp group --hide-recipients --from "$dir/alice.key" \
+  --to "$dir/bob.card" --to "$dir/carol.card" > "$dir/team.msv"
+step "missive open --key carol.key --trust alice.card team.msv"
+missive open --key "$dir/carol.key" --trust "$dir/alice.card" "$dir/team.msv"
+
+step "missive listen tcp://127.0.0.1:0 --key bob.key --trust alice.card --count 1 &   # bob listens"
+missive listen tcp://127.0.0.1:0 --key "$dir/bob.key" --trust "$dir/alice.card" --count 1 \
+  2> "$dir/listen.err" &
+listener=$!
+url=""
+for _ in $(seq 100); do
+  url=$(sed -n 's/^missive: listening on \(tcp:[^ ]*\).*/\1/p' "$dir/listen.err")
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || { cat "$dir/listen.err" >&2; exit 1; }
+step "echo 'hi over tcp' | missive send $url --from alice.key --to bob.card"
+echo "hi over tcp" | missive send "$url" --from "$dir/alice.key" --to "$dir/bob.card"
+wait "$listener"
 printf '\ndemo done.\n'

@@ -45,6 +45,7 @@ const SAMPLES: Record<string, [Uint8Array, Record<string, string>]> = {
   presence: [new Uint8Array(0), { status: "busy", note: "in a meeting" }],
   control: [new Uint8Array(0), { action: "request", session: "0123" }],
   file: [SAMPLE_INPUT, { name: "sample.json", type: "application/json" }],
+  stream: [new Uint8Array(0), { "chunk-size": "4096", signed: "yes" }],
 };
 /**
  * A sample message: with AMP fields (title, kind) for AMPs that take them. AMP calls are

@@ -36,6 +36,7 @@ describe("registry", () => {
       [4, 1, "presence"],
       [5, 1, "control"],
       [6, 1, "file"],
+      [7, 1, "stream"],
     ]);
   });
 

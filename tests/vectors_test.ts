@@ -16,7 +16,7 @@ import { type Bytes, concatBytes, equalBytes, fromHex, toHex, utf8 } from "../by
 import { type CborMap, type CborValue, decodeCbor, transcript } from "../cbor.ts";
 import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
 import { armor, decodeEnvelope, encodeEnvelope, toLine, unwrapAnyForm } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { ERROR_CODES, MissiveError } from "../errors.ts";
 import { cardToText, decodeCard, fingerprint, parseCardText } from "../keys/card.ts";
 import { type Identity, readKeyFile, writeKeyFile } from "../keys/identity.ts";
 import { defaultRegistry, openMessage } from "../mod.ts";
@@ -51,7 +51,17 @@ const FILES = [
   "plain.json",
   "psk.json",
   "amp.json",
+  "stream.json",
+  "session.json",
+  "framing.json",
+  "relay.json",
 ] as const;
+/**
+ * Files whose failure outcome is the error code itself, with no separate `error` field
+ * (SPEC §12): streams and session exchanges. A session frame may also be "discarded"
+ * (SPEC §22.7: stale, the session goes on).
+ */
+const OUTCOME_IS_CODE = new Set<string>(["stream.json", "session.json"]);
 const MESSAGE_FILES = [
   "simple.json",
   "group.json",
@@ -60,7 +70,7 @@ const MESSAGE_FILES = [
   "psk.json",
 ] as const;
 /** The corpus may grow, never silently shrink. */
-const MIN_VECTORS = 260;
+const MIN_VECTORS = 470;
 
 interface Expect {
   outcome: string;
@@ -225,6 +235,12 @@ describe("vector corpus", () => {
     for (const f of FILES) {
       for (const v of corpus[f].vectors) {
         if (v.expect.outcome === "success") continue;
+        if (OUTCOME_IS_CODE.has(f)) {
+          const known = v.expect.outcome in ERROR_CODES ||
+            (f === "session.json" && v.expect.outcome === "discarded");
+          assert.ok(known, `${f} ${v.name}: ${v.expect.outcome} is not an error code`);
+          continue;
+        }
         assert.equal(typeof v.expect.error, "string", `${f} ${v.name}`);
         const kind = v.expect.outcome === "armor" ? v.expect.error : v.expect.outcome;
         assert.equal(kind, v.expect.error, `${f} ${v.name}: outcome and error code disagree`);

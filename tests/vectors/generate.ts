@@ -3,7 +3,8 @@
  *
  *     node_modules/.bin/deno run -A tests/vectors/generate.ts
  *
- * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,amp}.json. Every
+ * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,psk,amp,stream,session,
+ * framing,relay}.json. Every
  * vector states its inputs (secret keys, random draws, clock, plaintext), the exact
  * bytes, and the expected outcome. Each case below declares the outcome it is meant to
  * have; generation fails if the implementation disagrees, so the corpus records intent,
@@ -17,6 +18,7 @@
  * armor), cases_keys.ts (cards, key files), cases_amp.ts.
  * @module
  */
+import { framingVectors } from "./cases_framing.ts";
 import { nobleProvider } from "../../crypto/noble.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { fromHex } from "../../bytes.ts";
@@ -27,8 +29,10 @@ import { authCases, plainCases, pskCases } from "./cases_auth_psk_plain.ts";
 import { armorVectors, envelopeVectors } from "./cases_formats.ts";
 import { groupCases, groupIntermediates } from "./cases_group.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
+import { relayVectors } from "./cases_relay.ts";
 import { sessionVectors } from "./cases_session.ts";
 import { simpleCases } from "./cases_simple.ts";
+import { streamVectors } from "./cases_stream.ts";
 import { get, IDENTITY_SPECS, identityJson, makeIdentities } from "./common.ts";
 import { buildMessageVectors, type MessageCase, resolvePlaceholders } from "./messages.ts";
 
@@ -100,6 +104,15 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
         "shared secret.",
       pskCases(),
     ),
+    "stream.json": {
+      description:
+        "Streams (SPEC §20): success vectors give the inputs (`seal`; plaintext byte i " +
+        "is i mod 251) and the exact stream bytes; failure vectors apply `mutations` to a base " +
+        "vector's bytes. `expect.released` is how many plaintext bytes an opener writes before " +
+        "it stops: every byte of the chunks before the first bad one, none of a bad chunk.",
+      identities,
+      vectors: await streamVectors(provider, ids),
+    },
     "amp.json": {
       description:
         "AMP bodies (SPEC §8–9, §14–17): `body` hex decoded by the AMP (type, version) in " +
@@ -112,6 +125,12 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
         "`expect.delivered` and end with `expect.outcome`; see tests/vectors/cases_session.ts.",
       identities,
       vectors: await sessionVectors(provider, ids),
+    },
+    "framing.json": framingVectors(),
+    "relay.json": {
+      description: "Relay protocol messages (SPEC §23): `input` hex through the relay message " +
+        "decoder; success gives the decoded message (byte strings in hex).",
+      vectors: relayVectors(),
     },
   };
 }

@@ -1,0 +1,218 @@
+/**
+ * `missive relay`: a relay's client (SPEC §23) — register, lookup, list, status, send,
+ * inbox, watch, queue.
+ * @module
+ */
+import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
+import { toHex, utf8 } from "../bytes.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { isMissiveError, MissiveError } from "../errors.ts";
+import { cardFileText, cardSignaturesInText, verifyCardSignature } from "../keys/card.ts";
+import {
+  type Command,
+  loadCards,
+  loadIdentity,
+  loadRegistry,
+  note,
+  parseFlags,
+  readSmallText,
+} from "./common.ts";
+import {
+  type Context,
+  flushIfAny,
+  print,
+  queueCommand,
+  receiveLoop,
+  send,
+  target,
+  watch,
+  withClient,
+} from "./relay_mail.ts";
+
+const usage = `missive relay SUBCOMMAND --relay URL --relay-card RELAY.CARD --key ME.KEY [options]
+
+Talks to a relay (missive serve) over a mutually authenticated session.
+
+Subcommands:
+  register               register this key's card (address and ID) with the relay
+  lookup ADDRESS|ID      print a registered card (presence on stderr)
+  list                   who is online, with presence (invisible users are not listed)
+  status [STATUS]        set presence (online, busy, away, invisible; --note TEXT),
+                         or without STATUS print the relay's counters
+  send --to ADDRESS      send stdin as a text message, sealed end to end; picks the best
+                         protocols both sides support and says which. If the relay is
+                         down the message waits in the outgoing queue and is sent by the
+                         next relay command that reaches the relay.
+  inbox                  print and acknowledge what is waiting, then exit
+  watch                  stay connected and print messages as they arrive
+  queue                  list the outgoing queue; --resend ID reseals one (fresh nonce),
+                         --drop ID deletes one
+
+Options:
+  --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900
+  --relay-card FILE      the relay's card: the session refuses any other relay
+  --relay-ca CARD        accept --relay-card only if a CA whose card this is signed it
+                         (missive card RELAY.CARD --sign CA.KEY)
+  --key FILE             your secret key
+  --state FILE           your outgoing queue and shown-message record
+                         (default: the key file's name + .relay.db)
+  --to ADDRESS           send: the recipient; --to-card FILE pins their card instead
+                         of trusting the relay's directory
+  --trust CARD|DIR       inbox/watch: cards whose messages count as trusted
+  --json                 one JSON object per line
+  --timeout MS           connection and request time limit (default 15000)
+
+Example:
+  missive relay register --relay tcp://127.0.0.1:7900 --relay-card relay.card --key alice.key
+  echo "hi bob" | missive relay send --to bob@example.org --relay … --relay-card … --key alice.key
+  missive relay inbox --relay tcp://127.0.0.1:7900 --relay-card relay.card --key bob.key
+`;
+
+const SUBCOMMANDS = ["register", "lookup", "list", "status", "send", "inbox", "watch", "queue"];
+export const relay: Command = {
+  summary: "talk to a relay: register, lookup, list, status, send, inbox, watch",
+  usage,
+  async run(args, io) {
+    const parsed = await parseFlags(
+      io,
+      args,
+      {
+        relay: { type: "string" },
+        "relay-card": { type: "string" },
+        "relay-ca": { type: "string", multiple: true },
+        key: { type: "string" },
+        state: { type: "string" },
+        to: { type: "string" },
+        "to-card": { type: "string" },
+        trust: { type: "string", multiple: true },
+        note: { type: "string" },
+        json: { type: "boolean" },
+        timeout: { type: "string" },
+        resend: { type: "string" },
+        drop: { type: "string" },
+        plugin: { type: "string", multiple: true },
+      },
+      usage,
+      2,
+    );
+    if (!parsed) return;
+    const v = parsed.values;
+    const [sub, arg] = parsed.positionals;
+    if (!sub || !SUBCOMMANDS.includes(sub)) {
+      throw new MissiveError(
+        "usage",
+        `relay: expected one of ${SUBCOMMANDS.join(", ")} (see missive relay --help)`,
+      );
+    }
+    if (!v.key) throw new MissiveError("usage", "relay: --key FILE is required");
+    const url = v.relay ?? io.env.MISSIVE_RELAY;
+    if (!url && sub !== "queue") throw new MissiveError("usage", "relay: --relay URL is required");
+    if (!v["relay-card"] && sub !== "queue") {
+      throw new MissiveError("usage", "relay: --relay-card FILE is required (the relay's card)");
+    }
+    const timeoutMs = Number(v.timeout ?? 15_000);
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
+      throw new MissiveError("usage", "relay: --timeout expects milliseconds");
+    }
+    const relayCards = v["relay-card"] ? await loadCards([v["relay-card"]]) : [];
+    if (v["relay-card"] && relayCards.length !== 1) {
+      throw new MissiveError("usage", "relay: --relay-card must hold exactly one card");
+    }
+    if (v["relay-ca"] && v["relay-card"]) {
+      const signatures = cardSignaturesInText(readSmallText(v["relay-card"], "card"));
+      try {
+        await verifyCardSignature(
+          await getCryptoProvider(),
+          relayCards[0],
+          signatures,
+          await loadCards(v["relay-ca"]),
+        );
+      } catch (e) {
+        if (!isMissiveError(e)) throw e;
+        throw new MissiveError(e.code, `--relay-card ${v["relay-card"]}: ${e.message}`);
+      }
+    }
+    const ctx: Context = {
+      io,
+      url: url ?? "",
+      relayCard: relayCards[0],
+      identity: await loadIdentity(io, v.key),
+      registry: await loadRegistry(io, v.plugin ?? []),
+      statePath: v.state ?? `${v.key}.relay.db`,
+      timeoutMs,
+      json: v.json === true,
+      trusted: v.trust ? await loadCards(v.trust) : [],
+    };
+    switch (sub) {
+      case "register":
+        return await withClient(ctx, async (c) => {
+          const id = await c.register();
+          await print(io, `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${url}`);
+        });
+      case "lookup": {
+        if (!arg) throw new MissiveError("usage", "relay lookup: which ADDRESS or ID?");
+        return await withClient(ctx, async (c) => {
+          const r = await c.lookup(target(arg));
+          if (ctx.json) {
+            return await print(
+              io,
+              JSON.stringify({
+                address: r.card.address,
+                id: toHex(r.card.id),
+                presence: r.presence ?? null,
+              }),
+            );
+          }
+          await io.stdout(utf8(await cardFileText(await getCryptoProvider(), r.card)));
+          note(io, `${r.card.address} is ${r.presence ?? "offline (or invisible)"}`);
+        });
+      }
+      case "list":
+        return await withClient(ctx, async (c) => {
+          for (const e of await c.list()) {
+            await print(
+              io,
+              ctx.json
+                ? JSON.stringify({ ...e, id: toHex(e.id) })
+                : `${e.address}\t${e.status}${e.note ? `\t${e.note}` : ""}`,
+            );
+          }
+        });
+      case "status":
+        return await withClient(ctx, async (c) => {
+          if (arg === undefined) {
+            const stats = await c.stats();
+            if (ctx.json) return await print(io, JSON.stringify(stats));
+            for (const [k, n] of Object.entries(stats)) await print(io, `${k}\t${n}`);
+            return;
+          }
+          if (!(PRESENCE_STATUSES as readonly string[]).includes(arg)) {
+            throw new MissiveError(
+              "usage",
+              `relay status: expected ${PRESENCE_STATUSES.join(", ")}`,
+            );
+          }
+          await c.setPresence(arg as PresenceStatus, v.note);
+          note(io, `presence set to ${arg}`);
+        });
+      case "send":
+        return await send(ctx, v.to, v["to-card"]);
+      case "inbox":
+        return await withClient(ctx, async (c) => {
+          await flushIfAny(ctx, c);
+          const waiting = await c.receive();
+          // The waiting messages, unless they stop coming (taken by another link).
+          const counts = waiting > 0
+            ? await receiveLoop(ctx, c, waiting, ctx.timeoutMs)
+            : undefined;
+          if (counts?.unacknowledged) {
+            note(io, `${counts.unacknowledged} acknowledgements were lost; those come again`);
+          }
+        });
+      case "watch":
+        return await watch(ctx);
+      case "queue":
+        return await queueCommand(ctx, v.resend, v.drop);
+    }
+  },
+};

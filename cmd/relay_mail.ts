@@ -1,0 +1,285 @@
+/**
+ * The workings of `missive relay` (cmd/relay.ts): connecting, sending through the
+ * outgoing queue, printing deliveries, watching, the queue listing. Formatting and flow
+ * only; the protocol lives in relay/ and queue/.
+ * @module
+ */
+import process from "node:process";
+import { fromHex, toHex, utf8 } from "../bytes.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { isMissiveError, MissiveError } from "../errors.ts";
+import { type Card, decodeCard } from "../keys/card.ts";
+import type { Identity } from "../keys/identity.ts";
+import { OutgoingQueue } from "../queue/outgoing.ts";
+import { SeenMessages } from "../queue/seen.ts";
+import { type RelayClient, RelayRefusal } from "../relay/client.ts";
+import { connectRelay } from "../relay/link.ts";
+import {
+  flushOutgoing,
+  type FlushResult,
+  handleDeliveries,
+  queueText,
+  type ReceivedMessage,
+  resendOutgoing,
+} from "../relay/mailbox.ts";
+import type { Target } from "../relay/protocol.ts";
+import type { Registry } from "../registry.ts";
+import { type Io, loadCards, note, readInput } from "./common.ts";
+
+/** Largest message text read from stdin (the relay's own cap is usually lower). */
+const MAX_INPUT = 1024 * 1024;
+
+/** What every relay subcommand works with. */
+export interface Context {
+  io: Io;
+  url: string;
+  relayCard: Card;
+  identity: Identity;
+  registry: Registry;
+  statePath: string;
+  timeoutMs: number;
+  json: boolean;
+  trusted: Card[];
+}
+
+export const print = (io: Io, line: string) => io.stdout(utf8(line + "\n"));
+
+export async function connect(ctx: Context): Promise<RelayClient> {
+  return await connectRelay(ctx.url, ctx.identity, ctx.relayCard, { timeoutMs: ctx.timeoutMs });
+}
+
+export function target(spec: string): Target {
+  const id = /^[0-9a-f]{32}$/i.test(spec) ? fromHex(spec) : undefined;
+  return id ?? spec.trim().toLowerCase();
+}
+
+export function reportFlush(ctx: Context, r: FlushResult): void {
+  for (const m of r.sent) {
+    note(ctx.io, `sent queued message #${m.id} to ${m.recipient} (relay message ${m.mid})`);
+  }
+  for (const m of r.failed) {
+    note(ctx.io, `queued message #${m.id} to ${m.recipient} failed: ${m.error.message}`);
+  }
+}
+
+export async function withClient<T>(ctx: Context, f: (c: RelayClient) => Promise<T>): Promise<T> {
+  const client = await connect(ctx);
+  try {
+    return await f(client);
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+export function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
+  const { opened, delivery } = m;
+  const text = opened.amp.name === "text"
+    ? (opened.message as { text: string }).text
+    : new TextDecoder().decode(
+      ctx.registry.amp(opened.amp.type, opened.amp.version)
+        .toOutput(opened.message),
+    );
+  if (ctx.json) {
+    return print(
+      ctx.io,
+      JSON.stringify({
+        message: delivery.message,
+        from: delivery.sender,
+        fromId: toHex(delivery.senderId),
+        verified: m.verified,
+        trusted: opened.sender?.trusted ?? false,
+        stp: `${opened.stp.name}/v${opened.stp.version}`,
+        amp: `${opened.amp.name}/v${opened.amp.version}`,
+        sent: new Date(opened.inner.timestamp).toISOString(),
+        enqueued: new Date(delivery.enqueued).toISOString(),
+        nonce: toHex(opened.inner.nonce),
+        text,
+      }),
+    );
+  }
+  const mark = m.verified ? "" : " (UNVERIFIED: signer is not the relayed sender)";
+  return print(
+    ctx.io,
+    `${delivery.sender}${mark}: ${text.replace(/\r?\n$/, "").replaceAll("\n", "\\n")}`,
+  );
+}
+
+export async function receiveLoop(
+  ctx: Context,
+  client: RelayClient,
+  limit?: number,
+  idleMs?: number,
+) {
+  const seen = new SeenMessages(ctx.statePath);
+  try {
+    return await handleDeliveries(client, {
+      registry: ctx.registry,
+      identity: ctx.identity,
+      seen,
+      trusted: ctx.trusted,
+      limit,
+      idleMs,
+      onRejected: (d, e) =>
+        note(ctx.io, `message ${d.message} from ${d.sender} could not be opened: ${e.message}`),
+    }, (m) => printMessage(ctx, m));
+  } finally {
+    seen.close();
+  }
+}
+
+export async function send(ctx: Context, to: string | undefined, toCard: string | undefined) {
+  if (!to && !toCard) throw new MissiveError("usage", "relay send: --to ADDRESS is required");
+  const text = new TextDecoder().decode(await readInput(ctx.io, undefined, MAX_INPUT, "message"));
+  const queue = new OutgoingQueue(ctx.statePath);
+  try {
+    let client: RelayClient | undefined;
+    let down: MissiveError | undefined;
+    try {
+      client = await connect(ctx);
+    } catch (e) {
+      if (!isMissiveError(e, "network") && !isMissiveError(e, "timeout")) throw e;
+      down = e;
+    }
+    try {
+      let card: Card;
+      if (toCard) {
+        const cards = await loadCards([toCard]);
+        if (cards.length !== 1) throw new MissiveError("usage", "--to-card: expected one card");
+        card = cards[0];
+      } else if (client) {
+        try {
+          card = (await client.lookup(target(to!))).card;
+        } catch (e) {
+          if (e instanceof RelayRefusal && e.status === "not-found") {
+            throw new MissiveError(
+              "refused",
+              `unknown recipient ${to}: nobody of that address is registered at this relay`,
+            );
+          }
+          throw e;
+        }
+      } else {
+        const cached = queue.cachedCard(to!.toLowerCase());
+        if (!cached) {
+          throw new MissiveError(
+            down!.code,
+            `${
+              down!.message
+            }; no card for ${to} is cached, so it cannot be queued (give --to-card)`,
+          );
+        }
+        card = await decodeCard(await getCryptoProvider(), cached);
+      }
+      const queued = await queueText(queue, ctx.registry, ctx.identity, card, text);
+      if (!client) {
+        note(
+          ctx.io,
+          `relay unreachable (${down!.message}): queued as #${queued.id} for ${card.address} ` +
+            `(${queued.protocols}); the next relay command that reaches the relay sends it`,
+        );
+        return;
+      }
+      const result = await flushOutgoing(client, queue);
+      const mine = [...result.sent, ...result.failed, ...result.retry].find((m) =>
+        m.id === queued.id
+      );
+      reportFlush(ctx, { ...result, sent: result.sent.filter((m) => m.id !== queued.id) });
+      const failed = result.failed.find((m) => m.id === queued.id);
+      if (failed) {
+        queue.remove(queued.id); // reported now, so not kept for later
+        throw failed.error;
+      }
+      const sent = result.sent.find((m) => m.id === queued.id);
+      if (sent) {
+        note(
+          ctx.io,
+          `sent to ${card.address} with ${queued.protocols} (relay message ${sent.mid})`,
+        );
+      } else {
+        const why = mine && "error" in mine ? (mine as { error: Error }).error.message : "later";
+        note(ctx.io, `queued as #${queued.id} (${why}); it will be retried`);
+      }
+    } finally {
+      await client?.close().catch(() => {});
+    }
+  } finally {
+    queue.close();
+  }
+}
+
+export async function flushIfAny(ctx: Context, client: RelayClient): Promise<void> {
+  const queue = new OutgoingQueue(ctx.statePath);
+  try {
+    if (queue.due().length > 0) reportFlush(ctx, await flushOutgoing(client, queue));
+  } finally {
+    queue.close();
+  }
+}
+
+export async function watch(ctx: Context): Promise<void> {
+  let stop = false;
+  let current: RelayClient | undefined;
+  const onSignal = () => {
+    stop = true;
+    void current?.close();
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let delay = 1000;
+  while (!stop) {
+    try {
+      current = await connect(ctx);
+      delay = 1000;
+      await flushIfAny(ctx, current);
+      await current.receive();
+      note(ctx.io, `watching ${ctx.url} as ${ctx.identity.card.address}`);
+      await receiveLoop(ctx, current);
+    } catch (e) {
+      if (stop) break;
+      if (
+        !isMissiveError(e, "network") && !isMissiveError(e, "timeout") &&
+        !isMissiveError(e, "session")
+      ) throw e;
+      note(ctx.io, `relay link lost (${(e as Error).message}); retrying in ${delay / 1000} s`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 60_000);
+    } finally {
+      await current?.close().catch(() => {});
+    }
+  }
+}
+
+export async function queueCommand(ctx: Context, resend?: string, drop?: string): Promise<void> {
+  const queue = new OutgoingQueue(ctx.statePath);
+  try {
+    const id = (s: string) => {
+      const n = Number(s);
+      if (!Number.isSafeInteger(n) || !queue.get(n)) {
+        throw new MissiveError("usage", `no outgoing message #${s}`);
+      }
+      return n;
+    };
+    if (drop !== undefined) return void queue.remove(id(drop));
+    if (resend !== undefined) {
+      const r = await resendOutgoing(queue, id(resend), ctx.registry, ctx.identity);
+      note(ctx.io, `#${resend} resealed with ${r.protocols}; it is sent by the next relay command`);
+      return;
+    }
+    for (const m of queue.all()) {
+      const line = ctx.json
+        ? JSON.stringify({
+          id: m.id,
+          to: m.recipient,
+          state: m.state,
+          attempts: m.attempts,
+          next: new Date(m.nextAttempt).toISOString(),
+          error: m.lastError,
+        })
+        : `#${m.id} to ${m.recipient}: ${m.state}, ${m.attempts} attempts` +
+          (m.lastError ? ` (${m.lastError})` : "");
+      await print(ctx.io, line);
+    }
+  } finally {
+    queue.close();
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The relay client (SPEC §23): requests over a SecureChannel to the relay, their
+ * responses matched by request ID, and the stream of deliveries. Refusals become
+ * MissiveErrors whose message says what the relay refused and why.
+ * @module
+ */
+import type { PresenceStatus } from "../amp/presence.ts";
+import type { ReceiptStatus } from "../amp/receipt.ts";
+import { type Bytes, toHex } from "../bytes.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { type ErrorCode, MissiveError } from "../errors.ts";
+import { type Card, decodeCard } from "../keys/card.ts";
+import type { SecureChannel } from "../session/channel.ts";
+import { Outbox } from "./outbox.ts";
+import {
+  decodeRelayMessages,
+  encodeRequest,
+  type ListEntry,
+  MAX_REQUEST_ID,
+  type RelayDelivery,
+  type RelayMessage,
+  type RelayRequest,
+  type RelayResponse,
+  type RelayStatus,
+  type Target,
+} from "./protocol.ts";
+
+/** Default time to wait for a response. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** The error code a refusal status maps to (SPEC §23.4). */
+const STATUS_CODES: Record<Exclude<RelayStatus, "ok">, ErrorCode> = {
+  malformed: "malformed",
+  "unknown-op": "refused",
+  "not-registered": "refused",
+  collision: "refused",
+  "unknown-recipient": "refused",
+  "too-large": "too-large",
+  quota: "refused",
+  forbidden: "refused",
+  "unknown-message": "refused",
+  "not-found": "refused",
+  unavailable: "network",
+};
+
+/** A MissiveError carrying the relay's status. */
+export class RelayRefusal extends MissiveError {
+  readonly status: Exclude<RelayStatus, "ok">;
+  constructor(op: string, status: Exclude<RelayStatus, "ok">, detail: string | undefined) {
+    super(STATUS_CODES[status], `relay refused ${op}: ${status}${detail ? ` (${detail})` : ""}`);
+    this.status = status;
+  }
+}
+
+/** A looked-up card and, when the user is online and visible, their presence. */
+export interface LookupResult {
+  card: Card;
+  presence?: PresenceStatus;
+}
+
+interface Waiter {
+  op: string;
+  resolve: (r: RelayResponse) => void;
+  reject: (e: unknown) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** A connection to a relay. A class: it owns the channel's reader and pending requests. */
+export class RelayClient {
+  readonly #channel: SecureChannel;
+  readonly #outbox: Outbox;
+  readonly #timeoutMs: number;
+  readonly #waiters = new Map<number, Waiter>();
+  readonly #deliveries: RelayDelivery[] = [];
+  #wake?: () => void;
+  #nextRid = 1;
+  #state: "open" | "closed" = "open";
+  #failure?: MissiveError;
+  readonly #reader: Promise<void>;
+
+  constructor(channel: SecureChannel, options: { timeoutMs?: number } = {}) {
+    this.#channel = channel;
+    this.#outbox = new Outbox(channel);
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#reader = this.#read();
+  }
+
+  /** The relay's card, proven by the session. */
+  get relay(): Card {
+    return this.#channel.peer;
+  }
+
+  async #read(): Promise<void> {
+    try {
+      for await (const bytes of this.#channel.messages()) {
+        for (const m of decodeRelayMessages(bytes)) this.#onMessage(m);
+      }
+      this.#fail(new MissiveError("network", "relay closed the connection"));
+    } catch (e) {
+      this.#fail(
+        e instanceof MissiveError
+          ? e
+          : new MissiveError("network", `relay connection failed: ${(e as Error)?.message ?? e}`),
+      );
+    }
+  }
+
+  #onMessage(m: RelayMessage): void {
+    if (m.kind === "response") {
+      const w = this.#waiters.get(m.response.rid);
+      if (!w) return; // a late answer to a request that timed out
+      this.#waiters.delete(m.response.rid);
+      clearTimeout(w.timer);
+      w.resolve(m.response);
+    } else if (m.kind === "delivery") {
+      this.#deliveries.push(m.delivery);
+      this.#wake?.();
+    } else {
+      throw new MissiveError("malformed", "relay sent a request to a client");
+    }
+  }
+
+  #fail(e: MissiveError): void {
+    if (!this.#failure) this.#failure = e;
+    for (const [rid, w] of this.#waiters) {
+      clearTimeout(w.timer);
+      w.reject(this.#failure);
+      this.#waiters.delete(rid);
+    }
+    this.#wake?.();
+  }
+
+  async #request(request: RelayRequest): Promise<RelayResponse> {
+    if (this.#state !== "open") throw new MissiveError("usage", "relay client: closed");
+    if (this.#failure) throw this.#failure;
+    const rid = this.#nextRid;
+    this.#nextRid = this.#nextRid >= MAX_REQUEST_ID ? 1 : this.#nextRid + 1;
+    const answer = new Promise<RelayResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(rid);
+        reject(new MissiveError("timeout", `relay: no answer to ${request.op} in time`));
+      }, this.#timeoutMs);
+      this.#waiters.set(rid, { op: request.op, resolve, reject, timer });
+    });
+    answer.catch(() => {}); // observed below, unless the send itself fails first
+    try {
+      await this.#outbox.send(encodeRequest(rid, request));
+    } catch (e) {
+      const w = this.#waiters.get(rid);
+      if (w) clearTimeout(w.timer);
+      this.#waiters.delete(rid);
+      throw e;
+    }
+    const response = await answer;
+    if (response.status !== "ok") {
+      throw new RelayRefusal(request.op, response.status, response.detail);
+    }
+    return response;
+  }
+
+  /** Registers this client's card (the one the session proved); returns its ID. */
+  async register(): Promise<Bytes> {
+    const r = await this.#request({ op: "register" });
+    if (!r.id) throw new MissiveError("malformed", "relay: register answer without an ID");
+    return r.id;
+  }
+
+  /** Looks up a card by address or ID, checking that it is the one asked for. */
+  async lookup(target: Target): Promise<LookupResult> {
+    const r = await this.#request({ op: "lookup", target });
+    if (!r.card) throw new MissiveError("malformed", "relay: lookup answer without a card");
+    const card = await decodeCard(await getCryptoProvider(), r.card);
+    const matches = typeof target === "string"
+      ? card.address === target.toLowerCase()
+      : toHex(card.id) === toHex(target);
+    if (!matches) {
+      throw new MissiveError("auth-failed", "relay answered a lookup with somebody else's card");
+    }
+    return r.presence === undefined ? { card } : { card, presence: r.presence };
+  }
+
+  /** Who is online and visible. */
+  async list(): Promise<ListEntry[]> {
+    return (await this.#request({ op: "list" })).entries ?? [];
+  }
+
+  /** Sets this user's presence (kept by the relay across connections). */
+  async setPresence(status: PresenceStatus, note?: string): Promise<void> {
+    await this.#request(
+      note === undefined ? { op: "presence", status } : {
+        op: "presence",
+        status,
+        note,
+      },
+    );
+  }
+
+  /**
+   * Hands a sealed envelope to the relay for `to`; resolves with the relay message ID
+   * once the relay has stored it durably.
+   */
+  async send(to: Target, envelope: Bytes): Promise<number> {
+    const r = await this.#request({ op: "send", to, envelope });
+    if (r.count === undefined) throw new MissiveError("malformed", "relay: send answer without ID");
+    return r.count;
+  }
+
+  /** Asks for deliveries; resolves with how many messages were waiting. */
+  async receive(): Promise<number> {
+    return (await this.#request({ op: "receive" })).count ?? 0;
+  }
+
+  /** Acknowledges a delivery: the relay deletes it (SPEC §23.7). */
+  async ack(message: number, receipt: ReceiptStatus = "accepted"): Promise<void> {
+    await this.#request({ op: "ack", message, receipt });
+  }
+
+  /** The relay's counters. */
+  async stats(): Promise<Record<string, number>> {
+    return (await this.#request({ op: "stats" })).stats ?? {};
+  }
+
+  /**
+   * Deliveries as they arrive, in the relay's order; ends when the connection ends
+   * (throwing the reason unless the client was closed). Call `receive()` first.
+   */
+  async *deliveries(): AsyncGenerator<RelayDelivery> {
+    for (;;) {
+      const next = this.#deliveries.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (this.#state === "closed") return;
+      if (this.#failure) throw this.#failure;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#wake = undefined;
+    }
+  }
+
+  /** Deliveries already received and not yet taken. */
+  get buffered(): number {
+    return this.#deliveries.length;
+  }
+
+  /** Closes the channel; idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    this.#wake?.();
+    await this.#channel.close();
+    this.#fail(new MissiveError("network", "relay client: closed"));
+    await this.#reader.catch(() => {});
+  }
+}

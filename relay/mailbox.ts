@@ -1,0 +1,249 @@
+/**
+ * End-to-end messaging through a relay (SPEC §23.7–23.9): sealing a text for a
+ * recipient's card with the best protocols both support, the durable outgoing queue's
+ * flush and resend, and handling deliveries — open, show once, acknowledge.
+ * @module
+ */
+import type { ReceiptStatus } from "../amp/receipt.ts";
+import { type Bytes, equalBytes, utf8 } from "../bytes.ts";
+import { isMissiveError, MissiveError } from "../errors.ts";
+import { type Card, decodeCard } from "../keys/card.ts";
+import type { Identity } from "../keys/identity.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { type OpenedMessage, openMessage, type Registry, sealMessage } from "../registry.ts";
+import type { OutgoingMessage, OutgoingQueue } from "../queue/outgoing.ts";
+import type { SeenMessages } from "../queue/seen.ts";
+import { chooseProtocols } from "./capabilities.ts";
+import { type RelayClient, RelayRefusal } from "./client.ts";
+import type { RelayDelivery, RelayStatus } from "./protocol.ts";
+
+/** A sealed text and the protocols chosen for it. */
+export interface SealedText {
+  envelope: Bytes;
+  /** e.g. "simple/v2 + text/v2". */
+  protocols: string;
+}
+
+/** Seals `text` from `identity` to `recipient` with the best protocols both support. */
+export async function sealText(
+  registry: Registry,
+  identity: Identity,
+  recipient: Card,
+  text: string,
+): Promise<SealedText> {
+  const choice = chooseProtocols(registry, recipient);
+  const envelope = await sealMessage({
+    registry,
+    stp: choice.stp,
+    amp: choice.amp,
+    message: { text },
+    sender: identity,
+    recipients: [recipient],
+  });
+  return { envelope, protocols: choice.label };
+}
+
+/** Refusals that retrying will not cure: the message is marked failed. */
+const PERMANENT: readonly RelayStatus[] = [
+  "unknown-recipient",
+  "too-large",
+  "malformed",
+  "forbidden",
+  "not-registered",
+  "unknown-op",
+];
+
+/** What one flush of the outgoing queue did. */
+export interface FlushResult {
+  sent: (OutgoingMessage & { mid: number })[];
+  failed: (OutgoingMessage & { error: MissiveError })[];
+  /** Left for a later attempt (the relay was unreachable or over quota). */
+  retry: (OutgoingMessage & { error: MissiveError })[];
+}
+
+/**
+ * Sends every due message of the queue through `client`, in order. Accepted messages
+ * leave the queue; permanent refusals are marked failed; anything else is retried later
+ * with back-off. Stops at the first connection failure (the rest stay due).
+ */
+export async function flushOutgoing(
+  client: RelayClient,
+  queue: OutgoingQueue,
+  now = Date.now(),
+): Promise<FlushResult> {
+  const result: FlushResult = { sent: [], failed: [], retry: [] };
+  for (const m of queue.due(now)) {
+    if (!m.envelope) continue;
+    try {
+      const mid = await client.send(m.recipient, m.envelope);
+      queue.remove(m.id);
+      result.sent.push({ ...m, mid });
+    } catch (e) {
+      if (!(e instanceof MissiveError)) throw e;
+      if (e instanceof RelayRefusal && PERMANENT.includes(e.status)) {
+        queue.failed(m.id, e.message);
+        result.failed.push({ ...m, error: e });
+        continue;
+      }
+      queue.attempted(m.id, e.message, now);
+      result.retry.push({ ...m, error: e });
+      if (!(e instanceof RelayRefusal)) break; // the link is gone: stop here
+    }
+  }
+  return result;
+}
+
+/**
+ * Manual resend of a queued message: seals its text afresh (a fresh nonce and
+ * timestamp; the recipient's card from the queue's cache) and makes it due now.
+ */
+export async function resendOutgoing(
+  queue: OutgoingQueue,
+  id: number,
+  registry: Registry,
+  identity: Identity,
+): Promise<SealedText> {
+  const m = queue.get(id);
+  if (!m) throw new MissiveError("usage", `no outgoing message ${id} in the queue`);
+  const cardBytes = queue.cachedCard(m.recipient);
+  if (!cardBytes) {
+    throw new MissiveError("key", `no card for ${m.recipient} is cached; look it up first`);
+  }
+  const card = await decodeCard(await getCryptoProvider(), cardBytes);
+  const sealed = await sealText(registry, identity, card, new TextDecoder().decode(m.body));
+  queue.resealed(id, sealed.envelope, sealed.protocols);
+  return sealed;
+}
+
+/** Queues a text for `recipient` (sealed now) and remembers the card. */
+export async function queueText(
+  queue: OutgoingQueue,
+  registry: Registry,
+  identity: Identity,
+  recipient: Card,
+  text: string,
+): Promise<{ id: number } & SealedText> {
+  const sealed = await sealText(registry, identity, recipient, text);
+  queue.cacheCard(recipient.address, recipient.bytes);
+  const id = queue.add(recipient.address, utf8(text), sealed.envelope, sealed.protocols);
+  return { id, ...sealed };
+}
+
+/** A delivered message, opened. */
+export interface ReceivedMessage {
+  delivery: RelayDelivery;
+  opened: OpenedMessage;
+  /**
+   * The envelope's signature verifies and its signer is the identity the relay's
+   * session authenticated as the sender.
+   */
+  verified: boolean;
+}
+
+/** Options of `handleDeliveries`. */
+export interface DeliveryOptions {
+  registry: Registry;
+  identity: Identity;
+  seen: SeenMessages;
+  trusted?: readonly Card[];
+  /** Stop after this many deliveries (shown, duplicate or rejected); default: never. */
+  limit?: number;
+  /** Stop when no delivery came for this long (ms); default: wait forever. */
+  idleMs?: number;
+  /** Told about deliveries that could not be opened (they are acknowledged as such). */
+  onRejected?: (delivery: RelayDelivery, error: MissiveError) => void;
+}
+
+/** What `handleDeliveries` did. */
+export interface DeliveryCounts {
+  shown: number;
+  duplicates: number;
+  rejected: number;
+  /**
+   * Acknowledgements that got no answer (the link failed): the relay redelivers those
+   * messages and they are not shown again.
+   */
+  unacknowledged: number;
+}
+
+/** The receipt status for a message that failed to open (S2WMP codes, SPEC §14). */
+function receiptFor(e: MissiveError): ReceiptStatus {
+  switch (e.code) {
+    case "auth-failed":
+      return "hash-mismatch";
+    case "not-a-recipient":
+    case "key":
+      return "undecryptable";
+    default:
+      return "unparsable";
+  }
+}
+
+/**
+ * Opens each delivery, hands new ones to `handler` and acknowledges them once it
+ * returns (a handler that throws stops here, unacknowledged: the relay redelivers).
+ * A redelivery of a message already handled — same sender, same inner nonce — is
+ * acknowledged without being shown again.
+ */
+export async function handleDeliveries(
+  client: RelayClient,
+  options: DeliveryOptions,
+  handler: (message: ReceivedMessage) => void | Promise<void>,
+): Promise<DeliveryCounts> {
+  const counts: DeliveryCounts = { shown: 0, duplicates: 0, rejected: 0, unacknowledged: 0 };
+  const acks: Promise<void>[] = [];
+  const ack = (mid: number, receipt?: ReceiptStatus) =>
+    acks.push(
+      client.ack(mid, receipt).catch((e) => {
+        // Already gone (acknowledged on another connection): nothing to do.
+        if (e instanceof RelayRefusal && e.status === "unknown-message") return;
+        if (!isMissiveError(e)) throw e;
+        counts.unacknowledged++;
+      }),
+    );
+  const done = () =>
+    options.limit !== undefined &&
+    counts.shown + counts.duplicates + counts.rejected >= options.limit;
+  if (done()) return counts;
+  const stream = client.deliveries();
+  for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<"idle">((resolve) => {
+      if (options.idleMs !== undefined) timer = setTimeout(() => resolve("idle"), options.idleMs);
+    });
+    const next = await Promise.race([stream.next(), idle]);
+    clearTimeout(timer);
+    if (next === "idle" || next.done) break;
+    const delivery = next.value;
+    let opened: OpenedMessage;
+    try {
+      opened = await openMessage(options.registry, delivery.envelope, {
+        identity: options.identity,
+        trusted: options.trusted ?? [],
+      });
+    } catch (e) {
+      if (!isMissiveError(e)) throw e;
+      options.onRejected?.(delivery, e);
+      ack(delivery.message, receiptFor(e));
+      counts.rejected++;
+      if (done()) break;
+      continue;
+    }
+    const signer = opened.sender?.card;
+    const senderKey = signer?.id ?? delivery.senderId;
+    if (options.seen.has(senderKey, opened.inner.nonce)) {
+      ack(delivery.message);
+      counts.duplicates++;
+    } else {
+      const verified = opened.sender?.verified === true && signer !== undefined &&
+        equalBytes(signer.id, delivery.senderId);
+      await handler({ delivery, opened, verified });
+      options.seen.remember(senderKey, opened.inner.nonce);
+      ack(delivery.message);
+      counts.shown++;
+    }
+    if (done()) break;
+  }
+  await Promise.all(acks);
+  return counts;
+}

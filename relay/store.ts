@@ -1,0 +1,314 @@
+/**
+ * The relay's durable store (SPEC §23.6): registered cards and the queue of sealed
+ * envelopes waiting for their recipients, in an embedded SQLite database (`node:sqlite`,
+ * nothing to install) with WAL and `synchronous=FULL`, so a committed message survives
+ * a crash. Writes are group-committed: every change made in one turn of the event loop
+ * shares one transaction, and the promises of those writes resolve only after COMMIT.
+ * The store holds envelopes as opaque bytes; the relay has no key that opens them.
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { Bytes } from "../bytes.ts";
+import { MissiveError } from "../errors.ts";
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cards (
+  id BLOB PRIMARY KEY,
+  address TEXT NOT NULL UNIQUE,
+  card BLOB NOT NULL,
+  presence INTEGER NOT NULL DEFAULT 0,
+  note TEXT,
+  registered INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue (
+  mid INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient BLOB NOT NULL,
+  sender BLOB NOT NULL,
+  sender_address TEXT NOT NULL,
+  envelope BLOB NOT NULL,
+  digest BLOB NOT NULL,
+  enqueued INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, mid);
+CREATE UNIQUE INDEX IF NOT EXISTS queue_by_digest ON queue (recipient, digest);
+`;
+
+/** A registered card as stored. */
+export interface StoredCard {
+  id: Bytes;
+  address: string;
+  card: Bytes;
+  /** Index into PRESENCE_STATUSES. */
+  presence: number;
+  note?: string;
+}
+
+/** A queued envelope. */
+export interface QueuedMessage {
+  mid: number;
+  recipient: Bytes;
+  sender: Bytes;
+  senderAddress: string;
+  envelope: Bytes;
+  enqueued: number;
+  attempts: number;
+}
+
+/** What `enqueue` needs. */
+export interface NewMessage {
+  recipient: Bytes;
+  sender: Bytes;
+  senderAddress: string;
+  envelope: Uint8Array;
+  /** SHA-256 of the envelope: a resend of the same bytes is the same message. */
+  digest: Uint8Array;
+  enqueued: number;
+}
+
+/** A cheap map key for an ID (one char per byte; never shown). */
+const idKey = (id: Uint8Array) => String.fromCharCode(...id);
+
+type Row = Record<string, unknown>;
+
+function toCard(row: Row): StoredCard {
+  const c: StoredCard = {
+    id: row.id as Bytes,
+    address: row.address as string,
+    card: row.card as Bytes,
+    presence: row.presence as number,
+  };
+  if (typeof row.note === "string") c.note = row.note;
+  return c;
+}
+
+function toMessage(row: Row): QueuedMessage {
+  return {
+    mid: row.mid as number,
+    recipient: row.recipient as Bytes,
+    sender: row.sender as Bytes,
+    senderAddress: row.sender_address as string,
+    envelope: row.envelope as Bytes,
+    enqueued: row.enqueued as number,
+    attempts: row.attempts as number,
+  };
+}
+
+/** The relay database. A class: it owns an open database with a lifecycle. */
+export class RelayStore {
+  readonly #db: DatabaseSync;
+  readonly #path: string;
+  readonly #sql: Record<string, StatementSync>;
+  /** Queued count per recipient (hex ID), kept in memory for the quota check. */
+  readonly #counts = new Map<string, number>();
+  #total = 0;
+  #inTransaction = false;
+  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #closed = false;
+
+  private constructor(db: DatabaseSync, path: string) {
+    this.#db = db;
+    this.#path = path;
+    const p = (sql: string) => db.prepare(sql);
+    this.#sql = {
+      cardById: p("SELECT * FROM cards WHERE id = ?"),
+      cardByAddress: p("SELECT * FROM cards WHERE address = ?"),
+      allCards: p("SELECT * FROM cards ORDER BY address"),
+      putCard: p(
+        "INSERT INTO cards (id, address, card, registered) VALUES (?, ?, ?, ?) " +
+          "ON CONFLICT(id) DO UPDATE SET card = excluded.card",
+      ),
+      presence: p("UPDATE cards SET presence = ?, note = ? WHERE id = ?"),
+      find: p("SELECT mid FROM queue WHERE recipient = ? AND digest = ?"),
+      insert: p(
+        "INSERT INTO queue (recipient, sender, sender_address, envelope, digest, enqueued) " +
+          "VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      pending: p("SELECT * FROM queue WHERE recipient = ? AND mid > ? ORDER BY mid LIMIT ?"),
+      remove: p("DELETE FROM queue WHERE mid = ? AND recipient = ?"),
+      attempt: p("UPDATE queue SET attempts = attempts + 1 WHERE mid = ?"),
+      counts: p("SELECT recipient, COUNT(*) AS n FROM queue GROUP BY recipient"),
+    };
+    for (const row of this.#sql.counts.all() as Row[]) {
+      const n = row.n as number;
+      this.#counts.set(idKey(row.recipient as Uint8Array), n);
+      this.#total += n;
+    }
+  }
+
+  /** Opens (creating if needed) the database at `path` (":memory:" for tests). */
+  static open(path: string): RelayStore {
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path);
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+      db.exec(SCHEMA);
+      const row = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as
+        | Row
+        | undefined;
+      if (row === undefined) {
+        db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
+      } else if (row.value !== SCHEMA_VERSION) {
+        throw new MissiveError(
+          "io",
+          `relay db ${path}: schema version ${row.value}, this relay knows ${SCHEMA_VERSION}`,
+        );
+      }
+    } catch (e) {
+      if (e instanceof MissiveError) throw e;
+      throw new MissiveError("io", `relay db ${path}: cannot open (${(e as Error).message})`);
+    }
+    return new RelayStore(db, path);
+  }
+
+  #check(): void {
+    if (this.#closed) throw new MissiveError("internal", `relay db ${this.#path}: closed`);
+  }
+
+  /** Starts (or joins) this turn's transaction; resolves after its COMMIT. */
+  #write<T>(f: () => T): Promise<T> {
+    this.#check();
+    if (!this.#inTransaction) {
+      this.#db.exec("BEGIN IMMEDIATE");
+      this.#inTransaction = true;
+      setTimeout(() => this.#commit(), 0);
+    }
+    let result: T;
+    try {
+      result = f();
+    } catch (e) {
+      return Promise.reject(
+        new MissiveError("io", `relay db ${this.#path}: write failed (${(e as Error).message})`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve: () => resolve(result), reject });
+    });
+  }
+
+  #commit(): void {
+    if (!this.#inTransaction) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    this.#inTransaction = false;
+    try {
+      this.#db.exec("COMMIT");
+    } catch (e) {
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch {
+        // Nothing left to roll back.
+      }
+      const err = new MissiveError("io", `relay db ${this.#path}: commit failed (${e})`);
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  /** Commits whatever is pending now (tests, shutdown). */
+  flush(): void {
+    this.#commit();
+  }
+
+  cardById(id: Uint8Array): StoredCard | undefined {
+    const row = this.#sql.cardById.get(id) as Row | undefined;
+    return row && toCard(row);
+  }
+
+  cardByAddress(address: string): StoredCard | undefined {
+    const row = this.#sql.cardByAddress.get(address) as Row | undefined;
+    return row && toCard(row);
+  }
+
+  allCards(): StoredCard[] {
+    return (this.#sql.allCards.all() as Row[]).map(toCard);
+  }
+
+  /** Stores or replaces (same ID) a card; the directory checks collisions first. */
+  putCard(id: Uint8Array, address: string, card: Uint8Array, now: number): Promise<void> {
+    return this.#write(() => void this.#sql.putCard.run(id, address, card, now));
+  }
+
+  setPresence(id: Uint8Array, presence: number, note: string | undefined): Promise<void> {
+    return this.#write(() => void this.#sql.presence.run(presence, note ?? null, id));
+  }
+
+  /** Messages queued for `recipient`. */
+  queued(recipient: Uint8Array): number {
+    return this.#counts.get(idKey(recipient)) ?? 0;
+  }
+
+  /** Messages queued in all. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /**
+   * Queues an envelope; resolves with its message ID once committed. The same envelope
+   * for the same recipient again (a sender's retry) returns the first one's ID.
+   */
+  enqueue(m: NewMessage): Promise<{ mid: number; duplicate: boolean }> {
+    return this.#write(() => {
+      const found = this.#sql.find.get(m.recipient, m.digest) as Row | undefined;
+      if (found) return { mid: found.mid as number, duplicate: true };
+      const info = this.#sql.insert.run(
+        m.recipient,
+        m.sender,
+        m.senderAddress,
+        m.envelope,
+        m.digest,
+        m.enqueued,
+      );
+      const key = idKey(m.recipient);
+      this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+      this.#total++;
+      return { mid: Number(info.lastInsertRowid), duplicate: false };
+    });
+  }
+
+  /** Up to `limit` messages for `recipient` after message `afterMid`, oldest first. */
+  pending(recipient: Uint8Array, afterMid: number, limit: number): QueuedMessage[] {
+    this.#check();
+    return (this.#sql.pending.all(recipient, afterMid, limit) as Row[]).map(toMessage);
+  }
+
+  /**
+   * Counts a delivery that was not acknowledged (kept for operators; delivery does not
+   * depend on it).
+   */
+  countAttempts(mids: readonly number[]): Promise<void> {
+    return this.#write(() => {
+      for (const mid of mids) this.#sql.attempt.run(mid);
+    });
+  }
+
+  /**
+   * Removes message `mid` if it is queued for `recipient`; resolves with whether it was
+   * (false: already removed, or not this recipient's).
+   */
+  remove(recipient: Uint8Array, mid: number): Promise<boolean> {
+    return this.#write(() => {
+      const changed = Number(this.#sql.remove.run(mid, recipient).changes) > 0;
+      if (changed) {
+        const key = idKey(recipient);
+        const n = (this.#counts.get(key) ?? 1) - 1;
+        if (n > 0) this.#counts.set(key, n);
+        else this.#counts.delete(key);
+        this.#total--;
+      }
+      return changed;
+    });
+  }
+
+  /** Commits pending writes and closes the database; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#commit();
+    this.#closed = true;
+    this.#db.close();
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Relay protocol vectors (SPEC §23): relay messages as hex, and the decoded message
+ * (byte strings as hex) or the error code decoding must give.
+ * Part of tests/vectors/generate.ts (see there).
+ * @module
+ */
+import { fromHex, toHex, utf8 } from "../../bytes.ts";
+import { type CborValue, encodeCbor } from "../../cbor.ts";
+import { encodeEnvelope } from "../../envelope.ts";
+import { isMissiveError } from "../../errors.ts";
+import {
+  decodeRelayMessage,
+  encodeBundle,
+  encodeDelivery,
+  encodeRequest,
+  encodeResponse,
+  type RelayMessage,
+} from "../../relay/protocol.ts";
+import { failure } from "./messages.ts";
+
+const ID = new Uint8Array(16).fill(0xab);
+/** An envelope (SPEC §2.1) of STP plain around "hi", as the relay would carry it. */
+const ENVELOPE = encodeEnvelope({ protocolType: 7, protocolVersion: 1, payload: utf8("hi") });
+
+/** The input bytes of a vector: `input` hex, or `inputZeros` zero bytes. */
+export function vectorInput(v: { input?: string; inputZeros?: number }): Uint8Array {
+  return v.inputZeros !== undefined ? new Uint8Array(v.inputZeros) : fromHex(v.input ?? "")!;
+}
+
+/** A relay message as JSON: byte strings in hex. */
+export function relayMessageJson(m: RelayMessage): unknown {
+  return JSON.parse(JSON.stringify(m, (_k, v) => (v instanceof Uint8Array ? toHex(v) : v)));
+}
+
+export function relayVectors() {
+  const vectors: unknown[] = [];
+  const ok = (name: string, comment: string, bytes: Uint8Array) => {
+    vectors.push({
+      name,
+      comment,
+      input: toHex(bytes),
+      expect: { outcome: "success", message: relayMessageJson(decodeRelayMessage(bytes)) },
+    });
+  };
+  const bad = (name: string, comment: string, bytes: Uint8Array, code = "malformed") => {
+    try {
+      decodeRelayMessage(bytes);
+    } catch (e) {
+      if (!isMissiveError(e) || e.code !== code) throw new Error(`relay vector ${name}: ${e}`);
+      // Long runs of zeros are stated by their length, not spelled out.
+      const zeros = bytes.length > 4096 && bytes.every((b) => b === 0);
+      vectors.push({
+        name,
+        comment,
+        ...(zeros ? { inputZeros: bytes.length } : { input: toHex(bytes) }),
+        expect: failure(code as never, code as never),
+      });
+      return;
+    }
+    throw new Error(`relay vector ${name}: decoded, but should fail`);
+  };
+  const map = (...entries: [number, CborValue][]) => encodeCbor(new Map(entries));
+
+  ok("register", "request 1: register", encodeRequest(1, { op: "register" }));
+  ok(
+    "lookup-address",
+    "lookup by address",
+    encodeRequest(2, { op: "lookup", target: "bob@example.org" }),
+  );
+  ok("lookup-id", "lookup by 16-byte ID", encodeRequest(3, { op: "lookup", target: ID }));
+  ok(
+    "presence-away",
+    "presence away with a note",
+    encodeRequest(4, { op: "presence", status: "away", note: "lunch" }),
+  );
+  ok(
+    "send",
+    "send an envelope to bob",
+    encodeRequest(5, { op: "send", to: "bob@example.org", envelope: ENVELOPE }),
+  );
+  ok(
+    "ack",
+    "acknowledge message 42 as accepted",
+    encodeRequest(6, { op: "ack", message: 42, receipt: "accepted" }),
+  );
+  ok("receive", "ask for deliveries", encodeRequest(7, { op: "receive" }));
+  ok("unknown-op", "op 77: decodes; the relay answers unknown-op", map([0, 0], [1, 8], [2, 77]));
+  ok(
+    "grease",
+    "list request with an unknown key 31, ignored",
+    map([0, 0], [1, 9], [2, 2], [31, "grease"]),
+  );
+  ok(
+    "response-send",
+    "ok to a send: relay message ID 42",
+    encodeResponse({ rid: 5, status: "ok", count: 42 }),
+  );
+  ok(
+    "response-collision",
+    "register refused: collision",
+    encodeResponse({ rid: 1, status: "collision", detail: "address taken" }),
+  );
+  ok(
+    "response-list",
+    "list: one online user",
+    encodeResponse({
+      rid: 9,
+      status: "ok",
+      entries: [{ address: "bob@example.org", id: ID, status: "busy" }],
+    }),
+  );
+  ok(
+    "delivery",
+    "delivery of message 42 from alice",
+    encodeDelivery({
+      message: 42,
+      senderId: ID,
+      sender: "alice@example.org",
+      envelope: ENVELOPE,
+      enqueued: 1_700_000_000_000,
+    }),
+  );
+
+  const register = encodeRequest(1, { op: "register" });
+  const list = encodeRequest(2, { op: "list" });
+  ok("bundle", "a register and a list request in one bundle", encodeBundle([register, list]));
+  ok(
+    "bundle-one",
+    "a bundle of one delivery",
+    encodeBundle([encodeDelivery({
+      message: 7,
+      senderId: ID,
+      sender: "carol@example.org",
+      envelope: ENVELOPE,
+      enqueued: 1,
+    })]),
+  );
+
+  bad("empty", "no bytes", new Uint8Array());
+  bad("bundle-empty", "a bundle with no items", map([0, 3], [1, []]));
+  bad("bundle-nested", "a bundle inside a bundle", map([0, 3], [1, [encodeBundle([register])]]));
+  bad("bundle-text-item", "a bundle item that is text", map([0, 3], [1, ["register"]]));
+  bad(
+    "bundle-bad-item",
+    "a bundle whose second item is truncated",
+    map([0, 3], [1, [register, list.slice(0, -1)]]),
+  );
+  bad(
+    "bundle-257",
+    "a bundle of 257 items",
+    map([0, 3], [1, Array.from({ length: 257 }, () => register)]),
+  );
+  bad("not-a-map", "an array", encodeCbor([0, 1, 2]));
+  bad("kind-9", "unknown kind", map([0, 9], [1, 1]));
+  bad("no-kind", "key 0 missing", map([1, 1], [2, 0]));
+  bad("rid-2^32", "request ID beyond 32 bits", map([0, 0], [1, 2 ** 32], [2, 0]));
+  bad("lookup-15", "ID of 15 bytes", map([0, 0], [1, 1], [2, 1], [3, new Uint8Array(15)]));
+  bad("presence-4", "presence status out of range", map([0, 0], [1, 1], [2, 3], [3, 4]));
+  bad(
+    "send-no-envelope",
+    "send without key 4",
+    map([0, 0], [1, 1], [2, 4], [3, "bob@example.org"]),
+  );
+  bad(
+    "send-empty",
+    "send with an empty envelope",
+    map([0, 0], [1, 1], [2, 4], [3, "bob@example.org"], [4, new Uint8Array()]),
+  );
+  bad("ack-receipt-5", "receipt status out of range", map([0, 0], [1, 1], [2, 5], [3, 1], [4, 5]));
+  bad(
+    "delivery-short-id",
+    "sender ID of 3 bytes",
+    map([0, 2], [1, 1], [3, new Uint8Array(3)], [4, "a@b.c"], [5, utf8("x")], [6, 1]),
+  );
+  bad("list-entry-short", "list entry of one item", map([0, 1], [1, 1], [2, 0], [5, [["a@b.c"]]]));
+  bad(
+    "truncated",
+    "the send request cut by one byte",
+    encodeRequest(5, { op: "send", to: "bob@example.org", envelope: ENVELOPE }).slice(0, -1),
+  );
+  bad(
+    "trailing",
+    "the register request with a trailing zero",
+    new Uint8Array([...encodeRequest(1, { op: "register" }), 0]),
+  );
+  bad("non-canonical", "request ID in a two-byte argument", fromHex("a30000011900010200")!);
+  bad("float-rid", "request ID as a float", fromHex("a30000 01f93c00 0200".replaceAll(" ", ""))!);
+  bad(
+    "oversize",
+    "one byte over the 1 MiB cap, refused before decoding",
+    new Uint8Array(1024 * 1024 + 1),
+    "too-large",
+  );
+  return vectors;
+}
