@@ -20,7 +20,7 @@ import {
   newEphemeral,
 } from "./handshake.ts";
 import { eraseKeys, INITIAL_CHAIN, type SessionKeys } from "./keyschedule.ts";
-import { decodeHelloBody, type Frame, MessageType, type SignedPart } from "./messages.ts";
+import { decodeHelloBody, type Frame, MessageType } from "./messages.ts";
 
 /** The server's answer to a HELLO: the HELLO_ACK body and the keys it makes. */
 export type Answer = Awaited<ReturnType<typeof answer>>;
@@ -36,7 +36,10 @@ export class KeyExchange {
   /** The acknowledged count a due re-key was triggered at (SPEC §22.8). */
   #rekeyDueAt = 0;
   #rekeyPending = false;
-  /** Server: its first ephemeral key, made on accept (see `prepareEphemeral`). */
+  /**
+   * Server: the ephemeral key of its next HELLO_ACK or re-key HELLO, made while waiting
+   * (on accept, and once keys are in place with re-keying on); see `prepareEphemeral`.
+   */
   #ephemeral?: Promise<Ephemeral>;
 
   constructor(core: SessionCore) {
@@ -63,6 +66,21 @@ export class KeyExchange {
     this.#ephemeral.catch(() => {}); // awaited by the answer, or erased at the end
   }
 
+  /** Takes the ephemeral key made beforehand, if any. */
+  #takeEphemeral(): Promise<Ephemeral> | undefined {
+    const made = this.#ephemeral;
+    this.#ephemeral = undefined;
+    return made;
+  }
+
+  /** Server with re-keying on: the next re-key HELLO's key, made while data flows. */
+  #prepareRekeyEphemeral(): void {
+    const core = this.#core;
+    if (core.role === "server" && core.opts.rekeyAfter > 0 && !this.#ephemeral) {
+      this.prepareEphemeral();
+    }
+  }
+
   /** The session ended: an ephemeral key made and never used is erased. */
   dropEphemeral(): void {
     void this.#ephemeral?.then((eph) => wipe(eph.privateKey), () => {});
@@ -76,8 +94,7 @@ export class KeyExchange {
    */
   prepareAnswer(helloBody: Bytes, peerEphemeral: Uint8Array): Promise<Answer> {
     const core = this.#core;
-    const ephemeral = this.#ephemeral;
-    this.#ephemeral = undefined;
+    const ephemeral = this.#takeEphemeral();
     const answering = answer(core.provider, core.identity, core.random, {
       chain: INITIAL_CHAIN,
       helloBody,
@@ -167,6 +184,7 @@ export class KeyExchange {
       peerId: toHex(peer.id),
     });
     core.handshakeComplete();
+    this.#prepareRekeyEphemeral();
     core.sender.pumpSend();
   }
 
@@ -202,6 +220,7 @@ export class KeyExchange {
       core.opts.random,
       chain,
       this.#rekeyDueAt,
+      this.#takeEphemeral(),
     );
     if (core.state !== "rekey-hello-sent") return;
     core.hs = hs;
@@ -209,35 +228,63 @@ export class KeyExchange {
     core.rules.armIdle(true);
   }
 
-  /** Client: the server's re-key HELLO, under the current keys. */
-  async onRekeyHello(part: SignedPart): Promise<void> {
+  /**
+   * Client: starts the answer to the server's re-key HELLO (the card check, X25519, key
+   * derivation) while the receiver checks the HELLO's signature; failures surface when
+   * `onRekeyHello` awaits it, after the signature.
+   */
+  prepareRekeyAnswer(helloBody: Bytes): Promise<Answer & { acknowledged?: number }> {
+    const core = this.#core;
+    const answering = (async () => {
+      const peerBody = this.#checkSameCard(helloBody);
+      const answered = await answer(core.provider, core.identity, core.random, {
+        chain: core.chain,
+        helloBody,
+        peerEphemeral: peerBody.ephemeralKey,
+        psk: core.psk,
+      });
+      return { ...answered, acknowledged: peerBody.acknowledged };
+    })();
+    answering.catch(() => {}); // awaited, or dropped with the session
+    return answering;
+  }
+
+  /** Client: the server's verified re-key HELLO, under the current keys. */
+  async onRekeyHello(answering: ReturnType<KeyExchange["prepareRekeyAnswer"]>): Promise<void> {
     const core = this.#core;
     core.moveTo("rekey-await-ack");
-    const peerBody = this.#checkSameCard(part.body);
-    const { ackBody, keys, hs } = await answer(core.provider, core.identity, core.random, {
-      chain: core.chain,
-      helloBody: part.body,
-      peerEphemeral: peerBody.ephemeralKey,
-      psk: core.psk,
-    });
+    const { ackBody, keys, hs, acknowledged } = await answering;
     if (core.state !== "rekey-await-ack") return;
     core.nextKeys = keys;
-    core.hs = { ...hs, dueAt: peerBody.acknowledged ?? this.#acknowledged };
+    core.hs = { ...hs, dueAt: acknowledged ?? this.#acknowledged };
     void core.sender.send(T.HELLO_ACK, ackBody, hs.myContext);
     core.sender.sendNext = true;
     core.rules.armIdle(true);
   }
 
-  /** Server: the client's re-key HELLO_ACK; switch keys and confirm with ACK. */
-  async onRekeyHelloAck(part: SignedPart): Promise<void> {
+  /**
+   * Server: starts deriving the new keys from the client's re-key HELLO_ACK while the
+   * receiver checks its signature; failures surface in `onRekeyHelloAck`.
+   */
+  prepareRekeyCompletion(ackBody: Bytes): Promise<SessionKeys> {
     const core = this.#core;
     const hs = core.hs as Handshake;
-    const next = await complete(core.provider, hs, {
-      chain: core.chain,
-      ackBody: part.body,
-      peerEphemeral: this.#checkSameCard(part.body).ephemeralKey,
-      psk: core.psk,
-    });
+    const completing = (async () =>
+      await complete(core.provider, hs, {
+        chain: core.chain,
+        ackBody,
+        peerEphemeral: this.#checkSameCard(ackBody).ephemeralKey,
+        psk: core.psk,
+      }))();
+    completing.catch(() => {}); // awaited, or dropped with the session
+    return completing;
+  }
+
+  /** Server: the client's verified re-key HELLO_ACK; switch keys and confirm with ACK. */
+  async onRekeyHelloAck(completing: Promise<SessionKeys>): Promise<void> {
+    const core = this.#core;
+    const hs = core.hs as Handshake;
+    const next = await completing;
     if (core.state !== "rekey-hello-sent" && core.state !== "closing") return;
     core.sender.emitAck(); // acknowledgements still due go out under the old keys
     const old = core.currentKeys;
@@ -249,6 +296,7 @@ export class KeyExchange {
     const reopened = core.state === "rekey-hello-sent";
     if (reopened) core.moveTo("open");
     this.#rekeyed(old, hs.dueAt ?? this.#acknowledged);
+    this.#prepareRekeyEphemeral();
     if (this.#rekeyPending && reopened) {
       core.busy = this.#startRekey().catch((e) => core.abort(e));
     }

@@ -153,15 +153,19 @@ export interface Handshake {
   dueAt?: number;
 }
 
-/** Initiator: a HELLO body with a fresh ephemeral key, under chain value `chain`. */
+/**
+ * Initiator: a HELLO body with a fresh ephemeral key (or one `made` beforehand), under
+ * chain value `chain`.
+ */
 export async function initiate(
   provider: CryptoProvider,
   identity: Identity,
   random: (n: number) => Bytes,
   chain: Bytes,
   acknowledged?: number,
+  made?: Promise<Ephemeral>,
 ): Promise<Handshake> {
-  const eph = await newEphemeral(provider, random);
+  const eph = await (made ?? newEphemeral(provider, random));
   const helloBody = encodeHelloBody({
     ephemeralKey: eph.publicKey,
     card: identity.card.bytes,

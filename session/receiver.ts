@@ -270,10 +270,20 @@ export class FrameReceiver {
     // Closing: a crossing re-key HELLO or DATA is ignored; the session is ending.
     if (core.state === "closing" && (frame.type === T.HELLO || frame.type === T.DATA)) return;
     switch (frame.type) {
-      case T.HELLO:
-        return await core.exchange.onRekeyHello(await this.#verifySealedPart(frame, body));
-      case T.HELLO_ACK:
-        return await core.exchange.onRekeyHelloAck(await this.#verifySealedPart(frame, body));
+      // Re-key HELLO / HELLO_ACK: the key exchange runs while the signature is checked,
+      // and is used only once it verified.
+      case T.HELLO: {
+        const part = decodeSignedPart(body);
+        const answering = core.exchange.prepareRekeyAnswer(part.body);
+        await this.#verifySealedPart(frame, part);
+        return await core.exchange.onRekeyHello(answering);
+      }
+      case T.HELLO_ACK: {
+        const part = decodeSignedPart(body);
+        const completing = core.exchange.prepareRekeyCompletion(part.body);
+        await this.#verifySealedPart(frame, part);
+        return await core.exchange.onRekeyHelloAck(completing);
+      }
       case T.ACK:
         checkEmptyBody(frame.type, body);
         if (core.state === "await-ack") return core.exchange.onConfirmed();
@@ -296,12 +306,10 @@ export class FrameReceiver {
     }
   }
 
-  /** The signed part inside a sealed re-key HELLO / HELLO_ACK, verified. */
-  async #verifySealedPart(frame: Frame, body: Bytes): Promise<SignedPart> {
+  /** Verifies the signed part inside a sealed re-key HELLO / HELLO_ACK. */
+  async #verifySealedPart(frame: Frame, part: SignedPart): Promise<void> {
     const core = this.#core;
-    const part = decodeSignedPart(body);
     const context = frame.type === T.HELLO ? core.chain : (core.hs as Handshake).peerContext;
     await verifyPart(core.provider, core.provenPeer, frame, part, context, core.psk);
-    return part;
   }
 }
