@@ -2,7 +2,8 @@
  * The state one session's parts share (SPEC §22.6): the named state and its checked
  * transitions, the keys and handshake in progress, the inbox and event log, and the end
  * of the session. The parts — frames out (sender.ts), frames in (receiver.ts), the
- * handshake and re-key driver (exchange.ts) and the timer and close rules (rules.ts) —
+ * handshake driver (exchange.ts), the re-key driver (rekey.ts) and the timer and close
+ * rules (rules.ts) —
  * each hold their own counters and reach each other only through this core. Internal:
  * `Session` (session.ts) is the public face.
  * @module
@@ -31,6 +32,7 @@ import {
 } from "./options.ts";
 import { AsyncQueue } from "./queue.ts";
 import { FrameReceiver } from "./receiver.ts";
+import { Rekeying } from "./rekey.ts";
 import { SessionRules } from "./rules.ts";
 import { FrameSender } from "./sender.ts";
 
@@ -88,6 +90,7 @@ export class SessionCore {
   readonly sender: FrameSender;
   readonly receiver: FrameReceiver;
   readonly exchange: KeyExchange;
+  readonly rekey: Rekeying;
   readonly rules: SessionRules;
 
   constructor(
@@ -117,6 +120,7 @@ export class SessionCore {
     this.sender = new FrameSender(this);
     this.receiver = new FrameReceiver(this);
     this.exchange = new KeyExchange(this);
+    this.rekey = new Rekeying(this);
     this.rules = new SessionRules(this);
   }
 

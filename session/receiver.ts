@@ -274,20 +274,20 @@ export class FrameReceiver {
       // and is used only once it verified.
       case T.HELLO: {
         const part = decodeSignedPart(body);
-        const answering = core.exchange.prepareRekeyAnswer(part.body);
+        const answering = core.rekey.prepareRekeyAnswer(part.body);
         await this.#verifySealedPart(frame, part);
-        return await core.exchange.onRekeyHello(answering);
+        return await core.rekey.onRekeyHello(answering);
       }
       case T.HELLO_ACK: {
         const part = decodeSignedPart(body);
-        const completing = core.exchange.prepareRekeyCompletion(part.body);
+        const completing = core.rekey.prepareRekeyCompletion(part.body);
         await this.#verifySealedPart(frame, part);
-        return await core.exchange.onRekeyHelloAck(completing);
+        return await core.rekey.onRekeyHelloAck(completing);
       }
       case T.ACK:
         checkEmptyBody(frame.type, body);
         if (core.state === "await-ack") return core.exchange.onConfirmed();
-        if (core.nextKeys) return core.exchange.onRekeyAck(); // rekey-await-ack or closing
+        if (core.nextKeys) return core.rekey.onRekeyAck(); // rekey-await-ack or closing
         throw this.#unexpected(frame.type);
       case T.DATA:
         return core.sender.onData(body);

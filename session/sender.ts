@@ -136,7 +136,7 @@ export class FrameSender {
     const ack = this.#core.data.takeAck();
     if (!ack) return;
     void this.send(T.DATA_ACK, u64(ack.index));
-    if (ack.count > 0) this.#core.exchange.countAcknowledged(ack.count);
+    if (ack.count > 0) this.#core.rekey.countAcknowledged(ack.count);
   }
 
   /** "batch": one DATA_ACK for all DATA read in this turn of the event loop. */
@@ -164,7 +164,7 @@ export class FrameSender {
     // A re-sent DATA already delivered is acknowledged again, not delivered.
     if (core.data.arrive(index) === "duplicate") return this.#scheduleAck();
     core.inbox.push(data);
-    if (core.exchange.rekeyDueWith(core.data.unacknowledged)) this.emitAck();
+    if (core.rekey.rekeyDueWith(core.data.unacknowledged)) this.emitAck();
     else this.#scheduleAck();
   }
 
@@ -172,7 +172,7 @@ export class FrameSender {
   onDataAck(index: number): void {
     const core = this.#core;
     const count = core.data.acknowledge(index);
-    if (count > 0) core.exchange.countAcknowledged(count);
+    if (count > 0) core.rekey.countAcknowledged(count);
     core.checkDrained();
     this.pumpSend();
   }

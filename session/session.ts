@@ -3,8 +3,8 @@
  * encrypted, ordered message channel over any Transport, with re-keying, the proposal's
  * timers, and an explicit state machine (session/machine.ts). This is the public face;
  * the parts behind it are frames out (sender.ts), frames in (receiver.ts), the handshake
- * and re-key driver (exchange.ts) and the timer and close rules (rules.ts), sharing one
- * core (core.ts).
+ * and re-key drivers (exchange.ts, rekey.ts) and the timer and close rules (rules.ts),
+ * sharing one core (core.ts).
  * @module
  */
 import type { Bytes } from "../bytes.ts";
