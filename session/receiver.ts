@@ -40,8 +40,8 @@ const T = MessageType;
  * Frames handled before the receive loop yields to the event loop. A large window's DATA
  * arriving in one read would otherwise be handled in one turn, its one DATA_ACK leaving
  * only at the end: the sender idles while the receiver works and the other way round.
- * Yielding lets each batch's DATA_ACK out while the next batch is handled (window 256
- * over loopback: ~30k → ~35-45k DATA/s, docs/BENCHMARKS.md; 16 cost more in DATA_ACKs).
+ * Yielding lets each batch's DATA_ACK out while the next batch is handled (docs/
+ * BENCHMARKS.md, Session); batches of 16 cost more in DATA_ACKs than they gained.
  */
 const RECEIVE_BATCH = 64;
 
