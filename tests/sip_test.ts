@@ -452,11 +452,25 @@ describe("sip user agent on 127.0.0.1", () => {
   });
 
   it("times out on Timer F when nobody answers, after retransmitting", async () => {
+    // On a fake clock: with real 10 ms timers, a loaded machine that stalls the process
+    // for the 640 ms of Timer F saw fewer than three transmissions.
     const silent = await RawUdp.open();
-    const alice = await connectSip(`sip:bob@127.0.0.1:${silent.port}`, { timers: VERY_FAST });
+    const clock = new FakeClock();
+    const alice = await connectSip(`sip:bob@127.0.0.1:${silent.port}`, {
+      timers: VERY_FAST,
+      clock,
+    });
     try {
-      await assert.rejects(alice.send(testEnvelope(1)), code("timeout"));
-      assert.ok(silent.received.length >= 3, `${silent.received.length} transmissions`);
+      const outcome = alice.send(testEnvelope(1)).then(() => "answered", (e) => e);
+      await silent.waitFor(1, 60_000);
+      clock.advance(VERY_FAST.t1); // Timer E: the first retransmission
+      await silent.waitFor(2, 60_000);
+      clock.advance(2 * VERY_FAST.t1); // Timer E doubled: the second
+      await silent.waitFor(3, 60_000);
+      clock.advance(64 * VERY_FAST.t1); // past Timer F
+      const e = await outcome;
+      assert.ok(code("timeout")(e), String(e));
+      assert.match((e as Error).message, /Timer F/);
       const branches = silent.received.map((m) =>
         parseVia(header(m.headers, "Via")!).params.get("branch")
       );
