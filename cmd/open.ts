@@ -20,6 +20,7 @@ import {
   loadIdentity,
   loadRegistry,
   loadTrust,
+  messageReport,
   note,
   parseFlags,
   parsePairs,
@@ -185,25 +186,7 @@ export const open: Command = {
     const fp = sender?.card ? await fingerprint(crypto, sender.card) : undefined;
     const stpLabel = `${opened.stp.name} v${opened.stp.version}`;
     if (v.json) {
-      const report = {
-        stp: opened.stp,
-        amp: opened.amp,
-        sequenceNumber: opened.header.sequenceNumber ?? null,
-        timestamp: formatTime(opened.inner.timestamp),
-        nonce: toHex(opened.inner.nonce),
-        destination: opened.inner.destination ?? null,
-        sender: sender
-          ? {
-            address: sender.address,
-            id: sender.card ? toHex(sender.card.id) : null,
-            fingerprint: fp ?? null,
-            verified: sender.verified,
-            trusted: sender.trusted,
-          }
-          : null,
-        warnings: opened.warnings,
-        message: await registry.guard(amp, "toJson", () => amp.toJson(opened.message)),
-      };
+      const report = await messageReport(registry, opened);
       await writeOutput(io, v.out, utf8(JSON.stringify(report) + "\n"), 0o600);
       return;
     }
