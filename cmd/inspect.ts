@@ -33,17 +33,29 @@ Options:
 /** A stream's header: its envelope's STP, without keys (the chunks are not read). */
 async function inspectStream(io: Io, registry: Registry, source: ByteSource, json?: boolean) {
   const header = await readStreamHeader(source);
-  const envelope = decodeEnvelope(header);
-  const group = groupReport(envelope);
+  await writeReport(io, registry, decodeEnvelope(header), {
+    fields: { form: "stream", headerSize: header.length },
+    formLine: `stream (header envelope ${header.length} bytes; chunks follow, not read)`,
+    json,
+  });
+}
+
+/** Prints what anyone can see of an envelope: its form, STP, sequence number, size, slots. */
+async function writeReport(
+  io: Io,
+  registry: Registry,
+  envelope: Envelope,
+  how: { fields: Record<string, unknown>; formLine: string; json?: boolean },
+) {
   let stp: StpPlugin | null = null;
   try {
     stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
   } catch (e) {
     if (!isMissiveError(e, "unknown-protocol")) throw e;
   }
+  const group = groupReport(envelope);
   const report = {
-    form: "stream",
-    headerSize: header.length,
+    ...how.fields,
     protocolType: envelope.protocolType,
     protocolVersion: envelope.protocolVersion,
     stp: stp ? stp.name : null,
@@ -52,8 +64,8 @@ async function inspectStream(io: Io, registry: Registry, source: ByteSource, jso
     properties: stp?.properties ?? null,
     ...group.json,
   };
-  const text = json ? JSON.stringify(report) + "\n" : [
-    `form:             stream (header envelope ${header.length} bytes; chunks follow, not read)`,
+  const text = how.json ? JSON.stringify(report) + "\n" : [
+    `form:             ${how.formLine}`,
     `protocol:         type ${envelope.protocolType}, version ${envelope.protocolVersion}` +
     (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
     `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
@@ -115,34 +127,10 @@ export const inspect: Command = {
       : new TextDecoder().decode(input.subarray(0, 64)).trimStart().startsWith("-----BEGIN")
       ? "armor"
       : "line";
-    const envelope = decodeEnvelope(unwrapAnyForm(input));
-    let stp: { name: string; description: string; properties: object } | null = null;
-    try {
-      stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
-    } catch (e) {
-      if (!isMissiveError(e, "unknown-protocol")) throw e;
-    }
-    const group = groupReport(envelope);
-    const report = {
-      form,
-      size: input.length,
-      protocolType: envelope.protocolType,
-      protocolVersion: envelope.protocolVersion,
-      stp: stp ? stp.name : null,
-      sequenceNumber: envelope.sequenceNumber ?? null,
-      payloadSize: envelope.payload.length,
-      properties: stp?.properties ?? null,
-      ...group.json,
-    };
-    const text = parsed.values.json ? JSON.stringify(report) + "\n" : [
-      `form:             ${form} (${input.length} bytes)`,
-      `protocol:         type ${envelope.protocolType}, version ${envelope.protocolVersion}` +
-      (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
-      `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
-      `payload:          ${envelope.payload.length} bytes`,
-      ...group.lines,
-      "",
-    ].join("\n");
-    await writeOutput(io, undefined, utf8(text));
+    await writeReport(io, registry, decodeEnvelope(unwrapAnyForm(input)), {
+      fields: { form, size: input.length },
+      formLine: `${form} (${input.length} bytes)`,
+      json: parsed.values.json,
+    });
   },
 };
