@@ -21,7 +21,8 @@ import type { AmpPlugin, Inner, Plugin, SenderInfo, StpPlugin, StpProperties } f
 
 const key = (type: number, version: number) => `${type}/${version}`;
 
-const PROPERTY_FLAGS = [
+/** The boolean fields of StpProperties (checked on every STP plugin). */
+export const PROPERTY_FLAGS = [
   "confidentiality",
   "nonRepudiation",
   "forwardSecrecy",

@@ -10,6 +10,7 @@ import { basename, delimiter, extname, isAbsolute, join, resolve } from "node:pa
 import process from "node:process";
 import { CborReader, type CborValue } from "../cbor.ts";
 import { MissiveError } from "../errors.ts";
+import { PROPERTY_FLAGS } from "../registry.ts";
 import type { Plugin, StpProperties } from "../types.ts";
 import { ampAdapter, stpAdapter } from "./adapters.ts";
 import { clean, DEFAULT_TIMEOUT_MS, PluginProcess } from "./process.ts";
@@ -164,18 +165,10 @@ function describe(child: PluginProcess, hello: CborValue): Plugin[] {
   }
 }
 
-const FLAGS = [
-  "confidentiality",
-  "nonRepudiation",
-  "forwardSecrecy",
-  "multiRecipient",
-  "hiddenRecipients",
-] as const;
-
 function properties(value: CborValue | undefined) {
   const r = CborReader.from(value ?? null, "properties");
   const out: Record<string, boolean | string> = {};
-  for (const f of FLAGS) out[f] = r.bool(f);
+  for (const f of PROPERTY_FLAGS) out[f] = r.bool(f);
   out.authentication = r.text("authentication", 16);
   return out as unknown as StpProperties;
 }
