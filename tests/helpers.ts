@@ -3,7 +3,7 @@
  * subprocess (end-to-end), temporary folders, and fixed identities.
  * @module
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   copyFileSync,
@@ -67,34 +67,31 @@ export async function runCli(
   return { code, stdout, stderr: err, text: new TextDecoder().decode(stdout) };
 }
 
-/**
- * Runs the real entry point (`deno run cmd/main.ts`) or a given binary as a subprocess.
- * Resolves with its exit code and output; a run longer than `timeoutMs` is killed.
- */
-export function spawnCli(
-  args: string[],
-  options: {
-    stdin?: Uint8Array | string;
-    env?: Record<string, string>;
-    cwd?: string;
-    binary?: string;
-    timeoutMs?: number;
-  } = {},
-): Promise<CliResult> {
+/** Where and how a CLI subprocess runs. */
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  binary?: string;
+  /** The whole run; a longer one is killed (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** Starts the entry point (or `binary`); `done` resolves when it ends. */
+function launchCli(args: string[], options: SpawnOptions, stdin: "pipe" | "ignore") {
   const [cmd, pre] = options.binary
     ? [options.binary, []]
     : [DENO, ["run", "--allow-all", "--quiet", ENTRY]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...pre, ...args], {
-      cwd: options.cwd ?? ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...options.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const out: Uint8Array[] = [];
-    let err = "";
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
-    child.stdout.on("data", (d: Uint8Array) => out.push(new Uint8Array(d)));
-    child.stderr.on("data", (d: Uint8Array) => (err += new TextDecoder().decode(d)));
+  const child = spawn(cmd, [...pre, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...options.env },
+    stdio: [stdin, "pipe", "pipe"],
+  });
+  const out: Uint8Array[] = [];
+  const output = { stderr: "" };
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+  child.stdout!.on("data", (d: Uint8Array) => out.push(new Uint8Array(d)));
+  child.stderr!.on("data", (d: Uint8Array) => (output.stderr += new TextDecoder().decode(d)));
+  const done = new Promise<CliResult>((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
@@ -102,13 +99,55 @@ export function spawnCli(
       resolve({
         code: code ?? (signal ? 128 : 1),
         stdout,
-        stderr: err,
+        stderr: output.stderr,
         text: new TextDecoder().decode(stdout),
       });
     });
-    child.stdin.on("error", () => {}); // the child may exit before reading everything
-    child.stdin.end(
-      typeof options.stdin === "string" ? utf8(options.stdin) : options.stdin ?? new Uint8Array(),
+  });
+  return { child, done, output };
+}
+
+/**
+ * Runs the real entry point (`deno run cmd/main.ts`) or a given binary as a subprocess.
+ * Resolves with its exit code and output; a run longer than `timeoutMs` is killed.
+ */
+export function spawnCli(
+  args: string[],
+  options: SpawnOptions & { stdin?: Uint8Array | string } = {},
+): Promise<CliResult> {
+  const { child, done } = launchCli(args, options, "pipe");
+  child.stdin!.on("error", () => {}); // the child may exit before reading everything
+  child.stdin!.end(
+    typeof options.stdin === "string" ? utf8(options.stdin) : options.stdin ?? new Uint8Array(),
+  );
+  return done;
+}
+
+/** A CLI subprocess that keeps running: a listener, a server. */
+export interface RunningCli {
+  /** The first group of `ready` (e.g. the URL it bound). */
+  url: string;
+  done: Promise<CliResult>;
+  child: ChildProcess;
+}
+
+/**
+ * Starts a long-running command and resolves once its stderr matches `ready` (whose
+ * first group becomes `url`); rejects if it ends first.
+ */
+export function startCli(
+  args: string[],
+  options: SpawnOptions & { ready: RegExp },
+): Promise<RunningCli> {
+  const { child, done, output } = launchCli(args, options, "ignore");
+  return new Promise((resolve, reject) => {
+    child.stderr!.on("data", () => {
+      const m = options.ready.exec(output.stderr);
+      if (m) resolve({ url: m[1], done, child });
+    });
+    done.then(
+      (r) => reject(new Error(`${args[0]} exited early (${r.code}): ${r.stderr}`)),
+      reject,
     );
   });
 }

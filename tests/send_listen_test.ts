@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
@@ -13,15 +12,7 @@ import { MAX_RECEIPT_FRAME, openReceipt, sealReceipt } from "../transports/recei
 import { defaultRegistry, encodeEnvelope, plainStp, sealMessage, textV1, toLine } from "../mod.ts";
 import type { SealContext } from "../types.ts";
 import { MemoryReplayCache } from "../replay.ts";
-import {
-  type CliResult,
-  DENO,
-  ENTRY,
-  fixedIdentity,
-  runCli,
-  spawnCli,
-  tempDir,
-} from "./helpers.ts";
+import { DENO, ENTRY, fixedIdentity, runCli, spawnCli, startCli, tempDir } from "./helpers.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { Io } from "../cmd/common.ts";
 import { main } from "../cmd/main.ts";
@@ -51,43 +42,9 @@ const missive = (
   options: { stdin?: string | Uint8Array; timeoutMs?: number } = {},
 ) => spawnCli(args, { ...options, cwd: dir });
 
-/**
- * Starts `missive listen` as a subprocess; resolves once it printed the URL it bound.
- * `done` is the whole run's result.
- */
-function startListener(
-  args: string[],
-): Promise<{ url: string; done: Promise<CliResult>; kill(): void }> {
-  const child = spawn(DENO, ["run", "--allow-all", "--quiet", ENTRY, "listen", ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const out: Uint8Array[] = [];
-  let err = "";
-  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  return new Promise((resolveStart, rejectStart) => {
-    const done = new Promise<CliResult>((resolve) => {
-      child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        const stdout = concatBytes(...out);
-        resolve({
-          code: code ?? (signal ? 128 : 1),
-          stdout,
-          stderr: err,
-          text: new TextDecoder().decode(stdout),
-        });
-        rejectStart(new Error(`listener exited before listening: ${err}`));
-      });
-    });
-    child.stdout.on("data", (d: Uint8Array) => out.push(new Uint8Array(d)));
-    child.stderr.on("data", (d: Uint8Array) => {
-      err += new TextDecoder().decode(d);
-      const m = /listening on (\S+)/.exec(err);
-      if (m) resolveStart({ url: m[1], done, kill: () => child.kill("SIGTERM") });
-    });
-  });
-}
+/** Starts `missive listen` as a subprocess; resolves once it printed the URL it bound. */
+const startListener = (args: string[]) =>
+  startCli(["listen", ...args], { cwd: dir, ready: /listening on (\S+)/ });
 
 describe("missive send / listen (subprocesses)", () => {
   it("echo hi | send → listener prints hi from alice, verified; send exits 0 after the receipt", async () => {

@@ -6,54 +6,21 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DENO, ENTRY, ROOT, runCli, spawnCli, tempDir } from "./helpers.ts";
+import { DENO, ENTRY, ROOT, runCli, spawnCli, startCli, tempDir } from "./helpers.ts";
 
 const { dir, cleanup } = tempDir("missive-session-cli-");
 const path = (name: string) => join(dir, name);
 const CLI = [DENO, "run", "--allow-all", "--quiet", ENTRY];
 
-interface Listening {
-  url: string;
-  done: Promise<{ code: number; stdout: string; stderr: string }>;
-  child: ChildProcess;
-}
-
 /** Starts `missive session listen` on port 0 and waits for its "listening on" line. */
-function listen(args: string[]): Promise<Listening> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLI[0], [
-      ...CLI.slice(1),
-      "session",
-      "listen",
-      "tcp://127.0.0.1:0",
-      ...args,
-    ], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    const done = new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
-      child.on("close", (code) => {
-        clearTimeout(timer);
-        res({ code: code ?? 1, stdout, stderr });
-      });
-    });
-    child.stdout!.on("data", (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-    child.stderr!.on("data", (d: Uint8Array) => {
-      stderr += new TextDecoder().decode(d);
-      const m = /listening on (tcp:\/\/[0-9.]+:\d+)/.exec(stderr);
-      if (m) resolve({ url: m[1], done, child });
-    });
-    child.on("error", reject);
-    done.then((r) => reject(new Error(`listener exited early (${r.code}): ${r.stderr}`)));
+const listen = (args: string[]) =>
+  startCli(["session", "listen", "tcp://127.0.0.1:0", ...args], {
+    ready: /listening on (tcp:\/\/[0-9.]+:\d+)/,
   });
-}
 
 const jsonLines = (text: string) =>
   text.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
@@ -95,7 +62,7 @@ describe("missive session (CLI)", () => {
     const served = await server.done;
     assert.equal(client.code, 0, client.stderr);
     assert.equal(served.code, 0, served.stderr);
-    const s = jsonLines(served.stdout);
+    const s = jsonLines(served.text);
     const c = jsonLines(client.text);
     assert.deepEqual(s.filter((e) => e.type === "message").map((e) => e.text), lines);
     for (const events of [s, c]) {
@@ -133,7 +100,7 @@ describe("missive session (CLI)", () => {
     assert.equal(mismatch.code, 7, mismatch.stderr);
     assert.match(mismatch.stderr, /srv@example.org .*not the pinned card carol@example.org/);
     assert.equal(openEnd.code, 7);
-    assert.equal(openEnd.stdout, "");
+    assert.equal(openEnd.text, "");
   });
 
   it("works over a stdio pair joined by socat", () => {
