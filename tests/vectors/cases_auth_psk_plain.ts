@@ -6,7 +6,16 @@
 import { fromHex, toBase64, toHex, utf8 } from "../../bytes.ts";
 import type { ErrorCode } from "../../errors.ts";
 import { type Mutation, notification, NOW, rawBody, text1, text2 } from "./common.ts";
-import { bytesOf, del, type MessageCase, NONCE8, type OpenInputs, set, xor } from "./messages.ts";
+import {
+  bytesOf,
+  caseBuilder,
+  del,
+  type MessageCase,
+  NONCE8,
+  type OpenInputs,
+  set,
+  xor,
+} from "./messages.ts";
 
 export function authCases(): MessageCase[] {
   const cases: MessageCase[] = [];
@@ -18,20 +27,7 @@ export function authCases(): MessageCase[] {
     ...extra,
   });
   const anyone = {};
-  const ok = (
-    name: string,
-    comment: string,
-    seal: MessageCase["seal"],
-    open: OpenInputs = anyone,
-  ) => cases.push({ name, comment, seal, open, expect: "success" });
-  const bad = (
-    expect: ErrorCode,
-    name: string,
-    comment: string,
-    seal: MessageCase["seal"],
-    mutations?: Mutation[],
-    open: OpenInputs = anyone,
-  ) => cases.push({ name, comment, seal, open, mutations, expect });
+  const { ok, bad } = caseBuilder(cases, anyone);
 
   ok("card", "signed by alice, card attached, no destination", base());
   ok("card/trusted", "as above, opener trusts alice", base(), { trusted: ["alice"] });

@@ -7,10 +7,17 @@
 import { type Bytes, concatBytes, equalBytes, toHex } from "../../bytes.ts";
 import { type CborMap, type CborValue, decodeCbor, transcript } from "../../cbor.ts";
 import { decodeEnvelope } from "../../envelope.ts";
-import type { ErrorCode } from "../../errors.ts";
 import type { Identity } from "../../keys/identity.ts";
-import { type Mutation, notification, NOW, text1 } from "./common.ts";
-import { bytesOf, del, type MessageCase, type OpenInputs, set, xor } from "./messages.ts";
+import { notification, NOW, text1 } from "./common.ts";
+import {
+  bytesOf,
+  caseBuilder,
+  del,
+  type MessageCase,
+  type OpenInputs,
+  set,
+  xor,
+} from "./messages.ts";
 import { gcm } from "@noble/ciphers/aes.js";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
@@ -29,21 +36,7 @@ export function groupCases(): MessageCase[] {
   const hidden = (extra: Partial<MessageCase["seal"]> = {}) =>
     base({ hideRecipients: true, ...extra });
   const bob: OpenInputs = { identity: "bob" };
-  const ok = (
-    name: string,
-    comment: string,
-    seal: MessageCase["seal"],
-    open: OpenInputs = bob,
-    mutations?: Mutation[],
-  ) => cases.push({ name, comment, seal, open, mutations, expect: "success" });
-  const bad = (
-    expect: ErrorCode,
-    name: string,
-    comment: string,
-    seal: MessageCase["seal"],
-    mutations?: Mutation[],
-    open: OpenInputs = bob,
-  ) => cases.push({ name, comment, seal, open, mutations, expect });
+  const { ok, bad } = caseBuilder(cases, bob);
 
   // Successes.
   ok("hinted/bob", "to bob and carol with recipient hints; bob opens", base());

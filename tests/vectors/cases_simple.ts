@@ -5,9 +5,8 @@
  */
 import { fromHex, utf8 } from "../../bytes.ts";
 import { encodeCbor } from "../../cbor.ts";
-import type { ErrorCode } from "../../errors.ts";
-import { type Mutation, notification, NOW, rawBody, text1, text2 } from "./common.ts";
-import { bytesOf, del, type MessageCase, NONCE8, type OpenInputs, set, xor } from "./messages.ts";
+import { notification, NOW, rawBody, text1, text2 } from "./common.ts";
+import { bytesOf, caseBuilder, del, type MessageCase, NONCE8, set, xor } from "./messages.ts";
 
 export function simpleCases(): MessageCase[] {
   const cases: MessageCase[] = [];
@@ -22,21 +21,7 @@ export function simpleCases(): MessageCase[] {
   });
   const bob = { identity: "bob" };
   const bobTrusts = { identity: "bob", trusted: ["alice"] };
-  const ok = (
-    name: string,
-    comment: string,
-    seal: MessageCase["seal"],
-    open: OpenInputs = bob,
-    mutations?: Mutation[],
-  ) => cases.push({ name, comment, seal, open, mutations, expect: "success" });
-  const bad = (
-    expect: ErrorCode,
-    name: string,
-    comment: string,
-    seal: MessageCase["seal"],
-    mutations?: Mutation[],
-    open: OpenInputs = bob,
-  ) => cases.push({ name, comment, seal, open, mutations, expect });
+  const { ok, bad } = caseBuilder(cases, bob);
 
   // Successes.
   ok("v2/plain-destination/card", "simple v2 to bob's address, alice's card attached", base(v2));

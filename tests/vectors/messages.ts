@@ -313,6 +313,30 @@ export interface MessageCase {
   expect: ErrorCode | "success";
 }
 
+/**
+ * How a cases file adds message cases: `ok` (the case opens) and `bad` (it fails with
+ * `expect`), opened with `defaultOpen` unless a case says otherwise.
+ */
+export function caseBuilder(cases: MessageCase[], defaultOpen: OpenInputs) {
+  return {
+    ok: (
+      name: string,
+      comment: string,
+      seal: MessageCase["seal"],
+      open: OpenInputs = defaultOpen,
+      mutations?: Mutation[],
+    ) => cases.push({ name, comment, seal, open, mutations, expect: "success" }),
+    bad: (
+      expect: ErrorCode,
+      name: string,
+      comment: string,
+      seal: MessageCase["seal"],
+      mutations?: Mutation[],
+      open: OpenInputs = defaultOpen,
+    ) => cases.push({ name, comment, seal, open, mutations, expect }),
+  };
+}
+
 export const NONCE8 = fromHex("0001020304050607")!;
 export const xor = (target: Target, key: number, offset = 0, mask = 1): Mutation => ({
   op: "xor",
