@@ -200,6 +200,11 @@ export interface SealRequest<T = unknown> {
    */
   now?: number;
   random?: (length: number) => Bytes;
+  /**
+   * The inner message's 16-byte nonce, when the caller needs to know it (to match a
+   * receipt); drawn from `random` otherwise.
+   */
+  nonce?: Bytes;
 }
 
 function guardOf<T>(
@@ -236,12 +241,15 @@ export async function sealMessage<T>(request: SealRequest<T>): Promise<Bytes> {
   const random = request.random ?? randomBytes;
   const { stp, amp } = request;
   const recipients = request.recipients ?? [];
+  if (request.nonce !== undefined && request.nonce.length !== 16) {
+    throw new MissiveError("usage", `seal: a nonce is 16 bytes, not ${request.nonce.length}`);
+  }
   const inner: Inner = {
     ampType: amp.type,
     ampVersion: amp.version,
     body: await guardOf(request.registry, amp, "encode", () => amp.encode(request.message)),
     timestamp: request.now ?? Date.now(),
-    nonce: random(16),
+    nonce: request.nonce ?? random(16),
     sender: request.sender?.card.address,
     destination: recipients[0]?.address,
   };

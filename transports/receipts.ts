@@ -29,22 +29,11 @@ export interface SealedFrame {
 
 /**
  * `sealMessage`, also returning the message's inner nonce (see `MessageServer` for a
- * complete send-and-receipt example). The nonce is the first value
- * `sealMessage` draws from its random source (registry.ts builds the inner message before
- * the STP runs), so the source is wrapped to keep a copy of it; every draw is still fresh
- * randomness (`request.random` or the CSPRNG).
+ * complete send-and-receipt example).
  */
 export async function sealWithNonce<T>(request: SealRequest<T>): Promise<SealedFrame> {
-  const source = request.random ?? randomBytes;
-  let nonce: Bytes | undefined;
-  const random = (n: number): Bytes => {
-    const bytes = source(n);
-    if (nonce === undefined) nonce = new Uint8Array(bytes);
-    return bytes;
-  };
-  const frame = await sealMessage({ ...request, random });
-  if (nonce?.length !== 16) throw new MissiveError("internal", "seal drew no 16-byte nonce");
-  return { frame, nonce };
+  const nonce = request.nonce ?? (request.random ?? randomBytes)(16);
+  return { frame: await sealMessage({ ...request, nonce }), nonce };
 }
 
 /** The receipt status for a failure to open a message (S2WMP codes, SPEC §14). */
