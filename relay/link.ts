@@ -9,6 +9,7 @@ import { isMissiveError, MissiveError } from "../errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { Session } from "../session/session.ts";
+import { peerCloseOf } from "../session/options.ts";
 import { connect, listen } from "../transports/mod.ts";
 import { RelayClient } from "./client.ts";
 import type { RelayServer } from "./server.ts";
@@ -39,7 +40,7 @@ export async function connectRelay(
     if (isMissiveError(e, "untrusted")) {
       // The relay closing the handshake on us (reason 7) is a refusal of our card; our
       // own check failing is a relay that is not the one pinned.
-      if (/peer closed/.test(e.message)) {
+      if (peerCloseOf(e)) {
         throw new MissiveError(
           "refused",
           `relay ${url} refused ${identity.card.address}: registration is closed and this ` +

@@ -150,3 +150,16 @@ export function codeForReason(reason: number): ErrorCode {
   }
   return "session";
 }
+
+/** What a peer's CLOSE said; the `cause` of the error a session ends with then. */
+export interface PeerClose {
+  by: "peer";
+  reason: number;
+  text: string;
+}
+
+/** The peer's CLOSE behind a session error, if the peer ended the session. */
+export function peerCloseOf(error: unknown): PeerClose | undefined {
+  const cause = error instanceof MissiveError ? error.cause : undefined;
+  return (cause as PeerClose | undefined)?.by === "peer" ? cause as PeerClose : undefined;
+}

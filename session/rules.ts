@@ -17,7 +17,7 @@ import {
   MAX_CLOSE_TEXT,
   MessageType,
 } from "./messages.ts";
-import { codeForReason, REASON_NORMAL, reasonFor } from "./options.ts";
+import { codeForReason, type PeerClose, REASON_NORMAL, reasonFor } from "./options.ts";
 
 const T = MessageType;
 const EMPTY: Bytes = new Uint8Array(0);
@@ -203,6 +203,7 @@ export class SessionRules {
     const error = c.reason === REASON_NORMAL ? undefined : new MissiveError(
       codeForReason(c.reason),
       `session: the peer closed the session (reason ${c.reason}): ${c.text}`,
+      { cause: { by: "peer", reason: c.reason, text: c.text } satisfies PeerClose },
     );
     if (frame.form === "sealed") await core.sender.emit(T.CLOSE_ACK, EMPTY).catch(() => {});
     const final = error ?? core.closeError ??
