@@ -19,11 +19,8 @@
  * ```
  * @module
  */
-import { builtinAmps } from "./amp/mod.ts";
-import { Registry } from "./registry.ts";
-import { builtinStps } from "./stp/mod.ts";
 
-export { ERROR_CODES, type ErrorCode, isMissiveError, MissiveError } from "./errors.ts";
+export { ERROR_CODES, type ErrorCode, isMissiveError, MissiveError } from "./core/errors.ts";
 export {
   type Bytes,
   concatBytes,
@@ -33,7 +30,7 @@ export {
   randomBytes,
   toBase64,
   toHex,
-} from "./bytes.ts";
+} from "./core/bytes.ts";
 export {
   type CborMap,
   CborReader,
@@ -41,7 +38,7 @@ export {
   decodeCbor,
   encodeCbor,
   transcript,
-} from "./cbor.ts";
+} from "./core/cbor.ts";
 export {
   type AeadAlgorithm,
   type CryptoProvider,
@@ -61,16 +58,16 @@ export {
   MAX_ENVELOPE_SIZE,
   toLine,
   unwrapAnyForm,
-} from "./envelope.ts";
+} from "./envelope/mod.ts";
 export * from "./keys/mod.ts";
+export { Registry } from "./plugin/registry.ts";
 export {
   type OpenedMessage,
   openMessage,
   type OpenRequest,
-  Registry,
   sealMessage,
   type SealRequest,
-} from "./registry.ts";
+} from "./plugin/message.ts";
 export {
   DEFAULT_LIFETIME_MS,
   DEFAULT_SKEW_MS,
@@ -78,7 +75,7 @@ export {
   MemoryReplayCache,
   type ReplayCache,
   type ReplayOptions,
-} from "./replay.ts";
+} from "./plugin/replay.ts";
 export type {
   AmpPlugin,
   Inner,
@@ -89,8 +86,8 @@ export type {
   StpOpened,
   StpPlugin,
   StpProperties,
-} from "./types.ts";
-export { authStp, builtinStps, plainStp, pskStp, simpleStp } from "./stp/mod.ts";
+} from "./plugin/types.ts";
+export { authStp, builtinStps, defaultRegistry, plainStp, pskStp, simpleStp } from "./stp/mod.ts";
 export { openBareFernet, sealBareFernet } from "./stp/psk/mod.ts";
 // X.509 S/MIME (SPEC §14): not in defaultRegistry(); add it with registry.register(smimeStp).
 export { SMIME_TYPE, smimeStp } from "./stp/smime/mod.ts";
@@ -173,7 +170,7 @@ export {
   type PluginHost,
   pluginHost,
   VERSION,
-} from "./loader.ts";
+} from "./plugin/loader.ts";
 // Streams (SPEC §20): seal and open any size in constant memory.
 export type { AeadKey } from "./crypto/mod.ts";
 export { type StreamDescriptor, streamV1 } from "./amp/mod.ts";
@@ -207,19 +204,6 @@ export type { SecureChannel } from "./session/channel.ts";
 export { sessionStp } from "./stp/session.ts";
 export { type MemoryTransportOptions, memoryTransportPair } from "./transports/memory.ts";
 
-/**
- * A registry holding every built-in STP and AMP.
- *
- * @example
- * ```ts
- * import { defaultRegistry } from "./mod.ts";
- * const { stps } = defaultRegistry().list();
- * console.log(stps.map((p) => `${p.name}/v${p.version}`).join(" ")); // simple/v1 simple/v2 auth/v1 plain/v1
- * ```
- */
-export function defaultRegistry(): Registry {
-  return new Registry().register(...builtinStps(), ...builtinAmps());
-}
 // Transports and the receipt exchange of send/listen (SPEC §21).
 export {
   connect,
@@ -231,5 +215,5 @@ export {
   type Transport,
   type TransportAddress,
 } from "./transports/mod.ts";
-export { openReceipt, ReceiptChannel, sealReceipt, sealWithNonce } from "./transports/receipts.ts";
-export { MessageServer, type ServeOptions } from "./transports/serve.ts";
+export { openReceipt, ReceiptChannel, sealReceipt, sealWithNonce } from "./messaging/receipts.ts";
+export { MessageServer, type ServeOptions } from "./messaging/serve.ts";

@@ -3,11 +3,11 @@
  * CBOR `{1: action, 2?: session, 3?: reason}`; actions 0 request, 1 accept, 2 refuse, 3 bye.
  * @module
  */
-import { fromHex, toHex, utf8 } from "../bytes.ts";
-import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
-import { requireFieldsOnly } from "./fields.ts";
-import type { AmpPlugin } from "../types.ts";
+import { fromHex, toHex, utf8 } from "../core/bytes.ts";
+import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
+import { requireFieldsOnly } from "./_fields.ts";
+import type { AmpPlugin } from "../plugin/types.ts";
 
 /** AMP type number of `control`. */
 export const CONTROL_TYPE = 5;

@@ -7,10 +7,10 @@
  * @module
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { type Bytes, concatBytes, equalBytes, toBase64, toHex, utf8 } from "../bytes.ts";
-import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
-import type { AmpPlugin, AmpSummary } from "../types.ts";
+import { type Bytes, concatBytes, equalBytes, toBase64, toHex, utf8 } from "../core/bytes.ts";
+import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
+import type { AmpPlugin, AmpSummary } from "../plugin/types.ts";
 
 /** AMP type number of `file`. */
 export const FILE_TYPE = 6;

@@ -2,7 +2,7 @@
  * The built-in AMPs (DESIGN §1).
  * @module
  */
-import type { AmpPlugin } from "../types.ts";
+import type { AmpPlugin } from "../plugin/types.ts";
 import { controlV1 } from "./control.ts";
 import { fileV1 } from "./file.ts";
 import { notificationV1 } from "./notification.ts";

@@ -3,10 +3,10 @@
  * missed call: CBOR `{1: kind, 2: title, 3?: body, 4?: uri}`, all text.
  * @module
  */
-import { utf8 } from "../bytes.ts";
-import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
-import type { AmpPlugin } from "../types.ts";
+import { utf8 } from "../core/bytes.ts";
+import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
+import type { AmpPlugin } from "../plugin/types.ts";
 
 /** AMP type number of `notification`. */
 export const NOTIFICATION_TYPE = 2;

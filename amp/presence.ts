@@ -3,11 +3,11 @@
  * CBOR `{1: status, 2?: note}`; statuses 0 online, 1 busy, 2 away, 3 invisible.
  * @module
  */
-import { utf8 } from "../bytes.ts";
-import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
-import { requireFieldsOnly } from "./fields.ts";
-import type { AmpPlugin } from "../types.ts";
+import { utf8 } from "../core/bytes.ts";
+import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
+import { requireFieldsOnly } from "./_fields.ts";
+import type { AmpPlugin } from "../plugin/types.ts";
 
 /** AMP type number of `presence`. */
 export const PRESENCE_TYPE = 4;

@@ -5,11 +5,11 @@
  * 3 unparsable, 4 undecryptable.
  * @module
  */
-import { fromHex, toHex, utf8 } from "../bytes.ts";
-import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
-import { requireFieldsOnly } from "./fields.ts";
-import type { AmpPlugin } from "../types.ts";
+import { fromHex, toHex, utf8 } from "../core/bytes.ts";
+import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
+import { requireFieldsOnly } from "./_fields.ts";
+import type { AmpPlugin } from "../plugin/types.ts";
 
 /** AMP type number of `receipt`. */
 export const RECEIPT_TYPE = 3;

@@ -7,10 +7,10 @@
  * itself is not in the descriptor: it follows as chunks (stream/).
  * @module
  */
-import { type Bytes, randomBytes, utf8 } from "../bytes.ts";
-import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
-import type { AmpPlugin, AmpSummary } from "../types.ts";
+import { type Bytes, randomBytes, utf8 } from "../core/bytes.ts";
+import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
+import type { AmpPlugin, AmpSummary } from "../plugin/types.ts";
 import { FILE_TYPE } from "./file.ts";
 import { TEXT_TYPE } from "./text.ts";
 

@@ -5,10 +5,10 @@
  * @module
  */
 import { gunzipSync, gzipSync } from "node:zlib";
-import { type Bytes, fromUtf8, randomBytes, utf8 } from "../bytes.ts";
-import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
-import type { AmpPlugin } from "../types.ts";
+import { type Bytes, fromUtf8, randomBytes, utf8 } from "../core/bytes.ts";
+import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
+import type { AmpPlugin } from "../plugin/types.ts";
 
 /** AMP type number of `text`. */
 export const TEXT_TYPE = 1;

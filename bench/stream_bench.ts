@@ -8,7 +8,7 @@
 import { nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
 import { createIdentity, defaultRegistry } from "../mod.ts";
 import { type ByteSink, bytesSource, openStream, sealStream } from "../stream/mod.ts";
-import { chunkTranscript } from "../stream/format.ts";
+import { chunkTranscript } from "../stream/_format.ts";
 
 const registry = defaultRegistry();
 const caps = { stps: [[2, 2]] as const, amps: [[1, 1]] as const };

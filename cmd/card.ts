@@ -1,7 +1,7 @@
 /** `missive card`: print the public card of a key or card file. @module */
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { toHex, utf8 } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import { toHex, utf8 } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import { existsSync, statSync } from "node:fs";
 import {
   cardFileText,

@@ -18,15 +18,16 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { type Bytes, concatBytes, toHex } from "../bytes.ts";
+import { type Bytes, concatBytes, toHex } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { MissiveError } from "../errors.ts";
-import { readFileLimited, readTextLimited } from "../files.ts";
+import { MissiveError } from "../core/errors.ts";
+import { readFileLimited, readTextLimited } from "../core/files.ts";
 import { type Card, fingerprint, parseCardText } from "../keys/card.ts";
 import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts";
-import { configuredPluginPaths, loadPlugins } from "../loader.ts";
-import { defaultRegistry } from "../mod.ts";
-import type { OpenedMessage, Registry } from "../registry.ts";
+import { configuredPluginPaths, loadPlugins } from "../plugin/loader.ts";
+import { defaultRegistry } from "../stp/mod.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { OpenedMessage } from "../plugin/message.ts";
 import {
   certificatesToPem,
   MAX_X509_FILE,

@@ -1,17 +1,17 @@
 /** `missive inspect`: the envelope header, no keys needed. @module */
-import { utf8 } from "../bytes.ts";
-import { maxArmoredLength } from "../armor.ts";
+import { utf8 } from "../core/bytes.ts";
+import { maxArmoredLength } from "../core/armor.ts";
 import {
   decodeEnvelope,
   type Envelope,
   looksLikeEnvelope,
   MAX_ENVELOPE_SIZE,
   unwrapAnyForm,
-} from "../envelope.ts";
-import { isMissiveError } from "../errors.ts";
+} from "../envelope/mod.ts";
+import { isMissiveError } from "../core/errors.ts";
 import { type Command, type Io, loadRegistry, parseFlags, writeOutput } from "./common.ts";
-import type { Registry } from "../registry.ts";
-import type { StpPlugin } from "../types.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { StpPlugin } from "../plugin/types.ts";
 import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
 import { inputSource, sniffInput } from "./streaming.ts";
 import { describePayload, GROUP_TYPE } from "../stp/group/mod.ts";

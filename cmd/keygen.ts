@@ -1,7 +1,7 @@
 /** `missive keygen`: a new identity. @module */
 import { existsSync } from "node:fs";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import { cardFileText, cardToText } from "../keys/card.ts";
 import {
   createIdentity,
@@ -9,7 +9,7 @@ import {
   MAX_SCRYPT_LOG_N,
   writeKeyFile,
 } from "../keys/identity.ts";
-import { utf8 } from "../bytes.ts";
+import { utf8 } from "../core/bytes.ts";
 import { normalizeAddress } from "../keys/address.ts";
 import {
   certificatesToPem,

@@ -1,12 +1,13 @@
 /** `missive listen URL`: receive, open and print (or hand to a command) each message. @module */
 import { spawn } from "node:child_process";
-import { toHex, utf8 } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
-import type { OpenedMessage, Registry } from "../registry.ts";
-import { FileReplayCache, MemoryReplayCache } from "../replay.ts";
+import { toHex, utf8 } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { OpenedMessage } from "../plugin/message.ts";
+import { FileReplayCache, MemoryReplayCache } from "../plugin/replay.ts";
 import { DEFAULT_LISTEN_FRAME, MAX_FRAME_SIZE } from "../transports/framing.ts";
 import { listen as listenAt, parseTransportUrl } from "../transports/mod.ts";
-import { MessageServer } from "../transports/serve.ts";
+import { MessageServer } from "../messaging/serve.ts";
 import {
   type Command,
   formatTime,

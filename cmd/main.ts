@@ -4,8 +4,8 @@
  * @module
  */
 import process from "node:process";
-import { MissiveError } from "../errors.ts";
-import { VERSION } from "../loader.ts";
+import { MissiveError } from "../core/errors.ts";
+import { VERSION } from "../plugin/loader.ts";
 import { card } from "./card.ts";
 import { type Command, type Io, processIo } from "./common.ts";
 import { inspect } from "./inspect.ts";

@@ -1,18 +1,17 @@
 /** `missive open`: sealed envelope → verified plaintext. @module */
-import { toBase64, toHex, utf8 } from "../bytes.ts";
+import { toBase64, toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { maxArmoredLength } from "../armor.ts";
-import { encodeEnvelope, MAX_ENVELOPE_SIZE, unwrapAnyForm } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { maxArmoredLength } from "../core/armor.ts";
+import { encodeEnvelope, MAX_ENVELOPE_SIZE, unwrapAnyForm } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
 import { fingerprint } from "../keys/card.ts";
-import { openMessage } from "../registry.ts";
-import { FileReplayCache } from "../replay.ts";
+import { openMessage } from "../plugin/message.ts";
+import { FileReplayCache } from "../plugin/replay.ts";
 import { inputSource, openStreamCli, sniffInput } from "./streaming.ts";
-import { hasSummary } from "../types.ts";
+import { hasSummary } from "../plugin/types.ts";
 import { detectFernetToken, openBareFernet } from "../stp/psk/mod.ts";
 import { certificatesToPem } from "../keys/x509.ts";
-import { looksLikeSmime, unwrapSmimeEntity } from "../stp/smime/mime.ts";
-import { SMIME_TYPE } from "../stp/smime/mod.ts";
+import { looksLikeSmime, SMIME_TYPE, unwrapSmimeEntity } from "../stp/smime/mod.ts";
 import {
   type Command,
   formatTime,

@@ -1,7 +1,7 @@
 /** `missive plugins`: every registered (type, version) and what it gives. @module */
-import { utf8 } from "../bytes.ts";
+import { utf8 } from "../core/bytes.ts";
 import { providerChoice } from "../crypto/mod.ts";
-import { scanPath } from "../plugins-host/exec.ts";
+import { scanPath } from "../plugin/exec/mod.ts";
 import { type Command, loadRegistry, parseFlags, writeOutput } from "./common.ts";
 
 const usage = `missive plugins [--plugin PATH ...] [--scan] [--json]

@@ -4,9 +4,9 @@
  * @module
  */
 import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
-import { toHex, utf8 } from "../bytes.ts";
+import { toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { cardFileText, cardSignaturesInText, verifyCardSignature } from "../keys/card.ts";
 import {
   type Command,

@@ -5,9 +5,9 @@
  * @module
  */
 import process from "node:process";
-import { fromHex, toHex, utf8 } from "../bytes.ts";
+import { fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { OutgoingQueue } from "../queue/outgoing.ts";
@@ -23,7 +23,7 @@ import {
   resendOutgoing,
 } from "../relay/mailbox.ts";
 import type { Target } from "../relay/protocol.ts";
-import type { Registry } from "../registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { type Io, loadCards, note, readInput } from "./common.ts";
 
 /** Largest message text read from stdin (the relay's own cap is usually lower). */

@@ -1,20 +1,19 @@
 /** `missive seal`: AMP message from stdin → sealed envelope on stdout. @module */
-import { type Bytes, utf8 } from "../bytes.ts";
+import { type Bytes, utf8 } from "../core/bytes.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import type { Registry } from "../registry.ts";
-import type { AmpPlugin, StpPlugin } from "../types.ts";
-import { prefixedSource } from "../stream/io.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
+import { prefixedSource } from "../stream/mod.ts";
 import { inputSource, sealStreamCli, STREAM_THRESHOLD, streamRefusal } from "./streaming.ts";
-import { armor, decodeEnvelope, MAX_ENVELOPE_SIZE, toLine } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
-import { sealMessage } from "../registry.ts";
+import { armor, decodeEnvelope, MAX_ENVELOPE_SIZE, toLine } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
+import { sealMessage } from "../plugin/message.ts";
 import { PSK_TYPE, sealBareFernet } from "../stp/psk/mod.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { certificatesToPem } from "../keys/x509.ts";
-import { smimeBytes } from "../stp/smime/mime.ts";
-import { SMIME_TYPE } from "../stp/smime/mod.ts";
+import { SMIME_TYPE, smimeBytes } from "../stp/smime/mod.ts";
 import {
   type Command,
   type Io,

@@ -1,11 +1,11 @@
 /** `missive send URL`: seal a message and send it; wait for the recipient's receipt. @module */
 import { RECEIPT_TYPE } from "../amp/receipt.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
-import { MAX_ENVELOPE_SIZE } from "../envelope.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { MAX_ENVELOPE_SIZE } from "../envelope/mod.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import { connect, parseTransportUrl } from "../transports/mod.ts";
-import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../transports/receipts.ts";
+import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../messaging/receipts.ts";
 import {
   type Command,
   loadCards,

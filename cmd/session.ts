@@ -6,9 +6,9 @@
  */
 import process from "node:process";
 import { setTimeout as exitTimer } from "node:timers";
-import { type Bytes, fromUtf8, toHex, utf8 } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
-import { readFileLimited } from "../files.ts";
+import { type Bytes, fromUtf8, toHex, utf8 } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
+import { readFileLimited } from "../core/files.ts";
 import type { Card } from "../keys/card.ts";
 import type { SessionEvent, SessionOptions } from "../session/options.ts";
 import { Session } from "../session/session.ts";

@@ -5,13 +5,13 @@
  * @module
  */
 import { closeSync, fstatSync, openSync, unlinkSync } from "node:fs";
-import { type Bytes, concatBytes, toHex } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, concatBytes, toHex } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import type { Registry } from "../registry.ts";
-import type { ReplayCache } from "../replay.ts";
-import type { StpPlugin } from "../types.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { ReplayCache } from "../plugin/replay.ts";
+import type { StpPlugin } from "../plugin/types.ts";
 import { FILE_TYPE } from "../amp/file.ts";
 import { STREAMABLE_AMPS } from "../amp/stream.ts";
 import {

@@ -6,8 +6,8 @@
  * @module
  */
 import process from "node:process";
-import { equalBytes, utf8 } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import { equalBytes, utf8 } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import { nobleProvider } from "./noble.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 import { webcryptoProvider } from "./webcrypto.ts";

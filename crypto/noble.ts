@@ -9,8 +9,8 @@ import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
-import { type Bytes, randomBytes, wipe } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, randomBytes, wipe } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 
 function cipherFor(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) {

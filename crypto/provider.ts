@@ -5,7 +5,7 @@
  * read-only; outputs are fresh arrays.
  * @module
  */
-import type { Bytes } from "../bytes.ts";
+import type { Bytes } from "../core/bytes.ts";
 
 /** AEAD algorithms a provider offers. Nonces: 12 bytes (GCM, ChaCha), 24 (XChaCha). */
 export type AeadAlgorithm = "aes-256-gcm" | "chacha20-poly1305" | "xchacha20-poly1305";

@@ -4,8 +4,8 @@
  * Which of these functions are actually used is decided by `crypto/mod.ts` at start-up.
  * @module
  */
-import { type Bytes, concatBytes, copyBytes, fromHex } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, concatBytes, copyBytes, fromBase64, fromHex } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import { checkCbcInputs, nobleProvider } from "./noble.ts";
 import type { CryptoProvider } from "./provider.ts";
 
@@ -261,7 +261,5 @@ export const webcryptoProvider: CryptoProvider = {
 };
 
 function decodeJwkBase64(s: string): Bytes | undefined {
-  const std = s.replaceAll("-", "+").replaceAll("_", "/");
-  const bin = atob(std + "=".repeat((4 - (std.length % 4)) % 4));
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  return fromBase64(s, true);
 }

@@ -5,10 +5,10 @@
  * `missive-card:<base64url>`. Its 128-bit ID and fingerprint derive from its keys.
  * @module
  */
-import { type Bytes, fromBase64, toBase64, toHex } from "../bytes.ts";
-import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
+import { type Bytes, fromBase64, toBase64, toHex } from "../core/bytes.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../core/cbor.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import { normalizeAddress } from "./address.ts";
 
 /** Text prefix of a one-line card. */

@@ -6,11 +6,19 @@
  * @module
  */
 import { scryptAsync } from "@noble/hashes/scrypt.js";
-import { type Bytes, concatBytes, equalBytes, randomBytes, toHex, utf8, wipe } from "../bytes.ts";
-import { armorBlock, dearmorBlock } from "../armor.ts";
-import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
+import {
+  type Bytes,
+  concatBytes,
+  equalBytes,
+  randomBytes,
+  toHex,
+  utf8,
+  wipe,
+} from "../core/bytes.ts";
+import { armorBlock, dearmorBlock } from "../core/armor.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../core/cbor.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import { normalizeAddress } from "./address.ts";
 import { type Card, cardToText, decodeCard, makeCard, type ProtocolPair } from "./card.ts";
 

@@ -6,8 +6,8 @@
  */
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import { type Bytes, fromBase64, toBase64 } from "../bytes.ts";
-import { MissiveError, wrapErrors } from "../errors.ts";
+import { type Bytes, fromBase64, toBase64 } from "../core/bytes.ts";
+import { MissiveError, wrapErrors } from "../core/errors.ts";
 
 /** Largest certificate or key file read. */
 export const MAX_X509_FILE = 256 * 1024;

@@ -25,7 +25,7 @@
  * @module
  */
 
-// Minimal local views of the host API (loader.ts PluginHost); no imports on purpose.
+// Minimal local views of the host API (plugin/loader.ts PluginHost); no imports on purpose.
 type Cbor = number | string | boolean | null | Uint8Array | Cbor[] | Map<number | string, Cbor>;
 type ErrorCode = "usage" | "malformed" | "too-large" | "auth-failed" | "plugin";
 interface Reader {

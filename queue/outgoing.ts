@@ -13,7 +13,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import type { Bytes } from "../bytes.ts";
+import type { Bytes } from "../core/bytes.ts";
 import { openQueueDb } from "./sqlite.ts";
 
 const SCHEMA = `

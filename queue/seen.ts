@@ -7,7 +7,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { toHex } from "../bytes.ts";
+import { toHex } from "../core/bytes.ts";
 import { openQueueDb } from "./sqlite.ts";
 
 const SCHEMA = `

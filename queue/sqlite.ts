@@ -5,7 +5,7 @@
  */
 import { chmodSync, existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 
 /** Opens `path` (":memory:" for tests) and runs `schema`. */
 export function openQueueDb(path: string, schema: string, what: string): DatabaseSync {

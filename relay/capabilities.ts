@@ -4,10 +4,10 @@
  * best AMP that both it (its registry) and the recipient's card support.
  * @module
  */
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { Card, ProtocolPair } from "../keys/card.ts";
-import type { Registry } from "../registry.ts";
-import type { AmpPlugin, StpPlugin } from "../types.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
 
 /** STPs for one recipient with a card, best first: simple v2 (binds the timestamp), v1. */
 export const STP_PREFERENCE: readonly ProtocolPair[] = [[2, 2], [2, 1]];

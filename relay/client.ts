@@ -6,12 +6,12 @@
  */
 import type { PresenceStatus } from "../amp/presence.ts";
 import type { ReceiptStatus } from "../amp/receipt.ts";
-import { type Bytes, toHex } from "../bytes.ts";
+import { type Bytes, toHex } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { type ErrorCode, MissiveError } from "../errors.ts";
+import { type ErrorCode, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
-import { Outbox } from "./outbox.ts";
+import { Outbox } from "./_outbox.ts";
 import {
   decodeRelayMessages,
   encodeRequest,

@@ -5,7 +5,7 @@
  * RelayServer.
  * @module
  */
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { Session } from "../session/session.ts";

@@ -5,12 +5,13 @@
  * @module
  */
 import type { ReceiptStatus } from "../amp/receipt.ts";
-import { type Bytes, equalBytes, utf8 } from "../bytes.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { type Bytes, equalBytes, utf8 } from "../core/bytes.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { type OpenedMessage, openMessage, type Registry, sealMessage } from "../registry.ts";
+import { type Registry } from "../plugin/registry.ts";
+import { type OpenedMessage, openMessage, sealMessage } from "../plugin/message.ts";
 import type { OutgoingMessage, OutgoingQueue } from "../queue/outgoing.ts";
 import type { SeenMessages } from "../queue/seen.ts";
 import { chooseProtocols } from "./capabilities.ts";

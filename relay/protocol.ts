@@ -6,11 +6,10 @@
  * unknown map keys are ignored (SPEC §23.2), unknown kinds are malformed.
  * @module
  */
-import type { Bytes } from "../bytes.ts";
-import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
+import type { Bytes } from "../core/bytes.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
 import { MAX_CARD_SIZE } from "../keys/card.ts";
-import { decodeFlatMap, encodeFlatMap, isFlatMap } from "./flatmap.ts";
 import { MAX_ADDRESS_LENGTH } from "../keys/address.ts";
 import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
 import { RECEIPT_STATUSES, type ReceiptStatus } from "../amp/receipt.ts";
@@ -131,9 +130,9 @@ export type RelayMessage =
 
 const targetValue = (t: Target): CborValue => t;
 
-/** Deterministic CBOR of a map; the hot messages take the flat-map fast path. */
+/** Deterministic CBOR of a map. */
 function encodeMap(m: Map<number, CborValue>): Bytes {
-  return isFlatMap(m) ? encodeFlatMap(m) : encodeCbor(m);
+  return encodeCbor(m);
 }
 
 /** Encodes a request with id `rid`. */
@@ -333,7 +332,7 @@ export function decodeRelayMessage(
   if (bytes.length > MAX_RELAY_MESSAGE) {
     throw new MissiveError("too-large", `relay message: larger than ${MAX_RELAY_MESSAGE} bytes`);
   }
-  const value = decodeFlatMap(bytes) ?? decodeCbor(bytes, "relay message");
+  const value = decodeCbor(bytes, "relay message");
   const r = CborReader.from(value, "relay message");
   const kind = r.uint(0, 0xff);
   switch (kind) {

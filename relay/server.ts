@@ -5,13 +5,13 @@
  * @module
  */
 import type { PresenceStatus } from "../amp/presence.ts";
-import { type Bytes, toHex } from "../bytes.ts";
+import { type Bytes, toHex } from "../core/bytes.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { decodeEnvelope } from "../envelope.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { decodeEnvelope } from "../envelope/mod.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
-import { Directory } from "./directory.ts";
+import { Directory } from "./_directory.ts";
 import {
   decodeRelayMessages,
   encodeResponse,
@@ -21,7 +21,7 @@ import {
   type RelayStatus,
   type ResponseFields,
 } from "./protocol.ts";
-import { Connection, DEFAULT_WINDOW, Deliveries } from "./delivery.ts";
+import { Connection, DEFAULT_WINDOW, Deliveries } from "./_delivery.ts";
 import type { QueuedMessage, RelayStore, StoredCard } from "./store.ts";
 
 /** Default cap on one envelope (SPEC §23.6). */
@@ -32,7 +32,7 @@ const SHUTDOWN_GRACE_MS = 5000;
 const MAX_UNANSWERED = 1024;
 /** Default number of messages queued per recipient. */
 export const DEFAULT_QUOTA = 10_000;
-export { DEFAULT_WINDOW } from "./delivery.ts";
+export { DEFAULT_WINDOW } from "./_delivery.ts";
 
 /** One structured log event. */
 export interface RelayEvent {

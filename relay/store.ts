@@ -8,8 +8,8 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { Bytes } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import type { Bytes } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 
 const SCHEMA_VERSION = 1;
 

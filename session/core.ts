@@ -8,9 +8,9 @@
  * `Session` (session.ts) is the public face.
  * @module
  */
-import type { Bytes } from "../bytes.ts";
+import type { Bytes } from "../core/bytes.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { Transport } from "../transports/types.ts";

@@ -5,8 +5,8 @@
  * decides when to send.
  * @module
  */
-import type { Bytes } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import type { Bytes } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 
 /** One `send` waiting to go out or to be acknowledged. */
 interface PendingSend {

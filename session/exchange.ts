@@ -5,8 +5,8 @@
  * Internal to the session (core.ts).
  * @module
  */
-import { type Bytes, toHex, wipe } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, toHex, wipe } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
 import type { SessionCore } from "./core.ts";
 import {

@@ -4,9 +4,9 @@
  * (a pinned or listed server card; an authorize callback or list for clients).
  * @module
  */
-import { type Bytes, equalBytes, toHex, wipe } from "../bytes.ts";
+import { type Bytes, equalBytes, toHex, wipe } from "../core/bytes.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import {

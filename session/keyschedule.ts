@@ -5,10 +5,10 @@
  * nonce counters.
  * @module
  */
-import { type Bytes, concatBytes, toHex, utf8, wipe } from "../bytes.ts";
-import { transcript } from "../cbor.ts";
+import { type Bytes, concatBytes, toHex, utf8, wipe } from "../core/bytes.ts";
+import { transcript } from "../core/cbor.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import { KEY_ID_SIZE, type MessageType, SESSION_TYPE, SESSION_VERSION } from "./messages.ts";
 
 /** Domain-separation labels (SPEC Appendix A). */

@@ -5,7 +5,7 @@
  * stays there.
  * @module
  */
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import { MessageType } from "./messages.ts";
 
 /** Every state a session can be in. */

@@ -5,15 +5,14 @@
  * typed MissiveError for anything else.
  * @module
  */
-import { type Bytes, concatBytes } from "../bytes.ts";
-import { CborReader, decodeCbor, encodeCbor } from "../cbor.ts";
-import { decodeEnvelope } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, concatBytes } from "../core/bytes.ts";
+import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { decodeEnvelope } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
 import { MAX_CARD_SIZE } from "../keys/card.ts";
+import { SESSION_TYPE, SESSION_VERSION } from "../stp/session.ts";
 
-/** Envelope protocol type and version of the session (DESIGN §4). */
-export const SESSION_TYPE = 5;
-export const SESSION_VERSION = 1;
+export { SESSION_TYPE, SESSION_VERSION } from "../stp/session.ts";
 
 /** The nine message types (SPEC §22.2); the numbers are on the wire. */
 export const MessageType = {
@@ -170,7 +169,7 @@ export function encodeFrame(frame: Frame): Bytes {
 // and a sequence number): d9d9f7 a4 01 05 02 01 03 uint(seq) 04 bstr(payload). These two
 // functions write and read exactly that deterministic CBOR without the general codec
 // (the hot path of every DATA); tests/session_codec_test.ts checks them against
-// envelope.ts. Anything else goes through envelope.ts for its precise error.
+// envelope/binary.ts. Anything else goes through it for its precise error.
 const ENVELOPE_PREFIX = [0xd9, 0xd9, 0xf7, 0xa4, 0x01, SESSION_TYPE, 0x02, SESSION_VERSION, 0x03];
 
 function cborHead(major: number, value: number): number[] {
@@ -191,7 +190,7 @@ function cborHead(major: number, value: number): number[] {
   ];
 }
 
-/** The envelope bytes of a session frame; equal to envelope.ts's encoding. */
+/** The envelope bytes of a session frame; equal to envelope/binary.ts's encoding. */
 export function encodeSessionEnvelope(seq: number, payload: Uint8Array): Bytes {
   if (!Number.isSafeInteger(seq) || seq < 0) {
     throw new MissiveError("internal", "session: bad sequence number");

@@ -3,9 +3,9 @@
  * CLOSE reason codes (SPEC §22.9).
  * @module
  */
-import { type Bytes, randomBytes } from "../bytes.ts";
+import { type Bytes, randomBytes } from "../core/bytes.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
-import { ERROR_CODES, type ErrorCode, MissiveError } from "../errors.ts";
+import { ERROR_CODES, type ErrorCode, MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Clock } from "./clock.ts";
 import { DEFAULT_MAX_MESSAGE } from "./messages.ts";

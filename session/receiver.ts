@@ -6,8 +6,8 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { type Bytes, equalBytes, toHex } from "../bytes.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { type Bytes, equalBytes, toHex } from "../core/bytes.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { SessionCore } from "./core.ts";
 import { type Handshake, serverCandidates, verifyPart } from "./handshake.ts";

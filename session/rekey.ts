@@ -5,8 +5,8 @@
  * and old keys are erased. Internal to the session (core.ts).
  * @module
  */
-import { type Bytes, equalBytes } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, equalBytes } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { SessionCore } from "./core.ts";
 import type { Answer } from "./exchange.ts";
 import { answer, complete, type Handshake, initiate } from "./handshake.ts";

@@ -3,8 +3,8 @@
  * (DATA_REQUEST / DATA_RESPONSE are DATA in either direction, SPEC §22.2).
  * @module
  */
-import type { Bytes } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import type { Bytes } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { Session } from "./session.ts";
 
 /**

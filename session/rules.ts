@@ -5,8 +5,8 @@
  * the peer ends with. Internal to the session (core.ts).
  * @module
  */
-import type { Bytes } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import type { Bytes } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { TimerHandle } from "./clock.ts";
 import type { SessionCore } from "./core.ts";
 import { isTerminal } from "./machine.ts";

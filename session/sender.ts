@@ -6,8 +6,8 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import type { Bytes } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import type { Bytes } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { SessionCore } from "./core.ts";
 import { signPart } from "./handshake.ts";
 import { nonceAt, sealedAad, SESSION_AEAD, type SessionKeys } from "./keyschedule.ts";

@@ -7,9 +7,9 @@
  * sharing one core (core.ts).
  * @module
  */
-import type { Bytes } from "../bytes.ts";
+import type { Bytes } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { Transport } from "../transports/types.ts";

@@ -4,10 +4,10 @@
  * public notices, where integrity and origin matter but secrecy does not.
  * @module
  */
-import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
-import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../types.ts";
-import { resolveSenderCard } from "./sender.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
+import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../plugin/types.ts";
+import { resolveSenderCard } from "./_sender.ts";
 
 /** STP type number of `auth`. */
 export const AUTH_TYPE = 4;

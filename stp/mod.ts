@@ -1,8 +1,10 @@
 /**
- * The built-in STPs (DESIGN §4). Registering them is the registry's job.
+ * The built-in STPs (DESIGN §4), and `defaultRegistry`: every built-in STP and AMP.
  * @module
  */
-import type { StpPlugin } from "../types.ts";
+import { builtinAmps } from "../amp/mod.ts";
+import { Registry } from "../plugin/registry.ts";
+import type { StpPlugin } from "../plugin/types.ts";
 import { authStp } from "./auth.ts";
 import { groupStp } from "./group/mod.ts";
 import { plainStp } from "./plain.ts";
@@ -18,4 +20,18 @@ export { SIMPLE_TYPE, simpleStp } from "./simple.ts";
 /** Every built-in STP. */
 export function builtinStps(): StpPlugin[] {
   return [simpleStp(1), simpleStp(2), groupStp, authStp, pskStp(1), pskStp(2), plainStp];
+}
+
+/**
+ * A registry holding every built-in STP and AMP.
+ *
+ * @example
+ * ```ts
+ * import { defaultRegistry } from "../mod.ts";
+ * const { stps } = defaultRegistry().list();
+ * console.log(stps.map((p) => `${p.name}/v${p.version}`).join(" ")); // simple/v1 simple/v2 auth/v1 plain/v1
+ * ```
+ */
+export function defaultRegistry(): Registry {
+  return new Registry().register(...builtinStps(), ...builtinAmps());
 }

@@ -3,8 +3,8 @@
  * receipts only; every open carries an "insecure" warning and no sender is verified.
  * @module
  */
-import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../cbor.ts";
-import type { Inner, StpPlugin } from "../types.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import type { Inner, StpPlugin } from "../plugin/types.ts";
 
 /** STP type number of `plain`. */
 export const PLAIN_TYPE = 7;

@@ -5,9 +5,13 @@
  * that points to `missive session` and the `Session` class (SPEC §22.11).
  * @module
  */
-import { MissiveError } from "../errors.ts";
-import { SESSION_TYPE, SESSION_VERSION } from "../session/messages.ts";
-import type { StpPlugin } from "../types.ts";
+import { MissiveError } from "../core/errors.ts";
+import type { StpPlugin } from "../plugin/types.ts";
+
+/** Envelope protocol type and version of the session (DESIGN §4, SPEC §22). */
+export const SESSION_TYPE = 5;
+/** The session protocol version this STP entry stands for. */
+export const SESSION_VERSION = 1;
 
 const NOT_ONE_SHOT = "the session STP (5, 1) is a live protocol, not a one-shot message: use " +
   "`missive session listen|connect` or Session.connect/accept (SPEC §22)";

@@ -7,12 +7,12 @@
  * AAD and MAC; version 1 does not, and is accepted on open with a warning.
  * @module
  */
-import { type Bytes, equalBytes, toHex, wipe } from "../bytes.ts";
-import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, equalBytes, toHex, wipe } from "../core/bytes.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
-import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../types.ts";
-import { resolveSenderCard } from "./sender.ts";
+import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../plugin/types.ts";
+import { resolveSenderCard } from "./_sender.ts";
 
 /** STP type number of `simple`. */
 export const SIMPLE_TYPE = 2;

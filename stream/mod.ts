@@ -9,7 +9,7 @@ export {
   MAX_STREAM_HEADER,
   STREAM_MAGIC,
   StreamError,
-} from "./format.ts";
+} from "./_format.ts";
 export {
   type ByteSink,
   type ByteSource,
@@ -20,14 +20,14 @@ export {
   iterableSource,
   memorySink,
   prefixedSource,
-} from "./io.ts";
+} from "./_io.ts";
 export {
   checkStreamStp,
   needsSignedChunks,
   sealStream,
   type SealStreamRequest,
   type SealStreamResult,
-} from "./seal.ts";
+} from "./_seal.ts";
 export {
   type OpenedStreamHeader,
   openStream,
@@ -35,4 +35,4 @@ export {
   type OpenStreamRequest,
   type OpenStreamResult,
   readStreamHeader,
-} from "./open.ts";
+} from "./_open.ts";

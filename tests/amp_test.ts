@@ -23,11 +23,11 @@ import {
   RECEIPT_STATUSES,
   receiptV1,
 } from "../amp/mod.ts";
-import { type Bytes, fromHex, toBase64, toHex, utf8 } from "../bytes.ts";
-import { type CborValue, decodeCbor, encodeCbor } from "../cbor.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, fromHex, toBase64, toHex, utf8 } from "../core/bytes.ts";
+import { type CborValue, decodeCbor, encodeCbor } from "../core/cbor.ts";
+import { MissiveError } from "../core/errors.ts";
 import { plainStp, sealMessage } from "../mod.ts";
-import type { AmpPlugin } from "../types.ts";
+import type { AmpPlugin } from "../plugin/types.ts";
 import { ROOT, runCli, tempDir } from "./helpers.ts";
 
 const NONCE = fromHex("000102030405060708090a0b0c0d0e0f")!;

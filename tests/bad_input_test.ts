@@ -15,9 +15,9 @@ import process from "node:process";
 import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { MAX_TEXT_BYTES, notificationV1, textV1, textV2 } from "../amp/mod.ts";
-import { maxArmoredLength } from "../armor.ts";
-import { type Bytes, concatBytes, fromHex, toBase64, toHex, utf8 } from "../bytes.ts";
-import { type CborMap, type CborValue, decodeCbor, encodeCbor, transcript } from "../cbor.ts";
+import { maxArmoredLength } from "../core/armor.ts";
+import { type Bytes, concatBytes, fromHex, toBase64, toHex, utf8 } from "../core/bytes.ts";
+import { type CborMap, type CborValue, decodeCbor, encodeCbor, transcript } from "../core/cbor.ts";
 import { nobleProvider } from "../crypto/mod.ts";
 import {
   armor,
@@ -28,8 +28,8 @@ import {
   MAX_ENVELOPE_SIZE,
   toLine,
   unwrapAnyForm,
-} from "../envelope.ts";
-import { ERROR_CODES, type ErrorCode, MissiveError } from "../errors.ts";
+} from "../envelope/mod.ts";
+import { ERROR_CODES, type ErrorCode, MissiveError } from "../core/errors.ts";
 import {
   cardFileText,
   cardToText,
@@ -39,8 +39,8 @@ import {
 } from "../keys/card.ts";
 import { type Identity, MAX_SCRYPT_LOG_N, readKeyFile, writeKeyFile } from "../keys/identity.ts";
 import { defaultRegistry, openMessage, sealMessage } from "../mod.ts";
-import { FileReplayCache } from "../replay.ts";
-import type { AmpPlugin } from "../types.ts";
+import { FileReplayCache } from "../plugin/replay.ts";
+import type { AmpPlugin } from "../plugin/types.ts";
 import { fixedIdentity, runCli, tempDir } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { randomBytes } from "../bytes.ts";
+import { randomBytes } from "../core/bytes.ts";
 import {
   type CryptoProvider,
   getCryptoProvider,
@@ -8,7 +8,7 @@ import {
   providerChoice,
   webcryptoProvider,
 } from "../crypto/mod.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 
 /** Runs the same random inputs through two providers and demands identical bytes. */
 async function agree(a: CryptoProvider, b: CryptoProvider, rounds: number) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { randomBytes, toHex } from "../bytes.ts";
+import { randomBytes, toHex } from "../core/bytes.ts";
 import {
   armor,
   dearmor,
@@ -10,8 +10,8 @@ import {
   MAX_ENVELOPE_SIZE,
   toLine,
   unwrapAnyForm,
-} from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+} from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
 
 const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code === c;
 

@@ -11,17 +11,17 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { after, describe, it } from "node:test";
-import { concatBytes, utf8 } from "../bytes.ts";
-import { type CborMap, type CborValue, encodeCbor, transcript } from "../cbor.ts";
+import { concatBytes, utf8 } from "../core/bytes.ts";
+import { type CborMap, type CborValue, encodeCbor, transcript } from "../core/cbor.ts";
 import { nobleProvider } from "../crypto/mod.ts";
-import { decodeEnvelope, encodeEnvelope } from "../envelope.ts";
-import { isMissiveError } from "../errors.ts";
-import { importPluginModule } from "../loader.ts";
+import { decodeEnvelope, encodeEnvelope } from "../envelope/mod.ts";
+import { isMissiveError } from "../core/errors.ts";
+import { importPluginModule } from "../plugin/loader.ts";
 import { defaultRegistry, openMessage, sealMessage } from "../mod.ts";
-import { loadExecPlugins, stopAllPlugins } from "../plugins-host/exec.ts";
-import { FrameReader, MAX_FRAME } from "../plugins-host/frame.ts";
-import { hostCalls, LABEL_EXEC_AGREE, LABEL_EXEC_SIGN } from "../plugins-host/hostcalls.ts";
-import type { AmpPlugin, StpPlugin } from "../types.ts";
+import { loadExecPlugins, stopAllPlugins } from "../plugin/exec/mod.ts";
+import { FrameReader, MAX_FRAME } from "../plugin/exec/_frame.ts";
+import { hostCalls, LABEL_EXEC_AGREE, LABEL_EXEC_SIGN } from "../plugin/exec/_hostcalls.ts";
+import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
 import {
   type CliResult,
   compiledBinary,

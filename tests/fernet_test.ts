@@ -11,9 +11,9 @@ import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { fromUtf8, utf8 } from "../bytes.ts";
+import { fromUtf8, utf8 } from "../core/bytes.ts";
 import { nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import {
   decryptFernet,
   encryptFernet,

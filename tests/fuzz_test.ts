@@ -19,15 +19,15 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { describe, it } from "node:test";
-import { type Bytes, concatBytes, toHex, utf8 } from "../bytes.ts";
-import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../cbor.ts";
+import { type Bytes, concatBytes, toHex, utf8 } from "../core/bytes.ts";
+import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
-import { armor, decodeEnvelope, encodeEnvelope, toLine, unwrapAnyForm } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { armor, decodeEnvelope, encodeEnvelope, toLine, unwrapAnyForm } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
 import { cardToText } from "../keys/card.ts";
 import { type Identity, writeKeyFile } from "../keys/identity.ts";
 import { defaultRegistry, type OpenedMessage, openMessage, sealMessage } from "../mod.ts";
-import { MemoryReplayCache } from "../replay.ts";
+import { MemoryReplayCache } from "../plugin/replay.ts";
 import { fixedIdentity, runCli, tempDir } from "./helpers.ts";
 
 /** Fixed seeds: change one to explore, keep them fixed in the tree to reproduce. */

@@ -18,7 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { concatBytes, utf8 } from "../bytes.ts";
+import { concatBytes, utf8 } from "../core/bytes.ts";
 import type { Io } from "../cmd/common.ts";
 import { main } from "../cmd/main.ts";
 import { nobleProvider } from "../crypto/mod.ts";

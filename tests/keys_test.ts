@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { toHex } from "../bytes.ts";
+import { toHex } from "../core/bytes.ts";
 import { nobleProvider } from "../crypto/mod.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import {
   cardToText,
   decodeCard,
@@ -74,7 +74,7 @@ describe("cards", () => {
 
 describe("card strictness", () => {
   it("refuses unknown fields (they would escape the self-signature)", async () => {
-    const { decodeCbor, encodeCbor } = await import("../cbor.ts");
+    const { decodeCbor, encodeCbor } = await import("../core/cbor.ts");
     const alice = await fixedIdentity("alice@example.org", 1);
     const map = decodeCbor(alice.card.bytes) as Map<number, unknown>;
     map.set(9, "grease");

@@ -9,11 +9,11 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
-import { fromUtf8, toBase64, utf8 } from "../bytes.ts";
-import { type CborValue, encodeCbor } from "../cbor.ts";
+import { fromUtf8, toBase64, utf8 } from "../core/bytes.ts";
+import { type CborValue, encodeCbor } from "../core/cbor.ts";
 import { nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
-import { decodeEnvelope, encodeEnvelope } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { decodeEnvelope, encodeEnvelope } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
 import { defaultRegistry, openMessage, sealMessage } from "../mod.ts";
 import {
   detectFernetToken,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { encodeEnvelope } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { encodeEnvelope } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
 import {
   configuredPluginPaths,
   defaultRegistry,
@@ -116,7 +116,7 @@ describe("registry", () => {
         recipients: [bob.card],
         sequenceNumber: seq,
       });
-      const { decodeEnvelope } = await import("../envelope.ts");
+      const { decodeEnvelope } = await import("../envelope/mod.ts");
       const env = decodeEnvelope(v2);
       const moved = [
         encodeEnvelope({ ...env, protocolVersion: 1 }),

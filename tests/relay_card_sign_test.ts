@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { toHex } from "../bytes.ts";
+import { toHex } from "../core/bytes.ts";
 import { nobleProvider } from "../crypto/mod.ts";
-import { isMissiveError } from "../errors.ts";
+import { isMissiveError } from "../core/errors.ts";
 import {
   cardSignaturesInText,
   cardSignatureToText,

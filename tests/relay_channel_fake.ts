@@ -5,7 +5,7 @@
  * tests run the relay over real sessions.
  * @module
  */
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
 

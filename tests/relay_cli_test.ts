@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
-import { randomBytes, toHex } from "../bytes.ts";
+import { randomBytes, toHex } from "../core/bytes.ts";
 import { DENO, ENTRY, ROOT, runCli, spawnCli, tempDir } from "./helpers.ts";
 
 interface Relay {

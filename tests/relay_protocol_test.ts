@@ -7,12 +7,11 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { fromHex, randomBytes, toHex, utf8 } from "../bytes.ts";
-import { decodeEnvelope } from "../envelope.ts";
+import { randomBytes, toHex, utf8 } from "../core/bytes.ts";
+import { decodeEnvelope } from "../envelope/mod.ts";
 import { relayMessageJson, relayVectors, vectorInput } from "./vectors/cases_relay.ts";
-import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../cbor.ts";
-import { decodeFlatMap, encodeFlatMap } from "../relay/flatmap.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { type CborValue, encodeCbor } from "../core/cbor.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import {
   decodeRelayMessage,
   encodeDelivery,
@@ -235,79 +234,5 @@ describe("relay vectors (tests/vectors/relay.json)", () => {
     assert.ok(send.kind === "request" && send.request.op === "send");
     const env = decodeEnvelope(send.request.envelope);
     assert.deepEqual([env.protocolType, env.protocolVersion], [7, 1]);
-  });
-});
-
-describe("relay flat-map fast path agrees with cbor.ts", () => {
-  const UINTS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
-  const pick = <T>(xs: T[]) => xs[randomBytes(1)[0] % xs.length];
-  const randomValue = (): number | string | Uint8Array | Uint8Array[] => {
-    switch (randomBytes(1)[0] % 4) {
-      case 3:
-        return Array.from({ length: pick([0, 1, 2, 24]) }, () => randomBytes(pick([0, 5, 30])));
-      case 0:
-        return pick(UINTS);
-      case 1:
-        return pick(["", "a", "é✓", "x".repeat(23), "y".repeat(24), "z".repeat(300), "\u{1f600}"]);
-      default:
-        return randomBytes(pick([0, 1, 23, 24, 255, 256, 1000]));
-    }
-  };
-  const randomFlatMap = () => {
-    const m = new Map<number, number | string | Uint8Array | Uint8Array[]>();
-    const n = randomBytes(1)[0] % 10;
-    for (let i = 0; i < n; i++) {
-      m.set(pick([0, 1, 2, 9, 23, 24, 31, 255, 256, 70000]), randomValue());
-    }
-    return m;
-  };
-  const same = (a: CborMap | undefined, b: CborValue) =>
-    assert.equal(toHex(encodeCbor(a!)), toHex(encodeCbor(b)));
-
-  it("encodes exactly as encodeCbor and decodes to the same map", () => {
-    for (let i = 0; i < 500; i++) {
-      const m = randomFlatMap();
-      const fast = encodeFlatMap(m);
-      assert.equal(toHex(fast), toHex(encodeCbor(m)));
-      same(decodeFlatMap(fast), decodeCbor(fast));
-    }
-  });
-
-  it("accepts only what decodeCbor accepts, with the same value", () => {
-    const check = (bytes: Uint8Array) => {
-      const fast = decodeFlatMap(bytes);
-      let slow: CborValue | undefined;
-      try {
-        slow = decodeCbor(bytes);
-      } catch (e) {
-        assert.ok(isMissiveError(e), String(e));
-        assert.equal(fast, undefined, `fast path accepted what cbor.ts refuses: ${toHex(bytes)}`);
-        return;
-      }
-      if (fast !== undefined) same(fast, slow);
-    };
-    for (let i = 0; i < 300; i++) {
-      const bytes = encodeFlatMap(randomFlatMap());
-      for (let n = 0; n < Math.min(bytes.length, 40); n++) check(bytes.subarray(0, n));
-      for (let j = 0; j < 20; j++) {
-        const flipped = bytes.slice();
-        flipped[randomBytes(2)[0] % flipped.length] ^= 1 << (randomBytes(1)[0] % 8);
-        check(flipped);
-      }
-      check(randomBytes(1 + (i % 40)));
-    }
-    // Non-shortest headers, unsorted keys and duplicate keys go to the slow path.
-    for (
-      const hex of [
-        "a1180100",
-        "a202000100",
-        "a201000100",
-        "a10078",
-        "a1006161ff",
-      ]
-    ) {
-      check(fromHex(hex)!);
-      assert.equal(decodeFlatMap(fromHex(hex)!), undefined, hex);
-    }
   });
 });

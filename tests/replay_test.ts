@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { MissiveError } from "../errors.ts";
-import { FileReplayCache, MemoryReplayCache } from "../replay.ts";
+import { MissiveError } from "../core/errors.ts";
+import { FileReplayCache, MemoryReplayCache } from "../plugin/replay.ts";
 import { tempDir } from "./helpers.ts";
 
 const isReplay = (e: unknown) => e instanceof MissiveError && e.code === "replay";

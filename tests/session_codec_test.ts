@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { concatBytes, randomBytes } from "../bytes.ts";
-import { type CborValue, encodeCbor } from "../cbor.ts";
-import { encodeEnvelope } from "../envelope.ts";
-import { isMissiveError, MissiveError } from "../errors.ts";
+import { concatBytes, randomBytes } from "../core/bytes.ts";
+import { type CborValue, encodeCbor } from "../core/cbor.ts";
+import { encodeEnvelope } from "../envelope/mod.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
 import {
   decodeAckBody,
   decodeCloseBody,
@@ -90,7 +90,7 @@ describe("session codec", () => {
     }
   });
 
-  it("writes and reads session envelopes exactly as envelope.ts does", () => {
+  it("writes and reads session envelopes exactly as envelope/binary.ts does", () => {
     const seqs = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
     for (const seq of seqs) {
       for (const n of [0, 1, 23, 24, 255, 256, 70000]) {

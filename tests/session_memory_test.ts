@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isMissiveError } from "../errors.ts";
+import { isMissiveError } from "../core/errors.ts";
 import { memoryTransportPair } from "../transports/memory.ts";
 
 describe("memoryTransportPair", () => {

@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Bytes, utf8 } from "../bytes.ts";
+import { type Bytes, utf8 } from "../core/bytes.ts";
 import { nobleProvider } from "../crypto/mod.ts";
-import { isMissiveError, type MissiveError } from "../errors.ts";
+import { isMissiveError, type MissiveError } from "../core/errors.ts";
 import { FakeClock } from "../session/clock.ts";
 import type { SessionEvent } from "../session/options.ts";
 import { Session } from "../session/session.ts";

@@ -6,9 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { utf8 } from "../bytes.ts";
+import { utf8 } from "../core/bytes.ts";
 import { nobleProvider } from "../crypto/mod.ts";
-import { isMissiveError } from "../errors.ts";
+import { isMissiveError } from "../core/errors.ts";
 
 import { FakeClock } from "../session/clock.ts";
 import { TRANSITIONS } from "../session/machine.ts";

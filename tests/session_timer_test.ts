@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { utf8 } from "../bytes.ts";
+import { utf8 } from "../core/bytes.ts";
 import { nobleProvider } from "../crypto/mod.ts";
 import { FakeClock } from "../session/clock.ts";
 import { Session } from "../session/session.ts";

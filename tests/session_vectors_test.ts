@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { concatBytes, fromHex, toHex, utf8 } from "../bytes.ts";
+import { concatBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
 import { decodeDataBody, decodeFrame, MessageType } from "../session/messages.ts";
 import { makeIdentities } from "./vectors/common.ts";

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { equalBytes, fromHex, utf8 } from "../bytes.ts";
+import { equalBytes, fromHex, utf8 } from "../core/bytes.ts";
 import { readFileSync, rmSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
-import { armor, encodeEnvelope } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
-import { connectSip, listenSip } from "../transports/sip.ts";
+import { armor, encodeEnvelope } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
+import { connectSip, listenSip } from "../transports/sip/mod.ts";
 import {
   header,
   MAX_SIP_BODY,
@@ -15,11 +15,11 @@ import {
   parseDatagram,
   serializeMessage,
   type SipResponse,
-} from "../transports/sip/message.ts";
-import { SipStreamReader } from "../transports/sip/stream.ts";
-import { ClientTransaction } from "../transports/sip/transaction.ts";
-import { responseTo } from "../transports/sip/answer.ts";
-import { formatSipUri, parseSipUri, parseVia } from "../transports/sip/uri.ts";
+} from "../transports/sip/_message.ts";
+import { SipStreamReader } from "../transports/sip/_stream.ts";
+import { ClientTransaction } from "../transports/sip/_transaction.ts";
+import { responseTo } from "../transports/sip/_answer.ts";
+import { formatSipUri, parseSipUri, parseVia } from "../transports/sip/_uri.ts";
 import type { Transport } from "../transports/types.ts";
 import { FakeClock, rawMessage, RawUdp, testEnvelope } from "./sip/net.ts";
 import {

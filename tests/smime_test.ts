@@ -13,14 +13,14 @@ import { join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
 import * as asn1js from "asn1js";
-import { fromUtf8, utf8 } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import { fromUtf8, utf8 } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import { certificatesToPem, parseCertificates, parsePrivateKey } from "../keys/x509.ts";
-import { CMS, encodeContentInfo } from "../stp/smime/cms.ts";
-import { compressedData, decompress, MAX_DECOMPRESSED } from "../stp/smime/compressed.ts";
-import { encryptContent } from "../stp/smime/enveloped.ts";
+import { CMS, encodeContentInfo } from "../stp/smime/_cms.ts";
+import { compressedData, decompress, MAX_DECOMPRESSED } from "../stp/smime/_compressed.ts";
+import { encryptContent } from "../stp/smime/_enveloped.ts";
 import { openCms } from "../stp/smime/mod.ts";
-import { signContent } from "../stp/smime/signed.ts";
+import { signContent } from "../stp/smime/_signed.ts";
 import { runCli, tempDir } from "./helpers.ts";
 
 /** Runs openssl; returns stdout, or throws with its stderr. */

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fromBase64, toHex } from "../bytes.ts";
-import { ERROR_CODES, type ErrorCode } from "../errors.ts";
+import { fromBase64, toHex } from "../core/bytes.ts";
+import { ERROR_CODES, type ErrorCode } from "../core/errors.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { runCli, tempDir } from "./helpers.ts";
 

@@ -16,15 +16,15 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../bytes.ts";
+import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
-import { type ErrorCode, MissiveError } from "../errors.ts";
+import { type ErrorCode, MissiveError } from "../core/errors.ts";
 import { cardFileText } from "../keys/card.ts";
 import { type Identity, writeKeyFile } from "../keys/identity.ts";
 import { defaultRegistry, type Registry } from "../mod.ts";
 import { streamV1 } from "../amp/stream.ts";
-import { transcript } from "../cbor.ts";
-import type { StpPlugin } from "../types.ts";
+import { transcript } from "../core/cbor.ts";
+import type { StpPlugin } from "../plugin/types.ts";
 import {
   bytesSource,
   DEFAULT_CHUNK,
@@ -37,7 +37,7 @@ import {
   sealStream,
   StreamError,
 } from "../stream/mod.ts";
-import { chunkKeys, chunkNonce, LABEL_KEY } from "../stream/format.ts";
+import { chunkKeys, chunkNonce, LABEL_KEY } from "../stream/_format.ts";
 import { makeIdentities } from "./vectors/common.ts";
 import {
   mutateStream,

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { describe, it } from "node:test";
-import { fromHex, toHex } from "../bytes.ts";
+import { fromHex, toHex } from "../core/bytes.ts";
 import { importPrivateKey, parsePrivateKey } from "../keys/x509.ts";
 
 const FILE = new URL(

@@ -9,9 +9,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type Bytes, concatBytes, equalBytes, fromHex, toHex } from "../bytes.ts";
+import { type Bytes, concatBytes, equalBytes, fromHex, toHex } from "../core/bytes.ts";
 import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 
 const DIR = new URL("../../shared/vectors/wycheproof/", import.meta.url);
 const BOTH = [nobleProvider, webcryptoProvider];

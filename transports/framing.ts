@@ -5,9 +5,9 @@
  * holds more than one header and one frame's bytes received so far.
  * @module
  */
-import { type Bytes, concatBytes } from "../bytes.ts";
-import { MAX_ENVELOPE_SIZE } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { type Bytes, concatBytes } from "../core/bytes.ts";
+import { MAX_ENVELOPE_SIZE } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
 
 /** Bytes of the length prefix. */
 export const FRAME_HEADER_BYTES = 4;

@@ -4,7 +4,7 @@
  * (back-pressure, like a TCP socket), so a fast sender cannot grow memory without limit.
  * @module
  */
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import type { Transport } from "./types.ts";
 
 /** Options for `memoryTransportPair`. */

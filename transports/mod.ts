@@ -4,7 +4,7 @@
  * URL, how to connect, how to listen, and whether a listener can answer on it (receipts).
  * @module
  */
-import { MissiveError } from "../errors.ts";
+import { MissiveError } from "../core/errors.ts";
 import { checkFrameCap } from "./framing.ts";
 import {
   STDIO_FRAMINGS,
@@ -13,7 +13,7 @@ import {
   type StdioStreams,
   StdioTransport,
 } from "./stdio.ts";
-import { sipScheme } from "./sip.ts";
+import { sipScheme } from "./sip/mod.ts";
 import { connectTcp, TcpListener, tcpUrl } from "./tcp.ts";
 import type { Listener, Transport } from "./types.ts";
 

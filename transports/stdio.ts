@@ -7,10 +7,10 @@
  * @module
  */
 import process from "node:process";
-import { dearmorBlock, maxArmoredLength } from "../armor.ts";
-import { type Bytes, fromBase64, utf8 } from "../bytes.ts";
-import { armor, toLine } from "../envelope.ts";
-import { MissiveError } from "../errors.ts";
+import { dearmorBlock, maxArmoredLength } from "../core/armor.ts";
+import { type Bytes, fromBase64, utf8 } from "../core/bytes.ts";
+import { armor, toLine } from "../envelope/mod.ts";
+import { MissiveError } from "../core/errors.ts";
 import { encodeFrame, FrameReader, MAX_FRAME_SIZE } from "./framing.ts";
 import type { Listener, Transport } from "./types.ts";
 

@@ -6,8 +6,8 @@
  * @module
  */
 import net from "node:net";
-import type { Bytes } from "../bytes.ts";
-import { MissiveError } from "../errors.ts";
+import type { Bytes } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
 import { DEFAULT_LISTEN_FRAME, encodeFrame, FrameReader, MAX_FRAME_SIZE } from "./framing.ts";
 import type { Listener, Transport } from "./types.ts";
 

@@ -8,13 +8,13 @@
  * commitment and the ciphertext hash; the signature travels encrypted.
  * @module
  */
-import type { StpPlugin, StpProperties } from "../../types.ts";
-import { GROUP_TYPE } from "./format.ts";
-import { openGroup } from "./open.ts";
-import { sealGroup } from "./seal.ts";
+import type { StpPlugin, StpProperties } from "../../plugin/types.ts";
+import { GROUP_TYPE } from "./_format.ts";
+import { openGroup } from "./_open.ts";
+import { sealGroup } from "./_seal.ts";
 
-export { GROUP_TYPE } from "./format.ts";
-export { decodePayload as decodeGroupPayload, describePayload } from "./format.ts";
+export { GROUP_TYPE } from "./_format.ts";
+export { decodePayload as decodeGroupPayload, describePayload } from "./_format.ts";
 
 const PROPERTIES: StpProperties = {
   confidentiality: true,

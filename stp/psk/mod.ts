@@ -5,19 +5,19 @@
  * implementations (Python's `cryptography.fernet`).
  * @module
  */
-import type { Bytes } from "../../bytes.ts";
+import type { Bytes } from "../../core/bytes.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
-import type { StpPlugin } from "../../types.ts";
+import type { StpPlugin } from "../../plugin/types.ts";
 import {
   decryptFernet,
   encryptFernet,
   type FernetOpened,
   fernetTokenText,
   wipeFernetKey,
-} from "./fernet.ts";
-import { freshnessOf } from "./key.ts";
-import { openPskV1, sealPskV1 } from "./v1.ts";
-import { openPskV2, pskV2Key, sealPskV2 } from "./v2.ts";
+} from "./_fernet.ts";
+import { freshnessOf } from "./_key.ts";
+import { openPskV1, sealPskV1 } from "./_v1.ts";
+import { openPskV2, pskV2Key, sealPskV2 } from "./_v2.ts";
 
 export {
   decryptFernet,
@@ -27,8 +27,8 @@ export {
   fernetTokenText,
   parseFernetKey,
   parseFernetToken,
-} from "./fernet.ts";
-export { parseKeyText } from "./key.ts";
+} from "./_fernet.ts";
+export { parseKeyText } from "./_key.ts";
 
 /** STP type number of `psk`. */
 export const PSK_TYPE = 6;

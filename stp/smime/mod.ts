@@ -7,8 +7,8 @@
  * --trust), so missive cards play no part here.
  * @module
  */
-import { utf8 } from "../../bytes.ts";
-import { MissiveError } from "../../errors.ts";
+import { utf8 } from "../../core/bytes.ts";
+import { MissiveError } from "../../core/errors.ts";
 import {
   certificateAddress,
   parseCertificates,
@@ -16,20 +16,22 @@ import {
   type X509Certificate,
   type X509PrivateKey,
 } from "../../keys/x509.ts";
-import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../../types.ts";
-import { CMS, MAX_CMS_LAYERS, parseContentInfo } from "./cms.ts";
+import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../../plugin/types.ts";
+import { CMS, MAX_CMS_LAYERS, parseContentInfo } from "./_cms.ts";
 import {
   type ContentCipher,
   decryptAuthEnveloped,
   decryptEnveloped,
   encryptContent,
-} from "./enveloped.ts";
-import { compressedDataDer, decompress } from "./compressed.ts";
-import { unwrapSmimeEntity } from "./mime.ts";
-import { type RsaSignature, signContent, type Verified, verifySigned } from "./signed.ts";
+} from "./_enveloped.ts";
+import { compressedDataDer, decompress } from "./_compressed.ts";
+import { unwrapSmimeEntity } from "./_mime.ts";
+import { type RsaSignature, signContent, type Verified, verifySigned } from "./_signed.ts";
 
 /** STP type number of `smime`. */
 export const SMIME_TYPE = 1;
+
+export { looksLikeSmime, smimeBytes, smimeText, unwrapSmimeEntity } from "./_mime.ts";
 
 const PROPERTIES = {
   confidentiality: true,

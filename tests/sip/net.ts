@@ -3,10 +3,10 @@
  * @module
  */
 import { createSocket, type Socket } from "node:dgram";
-import { utf8 } from "../../bytes.ts";
-import { armor, encodeEnvelope } from "../../envelope.ts";
-import type { Scheduler } from "../../transports/sip/transaction.ts";
-import { parseDatagram, type SipMessage } from "../../transports/sip/message.ts";
+import { utf8 } from "../../core/bytes.ts";
+import { armor, encodeEnvelope } from "../../envelope/mod.ts";
+import type { Scheduler } from "../../transports/sip/_transaction.ts";
+import { parseDatagram, type SipMessage } from "../../transports/sip/_message.ts";
 
 /** A manual clock: timers fire only in advance(). */
 export class FakeClock implements Scheduler {

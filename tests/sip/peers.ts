@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { utf8 } from "../../bytes.ts";
+import { utf8 } from "../../core/bytes.ts";
 import { RawUdp } from "./net.ts";
 
 /** This folder: the sipp scenarios and kamailio.cfg. */

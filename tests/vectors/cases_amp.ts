@@ -4,10 +4,10 @@
  * @module
  */
 import { controlV1, fileV1, notificationV1, presenceV1, receiptV1 } from "../../amp/mod.ts";
-import { armorBlock } from "../../armor.ts";
-import { type Bytes, concatBytes, fromBase64, fromHex, toHex, utf8 } from "../../bytes.ts";
-import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../../cbor.ts";
-import { type ErrorCode, MissiveError } from "../../errors.ts";
+import { armorBlock } from "../../core/armor.ts";
+import { type Bytes, concatBytes, fromBase64, fromHex, toHex, utf8 } from "../../core/bytes.ts";
+import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../../core/cbor.ts";
+import { type ErrorCode, MissiveError } from "../../core/errors.ts";
 import { defaultRegistry } from "../../mod.ts";
 import { jsonMessage, storedGzip } from "./common.ts";
 import { failure, NONCE8 } from "./messages.ts";

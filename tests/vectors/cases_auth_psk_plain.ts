@@ -3,8 +3,8 @@
  * Part of tests/vectors/generate.ts (see there).
  * @module
  */
-import { fromHex, toBase64, toHex, utf8 } from "../../bytes.ts";
-import type { ErrorCode } from "../../errors.ts";
+import { fromHex, toBase64, toHex, utf8 } from "../../core/bytes.ts";
+import type { ErrorCode } from "../../core/errors.ts";
 import { type Mutation, notification, NOW, rawBody, text1, text2 } from "./common.ts";
 import {
   bytesOf,

@@ -3,11 +3,17 @@
  * Part of tests/vectors/generate.ts (see there).
  * @module
  */
-import { concatBytes, fromHex, toHex, utf8 } from "../../bytes.ts";
-import { type CborValue, encodeCbor } from "../../cbor.ts";
+import { concatBytes, fromHex, toHex, utf8 } from "../../core/bytes.ts";
+import { type CborValue, encodeCbor } from "../../core/cbor.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
-import { armor, decodeEnvelope, encodeEnvelope, toLine, unwrapAnyForm } from "../../envelope.ts";
-import type { ErrorCode } from "../../errors.ts";
+import {
+  armor,
+  decodeEnvelope,
+  encodeEnvelope,
+  toLine,
+  unwrapAnyForm,
+} from "../../envelope/mod.ts";
+import type { ErrorCode } from "../../core/errors.ts";
 import type { Identity } from "../../keys/identity.ts";
 import { nonCanonical, toBase64Url } from "./cases_keys.ts";
 import { MAGIC, NOW } from "./common.ts";

@@ -9,8 +9,8 @@
  * @module
  */
 import { writeFileSync } from "node:fs";
-import { concatBytes, toHex, utf8 } from "../../bytes.ts";
-import { MissiveError } from "../../errors.ts";
+import { concatBytes, toHex, utf8 } from "../../core/bytes.ts";
+import { MissiveError } from "../../core/errors.ts";
 import { encodeFrame, FrameReader, MAX_FRAME_SIZE } from "../../transports/framing.ts";
 import { toJsonText } from "./generate.ts";
 

@@ -4,9 +4,9 @@
  * Part of tests/vectors/generate.ts (see there).
  * @module
  */
-import { type Bytes, concatBytes, equalBytes, toHex } from "../../bytes.ts";
-import { type CborMap, type CborValue, decodeCbor, transcript } from "../../cbor.ts";
-import { decodeEnvelope } from "../../envelope.ts";
+import { type Bytes, concatBytes, equalBytes, toHex } from "../../core/bytes.ts";
+import { type CborMap, type CborValue, decodeCbor, transcript } from "../../core/cbor.ts";
+import { decodeEnvelope } from "../../envelope/mod.ts";
 import type { Identity } from "../../keys/identity.ts";
 import { notification, NOW, text1 } from "./common.ts";
 import {

@@ -3,13 +3,13 @@
  * Part of tests/vectors/generate.ts (see there).
  * @module
  */
-import { armorBlock } from "../../armor.ts";
-import { concatBytes, fromHex, toHex, utf8 } from "../../bytes.ts";
-import { type CborValue, encodeCbor, transcript } from "../../cbor.ts";
+import { armorBlock } from "../../core/armor.ts";
+import { concatBytes, fromHex, toHex, utf8 } from "../../core/bytes.ts";
+import { type CborValue, encodeCbor, transcript } from "../../core/cbor.ts";
 import { nobleProvider } from "../../crypto/noble.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
-import { toLine } from "../../envelope.ts";
-import { type ErrorCode, MissiveError } from "../../errors.ts";
+import { toLine } from "../../envelope/mod.ts";
+import { type ErrorCode, MissiveError } from "../../core/errors.ts";
 import {
   type Card,
   cardFileText,

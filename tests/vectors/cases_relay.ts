@@ -4,10 +4,10 @@
  * Part of tests/vectors/generate.ts (see there).
  * @module
  */
-import { fromHex, toHex, utf8 } from "../../bytes.ts";
-import { type CborValue, encodeCbor } from "../../cbor.ts";
-import { encodeEnvelope } from "../../envelope.ts";
-import { isMissiveError } from "../../errors.ts";
+import { fromHex, toHex, utf8 } from "../../core/bytes.ts";
+import { type CborValue, encodeCbor } from "../../core/cbor.ts";
+import { encodeEnvelope } from "../../envelope/mod.ts";
+import { isMissiveError } from "../../core/errors.ts";
 import {
   decodeRelayMessage,
   encodeBundle,

@@ -13,11 +13,11 @@ import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../../bytes.ts";
-import { transcript } from "../../cbor.ts";
+import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../../core/bytes.ts";
+import { transcript } from "../../core/cbor.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
-import { decodeEnvelope, encodeEnvelope } from "../../envelope.ts";
-import { isMissiveError } from "../../errors.ts";
+import { decodeEnvelope, encodeEnvelope } from "../../envelope/mod.ts";
+import { isMissiveError } from "../../core/errors.ts";
 import type { Identity } from "../../keys/identity.ts";
 import { FakeClock } from "../../session/clock.ts";
 import {

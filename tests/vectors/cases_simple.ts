@@ -3,8 +3,8 @@
  * Part of tests/vectors/generate.ts (see there).
  * @module
  */
-import { fromHex, utf8 } from "../../bytes.ts";
-import { encodeCbor } from "../../cbor.ts";
+import { fromHex, utf8 } from "../../core/bytes.ts";
+import { encodeCbor } from "../../core/cbor.ts";
 import { notification, NOW, rawBody, text1, text2 } from "./common.ts";
 import { bytesOf, caseBuilder, del, type MessageCase, NONCE8, set, xor } from "./messages.ts";
 

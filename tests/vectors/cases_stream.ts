@@ -6,12 +6,12 @@
  * tests/vectors/generate.ts (see there).
  * @module
  */
-import { type Bytes, concatBytes, fromHex, toHex } from "../../bytes.ts";
+import { type Bytes, concatBytes, fromHex, toHex } from "../../core/bytes.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
-import { MissiveError } from "../../errors.ts";
+import { MissiveError } from "../../core/errors.ts";
 import type { Identity } from "../../keys/identity.ts";
 import { defaultRegistry } from "../../mod.ts";
-import { chunkKeys, chunkNonce } from "../../stream/format.ts";
+import { chunkKeys, chunkNonce } from "../../stream/_format.ts";
 import {
   bytesSource,
   memorySink,

@@ -4,8 +4,8 @@
  * @module
  */
 import { notificationV1, textV1 } from "../../amp/mod.ts";
-import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../../bytes.ts";
-import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../../cbor.ts";
+import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../../core/bytes.ts";
+import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../../core/cbor.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { cardToText, fingerprint } from "../../keys/card.ts";
 import { createIdentity, type Identity } from "../../keys/identity.ts";

@@ -21,7 +21,7 @@
 import { framingVectors } from "./cases_framing.ts";
 import { nobleProvider } from "../../crypto/noble.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
-import { fromHex } from "../../bytes.ts";
+import { fromHex } from "../../core/bytes.ts";
 import type { Identity } from "../../keys/identity.ts";
 
 import { ampVectors } from "./cases_amp.ts";

@@ -3,17 +3,18 @@
  * Part of tests/vectors/generate.ts (see there).
  * @module
  */
-import { type Bytes, concatBytes, equalBytes, fromHex, toHex } from "../../bytes.ts";
-import { type CborMap, type CborValue, decodeCbor, transcript } from "../../cbor.ts";
+import { type Bytes, concatBytes, equalBytes, fromHex, toHex } from "../../core/bytes.ts";
+import { type CborMap, type CborValue, decodeCbor, transcript } from "../../core/cbor.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
-import { decodeEnvelope } from "../../envelope.ts";
-import { type ErrorCode, MissiveError } from "../../errors.ts";
+import { decodeEnvelope } from "../../envelope/mod.ts";
+import { type ErrorCode, MissiveError } from "../../core/errors.ts";
 
 import type { Identity } from "../../keys/identity.ts";
 import { defaultRegistry } from "../../mod.ts";
-import { type OpenedMessage, openMessage, type Registry, sealMessage } from "../../registry.ts";
-import { MemoryReplayCache } from "../../replay.ts";
-import type { AmpPlugin } from "../../types.ts";
+import { type Registry } from "../../plugin/registry.ts";
+import { type OpenedMessage, openMessage, sealMessage } from "../../plugin/message.ts";
+import { MemoryReplayCache } from "../../plugin/replay.ts";
+import type { AmpPlugin } from "../../plugin/types.ts";
 import {
   applyMutations,
   type Body,

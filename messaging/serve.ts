@@ -1,0 +1,240 @@
+/**
+ * The receiving side of `listen` (SPEC §21.5): every peer of a Listener is served
+ * concurrently; its frames are opened one after another, delivered one at a time in
+ * arrival order, and answered with one receipt each. A peer whose stream breaks is logged
+ * and dropped; the others go on.
+ * @module
+ */
+import type { CryptoProvider } from "../crypto/provider.ts";
+import { isMissiveError, MissiveError } from "../core/errors.ts";
+import type { Card } from "../keys/card.ts";
+import type { Identity } from "../keys/identity.ts";
+import { type Registry } from "../plugin/registry.ts";
+import { type OpenedMessage, openMessage } from "../plugin/message.ts";
+import type { ReplayCache } from "../plugin/replay.ts";
+import { RECEIPT_TYPE, type ReceiptStatus } from "../amp/receipt.ts";
+import { receiptStatusFor, sealReceipt, UNKNOWN_NONCE } from "./receipts.ts";
+import type { Listener, Transport } from "../transports/types.ts";
+
+/** How long a receipt for a peer being dropped may take to go out. */
+const PARTING_RECEIPT_MS = 2000;
+
+/** Options of a MessageServer. */
+export interface ServeOptions {
+  registry: Registry;
+  /** Opens the messages and signs the receipts. */
+  identity: Identity;
+  trusted?: readonly Card[];
+  /** Refuse (receipt `unknown-id`) messages whose signer is in no trusted card. */
+  requireTrust?: boolean;
+  replay?: ReplayCache;
+  /** STP options (plugins). */
+  options?: Record<string, string>;
+  crypto?: CryptoProvider;
+  /** Answer every frame with a receipt (default true; false where the transport cannot). */
+  receipts?: boolean;
+  /** Stop once this many messages were delivered and answered. */
+  limit?: number;
+  /** Where refused messages and dropped peers are reported. */
+  log?: (line: string) => void;
+  /**
+   * Called once per opened message, one call at a time, in arrival order. A throw stops
+   * the server and `run` rejects with it.
+   */
+  deliver(message: OpenedMessage, peer: string): Promise<void> | void;
+}
+
+/**
+ * Serves a Listener until it closes, `stop` is called, or the limit is reached.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   createIdentity, defaultRegistry, getCryptoProvider, listen, connect, MessageServer,
+ *   ReceiptChannel, sealWithNonce,
+ * } from "../mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const registry = defaultRegistry();
+ * const caps = { stps: [[2, 2], [4, 1]] as const, amps: [[1, 1], [3, 1]] as const };
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const server = new MessageServer(await listen("tcp://127.0.0.1:0"), {
+ *   registry, identity: bob, trusted: [alice.card], limit: 1,
+ *   deliver: (m) => console.log(m.sender?.address, m.message), // alice@example.org { text: "hi" }
+ * });
+ * const running = server.run();
+ * const transport = await connect(server.url);
+ * const channel = new ReceiptChannel(transport, { registry, cards: [bob.card] });
+ * const sealed = await sealWithNonce({
+ *   registry, stp: registry.find("stp", "simple"), amp: registry.find("amp", "text/1"),
+ *   message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ * });
+ * console.log((await channel.send(sealed, 10_000)).status); // accepted
+ * await transport.close();
+ * await running;
+ * ```
+ */
+export class MessageServer {
+  readonly #listener: Listener;
+  readonly #o: ServeOptions;
+  readonly #log: (line: string) => void;
+  #delivering: Promise<unknown> = Promise.resolve();
+  #delivered = 0;
+  #answered = 0;
+  #dropped = 0;
+  #stopping: Promise<void> | undefined;
+  #error: unknown;
+
+  constructor(listener: Listener, options: ServeOptions) {
+    this.#listener = listener;
+    this.#o = options;
+    this.#log = options.log ?? (() => {});
+  }
+
+  /** The URL the listener is bound to. */
+  get url(): string {
+    return this.#listener.url;
+  }
+
+  /** Messages delivered so far. */
+  get delivered(): number {
+    return this.#delivered;
+  }
+
+  /** Peers dropped because their stream broke (bad length, truncated frame, lost). */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Serves until stopped; rejects with the error of a failed delivery. */
+  async run(): Promise<void> {
+    const peers = new Set<Promise<void>>();
+    for await (const transport of this.#listener.connections()) {
+      if (this.#stopping) {
+        await transport.close();
+        break;
+      }
+      const p = this.#serve(transport).finally(() => peers.delete(p));
+      peers.add(p);
+    }
+    await Promise.all(peers);
+    if (this.#error) throw this.#error;
+  }
+
+  /** Stops accepting and closes every peer; idempotent. */
+  stop(error?: unknown): Promise<void> {
+    if (error !== undefined) this.#error ??= error;
+    this.#stopping ??= this.#listener.close();
+    return this.#stopping;
+  }
+
+  async #serve(t: Transport): Promise<void> {
+    try {
+      for await (const frame of t.frames()) {
+        if (this.#stopping) break;
+        await this.#handle(t, frame);
+      }
+    } catch (e) {
+      const why = e instanceof MissiveError ? e.message : String(e);
+      if (!this.#stopping) {
+        this.#dropped++;
+        this.#log(`dropped ${t.remote}: ${why}`);
+      }
+      // A stream that broke on a bad frame still has a peer listening: say why (§21.4).
+      const framing = isMissiveError(e, "malformed") || isMissiveError(e, "too-large");
+      if (framing && this.#o.receipts !== false && !this.#stopping) {
+        await this.#answer(t, UNKNOWN_NONCE, "unparsable", why, true).catch(() => {});
+      }
+    } finally {
+      await t.close();
+    }
+  }
+
+  async #handle(t: Transport, frame: Uint8Array): Promise<void> {
+    const o = this.#o;
+    let opened: OpenedMessage | undefined;
+    let status: ReceiptStatus = "accepted";
+    let detail: string | undefined;
+    try {
+      opened = await openMessage(o.registry, frame, {
+        identity: o.identity,
+        trusted: o.trusted,
+        replay: o.replay,
+        options: o.options,
+        crypto: o.crypto,
+      });
+      if (o.requireTrust && !opened.sender?.trusted) {
+        const s = opened.sender;
+        const why = !s
+          ? "the message has no sender"
+          : s.verified
+          ? `${s.address} is in no trusted card`
+          : `${s.address} is not verified`;
+        throw new MissiveError("untrusted", `untrusted sender: ${why}`);
+      }
+    } catch (e) {
+      if (!(e instanceof MissiveError)) throw e;
+      this.#log(`${t.remote}: refused a message: ${e.message}`);
+      status = receiptStatusFor(e);
+      detail = e.message;
+    }
+    const delivered = status === "accepted" && await this.#deliverInOrder(opened!, t.remote);
+    if (status === "accepted" && !delivered) return; // stopping: not ours any more
+    const isReceipt = opened?.amp.type === RECEIPT_TYPE; // never answered (SPEC §14)
+    try {
+      if (o.receipts !== false && !isReceipt) {
+        await this.#answer(t, opened?.inner.nonce ?? UNKNOWN_NONCE, status, detail);
+      }
+    } finally {
+      if (delivered && ++this.#answered === o.limit) void this.stop();
+    }
+  }
+
+  /**
+   * Sends one receipt. A normal one waits as long as the peer's back-pressure says (a
+   * peer that reads no receipts stalls only itself); a parting one, to a peer being
+   * dropped, gets PARTING_RECEIPT_MS.
+   */
+  async #answer(
+    t: Transport,
+    nonce: Uint8Array,
+    status: ReceiptStatus,
+    detail: string | undefined,
+    parting = false,
+  ): Promise<void> {
+    const o = this.#o;
+    const frame = await sealReceipt(o.registry, o.identity, { nonce, status, detail }, o.crypto);
+    if (!parting) return await t.send(frame);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new MissiveError("timeout", `${t.remote}: receipt not taken`)),
+        PARTING_RECEIPT_MS,
+      );
+    });
+    try {
+      await Promise.race([t.send(frame), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Delivers in arrival order, one at a time; false once the server is stopping. */
+  #deliverInOrder(opened: OpenedMessage, peer: string): Promise<boolean> {
+    const run = this.#delivering.then(async () => {
+      if (this.#stopping || (this.#o.limit !== undefined && this.#delivered >= this.#o.limit)) {
+        return false;
+      }
+      try {
+        await this.#o.deliver(opened, peer);
+      } catch (e) {
+        void this.stop(e);
+        return false;
+      }
+      this.#delivered++;
+      return true;
+    });
+    this.#delivering = run;
+    return run;
+  }
+}

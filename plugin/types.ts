@@ -1,0 +1,142 @@
+/**
+ * The plugin contracts (DESIGN §3). Plugins implement these and nothing else; the
+ * registry is the only place that maps (type, version) numbers to them.
+ * @module
+ */
+import type { Bytes } from "../core/bytes.ts";
+import type { CryptoProvider } from "../crypto/provider.ts";
+import type { EnvelopeHeader } from "../envelope/mod.ts";
+import type { Card } from "../keys/card.ts";
+import type { Identity } from "../keys/identity.ts";
+
+/** What an STP protects, shown by `missive plugins` and reported on open. */
+export interface StpProperties {
+  confidentiality: boolean;
+  /** How the sender is authenticated. */
+  authentication: "none" | "signature" | "shared-key";
+  /** A third party can check who signed (signatures, not MACs). */
+  nonRepudiation: boolean;
+  forwardSecrecy: boolean;
+  multiRecipient: boolean;
+  hiddenRecipients: boolean;
+}
+
+/** The application message as the STP layer sees it (DESIGN §3). */
+export interface Inner {
+  ampType: number;
+  ampVersion: number;
+  body: Uint8Array;
+  /** Milliseconds since the Unix epoch. */
+  timestamp: number;
+  /** 16 random bytes, unique per message; the replay cache keys on it. */
+  nonce: Uint8Array;
+  /** Sender address, when the STP carries one. */
+  sender?: string;
+  /** Destination address, when the STP carries it in the clear. */
+  destination?: string;
+}
+
+/** Everything an STP may use to seal. */
+export interface SealContext {
+  /** The envelope header the payload will travel under; STPs bind it. */
+  header: EnvelopeHeader;
+  crypto: CryptoProvider;
+  sender?: Identity;
+  recipients: readonly Card[];
+  /** Secure random bytes; replaced by a seeded source only to make vectors. */
+  random(length: number): Bytes;
+  /**
+   * A fresh ephemeral X25519 key agreed with `peerPublicKey`: its public key and the
+   * shared secret. From the provider normally; from `random(32)` when randomness is
+   * injected (vectors), so sealing stays reproducible.
+   */
+  ephemeralAgreement(peerPublicKey: Uint8Array): Promise<{ publicKey: Bytes; shared: Bytes }>;
+  /** Include the sender's card in the message (default true: first contact works). */
+  includeCard: boolean;
+  /** Send the destination as a keyed hash instead of the address (simple). */
+  hashDestination: boolean;
+  /** Key slots without recipient hints, their count padded (group; SPEC §19.6). */
+  hideRecipients?: boolean;
+  /** Plugin-specific options (e.g. a passphrase), from `--option key=value`. */
+  options: Readonly<Record<string, string>>;
+}
+
+/** Everything an STP may use to open. */
+export interface OpenContext {
+  header: EnvelopeHeader;
+  crypto: CryptoProvider;
+  /** The opener's identity, for STPs that encrypt to a recipient. */
+  identity?: Identity;
+  /** Cards the opener trusts; also where a sender's card is found when not attached. */
+  trusted: readonly Card[];
+  options: Readonly<Record<string, string>>;
+}
+
+/** Who sent a message, as established by the STP. */
+export interface SenderInfo {
+  address: string;
+  /** The sender's card when known (attached or found among trusted cards). */
+  card?: Card;
+  /** True only when a signature or key check proved the sender. */
+  verified: boolean;
+  /**
+   * For STPs without cards: the STP itself established trust (smime: the signer's
+   * X.509 path to a --trust certificate). Cards are not consulted then.
+   */
+  trustedByStp?: boolean;
+}
+
+/** An STP's result: authenticated inner message (or, for `plain`, an unprotected one). */
+export interface StpOpened {
+  inner: Inner;
+  sender?: SenderInfo;
+  warnings: string[];
+}
+
+/** A secure transport protocol plugin. */
+export interface StpPlugin {
+  readonly kind: "stp";
+  readonly type: number;
+  readonly version: number;
+  /** Short lower-case name, e.g. "simple". */
+  readonly name: string;
+  readonly description: string;
+  readonly properties: StpProperties;
+  seal(inner: Inner, ctx: SealContext): Promise<Uint8Array>;
+  /** Returns authenticated data or throws a MissiveError; never unauthenticated bytes. */
+  open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened>;
+}
+
+/** An application message protocol plugin. */
+export interface AmpPlugin<T = unknown> {
+  readonly kind: "amp";
+  readonly type: number;
+  readonly version: number;
+  readonly name: string;
+  readonly description: string;
+  encode(message: T): Uint8Array;
+  /** Throws MissiveError("malformed") on bad input. */
+  decode(bytes: Uint8Array): T;
+  /** CLI: builds a message from stdin bytes and `--field name=value` pairs. */
+  fromInput(input: Uint8Array, fields: Readonly<Record<string, string>>): T;
+  /** CLI: the bytes `missive open` writes to stdout. */
+  toOutput(message: T): Uint8Array;
+  /** CLI: the message as JSON-compatible data for `--json`. */
+  toJson(message: T): unknown;
+}
+
+/**
+ * Optional AMP capability: a one-line description of a message for people, printed on
+ * stderr by `missive open` when stdout carries raw content (a file's bytes, say).
+ */
+export interface AmpSummary<T = unknown> {
+  summary(message: T): string;
+}
+
+/** True when an AMP offers `summary`. */
+export function hasSummary<T>(amp: AmpPlugin<T>): amp is AmpPlugin<T> & AmpSummary<T> {
+  return typeof (amp as Partial<AmpSummary<T>>).summary === "function";
+}
+
+/** Either kind of plugin. */
+export type Plugin = StpPlugin | AmpPlugin;
