@@ -14,7 +14,7 @@
  *   stp: registry.find("stp", "simple"), amp: registry.find("amp", "text"),
  *   message: { text: "hi" }, sender: alice, recipients: [bob.card],
  * });
- * const { message, sender } = await openMessage(registry, sealed, { identity: bob });
+ * const { message, sender } = await openMessage(sealed, { registry, identity: bob });
  * console.log(message, sender?.address); // { text: "hi" } alice@example.org
  * ```
  * @module

@@ -7,7 +7,7 @@ import { fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
 import { requireFieldsOnly } from "./_fields.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `control`. */
 export const CONTROL_TYPE = 5;
@@ -49,7 +49,7 @@ function check(m: Control): Control {
 }
 
 /** `control` v1. */
-export const controlV1: AmpPlugin<Control> = {
+export const controlV1: CliAmp<Control> = {
   kind: "amp",
   type: CONTROL_TYPE,
   version: 1,

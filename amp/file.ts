@@ -10,7 +10,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { type Bytes, concatBytes, equalBytes, toBase64, toHex, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin, AmpSummary } from "../plugin/types.ts";
+import type { AmpSummary, CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `file`. */
 export const FILE_TYPE = 6;
@@ -145,7 +145,7 @@ function decodeFile(bytes: Uint8Array): FileMessage {
 }
 
 /** `file` v1. */
-export const fileV1: AmpPlugin<FileMessage> & AmpSummary<FileMessage> = {
+export const fileV1: CliAmp<FileMessage> & AmpSummary<FileMessage> = {
   kind: "amp",
   type: FILE_TYPE,
   version: 1,

@@ -6,7 +6,7 @@
 import { utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `notification`. */
 export const NOTIFICATION_TYPE = 2;
@@ -45,7 +45,7 @@ function check(n: Notification): Notification {
 }
 
 /** `notification` v1. */
-export const notificationV1: AmpPlugin<Notification> = {
+export const notificationV1: CliAmp<Notification> = {
   kind: "amp",
   type: NOTIFICATION_TYPE,
   version: 1,

@@ -7,7 +7,7 @@ import { utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
 import { requireFieldsOnly } from "./_fields.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `presence`. */
 export const PRESENCE_TYPE = 4;
@@ -42,7 +42,7 @@ function check(m: Presence): Presence {
 }
 
 /** `presence` v1. */
-export const presenceV1: AmpPlugin<Presence> = {
+export const presenceV1: CliAmp<Presence> = {
   kind: "amp",
   type: PRESENCE_TYPE,
   version: 1,

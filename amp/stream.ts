@@ -10,7 +10,7 @@
 import { type Bytes, randomBytes, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin, AmpSummary } from "../plugin/types.ts";
+import type { AmpSummary, CliAmp } from "../plugin/types.ts";
 import { FILE_TYPE } from "./file.ts";
 import { TEXT_TYPE } from "./text.ts";
 
@@ -167,7 +167,7 @@ function fromInput(input: Uint8Array, fields: Readonly<Record<string, string>>):
 }
 
 /** `stream` v1: made and read by the stream layer (SPEC §20.2). */
-export const streamV1: AmpPlugin<StreamDescriptor> & AmpSummary<StreamDescriptor> = {
+export const streamV1: CliAmp<StreamDescriptor> & AmpSummary<StreamDescriptor> = {
   kind: "amp",
   type: STREAM_TYPE,
   version: 1,

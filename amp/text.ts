@@ -8,7 +8,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { type Bytes, fromUtf8, randomBytes, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `text`. */
 export const TEXT_TYPE = 1;
@@ -53,7 +53,7 @@ const common = {
 } as const;
 
 /** `text` v1: UTF-8 as is. */
-export const textV1: AmpPlugin<TextMessage> = {
+export const textV1: CliAmp<TextMessage> = {
   ...common,
   version: 1,
   description: "UTF-8 text as is",
@@ -62,7 +62,7 @@ export const textV1: AmpPlugin<TextMessage> = {
 };
 
 /** `text` v2 (AmpSimple): gzip-compressed UTF-8 with a message nonce. */
-export const textV2: AmpPlugin<TextMessage> = {
+export const textV2: CliAmp<TextMessage> = {
   ...common,
   version: 2,
   description: "gzip-compressed UTF-8 text with a nonce (AmpSimple)",

@@ -70,13 +70,13 @@ for (const n of sizes) {
     for (let k = 0; k < 5; k++) {
       const m = to[Math.floor((k * (n - 1)) / 4)];
       const [t, opened] = await timed(() =>
-        openMessage(registry, sealed, { identity: m, trusted: [alice.card] })
+        openMessage(sealed, { registry, identity: m, trusted: [alice.card] })
       );
       if (opened.sender?.verified !== true) throw new Error("sender not verified");
       opens.push(t);
     }
     const [outsiderMs, code] = await timed(() =>
-      openMessage(registry, sealed, { identity: outsider }).then(
+      openMessage(sealed, { registry, identity: outsider }).then(
         () => "opened?!",
         (e) => e.code,
       )

@@ -40,7 +40,7 @@ for (const stpName of ["simple/2", "auth/1"]) {
           sender: alice,
           recipients: [bob.card],
         });
-        await openMessage(registry, sealed, { identity: bob, trusted: [alice.card] });
+        await openMessage(sealed, { registry, identity: bob, trusted: [alice.card] });
         done++;
       }
     }));

@@ -18,7 +18,7 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { type Bytes, concatBytes, toHex } from "../core/bytes.ts";
+import { type Bytes, concatBytes, toBase64, toHex } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import { readFileLimited, readTextLimited } from "../core/files.ts";
@@ -27,16 +27,18 @@ import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts"
 import { configuredPluginPaths, loadPlugins } from "../plugin/loader.ts";
 import { defaultRegistry } from "../stp/mod.ts";
 import type { Registry } from "../plugin/registry.ts";
+import { type AmpPlugin, type CliAmp, hasCli } from "../plugin/types.ts";
 import type { OpenedMessage } from "../plugin/message.ts";
 import {
-  certificatesToPem,
   MAX_X509_FILE,
   parseCertificates,
   parsePrivateKey,
-  privateKeyToPem,
   type X509Certificate,
 } from "../keys/x509.ts";
-import { smimeStp } from "../stp/smime/mod.ts";
+import { FileReplayCache, type ReplayCache } from "../plugin/replay.ts";
+import { parseKeyText, type PskOptions } from "../stp/psk/mod.ts";
+import { type SmimeIdentity, type SmimeOptions, smimeStp } from "../stp/smime/mod.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 
 /**
  * The process edges a command touches, so tests can run the CLI in-process with their
@@ -265,18 +267,14 @@ export async function loadTrust(
   return { cards: await loadCards(cardSpecs), certificates };
 }
 
-/**
- * The X.509 identity options of the `smime` STP (PEM text): `cert` from --cert, `key`
- * from --key (PKCS #8, decrypted here with $MISSIVE_PASSPHRASE or a prompt when it is
- * encrypted). Empty without --cert.
- */
-export async function x509Options(
+/** An X.509 identity from --cert and --key (decrypting the key with a passphrase if needed). */
+export async function x509Identity(
   io: Io,
   flags: { cert?: string; key?: string },
-): Promise<Record<string, string>> {
-  if (flags.cert === undefined) return {};
+): Promise<SmimeIdentity | undefined> {
+  if (flags.cert === undefined) return undefined;
   if (flags.key === undefined) throw new MissiveError("usage", "--cert needs --key (PKCS #8)");
-  const certs = parseCertificates(
+  const chain = parseCertificates(
     readFileLimited(flags.cert, MAX_X509_FILE, "certificate"),
     flags.cert,
   );
@@ -284,7 +282,53 @@ export async function x509Options(
     readFileLimited(flags.key, MAX_X509_FILE, "private key"),
     () => askPassphrase(io, `Passphrase for ${flags.key}: `),
   );
-  return { cert: certificatesToPem(certs), key: privateKeyToPem(key) };
+  return { chain, key };
+}
+
+/** The flags from which a command builds typed STP options. */
+export interface StpOptionFlags {
+  /** --trust / --to: cards and X.509 certificates. */
+  trust?: readonly string[];
+  pskFile?: string;
+  passphrase?: boolean;
+  cert?: string;
+  key?: string;
+  /** --ttl (psk freshness). */
+  ttl?: string;
+}
+
+/**
+ * The typed options of the built-in STPs that need more than cards (psk's shared key or
+ * passphrase, smime's X.509 identity and trust anchors), as one object each STP reads its
+ * own fields from; and the cards among `trust`.
+ */
+export async function typedStpOptions(
+  io: Io,
+  flags: StpOptionFlags,
+): Promise<
+  { trusted: Card[]; certificates: X509Certificate[]; options: PskOptions & SmimeOptions }
+> {
+  const trust = await loadTrust(flags.trust ?? []);
+  const options: PskOptions & SmimeOptions = {};
+  if (flags.pskFile !== undefined) {
+    options.key = parseKeyText(
+      readTextLimited(flags.pskFile, MAX_PSK_FILE, "psk key file"),
+      16,
+      64,
+      `psk key file ${flags.pskFile}`,
+    );
+  }
+  if (flags.passphrase) options.passphrase = await askPassphrase(io, "Shared passphrase: ");
+  const identity = await x509Identity(io, flags);
+  if (identity) options.identity = identity;
+  if (trust.certificates.length > 0) options.trustAnchors = trust.certificates;
+  if (flags.ttl !== undefined) {
+    if (!/^\d{1,12}$/.test(flags.ttl)) {
+      throw new MissiveError("usage", "--ttl expects a number of seconds");
+    }
+    options.ttlMs = Number(flags.ttl) * 1000;
+  }
+  return { trusted: trust.cards, certificates: trust.certificates, options };
 }
 
 /**
@@ -335,23 +379,6 @@ export async function loadRegistry(io: Io, pluginPaths: readonly string[] = []):
 
 /** Largest shared-key file read (`--psk-file`): one line of base64. */
 const MAX_PSK_FILE = 1024;
-
-/**
- * The shared secret of the `psk` STP as STP options: `psk` (the key file's text, parsed
- * by the STP) from `--psk-file`, `passphrase` from `--passphrase` ($MISSIVE_PASSPHRASE or
- * a prompt). Empty when neither flag was given.
- */
-export async function sharedSecretOptions(
-  io: Io,
-  flags: { pskFile?: string; passphrase?: boolean },
-): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  if (flags.pskFile !== undefined) {
-    out.psk = readTextLimited(flags.pskFile, MAX_PSK_FILE, "psk key file").trim();
-  }
-  if (flags.passphrase) out.passphrase = await askPassphrase(io, "Shared passphrase: ");
-  return out;
-}
 
 /** Parses repeated `name=value` flags into a record. */
 export function parsePairs(
@@ -411,6 +438,40 @@ export function oneLine(text: string): string {
   );
 }
 
+/**
+ * An AMP as the command line uses it: its own CLI capability when it has one; otherwise
+ * messages cannot be built from input, are shown as their encoded bytes, and as JSON with
+ * byte strings in base64.
+ */
+export function cliOf<T>(amp: AmpPlugin<T>): CliAmp<T> {
+  if (hasCli(amp)) return amp;
+  return {
+    ...amp,
+    fromInput() {
+      throw new MissiveError(
+        "usage",
+        `AMP ${amp.name} (${amp.type}, ${amp.version}) has no command-line form; ` +
+          "its messages are made with the library",
+      );
+    },
+    toOutput: (message) => amp.encode(message),
+    toJson: (message) => jsonable(message),
+  };
+}
+
+/** Plain data as JSON-compatible values: bytes as base64, maps as objects. */
+function jsonable(value: unknown): unknown {
+  if (value instanceof Uint8Array) return { base64: toBase64(value) };
+  if (Array.isArray(value)) return value.map(jsonable);
+  if (value instanceof Map) {
+    return Object.fromEntries([...value].map(([k, v]) => [String(k), jsonable(v)]));
+  }
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonable(v)]));
+  }
+  return value;
+}
+
 /** The JSON report of an opened message (as `missive open --json` prints it). */
 export async function messageReport(
   registry: Registry,
@@ -436,6 +497,44 @@ export async function messageReport(
       }
       : null,
     warnings: opened.warnings,
-    message: await registry.guard(amp, "toJson", () => amp.toJson(opened.message)),
+    message: await registry.guard(amp, "toJson", () => cliOf(amp).toJson(opened.message)),
   };
+}
+
+/** The replay cache of `--replay-db FILE`. */
+export function replayCacheFor(path: string): Promise<ReplayCache> {
+  return Promise.resolve(new FileReplayCache(path));
+}
+
+/**
+ * The lines on stderr after a message opened: who sent it and whether that was verified
+ * and trusted (with the fingerprint to compare when not), when, and the STP's warnings.
+ * Every sender-chosen string is sanitised (DESIGN §9).
+ */
+export async function senderNotes(io: Io, opened: OpenedMessage): Promise<void> {
+  const { sender } = opened;
+  const stpLabel = `${opened.stp.name} v${opened.stp.version}`;
+  const when = formatTime(opened.inner.timestamp);
+  const who = sender ? sanitizeText(sender.address) : "";
+  if (!sender) {
+    note(io, `missive: ${stpLabel}: no sender; sent ${when}`);
+  } else if (!sender.verified) {
+    note(io, `missive: ${stpLabel}: claimed sender ${who} (NOT verified); sent ${when}`);
+  } else {
+    const id = sender.card ? `id ${toHex(sender.card.id)}` : "X.509";
+    note(
+      io,
+      `missive: ${stpLabel} from ${who} (${id}): signature verified, ${
+        sender.trusted ? "trusted" : "NOT trusted"
+      }; sent ${when}`,
+    );
+    if (!sender.trusted && sender.card) {
+      const fp = await fingerprint(await getCryptoProvider(), sender.card);
+      note(
+        io,
+        `missive: warning: ${who} is in no --trust card; compare its fingerprint out of band: ${fp}`,
+      );
+    }
+  }
+  for (const w of opened.warnings) note(io, `missive: warning: ${sanitizeText(w)}`);
 }

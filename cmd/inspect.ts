@@ -1,17 +1,13 @@
 /** `missive inspect`: the envelope header, no keys needed. @module */
 import { utf8 } from "../core/bytes.ts";
-import { maxArmoredLength } from "../core/armor.ts";
-import {
-  decodeEnvelope,
-  type Envelope,
-  looksLikeEnvelope,
-  MAX_ENVELOPE_SIZE,
-  unwrapAnyForm,
-} from "../envelope/mod.ts";
+import { decodeEnvelope, type Envelope, MAX_ARMOR_SIZE, unwrapAnyForm } from "../envelope/mod.ts";
 import { isMissiveError } from "../core/errors.ts";
+import { detectForm } from "../messaging/open.ts";
+import { detectFernetToken } from "../stp/psk/mod.ts";
+import { unwrapSmimeEntity } from "../stp/smime/detect.ts";
 import { type Command, type Io, loadRegistry, parseFlags, writeOutput } from "./common.ts";
 import type { Registry } from "../plugin/registry.ts";
-import type { StpPlugin } from "../plugin/types.ts";
+import type { AnyStp } from "../plugin/types.ts";
 import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
 import { inputSource, sniffInput } from "./streaming.ts";
 import { describePayload, GROUP_TYPE } from "../stp/group/mod.ts";
@@ -20,7 +16,9 @@ const usage = `missive inspect [--json] [INPUT]
 
 Shows an envelope's header without opening it: its form (binary, armor, line), the STP
 (type, version) and name when a plugin knows it, the sequence number and payload size;
-for group, the number of key slots and whether recipients are hidden.
+for group, the number of key slots and whether recipients are hidden. Bare forms are
+recognized too (SPEC §2.4): a CMS message (DER or S/MIME text) is shown as the smime STP's
+payload; a Fernet token shows its (unencrypted) timestamp.
 
 A stream (SPEC §20) is recognized by its first bytes: inspect reads only its header
 and shows the header envelope's STP and size (form "stream").
@@ -47,7 +45,7 @@ async function writeReport(
   envelope: Envelope,
   how: { fields: Record<string, unknown>; formLine: string; json?: boolean },
 ) {
-  let stp: StpPlugin | null = null;
+  let stp: AnyStp | null = null;
   try {
     stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
   } catch (e) {
@@ -110,27 +108,60 @@ export const inspect: Command = {
     }, usage);
     if (!parsed) return;
     const registry = await loadRegistry(io, parsed.values.plugin);
+    const json = parsed.values.json;
     const { source, close } = inputSource(io, parsed.positionals[0]);
     let sniffed;
     try {
-      sniffed = await sniffInput(source, maxArmoredLength(MAX_ENVELOPE_SIZE), "envelope");
+      sniffed = await sniffInput(source, MAX_ARMOR_SIZE, "input");
       if ("stream" in sniffed) {
-        await inspectStream(io, registry, sniffed.stream, parsed.values.json);
+        await inspectStream(io, registry, sniffed.stream, json);
         return;
       }
     } finally {
       close();
     }
     const input = sniffed.input;
-    const form = looksLikeEnvelope(input)
-      ? "binary"
-      : new TextDecoder().decode(input.subarray(0, 64)).trimStart().startsWith("-----BEGIN")
-      ? "armor"
-      : "line";
-    await writeReport(io, registry, decodeEnvelope(unwrapAnyForm(input)), {
+    const form = detectForm(input);
+    if (form === "fernet") {
+      await fernetReport(io, detectFernetToken(input)!, input.length, json);
+      return;
+    }
+    const envelope = form === "cms" || form === "smime"
+      ? { protocolType: 1, protocolVersion: 1, payload: unwrapSmimeEntity(input) }
+      : decodeEnvelope(unwrapAnyForm(input));
+    const bare = form === "cms" || form === "smime" ? ", no envelope" : "";
+    await writeReport(io, registry, envelope, {
       fields: { form, size: input.length },
-      formLine: `${form} (${input.length} bytes)`,
-      json: parsed.values.json,
+      formLine: `${form} (${input.length} bytes${bare})`,
+      json,
     });
   },
 };
+
+/**
+ * A bare Fernet token: its version byte and timestamp are in the clear (SPEC §13.3); the
+ * rest is ciphertext and a MAC only the key holder can check.
+ */
+async function fernetReport(io: Io, token: Uint8Array, size: number, json?: boolean) {
+  const seconds = new DataView(token.buffer, token.byteOffset + 1, 8).getBigUint64(0);
+  const time = seconds <= 8_640_000_000_000n
+    ? new Date(Number(seconds) * 1000).toISOString()
+    : `${seconds} s after the epoch`;
+  const report = {
+    form: "fernet",
+    size,
+    stp: "psk",
+    protocolType: 6,
+    protocolVersion: 2,
+    timestamp: time,
+    sender: null,
+    replayProtection: false,
+  };
+  const text = json ? JSON.stringify(report) + "\n" : [
+    `form:             fernet token (${size} bytes, no envelope)`,
+    `protocol:         psk v2 (bare Fernet): no sender, no nonce, anyone with the key`,
+    `timestamp:        ${time} (unencrypted, not yet verified)`,
+    "",
+  ].join("\n");
+  await writeOutput(io, undefined, utf8(text));
+}

@@ -9,12 +9,12 @@ import { DEFAULT_LISTEN_FRAME, MAX_FRAME_SIZE } from "../transports/framing.ts";
 import { listen as listenAt, parseTransportUrl } from "../transports/mod.ts";
 import { MessageServer } from "../messaging/serve.ts";
 import {
+  cliOf,
   type Command,
   formatTime,
   type Io,
   loadIdentity,
   loadRegistry,
-  loadTrust,
   messageReport,
   note,
   oneLine,
@@ -22,7 +22,7 @@ import {
   parseDuration,
   parseFlags,
   parsePairs,
-  sharedSecretOptions,
+  typedStpOptions,
 } from "./common.ts";
 
 const usage = `missive listen URL --key KEY [options]
@@ -129,7 +129,7 @@ async function deliver(
     await io.stdout(utf8(JSON.stringify(report) + "\n"));
     return;
   }
-  const body = await registry.guard(amp, "toOutput", () => amp.toOutput(opened.message));
+  const body = await registry.guard(amp, "toOutput", () => cliOf(amp).toOutput(opened.message));
   const s = opened.sender;
   if (how.exec !== undefined) {
     const code = await runExec(io, how.exec, {
@@ -192,11 +192,11 @@ export const listen: Command = {
     const limit = v.count === undefined ? undefined : parseCount(v.count, "--count", 1e9);
     const registry = await loadRegistry(io, v.plugin);
     const identity = await loadIdentity(io, v.key);
-    const trusted = (await loadTrust(v.trust ?? [])).cards;
-    const options = {
-      ...parsePairs(v.option, "--option"),
-      ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
-    };
+    const { trusted, options } = await typedStpOptions(io, {
+      trust: v.trust,
+      pskFile: v["psk-file"],
+      passphrase: v.passphrase,
+    });
     // Reasons can quote what a peer sent (a claimed address): escaped, one line each.
     const log = (line: string) => note(io, `missive: ${oneLine(line)}`);
     const listener = await listenAt(url, {
@@ -214,6 +214,7 @@ export const listen: Command = {
       requireTrust: v["require-trust"],
       replay: v["replay-db"] ? new FileReplayCache(v["replay-db"]) : new MemoryReplayCache(),
       options,
+      optionPairs: parsePairs(v.option, "--option"),
       receipts: address.replies,
       limit,
       log,

@@ -24,7 +24,7 @@ import {
 } from "../relay/mailbox.ts";
 import type { Target } from "../relay/protocol.ts";
 import type { Registry } from "../plugin/registry.ts";
-import { type Io, loadCards, note, readInput } from "./common.ts";
+import { cliOf, type Io, loadCards, note, readInput } from "./common.ts";
 
 /** Largest message text read from stdin (the relay's own cap is usually lower). */
 const MAX_INPUT = 1024 * 1024;
@@ -76,8 +76,7 @@ export function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
   const text = opened.amp.name === "text"
     ? (opened.message as { text: string }).text
     : new TextDecoder().decode(
-      ctx.registry.amp(opened.amp.type, opened.amp.version)
-        .toOutput(opened.message),
+      cliOf(ctx.registry.amp(opened.amp.type, opened.amp.version)).toOutput(opened.message),
     );
   if (ctx.json) {
     return print(

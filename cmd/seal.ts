@@ -1,32 +1,30 @@
 /** `missive seal`: AMP message from stdin → sealed envelope on stdout. @module */
 import { type Bytes, utf8 } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { armor, decodeEnvelope, MAX_ENVELOPE_SIZE, toLine } from "../envelope/mod.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import type { Registry } from "../plugin/registry.ts";
-import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
-import { prefixedSource } from "../stream/mod.ts";
-import { inputSource, sealStreamCli, STREAM_THRESHOLD, streamRefusal } from "./streaming.ts";
-import { armor, decodeEnvelope, MAX_ENVELOPE_SIZE, toLine } from "../envelope/mod.ts";
-import { MissiveError } from "../core/errors.ts";
 import { sealMessage } from "../plugin/message.ts";
-import { PSK_TYPE, sealBareFernet } from "../stp/psk/mod.ts";
-import { getCryptoProvider } from "../crypto/mod.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { AmpPlugin, AnyStp } from "../plugin/types.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
-import { certificatesToPem } from "../keys/x509.ts";
-import { SMIME_TYPE, smimeBytes } from "../stp/smime/mod.ts";
+import { PSK_TYPE, type PskOptions, sealBareFernet } from "../stp/psk/mod.ts";
+import { SMIME_TYPE, smimeBytes, type SmimeOptions } from "../stp/smime/mod.ts";
+import { prefixedSource, streamSupport } from "../stream/mod.ts";
 import {
+  cliOf,
   type Command,
   type Io,
   loadIdentity,
   loadRegistry,
-  loadTrust,
   parseFlags,
   parsePairs,
   readInput,
-  sharedSecretOptions,
-  writeOutput,
-  x509Options,
+  typedStpOptions,
 } from "./common.ts";
+import { writeWhole } from "./output.ts";
+import { inputSource, sealStreamCli, STREAM_THRESHOLD } from "./streaming.ts";
 
 const usage = `missive seal --from KEY --to CARD [options] [INPUT] > sealed
        missive seal --stp group --from KEY --to CARD --to DIR/ ... [INPUT] > sealed
@@ -60,7 +58,8 @@ Options:
                         -encrypt does) or the bare CMS DER, not an envelope
   --armor               write -----BEGIN MISSIVE MESSAGE----- text
   --lines               write one base64 line (for "while read" loops)
-  -o, --out FILE        write here instead of stdout
+  -o, --out FILE        write here instead of stdout (replaced only on success)
+  --force               replace an existing -o FILE
   --seq N               set the envelope sequence number (bound by the STP)
   --no-card             do not attach the sender's card (recipient must --trust it)
   --hash-destination    send the recipient's address as a keyed hash (simple)
@@ -80,6 +79,58 @@ Any size, in constant memory; binary only (no --armor/--lines). AMP text/1 or fi
   --quiet               no progress line (shown only on a terminal, for long inputs)
 `;
 
+const FLAGS = {
+  stp: { type: "string", default: "simple" },
+  version: { type: "string" },
+  "psk-file": { type: "string" },
+  passphrase: { type: "boolean" },
+  format: { type: "string", default: "envelope" },
+  amp: { type: "string", default: "text/1" },
+  from: { type: "string" },
+  to: { type: "string", multiple: true },
+  cert: { type: "string" },
+  key: { type: "string" },
+  cipher: { type: "string" },
+  compress: { type: "boolean" },
+  armor: { type: "boolean" },
+  lines: { type: "boolean" },
+  out: { type: "string", short: "o" },
+  force: { type: "boolean" },
+  seq: { type: "string" },
+  "no-card": { type: "boolean" },
+  "hash-destination": { type: "boolean" },
+  "hide-recipients": { type: "boolean" },
+  field: { type: "string", multiple: true },
+  option: { type: "string", multiple: true },
+  plugin: { type: "string", multiple: true },
+  stream: { type: "boolean" },
+  "chunk-size": { type: "string" },
+  quiet: { type: "boolean" },
+} as const;
+
+type SealFlags = {
+  [K in keyof typeof FLAGS]?: (typeof FLAGS)[K] extends { multiple: true } ? string[]
+    : (typeof FLAGS)[K] extends { type: "boolean" } ? boolean
+    : string;
+};
+
+/** The output forms of `seal`. */
+type OutputForm = "binary" | "armor" | "lines" | "fernet" | "smime" | "der";
+
+/** Everything `seal` decided before reading its input. */
+interface SealPlan {
+  registry: Registry;
+  stp: AnyStp;
+  amp: AmpPlugin;
+  sender?: Identity;
+  recipients: Card[];
+  fields: Record<string, string>;
+  options: PskOptions & SmimeOptions;
+  optionPairs: Record<string, string>;
+  sequenceNumber?: number;
+  form: OutputForm;
+}
+
 /** `--stp NAME` plus `--version N` → `NAME/N`; a conflicting pair is a usage error. */
 function stpSpec(stp: string, version: string | undefined): string {
   if (version === undefined) return stp;
@@ -93,39 +144,177 @@ function stpSpec(stp: string, version: string | undefined): string {
   return `${m[1]}/${Number(version)}`;
 }
 
+/** The output form the flags ask for, refusing combinations that mean nothing. */
+function outputForm(v: SealFlags, stp: AnyStp, io: Io): OutputForm {
+  if (v.armor && v.lines) {
+    throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
+  }
+  const format = v.format ?? "envelope";
+  if (!["envelope", "fernet", "smime", "der"].includes(format)) {
+    throw new MissiveError(
+      "usage",
+      `seal: --format must be envelope, fernet, smime or der, not ${format}`,
+    );
+  }
+  if (format !== "envelope") {
+    if (v.armor || v.lines) {
+      throw new MissiveError("usage", `seal: --format ${format} takes no --armor/--lines`);
+    }
+    if ((format === "smime" || format === "der") && stp.type !== SMIME_TYPE) {
+      throw new MissiveError("usage", `seal: --format ${format} needs --stp smime`);
+    }
+    return format as OutputForm;
+  }
+  const form = v.armor ? "armor" : v.lines ? "lines" : "binary";
+  if (form === "binary" && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
+    throw new MissiveError(
+      "usage",
+      "seal: refusing to write binary to a terminal; use --armor or -o FILE",
+    );
+  }
+  return form;
+}
+
+/** Reads the flags into a plan: plugins, keys, recipients, options. */
+async function sealPlan(io: Io, v: SealFlags): Promise<SealPlan> {
+  let sequenceNumber: number | undefined;
+  if (v.seq !== undefined) {
+    sequenceNumber = Number(v.seq);
+    if (!/^\d+$/.test(v.seq) || !Number.isSafeInteger(sequenceNumber)) {
+      throw new MissiveError("usage", "seal: --seq must be a non-negative integer");
+    }
+  }
+  const registry = await loadRegistry(io, v.plugin);
+  const stp = registry.find("stp", stpSpec(v.stp!, v.version));
+  const form = outputForm(v, stp, io);
+  const smime = stp.type === SMIME_TYPE;
+  if (!smime && (v.cert || v.key || v.cipher || v.compress)) {
+    throw new MissiveError(
+      "usage",
+      "seal: --cert, --key, --cipher and --compress are for --stp smime",
+    );
+  }
+  if (smime && v.from) {
+    throw new MissiveError("usage", "seal: --stp smime signs with --cert/--key, not --from");
+  }
+  const typed = await typedStpOptions(io, {
+    trust: v.to,
+    pskFile: v["psk-file"],
+    passphrase: v.passphrase,
+    cert: v.cert,
+    key: v.key,
+  });
+  if (!smime && typed.certificates.length > 0) {
+    throw new MissiveError("usage", "seal: X.509 certificates in --to need --stp smime");
+  }
+  if (smime && typed.trusted.length > 0) {
+    throw new MissiveError("usage", "seal: --stp smime encrypts to certificates, not cards");
+  }
+  const options = typed.options;
+  delete options.trustAnchors;
+  if (smime) {
+    options.recipients = typed.certificates;
+    if (v.cipher !== undefined) options.cipher = v.cipher as SmimeOptions["cipher"];
+    if (v.compress) options.compress = true;
+  }
+  return {
+    registry,
+    stp,
+    amp: registry.find("amp", v.amp!),
+    sender: v.from ? await loadIdentity(io, v.from) : undefined,
+    recipients: typed.trusted,
+    fields: parsePairs(v.field, "--field"),
+    options,
+    optionPairs: parsePairs(v.option, "--option"),
+    sequenceNumber,
+    form,
+  };
+}
+
+export const seal: Command = {
+  summary: "seal a message into an envelope",
+  usage,
+  async run(args, io) {
+    const parsed = await parseFlags(io, args, FLAGS, usage);
+    if (!parsed) return;
+    const v = parsed.values as SealFlags;
+    const plan = await sealPlan(io, v);
+    const streamed = await maybeStream(io, parsed.positionals[0], v, plan);
+    if (streamed.done) return;
+    const input = streamed.input ?? await readInput(
+      io,
+      parsed.positionals[0],
+      Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
+      "message",
+    );
+    const { registry, amp } = plan;
+    const cli = cliOf(amp);
+    const message = await registry.guard(amp, "fromInput", () => cli.fromInput(input, plan.fields));
+    await writeWhole(io, v.out, await sealed(plan, message, v), { mode: 0o644, force: v.force });
+  },
+};
+
+/** The bytes `seal` writes for one message, in the plan's output form. */
+async function sealed(plan: SealPlan, message: unknown, v: SealFlags): Promise<Bytes> {
+  const { registry, stp, amp } = plan;
+  if (plan.form === "fernet") {
+    if (stp.type !== PSK_TYPE || stp.version !== 2 || amp.type !== 1 || amp.version !== 1) {
+      throw new MissiveError("usage", "seal: --format fernet needs --stp psk/2 and --amp text/1");
+    }
+    if (plan.sequenceNumber !== undefined) {
+      throw new MissiveError("usage", "seal: --format fernet cannot carry --seq");
+    }
+    const body = await registry.guard(amp, "encode", () => amp.encode(message));
+    const token = await sealBareFernet(await getCryptoProvider(), body, { options: plan.options });
+    return utf8(token + "\n");
+  }
+  const envelope = await sealMessage({
+    registry,
+    stp,
+    amp,
+    message,
+    sender: plan.sender,
+    recipients: plan.recipients,
+    sequenceNumber: plan.sequenceNumber,
+    includeCard: !v["no-card"],
+    hashDestination: v["hash-destination"] ?? false,
+    hideRecipients: v["hide-recipients"] ?? false,
+    options: plan.options,
+    optionPairs: plan.optionPairs,
+  });
+  switch (plan.form) {
+    case "smime":
+      return smimeBytes(decodeEnvelope(envelope).payload);
+    case "der":
+      return decodeEnvelope(envelope).payload.slice();
+    case "armor":
+      return utf8(armor(envelope));
+    case "lines":
+      return utf8(toLine(envelope) + "\n");
+    default:
+      return envelope;
+  }
+}
+
 /**
  * The stream path of `seal` (SPEC §20): streams with --stream, or when a streamable input
- * (STP simple/group, AMP text/1 or file/1, binary output) passes STREAM_THRESHOLD; then
- * `done`. Otherwise returns the input when it had to read it to decide, else nothing.
+ * (see `streamSupport`, binary output) passes STREAM_THRESHOLD; then `done`. Otherwise
+ * returns the input when it had to read it to decide, else nothing.
  */
 async function maybeStream(
   io: Io,
   path: string | undefined,
-  v: {
-    stream?: boolean;
-    "chunk-size"?: string;
-    quiet?: boolean;
-    out?: string;
-    "no-card"?: boolean;
-    "hash-destination"?: boolean;
-    "hide-recipients"?: boolean;
-  },
-  c: {
-    binary: boolean;
-    stp: StpPlugin;
-    amp: AmpPlugin;
-    sender?: Identity;
-    recipients: Card[];
-    fields: Record<string, string>;
-    /** The STP options `seal` built (--option pairs and whatever flags add). */
-    options: Record<string, string>;
-    sequenceNumber?: number;
-    registry: Registry;
-  },
+  v: SealFlags,
+  plan: SealPlan,
 ): Promise<{ done: boolean; input?: Bytes }> {
-  const refusal = !c.binary
+  const support = streamSupport(plan.stp, plan.amp);
+  const refusal = plan.form !== "binary"
     ? "streams are binary (no --armor, --lines or --format)"
-    : streamRefusal(c.stp, c.amp) ?? (c.sender ? undefined : "a stream needs --from");
+    : !support.ok
+    ? support.reason
+    : plan.sender
+    ? undefined
+    : "a stream needs --from";
   if (v["chunk-size"] !== undefined && !v.stream) {
     throw new MissiveError("usage", "seal: --chunk-size goes with --stream");
   }
@@ -150,20 +339,22 @@ async function maybeStream(
       source = prefixedSource(head, source);
     }
     await sealStreamCli(io, {
-      registry: c.registry,
-      stp: c.stp,
-      amp: c.amp,
-      fields: c.fields,
-      sender: c.sender!,
-      recipients: c.recipients,
+      registry: plan.registry,
+      stp: plan.stp,
+      amp: plan.amp,
+      fields: plan.fields,
+      sender: plan.sender!,
+      recipients: plan.recipients,
       source,
       out: v.out,
+      force: v.force,
       chunkSize,
       quiet: v.quiet,
-      sequenceNumber: c.sequenceNumber,
+      sequenceNumber: plan.sequenceNumber,
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
-      options: c.options,
+      options: plan.options,
+      optionPairs: plan.optionPairs,
       sealOptions: { hideRecipients: v["hide-recipients"] ?? false },
     });
     return { done: true };
@@ -171,159 +362,3 @@ async function maybeStream(
     input.close();
   }
 }
-
-export const seal: Command = {
-  summary: "seal a message into an envelope",
-  usage,
-  async run(args, io) {
-    const parsed = await parseFlags(io, args, {
-      stp: { type: "string", default: "simple" },
-      version: { type: "string" },
-      "psk-file": { type: "string" },
-      passphrase: { type: "boolean" },
-      format: { type: "string", default: "envelope" },
-      amp: { type: "string", default: "text/1" },
-      from: { type: "string" },
-      to: { type: "string", multiple: true },
-      cert: { type: "string" },
-      key: { type: "string" },
-      cipher: { type: "string" },
-      compress: { type: "boolean" },
-      armor: { type: "boolean" },
-      lines: { type: "boolean" },
-      out: { type: "string", short: "o" },
-      seq: { type: "string" },
-      "no-card": { type: "boolean" },
-      "hash-destination": { type: "boolean" },
-      "hide-recipients": { type: "boolean" },
-      field: { type: "string", multiple: true },
-      option: { type: "string", multiple: true },
-      plugin: { type: "string", multiple: true },
-      stream: { type: "boolean" },
-      "chunk-size": { type: "string" },
-      quiet: { type: "boolean" },
-    }, usage);
-    if (!parsed) return;
-    const v = parsed.values;
-    if (v.armor && v.lines) {
-      throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
-    }
-    const binary = !v.armor && !v.lines && v.format !== "fernet" && v.format !== "smime";
-    if (binary && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
-      throw new MissiveError(
-        "usage",
-        "seal: refusing to write binary to a terminal; use --armor or -o FILE",
-      );
-    }
-    let sequenceNumber: number | undefined;
-    if (v.seq !== undefined) {
-      sequenceNumber = Number(v.seq);
-      if (!/^\d+$/.test(v.seq) || !Number.isSafeInteger(sequenceNumber)) {
-        throw new MissiveError("usage", "seal: --seq must be a non-negative integer");
-      }
-    }
-    const registry = await loadRegistry(io, v.plugin);
-    const stp = registry.find("stp", stpSpec(v.stp!, v.version));
-    if (!["envelope", "fernet", "smime", "der"].includes(v.format!)) {
-      throw new MissiveError(
-        "usage",
-        `seal: --format must be envelope, fernet, smime or der, not ${v.format}`,
-      );
-    }
-    const smime = stp.type === SMIME_TYPE;
-    const { multiRecipient, hiddenRecipients } = stp.properties;
-    if (v["hide-recipients"] && !(multiRecipient && hiddenRecipients)) {
-      throw new MissiveError("usage", `seal: --hide-recipients needs --stp group, not ${stp.name}`);
-    }
-    if ((v.format === "smime" || v.format === "der") && !smime) {
-      throw new MissiveError("usage", `seal: --format ${v.format} needs --stp smime`);
-    }
-    if (!smime && (v.cert || v.key || v.cipher || v.compress)) {
-      throw new MissiveError(
-        "usage",
-        "seal: --cert, --key, --cipher and --compress are for --stp smime",
-      );
-    }
-    if (smime && v.from) {
-      throw new MissiveError("usage", "seal: --stp smime signs with --cert/--key, not --from");
-    }
-    const amp = registry.find("amp", v.amp!);
-    const sender = v.from ? await loadIdentity(io, v.from) : undefined;
-    const to = await loadTrust(v.to ?? []);
-    if (!smime && to.certificates.length > 0) {
-      throw new MissiveError("usage", "seal: X.509 certificates in --to need --stp smime");
-    }
-    if (smime && to.cards.length > 0) {
-      throw new MissiveError("usage", "seal: --stp smime encrypts to certificates, not cards");
-    }
-    const recipients = to.cards;
-    const fields = parsePairs(v.field, "--field");
-    const options = {
-      ...parsePairs(v.option, "--option"),
-      ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
-      ...await x509Options(io, { cert: v.cert, key: v.key }),
-    };
-    const streamed = await maybeStream(io, parsed.positionals[0], v, {
-      binary: binary && v.format === "envelope",
-      stp,
-      amp,
-      sender,
-      recipients,
-      fields,
-      options,
-      sequenceNumber,
-      registry,
-    });
-    if (streamed.done) return;
-    const input = streamed.input ?? await readInput(
-      io,
-      parsed.positionals[0],
-      Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
-      "message",
-    );
-    if (smime) {
-      options["recipient-certs"] = certificatesToPem(to.certificates);
-      if (v.cipher !== undefined) options.cipher = v.cipher;
-      if (v.compress) options.compress = "zlib";
-    }
-    const message = await registry.guard(amp, "fromInput", () => amp.fromInput(input, fields));
-    if (v.format === "fernet") {
-      if (stp.type !== PSK_TYPE || stp.version !== 2 || amp.type !== 1 || amp.version !== 1) {
-        throw new MissiveError("usage", "seal: --format fernet needs --stp psk/2 and --amp text/1");
-      }
-      if (v.armor || v.lines || sequenceNumber !== undefined) {
-        throw new MissiveError(
-          "usage",
-          "seal: --format fernet is already text; drop --armor/--lines/--seq",
-        );
-      }
-      const body = await registry.guard(amp, "encode", () => amp.encode(message));
-      const token = await sealBareFernet(await getCryptoProvider(), body, { options });
-      await writeOutput(io, v.out, utf8(token + "\n"));
-      return;
-    }
-    const sealed = await sealMessage({
-      registry,
-      stp,
-      amp,
-      message,
-      sender,
-      recipients,
-      sequenceNumber,
-      includeCard: !v["no-card"],
-      hashDestination: v["hash-destination"] ?? false,
-      hideRecipients: v["hide-recipients"] ?? false,
-      options,
-    });
-    if (v.format === "smime" || v.format === "der") {
-      if (v.armor || v.lines) {
-        throw new MissiveError("usage", `seal: --format ${v.format} takes no --armor/--lines`);
-      }
-      const der = decodeEnvelope(sealed).payload;
-      await writeOutput(io, v.out, v.format === "der" ? der : smimeBytes(der));
-      return;
-    }
-    const out = v.armor ? utf8(armor(sealed)) : v.lines ? utf8(toLine(sealed) + "\n") : sealed;
-    await writeOutput(io, v.out, out);
-  },
-};

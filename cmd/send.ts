@@ -7,6 +7,7 @@ import { SMIME_TYPE } from "../stp/smime/mod.ts";
 import { connect, parseTransportUrl } from "../transports/mod.ts";
 import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../messaging/receipts.ts";
 import {
+  cliOf,
   type Command,
   loadCards,
   loadIdentity,
@@ -17,7 +18,7 @@ import {
   parseFlags,
   parsePairs,
   readInput,
-  sharedSecretOptions,
+  typedStpOptions,
 } from "./common.ts";
 
 const usage = `missive send URL --from KEY --to CARD [options] [INPUT] < message
@@ -106,10 +107,6 @@ export const send: Command = {
         "send: --stp smime is not supported here (it takes X.509 flags); use missive seal",
       );
     }
-    const { multiRecipient, hiddenRecipients } = stp.properties;
-    if (v["hide-recipients"] && !(multiRecipient && hiddenRecipients)) {
-      throw new MissiveError("usage", `send: --hide-recipients needs --stp group, not ${stp.name}`);
-    }
     const amp = registry.find("amp", v.amp!);
     // A receipt is never answered with a receipt (SPEC §14).
     const wantReceipt = address.replies && !v["no-receipt"] && amp.type !== RECEIPT_TYPE;
@@ -130,7 +127,7 @@ export const send: Command = {
     const message = await registry.guard(
       amp,
       "fromInput",
-      () => amp.fromInput(input, parsePairs(v.field, "--field")),
+      () => cliOf(amp).fromInput(input, parsePairs(v.field, "--field")),
     );
     const sealed = await sealWithNonce({
       registry,
@@ -142,10 +139,9 @@ export const send: Command = {
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
       hideRecipients: v["hide-recipients"] ?? false,
-      options: {
-        ...parsePairs(v.option, "--option"),
-        ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
-      },
+      options: (await typedStpOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }))
+        .options,
+      optionPairs: parsePairs(v.option, "--option"),
     });
     const deadline = Date.now() + timeoutMs; // one budget: connecting and the receipt
     const transport = await connect(url, {

@@ -88,7 +88,8 @@ export async function openReceipt(
       `a receipt must be STP auth v1, not (${envelope.protocolType}, ${envelope.protocolVersion})`,
     );
   }
-  const opened = await openMessage(registry, frame, {
+  const opened = await openMessage(frame, {
+    registry,
     trusted: expect.cards,
     crypto: expect.crypto,
   });

@@ -28,8 +28,10 @@ export interface ServeOptions {
   /** Refuse (receipt `unknown-id`) messages whose signer is in no trusted card. */
   requireTrust?: boolean;
   replay?: ReplayCache;
-  /** STP options (plugins). */
-  options?: Record<string, string>;
+  /** Typed STP options (see OpenRequest.options). */
+  options?: object;
+  /** STP options as text (`--option NAME=VALUE`). */
+  optionPairs?: Readonly<Record<string, string>>;
   crypto?: CryptoProvider;
   /** Answer every frame with a receipt (default true; false where the transport cannot). */
   receipts?: boolean;
@@ -156,22 +158,16 @@ export class MessageServer {
     let status: ReceiptStatus = "accepted";
     let detail: string | undefined;
     try {
-      opened = await openMessage(o.registry, frame, {
+      opened = await openMessage(frame, {
+        registry: o.registry,
         identity: o.identity,
         trusted: o.trusted,
+        requireTrust: o.requireTrust,
         replay: o.replay,
         options: o.options,
+        optionPairs: o.optionPairs,
         crypto: o.crypto,
       });
-      if (o.requireTrust && !opened.sender?.trusted) {
-        const s = opened.sender;
-        const why = !s
-          ? "the message has no sender"
-          : s.verified
-          ? `${s.address} is in no trusted card`
-          : `${s.address} is not verified`;
-        throw new MissiveError("untrusted", `untrusted sender: ${why}`);
-      }
     } catch (e) {
       if (!(e instanceof MissiveError)) throw e;
       this.#log(`${t.remote}: refused a message: ${e.message}`);

@@ -12,13 +12,23 @@ import { type Card, sameKeys } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { Registry } from "./registry.ts";
 import type { ReplayCache } from "./replay.ts";
-import type { AmpPlugin, Inner, Plugin, SenderInfo, StpPlugin, StpProperties } from "./types.ts";
+import {
+  type AmpPlugin,
+  type AnyStp,
+  type Inner,
+  type OptionPairs,
+  type Plugin,
+  type SenderInfo,
+  stpOptionsFromPairs,
+  type StpPlugin,
+  type StpProperties,
+} from "./types.ts";
 
-/** Inputs of `sealMessage`. */
-export interface SealRequest<T = unknown> {
+/** Inputs of `sealMessage`. `O` is the STP's options type. */
+export interface SealRequest<T = unknown, O = unknown> {
   /** The registry the plugins came from, so external plugins' failures are named. */
   registry?: Registry;
-  stp: StpPlugin;
+  stp: StpPlugin<O>;
   amp: AmpPlugin<T>;
   message: T;
   sender?: Identity;
@@ -26,9 +36,15 @@ export interface SealRequest<T = unknown> {
   sequenceNumber?: number;
   includeCard?: boolean;
   hashDestination?: boolean;
-  /** Key slots without recipient hints (group; see SealContext). */
+  /**
+   * Key slots without recipient hints (group; see SealContext). Refused for an STP whose
+   * properties do not include hidden recipients.
+   */
   hideRecipients?: boolean;
-  options?: Record<string, string>;
+  /** The STP's options (its own type, e.g. psk's key); merged over `optionPairs`. */
+  options?: O;
+  /** Options as text (`--option NAME=VALUE`), parsed by the STP's `parseOptions`. */
+  optionPairs?: OptionPairs;
   crypto?: CryptoProvider;
   /**
    * Clock and randomness, injectable to make vectors. STPs wipe the secret buffers they
@@ -68,18 +84,17 @@ function guardOf<T>(
  *   stp: registry.find("stp", "simple"), amp: registry.find("amp", "text/1"),
  *   message: { text: "hello bob" }, sender: alice, recipients: [bob.card],
  * });
- * const opened = await openMessage(registry, sealed, { identity: bob, trusted: [alice.card] });
+ * const opened = await openMessage(sealed, { registry, identity: bob, trusted: [alice.card] });
  * console.log(opened.message, opened.sender?.trusted); // { text: "hello bob" } true
  * ```
  */
-export async function sealMessage<T>(request: SealRequest<T>): Promise<Bytes> {
-  const crypto = request.crypto ?? await getCryptoProvider();
-  const random = request.random ?? randomBytes;
+export async function sealMessage<T, O = unknown>(request: SealRequest<T, O>): Promise<Bytes> {
   const { stp, amp } = request;
   const recipients = request.recipients ?? [];
-  if (request.nonce !== undefined && request.nonce.length !== 16) {
-    throw new MissiveError("usage", `seal: a nonce is 16 bytes, not ${request.nonce.length}`);
-  }
+  checkSealRequest(stp, request);
+  const options = await mergedOptions(stp, request.optionPairs, request.options);
+  const crypto = request.crypto ?? await getCryptoProvider();
+  const random = request.random ?? randomBytes;
   const inner: Inner = {
     ampType: amp.type,
     ampVersion: amp.version,
@@ -118,17 +133,76 @@ export async function sealMessage<T>(request: SealRequest<T>): Promise<Bytes> {
       includeCard: request.includeCard ?? true,
       hashDestination: request.hashDestination ?? false,
       hideRecipients: request.hideRecipients ?? false,
-      options: request.options ?? {},
+      options,
     }));
   return encodeEnvelope({ ...header, payload });
 }
 
+/**
+ * The rules every seal follows, whoever calls: options the STP cannot honour are
+ * refused, not ignored (a hidden-recipients request that left an address in clear would
+ * be worse than an error).
+ */
+function checkSealRequest<T, O>(stp: StpPlugin<O>, request: SealRequest<T, O>): void {
+  const p = stp.properties;
+  const recipients = request.recipients ?? [];
+  if (request.nonce !== undefined && request.nonce.length !== 16) {
+    throw new MissiveError("usage", `seal: a nonce is 16 bytes, not ${request.nonce.length}`);
+  }
+  if (request.hideRecipients && !p.hiddenRecipients) {
+    throw new MissiveError(
+      "usage",
+      `seal: STP ${stp.name} cannot hide its recipients (use group)`,
+    );
+  }
+  if (recipients.length > 1 && !p.multiRecipient) {
+    throw new MissiveError(
+      "usage",
+      `seal: STP ${stp.name} seals to one recipient, not ${recipients.length} (use group)`,
+    );
+  }
+  if (request.hashDestination && !stp.features?.includes("hash-destination")) {
+    throw new MissiveError(
+      "usage",
+      `seal: STP ${stp.name} cannot send the destination as a hash (use simple)`,
+    );
+  }
+}
+
+/**
+ * An STP's options from text pairs (its `parseOptions`) with typed options over them.
+ * Typed options are one object whose fields each STP reads for itself, so an opener can
+ * give a psk key and an smime identity at once, before it knows which STP will open.
+ */
+export async function mergedOptions<O>(
+  stp: StpPlugin<O>,
+  pairs: OptionPairs | undefined,
+  typed: unknown,
+): Promise<O> {
+  const fromPairs = pairs && Object.keys(pairs).length > 0
+    ? await stpOptionsFromPairs(stp, pairs)
+    : undefined;
+  if (typed === undefined) return (fromPairs ?? {}) as O;
+  if (fromPairs === undefined) return typed as O;
+  return { ...fromPairs, ...(typed as object) } as O;
+}
+
 /** Inputs of `openMessage`. */
 export interface OpenRequest {
+  /** Where the envelope's (type, version) pairs are looked up. */
+  registry: Registry;
   identity?: Identity;
   trusted?: readonly Card[];
+  /** Refuse (`untrusted`) a message whose sender is not verified against `trusted`. */
+  requireTrust?: boolean;
   replay?: ReplayCache;
-  options?: Record<string, string>;
+  /**
+   * Typed options for the STPs that may open the message (one object: each STP reads
+   * its own fields, e.g. psk's `key`, smime's `identity`), merged over `optionPairs`.
+   */
+  options?: object;
+  /** Options as text (`--option NAME=VALUE`), parsed by the opening STP. */
+  optionPairs?: OptionPairs;
   crypto?: CryptoProvider;
 }
 
@@ -145,14 +219,15 @@ export interface OpenedMessage {
 }
 
 /**
- * Opens one binary envelope: envelope → STP (by its pair) → replay check → AMP (by its
- * pair). Returns authenticated data or throws a MissiveError.
+ * Opens one binary envelope: envelope → STP (by its pair) → trust decision → replay
+ * check → AMP (by its pair). Returns authenticated data or throws a MissiveError; a
+ * message refused for trust is not recorded in the replay cache.
  */
 export async function openMessage(
-  registry: Registry,
   frame: Uint8Array,
-  request: OpenRequest = {},
+  request: OpenRequest,
 ): Promise<OpenedMessage> {
+  const { registry } = request;
   const crypto = request.crypto ?? await getCryptoProvider();
   const envelope = decodeEnvelope(frame);
   const header: EnvelopeHeader = {
@@ -160,35 +235,52 @@ export async function openMessage(
     protocolVersion: envelope.protocolVersion,
     sequenceNumber: envelope.sequenceNumber,
   };
-  const stp = registry.stp(envelope.protocolType, envelope.protocolVersion);
+  const stp: AnyStp = registry.stp(envelope.protocolType, envelope.protocolVersion);
   const trusted = request.trusted ?? [];
+  const options = await mergedOptions(stp, request.optionPairs, request.options);
   const opened = await registry.guard(stp, "open", () =>
     stp.open(envelope.payload, {
       header,
       crypto,
       identity: request.identity,
       trusted,
-      options: request.options ?? {},
+      options,
     }));
   const { inner } = opened;
+  const senderCard = opened.sender?.card;
+  const sender = opened.sender && {
+    ...opened.sender,
+    trusted: opened.sender.verified && (opened.sender.trustedByStp === true ||
+      (senderCard !== undefined && trusted.some((t) => sameKeys(t, senderCard)))),
+  };
+  if (request.requireTrust) requireTrusted(sender);
   if (request.replay) {
-    const who = opened.sender?.card ? toHex(opened.sender.card.id) : opened.sender?.address ?? "";
+    const who = senderCard ? toHex(senderCard.id) : opened.sender?.address ?? "";
     await request.replay.checkAndRemember(who, inner.nonce, inner.timestamp);
   }
   const amp = registry.amp(inner.ampType, inner.ampVersion);
   const message = await registry.guard(amp, "decode", () => amp.decode(inner.body));
-  const senderCard = opened.sender?.card;
   return {
     header,
     stp: { type: stp.type, version: stp.version, name: stp.name, properties: stp.properties },
     amp: { type: amp.type, version: amp.version, name: amp.name },
     inner,
     message,
-    sender: opened.sender && {
-      ...opened.sender,
-      trusted: opened.sender.verified && (opened.sender.trustedByStp === true ||
-        (senderCard !== undefined && trusted.some((t) => sameKeys(t, senderCard)))),
-    },
+    sender,
     warnings: opened.warnings,
   };
+}
+
+/**
+ * The `requireTrust` rule of every open (messages, streams, receipts): the sender must be
+ * verified and trusted, else `untrusted`.
+ */
+export function requireTrusted(sender: (SenderInfo & { trusted: boolean }) | undefined): void {
+  if (sender?.trusted) return;
+  const who = !sender
+    ? "the message has no sender"
+    : !sender.verified
+    ? `${sender.address} is a claimed, unverified sender`
+    : `${sender.address} is not a trusted card`;
+  throw new MissiveError("untrusted", `untrusted sender: ${who}`);
 }

@@ -5,7 +5,7 @@
  */
 import { MAX_PROTOCOL_NUMBER } from "../envelope/mod.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin, Plugin, StpPlugin } from "./types.ts";
+import type { AmpPlugin, AnyStp, Plugin } from "./types.ts";
 
 const key = (type: number, version: number) => `${type}/${version}`;
 
@@ -17,6 +17,9 @@ export const PROPERTY_FLAGS = [
   "multiRecipient",
   "hiddenRecipients",
 ] as const;
+
+/** Every seal feature an STP may list (see StpFeature). */
+const STP_FEATURES: readonly unknown[] = ["hash-destination"];
 
 /** Validates the fields every plugin must have; refuses a broken plugin early. */
 function checkPlugin(p: Plugin): void {
@@ -36,12 +39,16 @@ function checkPlugin(p: Plugin): void {
   if (typeof p.name !== "string" || !/^[a-z][a-z0-9-]{0,31}$/.test(p.name)) {
     fail("name must be lower-case letters, digits, dashes");
   }
-  const methods = p.kind === "stp"
-    ? ["seal", "open"]
-    : ["encode", "decode", "fromInput", "toOutput", "toJson"];
+  const fields = p as unknown as Record<string, unknown>;
+  const methods = p.kind === "stp" ? ["seal", "open"] : ["encode", "decode"];
   for (const m of methods) {
-    if (typeof (p as unknown as Record<string, unknown>)[m] !== "function") {
-      fail(`missing method ${m}()`);
+    if (typeof fields[m] !== "function") fail(`missing method ${m}()`);
+  }
+  // Optional capabilities come whole: the CLI capability of an AMP is three methods.
+  const optional = p.kind === "stp" ? [["parseOptions"]] : [["fromInput", "toOutput", "toJson"]];
+  for (const group of optional) {
+    if (group.some((m) => fields[m] !== undefined)) {
+      for (const m of group) if (typeof fields[m] !== "function") fail(`missing method ${m}()`);
     }
   }
   if (typeof p.description !== "string") fail("description must be a string");
@@ -54,12 +61,19 @@ function checkPlugin(p: Plugin): void {
     if (!["none", "signature", "shared-key"].includes(props!.authentication as string)) {
       fail(`properties.authentication must be "none", "signature" or "shared-key"`);
     }
+    const features = fields.features;
+    if (
+      features !== undefined &&
+      !(Array.isArray(features) && features.every((f) => STP_FEATURES.includes(f)))
+    ) {
+      fail(`features must be a list of ${STP_FEATURES.map((f) => `"${f}"`).join(", ")}`);
+    }
   }
 }
 
 /** Maps (type, version) pairs to plugins. */
 export class Registry {
-  readonly #stps = new Map<string, StpPlugin>();
+  readonly #stps = new Map<string, AnyStp>();
   readonly #amps = new Map<string, AmpPlugin>();
   /** Plugins loaded from outside (modules): their failures are `plugin` errors. */
   readonly #external = new WeakSet<Plugin>();
@@ -115,7 +129,7 @@ export class Registry {
   }
 
   /** The STP for a pair; `unknown-protocol` names the pair when there is none. */
-  stp(type: number, version: number): StpPlugin {
+  stp(type: number, version: number): AnyStp {
     const p = this.#stps.get(key(type, version));
     if (!p) {
       throw new MissiveError("unknown-protocol", `unknown STP (type ${type}, version ${version})`);
@@ -136,7 +150,7 @@ export class Registry {
    * Finds a plugin by name: `simple` (highest version), `simple/1` or `simple/v1`, or a
    * bare `type/version` pair like `2/1`.
    */
-  find<K extends Plugin["kind"]>(kind: K, spec: string): K extends "stp" ? StpPlugin : AmpPlugin {
+  find<K extends Plugin["kind"]>(kind: K, spec: string): K extends "stp" ? AnyStp : AmpPlugin {
     const table: Map<string, Plugin> = kind === "stp" ? this.#stps : this.#amps;
     const m = /^([a-z0-9-]+)(?:\/v?(\d+))?$/.exec(spec.trim().toLowerCase());
     const all = [...table.values()];
@@ -153,11 +167,11 @@ export class Registry {
       throw new MissiveError("usage", `no ${kind.toUpperCase()} named "${spec}" (have: ${names})`);
     }
     hits.sort((a, b) => b.version - a.version);
-    return hits[0] as K extends "stp" ? StpPlugin : AmpPlugin;
+    return hits[0] as K extends "stp" ? AnyStp : AmpPlugin;
   }
 
   /** Every registered plugin, STPs then AMPs, each sorted by (type, version). */
-  list(): { stps: StpPlugin[]; amps: AmpPlugin[] } {
+  list(): { stps: AnyStp[]; amps: AmpPlugin[] } {
     const order = (a: Plugin, b: Plugin) => a.type - b.type || a.version - b.version;
     return {
       stps: [...this.#stps.values()].sort(order),

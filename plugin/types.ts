@@ -36,8 +36,14 @@ export interface Inner {
   destination?: string;
 }
 
-/** Everything an STP may use to seal. */
-export interface SealContext {
+/**
+ * Options as text, the way `--option NAME=VALUE` gives them. Every STP accepts this form:
+ * one with typed options turns it into them with `parseOptions`.
+ */
+export type OptionPairs = Readonly<Record<string, string>>;
+
+/** Everything an STP may use to seal. `O` is the STP's options type. */
+export interface SealContext<O = OptionPairs> {
   /** The envelope header the payload will travel under; STPs bind it. */
   header: EnvelopeHeader;
   crypto: CryptoProvider;
@@ -57,19 +63,20 @@ export interface SealContext {
   hashDestination: boolean;
   /** Key slots without recipient hints, their count padded (group; SPEC §19.6). */
   hideRecipients?: boolean;
-  /** Plugin-specific options (e.g. a passphrase), from `--option key=value`. */
-  options: Readonly<Record<string, string>>;
+  /** The STP's own options (e.g. a shared key); `{}` when none were given. */
+  options: O;
 }
 
-/** Everything an STP may use to open. */
-export interface OpenContext {
+/** Everything an STP may use to open. `O` is the STP's options type. */
+export interface OpenContext<O = OptionPairs> {
   header: EnvelopeHeader;
   crypto: CryptoProvider;
   /** The opener's identity, for STPs that encrypt to a recipient. */
   identity?: Identity;
   /** Cards the opener trusts; also where a sender's card is found when not attached. */
   trusted: readonly Card[];
-  options: Readonly<Record<string, string>>;
+  /** The STP's own options; `{}` when none were given. */
+  options: O;
 }
 
 /** Who sent a message, as established by the STP. */
@@ -93,8 +100,19 @@ export interface StpOpened {
   warnings: string[];
 }
 
-/** A secure transport protocol plugin. */
-export interface StpPlugin {
+/**
+ * Seal features an STP may honour beyond what its properties say; `sealMessage` refuses
+ * a request for one the STP does not list.
+ * - `hash-destination`: the destination address travels as a keyed hash (simple).
+ */
+export type StpFeature = "hash-destination";
+
+/**
+ * A secure transport protocol plugin. `O` is the type of its options: plugins that take
+ * none, or take text, keep the default (`OptionPairs`); a built-in with structured options
+ * (psk's key, smime's certificates) declares its own type and `parseOptions`.
+ */
+export interface StpPlugin<O = OptionPairs> {
   readonly kind: "stp";
   readonly type: number;
   readonly version: number;
@@ -102,12 +120,28 @@ export interface StpPlugin {
   readonly name: string;
   readonly description: string;
   readonly properties: StpProperties;
-  seal(inner: Inner, ctx: SealContext): Promise<Uint8Array>;
+  /** Seal features this STP honours (see `StpFeature`); none when absent. */
+  readonly features?: readonly StpFeature[];
+  /**
+   * Turns `--option NAME=VALUE` pairs into this STP's options, refusing names it does not
+   * know (`usage`). Absent: the pairs are the options.
+   */
+  parseOptions?(pairs: OptionPairs): O | Promise<O>;
+  seal(inner: Inner, ctx: SealContext<O>): Promise<Uint8Array>;
   /** Returns authenticated data or throws a MissiveError; never unauthenticated bytes. */
-  open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened>;
+  open(payload: Uint8Array, ctx: OpenContext<O>): Promise<StpOpened>;
 }
 
-/** An application message protocol plugin. */
+/** An STP of any options type, as the registry holds it. */
+// deno-lint-ignore no-explicit-any
+export type AnyStp = StpPlugin<any>;
+
+/** The options of an STP from `--option` pairs: `parseOptions` when it has one. */
+export async function stpOptionsFromPairs<O>(stp: StpPlugin<O>, pairs: OptionPairs): Promise<O> {
+  return stp.parseOptions ? await stp.parseOptions(pairs) : pairs as O;
+}
+
+/** An application message protocol plugin: bytes in and out, nothing else. */
 export interface AmpPlugin<T = unknown> {
   readonly kind: "amp";
   readonly type: number;
@@ -117,12 +151,31 @@ export interface AmpPlugin<T = unknown> {
   encode(message: T): Uint8Array;
   /** Throws MissiveError("malformed") on bad input. */
   decode(bytes: Uint8Array): T;
-  /** CLI: builds a message from stdin bytes and `--field name=value` pairs. */
+}
+
+/**
+ * Optional AMP capability for the command line: building a message from input bytes and
+ * `--field` pairs, the bytes `missive open` writes, and the `--json` form. An AMP without
+ * it can still be sealed and opened by the library; the CLI then refuses to build one and
+ * shows a received one as its encoded bytes.
+ */
+export interface AmpCli<T = unknown> {
+  /** Builds a message from stdin bytes and `--field name=value` pairs. */
   fromInput(input: Uint8Array, fields: Readonly<Record<string, string>>): T;
-  /** CLI: the bytes `missive open` writes to stdout. */
+  /** The bytes `missive open` writes to stdout. */
   toOutput(message: T): Uint8Array;
-  /** CLI: the message as JSON-compatible data for `--json`. */
+  /** The message as JSON-compatible data for `--json`. */
   toJson(message: T): unknown;
+}
+
+/** An AMP with the command-line capability (every built-in AMP). */
+export type CliAmp<T = unknown> = AmpPlugin<T> & AmpCli<T>;
+
+/** True when an AMP offers the command-line capability. */
+export function hasCli<T>(amp: AmpPlugin<T>): amp is CliAmp<T> {
+  const a = amp as Partial<AmpCli<T>>;
+  return typeof a.fromInput === "function" && typeof a.toOutput === "function" &&
+    typeof a.toJson === "function";
 }
 
 /**
@@ -139,4 +192,5 @@ export function hasSummary<T>(amp: AmpPlugin<T>): amp is AmpPlugin<T> & AmpSumma
 }
 
 /** Either kind of plugin. */
-export type Plugin = StpPlugin | AmpPlugin;
+// deno-lint-ignore no-explicit-any
+export type Plugin = AnyStp | AmpPlugin<any>;

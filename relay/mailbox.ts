@@ -218,7 +218,8 @@ export async function handleDeliveries(
     const delivery = next.value;
     let opened: OpenedMessage;
     try {
-      opened = await openMessage(options.registry, delivery.envelope, {
+      opened = await openMessage(delivery.envelope, {
+        registry: options.registry,
         identity: options.identity,
         trusted: options.trusted ?? [],
       });

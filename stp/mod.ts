@@ -4,7 +4,7 @@
  */
 import { builtinAmps } from "../amp/mod.ts";
 import { Registry } from "../plugin/registry.ts";
-import type { StpPlugin } from "../plugin/types.ts";
+import type { AnyStp } from "../plugin/types.ts";
 import { authStp } from "./auth.ts";
 import { groupStp } from "./group/mod.ts";
 import { plainStp } from "./plain.ts";
@@ -18,7 +18,7 @@ export { PSK_TYPE, pskStp } from "./psk/mod.ts";
 export { SIMPLE_TYPE, simpleStp } from "./simple.ts";
 
 /** Every built-in STP. */
-export function builtinStps(): StpPlugin[] {
+export function builtinStps(): AnyStp[] {
   return [simpleStp(1), simpleStp(2), groupStp, authStp, pskStp(1), pskStp(2), plainStp];
 }
 

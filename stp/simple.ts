@@ -327,6 +327,7 @@ export function simpleStp(version: 1 | 2): StpPlugin {
       ? "one recipient; X25519 + AES-256-GCM + Ed25519 + HMAC (legacy: timestamp not bound)"
       : "one recipient; X25519 + AES-256-GCM + Ed25519 + HMAC, timestamp bound",
     properties: PROPERTIES,
+    features: ["hash-destination"],
     seal: (inner, ctx) => seal(version, inner, ctx),
     open: (payload, ctx) => open(version, `${name} v${version}`, payload, ctx),
   };

@@ -32,17 +32,24 @@ import { inFlightFor, WRITE_BATCH } from "./_seal.ts";
 
 /** Inputs of `openStream`. */
 export interface OpenStreamRequest {
+  /** Where the header envelope's STP and AMP are looked up. */
+  registry: Registry;
   source: ByteSource;
   sink: ByteSink;
   identity?: Identity;
   trusted?: readonly Card[];
+  /** Refuse (`untrusted`, nothing written) a sender not verified against `trusted`. */
+  requireTrust?: boolean;
   replay?: ReplayCache;
-  options?: Record<string, string>;
+  /** Typed STP options for the header (see OpenRequest.options). */
+  options?: object;
+  /** STP options as text, parsed by the header's STP. */
+  optionPairs?: Readonly<Record<string, string>>;
   crypto?: CryptoProvider;
   inFlight?: number;
   /**
-   * Called once the header is open and before any chunk is read: may throw to refuse the
-   * sender (the CLI's --require-trust) with nothing written.
+   * Called once the header is open (and `requireTrust` passed) and before any chunk is
+   * read: may throw to refuse the stream with nothing written.
    */
   onHeader?: (header: OpenedStreamHeader) => void | Promise<void>;
   /** Called after each batch is written with the plaintext bytes released so far. */
@@ -84,15 +91,17 @@ export async function readStreamHeader(source: ByteSource): Promise<Uint8Array> 
 
 /** Opens the header and checks it may carry a stream (SPEC §20.6 steps 1-4). */
 export async function openStreamHeader(
-  registry: Registry,
   header: Uint8Array,
   request: Omit<OpenStreamRequest, "source" | "sink">,
 ): Promise<OpenedStreamHeader> {
-  const opened = await openMessage(registry, header, {
+  const opened = await openMessage(header, {
+    registry: request.registry,
     identity: request.identity,
     trusted: request.trusted,
+    requireTrust: request.requireTrust,
     replay: request.replay,
     options: request.options,
+    optionPairs: request.optionPairs,
     crypto: request.crypto,
   });
   if (opened.amp.type !== STREAM_TYPE || opened.amp.version !== 1) {
@@ -122,14 +131,11 @@ export async function openStreamHeader(
 }
 
 /** Opens a stream from `source`, releasing authenticated plaintext to `sink`. */
-export async function openStream(
-  registry: Registry,
-  request: OpenStreamRequest,
-): Promise<OpenStreamResult> {
+export async function openStream(request: OpenStreamRequest): Promise<OpenStreamResult> {
   const crypto = request.crypto ?? await getCryptoProvider();
   const { source, sink } = request;
   const header = await readStreamHeader(source);
-  const head = await openStreamHeader(registry, header, { ...request, crypto });
+  const head = await openStreamHeader(header, { ...request, crypto });
   await request.onHeader?.(head);
   const { descriptor } = head;
   const keys = await chunkKeys(crypto, descriptor.payloadKey, header);

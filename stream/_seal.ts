@@ -13,9 +13,9 @@ import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { type Registry } from "../plugin/registry.ts";
 import { sealMessage, type SealRequest } from "../plugin/message.ts";
-import type { StpPlugin } from "../plugin/types.ts";
+import type { AnyStp } from "../plugin/types.ts";
 import { FILE_TYPE } from "../amp/file.ts";
-import { type StreamDescriptor, streamV1 } from "../amp/stream.ts";
+import { STREAMABLE_AMPS, type StreamDescriptor, streamV1 } from "../amp/stream.ts";
 import {
   chunkKeys,
   chunkNonce,
@@ -49,7 +49,7 @@ export const WRITE_BATCH = 1024 * 1024;
 export interface SealStreamRequest {
   registry?: Registry;
   /** A confidential STP that signs (simple, group). */
-  stp: StpPlugin;
+  stp: AnyStp;
   sender: Identity;
   recipients: readonly Card[];
   /** The content AMP: text/1 (default) or file/1 with `name` and `mediaType`. */
@@ -88,20 +88,47 @@ export interface SealStreamResult {
   headerHash: Bytes;
 }
 
-/** Refuses an STP that cannot protect a stream's payload key or name its sender. */
-export function checkStreamStp(stp: StpPlugin): void {
+/** Whether a stream can be sealed, and when not, why (for people). */
+export type StreamSupport = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Whether `stp` and the content AMP can carry a stream (SPEC §20): the STP must protect
+ * the payload key and sign for the sender (simple, group); the content must be text/1 or
+ * file/1. The one rule `sealStream` and the CLI both apply.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { authStp, simpleStp } from "../mod.ts";
+ * import { streamSupport } from "./mod.ts";
+ * assert.deepEqual(streamSupport(simpleStp(2), { type: 1, version: 1 }), { ok: true });
+ * assert.equal(streamSupport(authStp, { type: 1, version: 1 }).ok, false);
+ * assert.equal(streamSupport(simpleStp(2), { type: 2, version: 1 }).ok, false);
+ * ```
+ */
+export function streamSupport(
+  stp: AnyStp,
+  amp: { type: number; version: number } = { type: 1, version: 1 },
+): StreamSupport {
   const p = stp.properties;
   if (!p.confidentiality || p.authentication !== "signature") {
-    throw new MissiveError(
-      "usage",
-      `stream: STP ${stp.name} cannot carry a stream (it needs confidentiality and a sender ` +
+    return {
+      ok: false,
+      reason: `STP ${stp.name} cannot carry a stream (it needs confidentiality and a sender ` +
         "signature: simple or group)",
-    );
+    };
   }
+  if (!STREAMABLE_AMPS.some(([t, v]) => t === amp.type && v === amp.version)) {
+    return {
+      ok: false,
+      reason: `AMP (${amp.type}, ${amp.version}) cannot be streamed (use text/1 or file/1)`,
+    };
+  }
+  return { ok: true };
 }
 
 /** Signed chunks are required when anyone but one recipient may hold the payload key. */
-export function needsSignedChunks(stp: StpPlugin, recipients: number): boolean {
+export function needsSignedChunks(stp: AnyStp, recipients: number): boolean {
   return stp.properties.multiRecipient || recipients !== 1;
 }
 
@@ -110,13 +137,14 @@ export async function sealStream(request: SealStreamRequest): Promise<SealStream
   const crypto = request.crypto ?? await getCryptoProvider();
   const random = request.random ?? randomBytes;
   const { stp, sender, source, sink } = request;
-  checkStreamStp(stp);
+  const content = request.content ?? { ampType: 1, ampVersion: 1 };
+  const support = streamSupport(stp, { type: content.ampType, version: content.ampVersion });
+  if (!support.ok) throw new MissiveError("usage", `stream: ${support.reason}`);
   const signed = request.signed ?? needsSignedChunks(stp, request.recipients.length);
   if (!signed && needsSignedChunks(stp, request.recipients.length)) {
     throw new MissiveError("usage", "stream: more than one recipient holds the key; sign chunks");
   }
   const chunkSize = request.chunkSize ?? (signed ? DEFAULT_SIGNED_CHUNK : DEFAULT_CHUNK);
-  const content = request.content ?? { ampType: 1, ampVersion: 1 };
   const payloadKey = random(32);
   const descriptor: StreamDescriptor = {
     ampType: content.ampType,

@@ -22,11 +22,12 @@ export {
   prefixedSource,
 } from "./_io.ts";
 export {
-  checkStreamStp,
   needsSignedChunks,
   sealStream,
   type SealStreamRequest,
   type SealStreamResult,
+  type StreamSupport,
+  streamSupport,
 } from "./_seal.ts";
 export {
   type OpenedStreamHeader,

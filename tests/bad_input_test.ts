@@ -155,7 +155,11 @@ async function withFiles<T>(
 /** Opens with Bob's identity, trusting Alice. */
 async function openAsBob(frame: Uint8Array) {
   const w = await getWorld();
-  return await openMessage(defaultRegistry(), frame, { identity: w.bob, trusted: [w.alice.card] });
+  return await openMessage(frame, {
+    registry: defaultRegistry(),
+    identity: w.bob,
+    trusted: [w.alice.card],
+  });
 }
 
 // ---------------------------------------------------------------------------------
@@ -1096,7 +1100,11 @@ describe("bad input: STP payloads (simple v1, simple v2, auth, plain)", () => {
 
   it("simple: opening without a key is a usage error, not a crash", async () => {
     const { sealed } = await getWorld();
-    await refused("no identity", () => openMessage(defaultRegistry(), sealed["simple/2"]), "usage");
+    await refused(
+      "no identity",
+      () => openMessage(sealed["simple/2"], { registry: defaultRegistry() }),
+      "usage",
+    );
   });
 
   it("bad payloads fail `open` with exit 3 and no output", async () => {

@@ -14,7 +14,7 @@ import { MissiveError } from "../core/errors.ts";
 import { importPluginModule } from "../plugin/loader.ts";
 import { stopAllPlugins } from "../plugin/exec/mod.ts";
 import { defaultRegistry, openMessage, type Registry, sealMessage } from "../mod.ts";
-import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
+import { type AmpPlugin, type CliAmp, hasCli, type StpPlugin } from "../plugin/types.ts";
 import { fixedIdentity, ROOT } from "./helpers.ts";
 
 const pluginDir = join(ROOT, "plugins");
@@ -51,7 +51,7 @@ const SAMPLES: Record<string, [Uint8Array, Record<string, string>]> = {
  * A sample message: with AMP fields (title, kind) for AMPs that take them. AMP calls are
  * awaited: an executable plugin's AMP answers with promises (docs/PLUGINS.md §9.6).
  */
-async function sample(amp: AmpPlugin): Promise<unknown> {
+async function sample(amp: CliAmp): Promise<unknown> {
   try {
     return await amp.fromInput(SAMPLE_INPUT, SAMPLE_FIELDS);
   } catch (e) {
@@ -67,14 +67,15 @@ const seal = (stp: StpPlugin, amp: AmpPlugin = text, message: unknown = { text: 
     message,
     sender: alice,
     recipients: [bob.card],
-    options,
+    optionPairs: options,
     crypto: nobleProvider,
   });
 const open = (frame: Uint8Array, as = bob, opts: Record<string, string> = options) =>
-  openMessage(registry, frame, {
+  openMessage(frame, {
+    registry,
     identity: as,
     trusted: [alice.card],
-    options: opts,
+    optionPairs: opts,
     crypto: nobleProvider,
   });
 
@@ -95,7 +96,7 @@ describe("conformance: every STP", () => {
         message: { text: "round trip ✓" },
         sender: alice,
         recipients: [bob.card],
-        options,
+        optionPairs: options,
         now: 1_800_000_000_123,
       });
       const opened = await open(sealed);
@@ -168,7 +169,10 @@ describe("conformance: every STP", () => {
 });
 
 describe("conformance: every AMP", () => {
-  for (const amp of amps) {
+  it("every AMP offers the command-line capability (the round trip below uses it)", () => {
+    for (const amp of amps) assert.ok(hasCli(amp), amp.name);
+  });
+  for (const amp of amps.filter(hasCli)) {
     const label = `${amp.name} v${amp.version} (${amp.type}, ${amp.version})`;
     it(`${label}: fromInput → encode → seal → open → decode round trip`, async () => {
       const message = await sample(amp);

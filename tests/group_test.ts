@@ -51,7 +51,7 @@ const seal = (opts: { hide?: boolean; to?: Identity[]; text?: string; seq?: numb
     sequenceNumber: opts.seq,
   });
 const open = (frame: Uint8Array, as: Identity) =>
-  openMessage(registry, frame, { identity: as, trusted: [alice.card] });
+  openMessage(frame, { registry, identity: as, trusted: [alice.card] });
 const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code === c;
 
 describe("group STP through the library", () => {

@@ -84,7 +84,7 @@ describe("registry", () => {
       payload: new Uint8Array(),
     });
     await assert.rejects(
-      openMessage(r, frame),
+      openMessage(frame, { registry: r }),
       (e) => code("unknown-protocol")(e) && /type 99, version 3/.test((e as Error).message),
     );
     const alice = await fixedIdentity("alice@example.org", 1);
@@ -95,7 +95,7 @@ describe("registry", () => {
       sender: alice,
     });
     await assert.rejects(
-      openMessage(r, sealed),
+      openMessage(sealed, { registry: r }),
       (e) =>
         code("unknown-protocol")(e) && /AMP \(type 4242, version 1\)/.test((e as Error).message),
     );
@@ -123,9 +123,12 @@ describe("registry", () => {
         encodeEnvelope({ ...env, sequenceNumber: (seq ?? 0) + 1 }),
       ];
       for (const m of moved) {
-        await assert.rejects(openMessage(r, m, { identity: bob }), code("auth-failed"));
+        await assert.rejects(openMessage(m, { registry: r, identity: bob }), code("auth-failed"));
       }
-      assert.equal((await openMessage(r, v2, { identity: bob })).header.sequenceNumber, seq);
+      assert.equal(
+        (await openMessage(v2, { registry: r, identity: bob })).header.sequenceNumber,
+        seq,
+      );
     }
   });
 
@@ -154,7 +157,7 @@ describe("registry", () => {
         payload: new Uint8Array(),
       });
       await assert.rejects(
-        openMessage(r, frame),
+        openMessage(frame, { registry: r }),
         (e) => code(expected)(e) && /\(\d+, 1\) open failed: /.test((e as Error).message),
       );
     }

@@ -9,8 +9,8 @@ import { hasUnsafeNameCharacters, sanitizeText } from "../core/sanitize.ts";
 
 // What may never come out: C0 but tab (and newline in multiline), DEL, C1, bidi controls,
 // zero-width characters, separators, BOM, lone surrogates.
-// deno-lint-ignore no-control-regex
 const FORBIDDEN =
+  // deno-lint-ignore no-control-regex
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
 
 describe("sanitizeText", () => {

@@ -231,7 +231,7 @@ describe("missive send / listen (subprocesses)", () => {
       [["listen", "sips:bob@127.0.0.1", "--key", "bob.key"], /bad transport URL/],
       [
         ["send", "stdio:lines", "--from", "alice.key", "--to", "bob.card", "--hide-recipients"],
-        /--hide-recipients needs --stp group/,
+        /STP simple cannot hide its recipients \(use group\)/,
       ],
     ];
     for (const [args, re] of cases) {
@@ -315,7 +315,10 @@ describe("missive listen escapes what senders choose", () => {
     });
     assert.equal(refused.code, 0, refused.stderr);
     assert.equal(refused.text, "");
-    assert.match(refused.stderr, /untrusted sender: \\x1b\[2Jmallory\\nfake line is not verified/);
+    assert.match(
+      refused.stderr,
+      /untrusted sender: \\x1b\[2Jmallory\\nfake line is a claimed, unverified sender/,
+    );
     assert.ok(!refused.stderr.includes("\x1b") && !shown.text.includes("\x1b"));
   });
 });

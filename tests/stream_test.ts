@@ -13,7 +13,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
@@ -161,7 +161,8 @@ async function open(
 ) {
   const sink = memorySink();
   try {
-    const result = await openStream(options.registry ?? defaultRegistry(), {
+    const result = await openStream({
+      registry: options.registry ?? defaultRegistry(),
       source: bytesSource(stream),
       sink,
       identity: options.identity ?? bob,
@@ -370,7 +371,8 @@ describe("stream damage: fails typed, releases only the chunks before the damage
       const victim = recipients[0];
       // The forger opens the header, as any recipient can, and re-seals chunk 1.
       const header = await readStreamHeader(bytesSource(stream));
-      const opened = await openStreamHeader(registry, header, {
+      const opened = await openStreamHeader(header, {
+        registry,
         identity: forger,
         trusted: [alice.card],
       });
@@ -431,7 +433,7 @@ describe("stream damage: fails typed, releases only the chunks before the damage
       const json = await runCli(["open", "--json", "--key", join(dir, "bob.key")], {
         stdin: header,
       });
-      const opened = await openStreamHeader(defaultRegistry(), header, { identity: bob });
+      const opened = await openStreamHeader(header, { registry: defaultRegistry(), identity: bob });
       assert.ok(!json.text.includes(toHex(opened.descriptor.payloadKey)));
       assert.deepEqual(JSON.parse(json.text).message, {
         amp: [1, 1],
@@ -685,16 +687,25 @@ describe("stream CLI", () => {
       const bad = new Uint8Array(stream);
       bad[records[3].start + 100] ^= 0x20;
       writeFileSync(join(dir, "bad.msv"), bad);
+      // An existing -o FILE is not replaced without --force, and never on failure.
+      const exists = await spawnCli([...openArgs, join(dir, "bad.msv")]);
+      assert.equal(exists.code, 2, exists.stderr);
+      assert.match(exists.stderr, /out\.bin already exists; .*--force/);
+      const kept = await spawnCli([...openArgs, "--force", join(dir, "bad.msv")]);
+      assert.equal(kept.code, 4, kept.stderr);
+      assert.deepEqual(new Uint8Array(readFileSync(out)), data, "the old file is intact");
+      rmSync(out);
       const no = await spawnCli([...openArgs, join(dir, "bad.msv")]);
       assert.equal(no.code, 4, no.stderr);
       assert.equal(no.stdout.length, 0);
       assert.match(no.stderr, /chunk 3/);
       assert.match(
         no.stderr,
-        /3072 authenticated plaintext bytes had been written; .*out\.bin removed/,
+        /3072 authenticated plaintext bytes had been written to a temporary file, now removed; .*out\.bin was not touched/,
       );
       assert.equal(no.stderr.trim().split("\n").length, 1);
       assert.equal(existsSync(out), false);
+      assert.deepEqual(readdirSync(dir).filter((f) => f.includes(".partial")), []);
 
       // To stdout: exactly the authenticated chunks came out.
       const piped = await runCli(["open", "--key", join(dir, "bob.key"), join(dir, "bad.msv")]);

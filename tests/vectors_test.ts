@@ -314,7 +314,7 @@ describe("vector corpus", () => {
       if (v.operation === "open") {
         return expectOutcome(
           v,
-          () => openMessage(registry, input, { crypto: nobleProvider }),
+          () => openMessage(input, { registry, crypto: nobleProvider }),
           () => {},
         );
       }

@@ -3,8 +3,9 @@
  * identity, encrypt to the recipient's certificate" in its standard form, CMS (RFC 5652)
  * as S/MIME 4.0 (RFC 8551) uses it, interoperable with `openssl cms`. The envelope
  * payload is the DER of one ContentInfo. Identities are X.509 certificates and PKCS #8
- * keys, passed as PEM text in STP options (the CLI reads them from --cert/--key/--to/
- * --trust), so missive cards play no part here.
+ * keys, passed as parsed objects in the STP's options (`SmimeOptions`; the CLI reads them
+ * from --cert/--key/--to/--trust; `--option` text is parsed by `parseSmimeOptions`), so
+ * missive cards play no part here.
  * @module
  */
 import { utf8 } from "../../core/bytes.ts";
@@ -25,13 +26,14 @@ import {
   encryptContent,
 } from "./_enveloped.ts";
 import { compressedDataDer, decompress } from "./_compressed.ts";
-import { unwrapSmimeEntity } from "./_mime.ts";
+import { unwrapSmimeEntity } from "./detect.ts";
 import { type RsaSignature, signContent, type Verified, verifySigned } from "./_signed.ts";
 
 /** STP type number of `smime`. */
 export const SMIME_TYPE = 1;
 
-export { looksLikeSmime, smimeBytes, smimeText, unwrapSmimeEntity } from "./_mime.ts";
+export { smimeBytes, smimeText } from "./_mime.ts";
+export { looksLikeSmime, unwrapSmimeEntity } from "./detect.ts";
 
 const PROPERTIES = {
   confidentiality: true,
@@ -42,36 +44,103 @@ const PROPERTIES = {
   hiddenRecipients: false,
 } as const;
 
-/**
- * STP options of `smime` (all PEM text): `cert` (own certificate, then any chain) and
- * `key` (own PKCS #8 key, unencrypted); `recipient-certs` to seal to; `trust-certs`, the
- * CAs a signer must chain to on open. Also `cipher` (aes-256-cbc | aes-256-gcm),
- * `signature` (pkcs1 | pss, RSA only), `compress` (zlib: compress before signing), and
- * `now` (ms, for tests).
- */
-export type SmimeOptions = Readonly<Record<string, string>>;
-
-function certsOption(options: SmimeOptions, name: string): X509Certificate[] {
-  const text = options[name];
-  return text === undefined ? [] : parseCertificates(utf8(text), `option ${name}`);
+/** An X.509 identity: a certificate chain (own certificate first) and its private key. */
+export interface SmimeIdentity {
+  chain: readonly X509Certificate[];
+  key: X509PrivateKey;
 }
 
-async function identityOf(options: SmimeOptions, needed: string) {
-  const chain = certsOption(options, "cert");
-  if (chain.length === 0 || options.key === undefined) {
+/** Options of the `smime` STP. */
+export interface SmimeOptions {
+  /** Own identity: sealing signs with it, opening decrypts with it. */
+  identity?: SmimeIdentity;
+  /** Certificates to seal to. */
+  recipients?: readonly X509Certificate[];
+  /** CAs a signer must chain to on open (else the sender is not trusted). */
+  trustAnchors?: readonly X509Certificate[];
+  /** Content encryption: aes-256-cbc (EnvelopedData, default) or aes-256-gcm. */
+  cipher?: ContentCipher;
+  /** RSA signature scheme: pkcs1 (default) or pss. */
+  signature?: RsaSignature;
+  /** zlib-compress before signing (CompressedData, RFC 3274). */
+  compress?: boolean;
+  /** Verification time in ms since the epoch (tests); default now. */
+  nowMs?: number;
+}
+
+const SMIME_OPTION_NAMES = [
+  "cert",
+  "key",
+  "recipient-certs",
+  "trust-certs",
+  "cipher",
+  "signature",
+  "compress",
+  "now",
+];
+
+/**
+ * `SmimeOptions` from `--option NAME=VALUE` text: `cert` (own certificate and chain,
+ * PEM) with `key` (unencrypted PKCS #8 PEM), `recipient-certs`, `trust-certs` (PEM),
+ * `cipher`, `signature`, `compress=zlib`, `now` (ms). Unknown names are `usage` errors.
+ */
+export async function parseSmimeOptions(
+  pairs: Readonly<Record<string, string>>,
+): Promise<SmimeOptions> {
+  for (const name of Object.keys(pairs)) {
+    if (!SMIME_OPTION_NAMES.includes(name)) {
+      throw new MissiveError(
+        "usage",
+        `smime: unknown option ${JSON.stringify(name)} (have: ${SMIME_OPTION_NAMES.join(", ")})`,
+      );
+    }
+  }
+  const certs = (name: string) =>
+    pairs[name] === undefined ? undefined : parseCertificates(utf8(pairs[name]), `option ${name}`);
+  const cipher = pairs.cipher as ContentCipher | undefined;
+  const signature = pairs.signature as RsaSignature | undefined;
+  if (cipher !== undefined && !["aes-256-cbc", "aes-256-gcm"].includes(cipher)) {
+    throw new MissiveError("usage", "smime: cipher must be aes-256-cbc or aes-256-gcm");
+  }
+  if (signature !== undefined && !["pkcs1", "pss"].includes(signature)) {
+    throw new MissiveError("usage", "smime: signature must be pkcs1 or pss");
+  }
+  if (pairs.compress !== undefined && pairs.compress !== "zlib") {
+    throw new MissiveError("usage", "smime: compress must be zlib");
+  }
+  if (pairs.now !== undefined && !/^\d{1,15}$/.test(pairs.now)) {
+    throw new MissiveError("usage", "smime: now must be ms");
+  }
+  const chain = certs("cert");
+  if ((chain === undefined) !== (pairs.key === undefined)) {
+    throw new MissiveError("usage", "smime: options cert and key go together");
+  }
+  return {
+    identity: chain && pairs.key !== undefined
+      ? { chain, key: await parsePrivateKey(utf8(pairs.key)) }
+      : undefined,
+    recipients: certs("recipient-certs"),
+    trustAnchors: certs("trust-certs"),
+    cipher,
+    signature,
+    compress: pairs.compress === "zlib" ? true : undefined,
+    nowMs: pairs.now === undefined ? undefined : Number(pairs.now),
+  };
+}
+
+function identityOf(options: SmimeOptions, needed: string): SmimeIdentity {
+  const id = options.identity;
+  if (!id || id.chain.length === 0) {
     throw new MissiveError("usage", `smime: ${needed} needs an X.509 identity (--cert, --key)`);
   }
-  const key: X509PrivateKey = await parsePrivateKey(utf8(options.key));
-  return { chain, key };
+  return id;
 }
 
 function nowOf(options: SmimeOptions): Date {
-  if (options.now === undefined) return new Date();
-  if (!/^\d{1,15}$/.test(options.now)) throw new MissiveError("usage", "smime: now must be ms");
-  return new Date(Number(options.now));
+  return options.nowMs === undefined ? new Date() : new Date(options.nowMs);
 }
 
-async function sealSmime(inner: Inner, ctx: SealContext): Promise<Uint8Array> {
+async function sealSmime(inner: Inner, ctx: SealContext<SmimeOptions>): Promise<Uint8Array> {
   if (inner.ampType !== 1 || inner.ampVersion !== 1) {
     throw new MissiveError("usage", "smime carries AMP text/1 only (the content is the bytes)");
   }
@@ -79,18 +148,15 @@ async function sealSmime(inner: Inner, ctx: SealContext): Promise<Uint8Array> {
     throw new MissiveError("usage", "smime: a sequence number cannot be bound; drop --seq");
   }
   const o = ctx.options;
-  const signer = await identityOf(o, "sealing");
-  const recipients = certsOption(o, "recipient-certs");
+  const signer = identityOf(o, "sealing");
+  const recipients = o.recipients ?? [];
   if (recipients.length === 0) {
     throw new MissiveError("usage", "smime: sealing needs recipient certificates (--to CERT)");
   }
-  const cipher = (o.cipher ?? "aes-256-cbc") as ContentCipher;
-  const rsa = (o.signature ?? "pkcs1") as RsaSignature;
+  const cipher = o.cipher ?? "aes-256-cbc";
+  const rsa = o.signature ?? "pkcs1";
   if (!["aes-256-cbc", "aes-256-gcm"].includes(cipher) || !["pkcs1", "pss"].includes(rsa)) {
     throw new MissiveError("usage", "smime: cipher aes-256-cbc|aes-256-gcm, signature pkcs1|pss");
-  }
-  if (o.compress !== undefined && o.compress !== "zlib") {
-    throw new MissiveError("usage", "smime: compress must be zlib");
   }
   // PhoneX's order, RFC 3274 §1: compress, then sign the CompressedData, then encrypt.
   const signed = o.compress
@@ -101,7 +167,7 @@ async function sealSmime(inner: Inner, ctx: SealContext): Promise<Uint8Array> {
     })
     : await signContent(inner.body, signer, { rsa, time: new Date(inner.timestamp) });
   // As `openssl cms -sign | openssl cms -encrypt`: the SignedData ContentInfo is id-data.
-  return await encryptContent(signed, CMS.data, recipients, cipher);
+  return await encryptContent(signed, CMS.data, [...recipients], cipher);
 }
 
 /**
@@ -114,8 +180,8 @@ export async function openCms(
   der: Uint8Array,
   options: SmimeOptions,
 ): Promise<{ verified: Verified; content: Uint8Array; warnings: string[] }> {
-  const { chain, key } = await identityOf(options, "opening");
-  const anchors = certsOption(options, "trust-certs");
+  const { chain, key } = identityOf(options, "opening");
+  const anchors = [...(options.trustAnchors ?? [])];
   const warnings: string[] = [];
   let ci = parseContentInfo(der);
   let decrypted = false;
@@ -182,7 +248,7 @@ export async function openCms(
   throw new MissiveError("malformed", `smime: more than ${MAX_CMS_LAYERS} CMS layers`);
 }
 
-async function openSmime(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
+async function openSmime(payload: Uint8Array, ctx: OpenContext<SmimeOptions>): Promise<StpOpened> {
   if (ctx.header.sequenceNumber !== undefined) {
     throw new MissiveError("malformed", "smime: the envelope has a sequence number it cannot bind");
   }
@@ -207,13 +273,14 @@ async function openSmime(payload: Uint8Array, ctx: OpenContext): Promise<StpOpen
 }
 
 /** The `smime` STP (type 1, version 1). Not in `defaultRegistry()`: it needs X.509. */
-export const smimeStp: StpPlugin = {
+export const smimeStp: StpPlugin<SmimeOptions> = {
   kind: "stp",
   type: SMIME_TYPE,
   version: 1,
   name: "smime",
   description: "X.509 S/MIME: CMS SignedData inside EnvelopedData/AuthEnvelopedData (openssl cms)",
   properties: PROPERTIES,
+  parseOptions: parseSmimeOptions,
   seal: sealSmime,
   open: openSmime,
 };

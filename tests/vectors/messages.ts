@@ -14,7 +14,7 @@ import { defaultRegistry } from "../../mod.ts";
 import { type Registry } from "../../plugin/registry.ts";
 import { type OpenedMessage, openMessage, sealMessage } from "../../plugin/message.ts";
 import { MemoryReplayCache } from "../../plugin/replay.ts";
-import type { AmpPlugin } from "../../plugin/types.ts";
+import type { CliAmp } from "../../plugin/types.ts";
 import {
   applyMutations,
   type Body,
@@ -82,7 +82,7 @@ export const DRAW_NAMES: Record<string, string[]> = {
 export const drawNames = ([type, version]: [number, number]) =>
   DRAW_NAMES[`${type}/${version}`] ?? DRAW_NAMES[`${type}`] ?? ["nonce"];
 
-export function fixedBodyAmp(amp: [number, number], body: Bytes): AmpPlugin<null> {
+export function fixedBodyAmp(amp: [number, number], body: Bytes): CliAmp<null> {
   return {
     kind: "amp",
     type: amp[0],
@@ -133,7 +133,7 @@ export async function sealFromInputs(
     includeCard: attach !== false,
     hashDestination: inputs.hashDestination ?? false,
     hideRecipients: inputs.hideRecipients ?? false,
-    options: inputs.options,
+    optionPairs: inputs.options,
     crypto: provider,
     now: inputs.now,
     random: (n) => {
@@ -159,12 +159,12 @@ export async function openFromInputs(
     identity: inputs.identity ? get(ids, inputs.identity) : undefined,
     trusted: (inputs.trusted ?? []).map((n) => get(ids, n).card),
     replay,
-    options: inputs.options,
+    optionPairs: inputs.options,
     crypto: provider,
   };
   let opened: OpenedMessage | undefined;
   for (let i = 0; i < (inputs.times ?? 1); i++) {
-    opened = await openMessage(registry, envelope, request);
+    opened = await openMessage(envelope, { registry, ...request });
   }
   return opened!;
 }

@@ -1,0 +1,237 @@
+/**
+ * Opening whatever a user hands over (SPEC §2.4): the one form-detection routine and
+ * `openAny`, which opens every form missive reads — an envelope (binary, armor, one
+ * line), a stream, a bare Fernet token, a bare CMS message (DER or S/MIME text) — with
+ * the same trust and replay rules. `missive open` and `missive inspect` call these; no
+ * other code guesses what an input is.
+ * @module
+ */
+import { type Bytes, fromUtf8 } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import type { CryptoProvider } from "../crypto/provider.ts";
+import {
+  encodeEnvelope,
+  looksArmored,
+  looksLikeEnvelope,
+  MAX_ARMOR_SIZE,
+  unwrapAnyForm,
+} from "../envelope/mod.ts";
+import type { Card } from "../keys/card.ts";
+import type { Identity } from "../keys/identity.ts";
+import { type OpenedMessage, openMessage } from "../plugin/message.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { ReplayCache } from "../plugin/replay.ts";
+import type { OptionPairs } from "../plugin/types.ts";
+import {
+  detectFernetToken,
+  openBareFernet,
+  parsePskOptions,
+  type PskOptions,
+} from "../stp/psk/mod.ts";
+import { looksLikeSmime, unwrapSmimeEntity } from "../stp/smime/detect.ts";
+import {
+  type ByteSink,
+  type ByteSource,
+  bytesSource,
+  looksLikeStream,
+  openStream,
+  type OpenStreamResult,
+  prefixedSource,
+  STREAM_MAGIC,
+} from "../stream/mod.ts";
+
+/** The forms an input can take (SPEC §2.4), in the order they are tried. */
+export type InputForm =
+  | "stream"
+  | "binary"
+  | "cms"
+  | "armor"
+  | "smime"
+  | "fernet"
+  | "line";
+
+/** STP type and version the smime STP has (SPEC §18): bare CMS opens under this pair. */
+const SMIME_PAIR = { protocolType: 1, protocolVersion: 1 } as const;
+
+/** Bytes read before a non-stream input is refused as too large (the armor limit, §2.4). */
+export const MAX_WHOLE_INPUT: number = MAX_ARMOR_SIZE;
+
+/**
+ * Which form `input` is in (SPEC §2.4). Binary forms are told by their first bytes; text
+ * by its first line. Anything that is none of the others is tried as the line form, whose
+ * decoder then refuses what is not an envelope.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { detectForm } from "./open.ts";
+ * const text = (s: string) => new TextEncoder().encode(s);
+ * assert.equal(detectForm(new Uint8Array([0xd9, 0xd9, 0xf7, 0xa3])), "binary");
+ * assert.equal(detectForm(text("-----BEGIN MISSIVE MESSAGE-----\n")), "armor");
+ * assert.equal(detectForm(text("2dn3owEC")), "line");
+ * ```
+ */
+export function detectForm(input: Uint8Array): InputForm {
+  if (looksLikeStream(input)) return "stream";
+  if (looksLikeEnvelope(input)) return "binary";
+  // A DER SEQUENCE: no text form of ours can start with the byte 0x30 ("0") followed by
+  // a DER length, and a missive line never starts with "0".
+  if (input.length > 0 && input[0] === 0x30) return "cms";
+  let text: string;
+  try {
+    text = fromUtf8(input.subarray(0, Math.min(input.length, 16 * 1024)));
+  } catch {
+    // Invalid UTF-8 (possibly cut inside a character at 16 KiB): let the line decoder
+    // look at the whole input and say what it is not.
+    return "line";
+  }
+  if (looksArmored(text)) return "armor";
+  if (looksLikeSmime(input)) return "smime";
+  if (detectFernetToken(input)) return "fernet";
+  return "line";
+}
+
+/** Inputs of `openAny`. */
+export interface OpenAnyRequest {
+  registry: Registry;
+  identity?: Identity;
+  trusted?: readonly Card[];
+  /** Refuse (`untrusted`) anything whose sender is not verified against `trusted`. */
+  requireTrust?: boolean;
+  replay?: ReplayCache;
+  /** Typed STP options (psk's key, smime's identity, …): see OpenRequest.options. */
+  options?: object;
+  /** STP options as text (`--option NAME=VALUE`). */
+  optionPairs?: OptionPairs;
+  /** Where a stream's plaintext goes, chunk by chunk as each authenticates. */
+  sink?: ByteSink;
+  /**
+   * Called when a stream's header is open, before any plaintext is written (to open an
+   * output file only then).
+   */
+  onStreamHeader?: () => void | Promise<void>;
+  /** Progress of a stream: plaintext bytes released so far. */
+  onProgress?: (plaintextBytes: number) => void;
+  crypto?: CryptoProvider;
+}
+
+/** What `openAny` opened. */
+export type OpenAnyResult =
+  | { kind: "message"; form: "binary" | "armor" | "line" | "cms" | "smime"; opened: OpenedMessage }
+  | { kind: "stream"; form: "stream"; stream: OpenStreamResult }
+  | { kind: "fernet"; form: "fernet"; plaintext: Bytes; timestamp: number };
+
+/**
+ * Opens an input in any form (SPEC §2.4): bytes, or a source to read (a stream is then
+ * opened as it is read, in constant memory; anything else is read whole, up to
+ * `MAX_WHOLE_INPUT` bytes). Returns authenticated content or throws a MissiveError; a
+ * stream's plaintext goes to `request.sink` and only authenticated chunks are written.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { armor, createIdentity, defaultRegistry, getCryptoProvider, sealMessage, simpleStp, textV1 } from "../mod.ts";
+ * import { openAny } from "./open.ts";
+ * const crypto = await getCryptoProvider();
+ * const caps = { stps: [[2, 2]] as const, amps: [[1, 1]] as const };
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const sealed = await sealMessage({
+ *   stp: simpleStp(2), amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ * });
+ * const input = new TextEncoder().encode(armor(sealed));
+ * const result = await openAny(input, { registry: defaultRegistry(), identity: bob, trusted: [alice.card] });
+ * assert.equal(result.kind, "message");
+ * assert.equal(result.form, "armor");
+ * if (result.kind === "message") assert.deepEqual(result.opened.message, { text: "hi" });
+ * ```
+ */
+export async function openAny(
+  input: Uint8Array | ByteSource,
+  request: OpenAnyRequest,
+): Promise<OpenAnyResult> {
+  if (!(input instanceof Uint8Array)) {
+    const first = await input.read(STREAM_MAGIC.length);
+    if (looksLikeStream(first)) return await openStreamInput(prefixedSource(first, input), request);
+    input = await readWhole(prefixedSource(first, input));
+  }
+  const form = detectForm(input);
+  switch (form) {
+    case "stream":
+      return await openStreamInput(bytesSource(input), request);
+    case "fernet":
+      return await openFernet(input, request);
+    case "cms":
+    case "smime": {
+      const frame = encodeEnvelope({ ...SMIME_PAIR, payload: unwrapSmimeEntity(input) });
+      return { kind: "message", form, opened: await openMessage(frame, request) };
+    }
+    default:
+      return { kind: "message", form, opened: await openMessage(unwrapAnyForm(input), request) };
+  }
+}
+
+async function readWhole(source: ByteSource): Promise<Bytes> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const block = await source.read(Math.min(4 * 1024 * 1024, MAX_WHOLE_INPUT + 1 - total));
+    if (block.length === 0) break;
+    total += block.length;
+    if (total > MAX_WHOLE_INPUT) {
+      throw new MissiveError("too-large", `input: larger than ${MAX_WHOLE_INPUT} bytes`);
+    }
+    parts.push(block);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+async function openStreamInput(
+  source: ByteSource,
+  request: OpenAnyRequest,
+): Promise<OpenAnyResult> {
+  const sink = request.sink;
+  if (!sink) throw new MissiveError("usage", "open: a stream needs somewhere to write (a sink)");
+  const stream = await openStream({
+    ...request,
+    source,
+    sink,
+    onHeader: request.onStreamHeader,
+    onProgress: request.onProgress,
+  });
+  return { kind: "stream", form: "stream", stream };
+}
+
+/**
+ * A bare Fernet token (psk v2 without an envelope, SPEC §13.3): no sender, so it never
+ * passes `requireTrust`, and no nonce, so it cannot go through a replay cache.
+ */
+async function openFernet(input: Uint8Array, request: OpenAnyRequest): Promise<OpenAnyResult> {
+  if (request.requireTrust) {
+    throw new MissiveError("untrusted", "untrusted sender: a Fernet token has no sender");
+  }
+  if (request.replay) {
+    throw new MissiveError(
+      "usage",
+      "open: a replay cache needs an envelope; a Fernet token has no nonce",
+    );
+  }
+  const token = detectFernetToken(input)!;
+  const fromPairs = request.optionPairs ? parsePskOptions(request.optionPairs) : {};
+  const options: PskOptions = { ...fromPairs, ...(request.options as PskOptions | undefined) };
+  const crypto = request.crypto ?? await getCryptoProvider();
+  const opened = await openBareFernet(crypto, token, options);
+  return {
+    kind: "fernet",
+    form: "fernet",
+    plaintext: opened.plaintext,
+    timestamp: opened.timestamp,
+  };
+}
