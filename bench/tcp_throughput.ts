@@ -6,17 +6,9 @@
  * sender verifies). Prints one JSON line per configuration.
  */
 import process from "node:process";
-import {
-  connect,
-  createIdentity,
-  defaultRegistry,
-  getCryptoProvider,
-  listen,
-  MessageServer,
-  providerChoice,
-  ReceiptChannel,
-  sealWithNonce,
-} from "../mod.ts";
+import { createIdentity, defaultRegistry, getCryptoProvider, providerChoice } from "../mod.ts";
+import { connect, listen } from "../transports/mod.ts";
+import { MessageServer, ReceiptChannel, sealWithNonce } from "../messaging/mod.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
 const runtime = "Deno" in globalThis

@@ -77,9 +77,13 @@ export function sealReceipt(
  * `malformed`.
  */
 export async function openReceipt(
-  registry: Registry,
   frame: Uint8Array,
-  expect: { nonce: Uint8Array; cards: readonly Card[]; crypto?: CryptoProvider },
+  expect: {
+    registry: Registry;
+    nonce: Uint8Array;
+    cards: readonly Card[];
+    crypto?: CryptoProvider;
+  },
 ): Promise<Receipt> {
   const envelope = decodeEnvelope(frame);
   if (envelope.protocolType !== AUTH_TYPE || envelope.protocolVersion !== 1) {
@@ -89,7 +93,7 @@ export async function openReceipt(
     );
   }
   const opened = await openMessage(frame, {
-    registry,
+    registry: expect.registry,
     trusted: expect.cards,
     crypto: expect.crypto,
   });
@@ -160,7 +164,8 @@ export class ReceiptChannel {
         }
         const head = this.#waiting[0];
         if (!head) throw new MissiveError("malformed", "a receipt arrived for no message");
-        const receipt = await openReceipt(this.#registry, next.value, {
+        const receipt = await openReceipt(next.value, {
+          registry: this.#registry,
           nonce: head.nonce,
           cards: this.#cards,
           crypto: this.#crypto,

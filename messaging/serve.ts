@@ -51,18 +51,19 @@ export interface ServeOptions {
  *
  * @example
  * ```ts
- * import {
- *   createIdentity, defaultRegistry, getCryptoProvider, listen, connect, MessageServer,
- *   ReceiptChannel, sealWithNonce,
- * } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { createIdentity, defaultRegistry, getCryptoProvider } from "../mod.ts";
+ * import { connect, listen } from "../transports/mod.ts";
+ * import { MessageServer, ReceiptChannel, sealWithNonce } from "./mod.ts";
  * const crypto = await getCryptoProvider();
  * const registry = defaultRegistry();
  * const caps = { stps: [[2, 2], [4, 1]] as const, amps: [[1, 1], [3, 1]] as const };
  * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const got: unknown[] = [];
  * const server = new MessageServer(await listen("tcp://127.0.0.1:0"), {
  *   registry, identity: bob, trusted: [alice.card], limit: 1,
- *   deliver: (m) => console.log(m.sender?.address, m.message), // alice@example.org { text: "hi" }
+ *   deliver: (m) => void got.push([m.sender?.address, m.message]),
  * });
  * const running = server.run();
  * const transport = await connect(server.url);
@@ -71,9 +72,10 @@ export interface ServeOptions {
  *   registry, stp: registry.find("stp", "simple"), amp: registry.find("amp", "text/1"),
  *   message: { text: "hi" }, sender: alice, recipients: [bob.card],
  * });
- * console.log((await channel.send(sealed, 10_000)).status); // accepted
+ * assert.equal((await channel.send(sealed, 10_000)).status, "accepted");
  * await transport.close();
  * await running;
+ * assert.deepEqual(got, [["alice@example.org", { text: "hi" }]]);
  * ```
  */
 export class MessageServer {

@@ -3,7 +3,6 @@ import { describe, it } from "node:test";
 import { encodeEnvelope } from "../envelope/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import {
-  configuredPluginPaths,
   defaultRegistry,
   openMessage,
   plainStp,
@@ -12,6 +11,7 @@ import {
   simpleStp,
   textV1,
 } from "../mod.ts";
+import { configuredPluginPaths } from "../plugin/loader.ts";
 import { fixedIdentity } from "./helpers.ts";
 
 const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code === c;

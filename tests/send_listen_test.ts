@@ -386,7 +386,8 @@ describe("receipt exchange (library)", () => {
     await t.send(utf8("not an envelope"));
     const it = t.frames()[Symbol.asyncIterator]();
     const frame = (await it.next()).value as Uint8Array;
-    const receipt = await openReceipt(b.registry, frame, {
+    const receipt = await openReceipt(frame, {
+      registry: b.registry,
       nonce: new Uint8Array(16).fill(9),
       cards: [bob.card],
     });
@@ -408,7 +409,7 @@ describe("receipt exchange (library)", () => {
     assert.ok(equalBytes(r2.nonce, sealed.nonce));
     // A receipt signed by someone else is refused.
     await assert.rejects(
-      openReceipt(b.registry, frame, { nonce: UNKNOWN_NONCE, cards: [alice.card] }),
+      openReceipt(frame, { registry: b.registry, nonce: UNKNOWN_NONCE, cards: [alice.card] }),
       /not signed by the --to card/,
     );
     await t2.close();
@@ -427,14 +428,14 @@ describe("receipt exchange (library)", () => {
     const nonce = new Uint8Array(16).fill(7);
     const expect = { nonce, cards: [bob.card] };
     const good = await sealReceipt(registry, bob, { nonce, status: "accepted" });
-    assert.equal((await openReceipt(registry, good, expect)).status, "accepted");
+    assert.equal((await openReceipt(good, { registry, ...expect })).status, "accepted");
     const other = await sealReceipt(registry, bob, {
       nonce: new Uint8Array(16).fill(8),
       status: "accepted",
     });
-    await assert.rejects(openReceipt(registry, other, expect), /another message's nonce/);
+    await assert.rejects(openReceipt(other, { registry, ...expect }), /another message's nonce/);
     const vague = await sealReceipt(registry, bob, { nonce: UNKNOWN_NONCE, status: "accepted" });
-    await assert.rejects(openReceipt(registry, vague, expect), /another message's nonce/);
+    await assert.rejects(openReceipt(vague, { registry, ...expect }), /another message's nonce/);
     const viaSimple = await sealMessage({
       registry,
       stp: registry.find("stp", "simple"),
@@ -443,7 +444,7 @@ describe("receipt exchange (library)", () => {
       sender: bob,
       recipients: [alice.card],
     });
-    await assert.rejects(openReceipt(registry, viaSimple, expect), /must be STP auth v1/);
+    await assert.rejects(openReceipt(viaSimple, { registry, ...expect }), /must be STP auth v1/);
     const notReceipt = await sealMessage({
       registry,
       stp: registry.find("stp", "auth"),
@@ -451,7 +452,7 @@ describe("receipt exchange (library)", () => {
       message: { text: "accepted" },
       sender: bob,
     });
-    await assert.rejects(openReceipt(registry, notReceipt, expect), /expected a receipt/);
+    await assert.rejects(openReceipt(notReceipt, { registry, ...expect }), /expected a receipt/);
   });
 
   it("a peer dropped for an oversize length gets a parting unparsable receipt", async () => {
@@ -470,7 +471,8 @@ describe("receipt exchange (library)", () => {
       s.on("error", reject);
     });
     assert.equal(reply.length, 1);
-    const receipt = await openReceipt(b.registry, reply[0], {
+    const receipt = await openReceipt(reply[0], {
+      registry: b.registry,
       nonce: UNKNOWN_NONCE,
       cards: [bob.card],
     });
@@ -507,7 +509,8 @@ describe("receipt exchange (library)", () => {
       s.on("error", reject);
     });
     assert.equal(reply.length, 1);
-    const receipt = await openReceipt(b.registry, reply[0], {
+    const receipt = await openReceipt(reply[0], {
+      registry: b.registry,
       nonce: sealed.nonce,
       cards: [bob.card],
     });
