@@ -10,6 +10,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { type Bytes, concatBytes, equalBytes, toBase64, toHex, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
+import { hasUnsafeNameCharacters } from "../core/sanitize.ts";
 import type { AmpSummary, CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `file`. */
@@ -45,18 +46,21 @@ export interface FileMessage {
   sha256?: Uint8Array;
 }
 
-/** Why `name` is not a bare file name, or undefined when it is one. */
-function nameProblem(name: unknown): string | undefined {
+/**
+ * Why `name` is not a bare file name, or undefined when it is one (SPEC §17): not empty,
+ * at most 255 UTF-8 bytes, not "." or "..", no "/" or "\\" (a path), and no C0 or C1
+ * control, DEL or bidirectional control (they spoof terminals: "gpj.exe" shown reversed).
+ */
+export function fileNameProblem(name: unknown): string | undefined {
   if (typeof name !== "string" || name.length === 0) return "name must not be empty";
   if (utf8(name).length > MAX_NAME_BYTES) return `name longer than ${MAX_NAME_BYTES} bytes`;
   if (name === "." || name === "..") return `name must not be "${name}"`;
-  // "/" and "\" would make it a path; control characters (NUL included) spoof terminals.
-  const forbidden = (c: number) => c === 0x2f || c === 0x5c || c < 0x20 || c === 0x7f;
-  if (Array.from(name, (ch) => ch.charCodeAt(0)).some(forbidden)) {
-    return "name must not contain /, \\ or control characters";
+  if (/[/\\]/.test(name) || hasUnsafeNameCharacters(name)) {
+    return "name must not contain /, \\, control characters or bidirectional controls";
   }
   return undefined;
 }
+const nameProblem = fileNameProblem;
 
 function typeProblem(type: unknown): string | undefined {
   return typeof type === "string" && MEDIA_TYPE.test(type)

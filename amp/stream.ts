@@ -11,7 +11,7 @@ import { type Bytes, randomBytes, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { AmpSummary, CliAmp } from "../plugin/types.ts";
-import { FILE_TYPE } from "./file.ts";
+import { FILE_TYPE, fileNameProblem } from "./file.ts";
 import { TEXT_TYPE } from "./text.ts";
 
 /** AMP type number of `stream`. */
@@ -73,12 +73,8 @@ function problem(d: StreamDescriptor): string | undefined {
     return "name and media type go with file/1 content, and only there";
   }
   if (d.name !== undefined) {
-    const n = d.name;
-    const bad = (c: number) => c === 0x2f || c === 0x5c || c < 0x20 || c === 0x7f;
-    if (
-      n.length === 0 || utf8(n).length > MAX_NAME_BYTES || n === "." || n === ".." ||
-      Array.from(n, (ch) => ch.charCodeAt(0)).some(bad)
-    ) return "name must be a bare file name (no /, \\, control characters; ≤ 255 bytes)";
+    const problem = fileNameProblem(d.name);
+    if (problem) return problem;
   }
   if (d.mediaType !== undefined && !MEDIA_TYPE.test(d.mediaType)) {
     return "media type must look like type/subtype";

@@ -35,7 +35,7 @@ import {
   parsePrivateKey,
   type X509Certificate,
 } from "../keys/x509.ts";
-import { FileReplayCache, type ReplayCache } from "../plugin/replay.ts";
+import type { ReplayCache } from "../plugin/replay.ts";
 import { parseKeyText, type PskOptions } from "../stp/psk/mod.ts";
 import { type SmimeIdentity, type SmimeOptions, smimeStp } from "../stp/smime/mod.ts";
 import { sanitizeText } from "../core/sanitize.ts";
@@ -101,9 +101,12 @@ export async function parseFlags<O extends Options>(
 ) {
   let parsed;
   try {
+    const all = { ...options, help: { type: "boolean" as const, short: "h" } };
+    // Every command that loads plugins also takes --config FILE (plugin/loader.ts).
+    if ("plugin" in options) (all as Options).config = { type: "string" };
     parsed = parseArgs({
       args,
-      options: { ...options, help: { type: "boolean", short: "h" } },
+      options: all,
       allowPositionals: true,
       strict: true,
     });
@@ -223,7 +226,32 @@ export function askPassphrase(io: Io, prompt: string): Promise<string> {
 export async function loadIdentity(io: Io, path: string): Promise<Identity> {
   const crypto = await getCryptoProvider();
   const text = readSmallText(path, "key file");
-  return await readKeyFile(crypto, text, () => askPassphrase(io, `Passphrase for ${path}: `));
+  const identity = await readKeyFile(
+    crypto,
+    text,
+    () => askPassphrase(io, `Passphrase for ${path}: `),
+  );
+  warnIfExposed(io, path);
+  return identity;
+}
+
+/** A warning when a secret key file can be read by its group or by others (like ssh's). */
+function warnIfExposed(io: Io, path: string): void {
+  let mode: number;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) return;
+    mode = st.mode & 0o777;
+  } catch {
+    return;
+  }
+  if ((mode & 0o077) !== 0) {
+    note(
+      io,
+      `missive: warning: key file ${path} is readable by others (mode ${mode.toString(8)}); ` +
+        `run chmod 600 ${path}`,
+    );
+  }
 }
 
 /** True for an X.509 certificate file: PEM with a CERTIFICATE block, or DER (0x30). */
@@ -366,14 +394,19 @@ export async function loadCards(specs: readonly string[]): Promise<Card[]> {
 
 /**
  * The registry: built-ins and `smime` (X.509, so not in `defaultRegistry()`, whose STPs
- * all work with cards), then $MISSIVE_PLUGINS and missive.json, then --plugin.
+ * all work with cards), then $MISSIVE_PLUGINS and the config file's plugins (`--config`,
+ * $MISSIVE_CONFIG or the user's own config folder; never the current folder), then
+ * --plugin.
  */
-export async function loadRegistry(io: Io, pluginPaths: readonly string[] = []): Promise<Registry> {
+export async function loadRegistry(
+  io: Io,
+  flags: { plugin?: readonly string[]; config?: string } = {},
+): Promise<Registry> {
   const registry = defaultRegistry().register(smimeStp);
-  for (const { path, base } of configuredPluginPaths(io.env)) {
+  for (const { path, base } of configuredPluginPaths(io.env, flags.config)) {
     await loadPlugins(registry, [path], base);
   }
-  await loadPlugins(registry, pluginPaths);
+  await loadPlugins(registry, flags.plugin ?? []);
   return registry;
 }
 
@@ -420,22 +453,12 @@ export function parseCount(text: string, flag: string, max: number, sizes = fals
 }
 
 /**
- * Text shown on one terminal line: control characters (newlines, escape sequences a
- * sender could use to rewrite the screen) are written as escapes.
+ * Text shown on one terminal line: everything a peer or sender chose passes the one
+ * sanitiser (core/sanitize.ts): controls, escape sequences and bidi overrides are shown
+ * as escapes, never interpreted.
  */
 export function oneLine(text: string): string {
-  return text.replace(/\r?\n$/, "").replace(
-    // deno-lint-ignore no-control-regex
-    /[\u0000-\u001f\u007f-\u009f\\]/g,
-    (c) =>
-      c === "\n"
-        ? "\\n"
-        : c === "\t"
-        ? "\\t"
-        : c === "\\"
-        ? "\\\\"
-        : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  return sanitizeText(text);
 }
 
 /**
@@ -501,9 +524,13 @@ export async function messageReport(
   };
 }
 
-/** The replay cache of `--replay-db FILE`. */
-export function replayCacheFor(path: string): Promise<ReplayCache> {
-  return Promise.resolve(new FileReplayCache(path));
+/**
+ * The replay cache of `--replay-db FILE`: SQLite, loaded only when the flag is given (the
+ * library's core never imports `node:sqlite`).
+ */
+export async function replayCacheFor(path: string): Promise<ReplayCache> {
+  const { SqliteReplayCache } = await import("../queue/replay.ts");
+  return new SqliteReplayCache(path);
 }
 
 /**

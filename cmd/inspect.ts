@@ -107,7 +107,10 @@ export const inspect: Command = {
       plugin: { type: "string", multiple: true },
     }, usage);
     if (!parsed) return;
-    const registry = await loadRegistry(io, parsed.values.plugin);
+    const registry = await loadRegistry(
+      io,
+      parsed.values as { plugin?: string[]; config?: string },
+    );
     const json = parsed.values.json;
     const { source, close } = inputSource(io, parsed.positionals[0]);
     let sniffed;

@@ -19,27 +19,22 @@ import {
   privateKeyToPem,
 } from "../keys/x509.ts";
 import { SMIME_TYPE } from "../stp/smime/mod.ts";
-import {
-  askPassphrase,
-  type Command,
-  type Io,
-  loadRegistry,
-  note,
-  parseFlags,
-  writeOutput,
-} from "./common.ts";
+import { askPassphrase, type Command, type Io, loadRegistry, note, parseFlags } from "./common.ts";
+import { writeWhole } from "./output.ts";
 
 /** Default validity of a `--x509` certificate, in days. */
 const DEFAULT_CERT_DAYS = 365;
 
-const usage = `missive keygen --name ADDRESS [--out FILE] [options]
+const usage = `missive keygen --name ADDRESS -o FILE [options] > CARD
 
-Creates an identity (Ed25519 signing key, X25519 agreement key) and prints its public
-card on stdout. The secret key file is written with mode 0600.
+Creates an identity (Ed25519 signing key, X25519 agreement key), writes the secret key
+file (mode 0600) and prints its public card on stdout.
 
 Options:
   --name ADDRESS      the identity's address, e.g. alice@example.org (required)
-  -o, --out FILE      write the secret key here (default: stdout, card on stderr)
+  -o, --out FILE      write the secret key here (required: the card goes to stdout, so
+                      "keygen > x.card" cannot leak a key); "-o -" writes only the
+                      secret key to stdout (the card then goes nowhere: use --card-out)
   --card-out FILE     also write the public card file here
   --passphrase        encrypt the key file (scrypt + XChaCha20-Poly1305); the
                       passphrase comes from $MISSIVE_PASSPHRASE or a terminal prompt
@@ -84,6 +79,13 @@ export const keygen: Command = {
     if (!parsed) return;
     const v = parsed.values;
     if (!v.name) throw new MissiveError("usage", "keygen: --name ADDRESS is required");
+    if (v.out === undefined) {
+      throw new MissiveError(
+        "usage",
+        "keygen: give -o FILE for the secret key (the card is printed on stdout); " +
+          "-o - writes the secret key alone to stdout",
+      );
+    }
     if (!v.x509 && (v.ec || v["cert-out"] || v.days !== undefined)) {
       throw new MissiveError("usage", "keygen: --ec, --cert-out and --days need --x509");
     }
@@ -92,7 +94,10 @@ export const keygen: Command = {
     }
     for (const path of [v.out, v["card-out"], v["cert-out"]]) {
       if (path && path !== "-" && existsSync(path) && !v.force) {
-        throw new MissiveError("usage", `keygen: ${path} exists (use --force to overwrite)`);
+        throw new MissiveError(
+          "usage",
+          `keygen: ${path} already exists; choose another name or add --force to replace it`,
+        );
       }
     }
     if (v.x509) {
@@ -112,7 +117,7 @@ export const keygen: Command = {
         );
       }
     }
-    const registry = await loadRegistry(io, v.plugin);
+    const registry = await loadRegistry(io, v as { plugin?: string[]; config?: string });
     const { stps, amps } = registry.list();
     const crypto = await getCryptoProvider();
     const identity = await createIdentity(crypto, {
@@ -127,14 +132,14 @@ export const keygen: Command = {
       if (passphrase.length === 0) throw new MissiveError("usage", "keygen: empty passphrase");
     }
     const keyText = await writeKeyFile(crypto, identity, { passphrase, logN });
-    await writeOutput(io, v.out, utf8(keyText), 0o600);
+    await writeWhole(io, v.out, utf8(keyText), { mode: 0o600, force: v.force });
     const cardText = await cardFileText(crypto, identity.card);
-    if (v["card-out"]) await writeOutput(io, v["card-out"], utf8(cardText));
-    if (v.out && v.out !== "-") {
-      await writeOutput(io, undefined, utf8(cardToText(identity.card) + "\n"));
+    if (v["card-out"]) {
+      await writeWhole(io, v["card-out"], utf8(cardText), { mode: 0o644, force: v.force });
+    }
+    if (v.out !== "-") {
+      await io.stdout(utf8(cardToText(identity.card) + "\n"));
       note(io, `missive: wrote ${v.out} for ${identity.card.address}`);
-    } else {
-      note(io, cardText.trimEnd());
     }
   },
 };
@@ -160,8 +165,11 @@ async function x509Keygen(
   const keyText = passphrase === undefined
     ? privateKeyToPem(key)
     : await encryptedPrivateKeyToPem(key, passphrase);
-  await writeOutput(io, v.out, utf8(keyText), 0o600);
-  await writeOutput(io, v["cert-out"], utf8(certificatesToPem([cert])));
+  await writeWhole(io, v.out, utf8(keyText), { mode: 0o600, force: true });
+  await writeWhole(io, v["cert-out"], utf8(certificatesToPem([cert])), {
+    mode: 0o644,
+    force: true,
+  });
   if (v.out && v.out !== "-") {
     const what = v["cert-out"] && v["cert-out"] !== "-" ? ` and ${v["cert-out"]}` : "";
     note(io, `missive: wrote ${v.out}${what} for ${address} (${key.kind}, ${days} days)`);

@@ -5,6 +5,7 @@
  */
 import process from "node:process";
 import { MissiveError } from "../core/errors.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 import { VERSION } from "../plugin/loader.ts";
 import { card } from "./card.ts";
 import { type Command, type Io, processIo } from "./common.ts";
@@ -72,11 +73,16 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     await command.run(rest, io);
     return 0;
   } catch (e) {
+    // Error messages can quote what a peer or a file said: one sanitised line each.
     if (e instanceof MissiveError) {
-      io.stderr(`missive: ${e.message}\n`);
+      io.stderr(`missive: ${sanitizeText(e.message)}\n`);
       return e.exitCode;
     }
-    io.stderr(`missive: internal error: ${(e as Error)?.stack ?? e}\n`);
+    io.stderr(`missive: internal error: ${
+      sanitizeText(String((e as Error)?.stack ?? e), {
+        multiline: true,
+      })
+    }\n`);
     return 1;
   }
 }

@@ -1,6 +1,7 @@
 /** `missive open`: any sealed input → verified plaintext. @module */
 import { toBase64, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 import { openAny, type OpenAnyResult } from "../messaging/open.ts";
 import type { OpenedMessage } from "../plugin/message.ts";
 import type { Registry } from "../plugin/registry.ts";
@@ -86,7 +87,7 @@ export const open: Command = {
     }, usage);
     if (!parsed) return;
     const v = parsed.values;
-    const registry = await loadRegistry(io, v.plugin);
+    const registry = await loadRegistry(io, v as { plugin?: string[]; config?: string });
     const identity = v.key && !v.cert ? await loadIdentity(io, v.key) : undefined;
     const { trusted, options } = await typedStpOptions(io, {
       trust: v.trust,
@@ -99,7 +100,8 @@ export const open: Command = {
     const input = inputSource(io, parsed.positionals[0]);
     let output: Output | undefined;
     const shown = progress(io, v.quiet, "opened");
-    const outputFor = () => (output ??= openOutput(io, v.out, { mode: 0o600, force: v.force }));
+    const outputFor =
+      () => (output ??= forTerminal(io, openOutput(io, v.out, { mode: 0o600, force: v.force })));
     let result: OpenAnyResult;
     try {
       result = await openAny(input.source, {
@@ -212,4 +214,32 @@ async function streamNotes(
       `${d.chunkSize}${d.signed ? ", each signed by the sender" : ""}` +
       (d.name !== undefined ? `; file ${JSON.stringify(d.name)} (${d.mediaType})` : ""),
   );
+}
+
+/**
+ * On a terminal, what a sender chose is shown through the sanitiser (DESIGN §9): text
+ * keeps its lines, escape sequences and bidi overrides show as escapes; bytes that are not
+ * UTF-8 text are refused (use -o FILE or a pipe). Into a file or a pipe the output is the
+ * message itself, byte for byte.
+ */
+function forTerminal(io: Io, out: Output): Output {
+  if (out.name !== "stdout" || !io.stdoutIsTty) return out;
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  return {
+    ...out,
+    sink: {
+      write(parts) {
+        let text = "";
+        try {
+          for (const p of parts) text += decoder.decode(p, { stream: true });
+        } catch {
+          throw new MissiveError(
+            "usage",
+            "open: the message is binary; write it with -o FILE or into a pipe, not a terminal",
+          );
+        }
+        return out.sink.write([utf8(sanitizeText(text, { multiline: true }))]);
+      },
+    },
+  };
 }

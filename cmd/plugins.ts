@@ -7,7 +7,8 @@ import { type Command, loadRegistry, parseFlags, writeOutput } from "./common.ts
 const usage = `missive plugins [--plugin PATH ...] [--scan] [--json]
 
 Lists every STP and AMP by (type, version) with its name and properties: built-ins,
-$MISSIVE_PLUGINS, the "plugins" of missive.json (or $MISSIVE_CONFIG), and --plugin.
+$MISSIVE_PLUGINS, the "plugins" of the config file (--config FILE, $MISSIVE_CONFIG, or
+~/.config/missive/config.json; never ./missive.json), and --plugin.
 
 Options:
   --plugin PATH     load a plugin module, or an executable plugin: exec:NAME runs
@@ -36,7 +37,10 @@ export const plugins: Command = {
       0,
     );
     if (!parsed) return;
-    const registry = await loadRegistry(io, parsed.values.plugin);
+    const registry = await loadRegistry(
+      io,
+      parsed.values as { plugin?: string[]; config?: string },
+    );
     const { stps, amps } = registry.list();
     const choice = await providerChoice();
     const onPath = parsed.values.scan ? scanPath(io.env) : undefined;

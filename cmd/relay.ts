@@ -137,7 +137,7 @@ export const relay: Command = {
       url: url ?? "",
       relayCard: relayCards[0],
       identity: await loadIdentity(io, v.key),
-      registry: await loadRegistry(io, v.plugin ?? []),
+      registry: await loadRegistry(io, v as { plugin?: string[]; config?: string }),
       statePath: v.state ?? `${v.key}.relay.db`,
       timeoutMs,
       json: v.json === true,

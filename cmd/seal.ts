@@ -184,7 +184,7 @@ async function sealPlan(io: Io, v: SealFlags): Promise<SealPlan> {
       throw new MissiveError("usage", "seal: --seq must be a non-negative integer");
     }
   }
-  const registry = await loadRegistry(io, v.plugin);
+  const registry = await loadRegistry(io, v as { plugin?: string[]; config?: string });
   const stp = registry.find("stp", stpSpec(v.stp!, v.version));
   const form = outputForm(v, stp, io);
   const smime = stp.type === SMIME_TYPE;

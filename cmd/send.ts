@@ -99,7 +99,7 @@ export const send: Command = {
     if (url === undefined) throw new MissiveError("usage", "send: give a URL (see --help)");
     const address = parseTransportUrl(url);
     const timeoutMs = parseDuration(v.timeout!, "--timeout");
-    const registry = await loadRegistry(io, v.plugin);
+    const registry = await loadRegistry(io, v as { plugin?: string[]; config?: string });
     const stp = registry.find("stp", v.stp!);
     if (stp.type === SMIME_TYPE) {
       throw new MissiveError(

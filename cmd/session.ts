@@ -8,6 +8,7 @@ import process from "node:process";
 import { setTimeout as exitTimer } from "node:timers";
 import { type Bytes, fromUtf8, toHex, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 import { readFileLimited } from "../core/files.ts";
 import type { Card } from "../keys/card.ts";
 import type { SessionEvent, SessionOptions } from "../session/options.ts";
@@ -107,6 +108,9 @@ async function* lines(
 
 /** How received messages and events are printed. */
 function printer(io: Io, json: boolean, toStderr: boolean) {
+  // On a terminal, what the peer sent is shown through the sanitiser; into a pipe or a
+  // file it is the message itself, one line each.
+  const tty = toStderr ? io.stderrIsTty : io.stdoutIsTty;
   let chain = Promise.resolve();
   const write = (line: string) => {
     chain = chain.then(() => (toStderr ? io.stderr(line + "\n") : io.stdout(utf8(line + "\n"))));
@@ -123,7 +127,8 @@ function printer(io: Io, json: boolean, toStderr: boolean) {
     message(m: Uint8Array) {
       if (json) return write(JSON.stringify({ type: "message", ...text(m) }));
       const t = text(m);
-      return write("text" in t ? t.text.replace(/[\r\n]/g, " ") : `[hex] ${t.hex}`);
+      if (!("text" in t)) return write(`[hex] ${t.hex}`);
+      return write(tty ? sanitizeText(t.text) : t.text.replace(/[\r\n]/g, " "));
     },
     event(e: SessionEvent) {
       if (json) void write(JSON.stringify(e));

@@ -36,6 +36,11 @@ export const ERROR_CODES = {
   session: 14,
   /** A server refused a request (address taken, unknown recipient, quota). */
   refused: 15,
+  /**
+   * A local store that protects missive is full (the replay cache holds its maximum of
+   * unexpired entries): refused rather than forgetting, which would let replays through.
+   */
+  full: 17,
   /** A bug in missive. */
   internal: 1,
 } as const;

@@ -40,8 +40,10 @@ export interface ServeOptions {
   /** Where refused messages and dropped peers are reported. */
   log?: (line: string) => void;
   /**
-   * Called once per opened message, one call at a time, in arrival order. A throw stops
-   * the server and `run` rejects with it.
+   * Called once per opened message, one call at a time, in arrival order. A MissiveError
+   * thrown for one message is logged and the server goes on (the message was accepted: it
+   * passed every check; handing it on failed locally); any other throw is a bug, stops the
+   * server, and `run` rejects with it.
    */
   deliver(message: OpenedMessage, peer: string): Promise<void> | void;
 }
@@ -147,7 +149,7 @@ export class MessageServer {
       // A stream that broke on a bad frame still has a peer listening: say why (§21.4).
       const framing = isMissiveError(e, "malformed") || isMissiveError(e, "too-large");
       if (framing && this.#o.receipts !== false && !this.#stopping) {
-        await this.#answer(t, UNKNOWN_NONCE, "unparsable", why, true).catch(() => {});
+        await this.#answer(t, UNKNOWN_NONCE, "unparsable", true).catch(() => {});
       }
     } finally {
       await t.close();
@@ -158,7 +160,6 @@ export class MessageServer {
     const o = this.#o;
     let opened: OpenedMessage | undefined;
     let status: ReceiptStatus = "accepted";
-    let detail: string | undefined;
     try {
       opened = await openMessage(frame, {
         registry: o.registry,
@@ -173,15 +174,16 @@ export class MessageServer {
     } catch (e) {
       if (!(e instanceof MissiveError)) throw e;
       this.#log(`${t.remote}: refused a message: ${e.message}`);
+      // The receipt carries the status only: it is signed by us, and the reason may quote
+      // what the sender chose (a claimed address), which we must not sign (SPEC §21.5).
       status = receiptStatusFor(e);
-      detail = e.message;
     }
     const delivered = status === "accepted" && await this.#deliverInOrder(opened!, t.remote);
     if (status === "accepted" && !delivered) return; // stopping: not ours any more
     const isReceipt = opened?.amp.type === RECEIPT_TYPE; // never answered (SPEC §14)
     try {
       if (o.receipts !== false && !isReceipt) {
-        await this.#answer(t, opened?.inner.nonce ?? UNKNOWN_NONCE, status, detail);
+        await this.#answer(t, opened?.inner.nonce ?? UNKNOWN_NONCE, status);
       }
     } finally {
       if (delivered && ++this.#answered === o.limit) void this.stop();
@@ -197,11 +199,10 @@ export class MessageServer {
     t: Transport,
     nonce: Uint8Array,
     status: ReceiptStatus,
-    detail: string | undefined,
     parting = false,
   ): Promise<void> {
     const o = this.#o;
-    const frame = await sealReceipt(o.registry, o.identity, { nonce, status, detail }, o.crypto);
+    const frame = await sealReceipt(o.registry, o.identity, { nonce, status }, o.crypto);
     if (!parting) return await t.send(frame);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<void>((_, reject) => {
@@ -226,8 +227,11 @@ export class MessageServer {
       try {
         await this.#o.deliver(opened, peer);
       } catch (e) {
-        void this.stop(e);
-        return false;
+        if (!(e instanceof MissiveError)) {
+          void this.stop(e);
+          return false;
+        }
+        this.#log(`${peer}: delivering a message failed: ${e.message}`);
       }
       this.#delivered++;
       return true;

@@ -5,8 +5,8 @@
  * way under `deno run` and inside the compiled binary.
  * @module
  */
-import { existsSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { scryptAsync } from "@noble/hashes/scrypt.js";
@@ -18,6 +18,7 @@ import { MissiveError } from "../core/errors.ts";
 import { readTextLimited } from "../core/files.ts";
 import type { Registry } from "./registry.ts";
 import { isExecSpec, loadExecPlugins, stopExecPlugins } from "./exec/mod.ts";
+export { stopAllPlugins } from "./exec/mod.ts";
 import type { Plugin } from "./types.ts";
 
 /** The API a plugin factory receives. Stable across minor versions. */
@@ -128,20 +129,89 @@ export async function loadPlugins(registry: Registry, paths: readonly string[], 
   }
 }
 
+/** Where a configuration file came from, for messages. */
+export type ConfigSource = "--config" | "MISSIVE_CONFIG" | "user config";
+
+/**
+ * The configuration file to read, if any (SECURITY.md, "a folder"): `--config FILE`, else
+ * `$MISSIVE_CONFIG`, else `config.json` in the user's own configuration folder
+ * (`$XDG_CONFIG_HOME/missive/`, else `~/.config/missive/`) when it exists. Never a file
+ * in the current folder: running missive inside a cloned repository or an unpacked
+ * archive must not run its code.
+ */
+export function configPath(
+  explicit: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): { path: string; source: ConfigSource } | undefined {
+  if (explicit !== undefined) return { path: explicit, source: "--config" };
+  if (env.MISSIVE_CONFIG) return { path: env.MISSIVE_CONFIG, source: "MISSIVE_CONFIG" };
+  const base = env.XDG_CONFIG_HOME || (env.HOME ? join(env.HOME, ".config") : undefined);
+  if (!base || !isAbsolute(base)) return undefined;
+  const path = join(base, "missive", "config.json");
+  return existsSync(path) ? { path, source: "user config" } : undefined;
+}
+
+/**
+ * Refuses a configuration file another user could have written: owned by someone else,
+ * or writable by its group or by others (as ssh refuses such a config). `uid` is the
+ * caller's user ID (absent on systems without one: no check).
+ */
+export function checkConfigOwnership(path: string, uid = process.getuid?.()): void {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? (e as Error).message;
+    throw new MissiveError("io", `cannot read config ${path}: ${code}`);
+  }
+  if (uid === undefined) return;
+  if (st.uid !== uid) {
+    throw new MissiveError(
+      "usage",
+      `config ${path} is owned by another user (uid ${st.uid}); refusing to load code it names`,
+    );
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new MissiveError(
+      "usage",
+      `config ${path} is writable by group or others (mode ${
+        (st.mode & 0o777).toString(8)
+      }); run chmod go-w ${path}`,
+    );
+  }
+}
+
+/** Plugin specifiers a config file or $MISSIVE_PLUGINS may name: local paths and exec:NAME. */
+function checkLocal(spec: string, where: string): void {
+  if (/^(https?|npm|jsr|data|blob|node):/i.test(spec)) {
+    throw new MissiveError(
+      "usage",
+      `${where}: plugin ${JSON.stringify(spec)} is not a local path; remote code loads only ` +
+        "with an explicit --plugin on the command line",
+    );
+  }
+}
+
 /**
  * Plugin paths from the environment and configuration: `MISSIVE_PLUGINS` (separated
  * by the platform's path delimiter, ":" here) and the `plugins` array of the config file
- * (`MISSIVE_CONFIG`, else `./missive.json` when present), whose relative paths resolve
- * against the file's folder.
+ * (see `configPath`), whose relative paths resolve against the file's folder. Both name
+ * local files (or `exec:NAME`) only; the config file must pass `checkConfigOwnership`.
  */
-export function configuredPluginPaths(env = process.env): { path: string; base: string }[] {
+export function configuredPluginPaths(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  explicitConfig?: string,
+): { path: string; base: string }[] {
   const out: { path: string; base: string }[] = [];
   // Split on ":" but not on the "://" of a URL nor after the "exec" of `exec:NAME`.
   for (const p of (env.MISSIVE_PLUGINS ?? "").split(/(?<!(?:^|:)exec):(?!\/\/)/).filter(Boolean)) {
+    checkLocal(p, "MISSIVE_PLUGINS");
     out.push({ path: p, base: process.cwd() });
   }
-  const config = env.MISSIVE_CONFIG ?? (existsSync("missive.json") ? "missive.json" : undefined);
-  if (config) {
+  const found = configPath(explicitConfig, env);
+  if (found) {
+    const config = found.path;
+    checkConfigOwnership(config);
     let parsed: unknown;
     try {
       parsed = JSON.parse(readTextLimited(config, 1 << 20, "config"));
@@ -162,6 +232,7 @@ export function configuredPluginPaths(env = process.env): { path: string; base: 
       throw new MissiveError("usage", `config ${config}: "plugins" must be an array of paths`);
     }
     for (const p of (plugins as string[] | undefined) ?? []) {
+      checkLocal(p, `config ${config}`);
       out.push({ path: p, base: dirname(resolve(config)) });
     }
   }

@@ -183,10 +183,10 @@ describe("group STP through the CLI", () => {
   const path = (...p: string[]) => join(tmp.dir, ...p);
   const ready = (async () => {
     mkdirSync(path("team"));
-    writeFileSync(path("alice.key"), await writeKeyFile(nobleProvider, alice));
+    writeFileSync(path("alice.key"), await writeKeyFile(nobleProvider, alice), { mode: 0o600 });
     writeFileSync(path("alice.card"), await cardFileText(nobleProvider, alice.card));
     for (const [i, m] of members.entries()) {
-      writeFileSync(path(`m${i}.key`), await writeKeyFile(nobleProvider, m));
+      writeFileSync(path(`m${i}.key`), await writeKeyFile(nobleProvider, m), { mode: 0o600 });
       // member 0 as a file of its own, 1..49 in a directory, 50 nowhere.
       const dir = i === 0 ? tmp.dir : i < 50 ? path("team") : undefined;
       if (dir) writeFileSync(join(dir, `m${i}.card`), await cardFileText(nobleProvider, m.card));

@@ -43,7 +43,7 @@ export interface CliResult {
 /** Runs the CLI in this process with the given stdin and environment. */
 export async function runCli(
   args: string[],
-  options: { stdin?: Uint8Array | string; env?: Record<string, string> } = {},
+  options: { stdin?: Uint8Array | string; env?: Record<string, string>; tty?: boolean } = {},
 ): Promise<CliResult> {
   const out: Uint8Array[] = [];
   let err = "";
@@ -59,7 +59,7 @@ export async function runCli(
     stderr: (line) => {
       err += line;
     },
-    stdoutIsTty: false,
+    stdoutIsTty: options.tty ?? false,
     env: { ...options.env },
   };
   const code = await main(args, io);

@@ -322,16 +322,20 @@ describe("module plugin loading", () => {
     const viaConfig = await runCli(["plugins", "--json"], { env: { MISSIVE_CONFIG: config } });
     assert.equal(viaConfig.code, 0, viaConfig.stderr);
     assert.deepEqual(namesOf(viaConfig.text), ["passphrase", "json"]);
-    // The real entry point finds ./missive.json in its working folder and uses the copies.
+    // The real entry point takes it with --config (never ./missive.json from its folder).
     const pass = ["--option", `passphrase=${PASS}`, ...FAST];
-    const sealed = await spawnCli(["seal", "--stp", "passphrase", "--amp", "json", ...pass], {
-      cwd: dir,
-      stdin: "[1,2,3]",
-    });
+    const seal = ["seal", "--stp", "passphrase", "--amp", "json", ...pass];
+    const sealed = await spawnCli([...seal, "--config", config], { cwd: dir, stdin: "[1,2,3]" });
     assert.equal(sealed.code, 0, sealed.stderr);
-    const opened = await spawnCli(["open", ...pass], { cwd: dir, stdin: sealed.stdout });
+    const opened = await spawnCli(["open", ...pass, "--config", config], {
+      cwd: dir,
+      stdin: sealed.stdout,
+    });
     assert.equal(opened.code, 0, opened.stderr);
     assert.deepEqual(JSON.parse(opened.text), [1, 2, 3]);
+    const ignored = await spawnCli(seal, { cwd: dir, stdin: "[1,2,3]" });
+    assert.equal(ignored.code, 2, "./missive.json in the working folder is not read");
+    assert.match(ignored.stderr, /no STP named "passphrase"/);
   });
 
   it("refuses a plugin that claims a taken (type, version) with exit 11", async () => {

@@ -19,7 +19,7 @@ describe("sanitizeText", () => {
       "mallory\r\x1b[2K\x1b[8mmissive: simple v2 from alice: signature verified, trusted";
     const out = sanitizeText(spoof);
     assert.ok(!out.includes("\r") && !out.includes("\x1b"));
-    assert.ok(out.startsWith("mallory\\r\\e[2K\\e[8m"), out);
+    assert.ok(out.startsWith("mallory\\r\\x1b[2K\\x1b[8m"), out);
   });
 
   it("escapes C0, C1, DEL, bidi, zero-width and lone surrogates; keeps the rest", () => {

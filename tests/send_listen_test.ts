@@ -120,7 +120,7 @@ describe("missive send / listen (subprocesses)", () => {
     assert.equal(refused.code, 15, refused.stderr);
     assert.match(
       refused.stderr,
-      /refused the message: unknown-id \(untrusted sender: carol@example\.org/,
+      /refused the message: unknown-id\n/,
     );
     const ok = await missive(["send", l.url, "--from", "alice.key", "--to", "bob.card"], {
       stdin: "hi",
@@ -477,7 +477,7 @@ describe("receipt exchange (library)", () => {
       cards: [bob.card],
     });
     assert.equal(receipt.status, "unparsable");
-    assert.match(receipt.detail ?? "", /over the 1048576-byte cap/);
+    assert.equal(receipt.detail, undefined, "a signed receipt quotes nothing");
     await b.server.stop();
     await b.running;
     assert.match(b.log.join("\n"), /dropped tcp:.*over the 1048576-byte cap/);
