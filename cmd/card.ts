@@ -13,6 +13,7 @@ import {
 } from "../keys/card.ts";
 import {
   type Command,
+  exitCodesLine,
   formatTime,
   loadCards,
   loadIdentity,
@@ -33,6 +34,13 @@ Options:
              a card file signed by the CA key (SPEC §23.11): users who trust the CA's
              card accept it without pinning it (missive relay --relay-ca CA.CARD);
              signatures already in the file are kept
+
+Examples:
+  missive card alice.key > alice.card           # the public card of a key file
+  missive card --json bob.card                  # address, ID, fingerprint
+  missive card --file --sign ca.key bob.card > bob.signed.card
+
+${exitCodesLine(3, 9, 10)}
 `;
 
 export const card: Command = {

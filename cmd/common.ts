@@ -21,7 +21,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { type Bytes, concatBytes, toBase64, toHex } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
-import { readFileLimited, readTextLimited } from "../core/files.ts";
+import { ioReason, readFileLimited, readTextLimited } from "../core/files.ts";
 import { type Card, fingerprint, parseCardText } from "../keys/card.ts";
 import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts";
 import { configuredPluginPaths, loadPlugins } from "../plugin/loader.ts";
@@ -79,6 +79,46 @@ export function processIo(): Io {
   };
 }
 
+/** What each exit code means, in a few words (SPEC §11). */
+const EXIT_WORDS: Record<number, string> = {
+  0: "ok",
+  1: "internal error",
+  2: "usage",
+  3: "malformed or too large",
+  4: "authentication failed",
+  5: "not a recipient",
+  6: "replay",
+  7: "untrusted sender",
+  8: "unknown protocol",
+  9: "key problem",
+  10: "I/O error",
+  11: "plugin error",
+  12: "timeout",
+  13: "network error",
+  14: "session ended abnormally",
+  15: "refused by the server",
+  16: "queued locally, not accepted by a relay",
+  17: "replay cache full",
+};
+
+/** The "Exit codes:" line of a subcommand's help: 0, 1 and 2, then the codes it uses. */
+export function exitCodesLine(...codes: number[]): string {
+  const all = [0, 1, 2, ...codes].filter((c, i, a) => a.indexOf(c) === i).sort((a, b) => a - b);
+  const line = "Exit codes: " + all.map((c) => `${c} ${EXIT_WORDS[c]}`).join(", ") + ".";
+  // Wrapped at 88 columns, continuation lines indented.
+  const words = line.split(" ");
+  const lines: string[] = [];
+  let current = "";
+  for (const w of words) {
+    if (current && (current + " " + w).length > 88) {
+      lines.push(current);
+      current = "  " + w;
+    } else current = current ? current + " " + w : w;
+  }
+  lines.push(current);
+  return lines.join("\n");
+}
+
 /** A subcommand: its usage text and its runner. */
 export interface Command {
   summary: string;
@@ -111,7 +151,7 @@ export async function parseFlags<O extends Options>(
       strict: true,
     });
   } catch (e) {
-    throw new MissiveError("usage", `${(e as Error).message.split("\n")[0]} (see --help)`);
+    throw new MissiveError("usage", flagError(commandName(usage), e, options));
   }
   if ((parsed.values as { help?: boolean }).help) {
     await io.stdout(new TextEncoder().encode(usage.trimEnd() + "\n"));
@@ -120,10 +160,65 @@ export async function parseFlags<O extends Options>(
   if (parsed.positionals.length > maxPositionals) {
     throw new MissiveError(
       "usage",
-      `unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])} (see --help)`,
+      `${commandName(usage)}: unexpected argument ${
+        JSON.stringify(parsed.positionals[maxPositionals])
+      } (see --help)`,
     );
   }
   return parsed;
+}
+
+/** "seal" from a usage text that starts "missive seal …" ("relay send" for two words). */
+function commandName(usage: string): string {
+  const words = usage.trimStart().split(/\s+/);
+  const sub = /^[a-z]+$/.test(words[2] ?? "") && ["relay", "session", "contacts"].includes(words[1])
+    ? ` ${words[2]}`
+    : "";
+  return `${words[1]}${sub}`;
+}
+
+/**
+ * Edit distance with adjacent transpositions counted as one edit (optimal string
+ * alignment), for "did you mean" (small strings only): "--form" is one edit from "--from".
+ */
+function distance(a: string, b: string): number {
+  const d = Array.from(
+    { length: a.length + 1 },
+    (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** One line for a flag mistake, in missive's words, with a suggestion where one is close. */
+function flagError(command: string, e: unknown, options: Options): string {
+  const code = (e as { code?: string })?.code;
+  const message = (e as Error)?.message ?? String(e);
+  const flag = /'(-{1,2}[^' ]+)/.exec(message)?.[1] ?? "";
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const name = flag.replace(/^-+/, "").split("=")[0];
+    const known = [...Object.keys(options), "help"];
+    const close = known
+      .map((k) => ({ k, d: distance(name, k) }))
+      .filter(({ k, d }) => d <= Math.max(1, Math.floor(k.length / 3)) || k.startsWith(name))
+      .sort((x, y) => x.d - y.d)[0];
+    const hint = close ? ` (did you mean --${close.k}?)` : " (see --help)";
+    return `${command}: unknown option ${flag.split("=")[0]}${hint}`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    return /argument missing/.test(message)
+      ? `${command}: ${flag} needs a value (see --help)`
+      : `${command}: ${flag} takes no value (see --help)`;
+  }
+  return `${command}: ${message.split("\n")[0]} (see --help)`;
 }
 
 /** Reads a whole stream or file, refusing more than `max` bytes before buffering it. */
@@ -167,7 +262,7 @@ export async function writeOutput(
     } catch (e) {
       throw new MissiveError(
         "io",
-        `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        `cannot write ${path}: ${ioReason(e)}`,
       );
     }
     return;
@@ -226,6 +321,12 @@ export function askPassphrase(io: Io, prompt: string): Promise<string> {
 export async function loadIdentity(io: Io, path: string): Promise<Identity> {
   const crypto = await getCryptoProvider();
   const text = readSmallText(path, "key file");
+  if (/^missive-card:/m.test(text) && !text.includes("-----BEGIN MISSIVE SECRET KEY-----")) {
+    throw new MissiveError(
+      "key",
+      `${path} is a public card, not a secret key: give the key file keygen wrote with -o`,
+    );
+  }
   const identity = await readKeyFile(
     crypto,
     text,
@@ -321,8 +422,8 @@ export interface StpOptionFlags {
   passphrase?: boolean;
   cert?: string;
   key?: string;
-  /** --ttl (psk freshness). */
-  ttl?: string;
+  /** --ttl (psk freshness), ms. */
+  ttl?: number;
 }
 
 /**
@@ -350,12 +451,7 @@ export async function typedStpOptions(
   const identity = await x509Identity(io, flags);
   if (identity) options.identity = identity;
   if (trust.certificates.length > 0) options.trustAnchors = trust.certificates;
-  if (flags.ttl !== undefined) {
-    if (!/^\d{1,12}$/.test(flags.ttl)) {
-      throw new MissiveError("usage", "--ttl expects a number of seconds");
-    }
-    options.ttlMs = Number(flags.ttl) * 1000;
-  }
+  if (flags.ttl !== undefined) options.ttlMs = flags.ttl;
   return { trusted: trust.cards, certificates: trust.certificates, options };
 }
 
@@ -371,7 +467,9 @@ export async function loadCards(specs: readonly string[]): Promise<Card[]> {
       cards.push(await parseCardText(crypto, spec));
       continue;
     }
-    if (!existsSync(spec)) throw new MissiveError("io", `no such card file or directory: ${spec}`);
+    if (!existsSync(spec)) {
+      throw new MissiveError("io", `cannot read card ${spec}: no such file or folder`);
+    }
     const paths = statSync(spec).isDirectory()
       ? readdirSync(spec).filter((f) => f.endsWith(".card")).sort().map((f) => join(spec, f))
       : [spec];
@@ -429,12 +527,34 @@ export function parsePairs(
   return out;
 }
 
-/** Parses a duration flag: `10s`, `500ms`, `2m`, or a number of seconds; in ms. */
-export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  const ms = m ? Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 }[m[2] ?? "s"] as number) : NaN;
-  if (!(ms >= 1 && ms <= 24 * 3600 * 1000)) {
-    throw new MissiveError("usage", `${flag} expects a duration like 10s, 500ms or 2m (up to 24h)`);
+/**
+ * Parses a duration flag, the one syntax of every duration: `500ms`, `10s`, `2m`, `1h`.
+ * A bare number is read in the flag's old unit (`bareUnit`, seconds unless said) with a
+ * one-line deprecation warning on stderr when `io` is given. Returns milliseconds.
+ */
+export function parseDuration(
+  text: string,
+  flag: string,
+  options: { bareUnit?: "ms" | "s"; io?: Io; max?: number } = {},
+): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const unit = m?.[2] ?? options.bareUnit ?? "s";
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  const ms = m ? Number(m[1]) * scale : NaN;
+  const max = options.max ?? 24 * 3600 * 1000;
+  if (!(ms >= 1 && ms <= max)) {
+    throw new MissiveError(
+      "usage",
+      `${flag} expects a duration like 500ms, 10s or 2m (at most ${max / 3_600_000} h)`,
+    );
+  }
+  if (m && m[2] === undefined && options.io) {
+    note(
+      options.io,
+      `missive: warning: ${flag} ${text} has no unit and is read as ${
+        unit === "ms" ? "milliseconds" : "seconds"
+      }; write ${text}${unit} (bare numbers will be refused in a later version)`,
+    );
   }
   return Math.round(ms);
 }

@@ -1,11 +1,18 @@
 /** `missive inspect`: the envelope header, no keys needed. @module */
 import { utf8 } from "../core/bytes.ts";
-import { decodeEnvelope, type Envelope, MAX_ARMOR_SIZE, unwrapAnyForm } from "../envelope/mod.ts";
+import { decodeEnvelope, type Envelope, MAX_ARMOR_SIZE } from "../envelope/mod.ts";
 import { isMissiveError } from "../core/errors.ts";
-import { detectForm } from "../messaging/open.ts";
+import { detectForm, unwrapEnvelope } from "../messaging/open.ts";
 import { detectFernetToken } from "../stp/psk/mod.ts";
 import { unwrapSmimeEntity } from "../stp/smime/detect.ts";
-import { type Command, type Io, loadRegistry, parseFlags, writeOutput } from "./common.ts";
+import {
+  type Command,
+  exitCodesLine,
+  type Io,
+  loadRegistry,
+  parseFlags,
+  writeOutput,
+} from "./common.ts";
 import type { Registry } from "../plugin/registry.ts";
 import type { AnyStp } from "../plugin/types.ts";
 import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
@@ -26,6 +33,12 @@ and shows the header envelope's STP and size (form "stream").
 Options:
   --json            one JSON object
   --plugin PATH     load a plugin module or exec:NAME, to name its STP (repeatable)
+
+Examples:
+  missive inspect msg.msv
+  missive inspect --json < letter.asc
+
+${exitCodesLine(3, 8, 10, 11)}
 `;
 
 /** A stream's header: its envelope's STP, without keys (the chunks are not read). */
@@ -131,7 +144,7 @@ export const inspect: Command = {
     }
     const envelope = form === "cms" || form === "smime"
       ? { protocolType: 1, protocolVersion: 1, payload: unwrapSmimeEntity(input) }
-      : decodeEnvelope(unwrapAnyForm(input));
+      : decodeEnvelope(unwrapEnvelope(input));
     const bare = form === "cms" || form === "smime" ? ", no envelope" : "";
     await writeReport(io, registry, envelope, {
       fields: { form, size: input.length },

@@ -19,7 +19,15 @@ import {
   privateKeyToPem,
 } from "../keys/x509.ts";
 import { SMIME_TYPE } from "../stp/smime/mod.ts";
-import { askPassphrase, type Command, type Io, loadRegistry, note, parseFlags } from "./common.ts";
+import {
+  askPassphrase,
+  type Command,
+  exitCodesLine,
+  type Io,
+  loadRegistry,
+  note,
+  parseFlags,
+} from "./common.ts";
 import { writeWhole } from "./output.ts";
 
 /** Default validity of a `--x509` certificate, in days. */
@@ -51,6 +59,13 @@ X.509 (for --stp smime):
   --days N            with --x509: validity in days (default 365)
   With --x509, --passphrase encrypts the key as PKCS #8 PBES2 (PBKDF2-SHA-256,
   AES-256-CBC), which openssl reads.
+
+Examples:
+  missive keygen --name alice@example.org -o alice.key > alice.card
+  missive keygen --name alice@example.org -o alice.key --passphrase   # encrypted key file
+  missive keygen --x509 --ec --name bob@example.org -o bob-x.key --cert-out bob-x.pem
+
+${exitCodesLine(9, 10, 11)}
 `;
 
 export const keygen: Command = {

@@ -12,6 +12,7 @@ import { MessageServer } from "../messaging/serve.ts";
 import {
   cliOf,
   type Command,
+  exitCodesLine,
   formatTime,
   type Io,
   loadIdentity,
@@ -83,6 +84,8 @@ Examples:
   missive listen tcp://127.0.0.1:7700 --key bob.key --exec 'notify-send "$MISSIVE_SENDER"'
   missive listen sip:bob@127.0.0.1:5070 --key bob.key --register sip:127.0.0.1:5060
   missive send stdio:lines --from alice.key --to bob.card < msg | missive listen stdio:lines --key bob.key
+
+${exitCodesLine(3, 9, 10, 11, 13, 17)}
 `;
 
 /** How a message's sender stands, in words. */

@@ -64,7 +64,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       await print(topic ? topic.usage : mainUsage());
       return name === undefined ? 2 : 0;
     }
-    if (name === "version" || name === "--version") {
+    if (name === "version" || name === "--version" || name === "-V") {
       await print(`missive ${VERSION}\n`);
       return 0;
     }

@@ -10,12 +10,14 @@ import { StreamError } from "../stream/mod.ts";
 import {
   cliOf,
   type Command,
+  exitCodesLine,
   formatTime,
   type Io,
   loadIdentity,
   loadRegistry,
   messageReport,
   note,
+  parseDuration,
   parseFlags,
   parsePairs,
   replayCacheFor,
@@ -44,7 +46,7 @@ Options:
   --require-trust       fail (exit 7) unless the signer is a --trust card
   --psk-file FILE       shared key for psk envelopes and bare Fernet tokens
   --passphrase          shared passphrase for psk ($MISSIVE_PASSPHRASE or prompt)
-  --ttl SECONDS         psk: refuse (exit 6) a message older than this, or more than
+  --ttl DURATION        psk: refuse (exit 6) a message older than this (e.g. 1h), or more than
                         60 s in the future (default: any age, as Fernet)
   --json                print one JSON object (metadata and message) on stdout
   --replay-db FILE      refuse messages already seen (kept in FILE)
@@ -58,11 +60,17 @@ Options:
 
 A stream (SPEC §20; "missive seal --stream", or any input over 16 MiB) is recognized
 by its first bytes. Each chunk is written only after it authenticated; if a later chunk
-fails, open exits non-zero, says how many bytes were already written, and removes the
--o FILE it was writing (on stdout, discard what came out).
+fails, open exits non-zero and says how many bytes were already written: with -o FILE
+they went to a temporary file that is removed (FILE is untouched); on stdout, discard
+what came out.
 
-Exit codes: 0 ok, 2 usage, 3 malformed, 4 authentication failed, 5 not a recipient,
-6 replay (seen before; psk: expired --ttl or clock skew), 7 untrusted sender, 8 unknown protocol, 9 key problem, 10 I/O, 11 plugin.
+
+Examples:
+  missive open --key bob.key --trust alice.card < msg.msv
+  missive open --key bob.key --trust alice.card --require-trust -o letter.txt letter.asc
+  missive open --key bob.key --replay-db seen.db --json < msg.msv
+
+${exitCodesLine(3, 4, 5, 6, 7, 8, 9, 10, 11, 17)}
 `;
 
 export const open: Command = {
@@ -95,7 +103,7 @@ export const open: Command = {
       passphrase: v.passphrase,
       cert: v.cert,
       key: v.key,
-      ttl: v.ttl,
+      ttl: v.ttl === undefined ? undefined : parseDuration(v.ttl, "--ttl", { io }),
     });
     const input = inputSource(io, parsed.positionals[0]);
     let output: Output | undefined;

@@ -20,6 +20,7 @@ import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { randomBytes, toHex } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { ioReason } from "../core/files.ts";
 import { type ByteSink, callbackSink, fdSink } from "../stream/mod.ts";
 import type { Io } from "./common.ts";
 
@@ -65,21 +66,8 @@ function isRegularFile(fd: number): boolean {
   }
 }
 
-/** Human words for a file-system error code. */
-export function ioWords(e: unknown): string {
-  const code = (e as { code?: string })?.code;
-  const words: Record<string, string> = {
-    ENOENT: "no such file or folder",
-    EACCES: "permission denied",
-    EPERM: "not permitted",
-    EISDIR: "is a folder",
-    ENOTDIR: "a part of the path is not a folder",
-    EEXIST: "already exists",
-    ENOSPC: "no space left on the device",
-    EROFS: "read-only file system",
-  };
-  return (code && words[code]) ?? code ?? (e as Error)?.message ?? String(e);
-}
+/** Human words for a file-system error (see core/files.ts). */
+export const ioWords: (e: unknown) => string = ioReason;
 
 /**
  * Opens the output of a command: stdout for no path or "-", else FILE as described at the

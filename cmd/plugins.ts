@@ -2,7 +2,7 @@
 import { utf8 } from "../core/bytes.ts";
 import { providerChoice } from "../crypto/mod.ts";
 import { scanPath } from "../plugin/exec/mod.ts";
-import { type Command, loadRegistry, parseFlags, writeOutput } from "./common.ts";
+import { type Command, exitCodesLine, loadRegistry, parseFlags, writeOutput } from "./common.ts";
 
 const usage = `missive plugins [--plugin PATH ...] [--scan] [--json]
 
@@ -19,6 +19,13 @@ Options:
 
 An executable plugin must answer each message within $MISSIVE_PLUGIN_TIMEOUT seconds
 (default 30). docs/PLUGINS.md §9 specifies the protocol.
+
+Examples:
+  missive plugins
+  missive plugins --plugin plugins/json_amp.ts --json
+  missive plugins --scan
+
+${exitCodesLine(11)}
 `;
 
 export const plugins: Command = {

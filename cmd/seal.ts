@@ -1,4 +1,5 @@
 /** `missive seal`: AMP message from stdin → sealed envelope on stdout. @module */
+import { basename } from "node:path";
 import { type Bytes, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
@@ -15,9 +16,11 @@ import { prefixedSource, streamSupport } from "../stream/mod.ts";
 import {
   cliOf,
   type Command,
+  exitCodesLine,
   type Io,
   loadIdentity,
   loadRegistry,
+  note,
   parseFlags,
   parsePairs,
   readInput,
@@ -77,6 +80,14 @@ Any size, in constant memory; binary only (no --armor/--lines). AMP text/1 or fi
   --stream              seal as a stream whatever the input size
   --chunk-size N        stream chunk size in bytes (default 262144; 256..16777216)
   --quiet               no progress line (shown only on a terminal, for long inputs)
+
+Examples:
+  echo "hi" | missive seal --from alice.key --to bob.card > msg.msv
+  missive seal --from alice.key --to bob.card --armor < letter.txt > letter.asc
+  missive seal --stp group --from alice.key --to team/ -o report.msv report.pdf
+  missive seal --stp psk/2 --psk-file fernet.key --format fernet < msg.txt
+
+${exitCodesLine(3, 8, 9, 10, 11)}
 `;
 
 const FLAGS = {
@@ -85,7 +96,7 @@ const FLAGS = {
   "psk-file": { type: "string" },
   passphrase: { type: "boolean" },
   format: { type: "string", default: "envelope" },
-  amp: { type: "string", default: "text/1" },
+  amp: { type: "string" },
   from: { type: "string" },
   to: { type: "string", multiple: true },
   cert: { type: "string" },
@@ -220,7 +231,7 @@ async function sealPlan(io: Io, v: SealFlags): Promise<SealPlan> {
   return {
     registry,
     stp,
-    amp: registry.find("amp", v.amp!),
+    amp: registry.find("amp", v.amp ?? "text/1"),
     sender: v.from ? await loadIdentity(io, v.from) : undefined,
     recipients: typed.trusted,
     fields: parsePairs(v.field, "--field"),
@@ -247,6 +258,7 @@ export const seal: Command = {
       Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
       "message",
     );
+    if (v.amp === undefined && !isUtf8(input)) binaryAsFile(io, plan, parsed.positionals[0]);
     const { registry, amp } = plan;
     const cli = cliOf(amp);
     const message = await registry.guard(amp, "fromInput", () => cli.fromInput(input, plan.fields));
@@ -338,6 +350,17 @@ async function maybeStream(
       if (head.length <= STREAM_THRESHOLD) return { done: false, input: head.slice() };
       source = prefixedSource(head, source);
     }
+    if (v.amp === undefined) {
+      // The first 64 KiB decide whether the stream is text or a file (a character cut
+      // at the end of the sample is not a fault).
+      const sample = await source.read(64 * 1024);
+      source = prefixedSource(sample, source);
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(sample, { stream: true });
+      } catch {
+        binaryAsFile(io, plan, path);
+      }
+    }
     await sealStreamCli(io, {
       registry: plan.registry,
       stp: plan.stp,
@@ -361,4 +384,25 @@ async function maybeStream(
   } finally {
     input.close();
   }
+}
+
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Input that is not UTF-8 text, with no --amp chosen, is sealed with the file AMP (named
+ * after the input file, else "stdin.bin"), so `open` gives the bytes back exactly; said
+ * on stderr.
+ */
+function binaryAsFile(io: Io, plan: SealPlan, path: string | undefined): void {
+  const name = path && path !== "-" ? basename(path) : "stdin.bin";
+  plan.amp = plan.registry.find("amp", "file/1");
+  plan.fields = { name, ...plan.fields };
+  note(io, `missive: the input is not UTF-8 text: sealed as a file (AMP file/1, name ${name})`);
 }

@@ -1,4 +1,5 @@
 /** `missive send URL`: seal a message and send it; wait for the recipient's receipt. @module */
+import { toHex, utf8 } from "../core/bytes.ts";
 import { RECEIPT_TYPE } from "../amp/receipt.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { MAX_ENVELOPE_SIZE } from "../envelope/mod.ts";
@@ -53,12 +54,15 @@ Options:
                         2m, or seconds)
   --no-receipt          do not wait for a receipt (exit 0 once the frame is sent);
                         implied for --amp receipt, which is never answered
+  --json                print one JSON object on stdout: where, the message's nonce,
+                        and the receipt's status (or "sent" without a receipt)
   --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
                         on PATH; repeatable)
 
 Exit codes: 0 accepted (or sent, without a receipt), 2 usage, 4 the receipt is not
-signed by the recipient, 12 timeout (no receipt in time), 13 network (refused, lost),
-15 the recipient refused the message (its status and reason are printed).
+signed by the recipient, 9 key problem, 10 I/O error, 11 plugin error, 12 timeout (no
+receipt in time), 13 network (cannot connect, lost), 15 the recipient refused the
+message (its status is printed).
 
 Examples:
   missive listen tcp://127.0.0.1:7700 --key bob.key          # terminal 1
@@ -88,6 +92,7 @@ export const send: Command = {
         "hide-recipients": { type: "boolean" },
         timeout: { type: "string", default: "10s" },
         "no-receipt": { type: "boolean" },
+        json: { type: "boolean" },
         plugin: { type: "string", multiple: true },
       },
       usage,
@@ -98,7 +103,7 @@ export const send: Command = {
     const [url, inputPath] = parsed.positionals;
     if (url === undefined) throw new MissiveError("usage", "send: give a URL (see --help)");
     const address = parseTransportUrl(url);
-    const timeoutMs = parseDuration(v.timeout!, "--timeout");
+    const timeoutMs = parseDuration(v.timeout!, "--timeout", { io });
     const registry = await loadRegistry(io, v as { plugin?: string[]; config?: string });
     const stp = registry.find("stp", v.stp!);
     if (stp.type === SMIME_TYPE) {
@@ -149,9 +154,16 @@ export const send: Command = {
       maxFrame: MAX_RECEIPT_FRAME,
       stdio: { input: io.stdin, output: io.stdout },
     });
+    const report = (status: string) =>
+      v.json
+        ? io.stdout(utf8(
+          JSON.stringify({ to: transport.remote, nonce: toHex(sealed.nonce), status }) + "\n",
+        ))
+        : Promise.resolve();
     try {
       if (!wantReceipt) {
         await transport.send(sealed.frame);
+        await report("sent");
         return;
       }
       const channel = new ReceiptChannel(transport, { registry, cards: recipients });
@@ -162,6 +174,7 @@ export const send: Command = {
         },
       );
       const why = receipt.detail ? ` (${oneLine(receipt.detail)})` : "";
+      await report(receipt.status);
       if (receipt.status !== "accepted") {
         throw new MissiveError(
           "refused",

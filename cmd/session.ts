@@ -15,7 +15,16 @@ import type { SessionEvent, SessionOptions } from "../session/options.ts";
 import { Session } from "../session/session.ts";
 import { connect as connectTo, listen as listenAt } from "../transports/mod.ts";
 import type { Transport } from "../transports/types.ts";
-import { type Command, type Io, loadCards, loadIdentity, note, parseFlags } from "./common.ts";
+import {
+  type Command,
+  exitCodesLine,
+  type Io,
+  loadCards,
+  loadIdentity,
+  note,
+  parseDuration,
+  parseFlags,
+} from "./common.ts";
 
 const usage = `missive session listen URL --key KEY (--trust CARD | --open) [options]
 missive session connect URL --key KEY --trust CARD [options]
@@ -43,8 +52,8 @@ Options:
                         handshake, rekey (with key IDs), resend, discard, close
   --rekey-after N       listen: re-key after N acknowledged messages (default 10; 0 never)
   --window N            messages in flight before waiting for acknowledgements (default 1)
-  --ttl SECONDS         discard messages older than this (default 25)
-  --idle-timeout SECONDS
+  --ttl DURATION        discard messages older than this (default 25s)
+  --idle-timeout DURATION
                         ask for a resend after this long without an answer (default 45)
   --s0-file FILE        a pre-shared secret (at least 16 bytes) both sides must hold
   --input FILE          send the lines of FILE instead of standard input
@@ -52,6 +61,8 @@ Options:
 Examples:
   missive session listen tcp://127.0.0.1:7800 --key srv.key --trust client.card --json
   seq 25 | missive session connect tcp://127.0.0.1:7800 --key cli.key --trust srv.card
+
+${exitCodesLine(7, 9, 10, 12, 13, 14)}
 `;
 
 const flags = {
@@ -210,8 +221,8 @@ export const session: Command = {
     const options: SessionOptions = {
       rekeyAfter: count(f["rekey-after"], "rekey-after", 10),
       window: count(f.window, "window", 1, 1),
-      ttlMs: count(f.ttl, "ttl", 25, 1) * 1000,
-      idleTimeoutMs: count(f["idle-timeout"], "idle-timeout", 45, 1) * 1000,
+      ttlMs: parseDuration(f.ttl ?? "25s", "--ttl", { io }),
+      idleTimeoutMs: parseDuration(f["idle-timeout"] ?? "45s", "--idle-timeout", { io }),
       s0: f["s0-file"] ? readFileLimited(f["s0-file"], MAX_S0_FILE, "s0 file") : undefined,
       onEvent: (e) => out.event(e),
     };

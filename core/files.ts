@@ -8,6 +8,38 @@ import { closeSync, openSync, readSync } from "node:fs";
 import type { Bytes } from "./bytes.ts";
 import { MissiveError } from "./errors.ts";
 
+/** Human words for the system error codes people meet (file system and network). */
+const REASONS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or folder",
+  EACCES: "permission denied",
+  EPERM: "not permitted",
+  EISDIR: "it is a folder, not a file",
+  ENOTDIR: "a part of the path is not a folder",
+  EEXIST: "it already exists",
+  ENOSPC: "no space left on the device",
+  EROFS: "the file system is read-only",
+  EMFILE: "too many open files",
+  EADDRINUSE: "the address is already in use (another program listens there)",
+  EADDRNOTAVAIL: "the address is not available on this machine",
+  ECONNREFUSED: "connection refused (nothing listens there)",
+  ECONNRESET: "the connection was reset by the peer",
+  EHOSTUNREACH: "the host cannot be reached",
+  ENETUNREACH: "the network cannot be reached",
+  ETIMEDOUT: "the connection timed out",
+  ENOTFOUND: "the host name is unknown",
+  EPIPE: "the reader went away (broken pipe)",
+};
+
+/**
+ * What went wrong, in words, for a system error (`ENOENT` → "no such file or folder");
+ * the error's own message when its code is not one people usually meet.
+ */
+export function ioReason(e: unknown): string {
+  const code = (e as { code?: string })?.code;
+  if (code && REASONS[code]) return REASONS[code];
+  return code ?? (e as Error)?.message ?? String(e);
+}
+
 /**
  * Reads at most `max` bytes of `path`; a longer file is `too-large`, an unreadable one
  * `io`. `what` names the file in messages ("key file", "config", …).
@@ -17,8 +49,7 @@ export function readFileLimited(path: string, max: number, what: string): Bytes 
   try {
     fd = openSync(path, "r");
   } catch (e) {
-    const code = (e as { code?: string }).code ?? (e as Error).message;
-    throw new MissiveError("io", `cannot read ${what} ${path}: ${code}`);
+    throw new MissiveError("io", `cannot read ${what} ${path}: ${ioReason(e)}`);
   }
   try {
     // Grow geometrically up to the cap, so small files cost small buffers.
@@ -40,8 +71,7 @@ export function readFileLimited(path: string, max: number, what: string): Bytes 
     return buffer.slice(0, length);
   } catch (e) {
     if (e instanceof MissiveError) throw e;
-    const code = (e as { code?: string }).code ?? (e as Error).message;
-    throw new MissiveError("io", `cannot read ${what} ${path}: ${code}`);
+    throw new MissiveError("io", `cannot read ${what} ${path}: ${ioReason(e)}`);
   } finally {
     closeSync(fd);
   }

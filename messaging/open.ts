@@ -168,8 +168,60 @@ export async function openAny(
       return { kind: "message", form, opened: await openMessage(frame, request) };
     }
     default:
-      return { kind: "message", form, opened: await openMessage(unwrapAnyForm(input), request) };
+      return { kind: "message", form, opened: await openMessage(unwrapEnvelope(input), request) };
   }
+}
+
+/**
+ * The envelope of an input in an envelope form; for anything that is no form of ours, a
+ * `malformed` error that says what the input looks like instead ("a missive card").
+ */
+export function unwrapEnvelope(input: Uint8Array): Bytes {
+  try {
+    return unwrapAnyForm(input);
+  } catch (e) {
+    const what = looksLike(input);
+    if (what && e instanceof MissiveError && e.code === "malformed") {
+      throw new MissiveError("malformed", `not a missive message (it looks like ${what})`, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
+
+/** Magic numbers of common files, for "it looks like …". */
+const MAGIC: [number[], string][] = [
+  [[0x89, 0x50, 0x4e, 0x47], "a PNG image"],
+  [[0xff, 0xd8, 0xff], "a JPEG image"],
+  [[0x25, 0x50, 0x44, 0x46], "a PDF document"],
+  [[0x1f, 0x8b], "gzip-compressed data"],
+  [[0x50, 0x4b, 0x03, 0x04], "a zip archive"],
+  [[0x7f, 0x45, 0x4c, 0x46], "a program (ELF)"],
+];
+
+/** What an input that is no missive form looks like, in words; undefined when unsure. */
+function looksLike(input: Uint8Array): string | undefined {
+  for (const [magic, what] of MAGIC) {
+    if (magic.every((b, i) => input[i] === b)) return what;
+  }
+  let text: string;
+  try {
+    text = fromUtf8(input.subarray(0, Math.min(input.length, 4096))).trimStart();
+  } catch {
+    return "binary data that is not a missive envelope";
+  }
+  if (/^missive-card:/m.test(text) || text.startsWith("# missive card")) {
+    return "a missive card (a public key): give it with --trust or --to";
+  }
+  if (text.includes("-----BEGIN MISSIVE SECRET KEY-----")) {
+    return "a missive secret key: give it with --key";
+  }
+  const pem = /^-----BEGIN ([A-Z0-9 ]+)-----/m.exec(text)?.[1];
+  if (pem) return `a PEM ${pem.toLowerCase()}`;
+  if (/^(age1|AGE-SECRET-KEY-)/.test(text)) return "an age key";
+  if (text.length === 0) return undefined;
+  return "text";
 }
 
 async function readWhole(source: ByteSource): Promise<Bytes> {

@@ -15,7 +15,7 @@ import * as cbor from "../core/cbor.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
-import { readTextLimited } from "../core/files.ts";
+import { ioReason, readTextLimited } from "../core/files.ts";
 import type { Registry } from "./registry.ts";
 import { isExecSpec, loadExecPlugins, stopExecPlugins } from "./exec/mod.ts";
 export { stopAllPlugins } from "./exec/mod.ts";
@@ -161,8 +161,7 @@ export function checkConfigOwnership(path: string, uid = process.getuid?.()): vo
   try {
     st = statSync(path);
   } catch (e) {
-    const code = (e as { code?: string }).code ?? (e as Error).message;
-    throw new MissiveError("io", `cannot read config ${path}: ${code}`);
+    throw new MissiveError("io", `cannot read config ${path}: ${ioReason(e)}`);
   }
   if (uid === undefined) return;
   if (st.uid !== uid) {

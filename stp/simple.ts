@@ -131,7 +131,9 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
   if (ctx.recipients.length !== 1) {
     throw new MissiveError(
       "usage",
-      `simple: exactly one recipient, got ${ctx.recipients.length} (use group for more)`,
+      ctx.recipients.length === 0
+        ? "simple: a recipient is required (--to CARD)"
+        : `simple: one recipient, not ${ctx.recipients.length} (--stp group seals to several)`,
     );
   }
   const recipient = ctx.recipients[0];

@@ -8,6 +8,7 @@
 import net from "node:net";
 import type { Bytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { ioReason } from "../core/files.ts";
 import { DEFAULT_LISTEN_FRAME, encodeFrame, FrameReader, MAX_FRAME_SIZE } from "./framing.ts";
 import type { Listener, Transport } from "./types.ts";
 
@@ -250,9 +251,12 @@ export class TcpTransport implements Transport {
         resolve();
       });
       socket.once("finish", () => resolve());
-      // Reading resumes so the peer's FIN is seen; its data is discarded (#onData).
+      // Reading resumes so the peer's FIN is seen; its data is discarded (#onData). Once
+      // ended, the socket no longer keeps the process alive: waiting for the peer's FIN
+      // must not delay a command's exit (send --timeout 1s took 3 s).
       socket.end();
       socket.resume();
+      socket.unref();
     });
     return this.#closing;
   }
@@ -275,7 +279,7 @@ export function connectTcp(
     }, options.timeoutMs ?? CONNECT_TIMEOUT_MS);
     socket.once("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new MissiveError("network", `cannot connect to ${url}: ${e.code ?? e.message}`));
+      reject(new MissiveError("network", `cannot connect to ${url}: ${ioReason(e)}`));
     });
     socket.once("connect", () => {
       clearTimeout(timer);
@@ -324,7 +328,7 @@ export class TcpListener implements Listener {
       });
       server.once("error", (e: NodeJS.ErrnoException) => {
         reject(
-          new MissiveError("network", `cannot listen on ${tcpUrl(host, port)}: ${e.code ?? e}`),
+          new MissiveError("network", `cannot listen on ${tcpUrl(host, port)}: ${ioReason(e)}`),
         );
       });
       server.listen({ host, port }, () => {
