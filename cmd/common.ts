@@ -22,7 +22,8 @@ import { type Bytes, concatBytes, toBase64, toHex } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import { ioReason, readFileLimited, readTextLimited } from "../core/files.ts";
-import { type Card, fingerprint, parseCardText } from "../keys/card.ts";
+import { type Card, CARD_PREFIX, fingerprint, parseCardText } from "../keys/card.ts";
+import { ContactBook, contactsPath } from "../keys/contacts.ts";
 import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts";
 import { configuredPluginPaths, loadPlugins } from "../plugin/loader.ts";
 import { defaultRegistry } from "../stp/mod.ts";
@@ -285,21 +286,29 @@ export function note(io: Io, line: string): void {
 export function askPassphrase(io: Io, prompt: string): Promise<string> {
   const fromEnv = io.env.MISSIVE_PASSPHRASE;
   if (fromEnv !== undefined) return Promise.resolve(fromEnv);
+  return askTerminal(prompt, { echo: false }).catch(() => {
+    throw new MissiveError(
+      "key",
+      "a passphrase is needed: set MISSIVE_PASSPHRASE or run in a terminal",
+    );
+  });
+}
+
+/**
+ * Asks one line on the terminal (/dev/tty, not stdin, which may carry data); without echo
+ * for secrets. Rejects when there is no terminal.
+ */
+export function askTerminal(prompt: string, how: { echo: boolean }): Promise<string> {
   let fd: number;
   try {
     fd = openSync("/dev/tty", "r+");
-  } catch {
-    return Promise.reject(
-      new MissiveError(
-        "key",
-        "a passphrase is needed: set MISSIVE_PASSPHRASE or run in a terminal",
-      ),
-    );
+  } catch (e) {
+    return Promise.reject(e);
   }
   try {
     // "-F" names the terminal: passing a descriptor as the child's stdin is not portable
     // across runtimes.
-    spawnSync("stty", ["-F", "/dev/tty", "-echo"], { stdio: "ignore" });
+    if (!how.echo) spawnSync("stty", ["-F", "/dev/tty", "-echo"], { stdio: "ignore" });
     writeSync(fd, prompt);
     const buf = new Uint8Array(1024);
     let line = "";
@@ -309,10 +318,10 @@ export function askPassphrase(io: Io, prompt: string): Promise<string> {
       line += new TextDecoder().decode(buf.subarray(0, n));
       if (line.includes("\n") || line.length > 4096) break;
     }
-    writeSync(fd, "\n");
+    if (!how.echo) writeSync(fd, "\n");
     return Promise.resolve(line.split(/\r?\n/)[0]);
   } finally {
-    spawnSync("stty", ["-F", "/dev/tty", "echo"], { stdio: "ignore" });
+    if (!how.echo) spawnSync("stty", ["-F", "/dev/tty", "echo"], { stdio: "ignore" });
     closeSync(fd);
   }
 }
@@ -371,6 +380,7 @@ const CERT_FILE = /\.(pem|crt|cer|der)$/i;
  */
 export async function loadTrust(
   specs: readonly string[],
+  how: { io?: Io; purpose?: CardPurpose } = {},
 ): Promise<{ cards: Card[]; certificates: X509Certificate[] }> {
   const certificates: X509Certificate[] = [];
   const cardSpecs: string[] = [];
@@ -393,7 +403,7 @@ export async function loadTrust(
     if (isCertificateFile(bytes)) certificates.push(...parseCertificates(bytes, spec));
     else cardSpecs.push(spec);
   }
-  return { cards: await loadCards(cardSpecs), certificates };
+  return { cards: await loadCards(cardSpecs, how), certificates };
 }
 
 /** An X.509 identity from --cert and --key (decrypting the key with a passphrase if needed). */
@@ -418,6 +428,8 @@ export async function x509Identity(
 export interface StpOptionFlags {
   /** --trust / --to: cards and X.509 certificates. */
   trust?: readonly string[];
+  /** What the cards are for (default: trusted senders). */
+  purpose?: CardPurpose;
   pskFile?: string;
   passphrase?: boolean;
   cert?: string;
@@ -437,7 +449,7 @@ export async function typedStpOptions(
 ): Promise<
   { trusted: Card[]; certificates: X509Certificate[]; options: PskOptions & SmimeOptions }
 > {
-  const trust = await loadTrust(flags.trust ?? []);
+  const trust = await loadTrust(flags.trust ?? [], { io, purpose: flags.purpose ?? "trust" });
   const options: PskOptions & SmimeOptions = {};
   if (flags.pskFile !== undefined) {
     options.key = parseKeyText(
@@ -455,32 +467,55 @@ export async function typedStpOptions(
   return { trusted: trust.cards, certificates: trust.certificates, options };
 }
 
+/** What a list of cards is for: recipients (`--to`) or trusted senders (`--trust`). */
+export type CardPurpose = "to" | "trust";
+
 /**
- * Loads cards from each argument: a card file, a literal card line, a key file (its
- * public card), or a directory (every *.card file in it).
+ * Loads cards from each argument, resolved in this order (issue 21, SECURITY.md): a
+ * literal card line; an existing path — a card file, a file of several card lines (one per
+ * line, `#` comments, like age's recipients file), a key file (its public card), or a
+ * folder of *.card files; else an address in the contacts (`--trust` takes only verified
+ * contacts; an unverified one as `--to` gets a warning).
  */
-export async function loadCards(specs: readonly string[]): Promise<Card[]> {
+export async function loadCards(
+  specs: readonly string[],
+  how: { io?: Io; purpose?: CardPurpose } = {},
+): Promise<Card[]> {
   const crypto = await getCryptoProvider();
   const cards: Card[] = [];
+  let book: ContactBook | undefined;
   for (const spec of specs) {
     if (spec.startsWith("missive-card:")) {
       cards.push(await parseCardText(crypto, spec));
       continue;
     }
     if (!existsSync(spec)) {
-      throw new MissiveError("io", `cannot read card ${spec}: no such file or folder`);
+      if (how.io && /^[^/\\\s]+@[^/\\\s]+$/.test(spec)) {
+        book ??= await ContactBook.open(crypto, contactsPath(how.io.env));
+        cards.push(contactCard(how.io, book, spec, how.purpose ?? "to"));
+        continue;
+      }
+      throw new MissiveError(
+        "io",
+        `cannot read card ${spec}: no such file or folder` +
+          (spec.includes("@") ? " (nor a contact: missive contacts add FILE)" : ""),
+      );
     }
     const paths = statSync(spec).isDirectory()
       ? readdirSync(spec).filter((f) => f.endsWith(".card")).sort().map((f) => join(spec, f))
       : [spec];
     for (const path of paths) {
-      const text = readSmallText(path, "card");
+      const text = readSmallText(path, "card", 1024 * 1024);
       try {
-        cards.push(
-          text.includes("-----BEGIN MISSIVE SECRET KEY-----")
-            ? (await inspectKeyFile(crypto, text)).card
-            : await parseCardText(crypto, text),
+        if (text.includes("-----BEGIN MISSIVE SECRET KEY-----")) {
+          cards.push((await inspectKeyFile(crypto, text)).card);
+          continue;
+        }
+        const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) =>
+          l.startsWith(CARD_PREFIX)
         );
+        if (lines.length <= 1) cards.push(await parseCardText(crypto, text));
+        else for (const line of lines) cards.push(await parseCardText(crypto, line));
       } catch (e) {
         if (e instanceof MissiveError) throw new MissiveError(e.code, `${path}: ${e.message}`);
         throw e;
@@ -488,6 +523,32 @@ export async function loadCards(specs: readonly string[]): Promise<Card[]> {
     }
   }
   return cards;
+}
+
+/** The card of a contact, as `--to` or `--trust` may use it. */
+function contactCard(io: Io, book: ContactBook, address: string, purpose: CardPurpose): Card {
+  const contact = book.get(address);
+  if (!contact) {
+    throw new MissiveError(
+      "usage",
+      `${address} is neither a card file nor a contact (missive contacts add FILE, or give the card file)`,
+    );
+  }
+  if (!contact.verified) {
+    if (purpose === "trust") {
+      throw new MissiveError(
+        "untrusted",
+        `${address} is in your contacts but not verified (it came from a relay): compare ` +
+          `fingerprints, then run missive contacts verify ${address}`,
+      );
+    }
+    note(
+      io,
+      `missive: warning: ${address} is not verified (its card came from a relay); run ` +
+        `missive contacts verify ${address}`,
+    );
+  }
+  return contact.card;
 }
 
 /**

@@ -8,6 +8,7 @@ import { MissiveError } from "../core/errors.ts";
 import { sanitizeText } from "../core/sanitize.ts";
 import { VERSION } from "../plugin/loader.ts";
 import { card } from "./card.ts";
+import { contacts } from "./contacts.ts";
 import { type Command, type Io, processIo } from "./common.ts";
 import { inspect } from "./inspect.ts";
 import { keygen } from "./keygen.ts";
@@ -20,7 +21,7 @@ import { serve } from "./serve.ts";
 import { send } from "./send.ts";
 import { session } from "./session.ts";
 
-const commands: Record<string, Command> = { keygen, card, seal, open, inspect, plugins };
+const commands: Record<string, Command> = { keygen, card, contacts, seal, open, inspect, plugins };
 commands.serve = serve;
 commands.relay = relay;
 commands.send = send;

@@ -210,6 +210,7 @@ async function sealPlan(io: Io, v: SealFlags): Promise<SealPlan> {
   }
   const typed = await typedStpOptions(io, {
     trust: v.to,
+    purpose: "to",
     pskFile: v["psk-file"],
     passphrase: v.passphrase,
     cert: v.cert,

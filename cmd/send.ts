@@ -116,7 +116,7 @@ export const send: Command = {
     // A receipt is never answered with a receipt (SPEC §14).
     const wantReceipt = address.replies && !v["no-receipt"] && amp.type !== RECEIPT_TYPE;
     const sender = v.from ? await loadIdentity(io, v.from) : undefined;
-    const recipients = await loadCards(v.to ?? []);
+    const recipients = await loadCards(v.to ?? [], { io, purpose: "to" });
     if (wantReceipt && recipients.length === 0) {
       throw new MissiveError(
         "usage",

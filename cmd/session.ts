@@ -210,7 +210,7 @@ export const session: Command = {
       note(io, "missive: stdio: carries the frames; no lines are sent without --input");
     }
     const identity = await loadIdentity(io, f.key);
-    const cards: Card[] = await loadCards(f.trust ?? []);
+    const cards: Card[] = await loadCards(f.trust ?? [], { io, purpose: "trust" });
     if (mode === "connect" && cards.length === 0) {
       throw new MissiveError("usage", "session connect: --trust SERVER.card is required");
     }

@@ -4,7 +4,8 @@
  * plus one byte and refuse the file if it fills (STYLE: every reader has a cap).
  * @module
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import process from "node:process";
 import type { Bytes } from "./bytes.ts";
 import { MissiveError } from "./errors.ts";
 
@@ -80,4 +81,39 @@ export function readFileLimited(path: string, max: number, what: string): Bytes 
 /** `readFileLimited` decoded as UTF-8 (invalid sequences become U+FFFD). */
 export function readTextLimited(path: string, max: number, what: string): string {
   return new TextDecoder().decode(readFileLimited(path, max, what));
+}
+
+/**
+ * Refuses a file another user could have written, as ssh refuses such a config: owned by
+ * someone else, or writable by its group or by others. For files that decide what runs or
+ * whom to trust (the config, the contacts). `uid` is the caller's user ID (absent on
+ * systems without one: no check). `why` ends the message ("refusing to load code it names").
+ */
+export function checkOwnFile(
+  path: string,
+  what: string,
+  why: string,
+  uid: number | undefined = process.getuid?.(),
+): void {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new MissiveError("io", `cannot read ${what} ${path}: ${ioReason(e)}`);
+  }
+  if (uid === undefined) return;
+  if (st.uid !== uid) {
+    throw new MissiveError(
+      "usage",
+      `${what} ${path} is owned by another user (uid ${st.uid}); ${why}`,
+    );
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new MissiveError(
+      "usage",
+      `${what} ${path} is writable by group or others (mode ${
+        (st.mode & 0o777).toString(8)
+      }); run chmod go-w ${path}`,
+    );
+  }
 }

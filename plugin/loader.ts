@@ -5,7 +5,7 @@
  * way under `deno run` and inside the compiled binary.
  * @module
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
@@ -15,7 +15,7 @@ import * as cbor from "../core/cbor.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
-import { ioReason, readTextLimited } from "../core/files.ts";
+import { checkOwnFile, readTextLimited } from "../core/files.ts";
 import type { Registry } from "./registry.ts";
 import { isExecSpec, loadExecPlugins, stopExecPlugins } from "./exec/mod.ts";
 export { stopAllPlugins } from "./exec/mod.ts";
@@ -152,32 +152,11 @@ export function configPath(
 }
 
 /**
- * Refuses a configuration file another user could have written: owned by someone else,
- * or writable by its group or by others (as ssh refuses such a config). `uid` is the
- * caller's user ID (absent on systems without one: no check).
+ * Refuses a configuration file another user could have written (see core/files.ts
+ * `checkOwnFile`): it names code to run.
  */
 export function checkConfigOwnership(path: string, uid = process.getuid?.()): void {
-  let st: ReturnType<typeof statSync>;
-  try {
-    st = statSync(path);
-  } catch (e) {
-    throw new MissiveError("io", `cannot read config ${path}: ${ioReason(e)}`);
-  }
-  if (uid === undefined) return;
-  if (st.uid !== uid) {
-    throw new MissiveError(
-      "usage",
-      `config ${path} is owned by another user (uid ${st.uid}); refusing to load code it names`,
-    );
-  }
-  if ((st.mode & 0o022) !== 0) {
-    throw new MissiveError(
-      "usage",
-      `config ${path} is writable by group or others (mode ${
-        (st.mode & 0o777).toString(8)
-      }); run chmod go-w ${path}`,
-    );
-  }
+  checkOwnFile(path, "config", "refusing to load code it names", uid);
 }
 
 /** Plugin specifiers a config file or $MISSIVE_PLUGINS may name: local paths and exec:NAME. */
