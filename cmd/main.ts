@@ -10,6 +10,7 @@ import { VERSION } from "../plugin/loader.ts";
 import { card } from "./card.ts";
 import { contacts } from "./contacts.ts";
 import { type Command, type Io, processIo } from "./common.ts";
+import { completionsCommand, manCommand } from "./help_text.ts";
 import { inspect } from "./inspect.ts";
 import { keygen } from "./keygen.ts";
 import { listen } from "./listen.ts";
@@ -27,6 +28,8 @@ commands.relay = relay;
 commands.send = send;
 commands.listen = listen;
 commands.session = session;
+commands.completions = completionsCommand(() => commands);
+commands.man = manCommand(() => commands);
 
 function mainUsage(): string {
   const width = Math.max(...Object.keys(commands).map((k) => k.length));

@@ -5,6 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -248,5 +249,43 @@ describe("contacts", () => {
     chmodSync(book, 0o600);
     const gone = await runCli(["contacts", "remove", "carol@example.org"], { env });
     assert.equal(gone.code, 0, gone.stderr);
+  });
+});
+
+describe("completions and the manual page, from the help text", () => {
+  it("bash completes commands and each command's flags", async () => {
+    const script = await runCli(["completions", "bash"]);
+    assert.equal(script.code, 0, script.stderr);
+    writeFileSync(at("c.bash"), script.stdout);
+    const complete = (words: string[]) =>
+      spawnSync("bash", [
+        "-c",
+        `source ${at("c.bash")}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); ` +
+        `COMP_CWORD=${words.length - 1}; _missive; echo "\${COMPREPLY[@]}"`,
+      ], { encoding: "utf8" }).stdout.trim();
+    assert.equal(complete(["missive", "se"]), "seal serve send session");
+    assert.equal(complete(["missive", "seal", "--fr"]), "--from");
+    assert.match(complete(["missive", "contacts", ""]), /^add list remove verify /);
+  });
+
+  it("zsh and fish scripts load; the man page renders without roff warnings", async () => {
+    for (const shell of ["zsh", "fish"]) {
+      const r = await runCli(["completions", shell]);
+      assert.equal(r.code, 0);
+      assert.match(r.text, /missive/);
+      assert.match(r.text, shell === "zsh" ? /^#compdef missive/ : /complete -c missive/);
+    }
+    const man = await runCli(["man"]);
+    assert.equal(man.code, 0);
+    assert.match(man.text, /^\.TH MISSIVE 1/);
+    for (const name of ["keygen", "seal", "open", "contacts", "completions"]) {
+      assert.match(man.text, new RegExp(`^\\.SS ${name}$`, "m"));
+    }
+    const groff = spawnSync("groff", ["-man", "-Tutf8", "-ww"], { input: man.stdout });
+    if (groff.error) return; // groff is not installed here: the page is still checked above
+    assert.equal(groff.stderr.toString(), "", "groff warnings");
+    assert.match(groff.stdout.toString(), /User Commands/);
+    const bad = await runCli(["completions", "tcsh"]);
+    assert.equal(bad.code, 2);
   });
 });
