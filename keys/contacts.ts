@@ -101,9 +101,7 @@ export class ContactBook {
 
   /** Every contact, by address. */
   list(): Contact[] {
-    return [...this.#contacts.values()].sort((a, b) =>
-      a.card.address < b.card.address ? -1 : 1
-    );
+    return [...this.#contacts.values()].sort((a, b) => a.card.address < b.card.address ? -1 : 1);
   }
 
   /** The contact of an address (normalised as cards are), if any. */
