@@ -80,6 +80,7 @@ export async function makeIdentities(
         created: s.created,
         signingSeed: fromHex(s.signingSeed)!,
         agreementKey: fromHex(s.agreementKey)!,
+        hybrid: false,
       }),
     );
   }
