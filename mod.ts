@@ -65,6 +65,7 @@ export {
   type OpenedMessage,
   openMessage,
   type OpenRequest,
+  PostQuantumRequiredError,
   sealMessage,
   type SealRequest,
 } from "./plugin/message.ts";

@@ -20,6 +20,7 @@ import {
   loadIdentity,
   loadRegistry,
   loadTrust,
+  note,
   parseFlags,
   parsePairs,
   readInput,
@@ -66,6 +67,10 @@ Options:
   --hash-destination    send the recipient's address as a keyed hash (simple)
   --hide-recipients     group: key slots carry no recipient hints and their count is
                         padded to a power of two; each recipient tries every slot
+  --require-pq          refuse unless post-quantum (simple v3, group v2: every --to
+                        card has an X-Wing key); without it a format-1 card makes
+                        the whole message fall back to simple v2 / group v1, with
+                        a warning
   --field NAME=VALUE    AMP field, e.g. --field title=Hi for notification (repeatable)
   --option NAME=VALUE   STP option, for plugins (repeatable)
   --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
@@ -79,6 +84,12 @@ Any size, in constant memory; binary only (no --armor/--lines). AMP text/1 or fi
   --chunk-size N        stream chunk size in bytes (default 262144; 256..16777216)
   --quiet               no progress line (shown only on a terminal, for long inputs)
 `;
+
+/** `--require-pq`, and the fallback warning on stderr (DESIGN §4, post-quantum). */
+const pqOptions = (io: Io, v: { "require-pq"?: boolean }) => ({
+  requirePq: v["require-pq"] ?? false,
+  onWarning: (message: string) => note(io, `missive: warning: ${message}`),
+});
 
 /** `--stp NAME` plus `--version N` → `NAME/N`; a conflicting pair is a usage error. */
 function stpSpec(stp: string, version: string | undefined): string {
@@ -109,6 +120,7 @@ async function maybeStream(
     "no-card"?: boolean;
     "hash-destination"?: boolean;
     "hide-recipients"?: boolean;
+    "require-pq"?: boolean;
   },
   c: {
     binary: boolean;
@@ -164,7 +176,7 @@ async function maybeStream(
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
       options: c.options,
-      sealOptions: { hideRecipients: v["hide-recipients"] ?? false },
+      sealOptions: { hideRecipients: v["hide-recipients"] ?? false, ...pqOptions(io, v) },
     });
     return { done: true };
   } finally {
@@ -196,6 +208,7 @@ export const seal: Command = {
       "no-card": { type: "boolean" },
       "hash-destination": { type: "boolean" },
       "hide-recipients": { type: "boolean" },
+      "require-pq": { type: "boolean" },
       field: { type: "string", multiple: true },
       option: { type: "string", multiple: true },
       plugin: { type: "string", multiple: true },
@@ -288,6 +301,9 @@ export const seal: Command = {
     }
     const message = await registry.guard(amp, "fromInput", () => amp.fromInput(input, fields));
     if (v.format === "fernet") {
+      if (v["require-pq"]) {
+        throw new MissiveError("usage", "seal: a Fernet token is not post-quantum");
+      }
       if (stp.type !== PSK_TYPE || stp.version !== 2 || amp.type !== 1 || amp.version !== 1) {
         throw new MissiveError("usage", "seal: --format fernet needs --stp psk/2 and --amp text/1");
       }
@@ -314,6 +330,7 @@ export const seal: Command = {
       hashDestination: v["hash-destination"] ?? false,
       hideRecipients: v["hide-recipients"] ?? false,
       options,
+      ...pqOptions(io, v),
     });
     if (v.format === "smime" || v.format === "der") {
       if (v.armor || v.lines) {

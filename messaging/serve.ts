@@ -135,7 +135,10 @@ export class MessageServer {
         await this.#handle(t, frame);
       }
     } catch (e) {
-      const why = e instanceof MissiveError ? e.message : String(e);
+      // A frame over the cap (e.g. a large post-quantum group message): say how to raise it.
+      const why = e instanceof MissiveError
+        ? e.message + (e.code === "too-large" ? " (listen --max-frame raises the cap)" : "")
+        : String(e);
       if (!this.#stopping) {
         this.#dropped++;
         this.#log(`dropped ${t.remote}: ${why}`);

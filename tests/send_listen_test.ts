@@ -472,7 +472,7 @@ describe("receipt exchange (library)", () => {
       cards: [bob.card],
     });
     assert.equal(receipt.status, "unparsable");
-    assert.match(receipt.detail ?? "", /over the 1048576-byte cap/);
+    assert.match(receipt.detail ?? "", /over the 1048576-byte cap \(listen --max-frame raises/);
     await b.server.stop();
     await b.running;
     assert.match(b.log.join("\n"), /dropped tcp:.*over the 1048576-byte cap/);
