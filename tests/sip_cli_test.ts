@@ -1,7 +1,7 @@
 /**
  * End-to-end over SIP with the real CLI as a subprocess: sipp UAC → `missive listen`,
  * `missive send` → sipp UAS, and `missive send` → Kamailio → `missive listen --register`.
- * A default message (simple v3 between hybrid identities, ≈ 3.8 KB armored) is over
+ * A default message (simple v3 between hybrid identities, ≈ 3.9 KB armored) is over
  * 1300 bytes, so it travels over TCP (SPEC §21.7.4); the UDP cases use classical
  * identities and simple v2 without a card, which stay under the limit.
  */
