@@ -281,22 +281,22 @@ export const webcryptoProvider: CryptoProvider = {
   async xwingEncapsulate(publicKey) {
     checkLength(publicKey, XWING_PUBLIC_KEY_SIZE, "public key");
     const pk = splitXwing(publicKey, MLKEM768_PUBLIC_KEY_SIZE);
-    let encapsulated: { sharedKey: ArrayBuffer; ciphertext: ArrayBuffer };
-    try {
-      encapsulated = await mlkem.encapsulateBits(MLKEM, await mlkemPublic(publicKey));
-    } catch (e) {
-      // Bun checks the key at import, Deno when encapsulating (FIPS 203 §7.2).
-      throw new MissiveError(
-        "key",
-        `x-wing: invalid ML-KEM-768 public key (${(e as Error).message})`,
-      );
-    }
-    let x: { publicKey: Bytes; shared: Bytes };
-    try {
-      x = await webcryptoProvider.x25519Ephemeral(pk.x25519);
-    } catch (e) {
-      throw new MissiveError("key", `x-wing: invalid X25519 public key (${(e as Error).message})`);
-    }
+    // The two halves run concurrently: each is a job on the runtime's crypto thread.
+    const [encapsulated, x] = await Promise.all([
+      mlkemPublic(publicKey).then((k) => mlkem.encapsulateBits(MLKEM, k)).catch((e) => {
+        // Bun checks the key at import, Deno when encapsulating (FIPS 203 §7.2).
+        throw new MissiveError(
+          "key",
+          `x-wing: invalid ML-KEM-768 public key (${(e as Error).message})`,
+        );
+      }),
+      webcryptoProvider.x25519Ephemeral(pk.x25519).catch((e) => {
+        throw new MissiveError(
+          "key",
+          `x-wing: invalid X25519 public key (${(e as Error).message})`,
+        );
+      }),
+    ]);
     const mlkemShared = new Uint8Array(encapsulated.sharedKey);
     const shared = xwingCombine(mlkemShared, x.shared, x.publicKey, pk.x25519);
     wipe(mlkemShared);
