@@ -77,6 +77,7 @@ export {
   type OpenedMessage,
   openMessage,
   type OpenRequest,
+  PostQuantumRequiredError,
   requireTrusted,
   sealMessage,
   type SealRequest,

@@ -67,7 +67,7 @@ function zsh(shapes: CommandShape[]): string {
   const cmds = shapes.map((s) => `    '${s.name}:${q(s.summary)}'`).join("\n");
   const cases = shapes.map((s) =>
     `    ${s.name}) _arguments '*:file:_files' ${
-      [...s.actions.map((a) => `'1:action:(${s.actions.join(" ")})'`).slice(0, 1)].join(" ")
+      s.actions.length > 0 ? `'1:action:(${s.actions.join(" ")})'` : ""
     } ${s.flags.map((f) => `'${f}[]'`).join(" ")} ;;`
   ).join("\n");
   return `#compdef missive
@@ -115,7 +115,7 @@ function fish(shapes: CommandShape[]): string {
 function roff(text: string): string {
   return text.replace(/\\/g, "\\e").replace(/^([.'])/gm, "\\&$1").replace(/-/g, "\\-")
     .replace(
-      /[^\x00-\x7f]/gu,
+      /[^ -~\t\n]/gu,
       (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`,
     );
 }

@@ -17,15 +17,17 @@ import type { Registry } from "../plugin/registry.ts";
 import type { AnyStp } from "../plugin/types.ts";
 import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
 import { inputSource, sniffInput } from "./streaming.ts";
-import { describePayload, GROUP_TYPE } from "../stp/group/mod.ts";
+import { describePayload, GROUP_PQ_VERSION, GROUP_TYPE } from "../stp/group/mod.ts";
 
 const usage = `missive inspect [--json] [INPUT]
 
 Shows an envelope's header without opening it: its form (binary, armor, line), the STP
-(type, version) and name when a plugin knows it, the sequence number and payload size;
-for group, the number of key slots and whether recipients are hidden. Bare forms are
-recognized too (SPEC §2.4): a CMS message (DER or S/MIME text) is shown as the smime STP's
-payload; a Fernet token shows its (unencrypted) timestamp.
+(type, version) and name when a plugin knows it, the key agreement ("kem":
+mlkem768x25519 for post-quantum simple v3 and group v2, x25519 for the classical
+versions), the sequence number and payload size; for group, the number of key slots
+and whether recipients are hidden. Bare forms are recognized too (SPEC §2.4): a CMS
+message (DER or S/MIME text) is shown as the smime STP's payload; a Fernet token shows
+its (unencrypted) timestamp.
 
 A stream (SPEC §20) is recognized by its first bytes: inspect reads only its header
 and shows the header envelope's STP and size (form "stream").
@@ -70,6 +72,7 @@ async function writeReport(
     protocolType: envelope.protocolType,
     protocolVersion: envelope.protocolVersion,
     stp: stp ? stp.name : null,
+    kem: stp?.properties.kem ?? null,
     sequenceNumber: envelope.sequenceNumber ?? null,
     payloadSize: envelope.payload.length,
     properties: stp?.properties ?? null,
@@ -79,6 +82,7 @@ async function writeReport(
     `form:             ${how.formLine}`,
     `protocol:         type ${envelope.protocolType}, version ${envelope.protocolVersion}` +
     (stp ? ` (${stp.name}: ${stp.description})` : " (unknown STP)"),
+    ...(stp?.properties.kem ? [`key agreement:    ${kemLine(stp.properties.kem)}`] : []),
     `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
     `payload:          ${envelope.payload.length} bytes`,
     ...group.lines,
@@ -87,16 +91,23 @@ async function writeReport(
   await writeOutput(io, undefined, utf8(text));
 }
 
+function kemLine(kem: string): string {
+  return kem === "mlkem768x25519"
+    ? "mlkem768x25519 (X-Wing: ML-KEM-768 + X25519, post-quantum)"
+    : `${kem} (classical)`;
+}
+
 /**
  * Group slots are clear data: anyone sees their count and whether they are hidden
  * (SPEC §19.6). A malformed group payload is reported, not fatal: inspect shows headers.
  */
 function groupReport(envelope: Envelope): { json: Record<string, unknown>; lines: string[] } {
-  if (envelope.protocolType !== GROUP_TYPE || envelope.protocolVersion !== 1) {
+  const version = envelope.protocolVersion;
+  if (envelope.protocolType !== GROUP_TYPE || (version !== 1 && version !== GROUP_PQ_VERSION)) {
     return { json: {}, lines: [] };
   }
   try {
-    const { slots, hidden } = describePayload(envelope.payload);
+    const { slots, hidden } = describePayload(envelope.payload, version);
     const how = hidden ? "recipients hidden; count padded" : "with recipient hints";
     return {
       json: { slots, hiddenRecipients: hidden },

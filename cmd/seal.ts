@@ -68,6 +68,10 @@ Options:
   --hash-destination    send the recipient's address as a keyed hash (simple)
   --hide-recipients     group: key slots carry no recipient hints and their count is
                         padded to a power of two; each recipient tries every slot
+  --require-pq          refuse unless post-quantum (simple v3, group v2: every --to
+                        card has an X-Wing key); without it a format-1 card makes
+                        the whole message fall back to simple v2 / group v1, with
+                        a warning
   --field NAME=VALUE    AMP field, e.g. --field title=Hi for notification (repeatable)
   --option NAME=VALUE   STP option, for plugins (repeatable)
   --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
@@ -117,7 +121,14 @@ const FLAGS = {
   stream: { type: "boolean" },
   "chunk-size": { type: "string" },
   quiet: { type: "boolean" },
+  "require-pq": { type: "boolean" },
 } as const;
+
+/** `--require-pq`, and the fallback warning on stderr (DESIGN §4, post-quantum). */
+const pqOptions = (io: Io, v: { "require-pq"?: boolean }) => ({
+  requirePq: v["require-pq"] ?? false,
+  onWarning: (message: string) => note(io, `missive: warning: ${message}`),
+});
 
 type SealFlags = {
   [K in keyof typeof FLAGS]?: (typeof FLAGS)[K] extends { multiple: true } ? string[]
@@ -263,14 +274,25 @@ export const seal: Command = {
     const { registry, amp } = plan;
     const cli = cliOf(amp);
     const message = await registry.guard(amp, "fromInput", () => cli.fromInput(input, plan.fields));
-    await writeWhole(io, v.out, await sealed(plan, message, v), { mode: 0o644, force: v.force });
+    await writeWhole(io, v.out, await sealed(io, plan, message, v), {
+      mode: 0o644,
+      force: v.force,
+    });
   },
 };
 
 /** The bytes `seal` writes for one message, in the plan's output form. */
-async function sealed(plan: SealPlan, message: unknown, v: SealFlags): Promise<Bytes> {
+async function sealed(
+  io: Io,
+  plan: SealPlan,
+  message: unknown,
+  v: SealFlags,
+): Promise<Bytes> {
   const { registry, stp, amp } = plan;
   if (plan.form === "fernet") {
+    if (v["require-pq"]) {
+      throw new MissiveError("usage", "seal: a Fernet token is not post-quantum");
+    }
     if (stp.type !== PSK_TYPE || stp.version !== 2 || amp.type !== 1 || amp.version !== 1) {
       throw new MissiveError("usage", "seal: --format fernet needs --stp psk/2 and --amp text/1");
     }
@@ -294,6 +316,7 @@ async function sealed(plan: SealPlan, message: unknown, v: SealFlags): Promise<B
     hideRecipients: v["hide-recipients"] ?? false,
     options: plan.options,
     optionPairs: plan.optionPairs,
+    ...pqOptions(io, v),
   });
   switch (plan.form) {
     case "smime":
@@ -379,7 +402,7 @@ async function maybeStream(
       hashDestination: v["hash-destination"] ?? false,
       options: plan.options,
       optionPairs: plan.optionPairs,
-      sealOptions: { hideRecipients: v["hide-recipients"] ?? false },
+      sealOptions: { hideRecipients: v["hide-recipients"] ?? false, ...pqOptions(io, v) },
     });
     return { done: true };
   } finally {

@@ -50,6 +50,7 @@ Options:
   --no-card             do not attach the sender's card
   --hash-destination    send the recipient's address as a keyed hash (simple)
   --hide-recipients     group: key slots carry no recipient hints, count padded
+  --require-pq          refuse unless post-quantum (as for seal)
   --timeout DURATION    connecting plus waiting for the receipt (default 10s; 500ms,
                         2m, or seconds)
   --no-receipt          do not wait for a receipt (exit 0 once the frame is sent);
@@ -90,6 +91,7 @@ export const send: Command = {
         "no-card": { type: "boolean" },
         "hash-destination": { type: "boolean" },
         "hide-recipients": { type: "boolean" },
+        "require-pq": { type: "boolean" },
         timeout: { type: "string", default: "10s" },
         "no-receipt": { type: "boolean" },
         json: { type: "boolean" },
@@ -144,6 +146,8 @@ export const send: Command = {
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
       hideRecipients: v["hide-recipients"] ?? false,
+      requirePq: v["require-pq"] ?? false,
+      onWarning: (m) => note(io, `missive: warning: ${m}`),
       options: (await typedStpOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }))
         .options,
       optionPairs: parsePairs(v.option, "--option"),

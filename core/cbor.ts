@@ -341,7 +341,10 @@ export class CborReader {
     return v as Bytes;
   }
 
-  optBytes(key: number | string, length?: number | { min?: number; max: number }) {
+  optBytes(
+    key: number | string,
+    length?: number | { min?: number; max: number },
+  ): Bytes | undefined {
     return this.#map.has(key) ? this.bytes(key, length) : undefined;
   }
 

@@ -15,8 +15,28 @@ import { webcryptoProvider } from "./webcrypto.ts";
 export type { AeadAlgorithm, AeadKey, CryptoProvider } from "./provider.ts";
 export { nobleProvider } from "./noble.ts";
 export { webcryptoProvider } from "./webcrypto.ts";
+export {
+  checkMlkemPublicKey,
+  expandXwingSeed,
+  MLKEM768_CIPHERTEXT_SIZE,
+  MLKEM768_PUBLIC_KEY_SIZE,
+  XWING_CIPHERTEXT_SIZE,
+  XWING_ENCAPSULATION_SEED_SIZE,
+  XWING_KEM_NAME,
+  XWING_PUBLIC_KEY_SIZE,
+  XWING_SEED_SIZE,
+  xwingCombine,
+  xwingEncapsulateSeeded,
+} from "./xwing.ts";
+export { ed25519KeyProblem, isWeakEd25519Point, x25519EncodingProblem } from "./keycheck.ts";
 
-type Family = "hash" | "aes-gcm" | "ed25519" | "x25519";
+/**
+ * Primitive families, each served by one provider. Paths per family (DESIGN §4):
+ * hash, aes-gcm, ed25519, x25519: WebCrypto or noble; ml-kem (X-Wing's ML-KEM-768 and its
+ * X25519, through the same provider): WebCrypto (Deno, Bun) or noble. ChaCha20-Poly1305,
+ * XChaCha20-Poly1305, SHA-3 and SHAKE (X-Wing's expansion and combiner): noble only.
+ */
+type Family = "hash" | "aes-gcm" | "ed25519" | "x25519" | "ml-kem";
 
 /** Below these input sizes noble beats WebCrypto's per-call overhead (measured). */
 const SMALL_HASH_INPUT = 16 * 1024;
@@ -63,6 +83,14 @@ const PROBES: Record<Family, (p: CryptoProvider) => Promise<Uint8Array[]>> = {
       equalBytes(check, fresh.shared) ? SEED : PEER,
     ];
   },
+  "ml-kem": async (p) => {
+    // Key generation from a seed, and a fresh encapsulation opened by noble: the
+    // encapsulation draws its own randomness, so only the round trip can be compared.
+    const pub = await p.xwingPublicKey(SEED);
+    const fresh = await p.xwingEncapsulate(pub);
+    const opened = await nobleProvider.xwingDecapsulate(SEED, fresh.ciphertext);
+    return [pub, equalBytes(opened, fresh.shared) ? SEED : PEER];
+  },
 };
 
 async function worksNatively(family: Family): Promise<boolean> {
@@ -105,6 +133,7 @@ async function detect(): Promise<ProviderChoice> {
   }
   const pick = (f: Family) => (families[f] === "webcrypto" ? webcryptoProvider : nobleProvider);
   const h = pick("hash"), a = pick("aes-gcm"), e = pick("ed25519"), x = pick("x25519");
+  const k = pick("ml-kem");
   // WebCrypto calls cost ~70-100 µs of fixed overhead each in Deno, so for small inputs
   // noble is several times faster (docs/BENCHMARKS.md, "small inputs"); bulk data goes
   // native. Unless a provider is forced, route by size. Same bytes either way.
@@ -137,6 +166,9 @@ async function detect(): Promise<ProviderChoice> {
     x25519PublicKey: x.x25519PublicKey,
     x25519: x.x25519,
     x25519Ephemeral: x.x25519Ephemeral,
+    xwingPublicKey: k.xwingPublicKey,
+    xwingEncapsulate: k.xwingEncapsulate,
+    xwingDecapsulate: k.xwingDecapsulate,
   };
   return { provider, families };
 }

@@ -9,9 +9,17 @@ import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
+import { ml_kem768_x25519 } from "@noble/post-quantum/hybrid.js";
 import { type Bytes, randomBytes, wipe } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { isWeakEd25519Point } from "./keycheck.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
+import {
+  checkLength,
+  XWING_CIPHERTEXT_SIZE,
+  XWING_PUBLIC_KEY_SIZE,
+  XWING_SEED_SIZE,
+} from "./xwing.ts";
 
 function cipherFor(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) {
   switch (alg) {
@@ -84,6 +92,9 @@ export const nobleProvider: CryptoProvider = {
   ed25519PublicKey: (seed) => Promise.resolve(ed25519.getPublicKey(seed) as Bytes),
   ed25519Sign: (seed, message) => Promise.resolve(ed25519.sign(message, seed) as Bytes),
   ed25519Verify(publicKey, message, signature) {
+    // noble's strict mode refuses non-canonical A and R and small-order A, not small-order R.
+    if (signature.length !== 64 || isWeakEd25519Point(publicKey)) return Promise.resolve(false);
+    if (isWeakEd25519Point(signature.subarray(0, 32))) return Promise.resolve(false);
     try {
       return Promise.resolve(ed25519.verify(signature, message, publicKey, { zip215: false }));
     } catch {
@@ -115,6 +126,42 @@ export const nobleProvider: CryptoProvider = {
       return { publicKey, shared: await nobleProvider.x25519(privateKey, peerPublicKey) };
     } finally {
       wipe(privateKey);
+    }
+  },
+  xwingPublicKey(seed) {
+    try {
+      checkLength(seed, XWING_SEED_SIZE, "seed");
+      return Promise.resolve(ml_kem768_x25519.getPublicKey(seed) as Bytes);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  },
+  xwingEncapsulate(publicKey) {
+    try {
+      checkLength(publicKey, XWING_PUBLIC_KEY_SIZE, "public key");
+      const { cipherText, sharedSecret } = ml_kem768_x25519.encapsulate(publicKey);
+      return Promise.resolve({ ciphertext: cipherText as Bytes, shared: sharedSecret as Bytes });
+    } catch (e) {
+      if (e instanceof MissiveError) return Promise.reject(e);
+      return Promise.reject(
+        new MissiveError("key", `x-wing: invalid public key (${(e as Error).message})`),
+      );
+    }
+  },
+  xwingDecapsulate(seed, ciphertext) {
+    try {
+      checkLength(seed, XWING_SEED_SIZE, "seed");
+      checkLength(ciphertext, XWING_CIPHERTEXT_SIZE, "ciphertext");
+      return Promise.resolve(ml_kem768_x25519.decapsulate(ciphertext, seed) as Bytes);
+    } catch (e) {
+      if (e instanceof MissiveError) return Promise.reject(e);
+      // noble throws only for an X25519 part whose shared secret is all-zero (low order).
+      return Promise.reject(
+        new MissiveError(
+          "auth-failed",
+          `x-wing: low-order X25519 ciphertext (${(e as Error).message})`,
+        ),
+      );
     }
   },
 };

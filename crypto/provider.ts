@@ -66,7 +66,10 @@ export interface CryptoProvider {
   /** The 32-byte Ed25519 public key of a 32-byte seed (RFC 8032 §5.1.5). */
   ed25519PublicKey(seed: Uint8Array): Promise<Bytes>;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Promise<Bytes>;
-  /** Strict RFC 8032 verification (canonical encodings); false for any invalid input. */
+  /**
+   * Strict RFC 8032 verification: false for any invalid input, for non-canonical
+   * encodings of A or R, S ≥ L, and for A or R of small order (SPEC §1.4).
+   */
   ed25519Verify(
     publicKey: Uint8Array,
     message: Uint8Array,
@@ -82,4 +85,21 @@ export interface CryptoProvider {
    * leaves the provider (WebCrypto keeps it non-extractable). Throws like `x25519`.
    */
   x25519Ephemeral(peerPublicKey: Uint8Array): Promise<{ publicKey: Bytes; shared: Bytes }>;
+  /**
+   * The 1,216-byte X-Wing public key of a 32-byte seed (draft-connolly-cfrg-xwing-kem
+   * §5.2): ML-KEM-768 encapsulation key ‖ X25519 public key.
+   */
+  xwingPublicKey(seed: Uint8Array): Promise<Bytes>;
+  /**
+   * X-Wing encapsulation with fresh randomness from the runtime's CSPRNG (§5.4): a
+   * 1,120-byte ciphertext and the 32-byte shared secret. Throws `key` for a public key
+   * that fails the ML-KEM check or whose X25519 part has small order.
+   */
+  xwingEncapsulate(publicKey: Uint8Array): Promise<{ ciphertext: Bytes; shared: Bytes }>;
+  /**
+   * X-Wing decapsulation with the 32-byte seed (§5.5). ML-KEM rejects implicitly (an
+   * altered ciphertext gives another secret); an X25519 part of small order throws
+   * `auth-failed`.
+   */
+  xwingDecapsulate(seed: Uint8Array, ciphertext: Uint8Array): Promise<Bytes>;
 }

@@ -11,7 +11,7 @@ import { decodeEnvelope } from "../envelope/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { openMessage, sealMessage, type SealRequest } from "../plugin/message.ts";
 import { type Receipt, RECEIPT_TYPE, type ReceiptStatus } from "../amp/receipt.ts";
 import { AUTH_TYPE } from "../stp/auth.ts";

@@ -9,7 +9,7 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { type OpenedMessage, openMessage } from "../plugin/message.ts";
 import type { ReplayCache } from "../plugin/replay.ts";
 import { RECEIPT_TYPE, type ReceiptStatus } from "../amp/receipt.ts";
@@ -141,7 +141,10 @@ export class MessageServer {
         await this.#handle(t, frame);
       }
     } catch (e) {
-      const why = e instanceof MissiveError ? e.message : String(e);
+      // A frame over the cap (e.g. a large post-quantum group message): say how to raise it.
+      const why = e instanceof MissiveError
+        ? e.message + (e.code === "too-large" ? " (listen --max-frame raises the cap)" : "")
+        : String(e);
       if (!this.#stopping) {
         this.#dropped++;
         this.#log(`dropped ${t.remote}: ${why}`);

@@ -86,7 +86,10 @@ function toSpecifier(path: string, base: string): string {
  * or the path of an executable file that is not a module; plugin/exec/mod.ts) is
  * started and asked to describe itself, anything else is imported as a module.
  */
-export async function importPluginModule(path: string, base = process.cwd()): Promise<Plugin[]> {
+export async function importPluginModule(
+  path: string,
+  base: string = process.cwd(),
+): Promise<Plugin[]> {
   if (isExecSpec(path, base)) return await loadExecPlugins(path, VERSION, base);
   const specifier = toSpecifier(path, base);
   let mod: { default?: unknown };
@@ -155,7 +158,10 @@ export function configPath(
  * Refuses a configuration file another user could have written (see core/files.ts
  * `checkOwnFile`): it names code to run.
  */
-export function checkConfigOwnership(path: string, uid = process.getuid?.()): void {
+export function checkConfigOwnership(
+  path: string,
+  uid: number | undefined = process.getuid?.(),
+): void {
   checkOwnFile(path, "config", "refusing to load code it names", uid);
 }
 

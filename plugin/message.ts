@@ -5,7 +5,7 @@
  */
 import { type Bytes, randomBytes, toHex, wipe } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
-import { getCryptoProvider } from "../crypto/mod.ts";
+import { getCryptoProvider, xwingEncapsulateSeeded } from "../crypto/mod.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { decodeEnvelope, encodeEnvelope, type EnvelopeHeader } from "../envelope/mod.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
@@ -57,6 +57,74 @@ export interface SealRequest<T = unknown, O = unknown> {
    * receipt); drawn from `random` otherwise.
    */
   nonce?: Bytes;
+  /**
+   * Refuse, with a `PostQuantumRequiredError`, to seal without a post-quantum KEM: when
+   * the STP has none, or when a recipient's card has no hybrid key (where a post-quantum
+   * STP would otherwise fall back to its classical version).
+   */
+  requirePq?: boolean;
+  /**
+   * Told once when sealing falls back from a post-quantum STP version to its classical
+   * one (a recipient card without a hybrid key); the CLI prints it.
+   */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Sealing refused under `requirePq`: the STP has no post-quantum KEM (code `usage`), or
+ * these recipients' cards have no hybrid key (code `key`).
+ */
+export class PostQuantumRequiredError extends MissiveError {
+  /** Addresses of the recipient cards without a hybrid key (format 1). */
+  readonly classicalRecipients: readonly string[];
+
+  constructor(message: string, classicalRecipients: readonly string[]) {
+    super(classicalRecipients.length > 0 ? "key" : "usage", message);
+    this.name = "PostQuantumRequiredError";
+    this.classicalRecipients = classicalRecipients;
+  }
+}
+
+const listed = (addresses: readonly string[]) =>
+  addresses.length <= 3
+    ? addresses.join(", ")
+    : `${addresses.slice(0, 3).join(", ")} and ${addresses.length - 3} more`;
+
+/**
+ * The STP version that seals to these recipients (DESIGN §4, post-quantum): a
+ * post-quantum version when every card has a hybrid key; its classical version, as a
+ * whole (one classical slot would void the protection of all), with one warning,
+ * otherwise; `requirePq` refuses both the fallback and STPs without a post-quantum KEM.
+ */
+function chooseStp<T, O>(request: SealRequest<T, O>, recipients: readonly Card[]): StpPlugin<O> {
+  const { stp } = request;
+  const label = `${stp.name} v${stp.version}`;
+  if (stp.properties.kem !== "mlkem768x25519") {
+    if (request.requirePq) {
+      throw new PostQuantumRequiredError(
+        `post-quantum protection required, but ${label} has no post-quantum key agreement ` +
+          "(use simple v3 or group v2, or drop --require-pq)",
+        [],
+      );
+    }
+    return stp;
+  }
+  const classical = recipients.filter((c) => !c.hybridKey).map((c) => c.address);
+  if (classical.length === 0 || !stp.classicalFallback) return stp;
+  const fallback = stp.classicalFallback;
+  const whose = `${listed(classical)} ${classical.length === 1 ? "has" : "have"}`;
+  if (request.requirePq) {
+    throw new PostQuantumRequiredError(
+      `post-quantum protection required, but ${whose} a card without a post-quantum key ` +
+        "(format 1): ask for a new card, or drop --require-pq",
+      classical,
+    );
+  }
+  request.onWarning?.(
+    `${whose} no post-quantum key (format-1 card): the whole message is sealed with ` +
+      `${fallback.name} v${fallback.version} (X25519 only), not ${label}`,
+  );
+  return fallback;
 }
 
 function guardOf<T>(
@@ -89,8 +157,9 @@ function guardOf<T>(
  * ```
  */
 export async function sealMessage<T, O = unknown>(request: SealRequest<T, O>): Promise<Bytes> {
-  const { stp, amp } = request;
+  const { amp } = request;
   const recipients = request.recipients ?? [];
+  const stp = chooseStp(request, recipients);
   checkSealRequest(stp, request);
   const options = await mergedOptions(stp, request.optionPairs, request.options);
   const crypto = request.crypto ?? await getCryptoProvider();
@@ -122,6 +191,19 @@ export async function sealMessage<T, O = unknown>(request: SealRequest<T, O>): P
       return { publicKey, shared };
     }
     : (peer: Uint8Array) => crypto.x25519Ephemeral(peer);
+  // The same for X-Wing: the 64 bytes of randomness are drawn when called, in call order.
+  const kemEncapsulate = request.random
+    ? (key: Uint8Array) => {
+      const seed = random(64);
+      try {
+        return Promise.resolve(xwingEncapsulateSeeded(key, seed));
+      } catch (e) {
+        return Promise.reject(e);
+      } finally {
+        wipe(seed);
+      }
+    }
+    : (key: Uint8Array) => crypto.xwingEncapsulate(key);
   const payload = await guardOf(request.registry, stp, "seal", () =>
     stp.seal(inner, {
       header,
@@ -130,6 +212,7 @@ export async function sealMessage<T, O = unknown>(request: SealRequest<T, O>): P
       recipients,
       random,
       ephemeralAgreement,
+      kemEncapsulate,
       includeCard: request.includeCard ?? true,
       hashDestination: request.hashDestination ?? false,
       hideRecipients: request.hideRecipients ?? false,

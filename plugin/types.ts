@@ -19,6 +19,12 @@ export interface StpProperties {
   forwardSecrecy: boolean;
   multiRecipient: boolean;
   hiddenRecipients: boolean;
+  /**
+   * The KEM that protects the content key for recipients: `"mlkem768x25519"` (X-Wing, a
+   * post-quantum hybrid: secure if either ML-KEM-768 or X25519 holds) or `"x25519"`;
+   * absent for STPs without recipient keys (auth, psk, plain).
+   */
+  kem?: "mlkem768x25519" | "x25519";
 }
 
 /** The application message as the STP layer sees it (DESIGN §3). */
@@ -57,6 +63,12 @@ export interface SealContext<O = OptionPairs> {
    * injected (vectors), so sealing stays reproducible.
    */
   ephemeralAgreement(peerPublicKey: Uint8Array): Promise<{ publicKey: Bytes; shared: Bytes }>;
+  /**
+   * X-Wing encapsulation to a card's hybrid key: the ciphertext and shared secret. From the
+   * provider normally; from `random(64)`, drawn when called, when randomness is injected
+   * (vectors). Absent in contexts made before post-quantum STPs: use the provider's.
+   */
+  kemEncapsulate?(hybridPublicKey: Uint8Array): Promise<{ ciphertext: Bytes; shared: Bytes }>;
   /** Include the sender's card in the message (default true: first contact works). */
   includeCard: boolean;
   /** Send the destination as a keyed hash instead of the address (simple). */
@@ -122,6 +134,12 @@ export interface StpPlugin<O = OptionPairs> {
   readonly properties: StpProperties;
   /** Seal features this STP honours (see `StpFeature`); none when absent. */
   readonly features?: readonly StpFeature[];
+  /**
+   * For a post-quantum version: the classical version of the same protocol, which
+   * `sealMessage` uses (with one warning) when a recipient's card has no hybrid key,
+   * unless the caller requires post-quantum protection.
+   */
+  readonly classicalFallback?: StpPlugin<O>;
   /**
    * Turns `--option NAME=VALUE` pairs into this STP's options, refusing names it does not
    * know (`usage`). Absent: the pairs are the options.

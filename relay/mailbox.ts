@@ -10,7 +10,7 @@ import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { type OpenedMessage, openMessage, sealMessage } from "../plugin/message.ts";
 import type { OutgoingMessage, OutgoingQueue } from "../queue/outgoing.ts";
 import type { SeenMessages } from "../queue/seen.ts";
@@ -70,7 +70,7 @@ export interface FlushResult {
 export async function flushOutgoing(
   client: RelayClient,
   queue: OutgoingQueue,
-  now = Date.now(),
+  now: number = Date.now(),
 ): Promise<FlushResult> {
   const result: FlushResult = { sent: [], failed: [], retry: [] };
   for (const m of queue.due(now)) {

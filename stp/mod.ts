@@ -6,20 +6,30 @@ import { builtinAmps } from "../amp/mod.ts";
 import { Registry } from "../plugin/registry.ts";
 import type { AnyStp } from "../plugin/types.ts";
 import { authStp } from "./auth.ts";
-import { groupStp } from "./group/mod.ts";
+import { groupStp, groupV2Stp } from "./group/mod.ts";
 import { plainStp } from "./plain.ts";
 import { pskStp } from "./psk/mod.ts";
 import { simpleStp } from "./simple.ts";
 
 export { AUTH_TYPE, authStp } from "./auth.ts";
-export { GROUP_TYPE, groupStp } from "./group/mod.ts";
+export { GROUP_TYPE, groupStp, groupV2Stp } from "./group/mod.ts";
 export { PLAIN_TYPE, plainStp } from "./plain.ts";
 export { PSK_TYPE, pskStp } from "./psk/mod.ts";
 export { SIMPLE_TYPE, simpleStp } from "./simple.ts";
 
 /** Every built-in STP. */
 export function builtinStps(): AnyStp[] {
-  return [simpleStp(1), simpleStp(2), groupStp, authStp, pskStp(1), pskStp(2), plainStp];
+  return [
+    simpleStp(1),
+    simpleStp(2),
+    simpleStp(3),
+    groupStp,
+    groupV2Stp,
+    authStp,
+    pskStp(1),
+    pskStp(2),
+    plainStp,
+  ];
 }
 
 /**

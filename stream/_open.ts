@@ -11,7 +11,7 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { type OpenedMessage, openMessage } from "../plugin/message.ts";
 import type { ReplayCache } from "../plugin/replay.ts";
 import { STREAM_TYPE, type StreamDescriptor } from "../amp/stream.ts";

@@ -491,6 +491,7 @@ function cardMap(fields: {
   amps?: CborValue;
   created?: CborValue;
   signature?: CborValue;
+  hybridKey?: CborValue;
 }): CborMap {
   const m: CborMap = new Map();
   const order: [number, CborValue | undefined][] = [
@@ -502,6 +503,7 @@ function cardMap(fields: {
     [6, fields.amps],
     [7, fields.created],
     [8, fields.signature],
+    [9, fields.hybridKey],
   ];
   for (const [k, v] of order) if (v !== undefined) m.set(k, v);
   return m;
@@ -509,14 +511,17 @@ function cardMap(fields: {
 
 /** Signs card fields as the real self-signature does, with any seed (SPEC §3). */
 async function signedCard(seed: Uint8Array, f: Parameters<typeof cardMap>[0]): Promise<Bytes> {
+  // Format-2 cards sign their hybrid key too, under the v2 label (SPEC §3.3).
+  const keys = f.hybridKey === undefined
+    ? [f.signingKey!, f.agreementKey!]
+    : [f.signingKey!, f.agreementKey!, f.hybridKey];
   const sig = await nobleProvider.ed25519Sign(
     seed,
     transcript(
-      "missive/card/v1/self-sig",
+      f.hybridKey === undefined ? "missive/card/v1/self-sig" : "missive/card/v2/self-sig",
       f.format!,
       f.address!,
-      f.signingKey!,
-      f.agreementKey!,
+      ...keys,
       f.stps!,
       f.amps!,
       f.created!,
@@ -528,13 +533,14 @@ async function signedCard(seed: Uint8Array, f: Parameters<typeof cardMap>[0]): P
 function cardFields(identity: Identity) {
   const c = identity.card;
   return {
-    format: 1,
+    format: c.hybridKey ? 2 : 1,
     address: c.address,
     signingKey: c.signingKey,
     agreementKey: c.agreementKey,
     stps: c.stps.map((p) => [p[0], p[1]]),
     amps: c.amps.map((p) => [p[0], p[1]]),
     created: c.created,
+    ...(c.hybridKey ? { hybridKey: c.hybridKey } : {}),
   };
 }
 
@@ -593,7 +599,18 @@ describe("bad input: cards (decodeCard, parseCardText)", () => {
         "key",
       ],
       ["a zero signature", encodeCbor(cardMap({ ...f, signature: new Uint8Array(64) })), "key"],
-      ["format 2", await signedCard(seed, { ...f, format: 2 }), "malformed"],
+      ["format 3", await signedCard(seed, { ...f, format: 3 }), "malformed"],
+      ["format 1 with a hybrid key", await signedCard(seed, { ...f, format: 1 }), "malformed"],
+      [
+        "format 2 without its hybrid key",
+        await signedCard(seed, { ...f, hybridKey: undefined }),
+        "malformed",
+      ],
+      [
+        "a 1,215-byte hybrid key",
+        await signedCard(seed, { ...f, hybridKey: alice.card.hybridKey!.slice(1) }),
+        "malformed",
+      ],
       [
         "an address not in normal form",
         await signedCard(seed, { ...f, address: "Alice@Example.org" }),
@@ -629,8 +646,8 @@ describe("bad input: cards (decodeCard, parseCardText)", () => {
       ["a negative creation time", await signedCard(seed, { ...f, created: -1 }), "malformed"],
       ["no signature", encodeCbor(cardMap(f)), "malformed"],
       [
-        "an unknown field 9",
-        encodeCbor(new Map([...cardMap({ ...f, signature: alice.card.signature }), [9, 0]])),
+        "an unknown field 10",
+        encodeCbor(new Map([...cardMap({ ...f, signature: alice.card.signature }), [10, 0]])),
         "malformed",
       ],
       [

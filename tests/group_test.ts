@@ -34,6 +34,7 @@ function member(i: number, address = `member${i}@example.org`): Promise<Identity
     created: 1_700_000_000_000,
     signingSeed: new Uint8Array(32).fill(i + 1).map((b, j) => (b + j) & 255),
     agreementKey: new Uint8Array(32).fill(i + 101).map((b, j) => (b * 7 + j) & 255),
+    hybridSeed: new Uint8Array(32).fill(i + 51).map((b, j) => (b * 3 + j) & 255),
   });
 }
 const alice = await member(200, "alice@example.org");
@@ -218,6 +219,8 @@ describe("group STP through the CLI", () => {
       const inspected = await runCli(["inspect", "--json"], { stdin: sealed.stdout });
       const report = JSON.parse(inspected.text);
       assert.equal(report.stp, "group");
+      assert.equal(report.protocolVersion, 2);
+      assert.equal(report.kem, "mlkem768x25519");
       assert.equal(report.slots, hide ? 64 : 50);
       assert.equal(report.hiddenRecipients, hide);
       for (let i = 0; i < 50; i++) {
@@ -231,7 +234,7 @@ describe("group STP through the CLI", () => {
         assert.equal(r.text, "hello from the CLI");
         assert.match(
           r.stderr,
-          /^missive: group v1 from alice@example\.org .*signature verified, trusted/,
+          /^missive: group v2 from alice@example\.org .*signature verified, trusted/,
         );
       }
       const r = await runCli(["open", "--key", path("m50.key"), "--trust", path("alice.card")], {

@@ -22,7 +22,9 @@ describe("registry", () => {
     assert.deepEqual(stps.map((p) => [p.type, p.version, p.name]), [
       [2, 1, "simple"],
       [2, 2, "simple"],
+      [2, 3, "simple"],
       [3, 1, "group"],
+      [3, 2, "group"],
       [4, 1, "auth"],
       [6, 1, "psk"],
       [6, 2, "psk"],
@@ -68,7 +70,7 @@ describe("registry", () => {
 
   it("finds plugins by name, name/version, name/vN and type/version", () => {
     const r = defaultRegistry();
-    assert.equal(r.find("stp", "simple").version, 2);
+    assert.equal(r.find("stp", "simple").version, 3);
     assert.equal(r.find("stp", "simple/1").version, 1);
     assert.equal(r.find("stp", "simple/v1").version, 1);
     assert.equal(r.find("stp", "2/1").name, "simple");

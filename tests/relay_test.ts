@@ -84,6 +84,7 @@ describe("relay directory", () => {
       created: alice.card.created,
       signingSeed: alice.signingSeed,
       agreementKey: alice.agreementKey,
+      hybridSeed: alice.hybridSeed, // the ID covers all three keys (SPEC §3.4)
     });
     const e2 = await refusal(relay.connect(sameKeys).register(), "collision");
     assert.match(e2.message, /ID [0-9a-f]{32} is already registered to alice@example\.org/);
@@ -209,7 +210,8 @@ describe("relay routing", () => {
   });
 
   it("refuses unknown recipients, oversize messages, non-envelopes and over-quota", async () => {
-    const relay = await startRelay({ maxMessage: 1024, quota: 2 });
+    // Room for a small message with a hybrid card attached (~1.8 KB), not for the big one.
+    const relay = await startRelay({ maxMessage: 4096, quota: 2 });
     const [alice, bob] = [await person("alice"), await person("bob")];
     await relay.connect(bob).register();
     const a = relay.connect(alice);
@@ -218,10 +220,10 @@ describe("relay routing", () => {
     const e1 = await refusal(a.send("nobody@example.org", small), "unknown-recipient");
     assert.match(e1.message, /no user nobody@example\.org is registered here/);
     // Random text: text v2 compresses, so repeated letters would stay small.
-    const big = (await sealText(registry, alice, bob.card, toHex(randomBytes(2000)))).envelope;
+    const big = (await sealText(registry, alice, bob.card, toHex(randomBytes(4000)))).envelope;
     const e2 = await refusal(a.send("bob@example.org", big), "too-large");
     assert.equal(e2.code, "too-large");
-    assert.match(e2.message, /exceeds this relay's cap of 1024/);
+    assert.match(e2.message, /exceeds this relay's cap of 4096/);
     await refusal(a.send("bob@example.org", utf8("not an envelope")), "malformed");
     await a.send("bob@example.org", small);
     await send(a, alice, bob, "two");

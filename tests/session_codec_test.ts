@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { concatBytes, randomBytes } from "../core/bytes.ts";
 import { type CborValue, encodeCbor } from "../core/cbor.ts";
 import { encodeEnvelope } from "../envelope/mod.ts";
-import { isMissiveError, MissiveError } from "../core/errors.ts";
+import { isMissiveError, type MissiveError } from "../core/errors.ts";
 import {
   decodeAckBody,
   decodeCloseBody,

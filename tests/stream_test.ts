@@ -782,7 +782,7 @@ describe("stream CLI", () => {
           ]);
           assert.equal(r.code, 0, r.stderr);
           assert.deepEqual(r.stdout, data);
-          assert.match(r.stderr, /group v1 from alice@example\.org .*trusted/);
+          assert.match(r.stderr, /group v2 from alice@example\.org .*trusted/);
           assert.match(r.stderr, /3000 bytes in 3 chunks of 1024, each signed by the sender/);
         }
         const no = await runCli(["open", "--key", join(dir, "dave.key"), join(dir, "g.msv")]);

@@ -48,8 +48,9 @@ function bindHost(host: string): string {
 
 /**
  * Opens a SIP Transport to `url`. send() is one MESSAGE (resolves on 2xx; `network` on
- * 3xx–6xx, `timeout` on Timer F, `too-large` above 1300 bytes over UDP); frames() are
- * MESSAGE bodies any peer sends to our Contact (receipts).
+ * 3xx–6xx, `timeout` on Timer F). A MESSAGE over 1300 bytes goes over TCP (RFC 3261
+ * §18.1.1) unless the URL pins `;transport=udp`, which makes it `too-large`. frames()
+ * are MESSAGE bodies any peer sends to our Contact (receipts).
  *
  * @example
  * ```ts ignore
@@ -76,10 +77,15 @@ export async function connectSip(url: string, options: SipOptions = {}): Promise
   });
   const user = options.fromUser ?? "missive";
   peer = new SipPeer(ua, {
-    remote: formatSipUri({ ...target, params: [] }),
+    remote: formatSipUri({ ...target, transportPinned: false, params: [] }),
     route: {
       uri: formatSipUri(target),
-      to: { host: target.host, port: target.port ?? DEFAULT_SIP_PORT, transport: target.transport },
+      to: {
+        host: target.host,
+        port: target.port ?? DEFAULT_SIP_PORT,
+        transport: target.transport,
+        pinned: target.transportPinned,
+      },
     },
     from: `sip:${user}@${ua.advertisedHost}:${ua.port}`,
     onClose: () => ua.close(),
