@@ -239,7 +239,7 @@ describe("--require-pq and the fallback warning through the CLI", () => {
   after(() => tmp.cleanup());
   const file = (name: string) => join(tmp.dir, name);
   const ready = (async () => {
-    writeFileSync(file("alice.key"), await writeKeyFile(crypto, alice));
+    writeFileSync(file("alice.key"), await writeKeyFile(crypto, alice), { mode: 0o600 });
     writeFileSync(file("bob.card"), await cardFileText(crypto, bob.card));
     writeFileSync(file("carol.card"), await cardFileText(crypto, carol.card));
   })();

@@ -251,12 +251,9 @@ export class TcpTransport implements Transport {
         resolve();
       });
       socket.once("finish", () => resolve());
-      // Reading resumes so the peer's FIN is seen; its data is discarded (#onData). Once
-      // ended, the socket no longer keeps the process alive: waiting for the peer's FIN
-      // must not delay a command's exit (send --timeout 1s took 3 s).
+      // Reading resumes so the peer's FIN is seen; its data is discarded (#onData).
       socket.end();
       socket.resume();
-      socket.unref();
     });
     return this.#closing;
   }
