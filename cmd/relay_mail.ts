@@ -8,6 +8,7 @@ import process from "node:process";
 import { fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { OutgoingQueue } from "../queue/outgoing.ts";
@@ -44,6 +45,21 @@ export interface Context {
 
 export const print = (io: Io, line: string) => io.stdout(utf8(line + "\n"));
 
+/** Peer-chosen text for a terminal line (core/sanitize.ts). */
+export const shown = (text: string) => sanitizeText(text);
+
+/**
+ * One JSON line that is also safe on a terminal: JSON escapes C0 controls itself; the
+ * other characters the sanitiser would escape (C1, bidi, zero-width, separators) are
+ * written as \u escapes, which decode to the same string.
+ */
+export function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 export async function connect(ctx: Context): Promise<RelayClient> {
   return await connectRelay(ctx.url, ctx.identity, ctx.relayCard, { timeoutMs: ctx.timeoutMs });
 }
@@ -58,7 +74,7 @@ export function reportFlush(ctx: Context, r: FlushResult): void {
     note(ctx.io, `sent queued message #${m.id} to ${m.recipient} (relay message ${m.mid})`);
   }
   for (const m of r.failed) {
-    note(ctx.io, `queued message #${m.id} to ${m.recipient} failed: ${m.error.message}`);
+    note(ctx.io, `queued message #${m.id} to ${m.recipient} failed: ${shown(m.error.message)}`);
   }
 }
 
@@ -81,7 +97,7 @@ export function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
   if (ctx.json) {
     return print(
       ctx.io,
-      JSON.stringify({
+      jsonLine({
         message: delivery.message,
         from: delivery.sender,
         fromId: toHex(delivery.senderId),
@@ -97,10 +113,8 @@ export function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
     );
   }
   const mark = m.verified ? "" : " (UNVERIFIED: signer is not the relayed sender)";
-  return print(
-    ctx.io,
-    `${delivery.sender}${mark}: ${text.replace(/\r?\n$/, "").replaceAll("\n", "\\n")}`,
-  );
+  // One line per message: the sender and the text as the sanitiser shows them.
+  return print(ctx.io, `${shown(delivery.sender)}${mark}: ${shown(text)}`);
 }
 
 export async function receiveLoop(
@@ -119,7 +133,10 @@ export async function receiveLoop(
       limit,
       idleMs,
       onRejected: (d, e) =>
-        note(ctx.io, `message ${d.message} from ${d.sender} could not be opened: ${e.message}`),
+        note(
+          ctx.io,
+          `message ${d.message} from ${shown(d.sender)} could not be opened: ${shown(e.message)}`,
+        ),
     }, (m) => printMessage(ctx, m));
   } finally {
     seen.close();
@@ -231,6 +248,8 @@ export async function watch(ctx: Context): Promise<void> {
       delay = 1000;
       await flushIfAny(ctx, current);
       await current.receive();
+      // Staying connected: keep-alives keep the relay's idle timeout away (SPEC §23.3).
+      void current.keepAliveWhileOpen().catch(() => {});
       note(ctx.io, `watching ${ctx.url} as ${ctx.identity.card.address}`);
       await receiveLoop(ctx, current);
     } catch (e) {
@@ -239,7 +258,10 @@ export async function watch(ctx: Context): Promise<void> {
         !isMissiveError(e, "network") && !isMissiveError(e, "timeout") &&
         !isMissiveError(e, "session")
       ) throw e;
-      note(ctx.io, `relay link lost (${(e as Error).message}); retrying in ${delay / 1000} s`);
+      note(
+        ctx.io,
+        `relay link lost (${shown((e as Error).message)}); retrying in ${delay / 1000} s`,
+      );
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 60_000);
     } finally {
@@ -266,7 +288,7 @@ export async function queueCommand(ctx: Context, resend?: string, drop?: string)
     }
     for (const m of queue.all()) {
       const line = ctx.json
-        ? JSON.stringify({
+        ? jsonLine({
           id: m.id,
           to: m.recipient,
           state: m.state,
@@ -275,7 +297,7 @@ export async function queueCommand(ctx: Context, resend?: string, drop?: string)
           error: m.lastError,
         })
         : `#${m.id} to ${m.recipient}: ${m.state}, ${m.attempts} attempts` +
-          (m.lastError ? ` (${m.lastError})` : "");
+          (m.lastError ? ` (${shown(m.lastError)})` : "");
       await print(ctx.io, line);
     }
   } finally {
