@@ -188,7 +188,19 @@ export const serve: Command = {
     }
     log({ event: "listen", url: running.url, address: identity.card.address });
     await io.stdout(utf8(`relay listening on ${running.url}\n`));
-    const printStats = () => log({ event: "stats", ...server.stats() });
+    const printStats = () => {
+      const before = Object.entries(running.drops).map(([k, n]) => [`refused-${k}`, n]);
+      const m = process.memoryUsage();
+      const mib = (n: number) => Math.round(n / 1024 / 1024);
+      log({
+        event: "stats",
+        ...server.stats(),
+        ...Object.fromEntries(before),
+        rssMiB: mib(m.rss),
+        heapMiB: mib(m.heapUsed),
+        externalMiB: mib(m.external + (m.arrayBuffers ?? 0)),
+      });
+    };
     const timer = v.stats ? setInterval(printStats, statsEvery) : undefined;
     const signal = await new Promise<string>((resolve) => {
       process.once("SIGINT", () => resolve("SIGINT"));

@@ -86,7 +86,7 @@ export const AUTH_FRAME = MAX_RELAY_MESSAGE + 8320;
 /** Received frames queued before reading pauses, after authentication. */
 export const AUTH_QUEUE = 256 * KiB;
 /** Session messages a relay session buffers before it stops reading its transport. */
-export const SESSION_INBOX_MESSAGES = 4;
+export const SESSION_INBOX_MESSAGES = 2;
 /** Answers a client may leave unacknowledged before it is dropped (`over-budget`). */
 export const MAX_UNANSWERED = 1024;
 /** Malformed relay messages on one link before it is dropped. */

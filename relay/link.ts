@@ -78,6 +78,8 @@ export interface RunningRelay {
   readonly url: string;
   /** Connection slots held now. */
   readonly slots: { preauth: number; authenticated: number };
+  /** Connections dropped before they reached the relay, by why (for `--stats`). */
+  readonly drops: Record<string, number>;
   /** Graceful stop: requests in flight are answered and committed, then links close. */
   close(): Promise<void>;
 }
@@ -127,10 +129,16 @@ export async function serveRelay(
     log: (line) => log.emit({ event: "transport", detail: line }),
   });
   const admission = new Admission(limits);
+  const drops = new Map<DropKind, number>();
+  const dropped = (kind: DropKind, reason: string, remote: string) => {
+    drops.set(kind, (drops.get(kind) ?? 0) + 1);
+    log.emit({ event: "drop", kind, reason, remote });
+  };
+  const link: LinkContext = { identity, server, admission, limits, dropped, options };
   const sessions = new Set<Promise<void>>();
   const accepting = (async () => {
     for await (const transport of listener.connections()) {
-      const task = serveLink(transport, identity, server, admission, limits, log, options);
+      const task = serveLink(transport, link);
       sessions.add(task);
       void task.finally(() => sessions.delete(task));
     }
@@ -139,6 +147,9 @@ export async function serveRelay(
     url: listener.url,
     get slots() {
       return admission.counts;
+    },
+    get drops() {
+      return Object.fromEntries(drops);
     },
     async close() {
       await server.close();
@@ -150,16 +161,28 @@ export async function serveRelay(
   };
 }
 
+/** Why a connection was dropped before it reached the relay. */
+type DropKind =
+  | "per-address"
+  | "evicted"
+  | "handshake-timeout"
+  | "preauth-frame"
+  | "handshake-failed"
+  | "busy";
+
+/** What every link of one listener shares. */
+interface LinkContext {
+  identity: Identity;
+  server: RelayServer;
+  admission: Admission;
+  limits: LinkLimits;
+  dropped: (kind: DropKind, reason: string, remote: string) => void;
+  options: ServeRelayOptions;
+}
+
 /** One connection: admission, the handshake under its deadline, then the relay. */
-async function serveLink(
-  transport: Transport,
-  identity: Identity,
-  server: RelayServer,
-  admission: Admission,
-  limits: LinkLimits,
-  log: LimitedLog,
-  options: ServeRelayOptions,
-): Promise<void> {
+async function serveLink(transport: Transport, ctx: LinkContext): Promise<void> {
+  const { identity, server, admission, limits, dropped, options } = ctx;
   const remote = hostOf(transport.remote);
   const control = hasControl(transport) ? transport : undefined;
   const abort = (reason: string) => {
@@ -167,11 +190,11 @@ async function serveLink(
     else void transport.close().catch(() => {});
   };
   const arrival = admission.arrive(remote, (reason) => {
-    log.emit({ event: "drop", reason, remote });
+    dropped("evicted", reason, remote);
     abort(reason);
   });
   if (!arrival.admitted) {
-    log.emit({ event: "drop", reason: `refused: ${arrival.reason}`, remote });
+    dropped("per-address", `refused: ${arrival.reason}`, remote);
     abort(arrival.reason);
     return;
   }
@@ -179,8 +202,10 @@ async function serveLink(
   // Authenticated: the link gets the limits of a relay session (SPEC §23.12).
   const raise = () => control?.setLimits({ maxFrame: AUTH_FRAME, queueBytes: AUTH_QUEUE });
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let late = false;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
+      late = true;
       const why = `no completed handshake within ${limits.handshakeTimeoutMs / 1000} s`;
       abort(why);
       reject(new MissiveError("timeout", why));
@@ -211,7 +236,17 @@ async function serveLink(
       ]);
     } catch (e) {
       const reason = String((e as Error).message ?? e);
-      log.emit({ event: "drop", reason: `handshake failed: ${reason}`, remote });
+      if (slot.phase === "gone") return; // evicted: already counted
+      const kind = late
+        ? "handshake-timeout"
+        : isMissiveError(e, "too-large")
+        ? "preauth-frame"
+        : "handshake-failed";
+      dropped(
+        kind,
+        kind === "preauth-frame" ? `pre-authentication cap: ${reason}` : reason,
+        remote,
+      );
       abort(reason);
       return;
     } finally {
@@ -221,6 +256,7 @@ async function serveLink(
     const link = { remote, abort };
     if (!admission.authenticate(slot)) {
       const max = limits.maxConnections - limits.maxPreauth;
+      dropped("busy", `all ${max} authenticated slots taken`, remote);
       server.turnAway(
         channel,
         link,

@@ -111,6 +111,8 @@ export class RelayServer {
     refused: 0,
     dropped: 0,
   };
+  /** Links dropped, by status. */
+  readonly #drops = new Map<string, number>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #state: "running" | "closing" | "closed" = "running";
 
@@ -155,8 +157,10 @@ export class RelayServer {
 
   /** Current counters. */
   stats(): RelayStats {
+    const drops = Object.fromEntries([...this.#drops].map(([k, n]) => [`dropped-${k}`, n]));
     return {
       ...this.#counters,
+      ...drops,
       connected: this.#connections.size,
       online: this.#directory.onlineCount,
       queued: this.#store.total,
@@ -267,6 +271,7 @@ export class RelayServer {
     if (conn.dropped) return;
     conn.dropped = true;
     this.#counters.dropped++;
+    this.#drops.set(status, (this.#drops.get(status) ?? 0) + 1);
     this.#logOf(conn).always({
       event: "drop",
       status,

@@ -62,6 +62,38 @@ function checkQueueBytes(n: number): number {
   return n;
 }
 
+/**
+ * Deno's node:net frees a closed socket's native state only when V8 collects the socket
+ * object. A server whose JS heap stays small under a flood of short connections collects
+ * rarely, and its RSS grows by about 1 KiB per connection (measured on Deno 2.9: +70 MiB
+ * after 62,000 connections accepted and closed in 23 s; +12 MiB when collections run).
+ * A listener therefore asks for a collection after every RECLAIM_EVERY closed
+ * connections, at most once a second, where the runtime allows it (Deno); elsewhere
+ * nothing happens.
+ */
+const RECLAIM_EVERY = 1024;
+let collect: (() => void) | null | undefined;
+let lastCollect = 0;
+
+async function reclaim(): Promise<void> {
+  if (collect === undefined) {
+    collect = null;
+    if ("Deno" in globalThis) {
+      try {
+        const v8 = await import("node:v8");
+        const vm = await import("node:vm");
+        v8.setFlagsFromString("--expose-gc");
+        collect = vm.runInNewContext("gc") as () => void;
+      } catch { /* not available: leave it to the runtime */ }
+    }
+  }
+  const now = Date.now();
+  if (collect && now - lastCollect >= 1000) {
+    lastCollect = now;
+    collect();
+  }
+}
+
 /** `tcp://host:port`, with IPv6 hosts in brackets. */
 export function tcpUrl(host: string, port: number): string {
   return `tcp://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -365,6 +397,7 @@ export class TcpListener implements Listener {
   readonly #open = new Set<TcpTransport>();
   #wake: (() => void) | undefined;
   #closing: Promise<void> | undefined;
+  #closed = 0;
 
   private constructor(server: net.Server, url: string) {
     this.#server = server;
@@ -381,6 +414,9 @@ export class TcpListener implements Listener {
       let listener: TcpListener;
       server.on("connection", (socket: net.Socket) => {
         const remote = tcpUrl(socket.remoteAddress ?? "?", socket.remotePort ?? 0);
+        socket.once("close", () => {
+          if (++listener.#closed % RECLAIM_EVERY === 0) void reclaim();
+        });
         if (listener.#closing || listener.#open.size >= max) {
           log(`refused ${remote}: ${listener.#closing ? "closing" : `${max} connections open`}`);
           socket.destroy();
