@@ -577,10 +577,13 @@ export class RelayServer {
     await Promise.race([drained, grace]);
     clearTimeout(timer);
     this.#store.flush();
+    // A peer that never acknowledges would hold its CLOSE forever: it is cut after grace.
+    let closing: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.allSettled([...this.#connections].map((c) => c.channel.close())),
-      new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
+      new Promise((r) => (closing = setTimeout(r, SHUTDOWN_GRACE_MS))),
     ]);
+    clearTimeout(closing);
     for (const c of this.#connections) c.cut("the relay is shutting down");
     this.#store.close();
     this.#state = "closed";
