@@ -129,7 +129,7 @@ async function rawAttack(kind: "idle" | "partial", port: number, from: string, c
         s.write(body);
       }
       const closed = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), end - Date.now());
+        const timer = setTimeout(() => resolve(false), Math.max(0, end - Date.now()));
         s.once("close", () => {
           clearTimeout(timer);
           resolve(true);

@@ -79,19 +79,21 @@ export class Connection {
 
   /**
    * Queues a relay message; the outbox bundles what one turn produced into one session
-   * message, in order. Its bytes count as held until the peer acknowledged its carrier.
-   * A failed channel is closed; its reader then ends.
+   * message, in order. Its bytes count as held, and an `answer` as unanswered, until the
+   * peer acknowledged its carrier. A failed channel is closed; its reader then ends.
    */
-  send(bytes: Uint8Array): Promise<void> {
+  send(bytes: Uint8Array, answer = false): Promise<void> {
     const n = bytes.length + HELD_OVERHEAD;
     this.hold(n);
-    return this.#outbox.send(bytes).then(
-      () => this.release(n),
-      () => {
-        this.release(n);
-        void this.channel.close().catch(() => {});
-      },
-    );
+    if (answer) this.unanswered++;
+    const settle = () => {
+      if (answer) this.unanswered--;
+      this.release(n);
+    };
+    return this.#outbox.send(bytes).then(settle, () => {
+      settle();
+      void this.channel.close().catch(() => {});
+    });
   }
 
   /** Cuts the link: at once when the link can be aborted, else by closing the channel. */

@@ -322,7 +322,8 @@ export class RelayServer {
       }
     } finally {
       // The message's bytes are held until every request in it has its answer.
-      void Promise.allSettled(handled).then(() => conn.release(held));
+      const answered = handled.length === 1 ? handled[0] : Promise.allSettled(handled);
+      void answered.then(() => conn.release(held));
     }
   }
 
@@ -356,8 +357,7 @@ export class RelayServer {
       );
       return Promise.resolve();
     }
-    conn.unanswered++;
-    return conn.send(bytes).finally(() => conn.unanswered--);
+    return conn.send(bytes, true);
   }
 
   /** Handles a request; `answered` settles once its answer is made (not yet sent). */
