@@ -14,6 +14,7 @@ import {
   loadIdentity,
   loadRegistry,
   note,
+  oneLine,
   parseFlags,
   readSmallText,
 } from "./common.ts";
@@ -25,7 +26,6 @@ import {
   queueCommand,
   receiveLoop,
   send,
-  shown,
   target,
   watch,
   withClient,
@@ -167,7 +167,7 @@ export const relay: Command = {
             );
           }
           await io.stdout(utf8(await cardFileText(await getCryptoProvider(), r.card)));
-          note(io, `${shown(r.card.address)} is ${r.presence ?? "offline (or invisible)"}`);
+          note(io, `${oneLine(r.card.address)} is ${r.presence ?? "offline (or invisible)"}`);
         });
       }
       case "list":
@@ -177,7 +177,7 @@ export const relay: Command = {
               io,
               ctx.json
                 ? jsonLine({ ...e, id: toHex(e.id) })
-                : `${shown(e.address)}\t${e.status}${e.note ? `\t${shown(e.note)}` : ""}`,
+                : `${oneLine(e.address)}\t${e.status}${e.note ? `\t${oneLine(e.note)}` : ""}`,
             );
           }
         });
@@ -186,7 +186,7 @@ export const relay: Command = {
           if (arg === undefined) {
             const stats = await c.stats();
             if (ctx.json) return await print(io, jsonLine(stats));
-            for (const [k, n] of Object.entries(stats)) await print(io, `${shown(k)}\t${n}`);
+            for (const [k, n] of Object.entries(stats)) await print(io, `${oneLine(k)}\t${n}`);
             return;
           }
           if (!(PRESENCE_STATUSES as readonly string[]).includes(arg)) {

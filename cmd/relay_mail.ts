@@ -8,7 +8,6 @@ import process from "node:process";
 import { fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
-import { sanitizeText } from "../core/sanitize.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { OutgoingQueue } from "../queue/outgoing.ts";
@@ -25,7 +24,7 @@ import {
 } from "../relay/mailbox.ts";
 import type { Target } from "../relay/protocol.ts";
 import type { Registry } from "../plugin/registry.ts";
-import { cliOf, type Io, loadCards, note, readInput } from "./common.ts";
+import { cliOf, type Io, loadCards, note, oneLine, readInput } from "./common.ts";
 
 /** Largest message text read from stdin (the relay's own cap is usually lower). */
 const MAX_INPUT = 1024 * 1024;
@@ -44,9 +43,6 @@ export interface Context {
 }
 
 export const print = (io: Io, line: string) => io.stdout(utf8(line + "\n"));
-
-/** Peer-chosen text for a terminal line (core/sanitize.ts). */
-export const shown = (text: string) => sanitizeText(text);
 
 /**
  * One JSON line that is also safe on a terminal: JSON escapes C0 controls itself; the
@@ -74,7 +70,7 @@ export function reportFlush(ctx: Context, r: FlushResult): void {
     note(ctx.io, `sent queued message #${m.id} to ${m.recipient} (relay message ${m.mid})`);
   }
   for (const m of r.failed) {
-    note(ctx.io, `queued message #${m.id} to ${m.recipient} failed: ${shown(m.error.message)}`);
+    note(ctx.io, `queued message #${m.id} to ${m.recipient} failed: ${oneLine(m.error.message)}`);
   }
 }
 
@@ -114,7 +110,7 @@ export function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
   }
   const mark = m.verified ? "" : " (UNVERIFIED: signer is not the relayed sender)";
   // One line per message: the sender and the text as the sanitiser shows them.
-  return print(ctx.io, `${shown(delivery.sender)}${mark}: ${shown(text)}`);
+  return print(ctx.io, `${oneLine(delivery.sender)}${mark}: ${oneLine(text)}`);
 }
 
 export async function receiveLoop(
@@ -135,7 +131,9 @@ export async function receiveLoop(
       onRejected: (d, e) =>
         note(
           ctx.io,
-          `message ${d.message} from ${shown(d.sender)} could not be opened: ${shown(e.message)}`,
+          `message ${d.message} from ${oneLine(d.sender)} could not be opened: ${
+            oneLine(e.message)
+          }`,
         ),
     }, (m) => printMessage(ctx, m));
   } finally {
@@ -260,7 +258,7 @@ export async function watch(ctx: Context): Promise<void> {
       ) throw e;
       note(
         ctx.io,
-        `relay link lost (${shown((e as Error).message)}); retrying in ${delay / 1000} s`,
+        `relay link lost (${oneLine((e as Error).message)}); retrying in ${delay / 1000} s`,
       );
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 60_000);
@@ -297,7 +295,7 @@ export async function queueCommand(ctx: Context, resend?: string, drop?: string)
           error: m.lastError,
         })
         : `#${m.id} to ${m.recipient}: ${m.state}, ${m.attempts} attempts` +
-          (m.lastError ? ` (${shown(m.lastError)})` : "");
+          (m.lastError ? ` (${oneLine(m.lastError)})` : "");
       await print(ctx.io, line);
     }
   } finally {

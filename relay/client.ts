@@ -9,7 +9,6 @@ import type { ReceiptStatus } from "../amp/receipt.ts";
 import { type Bytes, toHex } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { type ErrorCode, MissiveError } from "../core/errors.ts";
-import { sanitizeText } from "../core/sanitize.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
 import { Outbox } from "./_outbox.ts";
@@ -53,15 +52,14 @@ const STATUS_CODES: Record<Exclude<RelayStatus, "ok">, ErrorCode> = {
 };
 
 /**
- * A MissiveError carrying the relay's status. The message shows the relay's `detail`
- * through the sanitiser (it is a peer's text); `detail` keeps it as received.
+ * A MissiveError carrying the relay's status. `detail` is the relay's text, a peer's
+ * words: whatever shows the message on a terminal passes it through the sanitiser.
  */
 export class RelayRefusal extends MissiveError {
   readonly status: Exclude<RelayStatus, "ok">;
   readonly detail?: string;
   constructor(op: string, status: Exclude<RelayStatus, "ok">, detail: string | undefined) {
-    const why = detail ? ` (${sanitizeText(detail)})` : "";
-    super(STATUS_CODES[status], `relay refused ${op}: ${status}${why}`);
+    super(STATUS_CODES[status], `relay refused ${op}: ${status}${detail ? ` (${detail})` : ""}`);
     this.status = status;
     if (detail !== undefined) this.detail = detail;
   }

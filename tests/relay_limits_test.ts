@@ -106,9 +106,8 @@ describe("held frames (a cap raised after authentication)", () => {
     const frames2 = server2.frames()[Symbol.asyncIterator]();
     assert.deepEqual((await frames2.next()).value, new Uint8Array([1]));
     await assert.rejects(frames2.next(), (e) => isMissiveError(e, "too-large"));
-    server2.abort("test");
-    await client.close();
-    await client2.close();
+    // Cut, not closed: close() waits for the peer's FIN with the socket unref'd.
+    for (const t of [server, server2, client, client2]) t.abort("test over");
     await listener.close();
   });
 });
@@ -274,7 +273,7 @@ describe("relay limits on authenticated clients", () => {
     const client = new RelayClient(pair.client);
     await pair.server.send(encodeResponse({ rid: 0, status: "busy", detail: "all taken\x1b[2J" }));
     const e = await refused(client.register(), "busy");
-    assert.match(e.message, /refused the link: busy \(all taken\\e\[2J\)/, "sanitised");
+    assert.equal(e.detail, "all taken\x1b[2J", "kept as received; the CLI sanitises");
     await client.close();
     await relay.close();
   });
