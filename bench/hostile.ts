@@ -3,7 +3,7 @@
  * attack"). Bounded, loopback only, stops by itself:
  *
  *     node_modules/.bin/deno run -A bench/hostile.ts [--attacks all|idle,partial,…]
- *         [--seconds 20] [--retry-ms 1000]
+ *         [--seconds 20] [--retry-ms 1000] [--relay-root OTHER_CHECKOUT]
  *
  * For each attack a fresh `missive serve` runs under `deno run` (as the CLI starts it)
  * on 127.0.0.1 port 0. A legitimate client from 127.0.0.1, registered once, keeps one
@@ -52,6 +52,8 @@ const { values: flags } = parseArgs({
     attacks: { type: "string", default: "all" },
     seconds: { type: "string", default: "20" },
     "retry-ms": { type: "string", default: "1000" },
+    // Another checkout's relay (e.g. main before the fix), side by side with this one.
+    "relay-root": { type: "string" },
     // Internal: run one attacker.
     role: { type: "string" },
     kind: { type: "string" },
@@ -316,7 +318,7 @@ async function startRelay(dir: string): Promise<Relay> {
     "run",
     "-A",
     "--quiet",
-    join(ROOT, "cmd/main.ts"),
+    join(flags["relay-root"] ?? ROOT, "cmd/main.ts"),
     "serve",
     "tcp://127.0.0.1:0",
     "--key",
