@@ -62,6 +62,10 @@ export interface Io {
 
 /** The real process's standard streams and environment. */
 export function processIo(): Io {
+  // A reader that left (`missive … | head -2`) makes writes fail with EPIPE: each write's
+  // callback reports it; without a listener the stream's 'error' event would also crash
+  // the process with a stack trace.
+  if (process.stdout.listenerCount("error") === 0) process.stdout.on("error", () => {});
   return {
     stdin: () => process.stdin as AsyncIterable<Uint8Array>,
     stdout: (data) =>
