@@ -4,6 +4,7 @@
  * only; the protocol lives in relay/ and queue/.
  * @module
  */
+import { lowerAscii, normalizeAddress } from "../keys/address.ts";
 import process from "node:process";
 import { fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
@@ -62,7 +63,7 @@ export async function connect(ctx: Context): Promise<RelayClient> {
 
 export function target(spec: string): Target {
   const id = /^[0-9a-f]{32}$/i.test(spec) ? fromHex(spec) : undefined;
-  return id ?? spec.trim().toLowerCase();
+  return id ?? normalizeAddress(spec);
 }
 
 export function reportFlush(ctx: Context, r: FlushResult): void {
@@ -173,7 +174,7 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
           throw e;
         }
       } else {
-        const cached = queue.cachedCard(to!.toLowerCase());
+        const cached = queue.cachedCard(lowerAscii(to!));
         if (!cached) {
           throw new MissiveError(
             down!.code,

@@ -8,6 +8,11 @@ import { MissiveError } from "../core/errors.ts";
 const LOCAL = /^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$/;
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
+/** ASCII letters lowered, nothing else changed: the only case mapping addresses get. */
+export function lowerAscii(text: string): string {
+  return text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
 /** Largest address length (RFC 5321 §4.5.3.1.3 path limit minus brackets). */
 export const MAX_ADDRESS_LENGTH = 254;
 
@@ -22,7 +27,7 @@ export function normalizeAddress(input: string, code: "usage" | "malformed" = "u
     throw new MissiveError(code, `invalid address ${JSON.stringify(input)}: ${why}`);
   };
   if (!/^[\x20-\x7e]*$/.test(input.trim())) fail("only ASCII letters, digits and . _ - + …");
-  const address = input.trim().replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const address = lowerAscii(input.trim());
   if (address.length === 0 || address.length > MAX_ADDRESS_LENGTH) fail("empty or too long");
   const at = address.lastIndexOf("@");
   if (at <= 0 || at === address.length - 1) fail("expected name@domain");

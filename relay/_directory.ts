@@ -5,6 +5,7 @@
  * held is a collision.
  * @module
  */
+import { lowerAscii } from "../keys/address.ts";
 import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
 import { type Bytes, equalBytes, toHex } from "../core/bytes.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
@@ -115,7 +116,7 @@ export class Directory {
   /** Finds a registered card by address or ID. */
   find(target: Target): StoredCard | undefined {
     return typeof target === "string"
-      ? this.#byAddress.get(target.toLowerCase())
+      ? this.#byAddress.get(lowerAscii(target))
       : this.#byId.get(toHex(target));
   }
 

@@ -4,6 +4,7 @@
  * MissiveErrors whose message says what the relay refused and why.
  * @module
  */
+import { lowerAscii } from "../keys/address.ts";
 import type { PresenceStatus } from "../amp/presence.ts";
 import type { ReceiptStatus } from "../amp/receipt.ts";
 import { type Bytes, toHex } from "../core/bytes.ts";
@@ -191,7 +192,7 @@ export class RelayClient {
     if (!r.card) throw new MissiveError("malformed", "relay: lookup answer without a card");
     const card = await decodeCard(await getCryptoProvider(), r.card);
     const matches = typeof target === "string"
-      ? card.address === target.toLowerCase()
+      ? card.address === lowerAscii(target)
       : toHex(card.id) === toHex(target);
     if (!matches) {
       throw new MissiveError("auth-failed", "relay answered a lookup with somebody else's card");

@@ -481,7 +481,8 @@ export class RelayServer {
     if (envelope.length > cap) {
       return now({
         status: "too-large",
-        detail: `message of ${envelope.length} bytes exceeds this relay's cap of ${cap}`,
+        detail: `message of ${envelope.length} bytes exceeds this relay's cap of ${cap} ` +
+          "(its operator sets it with missive serve --max-message)",
       });
     }
     try {
