@@ -4,11 +4,11 @@
  * small body cannot expand into a memory bomb.
  * @module
  */
-import { gunzipSync, gzipSync } from "node:zlib";
 import { type Bytes, fromUtf8, randomBytes, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { CliAmp } from "../plugin/types.ts";
+import { zlib } from "../core/zlib.ts";
 
 /** AMP type number of `text`. */
 export const TEXT_TYPE = 1;
@@ -71,7 +71,7 @@ export const textV2: CliAmp<TextMessage> = {
     if (!(nonce instanceof Uint8Array) || nonce.length < 8 || nonce.length > 32) {
       throw new MissiveError("usage", "text v2: nonce must be 8..32 bytes");
     }
-    const gz = gzipSync(encodeText(m.text));
+    const gz = zlib().gzipSync(encodeText(m.text));
     return encodeCbor(
       new Map([[1, new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength)], [2, nonce]]),
     );
@@ -82,7 +82,7 @@ export const textV2: CliAmp<TextMessage> = {
     const nonce = r.bytes(2, { min: 8, max: 32 });
     let raw: Uint8Array;
     try {
-      raw = gunzipSync(compressed, { maxOutputLength: MAX_TEXT_BYTES });
+      raw = zlib().gunzipSync(compressed, { maxOutputLength: MAX_TEXT_BYTES });
     } catch (e) {
       const tooBig = (e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
       throw new MissiveError(

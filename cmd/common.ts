@@ -31,15 +31,12 @@ import { defaultRegistry } from "../stp/mod.ts";
 import type { Registry } from "../plugin/registry.ts";
 import { type AmpPlugin, type CliAmp, hasCli } from "../plugin/types.ts";
 import type { OpenedMessage } from "../plugin/message.ts";
-import {
-  MAX_X509_FILE,
-  parseCertificates,
-  parsePrivateKey,
-  type X509Certificate,
-} from "../keys/x509.ts";
+import type { X509Certificate } from "../keys/x509.ts";
+import { MAX_X509_FILE } from "../keys/x509_limits.ts";
 import type { ReplayCache } from "../plugin/replay.ts";
 import { parseKeyText, type PskOptions } from "../stp/psk/mod.ts";
-import { type SmimeIdentity, type SmimeOptions, smimeStp } from "../stp/smime/mod.ts";
+import type { SmimeIdentity, SmimeOptions } from "../stp/smime/mod.ts";
+import { lazySmimeStp } from "../stp/smime/descriptor.ts";
 import { sanitizeText } from "../core/sanitize.ts";
 
 /** What each exit code means, in a few words (SPEC §11). */
@@ -320,6 +317,9 @@ function warnIfExposed(io: Io, path: string): void {
 }
 
 /** True for an X.509 certificate file: PEM with a CERTIFICATE block, or DER (0x30). */
+/** X.509 support (pkijs), loaded only for a file that holds a certificate or key. */
+const x509 = () => import("../keys/x509.ts");
+
 function isCertificateFile(bytes: Uint8Array): boolean {
   if (bytes.length > 0 && bytes[0] === 0x30) return true;
   return new TextDecoder().decode(bytes).includes("-----BEGIN CERTIFICATE-----");
@@ -348,15 +348,19 @@ export async function loadTrust(
       for (const f of readdirSync(spec).filter((f) => CERT_FILE.test(f)).sort()) {
         const path = join(spec, f);
         certificates.push(
-          ...parseCertificates(readFileLimited(path, MAX_X509_FILE, "certificate"), path),
+          ...(await x509()).parseCertificates(
+            readFileLimited(path, MAX_X509_FILE, "certificate"),
+            path,
+          ),
         );
       }
       cardSpecs.push(spec);
       continue;
     }
     const bytes = readFileLimited(spec, MAX_X509_FILE, "certificate or card");
-    if (isCertificateFile(bytes)) certificates.push(...parseCertificates(bytes, spec));
-    else cardSpecs.push(spec);
+    if (isCertificateFile(bytes)) {
+      certificates.push(...(await x509()).parseCertificates(bytes, spec));
+    } else cardSpecs.push(spec);
   }
   return { cards: await loadCards(cardSpecs, how), certificates };
 }
@@ -368,6 +372,7 @@ export async function x509Identity(
 ): Promise<SmimeIdentity | undefined> {
   if (flags.cert === undefined) return undefined;
   if (flags.key === undefined) throw new MissiveError("usage", "--cert needs --key (PKCS #8)");
+  const { parseCertificates, parsePrivateKey } = await x509();
   const chain = parseCertificates(
     readFileLimited(flags.cert, MAX_X509_FILE, "certificate"),
     flags.cert,
@@ -516,7 +521,7 @@ export async function loadRegistry(
   io: Io,
   flags: { plugin?: readonly string[]; config?: string } = {},
 ): Promise<Registry> {
-  const registry = defaultRegistry().register(smimeStp);
+  const registry = defaultRegistry().register(lazySmimeStp);
   for (const { path, base } of configuredPluginPaths(io.env, flags.config)) {
     await loadPlugins(registry, [path], base);
   }

@@ -3,7 +3,9 @@
  * common.ts so that the entry point loads them without loading any command.
  * @module
  */
+import { write } from "node:fs";
 import process from "node:process";
+import { isatty } from "node:tty";
 import { MissiveError } from "../core/errors.ts";
 
 /**
@@ -23,29 +25,93 @@ export interface Io {
   /** stdout's descriptor, for streams to write in large batches (absent: use `stdout()`). */
   stdoutFd?: number;
   env: Record<string, string | undefined>;
+  /** Resolves once everything written to stdout and stderr so far has been handed on. */
+  flush?(): Promise<void>;
+}
+
+/**
+ * Writes to a descriptor with `node:fs`, in call order, whole. Bun builds
+ * `process.stdout` on first use at a cost of 5–9 ms (issue 12: most of a tiny command's
+ * start-up), so a command that never needs the stream never makes it. A descriptor left
+ * non-blocking by the parent (EAGAIN) hands this and every later write to the stream,
+ * which waits for the descriptor to become writable.
+ */
+class FdWriter {
+  #tail: Promise<void> = Promise.resolve();
+  #stream: NodeJS.WriteStream | undefined;
+
+  constructor(readonly fd: 1 | 2, readonly name: string) {}
+
+  #fallback(): NodeJS.WriteStream {
+    if (!this.#stream) {
+      this.#stream = this.fd === 1 ? process.stdout : process.stderr;
+      // A reader that left (`missive … | head -2`) makes writes fail with EPIPE: each
+      // write's callback reports it; without a listener the stream's 'error' event would
+      // also crash the process with a stack trace.
+      if (this.#stream.listenerCount("error") === 0) this.#stream.on("error", () => {});
+    }
+    return this.#stream;
+  }
+
+  #streamWrite(data: Uint8Array): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#fallback().write(
+        data,
+        (err) => (err ? reject(new MissiveError("io", `${this.name}: ${err.message}`)) : resolve()),
+      );
+    });
+  }
+
+  #fdWrite(data: Uint8Array): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const step = (offset: number) => {
+        if (offset >= data.length) return resolve();
+        write(this.fd, data, offset, data.length - offset, null, (err, written) => {
+          if (!err) return step(offset + written);
+          if (err.code === "EAGAIN") {
+            return this.#streamWrite(data.subarray(offset)).then(resolve, reject);
+          }
+          reject(new MissiveError("io", `${this.name}: ${err.message}`));
+        });
+      };
+      step(0);
+    });
+  }
+
+  /** Resolves once `data` (and everything written before it) was handed to the OS. */
+  write(data: Uint8Array): Promise<void> {
+    const done = this.#tail.then(() =>
+      this.#stream ? this.#streamWrite(data) : this.#fdWrite(data)
+    );
+    this.#tail = done.catch(() => {});
+    return done;
+  }
+
+  /** Resolves once every write so far has finished (or failed). */
+  flush(): Promise<void> {
+    return this.#tail.then(() =>
+      this.#stream
+        ? new Promise<void>((resolve) => this.#stream!.write("", () => resolve()))
+        : undefined
+    );
+  }
 }
 
 /** The real process's standard streams and environment. */
 export function processIo(): Io {
-  // A reader that left (`missive … | head -2`) makes writes fail with EPIPE: each write's
-  // callback reports it; without a listener the stream's 'error' event would also crash
-  // the process with a stack trace.
-  if (process.stdout.listenerCount("error") === 0) process.stdout.on("error", () => {});
+  const out = new FdWriter(1, "stdout");
+  const err = new FdWriter(2, "stderr");
   return {
     stdin: () => process.stdin as AsyncIterable<Uint8Array>,
-    stdout: (data) =>
-      new Promise<void>((resolve, reject) => {
-        process.stdout.write(
-          data,
-          (err) => (err ? reject(new MissiveError("io", `stdout: ${err.message}`)) : resolve()),
-        );
-      }),
-    stderr: (line) => void process.stderr.write(line),
-    stdoutIsTty: Boolean(process.stdout.isTTY),
-    stderrIsTty: Boolean(process.stderr.isTTY),
+    stdout: (data) => out.write(data),
+    // Diagnostics are fire and forget: a failing stderr has nowhere to be reported.
+    stderr: (line) => void err.write(new TextEncoder().encode(line)).catch(() => {}),
+    stdoutIsTty: isatty(1),
+    stderrIsTty: isatty(2),
     stdinFd: 0,
     stdoutFd: 1,
     env: process.env,
+    flush: () => Promise.all([out.flush(), err.flush()]).then(() => {}),
   };
 }
 

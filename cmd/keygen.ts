@@ -18,7 +18,7 @@ import {
   MAX_CERT_DAYS,
   privateKeyToPem,
 } from "../keys/x509.ts";
-import { SMIME_TYPE } from "../stp/smime/mod.ts";
+import { SMIME_TYPE } from "../stp/smime/descriptor.ts";
 import {
   askPassphrase,
   type Command,

@@ -149,15 +149,11 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   }
 }
 
-/** Resolves once everything written to a standard stream so far has been handed on. */
-function drained(stream: NodeJS.WriteStream): Promise<void> {
-  return new Promise((resolve) => stream.write("", () => resolve()));
-}
-
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
+  const io = processIo();
+  const code = await main(process.argv.slice(2), io);
   // The command is done: exit now rather than when the last socket finishes closing (a
   // peer that never answers our FIN would hold `send --timeout 1s` for the close grace).
-  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+  await io.flush?.();
   process.exit(code);
 }

@@ -11,7 +11,8 @@ import type { Registry } from "../plugin/registry.ts";
 import type { AmpPlugin, AnyStp } from "../plugin/types.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { PSK_TYPE, type PskOptions, sealBareFernet } from "../stp/psk/mod.ts";
-import { SMIME_TYPE, smimeBytes, type SmimeOptions } from "../stp/smime/mod.ts";
+import type { SmimeOptions } from "../stp/smime/mod.ts";
+import { SMIME_TYPE } from "../stp/smime/descriptor.ts";
 import { prefixedSource, streamSupport } from "../stream/mod.ts";
 import {
   cliOf,
@@ -320,7 +321,7 @@ async function sealed(
   });
   switch (plan.form) {
     case "smime":
-      return smimeBytes(decodeEnvelope(envelope).payload);
+      return (await import("../stp/smime/mod.ts")).smimeBytes(decodeEnvelope(envelope).payload);
     case "der":
       return decodeEnvelope(envelope).payload.slice();
     case "armor":

@@ -4,7 +4,7 @@ import { RECEIPT_TYPE } from "../amp/receipt.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { MAX_ENVELOPE_SIZE } from "../envelope/mod.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
-import { SMIME_TYPE } from "../stp/smime/mod.ts";
+import { SMIME_TYPE } from "../stp/smime/descriptor.ts";
 import { connect, parseTransportUrl } from "../transports/mod.ts";
 import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../messaging/receipts.ts";
 import {

@@ -7,15 +7,17 @@
  * `selfTest()` (and `missive selftest`) checks that the paths agree on this runtime.
  * @module
  */
-import process from "node:process";
 import { equalBytes, utf8 } from "../core/bytes.ts";
-import { MissiveError } from "../core/errors.ts";
 import { nobleProvider } from "./noble.ts";
 import { nodeCryptoProvider, nodeHasAead } from "./nodecrypto.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 import { webcryptoProvider } from "./webcrypto.ts";
+import { type Family, forcedPath, type Path, PATHS, runtimeName } from "./paths.ts";
+import { nobleSha3, nodeSha3, sha3 } from "./sha3.ts";
 
 export type { AeadAlgorithm, AeadKey, CryptoProvider } from "./provider.ts";
+export { type Family, type Path, PATHS, runtimeName } from "./paths.ts";
+export { nobleSha3, nodeSha3, type Sha3, sha3 } from "./sha3.ts";
 export { nobleProvider } from "./noble.ts";
 export { nodeCryptoProvider } from "./nodecrypto.ts";
 export { webcryptoProvider } from "./webcrypto.ts";
@@ -34,77 +36,10 @@ export {
 } from "./xwing.ts";
 export { ed25519KeyProblem, isWeakEd25519Point, x25519EncodingProblem } from "./keycheck.ts";
 
-/**
- * Primitive families, each served by one path. Paths per family (DESIGN §4): hash, aes-gcm:
- * WebCrypto, node:crypto or noble; chacha: node:crypto (where the runtime has it) or noble;
- * ed25519, x25519: WebCrypto or noble; ml-kem (X-Wing's ML-KEM-768 and its X25519):
- * WebCrypto (Deno, Bun) or noble. XChaCha20-Poly1305, SHA-3 and SHAKE: noble only.
- */
-export type Family = "hash" | "aes-gcm" | "chacha" | "ed25519" | "x25519" | "ml-kem";
-
-/** A path: which implementation serves an operation. */
-export type Path = "webcrypto" | "node" | "noble";
-
 /** Below this many bytes an AEAD call is "small" (per-call cost dominates). */
 const SMALL_AEAD_INPUT = 16 * 1024;
 /** Below this many bytes a hash is "small". */
 const SMALL_HASH_INPUT = 16 * 1024;
-
-/** The paths of one runtime: per family, for small and for bulk inputs. */
-interface RuntimeTable {
-  hash: { small: Path; bulk: Path };
-  "aes-gcm": { small: Path; bulk: Path };
-  chacha: Path;
-  ed25519: Path;
-  x25519: Path;
-  "ml-kem": Path;
-}
-
-/**
- * What serves each operation, per runtime: the fastest path measured on this project's
- * machine (`deno run -A bench/crypto_paths.ts` and `bun bench/crypto_paths.ts`, figures in
- * docs/BENCHMARKS.md "Crypto paths"). A runtime not listed gets noble everywhere: slower,
- * but the same bytes and no assumption about what it implements.
- */
-export const PATHS: Readonly<Record<"deno" | "bun" | "other", RuntimeTable>> = {
-  // Deno 2.9: node:crypto's per-call cost is the lowest for small AEAD and hash inputs;
-  // WebCrypto's AES-GCM is the fastest on bulk data (node:crypto's is ~3x slower there);
-  // node:crypto has ChaCha20-Poly1305 at ~7x noble.
-  deno: {
-    hash: { small: "node", bulk: "webcrypto" },
-    "aes-gcm": { small: "node", bulk: "webcrypto" },
-    chacha: "node",
-    ed25519: "webcrypto",
-    x25519: "webcrypto",
-    "ml-kem": "webcrypto",
-  },
-  // Bun 1.4: node:crypto (BoringSSL) wins AES-GCM at every size (5–10x WebCrypto on small
-  // inputs, ~2x on bulk); it has no ChaCha20-Poly1305, so that stays noble.
-  bun: {
-    hash: { small: "node", bulk: "node" },
-    "aes-gcm": { small: "node", bulk: "node" },
-    chacha: "noble",
-    ed25519: "webcrypto",
-    x25519: "webcrypto",
-    "ml-kem": "webcrypto",
-  },
-  other: {
-    hash: { small: "noble", bulk: "noble" },
-    "aes-gcm": { small: "noble", bulk: "noble" },
-    chacha: "noble",
-    ed25519: "noble",
-    x25519: "noble",
-    "ml-kem": "noble",
-  },
-};
-
-/** This runtime's name in PATHS. */
-export function runtimeName(): "deno" | "bun" | "other" {
-  const g = globalThis as { Bun?: unknown; Deno?: unknown };
-  if (g.Bun !== undefined) return "bun";
-  if (g.Deno !== undefined) return "deno";
-  return "other";
-}
 
 const PROVIDERS: Record<Path, CryptoProvider> = {
   webcrypto: webcryptoProvider,
@@ -120,18 +55,11 @@ export interface ProviderChoice {
 }
 
 function choose(): ProviderChoice {
-  const forced = process.env.MISSIVE_CRYPTO;
-  if (forced && !["auto", "noble", "webcrypto", "node"].includes(forced)) {
-    throw new MissiveError(
-      "usage",
-      `MISSIVE_CRYPTO must be auto, noble, webcrypto or node, not ${forced}`,
-    );
-  }
+  const forced = forcedPath();
   const runtime = runtimeName();
   const table = PATHS[runtime];
   // A forced path serves every family it has; ChaCha and SHA-3 stay with whoever has them.
-  const pick = (path: Path): CryptoProvider =>
-    forced && forced !== "auto" ? PROVIDERS[forced as Path] : PROVIDERS[path];
+  const pick = (path: Path): CryptoProvider => forced ? PROVIDERS[forced] : PROVIDERS[path];
   const hashFor = (n: number) => pick(n < SMALL_HASH_INPUT ? table.hash.small : table.hash.bulk);
   const chacha = (alg: AeadAlgorithm) =>
     forced === "webcrypto" ? nobleProvider : pick(nodeHasAead(alg) ? table.chacha : "noble");
@@ -144,11 +72,12 @@ function choose(): ProviderChoice {
   const e = pick(table.ed25519), x = pick(table.x25519), k = pick(table["ml-kem"]);
   const cbc = pick(table["aes-gcm"].bulk);
   const provider: CryptoProvider = {
-    name: forced && forced !== "auto" ? forced : `auto(${runtime})`,
+    name: forced ?? `auto(${runtime})`,
     sha256: (data) => hashFor(data.length).sha256(data),
     sha512: (data) => hashFor(data.length).sha512(data),
     hmacSha256: (key, data) => hashFor(data.length).hmacSha256(key, data),
-    hkdfSha256: (...args) => pick("noble").hkdfSha256(...args),
+    hkdfSha256: (ikm, salt, info, length) =>
+      hashFor(ikm.length).hkdfSha256(ikm, salt, info, length),
     aeadEncrypt: (alg, key, nonce, data, aad) =>
       aeadFor(alg, data.length).aeadEncrypt(alg, key, nonce, data, aad),
     aeadDecrypt: (alg, key, nonce, data, aad) =>
@@ -167,7 +96,7 @@ function choose(): ProviderChoice {
     xwingEncapsulate: k.xwingEncapsulate,
     xwingDecapsulate: k.xwingDecapsulate,
   };
-  const families: Record<Family, string> = forced && forced !== "auto"
+  const families: Record<Family, string> = forced
     ? {
       hash: forced,
       "aes-gcm": forced,
@@ -175,6 +104,7 @@ function choose(): ProviderChoice {
       ed25519: forced,
       x25519: forced,
       "ml-kem": forced,
+      sha3: sha3().name,
     }
     : {
       hash: `${table.hash.small} < 16 KiB ≤ ${table.hash.bulk}`,
@@ -183,6 +113,7 @@ function choose(): ProviderChoice {
       ed25519: table.ed25519,
       x25519: table.x25519,
       "ml-kem": table["ml-kem"],
+      sha3: sha3().name,
     };
   return { provider, runtime, families };
 }
@@ -192,7 +123,7 @@ const PEER = new Uint8Array(32).map((_, i) => 200 - i);
 const MESSAGE = utf8("missive provider self-test");
 
 /** Each probe returns the bytes a provider computes for one family. */
-const PROBES: Record<Family, (p: CryptoProvider) => Promise<Uint8Array[]>> = {
+const PROBES: Record<Exclude<Family, "sha3">, (p: CryptoProvider) => Promise<Uint8Array[]>> = {
   hash: async (p) => [
     await p.sha256(MESSAGE),
     await p.sha512(MESSAGE),
@@ -266,7 +197,7 @@ export interface SelfTestResult {
 export async function selfTest(): Promise<SelfTestResult[]> {
   const out: SelfTestResult[] = [];
   const auto = (await providerChoice()).provider;
-  for (const family of Object.keys(PROBES) as Family[]) {
+  for (const family of Object.keys(PROBES) as Exclude<Family, "sha3">[]) {
     const reference = await PROBES[family](nobleProvider);
     for (
       const [path, p] of [...Object.entries(PROVIDERS), ["auto", auto]] as [
@@ -286,6 +217,12 @@ export async function selfTest(): Promise<SelfTestResult[]> {
         out.push({ path, family, ok: lacking, detail: (e as Error).message });
       }
     }
+  }
+  // SHA-3 is no provider operation (X-Wing's own hash): node:crypto's against noble's.
+  const sha3Probe = (h: typeof nobleSha3) => [h.sha3_256(MESSAGE), h.shake256(MESSAGE, 96)];
+  if (nodeSha3) {
+    const ok = sha3Probe(nodeSha3).every((b, i) => equalBytes(b, sha3Probe(nobleSha3)[i]));
+    out.push({ path: "node", family: "sha3", ok, detail: ok ? undefined : "different bytes" });
   }
   return out;
 }

@@ -3,28 +3,42 @@
  * matters). Used wherever the runtime's WebCrypto lacks an algorithm.
  * @module
  */
-import { cbc, gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
-import { ml_kem768_x25519 } from "@noble/post-quantum/hybrid.js";
 import { type Bytes, randomBytes, wipe } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { isWeakEd25519Point } from "./keycheck.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 import {
   checkLength,
+  nobleXwing,
   XWING_CIPHERTEXT_SIZE,
   XWING_PUBLIC_KEY_SIZE,
   XWING_SEED_SIZE,
 } from "./xwing.ts";
 
-function cipherFor(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) {
+/**
+ * noble's AES, loaded on first use: its module builds the AES tables when evaluated
+ * (7–17 ms in the compiled binary), which a command on node:crypto or WebCrypto AES never
+ * needs (issue 12).
+ */
+function nobleAes(): Promise<typeof import("@noble/ciphers/aes.js")> {
+  return nobleAesModule ??= import("@noble/ciphers/aes.js");
+}
+let nobleAesModule: Promise<typeof import("@noble/ciphers/aes.js")> | undefined;
+
+async function cipherFor(
+  alg: AeadAlgorithm,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+) {
   switch (alg) {
     case "aes-256-gcm":
-      return gcm(key, nonce, aad);
+      return (await nobleAes()).gcm(key, nonce, aad);
     case "chacha20-poly1305":
       return chacha20poly1305(key, nonce, aad);
     case "xchacha20-poly1305":
@@ -53,14 +67,15 @@ export const nobleProvider: CryptoProvider = {
   hmacSha256: (key, data) => Promise.resolve(hmac(sha256, key, data) as Bytes),
   hkdfSha256: (ikm, salt, info, length) =>
     Promise.resolve(hkdf(sha256, ikm, salt, info, length) as Bytes),
-  aeadEncrypt(alg, key, nonce, plaintext, aad) {
-    return Promise.resolve(cipherFor(alg, key, nonce, aad).encrypt(plaintext) as Bytes);
+  async aeadEncrypt(alg, key, nonce, plaintext, aad) {
+    return (await cipherFor(alg, key, nonce, aad)).encrypt(plaintext) as Bytes;
   },
-  aeadDecrypt(alg, key, nonce, ciphertext, aad) {
+  async aeadDecrypt(alg, key, nonce, ciphertext, aad) {
+    const cipher = await cipherFor(alg, key, nonce, aad);
     try {
-      return Promise.resolve(cipherFor(alg, key, nonce, aad).decrypt(ciphertext) as Bytes);
+      return cipher.decrypt(ciphertext) as Bytes;
     } catch {
-      return Promise.reject(new MissiveError("auth-failed", `${alg}: authentication failed`));
+      throw new MissiveError("auth-failed", `${alg}: authentication failed`);
     }
   },
   aeadKey(alg, key) {
@@ -72,21 +87,17 @@ export const nobleProvider: CryptoProvider = {
         nobleProvider.aeadDecrypt(alg, k, nonce, ciphertext, aad),
     });
   },
-  aesCbcEncrypt(key, iv, plaintext) {
-    try {
-      checkCbcInputs(key, iv);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return Promise.resolve(cbc(key, iv).encrypt(plaintext) as Bytes);
+  async aesCbcEncrypt(key, iv, plaintext) {
+    checkCbcInputs(key, iv);
+    return (await nobleAes()).cbc(key, iv).encrypt(plaintext) as Bytes;
   },
-  aesCbcDecrypt(key, iv, ciphertext) {
+  async aesCbcDecrypt(key, iv, ciphertext) {
+    checkCbcInputs(key, iv, ciphertext);
+    const { cbc } = await nobleAes();
     try {
-      checkCbcInputs(key, iv, ciphertext);
-      return Promise.resolve(cbc(key, iv).decrypt(ciphertext) as Bytes);
-    } catch (e) {
-      if (e instanceof MissiveError) return Promise.reject(e);
-      return Promise.reject(new MissiveError("malformed", "aes-cbc: invalid padding"));
+      return cbc(key, iv).decrypt(ciphertext) as Bytes;
+    } catch {
+      throw new MissiveError("malformed", "aes-cbc: invalid padding");
     }
   },
   ed25519PublicKey: (seed) => Promise.resolve(ed25519.getPublicKey(seed) as Bytes),
@@ -128,39 +139,31 @@ export const nobleProvider: CryptoProvider = {
       wipe(privateKey);
     }
   },
-  xwingPublicKey(seed) {
-    try {
-      checkLength(seed, XWING_SEED_SIZE, "seed");
-      return Promise.resolve(ml_kem768_x25519.getPublicKey(seed) as Bytes);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async xwingPublicKey(seed) {
+    checkLength(seed, XWING_SEED_SIZE, "seed");
+    return (await nobleXwing()).ml_kem768_x25519.getPublicKey(seed) as Bytes;
   },
-  xwingEncapsulate(publicKey) {
+  async xwingEncapsulate(publicKey) {
+    checkLength(publicKey, XWING_PUBLIC_KEY_SIZE, "public key");
+    const { ml_kem768_x25519 } = await nobleXwing();
     try {
-      checkLength(publicKey, XWING_PUBLIC_KEY_SIZE, "public key");
       const { cipherText, sharedSecret } = ml_kem768_x25519.encapsulate(publicKey);
-      return Promise.resolve({ ciphertext: cipherText as Bytes, shared: sharedSecret as Bytes });
+      return { ciphertext: cipherText as Bytes, shared: sharedSecret as Bytes };
     } catch (e) {
-      if (e instanceof MissiveError) return Promise.reject(e);
-      return Promise.reject(
-        new MissiveError("key", `x-wing: invalid public key (${(e as Error).message})`),
-      );
+      throw new MissiveError("key", `x-wing: invalid public key (${(e as Error).message})`);
     }
   },
-  xwingDecapsulate(seed, ciphertext) {
+  async xwingDecapsulate(seed, ciphertext) {
+    checkLength(seed, XWING_SEED_SIZE, "seed");
+    checkLength(ciphertext, XWING_CIPHERTEXT_SIZE, "ciphertext");
+    const { ml_kem768_x25519 } = await nobleXwing();
     try {
-      checkLength(seed, XWING_SEED_SIZE, "seed");
-      checkLength(ciphertext, XWING_CIPHERTEXT_SIZE, "ciphertext");
-      return Promise.resolve(ml_kem768_x25519.decapsulate(ciphertext, seed) as Bytes);
+      return ml_kem768_x25519.decapsulate(ciphertext, seed) as Bytes;
     } catch (e) {
-      if (e instanceof MissiveError) return Promise.reject(e);
       // noble throws only for an X25519 part whose shared secret is all-zero (low order).
-      return Promise.reject(
-        new MissiveError(
-          "auth-failed",
-          `x-wing: low-order X25519 ciphertext (${(e as Error).message})`,
-        ),
+      throw new MissiveError(
+        "auth-failed",
+        `x-wing: low-order X25519 ciphertext (${(e as Error).message})`,
       );
     }
   },

@@ -16,6 +16,7 @@ import {
   createHmac,
   type DecipherGCM,
   getCiphers,
+  hkdfSync,
 } from "node:crypto";
 import type { Bytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
@@ -117,6 +118,13 @@ export const nodeCryptoProvider: CryptoProvider = {
   sha256: (data) => Promise.resolve(copy(createHash("sha256").update(data).digest())),
   sha512: (data) => Promise.resolve(copy(createHash("sha512").update(data).digest())),
   hmacSha256: (key, data) => Promise.resolve(copy(createHmac("sha256", key).update(data).digest())),
+  hkdfSha256(ikm, salt, info, length) {
+    // RFC 5869 with HMAC-SHA-256; node:crypto refuses an empty input key, noble does not.
+    if (ikm.length === 0 || length > 255 * 32) {
+      return nobleProvider.hkdfSha256(ikm, salt, info, length);
+    }
+    return Promise.resolve(new Uint8Array(hkdfSync("sha256", ikm, salt, info, length)));
+  },
   aeadEncrypt(alg, key, nonce, plaintext, aad) {
     if (!nodeHasAead(alg) || key.length !== 32) {
       return nobleProvider.aeadEncrypt(alg, key, nonce, plaintext, aad);

@@ -4,14 +4,12 @@
  * both providers share. A decapsulation key is a 32-byte seed; SHAKE256 expands it into
  * the ML-KEM-768 key-generation seed (d ‖ z) and the X25519 private key (§5.2). The
  * combiner hashes both shared secrets with the X25519 ciphertext and public key (§5.3).
- * SHA-3 and SHAKE come from noble on every path (WebCrypto has neither).
+ * SHA-3 and SHAKE come from crypto/sha3.ts (node:crypto or noble; WebCrypto has neither).
  * @module
  */
-import { ml_kem768_x25519 } from "@noble/post-quantum/hybrid.js";
-import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
-import { sha3_256, shake256 } from "@noble/hashes/sha3.js";
 import { type Bytes, concatBytes, fromHex } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { type Sha3, sha3 } from "./sha3.ts";
 
 /** Bytes of an X-Wing decapsulation key (the seed). */
 export const XWING_SEED_SIZE = 32;
@@ -38,9 +36,9 @@ export interface XwingExpandedSeed {
 }
 
 /** SHAKE256(seed, 96) split into the ML-KEM seed (64) and the X25519 key (32). */
-export function expandXwingSeed(seed: Uint8Array): XwingExpandedSeed {
+export function expandXwingSeed(seed: Uint8Array, hash: Sha3 = sha3()): XwingExpandedSeed {
   checkLength(seed, XWING_SEED_SIZE, "seed");
-  const expanded = shake256(seed, { dkLen: 96 }) as Bytes;
+  const expanded = hash.shake256(seed, 96);
   return { mlkemSeed: expanded.slice(0, 64), x25519Key: expanded.slice(64) };
 }
 
@@ -50,16 +48,26 @@ export function xwingCombine(
   x25519Shared: Uint8Array,
   x25519Ciphertext: Uint8Array,
   x25519PublicKey: Uint8Array,
+  hash: Sha3 = sha3(),
 ): Bytes {
-  return sha3_256(
+  return hash.sha3_256(
     concatBytes(mlkemShared, x25519Shared, x25519Ciphertext, x25519PublicKey, XWING_LABEL),
-  ) as Bytes;
+  );
 }
 
 /** The two parts of an X-Wing public key or ciphertext (views, not copies). */
 export function splitXwing(bytes: Uint8Array, mlkemSize: number) {
   return { mlkem: bytes.subarray(0, mlkemSize), x25519: bytes.subarray(mlkemSize) };
 }
+
+/**
+ * noble's X-Wing, loaded on first use: building its tables costs start-up time that a
+ * command on WebCrypto's ML-KEM never needs (issue 12).
+ */
+export function nobleXwing(): Promise<typeof import("@noble/post-quantum/hybrid.js")> {
+  return nobleXwingModule ??= import("@noble/post-quantum/hybrid.js");
+}
+let nobleXwingModule: Promise<typeof import("@noble/post-quantum/hybrid.js")> | undefined;
 
 export function checkLength(bytes: Uint8Array, size: number, what: string): void {
   if (bytes.length !== size) {
@@ -75,12 +83,13 @@ export function checkLength(bytes: Uint8Array, size: number, what: string): void
  * for known-answer vectors and sealing with injected randomness only. noble; no provider
  * can take the randomness from outside (WebCrypto draws its own).
  */
-export function xwingEncapsulateSeeded(
+export async function xwingEncapsulateSeeded(
   publicKey: Uint8Array,
   encapsulationSeed: Uint8Array,
-): { ciphertext: Bytes; shared: Bytes } {
+): Promise<{ ciphertext: Bytes; shared: Bytes }> {
   checkLength(publicKey, XWING_PUBLIC_KEY_SIZE, "public key");
   checkLength(encapsulationSeed, XWING_ENCAPSULATION_SEED_SIZE, "encapsulation seed");
+  const { ml_kem768_x25519 } = await nobleXwing();
   try {
     const { cipherText, sharedSecret } = ml_kem768_x25519.encapsulate(
       publicKey,
@@ -92,9 +101,6 @@ export function xwingEncapsulateSeeded(
   }
 }
 
-/** A fixed ML-KEM message for the public-key check: encapsulating to check costs no randomness. */
-const CHECK_MESSAGE = new Uint8Array(32);
-
 /**
  * Throws `key` unless the ML-KEM-768 half of an X-Wing public key passes the FIPS 203
  * §7.2 encapsulation-key check (every coefficient below q). The X25519 half is checked
@@ -102,13 +108,19 @@ const CHECK_MESSAGE = new Uint8Array(32);
  */
 export function checkMlkemPublicKey(publicKey: Uint8Array): void {
   checkLength(publicKey, XWING_PUBLIC_KEY_SIZE, "public key");
-  try {
-    // noble runs the modulus check first; it has no separate call for it.
-    ml_kem768.encapsulate(publicKey.subarray(0, MLKEM768_PUBLIC_KEY_SIZE), CHECK_MESSAGE);
-  } catch (e) {
-    throw new MissiveError(
-      "key",
-      `x-wing: invalid ML-KEM-768 public key (${(e as Error).message})`,
-    );
+  // FIPS 203 §7.2 "modulus check": the first 3 × 384 bytes are 768 coefficients of 12
+  // bits, two per 3 bytes (ByteDecode12); each must be below q = 3329, i.e. decoding then
+  // re-encoding gives the same bytes. The last 32 bytes of the ML-KEM key are ρ.
+  for (let i = 0; i < 1152; i += 3) {
+    const b0 = publicKey[i], b1 = publicKey[i + 1], b2 = publicKey[i + 2];
+    const c0 = b0 | ((b1 & 0x0f) << 8);
+    const c1 = (b1 >> 4) | (b2 << 4);
+    if (c0 >= 3329 || c1 >= 3329) {
+      throw new MissiveError(
+        "key",
+        `x-wing: invalid ML-KEM-768 public key (coefficient ${c0 >= 3329 ? c0 : c1} at ` +
+          `byte ${i} is not below q = 3329; FIPS 203 §7.2)`,
+      );
+    }
   }
 }

@@ -179,15 +179,49 @@ export async function decodeCard(provider: CryptoProvider, bytes: Uint8Array): P
   const cacheKey = toHex(bytes);
   const cached = verifiedCards.get(cacheKey);
   if (cached) return cached;
-  const card = await decodeUncachedCard(provider, bytes);
+  const card = await decodeUncachedCard(provider, bytes, true);
+  rememberCard(cacheKey, card);
+  return card;
+}
+
+function rememberCard(cacheKey: string, card: Card): void {
   if (verifiedCards.size >= VERIFIED_CARDS_MAX) {
     verifiedCards.delete(verifiedCards.keys().next().value!);
   }
   verifiedCards.set(cacheKey, card);
+}
+
+/**
+ * Decodes the card inside one's own key file without the weak-key checks: `prove` must
+ * show that the card's keys derive from the file's secret keys (keys made from a seed are
+ * never weak), and only then is the card remembered as verified. The self-signature is
+ * checked as for any card. Saves a cold Ed25519 torsion check (3–10 ms) per command.
+ */
+export async function decodeOwnCard(
+  provider: CryptoProvider,
+  bytes: Uint8Array,
+  prove: (card: Card) => Promise<void>,
+): Promise<Card> {
+  if (bytes.length > MAX_CARD_SIZE) {
+    throw new MissiveError("too-large", `card: larger than ${MAX_CARD_SIZE} bytes`);
+  }
+  const cacheKey = toHex(bytes);
+  const cached = verifiedCards.get(cacheKey);
+  if (cached) {
+    await prove(cached);
+    return cached;
+  }
+  const card = await decodeUncachedCard(provider, bytes, false);
+  await prove(card);
+  rememberCard(cacheKey, card);
   return card;
 }
 
-async function decodeUncachedCard(provider: CryptoProvider, bytes: Uint8Array): Promise<Card> {
+async function decodeUncachedCard(
+  provider: CryptoProvider,
+  bytes: Uint8Array,
+  checkKeys: boolean,
+): Promise<Card> {
   const r = CborReader.from(decodeCbor(bytes, "card"), "card");
   const format = r.uint(1);
   if (format !== CARD_FORMAT && format !== CARD_FORMAT_HYBRID) {
@@ -209,7 +243,7 @@ async function decodeUncachedCard(provider: CryptoProvider, bytes: Uint8Array): 
     created: r.uint(7),
   };
   const signature = r.bytes(8, 64);
-  await checkCardKeys(provider, fields);
+  if (checkKeys) await checkCardKeys(provider, fields);
   if (!(await provider.ed25519Verify(fields.signingKey, selfSigTranscript(fields), signature))) {
     throw new MissiveError("key", `card for ${address}: self-signature does not verify`);
   }

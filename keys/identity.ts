@@ -29,6 +29,7 @@ import {
   cardFormat,
   cardToText,
   decodeCard,
+  decodeOwnCard,
   makeCard,
   type ProtocolPair,
 } from "./card.ts";
@@ -210,46 +211,50 @@ export async function readKeyFile(
 ): Promise<Identity> {
   try {
     const { r, format } = readKeyFields(text);
-    const card = await decodeCard(provider, r.bytes(2));
-    if (cardFormat(card) !== format) {
-      throw new MissiveError(
-        "key",
-        `key file: format ${format} holds a format-${cardFormat(card)} card`,
-      );
-    }
     const { secretSize, aeadLabel } = KEY_FILE[format];
-    let secret: Bytes;
-    if (r.has(3)) {
-      secret = r.bytes(3, secretSize);
-    } else {
-      const logN = r.uint(4, MAX_SCRYPT_LOG_N);
-      if (logN < 10) throw new MissiveError("key", "key file: scrypt work factor too small");
-      const salt = r.bytes(5, 16);
-      const nonce = r.bytes(6, 24);
-      const sealed = r.bytes(7, secretSize + 16);
-      const key = await passphraseKey(await getPassphrase(), salt, logN);
-      const aad = transcript(aeadLabel, card.bytes, logN, salt);
-      try {
-        secret = await provider.aeadDecrypt("xchacha20-poly1305", key, nonce, sealed, aad);
-      } catch {
-        throw new MissiveError("key", "key file: wrong passphrase (or the file was altered)");
-      } finally {
-        wipe(key);
+    let identity: Identity | undefined;
+    // The card's keys must derive from the secret keys: that also shows they are not weak.
+    await decodeOwnCard(provider, r.bytes(2), async (card) => {
+      if (cardFormat(card) !== format) {
+        throw new MissiveError(
+          "key",
+          `key file: format ${format} holds a format-${cardFormat(card)} card`,
+        );
       }
-    }
-    const identity: Identity = {
-      card,
-      signingSeed: secret.slice(0, 32),
-      agreementKey: secret.slice(32, 64),
-      ...(format === CARD_FORMAT_HYBRID ? { hybridSeed: secret.slice(64) } : {}),
-    };
-    wipe(secret);
-    const ok = equalBytes(await provider.ed25519PublicKey(identity.signingSeed), card.signingKey) &&
-      equalBytes(await provider.x25519PublicKey(identity.agreementKey), card.agreementKey) &&
-      (!identity.hybridSeed ||
-        equalBytes(await provider.xwingPublicKey(identity.hybridSeed), card.hybridKey!));
-    if (!ok) throw new MissiveError("key", "key file: secret keys do not match its card");
-    return identity;
+      let secret: Bytes;
+      if (r.has(3)) {
+        secret = r.bytes(3, secretSize);
+      } else {
+        const logN = r.uint(4, MAX_SCRYPT_LOG_N);
+        if (logN < 10) throw new MissiveError("key", "key file: scrypt work factor too small");
+        const salt = r.bytes(5, 16);
+        const nonce = r.bytes(6, 24);
+        const sealed = r.bytes(7, secretSize + 16);
+        const key = await passphraseKey(await getPassphrase(), salt, logN);
+        const aad = transcript(aeadLabel, card.bytes, logN, salt);
+        try {
+          secret = await provider.aeadDecrypt("xchacha20-poly1305", key, nonce, sealed, aad);
+        } catch {
+          throw new MissiveError("key", "key file: wrong passphrase (or the file was altered)");
+        } finally {
+          wipe(key);
+        }
+      }
+      const id: Identity = {
+        card,
+        signingSeed: secret.slice(0, 32),
+        agreementKey: secret.slice(32, 64),
+        ...(format === CARD_FORMAT_HYBRID ? { hybridSeed: secret.slice(64) } : {}),
+      };
+      wipe(secret);
+      const ok = equalBytes(await provider.ed25519PublicKey(id.signingSeed), card.signingKey) &&
+        equalBytes(await provider.x25519PublicKey(id.agreementKey), card.agreementKey) &&
+        (!id.hybridSeed ||
+          equalBytes(await provider.xwingPublicKey(id.hybridSeed), card.hybridKey!));
+      if (!ok) throw new MissiveError("key", "key file: secret keys do not match its card");
+      identity = id;
+    });
+    return identity!;
   } catch (e) {
     if (e instanceof MissiveError && (e.code === "malformed" || e.code === "too-large")) {
       throw new MissiveError("key", e.message, { cause: e });

@@ -8,9 +8,9 @@ import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { type Bytes, fromBase64, toBase64 } from "../core/bytes.ts";
 import { MissiveError, wrapErrors } from "../core/errors.ts";
+import { MAX_X509_FILE } from "./x509_limits.ts";
 
-/** Largest certificate or key file read. */
-export const MAX_X509_FILE = 256 * 1024;
+export { MAX_X509_FILE } from "./x509_limits.ts";
 /** Most certificates taken from one file or one option. */
 export const MAX_CERTIFICATES = 64;
 

@@ -193,12 +193,10 @@ export async function sealMessage<T, O = unknown>(request: SealRequest<T, O>): P
     : (peer: Uint8Array) => crypto.x25519Ephemeral(peer);
   // The same for X-Wing: the 64 bytes of randomness are drawn when called, in call order.
   const kemEncapsulate = request.random
-    ? (key: Uint8Array) => {
+    ? async (key: Uint8Array) => {
       const seed = random(64);
       try {
-        return Promise.resolve(xwingEncapsulateSeeded(key, seed));
-      } catch (e) {
-        return Promise.reject(e);
+        return await xwingEncapsulateSeeded(key, seed);
       } finally {
         wipe(seed);
       }

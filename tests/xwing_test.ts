@@ -15,7 +15,10 @@ import {
   expandXwingSeed,
   getCryptoProvider,
   nobleProvider,
+  nobleSha3,
+  nodeSha3,
   providerChoice,
+  type Sha3,
   webcryptoProvider,
   XWING_CIPHERTEXT_SIZE,
   XWING_PUBLIC_KEY_SIZE,
@@ -63,27 +66,32 @@ const providers: [string, () => Promise<CryptoProvider>][] = [
   ["auto", getCryptoProvider],
 ];
 
+// Every SHA-3 path this runtime has (crypto/sha3.ts): the table picks one of them.
+const sha3Paths: Sha3[] = nodeSha3 ? [nobleSha3, nodeSha3] : [nobleSha3];
+
 describe("X-Wing: the draft's test vectors, from raw primitives", () => {
   for (const [i, v] of DRAFT_VECTORS.entries()) {
-    it(`vector ${i}: seed expansion, ML-KEM-768 and X25519 parts, combiner`, () => {
-      // Re-derived by the draft's own steps (§5.2–5.4) with noble's ML-KEM-768 and X25519,
-      // so the combiner and expansion in crypto/xwing.ts are checked, not only noble's preset.
-      const { mlkemSeed, x25519Key } = expandXwingSeed(fromHex(v.seed)!);
-      const mk = ml_kem768.keygen(mlkemSeed);
-      const pkX = x25519.getPublicKey(x25519Key);
-      const pk = new Uint8Array([...mk.publicKey, ...pkX]);
-      assert.equal(toHex(sha256(pk)), v.pkSha256);
-      const eseed = fromHex(v.eseed)!;
-      const enc = ml_kem768.encapsulate(mk.publicKey, eseed.subarray(0, 32));
-      const ctX = x25519.getPublicKey(eseed.subarray(32));
-      const ssX = x25519.getSharedSecret(eseed.subarray(32), pkX);
-      const ct = new Uint8Array([...enc.cipherText, ...ctX]);
-      assert.equal(toHex(sha256(ct)), v.ctSha256);
-      assert.equal(toHex(xwingCombine(enc.sharedSecret, ssX, ctX, pkX)), v.ss);
-      const seeded = xwingEncapsulateSeeded(pk, eseed);
-      assert.equal(toHex(seeded.ciphertext), toHex(ct));
-      assert.equal(toHex(seeded.shared), v.ss);
-    });
+    for (const hash of sha3Paths) {
+      it(`vector ${i}: seed expansion, ML-KEM-768 and X25519 parts, combiner (${hash.name} SHA-3)`, async () => {
+        // Re-derived by the draft's own steps (§5.2–5.4) with noble's ML-KEM-768 and X25519,
+        // so the combiner and expansion in crypto/xwing.ts are checked, not only noble's preset.
+        const { mlkemSeed, x25519Key } = expandXwingSeed(fromHex(v.seed)!, hash);
+        const mk = ml_kem768.keygen(mlkemSeed);
+        const pkX = x25519.getPublicKey(x25519Key);
+        const pk = new Uint8Array([...mk.publicKey, ...pkX]);
+        assert.equal(toHex(sha256(pk)), v.pkSha256);
+        const eseed = fromHex(v.eseed)!;
+        const enc = ml_kem768.encapsulate(mk.publicKey, eseed.subarray(0, 32));
+        const ctX = x25519.getPublicKey(eseed.subarray(32));
+        const ssX = x25519.getSharedSecret(eseed.subarray(32), pkX);
+        const ct = new Uint8Array([...enc.cipherText, ...ctX]);
+        assert.equal(toHex(sha256(ct)), v.ctSha256);
+        assert.equal(toHex(xwingCombine(enc.sharedSecret, ssX, ctX, pkX, hash)), v.ss);
+        const seeded = await xwingEncapsulateSeeded(pk, eseed);
+        assert.equal(toHex(seeded.ciphertext), toHex(ct));
+        assert.equal(toHex(seeded.shared), v.ss);
+      });
+    }
   }
 });
 
@@ -96,7 +104,7 @@ for (const [name, get] of providers) {
         const pk = await p.xwingPublicKey(seed);
         assert.equal(pk.length, XWING_PUBLIC_KEY_SIZE);
         assert.equal(toHex(sha256(pk)), v.pkSha256);
-        const { ciphertext } = xwingEncapsulateSeeded(pk, fromHex(v.eseed)!);
+        const { ciphertext } = await xwingEncapsulateSeeded(pk, fromHex(v.eseed)!);
         assert.equal(toHex(await p.xwingDecapsulate(seed, ciphertext)), v.ss);
       }
     });
@@ -152,6 +160,36 @@ describe("X-Wing public-key check (cards)", () => {
     bad[0] = 0xff;
     bad[1] = 0x0f; // first coefficient 4095
     assert.throws(() => checkMlkemPublicKey(bad), code("key"));
+  });
+
+  it("agrees with noble's encapsulation-key check on keys with coefficients near q", async () => {
+    // Property: for keys whose coefficients are pushed around q = 3329, the direct
+    // FIPS 203 §7.2 check and noble's ML-KEM encapsulation (which runs the same check
+    // first) accept and refuse the same keys.
+    const pk = await nobleProvider.xwingPublicKey(new Uint8Array(32).fill(7));
+    const rnd = new Uint8Array(64 * 4);
+    crypto.getRandomValues(rnd);
+    for (let t = 0; t < 64; t++) {
+      const key: Bytes = pk.slice();
+      const at = (rnd[t * 4] | (rnd[t * 4 + 1] << 8)) % 384 * 3;
+      const c = 3327 + (rnd[t * 4 + 2] % 4); // 3327, 3328 pass; 3329, 3330 fail
+      key[at] = c & 0xff;
+      key[at + 1] = (key[at + 1] & 0xf0) | (c >> 8);
+      let noble = true;
+      try {
+        ml_kem768.encapsulate(key.subarray(0, 1184), new Uint8Array(32));
+      } catch {
+        noble = false;
+      }
+      let ours = true;
+      try {
+        checkMlkemPublicKey(key);
+      } catch {
+        ours = false;
+      }
+      assert.equal(ours, noble, `coefficient ${c} at byte ${at}`);
+      assert.equal(ours, c < 3329);
+    }
   });
 
   it("the auto provider names the ml-kem family", async () => {

@@ -29,20 +29,12 @@ import { compressedDataDer, decompress } from "./_compressed.ts";
 import { unwrapSmimeEntity } from "./detect.ts";
 import { type RsaSignature, signContent, type Verified, verifySigned } from "./_signed.ts";
 
-/** STP type number of `smime`. */
-export const SMIME_TYPE = 1;
+import { SMIME_DESCRIPTOR } from "./descriptor.ts";
+
+export { lazySmimeStp, SMIME_TYPE } from "./descriptor.ts";
 
 export { smimeBytes, smimeText } from "./_mime.ts";
 export { looksLikeSmime, unwrapSmimeEntity } from "./detect.ts";
-
-const PROPERTIES = {
-  confidentiality: true,
-  authentication: "signature",
-  nonRepudiation: true,
-  forwardSecrecy: false,
-  multiRecipient: true,
-  hiddenRecipients: false,
-} as const;
 
 /** An X.509 identity: a certificate chain (own certificate first) and its private key. */
 export interface SmimeIdentity {
@@ -274,12 +266,7 @@ async function openSmime(payload: Uint8Array, ctx: OpenContext<SmimeOptions>): P
 
 /** The `smime` STP (type 1, version 1). Not in `defaultRegistry()`: it needs X.509. */
 export const smimeStp: StpPlugin<SmimeOptions> = {
-  kind: "stp",
-  type: SMIME_TYPE,
-  version: 1,
-  name: "smime",
-  description: "X.509 S/MIME: CMS SignedData inside EnvelopedData/AuthEnvelopedData (openssl cms)",
-  properties: PROPERTIES,
+  ...SMIME_DESCRIPTOR,
   parseOptions: parseSmimeOptions,
   seal: sealSmime,
   open: openSmime,
