@@ -21,6 +21,8 @@ import { seal } from "./seal.ts";
 import { serve } from "./serve.ts";
 import { send } from "./send.ts";
 import { session } from "./session.ts";
+import { sign } from "./sign.ts";
+import { verify } from "./verify.ts";
 
 const commands: Record<string, Command> = { keygen, card, contacts, seal, open, inspect, plugins };
 commands.serve = serve;
@@ -30,6 +32,8 @@ commands.listen = listen;
 commands.session = session;
 commands.completions = completionsCommand(() => commands);
 commands.man = manCommand(() => commands);
+commands.sign = sign;
+commands.verify = verify;
 
 function mainUsage(): string {
   const width = Math.max(...Object.keys(commands).map((k) => k.length));

@@ -12,7 +12,13 @@ import { nobleProvider } from "./noble.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 import { webcryptoProvider } from "./webcrypto.ts";
 
-export type { AeadAlgorithm, AeadKey, CryptoProvider } from "./provider.ts";
+export type {
+  AeadAlgorithm,
+  AeadKey,
+  CryptoProvider,
+  HashAlgorithm,
+  IncrementalHash,
+} from "./provider.ts";
 export { nobleProvider } from "./noble.ts";
 export { webcryptoProvider } from "./webcrypto.ts";
 export {
@@ -148,6 +154,8 @@ async function detect(): Promise<ProviderChoice> {
       : `mixed(${Object.entries(families).map(([f, n]) => `${f}:${n}`).join(",")})`,
     sha256: (data) => hashFor(data.length).sha256(data),
     sha512: (data) => hashFor(data.length).sha512(data),
+    // Incremental hashes serve bulk data (whole files): native whenever the family is.
+    hasher: (algorithm) => h.hasher(algorithm),
     hmacSha256: (key, data) => hashFor(data.length).hmacSha256(key, data),
     hkdfSha256: (...args) => (auto ? nobleProvider : h).hkdfSha256(...args),
     aeadEncrypt: (alg, key, nonce, data, aad) =>

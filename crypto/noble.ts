@@ -13,6 +13,7 @@ import { ml_kem768_x25519 } from "@noble/post-quantum/hybrid.js";
 import { type Bytes, randomBytes, wipe } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { isWeakEd25519Point } from "./keycheck.ts";
+import { nobleHasher } from "./hasher.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 import {
   checkLength,
@@ -50,6 +51,7 @@ export const nobleProvider: CryptoProvider = {
   name: "noble",
   sha256: (data) => Promise.resolve(sha256(data) as Bytes),
   sha512: (data) => Promise.resolve(sha512(data) as Bytes),
+  hasher: nobleHasher,
   hmacSha256: (key, data) => Promise.resolve(hmac(sha256, key, data) as Bytes),
   hkdfSha256: (ikm, salt, info, length) =>
     Promise.resolve(hkdf(sha256, ikm, salt, info, length) as Bytes),
