@@ -418,7 +418,7 @@ describe("smime: CompressedData (RFC 3274, zlib)", () => {
       const der = await encryptContent(compressed, CMS.data, bob, cipher);
       const opened = await openCms(der, await bobOptions());
       assert.equal(fromUtf8(opened.content), LONG);
-      assert.equal(opened.verified.trusted, true);
+      assert.equal(opened.verified?.trusted, true);
       const r = await missiveOpen(der);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.text, LONG);
