@@ -11,6 +11,7 @@ import {
   signCard,
   signedCardFileText,
 } from "../keys/card.ts";
+import { minisignPublicKeyText } from "../sign/mod.ts";
 import {
   type Command,
   exitCodesLine,
@@ -22,7 +23,7 @@ import {
   writeOutput,
 } from "./common.ts";
 
-const usage = `missive card KEY-OR-CARD [--json | --file | --sign CA.KEY]
+const usage = `missive card KEY-OR-CARD [--json | --file | --minisign | --sign CA.KEY]
 
 Prints the public card of a secret key file (no passphrase needed) or of a card file or
 line, as one line for shell use.
@@ -30,6 +31,8 @@ line, as one line for shell use.
 Options:
   --json     address, ID, fingerprint, capabilities and the card line as JSON
   --file     a card file: comment lines (address, ID, fingerprint) and the card line
+  --minisign the signing key as a minisign public key file (KEY.pub, for minisign -V
+             -p KEY.pub); its key ID is the first 8 bytes of the card's ID
   --sign CA.KEY
              a card file signed by the CA key (SPEC §23.11): users who trust the CA's
              card accept it without pinning it (missive relay --relay-ca CA.CARD);
@@ -50,6 +53,7 @@ export const card: Command = {
     const parsed = await parseFlags(io, args, {
       json: { type: "boolean" },
       file: { type: "boolean" },
+      minisign: { type: "boolean" },
       sign: { type: "string" },
     }, usage);
     if (!parsed) return;
@@ -82,6 +86,8 @@ export const card: Command = {
         amps: c.amps,
         card: cardToText(c),
       }) + "\n";
+    } else if (parsed.values.minisign) {
+      out = minisignPublicKeyText(c);
     } else if (parsed.values.file) {
       out = await cardFileText(crypto, c);
     } else {

@@ -36,7 +36,7 @@ import { MAX_X509_FILE } from "../keys/x509_limits.ts";
 import type { ReplayCache } from "../plugin/replay.ts";
 import { parseKeyText, type PskOptions } from "../stp/psk/mod.ts";
 import type { SmimeIdentity, SmimeOptions } from "../stp/smime/mod.ts";
-import { lazySmimeStp } from "../stp/smime/descriptor.ts";
+import { lazySmimeStp } from "./smime_lazy.ts";
 import { sanitizeText } from "../core/sanitize.ts";
 
 /** What each exit code means, in a few words (SPEC §11). */

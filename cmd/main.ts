@@ -63,6 +63,14 @@ const COMMANDS: Record<string, { summary: string; load(): Promise<Command> }> = 
     summary: "live session: mutually authenticated, re-keyed messages (listen | connect)",
     load: async () => (await import("./session.ts")).session,
   },
+  sign: {
+    summary: "sign a file: a detached signature (missive's or minisign's format)",
+    load: async () => (await import("./sign.ts")).sign,
+  },
+  verify: {
+    summary: "check a detached signature of a file (missive's or minisign's)",
+    load: async () => (await import("./verify.ts")).verify,
+  },
   selftest: {
     summary: "check that this runtime's crypto paths give identical bytes",
     load: async () => (await import("./selftest.ts")).selftest,

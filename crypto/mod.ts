@@ -15,7 +15,13 @@ import { webcryptoProvider } from "./webcrypto.ts";
 import { type Family, forcedPath, type Path, PATHS, runtimeName } from "./paths.ts";
 import { nobleSha3, nodeSha3, sha3 } from "./sha3.ts";
 
-export type { AeadAlgorithm, AeadKey, CryptoProvider } from "./provider.ts";
+export type {
+  AeadAlgorithm,
+  AeadKey,
+  CryptoProvider,
+  HashAlgorithm,
+  IncrementalHash,
+} from "./provider.ts";
 export { type Family, type Path, PATHS, runtimeName } from "./paths.ts";
 export { nobleSha3, nodeSha3, type Sha3, sha3 } from "./sha3.ts";
 export { nobleProvider } from "./noble.ts";
@@ -75,6 +81,8 @@ function choose(): ProviderChoice {
     name: forced ?? `auto(${runtime})`,
     sha256: (data) => hashFor(data.length).sha256(data),
     sha512: (data) => hashFor(data.length).sha512(data),
+    // Incremental hashes serve bulk data (whole files, SPEC §24).
+    hasher: (algorithm) => pick(table.hash.incremental).hasher(algorithm),
     hmacSha256: (key, data) => hashFor(data.length).hmacSha256(key, data),
     hkdfSha256: (ikm, salt, info, length) =>
       hashFor(ikm.length).hkdfSha256(ikm, salt, info, length),
@@ -107,7 +115,8 @@ function choose(): ProviderChoice {
       sha3: sha3().name,
     }
     : {
-      hash: `${table.hash.small} < 16 KiB ≤ ${table.hash.bulk}`,
+      hash:
+        `${table.hash.small} < 16 KiB ≤ ${table.hash.bulk}, incremental ${table.hash.incremental}`,
       "aes-gcm": `${table["aes-gcm"].small} < 16 KiB ≤ ${table["aes-gcm"].bulk}`,
       chacha: nodeHasAead("chacha20-poly1305") ? table.chacha : "noble",
       ed25519: table.ed25519,
@@ -125,6 +134,12 @@ const MESSAGE = utf8("missive provider self-test");
 /** Each probe returns the bytes a provider computes for one family. */
 const PROBES: Record<Exclude<Family, "sha3">, (p: CryptoProvider) => Promise<Uint8Array[]>> = {
   hash: async (p) => [
+    ...(["sha512", "blake2b512"] as const).map((algorithm) => {
+      const h = p.hasher(algorithm);
+      h.update(MESSAGE.subarray(0, 5));
+      h.update(MESSAGE.subarray(5));
+      return h.digest();
+    }),
     await p.sha256(MESSAGE),
     await p.sha512(MESSAGE),
     await p.hmacSha256(SEED, MESSAGE),

@@ -11,6 +11,7 @@ import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { type Bytes, randomBytes, wipe } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { isWeakEd25519Point } from "./keycheck.ts";
+import { nobleHasher } from "./hasher.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 import {
   checkLength,
@@ -64,6 +65,7 @@ export const nobleProvider: CryptoProvider = {
   name: "noble",
   sha256: (data) => Promise.resolve(sha256(data) as Bytes),
   sha512: (data) => Promise.resolve(sha512(data) as Bytes),
+  hasher: nobleHasher,
   hmacSha256: (key, data) => Promise.resolve(hmac(sha256, key, data) as Bytes),
   hkdfSha256: (ikm, salt, info, length) =>
     Promise.resolve(hkdf(sha256, ikm, salt, info, length) as Bytes),

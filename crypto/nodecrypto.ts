@@ -19,6 +19,7 @@ import {
   hkdfSync,
 } from "node:crypto";
 import type { Bytes } from "../core/bytes.ts";
+import { nativeHasher } from "./hasher.ts";
 import { MissiveError } from "../core/errors.ts";
 import { nobleProvider } from "./noble.ts";
 import type { AeadAlgorithm, AeadKey, CryptoProvider } from "./provider.ts";
@@ -118,6 +119,7 @@ export const nodeCryptoProvider: CryptoProvider = {
   sha256: (data) => Promise.resolve(copy(createHash("sha256").update(data).digest())),
   sha512: (data) => Promise.resolve(copy(createHash("sha512").update(data).digest())),
   hmacSha256: (key, data) => Promise.resolve(copy(createHmac("sha256", key).update(data).digest())),
+  hasher: nativeHasher,
   hkdfSha256(ikm, salt, info, length) {
     // RFC 5869 with HMAC-SHA-256; node:crypto refuses an empty input key, noble does not.
     if (ikm.length === 0 || length > 255 * 32) {

@@ -22,7 +22,8 @@ export type Path = "webcrypto" | "node" | "noble";
 
 /** The paths of one runtime: per family, for small and for bulk inputs. */
 interface RuntimeTable {
-  hash: { small: Path; bulk: Path };
+  /** Small and bulk one-shot hashes; incremental ones (CryptoProvider.hasher). */
+  hash: { small: Path; bulk: Path; incremental: Path };
   "aes-gcm": { small: Path; bulk: Path };
   chacha: Path;
   ed25519: Path;
@@ -42,7 +43,7 @@ export const PATHS: Readonly<Record<"deno" | "bun" | "other", RuntimeTable>> = {
   // WebCrypto's AES-GCM is the fastest on bulk data (node:crypto's is ~3x slower there);
   // node:crypto has ChaCha20-Poly1305 at ~7x noble.
   deno: {
-    hash: { small: "node", bulk: "webcrypto" },
+    hash: { small: "node", bulk: "webcrypto", incremental: "node" },
     "aes-gcm": { small: "node", bulk: "webcrypto" },
     chacha: "node",
     ed25519: "webcrypto",
@@ -53,7 +54,7 @@ export const PATHS: Readonly<Record<"deno" | "bun" | "other", RuntimeTable>> = {
   // Bun 1.4: node:crypto (BoringSSL) wins AES-GCM at every size (5–10x WebCrypto on small
   // inputs, ~2x on bulk); it has no ChaCha20-Poly1305, so that stays noble.
   bun: {
-    hash: { small: "node", bulk: "node" },
+    hash: { small: "node", bulk: "node", incremental: "node" },
     "aes-gcm": { small: "node", bulk: "node" },
     chacha: "noble",
     ed25519: "webcrypto",
@@ -62,7 +63,7 @@ export const PATHS: Readonly<Record<"deno" | "bun" | "other", RuntimeTable>> = {
     sha3: "node",
   },
   other: {
-    hash: { small: "noble", bulk: "noble" },
+    hash: { small: "noble", bulk: "noble", incremental: "noble" },
     "aes-gcm": { small: "noble", bulk: "noble" },
     chacha: "noble",
     ed25519: "noble",

@@ -23,12 +23,26 @@ export interface AeadKey {
   decrypt(nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Promise<Bytes>;
 }
 
+/** Algorithms of `CryptoProvider.hasher`. */
+export type HashAlgorithm = "sha512" | "blake2b512";
+
+/** A hash fed in pieces (`update` as often as needed, then `digest` once). */
+export interface IncrementalHash {
+  update(data: Uint8Array): void;
+  digest(): Bytes;
+}
+
 /** Cryptographic primitives, all asynchronous so WebCrypto can back them. */
 export interface CryptoProvider {
   /** "webcrypto", "noble", or "mixed(...)" when detection picked per algorithm. */
   readonly name: string;
   sha256(data: Uint8Array): Promise<Bytes>;
   sha512(data: Uint8Array): Promise<Bytes>;
+  /**
+   * An incremental SHA-512 or BLAKE2b-512 (64-byte output), for input read in pieces
+   * (detached signatures of large files, SPEC §24).
+   */
+  hasher(algorithm: HashAlgorithm): IncrementalHash;
   hmacSha256(key: Uint8Array, data: Uint8Array): Promise<Bytes>;
   /** HKDF-SHA-256 (RFC 5869); `length` at most 255 × 32 bytes. */
   hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Promise<Bytes>;

@@ -7,6 +7,7 @@
 import { type Bytes, concatBytes, copyBytes, fromBase64, fromHex, wipe } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { isWeakEd25519Point } from "./keycheck.ts";
+import { nobleHasher } from "./hasher.ts";
 import { checkCbcInputs, nobleProvider } from "./noble.ts";
 import type { CryptoProvider } from "./provider.ts";
 import {
@@ -133,6 +134,8 @@ export const webcryptoProvider: CryptoProvider = {
       ),
     ),
   sha512: async (data) => new Uint8Array(await subtle.digest("SHA-512", copyBytes(data))),
+  // WebCrypto has no incremental digest: noble's (the node path has the native one).
+  hasher: nobleHasher,
   async hmacSha256(key, data) {
     const k = await subtle.importKey(
       "raw",

@@ -26,7 +26,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["keys"],
   ["plugin"],
   ["amp", "stp"],
-  ["stream", "transports"],
+  ["stream", "transports", "sign"],
   ["session", "messaging"],
   ["queue", "relay"],
   ["chat"],

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks run against, from Debian's apt, when
 # they are missing: openssl (smime), python3-cryptography (Fernet), sip-tester (sipp),
-# kamailio (SIP proxy), age (benchmark peer), socat (stdio pairs). Quiet when all are
-# present. Runs before `npm test` (the `pretest` script), so `npm it` sets up everything.
+# kamailio (SIP proxy), age (benchmark peer), socat (stdio pairs), minisign (detached
+# signatures). Quiet when all are present. Runs before `npm test`
+# (the `pretest` script), so `npm it` sets up everything.
 set -euo pipefail
 
 declare -A need=()
@@ -12,6 +13,7 @@ command -v sipp >/dev/null || need[sip-tester]=1
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need[kamailio]=1
 command -v age >/dev/null || need[age]=1
 command -v socat >/dev/null || need[socat]=1
+command -v minisign >/dev/null || need[minisign]=1
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -60,6 +60,7 @@ const FILES = [
   "session.json",
   "framing.json",
   "relay.json",
+  "signature.json",
 ] as const;
 /**
  * Files whose failure outcome is the error code itself, with no separate `error` field

@@ -1,13 +1,10 @@
 /**
- * What the `smime` STP is, without its CMS code: its registry entry loads stp/smime/mod.ts
- * (pkijs, asn1js) on first use, so a command that never meets S/MIME never loads them
- * (issue 12: 2–4 ms of every command's start-up in the compiled binary). Its type,
- * version, name and properties are the ones stp/smime/mod.ts builds `smimeStp` from.
+ * What the `smime` STP is, without its CMS code (pkijs, asn1js): the type, version, name
+ * and properties stp/smime/mod.ts builds `smimeStp` from, for a registry entry that loads
+ * the implementation on first use (the CLI's: a command that never meets S/MIME never
+ * loads pkijs, issue 12: 2–4 ms of every command's start-up in the compiled binary).
  * @module
  */
-import type { StpPlugin } from "../../plugin/types.ts";
-import type { SmimeOptions } from "./mod.ts";
-
 /** STP type number of `smime`. */
 export const SMIME_TYPE = 1;
 
@@ -27,16 +24,3 @@ export const SMIME_DESCRIPTOR = {
     hiddenRecipients: false,
   },
 } as const;
-
-const load = async () => (await import("./mod.ts")).smimeStp;
-
-/**
- * The `smime` STP, loading its implementation on first use: the same plugin as
- * `smimeStp` from stp/smime/mod.ts, for registries that should not load pkijs up front.
- */
-export const lazySmimeStp: StpPlugin<SmimeOptions> = {
-  ...SMIME_DESCRIPTOR,
-  parseOptions: async (pairs) => (await load()).parseOptions!(pairs),
-  seal: async (inner, ctx) => (await load()).seal(inner, ctx),
-  open: async (payload, ctx) => (await load()).open(payload, ctx),
-};

@@ -26,15 +26,15 @@ import {
   encryptContent,
 } from "./_enveloped.ts";
 import { compressedDataDer, decompress } from "./_compressed.ts";
-import { unwrapSmimeEntity } from "./detect.ts";
+import { canonicalLineEnds, looksLikeSmime, parseSmimeEntity } from "./detect.ts";
 import { type RsaSignature, signContent, type Verified, verifySigned } from "./_signed.ts";
 
 import { SMIME_DESCRIPTOR } from "./descriptor.ts";
 
-export { lazySmimeStp, SMIME_TYPE } from "./descriptor.ts";
+export { SMIME_TYPE } from "./descriptor.ts";
 
 export { smimeBytes, smimeText } from "./_mime.ts";
-export { looksLikeSmime, unwrapSmimeEntity } from "./detect.ts";
+export { looksLikeSmime, parseSmimeEntity, type SmimeEntity, unwrapSmimeEntity } from "./detect.ts";
 
 /** An X.509 identity: a certificate chain (own certificate first) and its private key. */
 export interface SmimeIdentity {
@@ -162,26 +162,119 @@ async function sealSmime(inner: Inner, ctx: SealContext<SmimeOptions>): Promise<
   return await encryptContent(signed, CMS.data, [...recipients], cipher);
 }
 
+/** What `openCms` found inside a message. */
+export interface OpenedCms {
+  /** The signature, when the message is signed; absent: encrypted only, no sender. */
+  verified?: Verified;
+  content: Uint8Array;
+  /** The message had an encryption layer. */
+  encrypted: boolean;
+  warnings: string[];
+}
+
+const UNSIGNED_WARNING = "smime: encrypted but NOT signed: the sender is unknown and " +
+  "unauthenticated (anyone with your certificate could have written it); time shown is 0";
+const UNENCRYPTED_WARNING = "smime: signed but NOT encrypted: anyone who saw the message " +
+  "could read it";
+
+/** One layer to open: a ContentInfo, or a detached signature with its content. */
+type Layer =
+  | { kind: "cms"; ci: ReturnType<typeof parseContentInfo> }
+  | { kind: "detached"; content: Uint8Array; signature: Uint8Array };
+
+/** A layer from DER or an S/MIME entity (pkcs7-mime or multipart/signed); errors propagate. */
+function layerOf(bytes: Uint8Array, what: string): Layer {
+  const entity = parseSmimeEntity(bytes);
+  return entity.kind === "cms"
+    ? { kind: "cms", ci: parseContentInfo(entity.der, what) }
+    : { kind: "detached", content: entity.content, signature: entity.signature };
+}
+
 /**
- * Opens the layers of a CMS message for `cert`/`key`: exactly one encryption layer
- * outside (EnvelopedData or AuthEnvelopedData), one SignedData, and at most one
- * CompressedData: around the SignedData (sign, then compress) or inside it (compress,
- * then sign).
+ * The decrypted content (id-data): a signed message (a ContentInfo, or an S/MIME entity),
+ * or else the content itself, unsigned — which must be UTF-8 text (smime carries AMP
+ * text/1), so a damaged signed message (CBC has no integrity of its own) is refused
+ * rather than shown as unsigned garbage (SPEC §18.2).
  */
-export async function openCms(
-  der: Uint8Array,
-  options: SmimeOptions,
-): Promise<{ verified: Verified; content: Uint8Array; warnings: string[] }> {
-  const { chain, key } = identityOf(options, "opening");
+function decryptedLayer(content: Uint8Array): Layer | undefined {
+  if (content.length > 0 && content[0] === 0x30) {
+    try {
+      return { kind: "cms", ci: parseContentInfo(content, "decrypted content") };
+    } catch {
+      // Not one ContentInfo: text that starts with "0", or damage; decided below.
+    }
+  } else if (looksLikeSmime(content)) {
+    return layerOf(content, "decrypted content");
+  }
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(content);
+  } catch {
+    throw new MissiveError(
+      "malformed",
+      "smime: the decrypted content is neither a signed message (CMS, S/MIME) nor text",
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Verifies a detached signature over its content as it stands, then, if that fails and
+ * differs, over its canonical form (CRLF line ends, RFC 8551 §3.1.1), as mail stored with
+ * LF line ends needs.
+ */
+async function verifyDetached(
+  layer: { content: Uint8Array; signature: Uint8Array },
+  options: { anchors: readonly X509Certificate[]; now: Date },
+  warnings: string[],
+): Promise<Verified> {
+  const ci = parseContentInfo(layer.signature, "detached signature");
+  if (ci.contentType !== CMS.signedData) {
+    throw new MissiveError("malformed", "smime: the signature part is not a SignedData");
+  }
+  try {
+    return await verifySigned(ci.content, { ...options, detached: layer.content });
+  } catch (e) {
+    const canonical = canonicalLineEnds(layer.content);
+    if (!(e instanceof MissiveError) || e.code !== "auth-failed") throw e;
+    if (canonical.length === layer.content.length) throw e;
+    const verified = await verifySigned(ci.content, { ...options, detached: canonical });
+    warnings.push("smime: the signed part had LF line ends; it verified with CRLF, as signed");
+    return verified;
+  }
+}
+
+/**
+ * Opens the layers of a CMS message (SPEC §18.2): at most one encryption layer outside
+ * (EnvelopedData or AuthEnvelopedData; decrypting needs `identity`), at most one
+ * SignedData (encapsulated, or detached in multipart/signed), and at most one
+ * CompressedData: around the SignedData (sign, then compress) or inside it (compress,
+ * then sign). An encrypted message whose content is text rather than a signed message is
+ * returned without `verified`; a signed message without encryption says so in a warning.
+ * `payload` is DER, or an S/MIME entity (multipart/signed).
+ */
+export async function openCms(payload: Uint8Array, options: SmimeOptions): Promise<OpenedCms> {
   const anchors = [...(options.trustAnchors ?? [])];
+  const verifyOptions = { anchors, now: nowOf(options) };
   const warnings: string[] = [];
-  let ci = parseContentInfo(der);
+  let layer = layerOf(payload, "CMS");
   let decrypted = false;
   let decompressed = false;
-  for (let layer = 0; layer < MAX_CMS_LAYERS; layer++) {
+  const done = (verified: Verified, content: Uint8Array): OpenedCms => {
+    warnings.push(...verified.warnings);
+    if (!decrypted) warnings.push(UNENCRYPTED_WARNING);
+    return { verified, content, encrypted: decrypted, warnings };
+  };
+  for (let depth = 0; depth < MAX_CMS_LAYERS; depth++) {
+    if (layer.kind === "detached") {
+      const verified = await verifyDetached(layer, verifyOptions, warnings);
+      return done(verified, verified.content);
+    }
+    const ci = layer.ci;
     const type = ci.contentType;
     if (type === CMS.envelopedData || type === CMS.authEnvelopedData) {
       if (decrypted) throw new MissiveError("malformed", "smime: nested encryption");
+      if (decompressed) throw new MissiveError("malformed", "smime: encryption inside compression");
+      const { chain, key } = identityOf(options, "decrypting");
       const d = type === CMS.envelopedData
         ? await decryptEnveloped(ci.content, chain[0], key, warnings)
         : await decryptAuthEnveloped(ci.content, chain[0], key, warnings);
@@ -192,12 +285,15 @@ export async function openCms(
           `smime: encrypted content type ${d.contentType}`,
         );
       }
-      // OpenSSL encrypts the signed message as data: DER, or an S/MIME entity.
-      ci = parseContentInfo(unwrapSmimeEntity(d.content), "decrypted content");
+      // OpenSSL encrypts a signed message as data: DER, or an S/MIME entity; or, without
+      // signing, the content itself.
+      const inner = decryptedLayer(d.content);
+      if (!inner) {
+        warnings.push(UNSIGNED_WARNING);
+        return { content: d.content, encrypted: true, warnings };
+      }
+      layer = inner;
       continue;
-    }
-    if (!decrypted) {
-      throw new MissiveError("malformed", "smime: the message is not encrypted (no EnvelopedData)");
     }
     if (type === CMS.compressedData) {
       // Compressed after signing (sign | compress | encrypt): the signed message inside.
@@ -210,12 +306,11 @@ export async function openCms(
           `smime: compressed content type ${d.contentType}`,
         );
       }
-      ci = parseContentInfo(unwrapSmimeEntity(d.content), "decompressed content");
+      layer = layerOf(d.content, "decompressed content");
       continue;
     }
     if (type === CMS.signedData) {
-      const verified = await verifySigned(ci.content, { anchors, now: nowOf(options) });
-      warnings.push(...verified.warnings);
+      const verified = await verifySigned(ci.content, verifyOptions);
       let content = verified.content;
       if (verified.contentType === CMS.compressedData && !decompressed) {
         // Compressed before signing (missive's --compress, RFC 3274 §1): id-data inside.
@@ -233,7 +328,10 @@ export async function openCms(
           `smime: signed content type ${verified.contentType}`,
         );
       }
-      return { verified, content, warnings };
+      return done(verified, content);
+    }
+    if (type === CMS.data && !decrypted) {
+      throw new MissiveError("malformed", "smime: the message is neither signed nor encrypted");
     }
     throw new MissiveError("unknown-protocol", `smime: content type ${type} is not supported`);
   }
@@ -245,6 +343,19 @@ async function openSmime(payload: Uint8Array, ctx: OpenContext<SmimeOptions>): P
     throw new MissiveError("malformed", "smime: the envelope has a sequence number it cannot bind");
   }
   const { verified, content, warnings } = await openCms(payload, ctx.options);
+  if (!verified) {
+    // Encrypted only: no sender, no time; the nonce (replay key) is the message's hash.
+    return {
+      inner: {
+        ampType: 1,
+        ampVersion: 1,
+        body: content,
+        timestamp: 0,
+        nonce: (await ctx.crypto.sha256(payload)).slice(0, 16),
+      },
+      warnings,
+    };
+  }
   if (!verified.signingTime) warnings.push("the signer gave no signingTime; time shown is 0");
   return {
     inner: {

@@ -4,7 +4,7 @@
  *     node_modules/.bin/deno run -A tests/vectors/generate.ts
  *
  * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,psk,amp,stream,session,
- * framing,relay}.json and the post-quantum files {card_v2,keyfile_v2,simple_v3,group_v2,weak_keys}.json.
+ * framing,relay,signature}.json and the post-quantum files {card_v2,keyfile_v2,simple_v3,group_v2,weak_keys}.json.
  * Every
  * vector states its inputs (secret keys, random draws, clock, plaintext), the exact
  * bytes, and the expected outcome. Each case below declares the outcome it is meant to
@@ -32,6 +32,7 @@ import { groupCases, groupIntermediates } from "./cases_group.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
 import { relayVectors } from "./cases_relay.ts";
 import { sessionVectors } from "./cases_session.ts";
+import { signatureVectors } from "./cases_signature.ts";
 import { simpleCases } from "./cases_simple.ts";
 import { streamVectors } from "./cases_stream.ts";
 import { get, IDENTITY_SPECS, identityJson, makeIdentities, PQ_IDENTITY_SPECS } from "./common.ts";
@@ -140,6 +141,14 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
       vectors: await sessionVectors(provider, ids),
     },
     "framing.json": framingVectors(),
+    "signature.json": {
+      description: "Detached signatures (SPEC §24): check `signature` (the text, as UTF-8) " +
+        "against `file` (hex) trusting the cards of `verify.trusted` (identity names), with " +
+        "`verify.requireTrust`. Success vectors give their `sign` inputs (Ed25519 is " +
+        "deterministic: the text is reproduced exactly) and what the verifier reports.",
+      identities,
+      vectors: await signatureVectors(provider, ids),
+    },
     "relay.json": {
       description: "Relay protocol messages (SPEC §23): `input` hex through the relay message " +
         "decoder; success gives the decoded message (byte strings in hex).",
