@@ -1,0 +1,187 @@
+/**
+ * A conversation's Double Ratchet state (SPEC §24.6) as plain data, and its serialised
+ * form (SPEC §24.8): what the chat stores, encrypted, between messages. Secrets are
+ * separate arrays, never shared between two states, so replacing one wipes it.
+ * @module
+ */
+import { type Bytes, copyBytes, equalBytes, wipe } from "../../core/bytes.ts";
+import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../../core/cbor.ts";
+import { MissiveError } from "../../core/errors.ts";
+import type { CryptoProvider } from "../../crypto/provider.ts";
+import { type Card, decodeCard, MAX_CARD_SIZE } from "../../keys/card.ts";
+import {
+  ID_SIZE,
+  type InitialHeader,
+  initialHeaderValue,
+  KEY_SIZE,
+  MAX_MESSAGE_NUMBER,
+  RATCHET_VERSION,
+  readInitialHeader,
+} from "./_format.ts";
+
+/** Most message keys of skipped messages a conversation holds (SPEC §24.7). */
+export const MAX_STORED_SKIPPED = 2000;
+/** Most peer ratchet keys remembered to tell a replay of a finished chain (SPEC §24.7). */
+export const MAX_PREVIOUS_KEYS = 32;
+
+/** The message key of a message not yet received, kept until used or expired. */
+export interface SkippedKey {
+  ratchetKey: Bytes;
+  messageNumber: number;
+  messageKey: Bytes;
+  /** When it was derived (ms): it expires MAX_SKIPPED_AGE later. */
+  at: number;
+}
+
+/** The state of one side of a conversation (Double Ratchet §3.2, plus what binds it). */
+export interface RatchetState {
+  role: "initiator" | "responder";
+  self: { address: string; id: Bytes };
+  peer: Card;
+  /** SHA-256 over both identities' keys (SPEC §24.3). */
+  binding: Bytes;
+  /** The initiator's ephemeral key of the initial agreement: names the conversation. */
+  conversationId: Bytes;
+  rootKey: Bytes;
+  /** DHs: our current ratchet key pair. */
+  sendingSecret: Bytes;
+  sendingKey: Bytes;
+  /** DHr: the peer's current ratchet key (the signed prekey, for a new initiator). */
+  receivingKey: Bytes | null;
+  sendChain: Bytes | null;
+  sendCount: number;
+  previousSendCount: number;
+  recvChain: Bytes | null;
+  recvCount: number;
+  /** Keyed by `skippedId`, in the order derived (oldest first). */
+  skipped: Map<string, SkippedKey>;
+  /** Earlier values of receivingKey, newest last. */
+  previousReceivingKeys: Bytes[];
+  /** The initiator's initial header, sent with every message until a reply is read. */
+  pendingInitial: InitialHeader | null;
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+/** The key of a skipped message key: its ratchet key and message number. */
+export const skippedId = (ratchetKey: Uint8Array, n: number) => `${hex(ratchetKey)}/${n}`;
+
+/** Overwrites every secret of a state (best effort: the runtime may hold copies). */
+export function wipeState(s: RatchetState): void {
+  for (const b of [s.rootKey, s.sendingSecret, s.sendChain, s.recvChain]) wipe(b ?? undefined);
+  for (const k of s.skipped.values()) wipe(k.messageKey);
+  s.skipped.clear();
+}
+
+const FORMAT = RATCHET_VERSION;
+const ROLES = { initiator: 1, responder: 2 } as const;
+
+/** The serialised state (SPEC §24.8). It holds secrets: store it encrypted. */
+export function encodeState(s: RatchetState): Bytes {
+  const m = new Map<number, CborValue>([
+    [1, FORMAT],
+    [2, ROLES[s.role]],
+    [3, s.self.address],
+    [4, s.self.id],
+    [5, s.peer.bytes],
+    [6, s.binding],
+    [7, s.conversationId],
+    [8, s.rootKey],
+    [9, s.sendingSecret],
+    [10, s.sendingKey],
+  ]);
+  if (s.receivingKey) m.set(11, s.receivingKey);
+  if (s.sendChain) m.set(12, s.sendChain);
+  m.set(13, s.sendCount).set(14, s.previousSendCount);
+  if (s.recvChain) m.set(15, s.recvChain);
+  m.set(16, s.recvCount);
+  m.set(
+    17,
+    [...s.skipped.values()].map((k) => [k.ratchetKey, k.messageNumber, k.messageKey, k.at]),
+  );
+  m.set(18, s.previousReceivingKeys);
+  if (s.pendingInitial) m.set(19, initialHeaderValue(s.pendingInitial));
+  return encodeCbor(m);
+}
+
+function keyAt(v: CborValue, what: string): Bytes {
+  if (!(v instanceof Uint8Array) || v.length !== KEY_SIZE) {
+    throw new MissiveError("malformed", `ratchet state: ${what}: not a 32-byte key`);
+  }
+  return copyBytes(v);
+}
+
+function uintAt(v: CborValue, max: number, what: string): number {
+  if (typeof v !== "number" || v < 0 || v > max) {
+    throw new MissiveError("malformed", `ratchet state: ${what}: not an integer 0..${max}`);
+  }
+  return v;
+}
+
+/** Decodes a serialised state; `malformed` on any deviation, `key` for an invalid peer card. */
+export async function decodeState(
+  crypto: CryptoProvider,
+  bytes: Uint8Array,
+): Promise<RatchetState> {
+  const context = "ratchet state";
+  const r = CborReader.from(decodeCbor(bytes, context), context).onlyKeys(
+    Array.from({ length: 19 }, (_, i) => i + 1),
+  );
+  if (r.uint(1) !== FORMAT) throw new MissiveError("malformed", `${context}: unknown format`);
+  const role = r.uint(2, 2);
+  if (role === 0) throw new MissiveError("malformed", `${context}: field 2: unknown role`);
+  const skipped = new Map<string, SkippedKey>();
+  for (const [i, v] of r.array(17, MAX_STORED_SKIPPED).entries()) {
+    if (!Array.isArray(v) || v.length !== 4) {
+      throw new MissiveError("malformed", `${context}: skipped key ${i}: not [key, n, mk, at]`);
+    }
+    const k: SkippedKey = {
+      ratchetKey: keyAt(v[0], `skipped key ${i}`),
+      messageNumber: uintAt(v[1], MAX_MESSAGE_NUMBER, `skipped key ${i}`),
+      messageKey: keyAt(v[2], `skipped key ${i}`),
+      at: uintAt(v[3], Number.MAX_SAFE_INTEGER, `skipped key ${i}`),
+    };
+    skipped.set(skippedId(k.ratchetKey, k.messageNumber), k);
+  }
+  if (skipped.size !== r.array(17, MAX_STORED_SKIPPED).length) {
+    throw new MissiveError("malformed", `${context}: skipped keys repeat`);
+  }
+  const peerBytes = r.bytes(5, { min: 1, max: MAX_CARD_SIZE });
+  const self = { address: r.text(3, 254), id: r.bytes(4, ID_SIZE) };
+  const opt = (k: number) => (r.has(k) ? copyBytes(r.bytes(k, KEY_SIZE)) : null);
+  const state: RatchetState = {
+    role: role === 1 ? "initiator" : "responder",
+    self,
+    peer: await decodeCard(crypto, peerBytes).catch((e) => {
+      throw new MissiveError("key", `${context}: peer card: ${(e as Error).message}`);
+    }),
+    binding: r.bytes(6, KEY_SIZE),
+    conversationId: r.bytes(7, KEY_SIZE),
+    rootKey: copyBytes(r.bytes(8, KEY_SIZE)),
+    sendingSecret: copyBytes(r.bytes(9, KEY_SIZE)),
+    sendingKey: r.bytes(10, KEY_SIZE),
+    receivingKey: opt(11),
+    sendChain: opt(12),
+    sendCount: r.uint(13, MAX_MESSAGE_NUMBER),
+    previousSendCount: r.uint(14, MAX_MESSAGE_NUMBER),
+    recvChain: opt(15),
+    recvCount: r.uint(16, MAX_MESSAGE_NUMBER + 1),
+    skipped,
+    previousReceivingKeys: r.array(18, MAX_PREVIOUS_KEYS).map((v, i) =>
+      keyAt(v, `previous key ${i}`)
+    ),
+    pendingInitial: r.has(19) ? readInitialHeader(r.raw(19), `${context}: field 19`) : null,
+  };
+  if (equalBytes(state.peer.id, self.id)) {
+    throw new MissiveError("malformed", `${context}: the peer is the owner`);
+  }
+  // Every state can send; only an initiator still awaiting a reply has no receiving chain.
+  if (
+    !state.sendChain || !state.receivingKey || (state.recvChain === null) !== !!state.pendingInitial
+  ) {
+    throw new MissiveError("malformed", `${context}: chains do not fit the phase`);
+  }
+  if (state.pendingInitial && state.role !== "initiator") {
+    throw new MissiveError("malformed", `${context}: a responder has no initial header`);
+  }
+  return state;
+}
