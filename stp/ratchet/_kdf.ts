@@ -67,16 +67,22 @@ export async function agreementSecret(
 ): Promise<Bytes> {
   const ikm = concatBytes(...secrets.dh, secrets.kem);
   const { signedPrekey: spk, oneTimePrekey: opk, initial } = used;
+  // The two large values enter hashed: HKDF's info stays under WebCrypto's 1,024-byte cap
+  // (Bun's), and SHA-256 binds them as well as their bytes would.
+  const [kemKeyHash, kemCiphertextHash] = await Promise.all([
+    crypto.sha256(spk.kemPublicKey),
+    crypto.sha256(initial.kemCiphertext),
+  ]);
   const info = transcript(
     LABELS.agreement,
     initial.recipientId,
     spk.id,
     spk.publicKey,
-    spk.kemPublicKey,
+    kemKeyHash,
     opk?.id ?? null,
     opk?.publicKey ?? null,
     initial.ephemeralKey,
-    initial.kemCiphertext,
+    kemCiphertextHash,
   );
   const sk = await crypto.hkdfSha256(ikm, binding, info, 32);
   for (const s of [ikm, ...secrets.dh, secrets.kem]) wipe(s);

@@ -8,6 +8,7 @@
  */
 import {
   type Bytes,
+  concatBytes,
   copyBytes,
   equalBytes,
   fromHex,
@@ -27,7 +28,6 @@ import {
   MAX_PREKEY_ID,
   MAX_UPLOAD_ONE_TIME,
   type OneTimePrekey,
-  oneTimePrekeyValue,
   type PrekeyBundle,
   type PrekeyUpload,
   readOneTimePrekey,
@@ -104,6 +104,35 @@ async function makeSigned(
     signedPrekeyTranscript(identity.card.id, unsigned),
   );
   return { public: { ...unsigned, signature }, secret, kemSeed, seen: new Set() };
+}
+
+/**
+ * A held one-time prekey as one byte string (SPEC §24.8): uint32be(id) ‖ public key ‖
+ * secret ‖ published (00 or 01). One CBOR item each keeps 1,000 within the decoder's cap.
+ */
+const ONE_TIME_SIZE = 4 + 32 + 32 + 1;
+
+function packOneTime(o: HeldOneTime): Bytes {
+  const out = new Uint8Array(ONE_TIME_SIZE);
+  new DataView(out.buffer).setUint32(0, o.public.id);
+  out.set(o.public.publicKey, 4);
+  out.set(o.secret, 36);
+  out[68] = o.published ? 1 : 0;
+  return out;
+}
+
+function unpackOneTime(v: CborValue, context: string): HeldOneTime {
+  if (!(v instanceof Uint8Array) || v.length !== ONE_TIME_SIZE || v[68] > 1) {
+    throw new MissiveError("malformed", `${context}: not ${ONE_TIME_SIZE} bytes ending 00 or 01`);
+  }
+  const pub = readOneTimePrekey(
+    new Map<number, CborValue>([
+      [1, new DataView(v.buffer, v.byteOffset, 4).getUint32(0)],
+      [2, v.slice(4, 36)],
+    ]),
+    context,
+  );
+  return { public: pub, secret: v.slice(36, 68), published: v[68] === 1 };
 }
 
 let internals: (k: PrekeyKeyring) => KeyringData;
@@ -268,15 +297,10 @@ export class PrekeyKeyring {
         [3, s.kemSeed],
       ]);
       if (s.replacedAt !== undefined) m.set(4, s.replacedAt);
-      m.set(5, [...s.seen].map((h) => fromHex(h)!));
+      m.set(5, concatBytes(...[...s.seen].map((h) => fromHex(h)!)));
       return m;
     });
-    const oneTime = [...d.oneTime.values()].map((o) =>
-      new Map<number, CborValue>([[1, oneTimePrekeyValue(o.public)], [2, o.secret], [
-        3,
-        o.published,
-      ]])
-    );
+    const oneTime = [...d.oneTime.values()].map(packOneTime);
     return encodeCbor(
       new Map<number, CborValue>([
         [1, 1],
@@ -297,12 +321,14 @@ export class PrekeyKeyring {
     const signed = r.array(5, MAX_HELD_SIGNED).map((v, i) => {
       const c = `${context}: signed prekey ${i}`;
       const s = CborReader.from(v, c).onlyKeys([1, 2, 3, 4, 5]);
-      const seen = s.array(5, MAX_SEEN_PER_SIGNED_PREKEY).map((x) => {
-        if (!(x instanceof Uint8Array) || x.length !== KEY_SIZE) {
-          throw new MissiveError("malformed", `${c}: field 5: not a 32-byte key`);
-        }
-        return toHex(x);
-      });
+      const packed = s.bytes(5, { max: MAX_SEEN_PER_SIGNED_PREKEY * KEY_SIZE });
+      if (packed.length % KEY_SIZE !== 0) {
+        throw new MissiveError("malformed", `${c}: field 5: not whole 32-byte keys`);
+      }
+      const seen = Array.from(
+        { length: packed.length / KEY_SIZE },
+        (_, j) => toHex(packed.subarray(j * KEY_SIZE, (j + 1) * KEY_SIZE)),
+      );
       const held: HeldSigned = {
         public: readSignedPrekey(s.raw(1), c),
         secret: copyBytes(s.bytes(2, KEY_SIZE)),
@@ -318,15 +344,11 @@ export class PrekeyKeyring {
     }
     const oneTime = new Map<number, HeldOneTime>();
     for (const [i, v] of r.array(6, MAX_HELD_ONE_TIME).entries()) {
-      const c = `${context}: one-time prekey ${i}`;
-      const o = CborReader.from(v, c).onlyKeys([1, 2, 3]);
-      const pub = readOneTimePrekey(o.raw(1), c);
-      if (oneTime.has(pub.id)) throw new MissiveError("malformed", `${c}: ID repeats`);
-      oneTime.set(pub.id, {
-        public: pub,
-        secret: copyBytes(o.bytes(2, KEY_SIZE)),
-        published: o.bool(3),
-      });
+      const held = unpackOneTime(v, `${context}: one-time prekey ${i}`);
+      if (oneTime.has(held.public.id)) {
+        throw new MissiveError("malformed", `${context}: one-time prekey ${i}: ID repeats`);
+      }
+      oneTime.set(held.public.id, held);
     }
     return new PrekeyKeyring({
       ownerId: copyBytes(r.bytes(2, ID_SIZE)),

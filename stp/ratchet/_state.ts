@@ -94,13 +94,43 @@ export function encodeState(s: RatchetState): Bytes {
   m.set(13, s.sendCount).set(14, s.previousSendCount);
   if (s.recvChain) m.set(15, s.recvChain);
   m.set(16, s.recvCount);
-  m.set(
-    17,
-    [...s.skipped.values()].map((k) => [k.ratchetKey, k.messageNumber, k.messageKey, k.at]),
-  );
+  m.set(17, [...s.skipped.values()].map(packSkipped));
   m.set(18, s.previousReceivingKeys);
   if (s.pendingInitial) m.set(19, initialHeaderValue(s.pendingInitial));
   return encodeCbor(m);
+}
+
+/**
+ * A skipped key as one byte string (SPEC §24.8): ratchet key ‖ uint32be(n) ‖ message key ‖
+ * uint64be(time). One CBOR item each keeps 2,000 of them within the decoder's item cap.
+ */
+const SKIPPED_SIZE = 32 + 4 + 32 + 8;
+
+function packSkipped(k: SkippedKey): Bytes {
+  const out = new Uint8Array(SKIPPED_SIZE);
+  const view = new DataView(out.buffer);
+  out.set(k.ratchetKey, 0);
+  view.setUint32(32, k.messageNumber);
+  out.set(k.messageKey, 36);
+  view.setBigUint64(68, BigInt(k.at));
+  return out;
+}
+
+function unpackSkipped(v: CborValue, what: string): SkippedKey {
+  if (!(v instanceof Uint8Array) || v.length !== SKIPPED_SIZE) {
+    throw new MissiveError("malformed", `ratchet state: ${what}: not ${SKIPPED_SIZE} bytes`);
+  }
+  const view = new DataView(v.buffer, v.byteOffset, v.length);
+  const at = view.getBigUint64(68);
+  if (at > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new MissiveError("malformed", `ratchet state: ${what}: time out of range`);
+  }
+  return {
+    ratchetKey: v.slice(0, 32),
+    messageNumber: view.getUint32(32),
+    messageKey: v.slice(36, 68),
+    at: Number(at),
+  };
 }
 
 function keyAt(v: CborValue, what: string): Bytes {
@@ -108,13 +138,6 @@ function keyAt(v: CborValue, what: string): Bytes {
     throw new MissiveError("malformed", `ratchet state: ${what}: not a 32-byte key`);
   }
   return copyBytes(v);
-}
-
-function uintAt(v: CborValue, max: number, what: string): number {
-  if (typeof v !== "number" || v < 0 || v > max) {
-    throw new MissiveError("malformed", `ratchet state: ${what}: not an integer 0..${max}`);
-  }
-  return v;
 }
 
 /** Decodes a serialised state; `malformed` on any deviation, `key` for an invalid peer card. */
@@ -131,15 +154,7 @@ export async function decodeState(
   if (role === 0) throw new MissiveError("malformed", `${context}: field 2: unknown role`);
   const skipped = new Map<string, SkippedKey>();
   for (const [i, v] of r.array(17, MAX_STORED_SKIPPED).entries()) {
-    if (!Array.isArray(v) || v.length !== 4) {
-      throw new MissiveError("malformed", `${context}: skipped key ${i}: not [key, n, mk, at]`);
-    }
-    const k: SkippedKey = {
-      ratchetKey: keyAt(v[0], `skipped key ${i}`),
-      messageNumber: uintAt(v[1], MAX_MESSAGE_NUMBER, `skipped key ${i}`),
-      messageKey: keyAt(v[2], `skipped key ${i}`),
-      at: uintAt(v[3], Number.MAX_SAFE_INTEGER, `skipped key ${i}`),
-    };
+    const k = unpackSkipped(v, `skipped key ${i}`);
     skipped.set(skippedId(k.ratchetKey, k.messageNumber), k);
   }
   if (skipped.size !== r.array(17, MAX_STORED_SKIPPED).length) {
