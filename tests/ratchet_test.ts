@@ -586,3 +586,24 @@ describe("ratchet: serialised sizes at the limits (SPEC §24.8)", () => {
     await assert.rejects(acceptConversation(bob, m.envelope, { keyring: restored }), code("full"));
   });
 });
+
+describe("ratchet: concurrent acceptance", () => {
+  it("two acceptances of one initial message racing: one conversation, one replay", async () => {
+    for (const oneTime of [true, false]) {
+      const keyring = await PrekeyKeyring.create(bob, { now: T0, oneTime: 1 });
+      const a = await startConversation(alice, {
+        peer: bob.card,
+        bundle: keyring.bundle({ oneTime }),
+        now: () => T0,
+      });
+      const m = await a.encrypt(text("once"));
+      const results = await Promise.allSettled([
+        acceptConversation(bob, m.envelope, { keyring, now: () => T0 }),
+        acceptConversation(bob, m.envelope, { keyring, now: () => T0 }),
+      ]);
+      assert.deepEqual(results.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+      const rejected = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+      code("replay")(rejected.reason);
+    }
+  });
+});

@@ -288,14 +288,18 @@ export async function acceptConversation(
   const state = await respond(crypto, identity, sender, initial, secrets);
   const conversation = new Conversation(state, crypto, options);
   let opened: RatchetOpened;
+  let step: Decrypted | undefined;
   try {
-    const step = await decryptStep(state, header, payload, { crypto, random, now });
+    step = await decryptStep(state, header, payload, { crypto, random, now });
     opened = readOpened(state, payload, step);
+    // The keyring changes first, synchronously with the commit: of two acceptances of one
+    // message racing here, the second finds its prekey gone.
+    consumePrekeys(options.keyring, initial);
     step.commit();
   } catch (e) {
+    step?.discard();
     conversation.close();
     throw e;
   }
-  consumePrekeys(options.keyring, initial);
   return { conversation, opened };
 }

@@ -438,16 +438,28 @@ export function lookupPrekeys(
   return out;
 }
 
-/** Deletes the one-time prekey an accepted initial message used, or remembers its ephemeral key. */
+/**
+ * Deletes the one-time prekey an accepted initial message used, or remembers its
+ * ephemeral key. `replay` when another acceptance of the same message got there first
+ * (two calls racing between `lookupPrekeys` and here).
+ */
 export function consumePrekeys(keyring: PrekeyKeyring, h: InitialHeader): void {
   const d = internals(keyring);
   if (h.oneTimePrekeyId !== undefined) {
     const o = d.oneTime.get(h.oneTimePrekeyId);
-    if (o) wipe(o.secret);
+    if (!o) {
+      throw new MissiveError("replay", "ratchet: this initial message was accepted meanwhile");
+    }
+    wipe(o.secret);
     d.oneTime.delete(h.oneTimePrekeyId);
     return;
   }
-  d.signed.find((s) => s.public.id === h.signedPrekeyId)?.seen.add(toHex(h.ephemeralKey));
+  const seen = d.signed.find((s) => s.public.id === h.signedPrekeyId)?.seen;
+  const ek = toHex(h.ephemeralKey);
+  if (!seen || seen.has(ek)) {
+    throw new MissiveError("replay", "ratchet: this initial message was accepted meanwhile");
+  }
+  seen.add(ek);
 }
 
 /** Raw data for tests (internal file: not re-exported). */
