@@ -16,8 +16,9 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { Io } from "./io.ts";
+export { type Command, type Io, processIo } from "./io.ts";
 import { type Bytes, concatBytes, toBase64, toHex } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
@@ -40,45 +41,6 @@ import type { ReplayCache } from "../plugin/replay.ts";
 import { parseKeyText, type PskOptions } from "../stp/psk/mod.ts";
 import { type SmimeIdentity, type SmimeOptions, smimeStp } from "../stp/smime/mod.ts";
 import { sanitizeText } from "../core/sanitize.ts";
-
-/**
- * The process edges a command touches, so tests can run the CLI in-process with their
- * own stdin and capture what it writes. `processIo()` is the real thing.
- */
-export interface Io {
-  stdin(): AsyncIterable<Uint8Array>;
-  /** Resolves once the bytes were handed to the OS (or the test's buffer). */
-  stdout(data: Uint8Array): Promise<void>;
-  stderr(line: string): void;
-  stdoutIsTty: boolean;
-  /** stderr is a terminal: progress lines for long streams (off when absent). */
-  stderrIsTty?: boolean;
-  /** stdin's descriptor, for streams to read in large blocks (absent: use `stdin()`). */
-  stdinFd?: number;
-  /** stdout's descriptor, for streams to write in large batches (absent: use `stdout()`). */
-  stdoutFd?: number;
-  env: Record<string, string | undefined>;
-}
-
-/** The real process's standard streams and environment. */
-export function processIo(): Io {
-  return {
-    stdin: () => process.stdin as AsyncIterable<Uint8Array>,
-    stdout: (data) =>
-      new Promise<void>((resolve, reject) => {
-        process.stdout.write(
-          data,
-          (err) => (err ? reject(new MissiveError("io", `stdout: ${err.message}`)) : resolve()),
-        );
-      }),
-    stderr: (line) => void process.stderr.write(line),
-    stdoutIsTty: Boolean(process.stdout.isTTY),
-    stderrIsTty: Boolean(process.stderr.isTTY),
-    stdinFd: 0,
-    stdoutFd: 1,
-    env: process.env,
-  };
-}
 
 /** What each exit code means, in a few words (SPEC §11). */
 const EXIT_WORDS: Record<number, string> = {
@@ -118,13 +80,6 @@ export function exitCodesLine(...codes: number[]): string {
   }
   lines.push(current);
   return lines.join("\n");
-}
-
-/** A subcommand: its usage text and its runner. */
-export interface Command {
-  summary: string;
-  usage: string;
-  run(args: string[], io: Io): Promise<void>;
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;

@@ -6,7 +6,7 @@
  */
 import { utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
-import { VERSION } from "../plugin/loader.ts";
+import { VERSION } from "../core/version.ts";
 import { type Command, exitCodesLine } from "./common.ts";
 
 /** What completion needs of one subcommand. */

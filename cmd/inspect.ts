@@ -145,7 +145,7 @@ function groupReport(envelope: Envelope): { json: Record<string, unknown>; lines
     const { slots, hidden } = describePayload(envelope.payload, version);
     const how = hidden ? "recipients hidden; count padded" : "with recipient hints";
     return {
-      json: { slots, hiddenRecipients: hidden },
+      json: { slots, recipientsHidden: hidden },
       lines: [`key slots:        ${slots} (${how})`],
     };
   } catch (e) {

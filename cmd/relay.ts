@@ -14,12 +14,14 @@ import {
   loadIdentity,
   loadRegistry,
   note,
+  oneLine,
   parseFlags,
   readSmallText,
 } from "./common.ts";
 import {
   type Context,
   flushIfAny,
+  jsonLine,
   print,
   queueCommand,
   receiveLoop,
@@ -38,7 +40,8 @@ Subcommands:
   lookup ADDRESS|ID      print a registered card (presence on stderr)
   list                   who is online, with presence (invisible users are not listed)
   status [STATUS]        set presence (online, busy, away, invisible; --note TEXT),
-                         or without STATUS print the relay's counters
+                         or without STATUS print what the relay tells users: visible
+                         users online, and your messages waiting
   send --to ADDRESS      send stdin as a text message, sealed end to end; picks the best
                          protocols both sides support and says which. If the relay is
                          down the message waits in the outgoing queue and is sent by the
@@ -156,7 +159,7 @@ export const relay: Command = {
           if (ctx.json) {
             return await print(
               io,
-              JSON.stringify({
+              jsonLine({
                 address: r.card.address,
                 id: toHex(r.card.id),
                 presence: r.presence ?? null,
@@ -164,7 +167,7 @@ export const relay: Command = {
             );
           }
           await io.stdout(utf8(await cardFileText(await getCryptoProvider(), r.card)));
-          note(io, `${r.card.address} is ${r.presence ?? "offline (or invisible)"}`);
+          note(io, `${oneLine(r.card.address)} is ${r.presence ?? "offline (or invisible)"}`);
         });
       }
       case "list":
@@ -173,8 +176,8 @@ export const relay: Command = {
             await print(
               io,
               ctx.json
-                ? JSON.stringify({ ...e, id: toHex(e.id) })
-                : `${e.address}\t${e.status}${e.note ? `\t${e.note}` : ""}`,
+                ? jsonLine({ ...e, id: toHex(e.id) })
+                : `${oneLine(e.address)}\t${e.status}${e.note ? `\t${oneLine(e.note)}` : ""}`,
             );
           }
         });
@@ -182,8 +185,8 @@ export const relay: Command = {
         return await withClient(ctx, async (c) => {
           if (arg === undefined) {
             const stats = await c.stats();
-            if (ctx.json) return await print(io, JSON.stringify(stats));
-            for (const [k, n] of Object.entries(stats)) await print(io, `${k}\t${n}`);
+            if (ctx.json) return await print(io, jsonLine(stats));
+            for (const [k, n] of Object.entries(stats)) await print(io, `${oneLine(k)}\t${n}`);
             return;
           }
           if (!(PRESENCE_STATUSES as readonly string[]).includes(arg)) {

@@ -4,6 +4,7 @@
  * only; the protocol lives in relay/ and queue/.
  * @module
  */
+import { lowerAscii, normalizeAddress } from "../keys/address.ts";
 import process from "node:process";
 import { fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
@@ -24,7 +25,7 @@ import {
 } from "../relay/mailbox.ts";
 import type { Target } from "../relay/protocol.ts";
 import type { Registry } from "../plugin/registry.ts";
-import { cliOf, type Io, loadCards, note, readInput } from "./common.ts";
+import { cliOf, type Io, loadCards, note, oneLine, readInput } from "./common.ts";
 
 /** Largest message text read from stdin (the relay's own cap is usually lower). */
 const MAX_INPUT = 1024 * 1024;
@@ -44,13 +45,25 @@ export interface Context {
 
 export const print = (io: Io, line: string) => io.stdout(utf8(line + "\n"));
 
+/**
+ * One JSON line that is also safe on a terminal: JSON escapes C0 controls itself; the
+ * other characters the sanitiser would escape (C1, bidi, zero-width, separators) are
+ * written as \u escapes, which decode to the same string.
+ */
+export function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 export async function connect(ctx: Context): Promise<RelayClient> {
   return await connectRelay(ctx.url, ctx.identity, ctx.relayCard, { timeoutMs: ctx.timeoutMs });
 }
 
 export function target(spec: string): Target {
   const id = /^[0-9a-f]{32}$/i.test(spec) ? fromHex(spec) : undefined;
-  return id ?? spec.trim().toLowerCase();
+  return id ?? normalizeAddress(spec);
 }
 
 export function reportFlush(ctx: Context, r: FlushResult): void {
@@ -58,7 +71,7 @@ export function reportFlush(ctx: Context, r: FlushResult): void {
     note(ctx.io, `sent queued message #${m.id} to ${m.recipient} (relay message ${m.mid})`);
   }
   for (const m of r.failed) {
-    note(ctx.io, `queued message #${m.id} to ${m.recipient} failed: ${m.error.message}`);
+    note(ctx.io, `queued message #${m.id} to ${m.recipient} failed: ${oneLine(m.error.message)}`);
   }
 }
 
@@ -81,7 +94,7 @@ export function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
   if (ctx.json) {
     return print(
       ctx.io,
-      JSON.stringify({
+      jsonLine({
         message: delivery.message,
         from: delivery.sender,
         fromId: toHex(delivery.senderId),
@@ -97,10 +110,8 @@ export function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
     );
   }
   const mark = m.verified ? "" : " (UNVERIFIED: signer is not the relayed sender)";
-  return print(
-    ctx.io,
-    `${delivery.sender}${mark}: ${text.replace(/\r?\n$/, "").replaceAll("\n", "\\n")}`,
-  );
+  // One line per message: the sender and the text as the sanitiser shows them.
+  return print(ctx.io, `${oneLine(delivery.sender)}${mark}: ${oneLine(text)}`);
 }
 
 export async function receiveLoop(
@@ -119,7 +130,12 @@ export async function receiveLoop(
       limit,
       idleMs,
       onRejected: (d, e) =>
-        note(ctx.io, `message ${d.message} from ${d.sender} could not be opened: ${e.message}`),
+        note(
+          ctx.io,
+          `message ${d.message} from ${oneLine(d.sender)} could not be opened: ${
+            oneLine(e.message)
+          }`,
+        ),
     }, (m) => printMessage(ctx, m));
   } finally {
     seen.close();
@@ -158,7 +174,7 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
           throw e;
         }
       } else {
-        const cached = queue.cachedCard(to!.toLowerCase());
+        const cached = queue.cachedCard(lowerAscii(to!));
         if (!cached) {
           throw new MissiveError(
             down!.code,
@@ -231,6 +247,8 @@ export async function watch(ctx: Context): Promise<void> {
       delay = 1000;
       await flushIfAny(ctx, current);
       await current.receive();
+      // Staying connected: keep-alives keep the relay's idle timeout away (SPEC §23.3).
+      void current.keepAliveWhileOpen().catch(() => {});
       note(ctx.io, `watching ${ctx.url} as ${ctx.identity.card.address}`);
       await receiveLoop(ctx, current);
     } catch (e) {
@@ -239,7 +257,10 @@ export async function watch(ctx: Context): Promise<void> {
         !isMissiveError(e, "network") && !isMissiveError(e, "timeout") &&
         !isMissiveError(e, "session")
       ) throw e;
-      note(ctx.io, `relay link lost (${(e as Error).message}); retrying in ${delay / 1000} s`);
+      note(
+        ctx.io,
+        `relay link lost (${oneLine((e as Error).message)}); retrying in ${delay / 1000} s`,
+      );
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 60_000);
     } finally {
@@ -266,7 +287,7 @@ export async function queueCommand(ctx: Context, resend?: string, drop?: string)
     }
     for (const m of queue.all()) {
       const line = ctx.json
-        ? JSON.stringify({
+        ? jsonLine({
           id: m.id,
           to: m.recipient,
           state: m.state,
@@ -275,7 +296,7 @@ export async function queueCommand(ctx: Context, resend?: string, drop?: string)
           error: m.lastError,
         })
         : `#${m.id} to ${m.recipient}: ${m.state}, ${m.attempts} attempts` +
-          (m.lastError ? ` (${m.lastError})` : "");
+          (m.lastError ? ` (${oneLine(m.lastError)})` : "");
       await print(ctx.io, line);
     }
   } finally {

@@ -15,6 +15,7 @@ import * as cbor from "../core/cbor.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
+import { VERSION } from "../core/version.ts";
 import { checkOwnFile, readTextLimited } from "../core/files.ts";
 import type { Registry } from "./registry.ts";
 import { isExecSpec, loadExecPlugins, stopExecPlugins } from "./exec/mod.ts";
@@ -61,8 +62,7 @@ async function hostScrypt(
   return await scryptAsync(passphrase, salt, { N: 2 ** logN, r: 8, p: 1, dkLen: 32 });
 }
 
-/** missive's version, as in package.json. */
-export const VERSION = "0.1.0";
+export { VERSION } from "../core/version.ts";
 
 /** Builds the host API handed to plugin factories. */
 export async function pluginHost(): Promise<PluginHost> {

@@ -13,12 +13,37 @@ import type { QueuedMessage, RelayStore } from "./store.ts";
 
 /** Deliveries sent to one client and not yet acknowledged, at most. */
 export const DEFAULT_WINDOW = 64;
+/** Bookkeeping counted for each relay message a connection holds, beyond its bytes. */
+export const HELD_OVERHEAD = 256;
+
+/** Where a connection came from and how to cut it (serveRelay's side of a link). */
+export interface LinkInfo {
+  /** The peer's network address (an IP), for per-address limits and logs. */
+  remote?: string;
+  /** Cuts the link at once (no CLOSE exchange a hostile peer could stall). */
+  abort?: (reason: string) => void;
+}
 
 /** One client connection. */
 export class Connection {
   readonly channel: SecureChannel;
   readonly card: Card;
   readonly key: string;
+  readonly link: LinkInfo;
+  /**
+   * Bytes this connection makes the relay hold (SPEC §23.12): relay messages read and
+   * not yet answered, answers and deliveries not yet acknowledged by the peer, each
+   * with HELD_OVERHEAD. Checked against the connection's budget before more is taken.
+   */
+  held = 0;
+  /** Malformed relay messages received so far. */
+  malformed = 0;
+  /** When the peer last sent anything (for the idle timeout). */
+  lastSeen: number;
+  /** Set when the relay has decided to drop this connection. */
+  dropped = false;
+  /** Called when held bytes go down (deliveries waiting for room). */
+  onRelease?: () => void;
   receiving = false;
   /** Set once the peer's registration was seen (registrations are never revoked). */
   registered = false;
@@ -32,21 +57,49 @@ export class Connection {
 
   readonly #outbox: Outbox;
 
-  constructor(channel: SecureChannel) {
+  constructor(channel: SecureChannel, link: LinkInfo, now: number) {
     this.channel = channel;
     this.#outbox = new Outbox(channel);
     this.card = channel.peer;
     this.key = toHex(channel.peer.id);
+    this.link = link;
+    this.lastSeen = now;
+  }
+
+  /** Counts `n` held bytes. */
+  hold(n: number): void {
+    this.held += n;
+  }
+
+  /** Releases `n` held bytes. */
+  release(n: number): void {
+    this.held -= n;
+    this.onRelease?.();
   }
 
   /**
    * Queues a relay message; the outbox bundles what one turn produced into one session
-   * message, in order. A failed channel is closed; its reader then ends.
+   * message, in order. Its bytes count as held, and an `answer` as unanswered, until the
+   * peer acknowledged its carrier. A failed channel is closed; its reader then ends.
    */
-  send(bytes: Uint8Array): Promise<void> {
-    return this.#outbox.send(bytes).catch(() => {
+  send(bytes: Uint8Array, answer = false): Promise<void> {
+    const n = bytes.length + HELD_OVERHEAD;
+    this.hold(n);
+    if (answer) this.unanswered++;
+    const settle = () => {
+      if (answer) this.unanswered--;
+      this.release(n);
+    };
+    return this.#outbox.send(bytes).then(settle, () => {
+      settle();
       void this.channel.close().catch(() => {});
     });
+  }
+
+  /** Cuts the link: at once when the link can be aborted, else by closing the channel. */
+  cut(reason: string): void {
+    if (this.link.abort) this.link.abort(reason);
+    else void this.channel.close().catch(() => {});
   }
 }
 
@@ -54,6 +107,8 @@ export class Connection {
 export class Deliveries {
   readonly #store: RelayStore;
   readonly #window: number;
+  /** Held bytes above which no delivery is pushed (unless none is in flight). */
+  readonly #room: number;
   readonly #running: () => boolean;
   readonly #delivered: () => void;
   /** The connection that receives each identity's deliveries (the latest `receive`). */
@@ -61,10 +116,11 @@ export class Deliveries {
 
   constructor(
     store: RelayStore,
-    options: { window: number; running: () => boolean; delivered: () => void },
+    options: { window: number; room: number; running: () => boolean; delivered: () => void },
   ) {
     this.#store = store;
     this.#window = options.window;
+    this.#room = options.room;
     this.#running = options.running;
     this.#delivered = options.delivered;
   }
@@ -79,6 +135,9 @@ export class Deliveries {
     this.#receivers.set(conn.key, conn);
     conn.receiving = true;
     conn.cursor = 0;
+    conn.onRelease = () => {
+      if (conn.backlog && conn.receiving && this.#hasRoom(conn)) this.#pump(conn);
+    };
     this.#unacknowledged(conn);
     conn.backlog = true;
     // Deliveries start after the response is on its way.
@@ -89,6 +148,8 @@ export class Deliveries {
   /** The connection is gone; `countAttempts` unless the relay is shutting down. */
   stop(conn: Connection, countAttempts: boolean): void {
     if (countAttempts) this.#unacknowledged(conn);
+    conn.receiving = false;
+    conn.onRelease = undefined;
     if (this.#receivers.get(conn.key) === conn) this.#receivers.delete(conn.key);
   }
 
@@ -96,12 +157,21 @@ export class Deliveries {
   offer(m: QueuedMessage): void {
     const conn = this.#receivers.get(toHex(m.recipient));
     if (!conn || !conn.receiving || m.mid <= conn.cursor) return;
-    if (conn.backlog || conn.inFlight.size >= this.#window) {
+    if (conn.backlog || conn.inFlight.size >= this.#window || !this.#hasRoom(conn)) {
       conn.backlog = true;
       this.#pump(conn);
       return;
     }
     this.#deliver(conn, m);
+  }
+
+  /**
+   * Deliveries use at most the `room` part of a connection's budget, so the answers to
+   * its requests always fit; one delivery is always allowed, so a message near the
+   * size cap still gets through.
+   */
+  #hasRoom(conn: Connection): boolean {
+    return conn.inFlight.size === 0 || conn.held < this.#room;
   }
 
   /** `conn` acknowledged `mid`: refill in batches, once half the window is free. */
@@ -124,14 +194,20 @@ export class Deliveries {
    * unacknowledged. Synchronous: the store reads are, and sends only queue.
    */
   #pump(conn: Connection): void {
-    while (conn.receiving && this.#running()) {
+    while (conn.receiving && this.#running() && !conn.dropped) {
       const room = this.#window - conn.inFlight.size;
-      if (room <= 0) {
+      if (room <= 0 || !this.#hasRoom(conn)) {
         conn.backlog = true;
         return;
       }
       const batch = this.#store.pending(conn.card.id, conn.cursor, room);
-      for (const m of batch) this.#deliver(conn, m);
+      for (const m of batch) {
+        if (!this.#hasRoom(conn)) {
+          conn.backlog = true;
+          return;
+        }
+        this.#deliver(conn, m);
+      }
       if (batch.length < room) {
         conn.backlog = false; // the store holds nothing newer for now
         return;

@@ -5,6 +5,7 @@
  * held is a collision.
  * @module
  */
+import { lowerAscii } from "../keys/address.ts";
 import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
 import { type Bytes, equalBytes, toHex } from "../core/bytes.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
@@ -90,8 +91,20 @@ export class Directory {
         })`,
       );
     }
-    await this.#put(card, now);
+    // The same card again changes nothing: no write a client could repeat for free.
+    if (!byId || !equalBytes(byId.card, card.bytes)) await this.#put(card, now);
     return { status: "ok", value: card.id };
+  }
+
+  /** Whether registering `card` would add or change a stored card. */
+  isChange(card: Card): boolean {
+    const held = this.#byId.get(toHex(card.id));
+    return !held || held.address !== card.address || !equalBytes(held.card, card.bytes);
+  }
+
+  /** Whether `card`'s ID is not registered yet. */
+  isNew(card: Card): boolean {
+    return !this.#byId.has(toHex(card.id));
   }
 
   /** The registered card of `card`'s identity, if registered with these very keys. */
@@ -103,7 +116,7 @@ export class Directory {
   /** Finds a registered card by address or ID. */
   find(target: Target): StoredCard | undefined {
     return typeof target === "string"
-      ? this.#byAddress.get(target.toLowerCase())
+      ? this.#byAddress.get(lowerAscii(target))
       : this.#byId.get(toHex(target));
   }
 
@@ -134,6 +147,16 @@ export class Directory {
       out.push(e);
     }
     return out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  }
+
+  /** Online users others can see (not invisible). */
+  visibleCount(): number {
+    let n = 0;
+    for (const hex of this.#online.keys()) {
+      const held = this.#byId.get(hex);
+      if (held && PRESENCE_STATUSES[held.presence] !== "invisible") n++;
+    }
+    return n;
   }
 
   /** Marks one more connection of this identity online. */

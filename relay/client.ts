@@ -4,6 +4,7 @@
  * MissiveErrors whose message says what the relay refused and why.
  * @module
  */
+import { lowerAscii } from "../keys/address.ts";
 import type { PresenceStatus } from "../amp/presence.ts";
 import type { ReceiptStatus } from "../amp/receipt.ts";
 import { type Bytes, toHex } from "../core/bytes.ts";
@@ -15,6 +16,7 @@ import { Outbox } from "./_outbox.ts";
 import {
   decodeRelayMessages,
   encodeRequest,
+  LINK_STATUSES,
   type ListEntry,
   MAX_REQUEST_ID,
   type RelayDelivery,
@@ -41,14 +43,26 @@ const STATUS_CODES: Record<Exclude<RelayStatus, "ok">, ErrorCode> = {
   "unknown-message": "refused",
   "not-found": "refused",
   unavailable: "network",
+  "rate-limited": "refused",
+  "recipient-full": "refused",
+  "store-full": "refused",
+  "directory-full": "refused",
+  busy: "network",
+  idle: "network",
+  "over-budget": "network",
 };
 
-/** A MissiveError carrying the relay's status. */
+/**
+ * A MissiveError carrying the relay's status. `detail` is the relay's text, a peer's
+ * words: whatever shows the message on a terminal passes it through the sanitiser.
+ */
 export class RelayRefusal extends MissiveError {
   readonly status: Exclude<RelayStatus, "ok">;
+  readonly detail?: string;
   constructor(op: string, status: Exclude<RelayStatus, "ok">, detail: string | undefined) {
     super(STATUS_CODES[status], `relay refused ${op}: ${status}${detail ? ` (${detail})` : ""}`);
     this.status = status;
+    if (detail !== undefined) this.detail = detail;
   }
 }
 
@@ -74,6 +88,7 @@ export class RelayClient {
   readonly #deliveries: RelayDelivery[] = [];
   #wake?: () => void;
   #nextRid = 1;
+  #keepAlive: ReturnType<typeof setTimeout> | undefined;
   #state: "open" | "closed" = "open";
   #failure?: MissiveError;
   readonly #reader: Promise<void>;
@@ -107,6 +122,12 @@ export class RelayClient {
 
   #onMessage(m: RelayMessage): void {
     if (m.kind === "response") {
+      const r = m.response;
+      if (r.rid === 0 && r.status !== "ok" && LINK_STATUSES.includes(r.status)) {
+        // The relay is ending this link (SPEC §23.4): every request fails with why.
+        this.#fail(new RelayRefusal("the link", r.status, r.detail));
+        return;
+      }
       const w = this.#waiters.get(m.response.rid);
       if (!w) return; // a late answer to a request that timed out
       this.#waiters.delete(m.response.rid);
@@ -171,7 +192,7 @@ export class RelayClient {
     if (!r.card) throw new MissiveError("malformed", "relay: lookup answer without a card");
     const card = await decodeCard(await getCryptoProvider(), r.card);
     const matches = typeof target === "string"
-      ? card.address === target.toLowerCase()
+      ? card.address === lowerAscii(target)
       : toHex(card.id) === toHex(target);
     if (!matches) {
       throw new MissiveError("auth-failed", "relay answered a lookup with somebody else's card");
@@ -221,6 +242,39 @@ export class RelayClient {
   }
 
   /**
+   * A keep-alive request (SPEC §23.3): the relay counts the link as active. Resolves
+   * with the relay's idle timeout in ms (0: it has none).
+   */
+  async keepAlive(): Promise<number> {
+    return (await this.#request({ op: "keepalive" })).count ?? 0;
+  }
+
+  /**
+   * Keeps the link from timing out while it stays open: asks once for the relay's idle
+   * timeout, then sends a keep-alive every third of it. A relay without idle timeout, or
+   * one that does not know the op, needs none. Stops when the client closes or fails.
+   */
+  async keepAliveWhileOpen(): Promise<void> {
+    let idle: number;
+    try {
+      idle = await this.keepAlive();
+    } catch (e) {
+      if (e instanceof RelayRefusal && e.status === "unknown-op") return;
+      throw e;
+    }
+    if (idle <= 0) return;
+    const every = Math.max(1000, Math.floor(idle / 3));
+    const tick = () => {
+      this.#keepAlive = undefined;
+      if (this.#state !== "open" || this.#failure) return;
+      this.keepAlive().then(() => {
+        if (this.#state === "open") this.#keepAlive = setTimeout(tick, every);
+      }, () => {});
+    };
+    this.#keepAlive = setTimeout(tick, every);
+  }
+
+  /**
    * Deliveries as they arrive, in the relay's order; ends when the connection ends
    * (throwing the reason unless the client was closed). Call `receive()` first.
    */
@@ -247,6 +301,7 @@ export class RelayClient {
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     this.#state = "closed";
+    clearTimeout(this.#keepAlive);
     this.#wake?.();
     await this.#channel.close();
     this.#fail(new MissiveError("network", "relay client: closed"));

@@ -16,7 +16,7 @@ import type { OutgoingMessage, OutgoingQueue } from "../queue/outgoing.ts";
 import type { SeenMessages } from "../queue/seen.ts";
 import { chooseProtocols } from "./capabilities.ts";
 import { type RelayClient, RelayRefusal } from "./client.ts";
-import type { RelayDelivery, RelayStatus } from "./protocol.ts";
+import { LINK_STATUSES, type RelayDelivery, type RelayStatus } from "./protocol.ts";
 
 /** A sealed text and the protocols chosen for it. */
 export interface SealedText {
@@ -88,7 +88,8 @@ export async function flushOutgoing(
       }
       queue.attempted(m.id, e.message, now);
       result.retry.push({ ...m, error: e });
-      if (!(e instanceof RelayRefusal)) break; // the link is gone: stop here
+      // The link is gone (or the relay ended it): stop here.
+      if (!(e instanceof RelayRefusal) || LINK_STATUSES.includes(e.status)) break;
     }
   }
   return result;

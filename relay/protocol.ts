@@ -43,6 +43,7 @@ export const RELAY_OPS = [
   "ack",
   "receive",
   "stats",
+  "keepalive",
 ] as const;
 export type RelayOp = (typeof RELAY_OPS)[number];
 
@@ -60,8 +61,21 @@ export const RELAY_STATUSES = [
   "unknown-message",
   "not-found",
   "unavailable",
+  "rate-limited",
+  "recipient-full",
+  "store-full",
+  "directory-full",
+  "busy",
+  "idle",
+  "over-budget",
 ] as const;
 export type RelayStatus = (typeof RELAY_STATUSES)[number];
+
+/**
+ * Statuses that end the link (SPEC §23.4): the relay sends them as a response to request
+ * ID 0, then closes the connection.
+ */
+export const LINK_STATUSES: readonly RelayStatus[] = ["busy", "idle", "over-budget"];
 
 /** A recipient named by address or by 16-byte identity ID. */
 export type Target = string | Bytes;
@@ -76,6 +90,7 @@ export type RelayRequest =
   | { op: "ack"; message: number; receipt: ReceiptStatus }
   | { op: "receive" }
   | { op: "stats" }
+  | { op: "keepalive" }
   | { op: "unknown"; code: number };
 
 /** One online user in a `list` response. */
@@ -96,7 +111,10 @@ export interface ResponseFields {
   presence?: PresenceStatus;
   /** list. */
   entries?: ListEntry[];
-  /** send: the relay message ID; receive: how many messages are queued. */
+  /**
+   * send: the relay message ID; receive: how many messages are queued; keepalive: the
+   * relay's idle timeout in ms (0: none).
+   */
   count?: number;
   /** stats. */
   stats?: Record<string, number>;

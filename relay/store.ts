@@ -7,6 +7,7 @@
  * The store holds envelopes as opaque bytes; the relay has no key that opens them.
  * @module
  */
+import { closeSync, openSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Bytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
@@ -71,6 +72,22 @@ export interface NewMessage {
 
 /** A cheap map key for an ID (one char per byte; never shown). */
 const idKey = (id: Uint8Array) => String.fromCharCode(...id);
+/** The key of a (recipient, sender) pair. */
+const pairKey = (recipient: Uint8Array, sender: Uint8Array) => idKey(recipient) + idKey(sender);
+
+/** What is queued for one recipient, or from one sender to one recipient. */
+export interface QueueUsage {
+  messages: number;
+  bytes: number;
+}
+
+const add = (m: Map<string, QueueUsage>, key: string, messages: number, bytes: number) => {
+  const u = m.get(key) ?? { messages: 0, bytes: 0 };
+  u.messages += messages;
+  u.bytes += bytes;
+  if (u.messages > 0) m.set(key, u);
+  else m.delete(key);
+};
 
 type Row = Record<string, unknown>;
 
@@ -102,9 +119,12 @@ export class RelayStore {
   readonly #db: DatabaseSync;
   readonly #path: string;
   readonly #sql: Record<string, StatementSync>;
-  /** Queued count per recipient (hex ID), kept in memory for the quota check. */
-  readonly #counts = new Map<string, number>();
+  /** Queued per recipient and per (recipient, sender), kept in memory for the quotas. */
+  readonly #byRecipient = new Map<string, QueueUsage>();
+  readonly #byPair = new Map<string, QueueUsage>();
   #total = 0;
+  #totalBytes = 0;
+  #cards = 0;
   #inTransaction = false;
   #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #closed = false;
@@ -128,21 +148,42 @@ export class RelayStore {
           "VALUES (?, ?, ?, ?, ?, ?)",
       ),
       pending: p("SELECT * FROM queue WHERE recipient = ? AND mid > ? ORDER BY mid LIMIT ?"),
-      remove: p("DELETE FROM queue WHERE mid = ? AND recipient = ?"),
+      remove: p(
+        "DELETE FROM queue WHERE mid = ? AND recipient = ? " +
+          "RETURNING sender, length(envelope) AS size",
+      ),
       attempt: p("UPDATE queue SET attempts = attempts + 1 WHERE mid = ?"),
-      counts: p("SELECT recipient, COUNT(*) AS n FROM queue GROUP BY recipient"),
+      counts: p(
+        "SELECT recipient, sender, COUNT(*) AS n, SUM(length(envelope)) AS size " +
+          "FROM queue GROUP BY recipient, sender",
+      ),
+      cardCount: p("SELECT COUNT(*) AS n FROM cards"),
     };
     for (const row of this.#sql.counts.all() as Row[]) {
-      const n = row.n as number;
-      this.#counts.set(idKey(row.recipient as Uint8Array), n);
+      const [n, size] = [Number(row.n), Number(row.size)];
+      const [recipient, sender] = [row.recipient as Uint8Array, row.sender as Uint8Array];
+      add(this.#byRecipient, idKey(recipient), n, size);
+      add(this.#byPair, pairKey(recipient, sender), n, size);
       this.#total += n;
+      this.#totalBytes += size;
     }
+    this.#cards = Number((this.#sql.cardCount.get() as Row).n);
   }
 
-  /** Opens (creating if needed) the database at `path` (":memory:" for tests). */
+  /**
+   * Opens (creating if needed) the database at `path` (":memory:" for tests). A new file
+   * is created 0600, before SQLite opens it; SQLite gives its journal files the same mode.
+   */
   static open(path: string): RelayStore {
     let db: DatabaseSync;
     try {
+      if (path !== ":memory:") {
+        try {
+          closeSync(openSync(path, "wx", 0o600));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        }
+      }
       db = new DatabaseSync(path);
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
       db.exec(SCHEMA);
@@ -230,7 +271,16 @@ export class RelayStore {
 
   /** Stores or replaces (same ID) a card; the directory checks collisions first. */
   putCard(id: Uint8Array, address: string, card: Uint8Array, now: number): Promise<void> {
-    return this.#write(() => void this.#sql.putCard.run(id, address, card, now));
+    return this.#write(() => {
+      const fresh = this.#sql.cardById.get(id) === undefined;
+      this.#sql.putCard.run(id, address, card, now);
+      if (fresh) this.#cards++;
+    });
+  }
+
+  /** Registered cards. */
+  get cardCount(): number {
+    return this.#cards;
   }
 
   setPresence(id: Uint8Array, presence: number, note: string | undefined): Promise<void> {
@@ -239,12 +289,27 @@ export class RelayStore {
 
   /** Messages queued for `recipient`. */
   queued(recipient: Uint8Array): number {
-    return this.#counts.get(idKey(recipient)) ?? 0;
+    return this.#byRecipient.get(idKey(recipient))?.messages ?? 0;
+  }
+
+  /** What is queued for `recipient`. */
+  usage(recipient: Uint8Array): QueueUsage {
+    return { ...(this.#byRecipient.get(idKey(recipient)) ?? { messages: 0, bytes: 0 }) };
+  }
+
+  /** What `sender` has queued for `recipient`. */
+  pairUsage(recipient: Uint8Array, sender: Uint8Array): QueueUsage {
+    return { ...(this.#byPair.get(pairKey(recipient, sender)) ?? { messages: 0, bytes: 0 }) };
   }
 
   /** Messages queued in all. */
   get total(): number {
     return this.#total;
+  }
+
+  /** Envelope bytes queued in all. */
+  get totalBytes(): number {
+    return this.#totalBytes;
   }
 
   /**
@@ -263,9 +328,11 @@ export class RelayStore {
         m.digest,
         m.enqueued,
       );
-      const key = idKey(m.recipient);
-      this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+      const size = m.envelope.length;
+      add(this.#byRecipient, idKey(m.recipient), 1, size);
+      add(this.#byPair, pairKey(m.recipient, m.sender), 1, size);
       this.#total++;
+      this.#totalBytes += size;
       return { mid: Number(info.lastInsertRowid), duplicate: false };
     });
   }
@@ -292,15 +359,14 @@ export class RelayStore {
    */
   remove(recipient: Uint8Array, mid: number): Promise<boolean> {
     return this.#write(() => {
-      const changed = Number(this.#sql.remove.run(mid, recipient).changes) > 0;
-      if (changed) {
-        const key = idKey(recipient);
-        const n = (this.#counts.get(key) ?? 1) - 1;
-        if (n > 0) this.#counts.set(key, n);
-        else this.#counts.delete(key);
-        this.#total--;
-      }
-      return changed;
+      const row = this.#sql.remove.get(mid, recipient) as Row | undefined;
+      if (!row) return false;
+      const size = Number(row.size);
+      add(this.#byRecipient, idKey(recipient), -1, -size);
+      add(this.#byPair, pairKey(recipient, row.sender as Uint8Array), -1, -size);
+      this.#total--;
+      this.#totalBytes -= size;
+      return true;
     });
   }
 

@@ -99,7 +99,7 @@ export const authStp: StpPlugin = {
     authentication: "signature",
     nonRepudiation: true,
     forwardSecrecy: false,
-    multiRecipient: true,
+    multiRecipient: false,
     hiddenRecipients: false,
   },
   seal,

@@ -21,7 +21,7 @@ export const plainStp: StpPlugin = {
     authentication: "none",
     nonRepudiation: false,
     forwardSecrecy: false,
-    multiRecipient: true,
+    multiRecipient: false,
     hiddenRecipients: false,
   },
   seal(inner, ctx) {

@@ -222,7 +222,7 @@ describe("group STP through the CLI", () => {
       assert.equal(report.protocolVersion, 2);
       assert.equal(report.kem, "mlkem768x25519");
       assert.equal(report.slots, hide ? 64 : 50);
-      assert.equal(report.hiddenRecipients, hide);
+      assert.equal(report.recipientsHidden, hide);
       for (let i = 0; i < 50; i++) {
         const r = await runCli(
           ["open", "--key", path(`m${i}.key`), "--trust", path("alice.card")],

@@ -49,6 +49,22 @@ describe("addresses", () => {
   });
 });
 
+describe("addresses: no Unicode case folding (SPEC §3.2)", () => {
+  it("refuses look-alikes that full case mapping would fold into ASCII", () => {
+    // U+212A KELVIN SIGN lower-cases to "k"; U+0130 (İ) to "i̇"; fullwidth letters stay.
+    for (
+      const homograph of ["\u212Aate@example.org", "b\u0130ll@example.org", "ａlice@example.org"]
+    ) {
+      assert.throws(
+        () => normalizeAddress(homograph),
+        (e) => e instanceof MissiveError && /only ASCII/.test(e.message),
+        homograph,
+      );
+    }
+    assert.equal(normalizeAddress("KATE@EXAMPLE.ORG"), "kate@example.org");
+  });
+});
+
 describe("cards", () => {
   it("round-trip through one line and keep ID, fingerprint and capabilities", async () => {
     const alice = await fixedIdentity("alice@example.org", 1);

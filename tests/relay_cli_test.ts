@@ -176,7 +176,7 @@ describe("missive serve + missive relay (real sessions over TCP)", () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(
         r.stderr,
-        /sent to bob@example\.org with simple\/v2 \+ text\/v2 \(relay message \d+\)/,
+        /sent to bob@example\.org with simple\/v3 \+ text\/v2 \(relay message \d+\)/,
       );
     }
     assert.equal(await kill(relay, "SIGKILL"), null);
@@ -213,7 +213,7 @@ describe("missive serve + missive relay (real sessions over TCP)", () => {
       assert.equal(m.from, "alice@example.org");
       assert.equal(m.verified, true);
       assert.equal(m.trusted, true);
-      assert.equal(m.stp, "simple/v2");
+      assert.equal(m.stp, "simple/v3");
     }
     const again = await client("bob", ["inbox"]);
     assert.equal(again.code, 0, again.stderr);

@@ -35,6 +35,7 @@ const requests: RelayRequest[] = [
   { op: "ack", message: 2 ** 40, receipt: "undecryptable" },
   { op: "receive" },
   { op: "stats" },
+  { op: "keepalive" },
 ];
 
 const samples: Uint8Array[] = [

@@ -770,7 +770,7 @@ describe("stream CLI", () => {
         const shown = JSON.parse((await runCli(["inspect", "--json", join(dir, "g.msv")])).text);
         assert.equal(shown.form, "stream");
         assert.equal(shown.stp, "group");
-        assert.equal(shown.hiddenRecipients, hide.length > 0);
+        assert.equal(shown.recipientsHidden, hide.length > 0);
         for (const who of ["bob", "carol"]) {
           const r = await runCli([
             "open",

@@ -142,6 +142,11 @@ describe("habits", () => {
     assert.match(bad.stderr, /--ttl expects a duration like 500ms, 10s or 2m/);
   });
 
+  it("the version is package.json's", async () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname!, "..", "package.json"), "utf8"));
+    assert.equal((await runCli(["--version"])).text, `missive ${pkg.version}\n`);
+  });
+
   it("-V and --version; every subcommand's help has examples and an Exit codes line", async () => {
     for (const flag of ["-V", "--version"]) {
       const r = await runCli([flag]);
@@ -263,7 +268,7 @@ describe("completions and the manual page, from the help text", () => {
         `source ${at("c.bash")}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); ` +
         `COMP_CWORD=${words.length - 1}; _missive; echo "\${COMPREPLY[@]}"`,
       ], { encoding: "utf8" }).stdout.trim();
-    assert.equal(complete(["missive", "se"]), "seal serve send session");
+    assert.equal(complete(["missive", "se"]), "seal serve send session selftest");
     assert.equal(complete(["missive", "seal", "--fr"]), "--from");
     assert.match(complete(["missive", "contacts", ""]), /^add list remove verify /);
   });
@@ -287,5 +292,15 @@ describe("completions and the manual page, from the help text", () => {
     assert.match(groff.stdout.toString(), /User Commands/);
     const bad = await runCli(["completions", "tcsh"]);
     assert.equal(bad.code, 2);
+  });
+});
+
+describe("missive selftest", () => {
+  it("every crypto path of this runtime agrees with noble", async () => {
+    const r = await runCli(["selftest", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.text);
+    assert.ok(report.results.length >= 12);
+    assert.ok(report.results.every((x: { ok: boolean }) => x.ok));
   });
 });

@@ -14,7 +14,12 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { type Bytes, concatBytes, equalBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { type CborMap, type CborValue, decodeCbor, transcript } from "../core/cbor.ts";
-import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
+import {
+  type CryptoProvider,
+  nobleProvider,
+  nodeCryptoProvider,
+  webcryptoProvider,
+} from "../crypto/mod.ts";
 import { armor, decodeEnvelope, encodeEnvelope, toLine, unwrapAnyForm } from "../envelope/mod.ts";
 import { ERROR_CODES, MissiveError } from "../core/errors.ts";
 import { cardToText, decodeCard, fingerprint, parseCardText } from "../keys/card.ts";
@@ -347,7 +352,7 @@ describe("vector corpus", () => {
   });
 });
 
-for (const provider of [nobleProvider, webcryptoProvider]) {
+for (const provider of [nobleProvider, webcryptoProvider, nodeCryptoProvider]) {
   describe(`vectors via ${provider.name}`, () => {
     it("the generator reproduces the committed corpus", async () => {
       const regenerated = await buildCorpus(provider);

@@ -191,5 +191,45 @@ export function relayVectors() {
     new Uint8Array(1024 * 1024 + 1),
     "too-large",
   );
+
+  // Limits (SPEC §23.12): the keepalive op, the statuses of hostile-client refusals.
+  ok("keepalive", "request 10: keepalive (op 8)", encodeRequest(10, { op: "keepalive" }));
+  ok(
+    "response-keepalive",
+    "keepalive answered: the relay's idle timeout, 300 s",
+    encodeResponse({ rid: 10, status: "ok", count: 300_000 }),
+  );
+  ok(
+    "response-rate-limited",
+    "register refused: rate-limited (status 12)",
+    encodeResponse({
+      rid: 1,
+      status: "rate-limited",
+      detail: "too many new registrations from 192.0.2.7 (at most 10 a minute); try again in 6 s",
+    }),
+  );
+  ok(
+    "response-store-full",
+    "send refused: store-full (status 14)",
+    encodeResponse({ rid: 5, status: "store-full", detail: "this relay's store is full" }),
+  );
+  ok(
+    "response-busy",
+    "the link refused on request ID 0: busy (status 16)",
+    encodeResponse({ rid: 0, status: "busy", detail: "all 768 slots are taken; try later" }),
+  );
+  bad("keepalive-no-rid", "keepalive without a request ID", map([0, 0], [2, 8]));
+  bad("keepalive-rid-text", "keepalive with a text request ID", map([0, 0], [1, "10"], [2, 8]));
+  bad(
+    "response-detail-1025",
+    "a refusal whose detail is over 1024 characters",
+    map([0, 1], [1, 1], [2, 12], [8, "x".repeat(1025)]),
+  );
+  bad("response-status-text", "a status as text", map([0, 1], [1, 1], [2, "busy"]));
+  bad(
+    "response-count-negative",
+    "keepalive answer with a negative timeout",
+    map([0, 1], [1, 10], [2, 0], [6, -1]),
+  );
   return vectors;
 }
