@@ -9,7 +9,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Bytes, equalBytes, fromUtf8, toHex, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
-import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
+import {
+  type CryptoProvider,
+  nobleProvider,
+  nodeCryptoProvider,
+  webcryptoProvider,
+} from "../crypto/mod.ts";
 import { decodeEnvelope } from "../envelope/mod.ts";
 import { defaultRegistry, sealMessage, textV1 } from "../mod.ts";
 import {
@@ -115,9 +120,9 @@ describe("ratchet: conversations", () => {
     assert.equal(await read(b, after.envelope), "and now?");
   });
 
-  it("both providers make and read the same bytes from the same randomness", async () => {
+  it("every provider path (noble, WebCrypto, node:crypto) makes and reads the same bytes", async () => {
     const frames: string[][] = [];
-    for (const crypto of [nobleProvider, webcryptoProvider]) {
+    for (const crypto of [nobleProvider, webcryptoProvider, nodeCryptoProvider]) {
       const { a, b, first } = await pair({ crypto, seed: "providers" });
       const reply = await b.encrypt(text("reply"));
       assert.equal(await read(a, reply.envelope), "reply");
@@ -126,6 +131,7 @@ describe("ratchet: conversations", () => {
       frames.push([first.envelope, reply.envelope, again.envelope].map(toHex));
     }
     assert.deepEqual(frames[0], frames[1]);
+    assert.deepEqual(frames[0], frames[2]);
   });
 
   it("bob accepts from a later initial message; the earlier one then opens in the conversation", async () => {

@@ -26,7 +26,7 @@ import {
   utf8,
 } from "../core/bytes.ts";
 import { type CborMap, type CborValue, decodeCbor, encodeCbor, transcript } from "../core/cbor.ts";
-import { nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
+import { nobleProvider, nodeCryptoProvider, webcryptoProvider } from "../crypto/mod.ts";
 import { makeIdentities, PQ_IDENTITY_SPECS, randomStream } from "./vectors/common.ts";
 import { playRatchetVector, type RatchetVector, ratchetVectors } from "./vectors/cases_ratchet.ts";
 
@@ -58,7 +58,11 @@ describe("ratchet vectors", () => {
   });
 
   for (
-    const [name, provider] of [["noble", nobleProvider], ["webcrypto", webcryptoProvider]] as const
+    const [name, provider] of [
+      ["noble", nobleProvider],
+      ["webcrypto", webcryptoProvider],
+      ["node", nodeCryptoProvider],
+    ] as const
   ) {
     it(`every vector replays exactly, failures leave the state unchanged (${name})`, async () => {
       for (const v of vectors) {
