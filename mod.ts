@@ -118,6 +118,30 @@ export {
   simpleStp,
 } from "./stp/mod.ts";
 export { sessionStp } from "./stp/session.ts";
+export {
+  acceptConversation,
+  Conversation,
+  type ConversationOptions,
+  type ConversationPhase,
+  decodePrekeyBundle,
+  decodePrekeyUpload,
+  describeRatchetPayload,
+  encodePrekeyBundle,
+  encodePrekeyUpload,
+  MemoryPrekeyStore,
+  type OneTimePrekey,
+  type PrekeyBundle,
+  PrekeyKeyring,
+  type PrekeyStore,
+  type PrekeyUpload,
+  RATCHET_TYPE,
+  type RatchetMessage,
+  type RatchetOpened,
+  ratchetStp,
+  type SignedPrekey,
+  startConversation,
+  verifyPrekeyUpload,
+} from "./stp/ratchet/mod.ts";
 export { openBareFernet, parsePskOptions, type PskOptions, sealBareFernet } from "./stp/psk/mod.ts";
 export {
   builtinAmps,

@@ -18,14 +18,16 @@ import type { AnyStp } from "../plugin/types.ts";
 import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
 import { inputSource, sniffInput } from "./streaming.ts";
 import { describePayload, GROUP_PQ_VERSION, GROUP_TYPE } from "../stp/group/mod.ts";
+import { describeRatchetPayload, RATCHET_TYPE } from "../stp/ratchet/mod.ts";
 
 const usage = `missive inspect [--json] [INPUT]
 
 Shows an envelope's header without opening it: its form (binary, armor, line), the STP
 (type, version) and name when a plugin knows it, the key agreement ("kem":
-mlkem768x25519 for post-quantum simple v3 and group v2, x25519 for the classical
-versions), the sequence number and payload size; for group, the number of key slots
-and whether recipients are hidden. Bare forms are recognized too (SPEC §2.4): a CMS
+mlkem768x25519 for post-quantum simple v3, group v2 and ratchet, x25519 for the
+classical versions), the sequence number and payload size; for group, the number of
+key slots and whether recipients are hidden; for ratchet, the clear header (ratchet
+key, message number and, on an initial message, the prekeys it names). Bare forms are recognized too (SPEC §2.4): a CMS
 message (DER or S/MIME text) is shown as the smime STP's payload; a Fernet token shows
 its (unencrypted) timestamp.
 
@@ -66,7 +68,9 @@ async function writeReport(
   } catch (e) {
     if (!isMissiveError(e, "unknown-protocol")) throw e;
   }
-  const group = groupReport(envelope);
+  const details = envelope.protocolType === RATCHET_TYPE
+    ? ratchetReport(envelope)
+    : groupReport(envelope);
   const report = {
     ...how.fields,
     protocolType: envelope.protocolType,
@@ -76,7 +80,7 @@ async function writeReport(
     sequenceNumber: envelope.sequenceNumber ?? null,
     payloadSize: envelope.payload.length,
     properties: stp?.properties ?? null,
-    ...group.json,
+    ...details.json,
   };
   const text = how.json ? JSON.stringify(report) + "\n" : [
     `form:             ${how.formLine}`,
@@ -85,7 +89,7 @@ async function writeReport(
     ...(stp?.properties.kem ? [`key agreement:    ${kemLine(stp.properties.kem)}`] : []),
     `sequence number:  ${envelope.sequenceNumber ?? "none"}`,
     `payload:          ${envelope.payload.length} bytes`,
-    ...group.lines,
+    ...details.lines,
     "",
   ].join("\n");
   await writeOutput(io, undefined, utf8(text));
@@ -95,6 +99,37 @@ function kemLine(kem: string): string {
   return kem === "mlkem768x25519"
     ? "mlkem768x25519 (X-Wing: ML-KEM-768 + X25519, post-quantum)"
     : `${kem} (classical)`;
+}
+
+/**
+ * A ratchet message's header is clear data (SPEC §25.4): ratchet key, chain position and,
+ * on an initial message, the prekeys it names. Reported, never fatal, when malformed.
+ */
+function ratchetReport(envelope: Envelope): { json: Record<string, unknown>; lines: string[] } {
+  if (envelope.protocolVersion !== 1) return { json: {}, lines: [] };
+  try {
+    const h = describeRatchetPayload(envelope.payload);
+    const i = h.initial;
+    return {
+      json: { ratchet: h },
+      lines: [
+        `ratchet key:      ${h.ratchetKey}`,
+        `message:          ${h.messageNumber} (previous chain: ${h.previousChainLength})`,
+        ...(i
+          ? [
+            `initial message:  to ID ${i.recipientId}, signed prekey ${i.signedPrekeyId}, ` +
+            `one-time prekey ${i.oneTimePrekeyId ?? "none"}`,
+          ]
+          : []),
+      ],
+    };
+  } catch (e) {
+    if (!isMissiveError(e, "malformed")) throw e;
+    return {
+      json: { ratchet: null, payloadError: e.message },
+      lines: [`ratchet header:   unreadable (${e.message})`],
+    };
+  }
 }
 
 /**

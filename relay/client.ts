@@ -12,6 +12,12 @@ import { getCryptoProvider } from "../crypto/mod.ts";
 import { type ErrorCode, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
+import {
+  decodePrekeyBundle,
+  encodePrekeyUpload,
+  type PrekeyBundle,
+  type PrekeyUpload,
+} from "../stp/ratchet/mod.ts";
 import { Outbox } from "./_outbox.ts";
 import {
   decodeRelayMessages,
@@ -50,6 +56,7 @@ const STATUS_CODES: Record<Exclude<RelayStatus, "ok">, ErrorCode> = {
   busy: "network",
   idle: "network",
   "over-budget": "network",
+  "invalid-prekeys": "key",
 };
 
 /**
@@ -190,14 +197,47 @@ export class RelayClient {
   async lookup(target: Target): Promise<LookupResult> {
     const r = await this.#request({ op: "lookup", target });
     if (!r.card) throw new MissiveError("malformed", "relay: lookup answer without a card");
-    const card = await decodeCard(await getCryptoProvider(), r.card);
+    const card = await this.#checkedCard(r.card, target, "a lookup");
+    return r.presence === undefined ? { card } : { card, presence: r.presence };
+  }
+
+  /**
+   * Publishes this user's prekeys (SPEC §23.13): the relay checks them against the card
+   * the session proved. Resolves with the one-time prekeys it now holds; mark the upload
+   * published (`PrekeyKeyring.markPublished`) once this resolves.
+   */
+  async publishPrekeys(upload: PrekeyUpload): Promise<number> {
+    const r = await this.#request({ op: "publish-prekeys", upload: encodePrekeyUpload(upload) });
+    return r.count ?? 0;
+  }
+
+  /**
+   * Fetches a user's card and prekey bundle, taking one of its one-time prekeys (none
+   * when they ran out). The card is checked to be the one asked for and the bundle to be
+   * its owner's; `startConversation` checks the signature and age.
+   */
+  async fetchPrekeys(target: Target): Promise<{ card: Card; bundle: PrekeyBundle }> {
+    const r = await this.#request({ op: "fetch-prekeys", target });
+    if (!r.card || !r.prekeys) {
+      throw new MissiveError("malformed", "relay: fetch-prekeys answer without card or bundle");
+    }
+    const card = await this.#checkedCard(r.card, target, "fetch-prekeys");
+    const bundle = decodePrekeyBundle(r.prekeys);
+    if (toHex(bundle.identityId) !== toHex(card.id)) {
+      throw new MissiveError("auth-failed", "relay answered fetch-prekeys with another's bundle");
+    }
+    return { card, bundle };
+  }
+
+  async #checkedCard(bytes: Uint8Array, target: Target, op: string): Promise<Card> {
+    const card = await decodeCard(await getCryptoProvider(), bytes);
     const matches = typeof target === "string"
       ? card.address === lowerAscii(target)
       : toHex(card.id) === toHex(target);
     if (!matches) {
-      throw new MissiveError("auth-failed", "relay answered a lookup with somebody else's card");
+      throw new MissiveError("auth-failed", `relay answered ${op} with somebody else's card`);
     }
-    return r.presence === undefined ? { card } : { card, presence: r.presence };
+    return card;
   }
 
   /** Who is online and visible. */

@@ -93,6 +93,12 @@ export const MAX_UNANSWERED = 1024;
 export const MAX_MALFORMED = 16;
 /** How long reading may wait for a connection's budget before the link is dropped. */
 export const BUDGET_STALL_MS = 10_000;
+/**
+ * Prekey requests (publish-prekeys, fetch-prekeys) per identity: a burst, then this many a
+ * minute (`rate-limited`). Each fetch hands out one of the target's one-time prekeys, so
+ * the rate bounds how fast one registered user can drain another's (SPEC §23.13).
+ */
+export const PREKEY_REQUESTS = { burst: 20, perMinute: 10 } as const;
 /** Log events per link: a burst, then at most this many per second. */
 export const LINK_LOG = { burst: 200, perSecond: 50 } as const;
 /** Log events about connections before authentication, relay-wide. */

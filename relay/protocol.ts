@@ -25,6 +25,10 @@ export const MAX_REQUEST_ID = 0xffff_ffff;
 /** Length of an identity ID. */
 export const ID_BYTES = 16;
 const MAX_NOTE = 256;
+/** Largest prekey upload a `publish-prekeys` carries (SPEC §23.13): 100 one-time prekeys fit. */
+export const MAX_PREKEY_UPLOAD = 8192;
+/** Largest prekey bundle a `fetch-prekeys` answer carries. */
+export const MAX_PREKEY_BUNDLE = 2048;
 const MAX_DETAIL = 1024;
 const MAX_STATS = 64;
 
@@ -44,6 +48,8 @@ export const RELAY_OPS = [
   "receive",
   "stats",
   "keepalive",
+  "publish-prekeys",
+  "fetch-prekeys",
 ] as const;
 export type RelayOp = (typeof RELAY_OPS)[number];
 
@@ -68,6 +74,7 @@ export const RELAY_STATUSES = [
   "busy",
   "idle",
   "over-budget",
+  "invalid-prekeys",
 ] as const;
 export type RelayStatus = (typeof RELAY_STATUSES)[number];
 
@@ -91,6 +98,8 @@ export type RelayRequest =
   | { op: "receive" }
   | { op: "stats" }
   | { op: "keepalive" }
+  | { op: "publish-prekeys"; upload: Bytes }
+  | { op: "fetch-prekeys"; target: Target }
   | { op: "unknown"; code: number };
 
 /** One online user in a `list` response. */
@@ -105,15 +114,17 @@ export interface ListEntry {
 export interface ResponseFields {
   /** register: the registered ID. */
   id?: Bytes;
-  /** lookup: the card. */
+  /** lookup, fetch-prekeys: the card. */
   card?: Bytes;
+  /** fetch-prekeys: the prekey bundle (SPEC §25.2), with at most one one-time prekey. */
+  prekeys?: Bytes;
   /** lookup: the presence of an online user (absent when offline or invisible). */
   presence?: PresenceStatus;
   /** list. */
   entries?: ListEntry[];
   /**
    * send: the relay message ID; receive: how many messages are queued; keepalive: the
-   * relay's idle timeout in ms (0: none).
+   * relay's idle timeout in ms (0: none); publish-prekeys: one-time prekeys held.
    */
   count?: number;
   /** stats. */
@@ -177,6 +188,12 @@ export function encodeRequest(rid: number, request: RelayRequest): Bytes {
     case "ack":
       m.set(3, request.message).set(4, RECEIPT_STATUSES.indexOf(request.receipt));
       break;
+    case "publish-prekeys":
+      m.set(3, request.upload);
+      break;
+    case "fetch-prekeys":
+      m.set(3, targetValue(request.target));
+      break;
   }
   return encodeMap(m);
 }
@@ -195,6 +212,7 @@ export function encodeResponse(response: RelayResponse): Bytes {
   if (response.stats) m.set(7, new Map(Object.entries(response.stats)));
   if (response.detail !== undefined) m.set(8, response.detail);
   if (response.presence !== undefined) m.set(9, PRESENCE_STATUSES.indexOf(response.presence));
+  if (response.prekeys) m.set(10, response.prekeys);
   return encodeMap(m);
 }
 
@@ -270,6 +288,11 @@ function readRequest(r: CborReader, maxEnvelope: number): RelayRequest {
         message: r.uint(3),
         receipt: RECEIPT_STATUSES[r.uint(4, RECEIPT_STATUSES.length - 1)],
       };
+    case "publish-prekeys":
+      // The upload is opaque here; the relay decodes and verifies it (SPEC §23.13).
+      return { op, upload: r.bytes(3, { min: 1, max: MAX_PREKEY_UPLOAD }) };
+    case "fetch-prekeys":
+      return { op, target: readTarget(r, 3) };
     default:
       return { op };
   }
@@ -325,6 +348,8 @@ function readResponse(r: CborReader): RelayResponse {
   if (detail !== undefined) out.detail = detail;
   const presence = r.optUint(9, PRESENCE_STATUSES.length - 1);
   if (presence !== undefined) out.presence = PRESENCE_STATUSES[presence];
+  const prekeys = r.optBytes(10, { min: 1, max: MAX_PREKEY_BUNDLE });
+  if (prekeys) out.prekeys = prekeys;
   return out;
 }
 

@@ -15,6 +15,12 @@ import { decodeEnvelope } from "../envelope/mod.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
+import {
+  decodePrekeyUpload,
+  encodePrekeyBundle,
+  type PrekeyUpload,
+  verifyPrekeyUpload,
+} from "../stp/ratchet/mod.ts";
 import { Directory } from "./_directory.ts";
 import {
   decodeRelayMessages,
@@ -32,12 +38,13 @@ import {
   type LinkInfo,
 } from "./_delivery.ts";
 import { queueRefusal, RegistrationGate } from "./_quota.ts";
-import { LimitedLog, type LogEvent } from "./_ratelimit.ts";
+import { BucketsByKey, LimitedLog, type LogEvent } from "./_ratelimit.ts";
 import {
   BUDGET_STALL_MS,
   LINK_LOG,
   MAX_MALFORMED,
   MAX_UNANSWERED,
+  PREKEY_REQUESTS,
   RELAY_DEFAULTS,
   type RelayLimits,
   relayLimits,
@@ -102,6 +109,8 @@ export class RelayServer {
   readonly #logs = new WeakMap<Connection, LimitedLog>();
   readonly #deliveries: Deliveries;
   readonly #registrations: RegistrationGate;
+  /** publish-prekeys and fetch-prekeys per identity (SPEC §23.12). */
+  readonly #prekeyRequests = new BucketsByKey(PREKEY_REQUESTS.burst, PREKEY_REQUESTS.perMinute);
   readonly #pending = new Set<Promise<unknown>>();
   readonly #counters = {
     connections: 0,
@@ -440,6 +449,10 @@ export class RelayServer {
         return this.#ack(conn, request.message, request.receipt);
       case "receive":
         return now(this.#receive(conn));
+      case "publish-prekeys":
+        return await this.#publishPrekeys(conn, request.upload);
+      case "fetch-prekeys":
+        return this.#fetchPrekeys(conn, request.target);
       case "stats":
         // Users see only what does not depend on anyone's invisible activity (SPEC §23.3).
         return now({
@@ -554,6 +567,81 @@ export class RelayServer {
     this.#counters.acknowledged++;
     this.#logOf(conn).emit({ event: "ack", address: conn.card.address, mid, receipt });
     return { status: "ok" };
+  }
+
+  /** One prekey request of this identity's, or the refusal (SPEC §23.12). */
+  #prekeyRate(conn: Connection): Reply | undefined {
+    const bucket = this.#prekeyRequests.get(conn.key, this.#now());
+    if (bucket.take(this.#now())) return undefined;
+    return {
+      status: "rate-limited",
+      detail: `too many prekey requests (at most ${PREKEY_REQUESTS.perMinute} a minute); ` +
+        `try again in ${Math.ceil(bucket.waitMs(this.#now()) / 1000)} s`,
+    };
+  }
+
+  /**
+   * publish-prekeys (SPEC §23.13): the upload must be the peer's own, signed by its card
+   * and current; the store keeps the newest signed prekey and adds the one-time prekeys.
+   */
+  async #publishPrekeys(conn: Connection, bytes: Bytes): Promise<Issued> {
+    const limited = this.#prekeyRate(conn);
+    if (limited) return now(limited);
+    let upload: PrekeyUpload;
+    try {
+      upload = decodePrekeyUpload(bytes);
+      await verifyPrekeyUpload(this.#crypto, upload, conn.card, this.#now());
+    } catch (e) {
+      if (!isMissiveError(e)) throw e;
+      return now({
+        status: e.code === "malformed" ? "malformed" : "invalid-prekeys",
+        detail: e.message,
+      });
+    }
+    return {
+      done: this.#store.prekeys.publish(upload).then(
+        ({ oneTimeHeld }): Reply => {
+          this.#logOf(conn).emit({
+            event: "publish-prekeys",
+            address: conn.card.address,
+            signedPrekey: upload.signedPrekey.id,
+            oneTime: upload.oneTimePrekeys.length,
+            held: oneTimeHeld,
+          });
+          return { status: "ok", count: oneTimeHeld };
+        },
+        (e): Reply => {
+          if (!isMissiveError(e, "full")) throw e;
+          return { status: "quota", detail: e.message };
+        },
+      ),
+    };
+  }
+
+  /**
+   * fetch-prekeys (SPEC §23.13): the target's card and a bundle; the one-time prekey in
+   * it is deleted in the same transaction, before the answer goes out.
+   */
+  #fetchPrekeys(conn: Connection, target: string | Bytes): Issued {
+    const limited = this.#prekeyRate(conn);
+    if (limited) return now(limited);
+    const found = this.#directory.find(target);
+    const what = typeof target === "string" ? target : toHex(target);
+    if (!found) return now({ status: "not-found", detail: `no card registered for ${what}` });
+    return {
+      done: this.#store.prekeys.fetch(found.id).then((bundle): Reply => {
+        if (!bundle) {
+          return { status: "not-found", detail: `${found.address} has published no prekeys` };
+        }
+        this.#logOf(conn).emit({
+          event: "fetch-prekeys",
+          address: conn.card.address,
+          target: found.address,
+          oneTime: bundle.oneTimePrekey?.id ?? 0,
+        });
+        return { status: "ok", card: found.card, prekeys: encodePrekeyBundle(bundle) };
+      }),
+    };
   }
 
   #receive(conn: Connection): Reply {

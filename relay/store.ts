@@ -11,6 +11,14 @@ import { closeSync, openSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Bytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import {
+  decodePrekeyBundle,
+  encodePrekeyBundle,
+  MAX_STORED_ONE_TIME,
+  type PrekeyBundle,
+  type PrekeyStore,
+  type PrekeyUpload,
+} from "../stp/ratchet/mod.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -36,6 +44,17 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, mid);
 CREATE UNIQUE INDEX IF NOT EXISTS queue_by_digest ON queue (recipient, digest);
+CREATE TABLE IF NOT EXISTS signed_prekeys (
+  owner BLOB PRIMARY KEY,
+  bundle BLOB NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS one_time_prekeys (
+  owner BLOB NOT NULL,
+  pid INTEGER NOT NULL,
+  public_key BLOB NOT NULL,
+  PRIMARY KEY (owner, pid)
+);
 `;
 
 /** A registered card as stored. */
@@ -158,6 +177,21 @@ export class RelayStore {
           "FROM queue GROUP BY recipient, sender",
       ),
       cardCount: p("SELECT COUNT(*) AS n FROM cards"),
+      signedPrekey: p("SELECT bundle, created FROM signed_prekeys WHERE owner = ?"),
+      putSignedPrekey: p(
+        "INSERT INTO signed_prekeys (owner, bundle, created) VALUES (?, ?, ?) " +
+          "ON CONFLICT(owner) DO UPDATE SET bundle = excluded.bundle, created = excluded.created",
+      ),
+      oneTimeCount: p("SELECT COUNT(*) AS n FROM one_time_prekeys WHERE owner = ?"),
+      hasOneTime: p("SELECT 1 FROM one_time_prekeys WHERE owner = ? AND pid = ?"),
+      putOneTime: p("INSERT INTO one_time_prekeys (owner, pid, public_key) VALUES (?, ?, ?)"),
+      // The oldest published (insertion order), deleted in the same statement.
+      takeOneTime: p(
+        "DELETE FROM one_time_prekeys WHERE rowid = (SELECT rowid FROM one_time_prekeys " +
+          "WHERE owner = ? ORDER BY rowid LIMIT 1) RETURNING pid, public_key",
+      ),
+      dropSignedPrekey: p("DELETE FROM signed_prekeys WHERE owner = ?"),
+      dropOneTime: p("DELETE FROM one_time_prekeys WHERE owner = ?"),
     };
     for (const row of this.#sql.counts.all() as Row[]) {
       const [n, size] = [Number(row.n), Number(row.size)];
@@ -221,6 +255,8 @@ export class RelayStore {
     try {
       result = f();
     } catch (e) {
+      // A refusal decided before any statement ran (a cap) stays what it is.
+      if (e instanceof MissiveError) return Promise.reject(e);
       return Promise.reject(
         new MissiveError("io", `relay db ${this.#path}: write failed (${(e as Error).message})`),
       );
@@ -368,6 +404,64 @@ export class RelayStore {
       this.#totalBytes -= size;
       return true;
     });
+  }
+
+  /**
+   * Published prekeys (SPEC §23.13, §25.2) as a `PrekeyStore`: the newest signed prekey
+   * per identity and its one-time prekeys; `fetch` deletes the one-time prekey it hands
+   * out in the same transaction, so none is handed out twice, across restarts too.
+   */
+  get prekeys(): PrekeyStore {
+    const sql = this.#sql;
+    return {
+      publish: (upload: PrekeyUpload) =>
+        this.#write(() => {
+          const owner = upload.identityId;
+          const fresh = upload.oneTimePrekeys.filter((o) =>
+            sql.hasOneTime.get(owner, o.id) === undefined
+          );
+          const held = Number((sql.oneTimeCount.get(owner) as Row).n) + fresh.length;
+          if (held > MAX_STORED_ONE_TIME) {
+            throw new MissiveError(
+              "full",
+              `prekey store: ${held} one-time prekeys would be held; at most ${MAX_STORED_ONE_TIME}`,
+            );
+          }
+          const stored = sql.signedPrekey.get(owner) as Row | undefined;
+          if (!stored || Number(stored.created) <= upload.signedPrekey.created) {
+            const bundle = encodePrekeyBundle({
+              identityId: owner,
+              signedPrekey: upload.signedPrekey,
+            });
+            sql.putSignedPrekey.run(owner, bundle, upload.signedPrekey.created);
+          }
+          for (const o of fresh) sql.putOneTime.run(owner, o.id, o.publicKey);
+          return { oneTimeHeld: held };
+        }),
+      fetch: (identityId: Uint8Array) =>
+        this.#write((): PrekeyBundle | undefined => {
+          const stored = sql.signedPrekey.get(identityId) as Row | undefined;
+          if (!stored) return undefined;
+          const bundle = decodePrekeyBundle(stored.bundle as Uint8Array);
+          const taken = sql.takeOneTime.get(identityId) as Row | undefined;
+          if (taken) {
+            bundle.oneTimePrekey = {
+              id: Number(taken.pid),
+              publicKey: taken.public_key as Bytes,
+            };
+          }
+          return bundle;
+        }),
+      oneTimeCount: (identityId: Uint8Array) => {
+        this.#check();
+        return Promise.resolve(Number((sql.oneTimeCount.get(identityId) as Row).n));
+      },
+      remove: (identityId: Uint8Array) =>
+        this.#write(() => {
+          sql.dropSignedPrekey.run(identityId);
+          sql.dropOneTime.run(identityId);
+        }),
+    };
   }
 
   /** Commits pending writes and closes the database; idempotent. */

@@ -9,12 +9,14 @@ import { authStp } from "./auth.ts";
 import { groupStp, groupV2Stp } from "./group/mod.ts";
 import { plainStp } from "./plain.ts";
 import { pskStp } from "./psk/mod.ts";
+import { ratchetStp } from "./ratchet/mod.ts";
 import { simpleStp } from "./simple.ts";
 
 export { AUTH_TYPE, authStp } from "./auth.ts";
 export { GROUP_TYPE, groupStp, groupV2Stp } from "./group/mod.ts";
 export { PLAIN_TYPE, plainStp } from "./plain.ts";
 export { PSK_TYPE, pskStp } from "./psk/mod.ts";
+export { RATCHET_TYPE, ratchetStp } from "./ratchet/mod.ts";
 export { SIMPLE_TYPE, simpleStp } from "./simple.ts";
 
 /** Every built-in STP. */
@@ -29,6 +31,7 @@ export function builtinStps(): AnyStp[] {
     pskStp(1),
     pskStp(2),
     plainStp,
+    ratchetStp,
   ];
 }
 

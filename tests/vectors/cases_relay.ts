@@ -17,6 +17,7 @@ import {
   type RelayMessage,
 } from "../../relay/protocol.ts";
 import { failure } from "./messages.ts";
+import { encodePrekeyBundle, encodePrekeyUpload } from "../../stp/ratchet/mod.ts";
 
 const ID = new Uint8Array(16).fill(0xab);
 /** An envelope (SPEC §2.1) of STP plain around "hi", as the relay would carry it. */
@@ -230,6 +231,67 @@ export function relayVectors() {
     "response-count-negative",
     "keepalive answer with a negative timeout",
     map([0, 1], [1, 10], [2, 0], [6, -1]),
+  );
+
+  // Prekeys (SPEC §23.13): the upload and the bundle travel as opaque bytes (SPEC §25.2).
+  const signedPrekey = {
+    id: 1,
+    publicKey: new Uint8Array(32).fill(9),
+    kemPublicKey: new Uint8Array(1216).fill(1),
+    created: 1_700_000_000_000,
+    signature: new Uint8Array(64).fill(2),
+  };
+  const upload = encodePrekeyUpload({
+    identityId: ID,
+    signedPrekey,
+    oneTimePrekeys: [{ id: 1, publicKey: new Uint8Array(32).fill(7) }],
+  });
+  const bundle = encodePrekeyBundle({
+    identityId: ID,
+    signedPrekey,
+    oneTimePrekey: { id: 1, publicKey: new Uint8Array(32).fill(7) },
+  });
+  ok(
+    "publish-prekeys",
+    "request 11: publish-prekeys (op 9) with an upload of one one-time prekey",
+    encodeRequest(11, { op: "publish-prekeys", upload }),
+  );
+  ok(
+    "fetch-prekeys",
+    "request 12: fetch-prekeys (op 10) for bob",
+    encodeRequest(12, { op: "fetch-prekeys", target: "bob@example.org" }),
+  );
+  ok(
+    "response-publish-prekeys",
+    "publish-prekeys answered: 1 one-time prekey held",
+    encodeResponse({ rid: 11, status: "ok", count: 1 }),
+  );
+  ok(
+    "response-fetch-prekeys",
+    "fetch-prekeys answered: the card (key 4, here stand-in bytes) and the bundle (key 10)",
+    encodeResponse({ rid: 12, status: "ok", card: utf8("card"), prekeys: bundle }),
+  );
+  ok(
+    "response-invalid-prekeys",
+    "publish-prekeys refused: invalid-prekeys (status 19)",
+    encodeResponse({ rid: 11, status: "invalid-prekeys", detail: "not signed by bob" }),
+  );
+  bad(
+    "publish-prekeys-empty",
+    "an empty upload",
+    map([0, 0], [1, 11], [2, 9], [3, new Uint8Array()]),
+  );
+  bad(
+    "publish-prekeys-8193",
+    "an upload over 8,192 bytes",
+    map([0, 0], [1, 11], [2, 9], [3, new Uint8Array(8193)]),
+  );
+  bad("publish-prekeys-text", "an upload as text", map([0, 0], [1, 11], [2, 9], [3, "keys"]));
+  bad("fetch-prekeys-no-target", "fetch-prekeys without key 3", map([0, 0], [1, 12], [2, 10]));
+  bad(
+    "response-prekeys-2049",
+    "a bundle over 2,048 bytes",
+    map([0, 1], [1, 12], [2, 0], [10, new Uint8Array(2049)]),
   );
   return vectors;
 }

@@ -4,7 +4,8 @@
  *     node_modules/.bin/deno run -A tests/vectors/generate.ts
  *
  * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,psk,amp,stream,session,
- * framing,relay,signature}.json and the post-quantum files {card_v2,keyfile_v2,simple_v3,group_v2,weak_keys}.json.
+ * framing,relay,signature}.json, the post-quantum files {card_v2,keyfile_v2,simple_v3,group_v2,weak_keys}.json
+ * and ratchet.json.
  * Every
  * vector states its inputs (secret keys, random draws, clock, plaintext), the exact
  * bytes, and the expected outcome. Each case below declares the outcome it is meant to
@@ -30,12 +31,20 @@ import { authCases, plainCases, pskCases } from "./cases_auth_psk_plain.ts";
 import { armorVectors, envelopeVectors } from "./cases_formats.ts";
 import { groupCases, groupIntermediates } from "./cases_group.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
+import { ratchetVectors } from "./cases_ratchet.ts";
 import { relayVectors } from "./cases_relay.ts";
 import { sessionVectors } from "./cases_session.ts";
 import { signatureVectors } from "./cases_signature.ts";
 import { simpleCases } from "./cases_simple.ts";
 import { streamVectors } from "./cases_stream.ts";
-import { get, IDENTITY_SPECS, identityJson, makeIdentities, PQ_IDENTITY_SPECS } from "./common.ts";
+import {
+  get,
+  IDENTITY_SPECS,
+  identityJson,
+  makeIdentities,
+  PQ_IDENTITY_SPECS,
+  randomStream,
+} from "./common.ts";
 import { groupV2Cases, simpleV3Cases } from "./cases_pq.ts";
 import { cardV2Vectors, keyFileV2Vectors, weakKeyVectors } from "./cases_pq_keys.ts";
 import { buildMessageVectors, type MessageCase, resolvePlaceholders } from "./messages.ts";
@@ -184,6 +193,16 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
       ),
       pqIds,
     ),
+    "ratchet.json": {
+      description: "STP ratchet, type 9 (SPEC §25): recorded conversations. The responder's " +
+        "keyring is made at keyring.created from its random stream; the initiator starts from " +
+        "`bundle.bytes`; then every step in order: `send` must produce exactly `frame`, " +
+        "`receive` (frame = index of a sent frame, mutations applied) must give `expect`, " +
+        "`restart` serialises and restores (forget: drop the conversation, keep the keyring), " +
+        "`rotate` rotates the keyring. See tests/vectors/cases_ratchet.ts for the random draws.",
+      identities: pqIdentities,
+      vectors: await ratchetVectors(provider, pqIds, randomStream),
+    },
     "weak_keys.json": {
       description: "Weak keys (SPEC §1.4, §3.7): `decode` a card (CBOR hex), or `verify` an " +
         "Ed25519 signature (publicKey, message, signature); small-order and non-canonical points, " +
