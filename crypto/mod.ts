@@ -9,6 +9,7 @@ import process from "node:process";
 import { equalBytes, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { nobleProvider } from "./noble.ts";
+import { nodeChachaKey, nodeChachaWorks } from "./nodecrypto.ts";
 import type { AeadAlgorithm, CryptoProvider } from "./provider.ts";
 import { webcryptoProvider } from "./webcrypto.ts";
 
@@ -82,6 +83,8 @@ async function worksNatively(family: Family): Promise<boolean> {
 export interface ProviderChoice {
   provider: CryptoProvider;
   families: Record<Family, "webcrypto" | "noble">;
+  /** Bulk ChaCha20-Poly1305 (`aeadKey`): node:crypto where it has it (Deno), else noble. */
+  chacha: "node:crypto" | "noble";
 }
 
 async function detect(): Promise<ProviderChoice> {
@@ -112,6 +115,7 @@ async function detect(): Promise<ProviderChoice> {
   const hashFor = (n: number) => (auto && n < SMALL_HASH_INPUT ? nobleProvider : h);
   const gcmFor = (alg: AeadAlgorithm, n: number) =>
     alg !== "aes-256-gcm" || (auto && n < SMALL_AEAD_INPUT) ? nobleProvider : a;
+  const chacha = forced !== "noble" && await nodeChachaWorks() ? "node:crypto" : "noble";
   const names = new Set(Object.values(families));
   const provider: CryptoProvider = {
     name: names.size === 1
@@ -126,7 +130,10 @@ async function detect(): Promise<ProviderChoice> {
     aeadDecrypt: (alg, key, nonce, data, aad) =>
       gcmFor(alg, data.length).aeadDecrypt(alg, key, nonce, data, aad),
     // Bulk data (streams): native whenever the runtime has it, whatever the chunk size.
-    aeadKey: (alg, key) => (alg === "aes-256-gcm" ? a : nobleProvider).aeadKey(alg, key),
+    aeadKey: (alg, key) =>
+      alg === "chacha20-poly1305" && chacha === "node:crypto"
+        ? Promise.resolve(nodeChachaKey(key))
+        : (alg === "aes-256-gcm" ? a : nobleProvider).aeadKey(alg, key),
     aesCbcEncrypt: (key, iv, data) =>
       (auto && data.length < SMALL_AEAD_INPUT ? nobleProvider : a).aesCbcEncrypt(key, iv, data),
     aesCbcDecrypt: (key, iv, data) =>
@@ -138,7 +145,7 @@ async function detect(): Promise<ProviderChoice> {
     x25519: x.x25519,
     x25519Ephemeral: x.x25519Ephemeral,
   };
-  return { provider, families };
+  return { provider, families, chacha };
 }
 
 let chosen: Promise<ProviderChoice> | undefined;
