@@ -117,6 +117,21 @@ export {
   simpleStp,
 } from "./stp/mod.ts";
 export { sessionStp } from "./stp/session.ts";
+export {
+  AGE_TYPE,
+  type AgeIdentity,
+  type AgeOptions,
+  AgePayloadError,
+  type AgeRecipient,
+  ageStp,
+  decryptAge,
+  encryptAge,
+  openAgeBytes,
+  parseAgeRecipient,
+  parseIdentityFile,
+  parseRecipientsFile,
+  sealAgeBytes,
+} from "./stp/age/mod.ts";
 export { openBareFernet, parsePskOptions, type PskOptions, sealBareFernet } from "./stp/psk/mod.ts";
 export {
   builtinAmps,

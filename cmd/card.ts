@@ -11,6 +11,7 @@ import {
   signCard,
   signedCardFileText,
 } from "../keys/card.ts";
+import { x25519RecipientText } from "../stp/age/mod.ts";
 import {
   type Command,
   formatTime,
@@ -21,7 +22,7 @@ import {
   writeOutput,
 } from "./common.ts";
 
-const usage = `missive card KEY-OR-CARD [--json | --file | --sign CA.KEY]
+const usage = `missive card KEY-OR-CARD [--json | --file | --sign CA.KEY | --age]
 
 Prints the public card of a secret key file (no passphrase needed) or of a card file or
 line, as one line for shell use.
@@ -33,6 +34,8 @@ Options:
              a card file signed by the CA key (SPEC §23.11): users who trust the CA's
              card accept it without pinning it (missive relay --relay-ca CA.CARD);
              signatures already in the file are kept
+  --age      the card's age recipient (age1…, its X25519 key), for age -r and
+             missive seal --stp age; a missive key file opens what is sealed to it
 `;
 
 export const card: Command = {
@@ -43,6 +46,7 @@ export const card: Command = {
       json: { type: "boolean" },
       file: { type: "boolean" },
       sign: { type: "string" },
+      age: { type: "boolean" },
     }, usage);
     if (!parsed) return;
     const [spec] = parsed.positionals;
@@ -54,7 +58,9 @@ export const card: Command = {
     const c = cards[0];
     const crypto = await getCryptoProvider();
     let out: string;
-    if (parsed.values.sign !== undefined) {
+    if (parsed.values.age) {
+      out = x25519RecipientText(c.agreementKey) + "\n";
+    } else if (parsed.values.sign !== undefined) {
       const ca = await loadIdentity(io, parsed.values.sign);
       const existing = existsSync(spec) && statSync(spec).isFile()
         ? cardSignaturesInText(readSmallText(spec, "card"))

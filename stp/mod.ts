@@ -5,12 +5,14 @@
 import { builtinAmps } from "../amp/mod.ts";
 import { Registry } from "../plugin/registry.ts";
 import type { AnyStp } from "../plugin/types.ts";
+import { ageStp } from "./age/mod.ts";
 import { authStp } from "./auth.ts";
 import { groupStp } from "./group/mod.ts";
 import { plainStp } from "./plain.ts";
 import { pskStp } from "./psk/mod.ts";
 import { simpleStp } from "./simple.ts";
 
+export { AGE_TYPE, ageStp } from "./age/mod.ts";
 export { AUTH_TYPE, authStp } from "./auth.ts";
 export { GROUP_TYPE, groupStp } from "./group/mod.ts";
 export { PLAIN_TYPE, plainStp } from "./plain.ts";
@@ -19,7 +21,16 @@ export { SIMPLE_TYPE, simpleStp } from "./simple.ts";
 
 /** Every built-in STP. */
 export function builtinStps(): AnyStp[] {
-  return [simpleStp(1), simpleStp(2), groupStp, authStp, pskStp(1), pskStp(2), plainStp];
+  return [
+    simpleStp(1),
+    simpleStp(2),
+    groupStp,
+    authStp,
+    pskStp(1),
+    pskStp(2),
+    plainStp,
+    ageStp,
+  ];
 }
 
 /**

@@ -27,6 +27,7 @@ describe("registry", () => {
       [6, 1, "psk"],
       [6, 2, "psk"],
       [7, 1, "plain"],
+      [8, 1, "age"],
     ]);
     assert.deepEqual(amps.map((p) => [p.type, p.version, p.name]), [
       [1, 1, "text"],

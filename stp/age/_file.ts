@@ -45,6 +45,8 @@ export interface AgeDecryptOptions {
   crypto?: CryptoProvider;
   /** The input is armored (true) or binary (false); by default told by its first bytes. */
   armored?: boolean;
+  /** Called once the header authenticated, before any plaintext is written. */
+  onHeader?: () => void | Promise<void>;
 }
 
 /** What `decryptAge` found. */
@@ -194,6 +196,7 @@ export async function decryptAge(
     const payloadKey = await crypto.hkdfSha256(fileKey, nonce, PAYLOAD_INFO, 32);
     const aead = await crypto.aeadKey("chacha20-poly1305", payloadKey);
     wipe(payloadKey);
+    await options.onHeader?.();
     const payload = await decryptPayload(aead, reader, sink);
     return { armored, stanzaTypes, matched: matched!, ...payload };
   } finally {

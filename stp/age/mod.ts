@@ -11,22 +11,28 @@
  * envelope (`ageStp`), whose plaintext is the inner map of SPEC §24.3.
  * @module
  */
-import { type Bytes, concatBytes } from "../../core/bytes.ts";
+import { type Bytes, concatBytes, randomBytes, wipe } from "../../core/bytes.ts";
 import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../../core/cbor.ts";
 import { MissiveError } from "../../core/errors.ts";
 import { getCryptoProvider } from "../../crypto/mod.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
+import type { Card } from "../../keys/card.ts";
 import type { Inner, OptionPairs, StpPlugin } from "../../plugin/types.ts";
 import { type AgeDecryptOptions, type AgeEncryptOptions, decryptAge, encryptAge } from "./_file.ts";
 import type { AgeSink, AgeSource } from "./_format.ts";
 import { parseAgeRecipient, parseIdentityFile } from "./_keys.ts";
 import {
   DEFAULT_SCRYPT_LOG_N,
+  hybridIdentityText,
+  hybridPublicKey,
+  hybridRecipientText,
   MAX_SCRYPT_LOG_N,
   scryptIdentity,
   scryptRecipient,
   x25519Identity,
+  x25519IdentityText,
   x25519Recipient,
+  x25519RecipientText,
 } from "./_native.ts";
 import type { AgeIdentity, AgeRecipient } from "./_types.ts";
 
@@ -80,9 +86,9 @@ export const AGE_TYPE = 8;
 /** Options of the `age` STP (inside an envelope). */
 export interface AgeOptions {
   /** Recipients besides the cards (seal): `age1…`, `age1pq1…`, SSH keys. */
-  recipients?: readonly AgeRecipient[];
+  ageRecipients?: readonly AgeRecipient[];
   /** Identities besides the opener's missive identity (open). */
-  identities?: readonly AgeIdentity[];
+  ageIdentities?: readonly AgeIdentity[];
   /** A passphrase (scrypt): the only recipient when sealing; an identity when opening. */
   passphrase?: string;
   /** scrypt work factor (log2 N) for sealing with a passphrase (default 18). */
@@ -111,11 +117,13 @@ export async function parseAgeOptions(
   const list = (s: string | undefined) => (s ?? "").split(/[\s,]+/).filter(Boolean);
   const options: AgeOptions = {};
   if (pairs.recipient !== undefined) {
-    options.recipients = list(pairs.recipient).map((r) => parseAgeRecipient(r, "option recipient"));
+    options.ageRecipients = list(pairs.recipient).map((r) =>
+      parseAgeRecipient(r, "option recipient")
+    );
   }
   if (pairs.identity !== undefined) {
     const text = new TextEncoder().encode(list(pairs.identity).join("\n"));
-    options.identities = await parseIdentityFile(text, "option identity", {
+    options.ageIdentities = await parseIdentityFile(text, "option identity", {
       crypto: crypto ?? await getCryptoProvider(),
     });
   }
@@ -128,6 +136,48 @@ export async function parseAgeOptions(
     options.workFactor = n;
   }
   return options;
+}
+
+/**
+ * A new age identity file, as age-keygen writes it (`# created:`, `# public key:`, the
+ * `AGE-SECRET-KEY-1…` line), or with `pq` a hybrid one (`AGE-SECRET-KEY-PQ-1…`,
+ * recipient `age1pq1…`); and its recipient.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { newAgeIdentityFile } from "./mod.ts";
+ * const { text, recipient } = await newAgeIdentityFile({ now: 0 });
+ * assert.match(text, /^# created: 1970-01-01T00:00:00Z\n# public key: age1/);
+ * assert.match(recipient, /^age1[02-9ac-hj-np-z]{58}$/);
+ * ```
+ */
+export async function newAgeIdentityFile(
+  options: { pq?: boolean; crypto?: CryptoProvider; now?: number } = {},
+): Promise<{ text: string; recipient: string }> {
+  const crypto = options.crypto ?? await getCryptoProvider();
+  const secret = randomBytes(32);
+  try {
+    const recipient = options.pq
+      ? hybridRecipientText(await hybridPublicKey(crypto, secret))
+      : x25519RecipientText(await crypto.x25519PublicKey(secret));
+    const identity = options.pq ? hybridIdentityText(secret) : x25519IdentityText(secret);
+    const created = new Date(options.now ?? Date.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
+    return {
+      text: `# created: ${created}\n# public key: ${recipient}\n${identity}\n`,
+      recipient,
+    };
+  } finally {
+    wipe(secret);
+  }
+}
+
+/**
+ * The age recipient of a missive card: its X25519 key, as `age1…`. (Cards with an X-Wing
+ * key will give their `age1pq1…` recipient here once cards carry one.)
+ */
+export function cardRecipient(card: Card): AgeRecipient {
+  return x25519Recipient(card.agreementKey, card.address);
 }
 
 /** A source over bytes held in memory. */
@@ -217,8 +267,8 @@ export const ageStp: StpPlugin<AgeOptions> = {
   async seal(inner, ctx) {
     const o = ctx.options;
     const recipients: AgeRecipient[] = [
-      ...ctx.recipients.map((card) => x25519Recipient(card.agreementKey, card.address)),
-      ...(o.recipients ?? []),
+      ...ctx.recipients.map(cardRecipient),
+      ...(o.ageRecipients ?? []),
     ];
     if (o.passphrase !== undefined) {
       recipients.push(scryptRecipient(o.passphrase, o.workFactor ?? DEFAULT_SCRYPT_LOG_N));
@@ -241,7 +291,7 @@ export const ageStp: StpPlugin<AgeOptions> = {
   },
   async open(payload, ctx) {
     const o = ctx.options;
-    const identities: AgeIdentity[] = [...(o.identities ?? [])];
+    const identities: AgeIdentity[] = [...(o.ageIdentities ?? [])];
     if (ctx.identity) identities.push(x25519Identity(ctx.identity.agreementKey));
     if (o.passphrase !== undefined) identities.push(scryptIdentity(o.passphrase));
     const plain = await openAgeBytes(payload, { identities, crypto: ctx.crypto });
