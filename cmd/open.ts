@@ -210,11 +210,18 @@ async function ageOutput(
     await json.sink.write([utf8(JSON.stringify(report) + "\n")]);
     return;
   }
+  const by = {
+    x25519: "an X25519 identity",
+    hybrid: "a post-quantum hybrid identity",
+    scrypt: "the passphrase",
+    "ssh-ed25519": "an ssh-ed25519 key",
+    "ssh-rsa": "an ssh-rsa key",
+  }[o.matched];
   note(
     io,
     `missive: age file${o.armored ? " (armored)" : ""}, ${o.plaintextBytes} bytes, opened ` +
-      `with an ${o.matched} identity: UNAUTHENTICATED, no sender: anyone who knows a ` +
-      "recipient of this file could have written it",
+      `with ${by}: UNAUTHENTICATED, no sender: anyone who knows a recipient of this file ` +
+      "could have written it",
   );
 }
 

@@ -190,7 +190,8 @@ async function ed25519WrapKey(
   ephemeral: Uint8Array,
   recipient: Uint8Array,
 ): Promise<Bytes> {
-  const tweak = await crypto.hkdfSha256(blob, EMPTY, ED25519_LABEL, 32);
+  // agessh: HKDF-SHA-256(ikm = "", salt = the key blob, info = label).
+  const tweak = await crypto.hkdfSha256(EMPTY, blob, ED25519_LABEL, 32);
   const tweaked = await crypto.x25519(tweak, shared);
   return crypto.hkdfSha256(tweaked, concatBytes(ephemeral, recipient), ED25519_LABEL, 32);
 }
