@@ -46,7 +46,7 @@ function pluginRefusal(kind: string, name: string): MissiveError {
 
 /** True when a line is an age or SSH recipient (not a missive card, not a comment). */
 export function isAgeRecipientText(line: string): boolean {
-  return /^(age1|ssh-)/.test(line.trim());
+  return /^(age1|ssh-)/i.test(line.trim());
 }
 
 /**
@@ -56,7 +56,7 @@ export function isAgeRecipientText(line: string): boolean {
 export function parseAgeRecipient(text: string, where = "recipient"): AgeRecipient {
   const s = text.trim();
   if (s.startsWith("ssh-")) return sshRecipient(parseSshPublicKey(s, where));
-  if (!s.startsWith("age1")) {
+  if (!s.toLowerCase().startsWith("age1")) {
     throw keyError(`${where}: not an age recipient (age1…, age1pq1…, ssh-ed25519, ssh-rsa)`);
   }
   const { hrp, bytes } = bech32Decode(s, where);
