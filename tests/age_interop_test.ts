@@ -65,7 +65,9 @@ describe("age interop: Debian's age", () => {
       ]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.length, 0);
-      if (armor.length) assert.match(readFileSync(out, "latin1"), /^-----BEGIN AGE ENCRYPTED FILE-----\n/);
+      if (armor.length) {
+        assert.match(readFileSync(out, "latin1"), /^-----BEGIN AGE ENCRYPTED FILE-----\n/);
+      }
       assert.deepEqual(peer("age", ["-d", "-i", at("age-id.txt"), out]), plaintext);
     }
   });
@@ -101,7 +103,16 @@ describe("age interop: Debian's age", () => {
         `${readFileSync(at("mixed_ed.pub"), "utf8").trim()}\n${card}\n`,
     );
     const file = at("mixed.age");
-    const r = await runCli(["seal", "--stp", "age", "--to", at("mixed.txt"), "-o", file, at("plain.bin")]);
+    const r = await runCli([
+      "seal",
+      "--stp",
+      "age",
+      "--to",
+      at("mixed.txt"),
+      "-o",
+      file,
+      at("plain.bin"),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(peer("age", ["-d", "-i", at("age-id.txt"), file]), plaintext);
     assert.deepEqual(peer("age", ["-d", "-i", at("mixed_ed"), file]), plaintext);
@@ -137,7 +148,16 @@ describe("age interop: Debian's age", () => {
       const key = at(`id_${type}`);
       peer("ssh-keygen", ["-q", "-t", type, ...bits, "-N", "", "-C", `t@${type}`, "-f", key]);
       const m2a = at(`m2a-${type}.age`);
-      const r = await runCli(["seal", "--stp", "age", "--to", `${key}.pub`, "-o", m2a, at("plain.bin")]);
+      const r = await runCli([
+        "seal",
+        "--stp",
+        "age",
+        "--to",
+        `${key}.pub`,
+        "-o",
+        m2a,
+        at("plain.bin"),
+      ]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(readFileSync(m2a, "latin1"), new RegExp(`\n-> ssh-${type} `));
       assert.deepEqual(peer("age", ["-d", "-i", key, m2a]), plaintext);
@@ -177,7 +197,9 @@ describe("age interop: Debian's age", () => {
       });
     const env = { MISSIVE_PASSPHRASE: PASSPHRASE };
     const m2a = at("m2a-pass.age");
-    const r = await runCli(["seal", "--stp", "age", "--passphrase", "-o", m2a, at("plain.bin")], { env });
+    const r = await runCli(["seal", "--stp", "age", "--passphrase", "-o", m2a, at("plain.bin")], {
+      env,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(readFileSync(m2a, "latin1"), /\n-> scrypt [A-Za-z0-9+/]{22} 18\n/);
     const out = at("m2a-pass.out");
@@ -199,13 +221,25 @@ describe("age interop: Debian's age", () => {
     const locked = at("age-id.txt.age");
     const e = spawnSync(
       "python3",
-      [join(ROOT, "tests", "age_pty.py"), PASSPHRASE, "--", "age", "-p", "-a", "-o", locked, at("age-id.txt")],
+      [
+        join(ROOT, "tests", "age_pty.py"),
+        PASSPHRASE,
+        "--",
+        "age",
+        "-p",
+        "-a",
+        "-o",
+        locked,
+        at("age-id.txt"),
+      ],
       { cwd: dir, timeout: 90_000 },
     );
     assert.equal(e.status, 0, e.stderr.toString());
     const file = at("for-locked-id.age");
     peer("age", ["-r", recipient, "-o", file, at("plain.bin")]);
-    const opened = await missiveOpen(["--identity", locked, file], { MISSIVE_PASSPHRASE: PASSPHRASE });
+    const opened = await missiveOpen(["--identity", locked, file], {
+      MISSIVE_PASSPHRASE: PASSPHRASE,
+    });
     assert.equal(opened.code, 0, opened.stderr);
     assert.deepEqual(opened.stdout, plaintext);
   });
@@ -235,9 +269,20 @@ describe("age interop: typage (age-encryption) with post-quantum recipients", ()
       assert.deepEqual(opened.stdout, plaintext);
       assert.match(opened.stderr, /post-quantum hybrid identity/);
 
-      const sealed = await runCli(["seal", "--stp", "age", "--to", recipient, ...armor, at("plain.bin")]);
+      const sealed = await runCli([
+        "seal",
+        "--stp",
+        "age",
+        "--to",
+        recipient,
+        ...armor,
+        at("plain.bin"),
+      ]);
       assert.equal(sealed.code, 0, sealed.stderr);
-      assert.match(text(armor.length ? sealed.stdout : sealed.stdout.subarray(0, 40)), armor.length ? /^-----BEGIN AGE/ : /^age-encryption.org\/v1\n-> mlkem768x25519 /);
+      assert.match(
+        text(armor.length ? sealed.stdout : sealed.stdout.subarray(0, 40)),
+        armor.length ? /^-----BEGIN AGE/ : /^age-encryption.org\/v1\n-> mlkem768x25519 /,
+      );
       assert.deepEqual(typage(["decrypt", identity], sealed.stdout), plaintext);
     }
   });
@@ -261,7 +306,10 @@ describe("age interop: typage (age-encryption) with post-quantum recipients", ()
     const sealed = await runCli(["seal", "--stp", "age", "--to", recipient, at("plain.bin")]);
     assert.deepEqual(typage(["decrypt", identity], sealed.stdout), plaintext);
     writeFileSync(at("t2m-x.age"), typage(["encrypt", recipient], plaintext));
-    assert.deepEqual((await missiveOpen(["--identity", at("t-x.txt"), at("t2m-x.age")])).stdout, plaintext);
+    assert.deepEqual(
+      (await missiveOpen(["--identity", at("t-x.txt"), at("t2m-x.age")])).stdout,
+      plaintext,
+    );
 
     const env = { MISSIVE_PASSPHRASE: PASSPHRASE };
     writeFileSync(at("t2m-p.age"), typage(["encrypt", "--passphrase", PASSPHRASE], plaintext));

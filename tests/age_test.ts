@@ -89,7 +89,11 @@ describe("age round trips", () => {
       for (const size of sizes) {
         const plain = randomBytes(size);
         for (const armor of [false, true]) {
-          const file = await sealAgeBytes(plain, { recipients: [recipient], armor, crypto: provider });
+          const file = await sealAgeBytes(plain, {
+            recipients: [recipient],
+            armor,
+            crypto: provider,
+          });
           const chunks = Math.max(1, Math.ceil(size / 65536));
           if (!armor) assert.ok(file.length > size + 16 * chunks, `${size}`);
           const back = await openAgeBytes(file, { identities: [identity], crypto: provider });
@@ -148,12 +152,21 @@ describe("age in the one opening routine and as an STP", () => {
     const result = await openAny(file, { registry, options });
     assert.equal(result.kind, "age");
     if (result.kind === "age") assert.deepEqual(result.plaintext, utf8("hi"));
-    await assert.rejects(openAny(file, { registry, options, requireTrust: true }), code("untrusted"));
-    await assert.rejects(openAny(file, { registry, options, replay: new MemoryReplayCache() }), code("usage"));
+    await assert.rejects(
+      openAny(file, { registry, options, requireTrust: true }),
+      code("untrusted"),
+    );
+    await assert.rejects(
+      openAny(file, { registry, options, replay: new MemoryReplayCache() }),
+      code("usage"),
+    );
   });
 
   it("ageStp inside an envelope: the card's X25519 key, and the header bound inside", async () => {
-    const [alice, bob] = [await fixedIdentity("alice@x.org", 1), await fixedIdentity("bob@x.org", 3)];
+    const [alice, bob] = [
+      await fixedIdentity("alice@x.org", 1),
+      await fixedIdentity("bob@x.org", 3),
+    ];
     const registry = defaultRegistry();
     const text = registry.find("amp", "text/1");
     const sealed = await sealMessage({
@@ -253,10 +266,16 @@ describe("age bad input", () => {
   it("header caps: a line over 16 KiB and a header over 4 MiB stop early (too-large)", async () => {
     const intro = utf8("age-encryption.org/v1\n-> ");
     const longLine = endless(utf8("a"), intro);
-    await assert.rejects(decryptAge(longLine, nullSink, { identities: [identity] }), code("too-large"));
+    await assert.rejects(
+      decryptAge(longLine, nullSink, { identities: [identity] }),
+      code("too-large"),
+    );
     assert.ok(longLine.sent() < 1024 * 1024, `read ${longLine.sent()}`);
     const stanzas = endless(utf8("-> grease x\n\n"), utf8("age-encryption.org/v1\n"));
-    await assert.rejects(decryptAge(stanzas, nullSink, { identities: [identity] }), code("too-large"));
+    await assert.rejects(
+      decryptAge(stanzas, nullSink, { identities: [identity] }),
+      code("too-large"),
+    );
     assert.ok(stanzas.sent() < MAX_HEADER_BYTES + 1024 * 1024, `read ${stanzas.sent()}`);
   });
 
@@ -265,8 +284,10 @@ describe("age bad input", () => {
       "age-encryption.org/v1\n-> scrypt AAAAAAAAAAAAAAAAAAAAAA 40\n" +
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n--- " + "A".repeat(43) + "\n",
     );
-    await assert.rejects(openAgeBytes(file, { identities: [scryptIdentity("pw")] }), (e) =>
-      code("malformed")(e) && /work factor 40/.test((e as Error).message));
+    await assert.rejects(
+      openAgeBytes(file, { identities: [scryptIdentity("pw")] }),
+      (e) => code("malformed")(e) && /work factor 40/.test((e as Error).message),
+    );
   });
 
   it("garbage, empty input and other versions are malformed", async () => {
@@ -317,11 +338,15 @@ describe("age bad input", () => {
     ];
     for (const r of bad) assert.throws(() => parseAgeRecipient(r), code("key"), r);
     assert.throws(
-      () => parseAgeRecipient("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t"),
+      () =>
+        parseAgeRecipient(
+          "age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t",
+        ),
       (e) => code("key")(e) && /age plugin "yubikey"/.test((e as Error).message),
     );
     assert.throws(
-      () => parseAgeRecipient("age1tag1qt8lw0ual6avlwmwatk888yqnmdamm7xfd0wak53ut6elz5c4swx2yqdj4e"),
+      () =>
+        parseAgeRecipient("age1tag1qt8lw0ual6avlwmwatk888yqnmdamm7xfd0wak53ut6elz5c4swx2yqdj4e"),
       (e) => code("key")(e) && /hardware/.test((e as Error).message),
     );
     assert.equal(parseAgeRecipient(good.toUpperCase()).kind, "x25519");
@@ -335,8 +360,10 @@ describe("age bad input", () => {
     );
     assert.equal(recipients.length, 1);
     assert.deepEqual(cardLines, ["missive-card:abc"]);
-    assert.throws(() => parseRecipientsFile(`${good}\nnonsense\n`, "r.txt"), (e) =>
-      code("key")(e) && /r\.txt line 2/.test((e as Error).message));
+    assert.throws(
+      () => parseRecipientsFile(`${good}\nnonsense\n`, "r.txt"),
+      (e) => code("key")(e) && /r\.txt line 2/.test((e as Error).message),
+    );
     assert.throws(() => parseRecipientsFile("# only comments\n", "r.txt"), code("key"));
   });
 
@@ -348,7 +375,10 @@ describe("age bad input", () => {
       ["# nothing\n", /no identities/],
       [new Uint8Array(2 * 1024 * 1024), /larger than 1 MiB/],
       [new Uint8Array([0xff, 0xfe, 0x00]), /not text/],
-      ["AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n", /Bech32|not a valid/],
+      [
+        "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n",
+        /Bech32|not a valid/,
+      ],
     ];
     for (const [input, message] of cases) {
       await assert.rejects(
@@ -370,7 +400,9 @@ describe("age bad input", () => {
       "ssh-ed25519 !!!!",
       `ssh-ed25519 ${blob([utf8("ssh-ed25519"), new Uint8Array(31)])}`,
       `ssh-dss ${blob([utf8("ssh-dss"), new Uint8Array(32)])}`,
-      `ssh-rsa ${blob([utf8("ssh-rsa"), new Uint8Array([1, 0, 1]), new Uint8Array(128).fill(0x7f)])}`,
+      `ssh-rsa ${
+        blob([utf8("ssh-rsa"), new Uint8Array([1, 0, 1]), new Uint8Array(128).fill(0x7f)])
+      }`,
       `ssh-rsa ${blob([utf8("ssh-ed25519"), new Uint8Array(32)])}`,
     ];
     for (const line of bad) assert.throws(() => parseSshPublicKey(line), code("key"), line);
@@ -393,7 +425,10 @@ describe("age bad input", () => {
     const r = await runCli(["open", "--identity", id, "-o", out, join(dir, "bad.age")]);
     assert.equal(r.code, 4, r.stderr);
     assert.equal(r.stdout.length, 0);
-    assert.match(r.stderr, /131072 authenticated plaintext bytes had been written to a temporary file, now removed/);
+    assert.match(
+      r.stderr,
+      /131072 authenticated plaintext bytes had been written to a temporary file, now removed/,
+    );
     const { existsSync } = await import("node:fs");
     assert.equal(existsSync(out), false);
     const piped = await runCli(["open", "--identity", id, join(dir, "bad.age")]);
@@ -401,7 +436,13 @@ describe("age bad input", () => {
     const none = await runCli(["open", join(dir, "bad.age")]);
     assert.equal(none.code, 2, none.stderr);
     assert.match(none.stderr, /no identity given/);
-    const seal = await runCli(["seal", "--stp", "simple", "--to", "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj"]);
+    const seal = await runCli([
+      "seal",
+      "--stp",
+      "simple",
+      "--to",
+      "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj",
+    ]);
     assert.equal(seal.code, 2);
     assert.match(seal.stderr, /need --stp age/);
   });

@@ -19,7 +19,14 @@ import type { CryptoProvider } from "../../crypto/provider.ts";
 import type { Card } from "../../keys/card.ts";
 import type { Inner, OptionPairs, StpPlugin } from "../../plugin/types.ts";
 import { type AgeDecryptOptions, type AgeEncryptOptions, decryptAge, encryptAge } from "./_file.ts";
-import type { AgeSink, AgeSource } from "./_format.ts";
+import { dearmorSource, looksLikeAgeArmor } from "./_armor.ts";
+import {
+  AgeReader,
+  type AgeSink,
+  type AgeSource,
+  looksLikeAgeFile,
+  readHeader,
+} from "./_format.ts";
 import { parseAgeRecipient, parseIdentityFile } from "./_keys.ts";
 import {
   DEFAULT_SCRYPT_LOG_N,
@@ -178,6 +185,22 @@ export async function newAgeIdentityFile(
  */
 export function cardRecipient(card: Card): AgeRecipient {
   return x25519Recipient(card.agreementKey, card.address);
+}
+
+/**
+ * The header of an age file read from `source` (binary or armored), without any key:
+ * what `missive inspect` shows. Stanza bodies are left out.
+ */
+export async function readAgeHeader(
+  source: AgeSource,
+): Promise<{ armored: boolean; stanzas: { type: string; args: readonly string[] }[] }> {
+  let reader = new AgeReader(source);
+  const head = await reader.peek(2048);
+  const armored = !looksLikeAgeFile(head) &&
+    looksLikeAgeArmor(new TextDecoder("latin1").decode(head));
+  if (armored) reader = new AgeReader(dearmorSource(reader));
+  const header = await readHeader(reader);
+  return { armored, stanzas: header.stanzas.map((s) => ({ type: s.type, args: s.args })) };
 }
 
 /** A source over bytes held in memory. */
