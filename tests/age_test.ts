@@ -15,14 +15,12 @@ import { detectForm, openAny } from "../messaging/open.ts";
 import { defaultRegistry, openMessage, sealMessage } from "../mod.ts";
 import { MemoryReplayCache } from "../plugin/replay.ts";
 import {
-  type AgeIdentity,
   AgePayloadError,
   type AgeRecipient,
   ageStp,
   armorAge,
   bech32Decode,
   decryptAge,
-  encryptAge,
   hybridIdentity,
   hybridPublicKey,
   hybridRecipient,
@@ -447,6 +445,3 @@ describe("age bad input", () => {
     assert.match(seal.stderr, /need --stp age/);
   });
 });
-
-// Keep the type import used when only some tests run.
-export type { AgeIdentity };

@@ -26,7 +26,9 @@ const flag = (name) => {
 };
 
 if (command === "keygen") {
-  const identity = args[0] === "pq" ? await generateHybridIdentity() : await generateX25519Identity();
+  const identity = args[0] === "pq"
+    ? await generateHybridIdentity()
+    : await generateX25519Identity();
   write(new TextEncoder().encode(`${identity}\n${await identityToRecipient(identity)}\n`));
 } else if (command === "encrypt") {
   const armored = flag("--armor");
