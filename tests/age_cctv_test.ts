@@ -13,9 +13,12 @@ import * as cctv from "cctv-age";
 import { MissiveError } from "../core/errors.ts";
 import { getCryptoProvider, nobleProvider, providerChoice } from "../crypto/mod.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
+import { dearmorSource } from "../stp/age/_armor.ts";
+import { AgeReader, encodeHeader, readHeader } from "../stp/age/_format.ts";
 import {
   type AgeIdentity,
   AgePayloadError,
+  armorAge,
   decryptAge,
   parseIdentityFile,
   scryptIdentity,
@@ -164,6 +167,48 @@ describe("CCTV age corpus", () => {
       }
     });
   }
+
+  it("headers re-encode to their own bytes, and canonical armor re-armors to itself", async () => {
+    let headers = 0, armors = 0;
+    for (const v of vectors) {
+      if (v.expect === "header failure" || v.expect === "armor failure") continue;
+      let file = v.file;
+      if (v.armored) {
+        const text = new TextDecoder().decode(v.file);
+        let at = 0;
+        const src = {
+          readInto(t: Uint8Array) {
+            const n = Math.min(t.length, v.file.length - at);
+            t.set(v.file.subarray(at, at + n));
+            at += n;
+            return Promise.resolve(n);
+          },
+        };
+        const inner = dearmorSource(src);
+        const buf = new Uint8Array(1 << 20);
+        const n = await inner.readInto(buf);
+        file = buf.slice(0, n);
+        if (!/\r|^\s|\s\s$/.test(text) && text.endsWith("\n")) {
+          assert.equal(new TextDecoder().decode(armorAge(file)), text, `${v.name}: armor`);
+          armors++;
+        }
+      }
+      let at = 0;
+      const reader = new AgeReader({
+        readInto(t: Uint8Array) {
+          const n = Math.min(t.length, file.length - at);
+          t.set(file.subarray(at, at + n));
+          at += n;
+          return Promise.resolve(n);
+        },
+      });
+      const header = await readHeader(reader);
+      const encoded = encodeHeader(header.stanzas, header.mac);
+      assert.deepEqual(encoded, file.subarray(0, encoded.length), `${v.name}: header`);
+      headers++;
+    }
+    assert.ok(headers >= 55 && armors >= 3, `${headers} headers, ${armors} armors`);
+  });
 
   it("form detection finds armor by itself, with the same outcome class", async () => {
     const crypto = await getCryptoProvider();
