@@ -142,6 +142,21 @@ export {
   startConversation,
   verifyPrekeyUpload,
 } from "./stp/ratchet/mod.ts";
+export {
+  AGE_TYPE,
+  type AgeIdentity,
+  type AgeOptions,
+  AgePayloadError,
+  type AgeRecipient,
+  ageStp,
+  decryptAge,
+  encryptAge,
+  openAgeBytes,
+  parseAgeRecipient,
+  parseIdentityFile,
+  parseRecipientsFile,
+  sealAgeBytes,
+} from "./stp/age/mod.ts";
 export { openBareFernet, parsePskOptions, type PskOptions, sealBareFernet } from "./stp/psk/mod.ts";
 export {
   builtinAmps,

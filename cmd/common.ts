@@ -37,6 +37,15 @@ import type { ReplayCache } from "../plugin/replay.ts";
 import { parseKeyText, type PskOptions } from "../stp/psk/mod.ts";
 import type { SmimeIdentity, SmimeOptions } from "../stp/smime/mod.ts";
 import { lazySmimeStp } from "./smime_lazy.ts";
+import {
+  type AgeOptions,
+  type AgeRecipient,
+  isAgeRecipientText,
+  MAX_KEY_FILE_BYTES,
+  parseAgeRecipient,
+  parseIdentityFile,
+  parseRecipientsFile,
+} from "../stp/age/mod.ts";
 import { sanitizeText } from "../core/sanitize.ts";
 
 /** What each exit code means, in a few words (SPEC §11). */
@@ -329,17 +338,34 @@ function isCertificateFile(bytes: Uint8Array): boolean {
 const CERT_FILE = /\.(pem|crt|cer|der)$/i;
 
 /**
- * Splits --trust / --to arguments into missive cards and X.509 certificates: a
- * certificate file (PEM or DER) is a certificate, and so is every *.pem, *.crt, *.cer
- * and *.der file in a directory (whose *.card files stay cards).
+ * True for a recipients file as `age -R` reads it (SPEC §26.7): its first line that is
+ * not blank or a `#` comment is an `age1…` or `ssh-…` recipient.
+ */
+function isAgeRecipientsFile(bytes: Uint8Array): boolean {
+  const first = new TextDecoder().decode(bytes.subarray(0, 64 * 1024)).split("\n")
+    .map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#"));
+  return first !== undefined && isAgeRecipientText(first);
+}
+
+/**
+ * Splits --trust / --to arguments into missive cards, X.509 certificates and age
+ * recipients: a certificate file (PEM or DER) is a certificate, and so is every *.pem,
+ * *.crt, *.cer and *.der file in a directory (whose *.card files stay cards); an `age1…`
+ * or `ssh-…` argument, or a recipients file (one per line, `#` comments, `missive-card:`
+ * lines allowed), gives age recipients.
  */
 export async function loadTrust(
   specs: readonly string[],
   how: { io?: Io; purpose?: CardPurpose } = {},
-): Promise<{ cards: Card[]; certificates: X509Certificate[] }> {
+): Promise<{ cards: Card[]; certificates: X509Certificate[]; ageRecipients: AgeRecipient[] }> {
   const certificates: X509Certificate[] = [];
+  const ageRecipients: AgeRecipient[] = [];
   const cardSpecs: string[] = [];
   for (const spec of specs) {
+    if (isAgeRecipientText(spec)) {
+      ageRecipients.push(parseAgeRecipient(spec, "recipient"));
+      continue;
+    }
     if (spec.startsWith("missive-card:") || !existsSync(spec)) {
       cardSpecs.push(spec);
       continue;
@@ -360,9 +386,13 @@ export async function loadTrust(
     const bytes = readFileLimited(spec, MAX_X509_FILE, "certificate or card");
     if (isCertificateFile(bytes)) {
       certificates.push(...(await x509()).parseCertificates(bytes, spec));
+    } else if (isAgeRecipientsFile(bytes)) {
+      const file = parseRecipientsFile(new TextDecoder().decode(bytes), spec);
+      ageRecipients.push(...file.recipients);
+      cardSpecs.push(...file.cardLines);
     } else cardSpecs.push(spec);
   }
-  return { cards: await loadCards(cardSpecs, how), certificates };
+  return { cards: await loadCards(cardSpecs, how), certificates, ageRecipients };
 }
 
 /** An X.509 identity from --cert and --key (decrypting the key with a passphrase if needed). */
@@ -396,21 +426,35 @@ export interface StpOptionFlags {
   key?: string;
   /** --ttl (psk freshness), ms. */
   ttl?: number;
+  /** --identity: age identity files, OpenSSH private keys (age). */
+  identity?: readonly string[];
 }
 
 /**
  * The typed options of the built-in STPs that need more than cards (psk's shared key or
- * passphrase, smime's X.509 identity and trust anchors), as one object each STP reads its
- * own fields from; and the cards among `trust`.
+ * passphrase, smime's X.509 identity and trust anchors, age's recipients and identities),
+ * as one object each STP reads its own fields from; and the cards among `trust`.
  */
 export async function typedStpOptions(
   io: Io,
   flags: StpOptionFlags,
 ): Promise<
-  { trusted: Card[]; certificates: X509Certificate[]; options: PskOptions & SmimeOptions }
+  { trusted: Card[]; certificates: X509Certificate[]; options: CliStpOptions }
 > {
   const trust = await loadTrust(flags.trust ?? [], { io, purpose: flags.purpose ?? "trust" });
-  const options: PskOptions & SmimeOptions = {};
+  const options: CliStpOptions = {};
+  if (trust.ageRecipients.length > 0) options.ageRecipients = trust.ageRecipients;
+  for (const path of flags.identity ?? []) {
+    const identities = await parseIdentityFile(
+      readFileLimited(path, MAX_KEY_FILE_BYTES, "identity file"),
+      path,
+      {
+        crypto: await getCryptoProvider(),
+        passphrase: () => askPassphrase(io, `Passphrase for ${path}: `),
+      },
+    );
+    options.ageIdentities = [...(options.ageIdentities ?? []), ...identities];
+  }
   if (flags.pskFile !== undefined) {
     options.key = parseKeyText(
       readTextLimited(flags.pskFile, MAX_PSK_FILE, "psk key file"),
@@ -429,6 +473,8 @@ export async function typedStpOptions(
 
 /** What a list of cards is for: recipients (`--to`) or trusted senders (`--trust`). */
 export type CardPurpose = "to" | "trust";
+/** The typed options of every built-in STP, as one object (each reads its own fields). */
+export type CliStpOptions = PskOptions & SmimeOptions & AgeOptions;
 
 /**
  * Loads cards from each argument, resolved in this order (issue 21, SECURITY.md): a

@@ -15,7 +15,9 @@ import {
 } from "./common.ts";
 import type { Registry } from "../plugin/registry.ts";
 import type { AnyStp } from "../plugin/types.ts";
-import { type ByteSource, readStreamHeader } from "../stream/mod.ts";
+import { type ByteSource, bytesSource, readStreamHeader } from "../stream/mod.ts";
+import { readAgeHeader } from "../stp/age/mod.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 import { inputSource, sniffInput } from "./streaming.ts";
 import { describePayload, GROUP_PQ_VERSION, GROUP_TYPE } from "../stp/group/mod.ts";
 import { describeRatchetPayload, RATCHET_TYPE } from "../stp/ratchet/mod.ts";
@@ -184,6 +186,10 @@ export const inspect: Command = {
     }
     const input = sniffed.input;
     const form = detectForm(input);
+    if (form === "age" || form === "age-armor") {
+      await ageReport(io, input, json);
+      return;
+    }
     if (form === "fernet") {
       await fernetReport(io, detectFernetToken(input)!, input.length, json);
       return;
@@ -199,6 +205,34 @@ export const inspect: Command = {
     });
   },
 };
+
+/**
+ * An age file (SPEC §26): its recipient stanzas' types are in the clear; there is no
+ * sender, no timestamp and no nonce.
+ */
+async function ageReport(io: Io, input: Uint8Array, json?: boolean) {
+  const header = await readAgeHeader(bytesSource(input));
+  const types = header.stanzas.map((s) => s.type);
+  const report = {
+    form: header.armored ? "age-armor" : "age",
+    size: input.length,
+    stp: "age",
+    protocolType: 8,
+    protocolVersion: 1,
+    stanzas: types,
+    sender: null,
+    replayProtection: false,
+  };
+  const text = json ? JSON.stringify(report) + "\n" : [
+    `form:             age v1 file${
+      header.armored ? ", armored" : ""
+    } (${input.length} bytes, no envelope)`,
+    `protocol:         age (8, 1): no sender (anyone who knows a recipient can write one), no nonce`,
+    `recipients:       ${types.length} stanza(s): ${types.map((t) => sanitizeText(t)).join(", ")}`,
+    "",
+  ].join("\n");
+  await writeOutput(io, undefined, utf8(text));
+}
 
 /**
  * A bare Fernet token: its version byte and timestamp are in the clear (SPEC §13.3); the

@@ -19,6 +19,7 @@ import {
   privateKeyToPem,
 } from "../keys/x509.ts";
 import { SMIME_TYPE } from "../stp/smime/descriptor.ts";
+import { newAgeIdentityFile, scryptRecipient, sealAgeBytes } from "../stp/age/mod.ts";
 import {
   askPassphrase,
   type Command,
@@ -34,6 +35,7 @@ import { writeWhole } from "./output.ts";
 const DEFAULT_CERT_DAYS = 365;
 
 const usage = `missive keygen --name ADDRESS -o FILE [options] > CARD
+       missive keygen --age [--pq] -o FILE > RECIPIENT
 
 Creates an identity (Ed25519 signing key, X25519 agreement key), writes the secret key
 file (mode 0600) and prints its public card on stdout.
@@ -60,10 +62,19 @@ X.509 (for --stp smime):
   With --x509, --passphrase encrypts the key as PKCS #8 PBES2 (PBKDF2-SHA-256,
   AES-256-CBC), which openssl reads.
 
+age (for --stp age, age, rage, typage):
+  --age               instead, write an age identity file as age-keygen does
+                      (AGE-SECRET-KEY-1…) and print its recipient (age1…) on stdout
+  --pq                with --age: a post-quantum hybrid identity (AGE-SECRET-KEY-PQ-1…,
+                      recipient age1pq1…; age 1.3+, typage; not Debian's age 1.1)
+  With --age, --passphrase writes it encrypted as age -p does (scrypt, armored),
+  which age and missive open --identity read after asking for the passphrase.
+
 Examples:
   missive keygen --name alice@example.org -o alice.key > alice.card
   missive keygen --name alice@example.org -o alice.key --passphrase   # encrypted key file
   missive keygen --x509 --ec --name bob@example.org -o bob-x.key --cert-out bob-x.pem
+  missive keygen --age -o me.agekey > me.age.pub                      # as age-keygen
 
 ${exitCodesLine(9, 10, 11)}
 `;
@@ -87,12 +98,22 @@ export const keygen: Command = {
         ec: { type: "boolean" },
         "cert-out": { type: "string" },
         days: { type: "string" },
+        age: { type: "boolean" },
+        pq: { type: "boolean" },
       },
       usage,
       0,
     );
     if (!parsed) return;
     const v = parsed.values;
+    if (v.pq && !v.age) throw new MissiveError("usage", "keygen: --pq goes with --age");
+    if (v.age) {
+      if (v.name || v.x509 || v["card-out"] || v.plugin || v["work-factor"] !== undefined) {
+        throw new MissiveError("usage", "keygen: --age takes only -o, --pq, --passphrase, --force");
+      }
+      await ageKeygen(io, v);
+      return;
+    }
     if (!v.name) throw new MissiveError("usage", "keygen: --name ADDRESS is required");
     if (v.out === undefined) {
       throw new MissiveError(
@@ -158,6 +179,34 @@ export const keygen: Command = {
     }
   },
 };
+
+/** `keygen --age`: an age identity file (0600) and its recipient on stdout. */
+async function ageKeygen(
+  io: Io,
+  v: { out?: string; pq?: boolean; passphrase?: boolean; force?: boolean },
+): Promise<void> {
+  if (v.out === undefined) {
+    throw new MissiveError(
+      "usage",
+      "keygen: give -o FILE for the identity (its recipient is printed)",
+    );
+  }
+  if (v.out !== "-" && existsSync(v.out) && !v.force) {
+    throw new MissiveError("usage", `keygen: ${v.out} already exists; add --force to replace it`);
+  }
+  const { text, recipient } = await newAgeIdentityFile({ pq: v.pq });
+  let bytes = utf8(text);
+  if (v.passphrase) {
+    const passphrase = await askPassphrase(io, "Passphrase for the new identity: ");
+    if (passphrase.length === 0) throw new MissiveError("usage", "keygen: empty passphrase");
+    bytes = await sealAgeBytes(bytes, { recipients: [scryptRecipient(passphrase)], armor: true });
+  }
+  await writeWhole(io, v.out, bytes, { mode: 0o600, force: v.force });
+  if (v.out !== "-") {
+    await io.stdout(utf8(recipient + "\n"));
+    note(io, `missive: wrote ${v.out} (age ${v.pq ? "post-quantum hybrid" : "X25519"} identity)`);
+  }
+}
 
 /** `keygen --x509`: a PKCS #8 key and a self-signed certificate. */
 async function x509Keygen(

@@ -30,8 +30,9 @@ import { inputSource, progress } from "./streaming.ts";
 const usage = `missive open [--key KEY] [--trust CARD ...] [options] [INPUT] > message
 
 Opens an envelope (binary, armored or one base64 line; stdin or INPUT), a bare
-Fernet token with --psk-file (the token text as Python's Fernet writes it), or a bare
-S/MIME message or CMS DER with --cert/--key (as openssl cms writes them), and writes the
+Fernet token with --psk-file (the token text as Python's Fernet writes it), a bare
+S/MIME message or CMS DER with --cert/--key (as openssl cms writes them), or an age
+file (binary or armored) with --identity, --key or --passphrase, and writes the
 message to stdout only after every check has passed. On stderr: the STP, the sender,
 whether the signature verified against a trusted card, and the time it was sent.
 
@@ -44,8 +45,14 @@ Options:
                         DER) or a directory of *.pem/*.crt/*.cer/*.der: the signer
                         must chain to one (else exit 7)
   --require-trust       fail (exit 7) unless the signer is a --trust card
+  --identity FILE       age: an identity file (AGE-SECRET-KEY-1…, AGE-SECRET-KEY-PQ-1…;
+                        passphrase-encrypted ones ask), an unencrypted OpenSSH private
+                        key (ed25519, rsa) or a missive key file (repeatable); a
+                        missive --key works too. age files have no sender: --require-
+                        trust and --replay-db refuse them
   --psk-file FILE       shared key for psk envelopes and bare Fernet tokens
-  --passphrase          shared passphrase for psk ($MISSIVE_PASSPHRASE or prompt)
+  --passphrase          shared passphrase for psk, or an age file's passphrase
+                        ($MISSIVE_PASSPHRASE or prompt)
   --ttl DURATION        psk: refuse (exit 6) a message older than this (e.g. 1h), or more than
                         60 s in the future (default: any age, as Fernet)
   --json                print one JSON object (metadata and message) on stdout
@@ -80,6 +87,7 @@ export const open: Command = {
     const parsed = await parseFlags(io, args, {
       key: { type: "string" },
       cert: { type: "string" },
+      identity: { type: "string", multiple: true },
       trust: { type: "string", multiple: true },
       "require-trust": { type: "boolean" },
       "psk-file": { type: "string" },
@@ -104,6 +112,7 @@ export const open: Command = {
       cert: v.cert,
       key: v.key,
       ttl: v.ttl === undefined ? undefined : parseDuration(v.ttl, "--ttl", { io }),
+      identity: v.identity,
     });
     const input = inputSource(io, parsed.positionals[0]);
     let output: Output | undefined;
@@ -120,7 +129,8 @@ export const open: Command = {
         replay: v["replay-db"] ? await replayCacheFor(v["replay-db"]) : undefined,
         options,
         optionPairs: parsePairs(v.option, "--option"),
-        sink: { write: (parts) => outputFor().sink.write(parts) },
+        // With --json the content goes into the report: nothing is written as it is read.
+        sink: v.json ? undefined : { write: (parts) => outputFor().sink.write(parts) },
         onStreamHeader() {
           if (v.json) {
             throw new MissiveError("usage", "open: --json cannot hold a stream; use -o FILE");
@@ -151,6 +161,11 @@ export const open: Command = {
       await streamNotes(io, result.stream);
       return;
     }
+    if (result.kind === "age") {
+      await ageOutput(io, result, v.json ? outputFor() : undefined);
+      outputFor().commit();
+      return;
+    }
     const out = outputFor();
     try {
       if (result.kind === "fernet") {
@@ -179,6 +194,44 @@ export const open: Command = {
     }
   },
 };
+
+/**
+ * An opened age file: its --json report (with the plaintext), or the note on stderr
+ * after the plaintext was written. Either says plainly that nobody is authenticated.
+ */
+async function ageOutput(
+  io: Io,
+  result: Extract<OpenAnyResult, { kind: "age" }>,
+  json: Output | undefined,
+): Promise<void> {
+  const o = result.opened;
+  if (json) {
+    const report = {
+      format: result.form,
+      stanzas: o.stanzaTypes,
+      identity: o.matched,
+      sender: null,
+      authenticated: false,
+      replayProtection: false,
+      plaintext: toBase64(result.plaintext!),
+    };
+    await json.sink.write([utf8(JSON.stringify(report) + "\n")]);
+    return;
+  }
+  const by = {
+    x25519: "an X25519 identity",
+    hybrid: "a post-quantum hybrid identity",
+    scrypt: "the passphrase",
+    "ssh-ed25519": "an ssh-ed25519 key",
+    "ssh-rsa": "an ssh-rsa key",
+  }[o.matched];
+  note(
+    io,
+    `missive: age file${o.armored ? " (armored)" : ""}, ${o.plaintextBytes} bytes, opened ` +
+      `with ${by}: UNAUTHENTICATED, no sender: anyone who knows a recipient of this file ` +
+      "could have written it",
+  );
+}
 
 /** Writes an opened message (or its --json report) and its notes on stderr. */
 async function writeMessage(

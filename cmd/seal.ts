@@ -10,12 +10,20 @@ import { sealMessage } from "../plugin/message.ts";
 import type { Registry } from "../plugin/registry.ts";
 import type { AmpPlugin, AnyStp } from "../plugin/types.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
-import { PSK_TYPE, type PskOptions, sealBareFernet } from "../stp/psk/mod.ts";
+import { PSK_TYPE, sealBareFernet } from "../stp/psk/mod.ts";
 import type { SmimeOptions } from "../stp/smime/mod.ts";
 import { SMIME_TYPE } from "../stp/smime/descriptor.ts";
+import {
+  AGE_TYPE,
+  type AgeRecipient,
+  cardRecipients,
+  encryptAge,
+  scryptRecipient,
+} from "../stp/age/mod.ts";
 import { prefixedSource, streamSupport } from "../stream/mod.ts";
 import {
   cliOf,
+  type CliStpOptions,
   type Command,
   exitCodesLine,
   type Io,
@@ -27,11 +35,12 @@ import {
   readInput,
   typedStpOptions,
 } from "./common.ts";
-import { writeWhole } from "./output.ts";
+import { openOutput, writeWhole } from "./output.ts";
 import { inputSource, sealStreamCli, STREAM_THRESHOLD } from "./streaming.ts";
 
 const usage = `missive seal --from KEY --to CARD [options] [INPUT] > sealed
        missive seal --stp group --from KEY --to CARD --to DIR/ ... [INPUT] > sealed
+       missive seal --stp age --to age1… --to FILE ... [--armor] [INPUT] > file.age
 
 Reads a message (stdin or INPUT, "-" for stdin), encodes it with an AMP, protects it
 with an STP and writes the envelope (binary, --armor or --lines).
@@ -45,7 +54,9 @@ Options:
   --to CARD             recipient: card file, card line, key file or a directory of
                         *.card files (repeatable; group: every card gets a key
                         slot, duplicates once); for --stp smime an X.509
-                        certificate (PEM or DER)
+                        certificate (PEM or DER); for --stp age also age1…,
+                        age1pq1…, ssh-ed25519/ssh-rsa public keys (a .pub file) and
+                        recipients files (one per line, # comments, as age -R)
   --cert CERT           smime: own X.509 certificate (PEM/DER; more PEM blocks = chain)
   --key KEY             smime: own PKCS #8 private key (PEM/DER; an encrypted one
                         asks for its passphrase, or reads $MISSIVE_PASSPHRASE)
@@ -55,12 +66,17 @@ Options:
                         RFC 3274; PhoneX's compress, sign, encrypt)
   --psk-file FILE       shared key for --stp psk: one line of base64url (psk/2 needs
                         a 32-byte Fernet key, as Python's Fernet.generate_key())
-  --passphrase          shared passphrase for --stp psk ($MISSIVE_PASSPHRASE or prompt)
+  --passphrase          shared passphrase for --stp psk, or the passphrase of an age
+                        file (scrypt; its only recipient) ($MISSIVE_PASSPHRASE or prompt)
   --format fernet       with --stp psk/2 and text/1: write a bare Fernet token (one
                         line) that any Fernet implementation opens, not an envelope
   --format smime|der    with --stp smime: write a bare S/MIME message (as openssl cms
                         -encrypt does) or the bare CMS DER, not an envelope
-  --armor               write -----BEGIN MISSIVE MESSAGE----- text
+  --format age|envelope with --stp age: a bare age v1 file (the default: the input's
+                        bytes as they are, no sender, no nonce, any size in constant
+                        memory; age, rage and typage open it) or an envelope
+  --armor               write -----BEGIN MISSIVE MESSAGE----- text (a bare age file:
+                        -----BEGIN AGE ENCRYPTED FILE-----)
   --lines               write one base64 line (for "while read" loops)
   -o, --out FILE        write here instead of stdout (replaced only on success)
   --force               replace an existing -o FILE
@@ -100,7 +116,7 @@ const FLAGS = {
   version: { type: "string" },
   "psk-file": { type: "string" },
   passphrase: { type: "boolean" },
-  format: { type: "string", default: "envelope" },
+  format: { type: "string" },
   amp: { type: "string" },
   from: { type: "string" },
   to: { type: "string", multiple: true },
@@ -138,7 +154,7 @@ type SealFlags = {
 };
 
 /** The output forms of `seal`. */
-type OutputForm = "binary" | "armor" | "lines" | "fernet" | "smime" | "der";
+type OutputForm = "binary" | "armor" | "lines" | "fernet" | "smime" | "der" | "age" | "age-armor";
 
 /** Everything `seal` decided before reading its input. */
 interface SealPlan {
@@ -148,7 +164,7 @@ interface SealPlan {
   sender?: Identity;
   recipients: Card[];
   fields: Record<string, string>;
-  options: PskOptions & SmimeOptions;
+  options: CliStpOptions;
   optionPairs: Record<string, string>;
   sequenceNumber?: number;
   form: OutputForm;
@@ -172,12 +188,25 @@ function outputForm(v: SealFlags, stp: AnyStp, io: Io): OutputForm {
   if (v.armor && v.lines) {
     throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
   }
-  const format = v.format ?? "envelope";
-  if (!["envelope", "fernet", "smime", "der"].includes(format)) {
+  const format = v.format ?? (stp.type === AGE_TYPE ? "age" : "envelope");
+  if (!["envelope", "fernet", "smime", "der", "age"].includes(format)) {
     throw new MissiveError(
       "usage",
-      `seal: --format must be envelope, fernet, smime or der, not ${format}`,
+      `seal: --format must be envelope, fernet, smime, der or age, not ${format}`,
     );
+  }
+  if (format === "age") {
+    if (stp.type !== AGE_TYPE) {
+      throw new MissiveError("usage", "seal: --format age needs --stp age");
+    }
+    if (v.lines) throw new MissiveError("usage", "seal: an age file takes --armor, not --lines");
+    if (!v.armor && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
+      throw new MissiveError(
+        "usage",
+        "seal: refusing to write binary to a terminal; use --armor or -o FILE",
+      );
+    }
+    return v.armor ? "age-armor" : "age";
   }
   if (format !== "envelope") {
     if (v.armor || v.lines) {
@@ -231,6 +260,9 @@ async function sealPlan(io: Io, v: SealFlags): Promise<SealPlan> {
   if (!smime && typed.certificates.length > 0) {
     throw new MissiveError("usage", "seal: X.509 certificates in --to need --stp smime");
   }
+  if (stp.type !== AGE_TYPE && typed.options.ageRecipients) {
+    throw new MissiveError("usage", "seal: age1…/ssh-… recipients in --to need --stp age");
+  }
   if (smime && typed.trusted.length > 0) {
     throw new MissiveError("usage", "seal: --stp smime encrypts to certificates, not cards");
   }
@@ -263,6 +295,10 @@ export const seal: Command = {
     if (!parsed) return;
     const v = parsed.values as SealFlags;
     const plan = await sealPlan(io, v);
+    if (plan.form === "age" || plan.form === "age-armor") {
+      await sealAgeFile(io, parsed.positionals[0], v, plan);
+      return;
+    }
     const streamed = await maybeStream(io, parsed.positionals[0], v, plan);
     if (streamed.done) return;
     const input = streamed.input ?? await readInput(
@@ -281,6 +317,50 @@ export const seal: Command = {
     });
   },
 };
+
+/**
+ * A bare age file (SPEC §26): the input's bytes as they are, for the cards (age1pq1… when
+ * every card has an X-Wing key, else age1…), the age recipients and a passphrase; read and
+ * written in constant memory.
+ */
+async function sealAgeFile(
+  io: Io,
+  path: string | undefined,
+  v: SealFlags,
+  plan: SealPlan,
+): Promise<void> {
+  if (plan.sender) throw new MissiveError("usage", "seal: an age file has no sender (no --from)");
+  const amp = v.amp ?? "text/1";
+  if (amp !== "text/1" || Object.keys(plan.fields).length > 0 || v.seq !== undefined) {
+    throw new MissiveError(
+      "usage",
+      "seal: a bare age file holds the input as it is: no --amp, --field or --seq " +
+        "(use --format envelope for those)",
+    );
+  }
+  const others = plan.options.ageRecipients ?? [];
+  const recipients: AgeRecipient[] = [
+    ...cardRecipients(plan.recipients, others, {
+      requirePq: v["require-pq"],
+      onFallback: (reason) => note(io, `missive: warning: ${reason}`),
+    }),
+    ...others,
+  ];
+  if (plan.options.passphrase !== undefined) {
+    recipients.push(scryptRecipient(plan.options.passphrase));
+  }
+  const input = inputSource(io, path);
+  const out = openOutput(io, v.out, { mode: 0o644, force: v.force });
+  try {
+    await encryptAge(input.source, out.sink, { recipients, armor: plan.form === "age-armor" });
+    out.commit();
+  } catch (e) {
+    out.abort();
+    throw e;
+  } finally {
+    input.close();
+  }
+}
 
 /** The bytes `seal` writes for one message, in the plan's output form. */
 async function sealed(

@@ -1,12 +1,12 @@
 /**
  * Opening whatever a user hands over (SPEC §2.4): the one form-detection routine and
  * `openAny`, which opens every form missive reads — an envelope (binary, armor, one
- * line), a stream, a bare Fernet token, a bare CMS message (DER or S/MIME text) — with
- * the same trust and replay rules. `missive open` and `missive inspect` call these; no
+ * line), a stream, a bare Fernet token, a bare CMS message (DER or S/MIME text), an age
+ * file (binary or armored) — with the same trust and replay rules. `missive open` and `missive inspect` call these; no
  * other code guesses what an input is.
  * @module
  */
-import { type Bytes, fromUtf8 } from "../core/bytes.ts";
+import { type Bytes, concatBytes, fromUtf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
@@ -31,6 +31,18 @@ import {
 } from "../stp/psk/mod.ts";
 import { looksLikeSmime, unwrapSmimeEntity } from "../stp/smime/detect.ts";
 import {
+  ageIdentities,
+  type AgeIdentity,
+  type AgeOpened,
+  type AgeOptions,
+  AgePayloadError,
+  decryptAge,
+  looksLikeAgeArmor,
+  looksLikeAgeFile,
+  parseAgeOptions,
+  scryptIdentity,
+} from "../stp/age/mod.ts";
+import {
   type ByteSink,
   type ByteSource,
   bytesSource,
@@ -38,17 +50,19 @@ import {
   openStream,
   type OpenStreamResult,
   prefixedSource,
-  STREAM_MAGIC,
+  StreamError,
 } from "../stream/mod.ts";
 
 /** The forms an input can take (SPEC §2.4), in the order they are tried. */
 export type InputForm =
   | "stream"
+  | "age"
   | "binary"
   | "cms"
   | "armor"
   | "smime"
   | "fernet"
+  | "age-armor"
   | "line";
 
 /** STP type and version the smime STP has (SPEC §18): bare CMS opens under this pair. */
@@ -56,6 +70,12 @@ const SMIME_PAIR = { protocolType: 1, protocolVersion: 1 } as const;
 
 /** Bytes read before a non-stream input is refused as too large (the armor limit, §2.4). */
 export const MAX_WHOLE_INPUT: number = MAX_ARMOR_SIZE;
+
+/**
+ * Bytes read from a source to tell the forms that are opened as they are read (a stream,
+ * an age file; armored age may follow up to 1 KiB of white space) from the others.
+ */
+const SNIFF_BYTES = 1100;
 
 /**
  * Which form `input` is in (SPEC §2.4). Binary forms are told by their first bytes; text
@@ -74,6 +94,7 @@ export const MAX_WHOLE_INPUT: number = MAX_ARMOR_SIZE;
  */
 export function detectForm(input: Uint8Array): InputForm {
   if (looksLikeStream(input)) return "stream";
+  if (looksLikeAgeFile(input)) return "age";
   if (looksLikeEnvelope(input)) return "binary";
   // A DER SEQUENCE: no text form of ours can start with the byte 0x30 ("0") followed by
   // a DER length, and a missive line never starts with "0".
@@ -87,6 +108,7 @@ export function detectForm(input: Uint8Array): InputForm {
     return "line";
   }
   if (looksArmored(text)) return "armor";
+  if (looksLikeAgeArmor(text)) return "age-armor";
   if (looksLikeSmime(input)) return "smime";
   if (detectFernetToken(input)) return "fernet";
   return "line";
@@ -120,7 +142,14 @@ export interface OpenAnyRequest {
 export type OpenAnyResult =
   | { kind: "message"; form: "binary" | "armor" | "line" | "cms" | "smime"; opened: OpenedMessage }
   | { kind: "stream"; form: "stream"; stream: OpenStreamResult }
-  | { kind: "fernet"; form: "fernet"; plaintext: Bytes; timestamp: number };
+  | { kind: "fernet"; form: "fernet"; plaintext: Bytes; timestamp: number }
+  | {
+    kind: "age";
+    form: "age" | "age-armor";
+    opened: AgeOpened;
+    /** The plaintext, when no sink was given (then held in memory, up to MAX_WHOLE_INPUT). */
+    plaintext?: Bytes;
+  };
 
 /**
  * Opens an input in any form (SPEC §2.4): bytes, or a source to read (a stream is then
@@ -152,14 +181,20 @@ export async function openAny(
   request: OpenAnyRequest,
 ): Promise<OpenAnyResult> {
   if (!(input instanceof Uint8Array)) {
-    const first = await input.read(STREAM_MAGIC.length);
-    if (looksLikeStream(first)) return await openStreamInput(prefixedSource(first, input), request);
-    input = await readWhole(prefixedSource(first, input));
+    const first = await input.read(SNIFF_BYTES);
+    const source = prefixedSource(first, input);
+    if (looksLikeStream(first)) return await openStreamInput(source, request);
+    const age = ageFormOf(first);
+    if (age) return await openAgeInput(source, age, request);
+    input = await readWhole(source);
   }
   const form = detectForm(input);
   switch (form) {
     case "stream":
       return await openStreamInput(bytesSource(input), request);
+    case "age":
+    case "age-armor":
+      return await openAgeInput(bytesSource(input), form, request);
     case "fernet":
       return await openFernet(input, request);
     case "cms":
@@ -250,7 +285,12 @@ async function openStreamInput(
   request: OpenAnyRequest,
 ): Promise<OpenAnyResult> {
   const sink = request.sink;
-  if (!sink) throw new MissiveError("usage", "open: a stream needs somewhere to write (a sink)");
+  if (!sink) {
+    throw new MissiveError(
+      "usage",
+      "open: a stream is not held in memory (as --json would need): write it with -o FILE",
+    );
+  }
   const stream = await openStream({
     ...request,
     source,
@@ -286,4 +326,70 @@ async function openFernet(input: Uint8Array, request: OpenAnyRequest): Promise<O
     plaintext: opened.plaintext,
     timestamp: opened.timestamp,
   };
+}
+
+/** The age form `first` (an input's first bytes) starts, if any. */
+function ageFormOf(first: Uint8Array): "age" | "age-armor" | undefined {
+  if (looksLikeAgeFile(first)) return "age";
+  return looksLikeAgeArmor(new TextDecoder("latin1").decode(first)) ? "age-armor" : undefined;
+}
+
+/**
+ * An age file (SPEC §26): no sender, so it never passes `requireTrust`, and no nonce, so
+ * it cannot go through a replay cache. Identities: the STP options' (`ageIdentities`,
+ * `passphrase`) and the opener's missive identity (its X25519 key). The plaintext goes to
+ * `request.sink` chunk by chunk as each authenticates, or, without a sink, into memory.
+ */
+async function openAgeInput(
+  source: ByteSource,
+  form: "age" | "age-armor",
+  request: OpenAnyRequest,
+): Promise<OpenAnyResult> {
+  if (request.requireTrust) {
+    throw new MissiveError("untrusted", "untrusted sender: an age file has no sender");
+  }
+  if (request.replay) {
+    throw new MissiveError(
+      "usage",
+      "open: a replay cache needs an envelope; an age file has no nonce",
+    );
+  }
+  const crypto = request.crypto ?? await getCryptoProvider();
+  const fromPairs = request.optionPairs ? await parseAgeOptions(request.optionPairs, crypto) : {};
+  const options: AgeOptions = { ...fromPairs, ...(request.options as AgeOptions | undefined) };
+  const identities: AgeIdentity[] = [...(options.ageIdentities ?? [])];
+  if (request.identity) identities.push(...ageIdentities(request.identity));
+  if (options.passphrase !== undefined) identities.push(scryptIdentity(options.passphrase));
+  const held: Uint8Array[] = [];
+  let written = 0;
+  const sink: ByteSink = {
+    write(parts) {
+      for (const p of parts) written += p.length;
+      request.onProgress?.(written);
+      if (request.sink) return request.sink.write(parts);
+      if (written > MAX_WHOLE_INPUT) {
+        throw new MissiveError("too-large", `age plaintext: larger than ${MAX_WHOLE_INPUT} bytes`);
+      }
+      held.push(...parts);
+      return Promise.resolve();
+    },
+  };
+  try {
+    const opened = await decryptAge(source, sink, {
+      identities,
+      crypto,
+      armored: form === "age-armor",
+      onHeader: request.sink ? request.onStreamHeader : undefined,
+    });
+    return {
+      kind: "age",
+      form,
+      opened,
+      plaintext: request.sink ? undefined : concatBytes(...held),
+    };
+  } catch (e) {
+    // A payload failure after released chunks is reported like a stream's (SPEC §26.5).
+    if (e instanceof AgePayloadError) throw new StreamError(e, e.released);
+    throw e;
+  }
 }

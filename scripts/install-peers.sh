@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks run against, from Debian's apt, when
 # they are missing: openssl (smime), python3-cryptography (Fernet), sip-tester (sipp),
-# kamailio (SIP proxy), age (benchmark peer), socat (stdio pairs), minisign (detached
-# signatures). Quiet when all are present. Runs before `npm test`
-# (the `pretest` script), so `npm it` sets up everything.
+# kamailio (SIP proxy), age (age files, interop and benchmark peer), openssh-client
+# (ssh-keygen makes the SSH keys of the age interop tests), socat (stdio pairs), minisign
+# (detached signatures). Quiet when all are present. Runs before `npm test` (the `pretest`
+# script), so `npm it` sets up everything.
 set -euo pipefail
 
 declare -A need=()
@@ -12,6 +13,7 @@ python3 -c 'import cryptography.fernet' 2>/dev/null || need[python3-cryptography
 command -v sipp >/dev/null || need[sip-tester]=1
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need[kamailio]=1
 command -v age >/dev/null || need[age]=1
+command -v ssh-keygen >/dev/null || need[openssh-client]=1
 command -v socat >/dev/null || need[socat]=1
 command -v minisign >/dev/null || need[minisign]=1
 

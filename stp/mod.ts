@@ -5,6 +5,7 @@
 import { builtinAmps } from "../amp/mod.ts";
 import { Registry } from "../plugin/registry.ts";
 import type { AnyStp } from "../plugin/types.ts";
+import { ageStp } from "./age/mod.ts";
 import { authStp } from "./auth.ts";
 import { groupStp, groupV2Stp } from "./group/mod.ts";
 import { plainStp } from "./plain.ts";
@@ -12,6 +13,7 @@ import { pskStp } from "./psk/mod.ts";
 import { ratchetStp } from "./ratchet/mod.ts";
 import { simpleStp } from "./simple.ts";
 
+export { AGE_TYPE, ageStp } from "./age/mod.ts";
 export { AUTH_TYPE, authStp } from "./auth.ts";
 export { GROUP_TYPE, groupStp, groupV2Stp } from "./group/mod.ts";
 export { PLAIN_TYPE, plainStp } from "./plain.ts";
@@ -31,6 +33,7 @@ export function builtinStps(): AnyStp[] {
     pskStp(1),
     pskStp(2),
     plainStp,
+    ageStp,
     ratchetStp,
   ];
 }

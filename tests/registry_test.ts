@@ -29,6 +29,7 @@ describe("registry", () => {
       [6, 1, "psk"],
       [6, 2, "psk"],
       [7, 1, "plain"],
+      [8, 1, "age"],
       [9, 1, "ratchet"],
     ]);
     assert.deepEqual(amps.map((p) => [p.type, p.version, p.name]), [
