@@ -3,9 +3,9 @@
  * common.ts so that the entry point loads them without loading any command.
  * @module
  */
-import { write } from "node:fs";
+import { fstatSync, write } from "node:fs";
+import { createRequire } from "node:module";
 import process from "node:process";
-import { isatty } from "node:tty";
 import { MissiveError } from "../core/errors.ts";
 
 /**
@@ -97,6 +97,21 @@ class FdWriter {
   }
 }
 
+/**
+ * True when `fd` is a terminal. A pipe or a file is not one, which fstat tells at once;
+ * only a character device asks `node:tty`, whose module costs Bun 2–8 ms of start-up
+ * (it loads the stream machinery), so scripts in pipes never load it (issue 12).
+ */
+export function isTerminal(fd: number): boolean {
+  try {
+    if (!fstatSync(fd).isCharacterDevice()) return false;
+  } catch {
+    return false;
+  }
+  const tty = createRequire(import.meta.url)("node:tty") as typeof import("node:tty");
+  return tty.isatty(fd);
+}
+
 /** The real process's standard streams and environment. */
 export function processIo(): Io {
   const out = new FdWriter(1, "stdout");
@@ -106,8 +121,8 @@ export function processIo(): Io {
     stdout: (data) => out.write(data),
     // Diagnostics are fire and forget: a failing stderr has nowhere to be reported.
     stderr: (line) => void err.write(new TextEncoder().encode(line)).catch(() => {}),
-    stdoutIsTty: isatty(1),
-    stderrIsTty: isatty(2),
+    stdoutIsTty: isTerminal(1),
+    stderrIsTty: isTerminal(2),
     stdinFd: 0,
     stdoutFd: 1,
     env: process.env,
