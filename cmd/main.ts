@@ -116,7 +116,8 @@ function mainUsage(): string {
     "Exit codes: 0 ok, 1 internal error, 2 usage, 3 malformed input, 4 authentication",
     "failed, 5 not a recipient, 6 replay, 7 untrusted sender, 8 unknown protocol,",
     "9 key problem, 10 I/O error, 11 plugin error, 12 timeout, 13 network error,",
-    "14 session ended abnormally, 15 refused by the server, 17 replay cache full.",
+    "14 session ended abnormally, 15 refused by the server, 16 queued locally (not accepted",
+    "by a relay), 17 replay cache full.",
     "",
   ].join("\n");
 }

@@ -10,11 +10,13 @@ import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { cardFileText, cardSignaturesInText, verifyCardSignature } from "../keys/card.ts";
 import {
   type Command,
+  exitCodesLine,
   loadCards,
   loadIdentity,
   loadRegistry,
   note,
   oneLine,
+  parseDuration,
   parseFlags,
   readSmallText,
 } from "./common.ts";
@@ -43,13 +45,15 @@ Subcommands:
                          or without STATUS print what the relay tells users: visible
                          users online, and your messages waiting
   send --to ADDRESS      send stdin as a text message, sealed end to end; picks the best
-                         protocols both sides support and says which. If the relay is
-                         down the message waits in the outgoing queue and is sent by the
-                         next relay command that reaches the relay.
+                         protocols both sides support and says which. Exit 0 only when
+                         the relay accepted it; if the relay is down, unavailable or asks
+                         to retry, the message waits in the outgoing queue (exit 16) and
+                         is sent by the next relay command that reaches the relay.
   inbox                  print and acknowledge what is waiting, then exit
   watch                  stay connected and print messages as they arrive
-  queue                  list the outgoing queue; --resend ID reseals one (fresh nonce),
-                         --drop ID deletes one
+  queue                  with --relay: send every waiting message now; then list the
+                         outgoing queue (exit 16 while messages wait); --resend ID
+                         reseals one (fresh nonce), --drop ID deletes one
 
 Options:
   --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900
@@ -63,12 +67,14 @@ Options:
                          of trusting the relay's directory
   --trust CARD|DIR       inbox/watch: cards whose messages count as trusted
   --json                 one JSON object per line
-  --timeout MS           connection and request time limit (default 15000)
+  --timeout DURATION     connection and request time limit (default 15s)
 
 Example:
   missive relay register --relay tcp://127.0.0.1:7900 --relay-card relay.card --key alice.key
   echo "hi bob" | missive relay send --to bob@example.org --relay … --relay-card … --key alice.key
   missive relay inbox --relay tcp://127.0.0.1:7900 --relay-card relay.card --key bob.key
+
+${exitCodesLine(3, 4, 7, 9, 10, 12, 13, 14, 15, 16)}
 `;
 
 const SUBCOMMANDS = ["register", "lookup", "list", "status", "send", "inbox", "watch", "queue"];
@@ -113,10 +119,9 @@ export const relay: Command = {
     if (!v["relay-card"] && sub !== "queue") {
       throw new MissiveError("usage", "relay: --relay-card FILE is required (the relay's card)");
     }
-    const timeoutMs = Number(v.timeout ?? 15_000);
-    if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
-      throw new MissiveError("usage", "relay: --timeout expects milliseconds");
-    }
+    const timeoutMs = v.timeout === undefined
+      ? 15_000
+      : parseDuration(v.timeout, "--timeout", { bareUnit: "ms", io });
     const relayCards = v["relay-card"] ? await loadCards([v["relay-card"]]) : [];
     if (v["relay-card"] && relayCards.length !== 1) {
       throw new MissiveError("usage", "relay: --relay-card must hold exactly one card");

@@ -187,12 +187,13 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
       }
       const queued = await queueText(queue, ctx.registry, ctx.identity, card, text);
       if (!client) {
-        note(
-          ctx.io,
-          `relay unreachable (${down!.message}): queued as #${queued.id} for ${card.address} ` +
-            `(${queued.protocols}); the next relay command that reaches the relay sends it`,
+        // Kept, not delivered: exit 16 (scripts must not take this for success).
+        throw new MissiveError(
+          "queued",
+          `relay unreachable (${down!.message}): queued locally as #${queued.id} for ` +
+            `${card.address} (${queued.protocols}); the next relay command that reaches the ` +
+            "relay sends it (missive relay queue lists and flushes the queue)",
         );
-        return;
       }
       const result = await flushOutgoing(client, queue);
       const mine = [...result.sent, ...result.failed, ...result.retry].find((m) =>
@@ -212,7 +213,11 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
         );
       } else {
         const why = mine && "error" in mine ? (mine as { error: Error }).error.message : "later";
-        note(ctx.io, `queued as #${queued.id} (${why}); it will be retried`);
+        throw new MissiveError(
+          "queued",
+          `not accepted by the relay (${why}): queued locally as #${queued.id}; ` +
+            "it will be retried by the next relay command (missive relay queue)",
+        );
       }
     } finally {
       await client?.close().catch(() => {});
@@ -285,6 +290,21 @@ export async function queueCommand(ctx: Context, resend?: string, drop?: string)
       note(ctx.io, `#${resend} resealed with ${r.protocols}; it is sent by the next relay command`);
       return;
     }
+    // With a relay given, the queue is flushed first: every waiting message, now.
+    let unreachable: string | undefined;
+    if (ctx.url && ctx.relayCard && queue.due(Number.MAX_SAFE_INTEGER).length > 0) {
+      let client: RelayClient | undefined;
+      try {
+        client = await connect(ctx);
+        reportFlush(ctx, await flushOutgoing(client, queue, Date.now(), { ignoreBackoff: true }));
+      } catch (e) {
+        if (!isMissiveError(e, "network") && !isMissiveError(e, "timeout")) throw e;
+        unreachable = e.message;
+      } finally {
+        await client?.close().catch(() => {});
+      }
+    }
+    const waiting = queue.all().filter((m) => m.state === "pending").length;
     for (const m of queue.all()) {
       const line = ctx.json
         ? jsonLine({
@@ -298,6 +318,13 @@ export async function queueCommand(ctx: Context, resend?: string, drop?: string)
         : `#${m.id} to ${m.recipient}: ${m.state}, ${m.attempts} attempts` +
           (m.lastError ? ` (${oneLine(m.lastError)})` : "");
       await print(ctx.io, line);
+    }
+    if (ctx.url && ctx.relayCard && waiting > 0) {
+      throw new MissiveError(
+        "queued",
+        `${waiting} message${waiting === 1 ? "" : "s"} still queued locally` +
+          (unreachable ? ` (relay unreachable: ${unreachable})` : ""),
+      );
     }
   } finally {
     queue.close();

@@ -37,6 +37,11 @@ export const ERROR_CODES = {
   /** A server refused a request (address taken, unknown recipient, quota). */
   refused: 15,
   /**
+   * Not delivered, but kept: no relay accepted the message (unreachable, unavailable, or
+   * to be retried), and it waits in the local outgoing queue for the next try.
+   */
+  queued: 16,
+  /**
    * A local store that protects missive is full (the replay cache holds its maximum of
    * unexpired entries): refused rather than forgetting, which would let replays through.
    */

@@ -71,9 +71,11 @@ export async function flushOutgoing(
   client: RelayClient,
   queue: OutgoingQueue,
   now: number = Date.now(),
+  options: { ignoreBackoff?: boolean } = {},
 ): Promise<FlushResult> {
   const result: FlushResult = { sent: [], failed: [], retry: [] };
-  for (const m of queue.due(now)) {
+  // `ignoreBackoff`: every pending message now (a user asked: `missive relay queue`).
+  for (const m of queue.due(options.ignoreBackoff ? Number.MAX_SAFE_INTEGER : now)) {
     if (!m.envelope) continue;
     try {
       const mid = await client.send(m.recipient, m.envelope);
