@@ -328,7 +328,7 @@ async function startRelay(dir: string): Promise<Relay> {
     "--log-json",
     "--stats",
     "--stats-interval",
-    "1",
+    "1s",
   ], { stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child.stderr!.on("data", (d: Uint8Array) => {

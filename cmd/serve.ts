@@ -7,7 +7,15 @@ import { serveRelay } from "../relay/link.ts";
 import { LINK_DEFAULTS, RELAY_DEFAULTS } from "../relay/limits.ts";
 import { type RelayEvent, RelayServer } from "../relay/server.ts";
 import { RelayStore } from "../relay/store.ts";
-import { type Command, loadCards, loadIdentity, parseFlags } from "./common.ts";
+import {
+  type Command,
+  exitCodesLine,
+  type Io,
+  loadCards,
+  loadIdentity,
+  parseDuration,
+  parseFlags,
+} from "./common.ts";
 
 const R = RELAY_DEFAULTS;
 const L = LINK_DEFAULTS;
@@ -31,7 +39,8 @@ Options:
   --max-message SIZE    largest envelope accepted, e.g. 65536, 64k, 1m (default 64k)
   --log-json            one JSON object per event on stderr (default: short lines)
   --stats               print the counters on stderr every --stats-interval and at exit
-  --stats-interval SEC  (default 10)
+  --stats-interval DURATION
+                        e.g. 30s, 5m (default 10s)
   --rekey-after N       sessions re-key after N acknowledged messages from the relay
                         (default: the session protocol's, 10; 0 never)
 
@@ -45,18 +54,22 @@ Limits on clients (docs/SECURITY.md; each refusal has its own status):
                         relay-wide; 0 no limit (${R.registrationsPerMinute})
   --connection-memory SIZE
                         what one connection may make the relay hold (${mib(R.connectionBytes)})
-  --idle-timeout SEC    drop an authenticated link with no request for this long; clients
-                        that stay send keep-alives; 0 never (${R.idleTimeoutMs / 1000})
+  --idle-timeout DURATION
+                        drop an authenticated link with no request for this long; clients
+                        that stay send keep-alives; 0 never (${R.idleTimeoutMs / 1000}s)
   --max-connections N   open connections (${L.maxConnections})
   --max-preauth N       connections not yet authenticated; a full pool evicts its oldest
                         for a newcomer; the rest is reserved for authenticated ones (${L.maxPreauth})
   --max-per-address N   open connections from one source address (${L.maxPerAddress})
-  --handshake-timeout SEC
-                        time to complete the session handshake (${L.handshakeTimeoutMs / 1000})
+  --handshake-timeout DURATION
+                        time to complete the session handshake (${L.handshakeTimeoutMs / 1000}s)
 
 Example:
   missive keygen --name relay@example.org -o relay.key > relay.card
   missive serve tcp://127.0.0.1:7900 --key relay.key --db relay.db --log-json
+  missive serve tcp://127.0.0.1:7900 --key relay.key --stats --stats-interval 1m
+
+${exitCodesLine(9, 10, 13)}
 `;
 
 /** Parses 65536, 64k, 64K, 1m, 1g. */
@@ -83,8 +96,13 @@ function positiveInt(text: string | undefined, flag: string, fallback: number, m
 
 const size = (text: string | undefined, flag: string) =>
   text === undefined ? undefined : parseSize(text, flag);
-const seconds = (text: string | undefined, flag: string, min = 1) =>
-  text === undefined ? undefined : positiveInt(text, flag, 0, min) * 1000;
+/** A duration flag in ms (`10s`, `2m`; a bare number is seconds, with a warning); "0" = never where allowed. */
+const duration = (io: Io, text: string | undefined, flag: string, allowZero = false) =>
+  text === undefined
+    ? undefined
+    : allowZero && text.trim() === "0"
+    ? 0
+    : parseDuration(text, flag, { bareUnit: "s", io });
 
 /** Per-message events are logged only as JSON (too many for people). */
 const QUIET = new Set(["accept", "ack"]);
@@ -131,8 +149,6 @@ export const serve: Command = {
     const v = parsed.values;
     const url = parsed.positionals[0] ?? "tcp://127.0.0.1:7900";
     if (!v.key) throw new MissiveError("usage", "serve: --key RELAY.KEY is required");
-    const identity = await loadIdentity(io, v.key);
-    const users = v.users ? await loadCards([v.users]) : [];
     const flag = (name: (typeof LIMIT_FLAGS)[number]) =>
       (v as Record<string, unknown>)[name] as string | undefined;
     const int = (name: (typeof LIMIT_FLAGS)[number], min = 1) =>
@@ -146,15 +162,18 @@ export const serve: Command = {
       maxUsers: int("max-users"),
       registrationsPerMinute: int("register-rate", 0),
       connectionBytes: size(flag("connection-memory"), "--connection-memory"),
-      idleTimeoutMs: seconds(flag("idle-timeout"), "--idle-timeout", 0),
+      idleTimeoutMs: duration(io, flag("idle-timeout"), "--idle-timeout", true),
     };
     const linkLimits = {
       maxConnections: int("max-connections"),
       maxPreauth: int("max-preauth"),
       maxPerAddress: int("max-per-address"),
-      handshakeTimeoutMs: seconds(flag("handshake-timeout"), "--handshake-timeout"),
+      handshakeTimeoutMs: duration(io, flag("handshake-timeout"), "--handshake-timeout"),
     };
-    const statsEvery = positiveInt(v["stats-interval"], "--stats-interval", 10) * 1000;
+    const statsEvery = duration(io, v["stats-interval"], "--stats-interval") ?? 10_000;
+    // Files only once every flag parsed: a usage error is reported before any I/O.
+    const identity = await loadIdentity(io, v.key);
+    const users = v.users ? await loadCards([v.users]) : [];
     const log = (e: RelayEvent) => {
       if (v["log-json"]) io.stderr(JSON.stringify({ time: new Date().toISOString(), ...e }) + "\n");
       else if (!QUIET.has(e.event)) io.stderr(formatEvent(e) + "\n");

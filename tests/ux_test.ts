@@ -140,6 +140,30 @@ describe("habits", () => {
     const bad = await open("soon");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--ttl expects a duration like 500ms, 10s or 2m/);
+    // The relay's and the server's durations take the same syntax (refused before any I/O).
+    for (
+      const args of [
+        ["serve", "tcp://127.0.0.1:1", "--key", "x.key", "--stats-interval", "soon"],
+        ["serve", "tcp://127.0.0.1:1", "--key", "x.key", "--idle-timeout", "forever"],
+        ["serve", "tcp://127.0.0.1:1", "--key", "x.key", "--handshake-timeout", "1d"],
+        [
+          "relay",
+          "list",
+          "--relay",
+          "tcp://127.0.0.1:1",
+          "--relay-card",
+          "r.card",
+          "--key",
+          "x.key",
+          "--timeout",
+          "soon",
+        ],
+      ]
+    ) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /expects a duration like 500ms, 10s or 2m/, args.join(" "));
+    }
   });
 
   it("the version is package.json's", async () => {

@@ -154,7 +154,7 @@ describe("hostile: before authentication (finding 3)", () => {
 
 describe("hostile: authenticated links that go quiet (finding 3)", () => {
   it("an idle link is dropped; one that sends keep-alive requests stays", async () => {
-    const serve = await serveWith(["--idle-timeout", "2"]);
+    const serve = await serveWith(["--idle-timeout", "2s"]);
     const quiet = await sessionFrom(serve, await someone("quiet"), "127.0.0.1");
     const alive = await sessionFrom(serve, await someone("alive"), "127.0.0.1");
     let rid = 0;
