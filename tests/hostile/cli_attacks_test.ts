@@ -16,7 +16,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
 import { utf8 } from "../../core/bytes.ts";
@@ -334,5 +334,76 @@ describe("finding 9: smaller ones", () => {
     assert.ok(code === 130 || (code === null && signal === "SIGINT"), `${code} ${signal}`);
     assert.deepEqual(partial(), []);
     assert.equal(existsSync(out), false);
+  });
+
+  // Every other command with -o (issue 21 item 6): interrupted while it works, it leaves
+  // neither the target nor a temporary file.
+  const interrupted = async (
+    args: string[],
+    target: string,
+    options: { stdin?: Uint8Array; env?: Record<string, string>; ready: () => boolean },
+  ) => {
+    const child = spawn(DENO, ["run", "-A", "--quiet", ENTRY, ...args], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { PATH: process.env.PATH ?? "", HOME: home, ...options.env },
+    });
+    if (options.stdin) child.stdin!.write(options.stdin);
+    for (let i = 0; i < 600 && !options.ready(); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(options.ready(), `${args[0]}: working when interrupted`);
+    const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => {
+      child.on("close", (c, s) => resolve([c, s]));
+      child.kill("SIGINT");
+    });
+    assert.ok(
+      code === 130 || (code === null && signal === "SIGINT"),
+      `${args[0]}: ${code} ${signal}`,
+    );
+    const base = basename(target);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith(`.${base}.`)), [], args[0]);
+    assert.equal(existsSync(target), false, args[0]);
+  };
+
+  it("an interrupted seal -o (a stream, input stalled) leaves no partial file", async () => {
+    const out = at("seal-interrupted.msv");
+    await interrupted(
+      [
+        "seal",
+        "--stream",
+        "--chunk-size",
+        "65536",
+        "--from",
+        at("alice.key"),
+        "--to",
+        at("bob.card"),
+        "-o",
+        out,
+      ],
+      out,
+      {
+        stdin: new Uint8Array(1024 * 1024).fill(1),
+        ready: () => readdirSync(dir).some((f) => f.startsWith(".seal-interrupted.msv.")),
+      },
+    );
+  });
+
+  it("an interrupted sign -o and keygen -o leave no file", async () => {
+    const sig = at("interrupted.sig");
+    let started = Date.now();
+    await interrupted(["sign", "--key", at("alice.key"), "-o", sig], sig, {
+      stdin: new Uint8Array(64 * 1024).fill(2), // then stalls: sign is still hashing stdin
+      ready: () => Date.now() - started > 1500,
+    });
+    const key = at("interrupted.key");
+    started = Date.now();
+    await interrupted(
+      ["keygen", "--name", "x@example.org", "-o", key, "--passphrase", "--work-factor", "20"],
+      key,
+      {
+        env: { MISSIVE_PASSPHRASE: "correct horse" }, // scrypt 2^20: seconds of work
+        ready: () => Date.now() - started > 1500,
+      },
+    );
   });
 });
