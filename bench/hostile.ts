@@ -337,10 +337,10 @@ async function startRelay(dir: string): Promise<Relay> {
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
-    child.stdout!.on("data", (d: Uint8Array) => {
+    child.stderr!.on("data", (d: Uint8Array) => {
       out += new TextDecoder().decode(d);
-      const m = /relay listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]);
+      const m = /relay listening on (\S+)|"event":"listen","url":"([^"]+)"/.exec(out);
+      if (m) resolve(m[1] ?? m[2]);
     });
     child.on("exit", (code) => reject(new Error(`relay exited with ${code}: ${err}`)));
   });

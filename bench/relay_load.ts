@@ -95,13 +95,17 @@ if (flags.link === "tcp") {
     String(MESSAGES),
     "--rekey-after",
     String(REKEY),
-  ], { stdio: ["ignore", "pipe", "ignore"] });
+  ], { stdio: ["ignore", "ignore", "pipe"] });
   const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d: Uint8Array) => {
+    let out: string | undefined = "";
+    child.stderr!.on("data", (d: Uint8Array) => {
+      if (out === undefined) return; // found: the rest of the log is drained unread
       out += fromUtf8(d);
-      const m = /relay listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]);
+      const m = /relay listening on (\S+)|"event":"listen","url":"([^"]+)"/.exec(out);
+      if (m) {
+        out = undefined;
+        resolve(m[1] ?? m[2]);
+      }
     });
     child.on("exit", (code) => reject(new Error(`relay exited with ${code}`)));
   });

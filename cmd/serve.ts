@@ -27,7 +27,8 @@ Runs a relay: a directory of cards and a durable store-and-forward queue of seal
 envelopes for users who are not online at the same time. Every client link is a
 session (mutual authentication); the relay never holds a key that opens a message.
 URL defaults to tcp://127.0.0.1:7900 (port 0 picks a free port). The address actually
-bound is printed on stdout as "relay listening on URL". SIGINT or SIGTERM stops it
+bound is the ready line on stderr, "missive: relay listening on URL as ADDRESS" (with
+--log-json the "listen" event, which has "url"). SIGINT or SIGTERM stops it
 gracefully (in-flight writes finish, the database is closed).
 
 Options:
@@ -176,7 +177,10 @@ export const serve: Command = {
     const users = v.users ? await loadCards([v.users]) : [];
     const log = (e: RelayEvent) => {
       if (v["log-json"]) io.stderr(JSON.stringify({ time: new Date().toISOString(), ...e }) + "\n");
-      else if (!QUIET.has(e.event)) io.stderr(formatEvent(e) + "\n");
+      else if (e.event === "listen") {
+        // The ready line, on stderr as every long-running command's (listen, session).
+        io.stderr(`missive: relay listening on ${e.url} as ${e.address}\n`);
+      } else if (!QUIET.has(e.event)) io.stderr(formatEvent(e) + "\n");
     };
     const store = RelayStore.open(v.db ?? "relay.db");
     let server: RelayServer;
@@ -206,7 +210,6 @@ export const serve: Command = {
       throw e;
     }
     log({ event: "listen", url: running.url, address: identity.card.address });
-    await io.stdout(utf8(`relay listening on ${running.url}\n`));
     const printStats = () => {
       const before = Object.entries(running.drops).map(([k, n]) => [`refused-${k}`, n]);
       const m = process.memoryUsage();

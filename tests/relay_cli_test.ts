@@ -35,12 +35,12 @@ function startServe(args: string[]): Promise<Relay> {
       child.kill("SIGKILL");
       reject(new Error(`serve did not start: ${err}`));
     }, 30_000);
-    child.stdout!.on("data", (d: Uint8Array) => {
+    child.stderr!.on("data", (d: Uint8Array) => {
       out += new TextDecoder().decode(d);
-      const m = /relay listening on (\S+)/.exec(out);
+      const m = /relay listening on (\S+)|"event":"listen","url":"([^"]+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, url: m[1], stderr: () => err, exited });
+        resolve({ child, url: m[1] ?? m[2], stderr: () => err, exited });
       }
     });
     void exited.then((code) => {

@@ -75,12 +75,12 @@ export async function startServe(dir: string, args: string[] = []): Promise<Serv
       child.kill("SIGKILL");
       reject(new Error(`serve did not start: ${err}`));
     }, 30_000);
-    child.stdout!.on("data", (d: Uint8Array) => {
+    child.stderr!.on("data", (d: Uint8Array) => {
       out += new TextDecoder().decode(d);
-      const m = /relay listening on (\S+)/.exec(out);
+      const m = /relay listening on (\S+)|"event":"listen","url":"([^"]+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve(m[1] ?? m[2]);
       }
     });
     void exited.then(() => {
