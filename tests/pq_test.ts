@@ -225,7 +225,8 @@ describe("group v2 (X-Wing slots)", () => {
     const size = (n: number) => base + 1176 * n + 3;
     const most = (cap: number) => Math.floor((cap - base - 3) / 1176);
     // "hello" with the sender's card attached (a hybrid card listing every built-in pair).
-    assert.equal(alice.card.bytes.length, 1447);
+    assert.equal(alice.card.bytes.length, 1450);
+    assert.equal(base, 1729); // SPEC §19.10.5: 1,729 + 1,176·n
     assert.equal(most(64 * 1024), 54);
     assert.equal(most(1024 * 1024), 890);
     assert.ok(size(54) <= 64 * 1024 && size(55) > 64 * 1024);
