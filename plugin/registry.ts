@@ -6,6 +6,7 @@
 import { MAX_PROTOCOL_NUMBER } from "../envelope/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { AmpPlugin, AnyStp, Plugin } from "./types.ts";
+import type { ProtocolPair } from "../keys/card.ts";
 
 const key = (type: number, version: number) => `${type}/${version}`;
 
@@ -176,6 +177,28 @@ export class Registry {
     return {
       stps: [...this.#stps.values()].sort(order),
       amps: [...this.#amps.values()].sort(order),
+    };
+  }
+
+  /**
+   * The (type, version) pair of every registered STP and AMP: what a card made with this
+   * registry says its holder can open (`createIdentity(crypto, { address,
+   * ...registry.capabilities() })`).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { defaultRegistry } from "../mod.ts";
+   * const { stps, amps } = defaultRegistry().capabilities();
+   * assert.ok(stps.some(([type, version]) => type === 2 && version === 3)); // simple v3
+   * assert.ok(amps.some(([type]) => type === 1)); // text
+   * ```
+   */
+  capabilities(): { stps: ProtocolPair[]; amps: ProtocolPair[] } {
+    const { stps, amps } = this.list();
+    return {
+      stps: stps.map((p) => [p.type, p.version] as const),
+      amps: amps.map((p) => [p.type, p.version] as const),
     };
   }
 }
