@@ -4,7 +4,7 @@
  * STPs and AMPs, and the two verbs `sealMessage` and `openMessage` (plus `openAny` for
  * input in any form). It loads no database, no CMS library and no network client: those
  * come with the named entry points `./stream`, `./session`, `./transports`,
- * `./messaging`, `./relay`, `./smime` and `./plugins`.
+ * `./messaging`, `./relay`, `./smime`, `./sign` and `./plugins`.
  *
  * @example
  * ```ts
