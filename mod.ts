@@ -10,14 +10,14 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import {
- *   createIdentity, defaultRegistry, getCryptoProvider, openMessage, sealMessage, simpleStp, textV1,
+ *   createIdentity, defaultRegistry, getCryptoProvider, openMessage, sealMessage, simpleV2, textV1,
  * } from "./mod.ts";
  * const crypto = await getCryptoProvider();
  * const caps = { stps: [[2, 2]] as const, amps: [[1, 1]] as const };
  * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
  * const sealed = await sealMessage({
- *   stp: simpleStp(2), amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ *   stp: simpleV2, amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
  * });
  * const opened = await openMessage(sealed, {
  *   registry: defaultRegistry(), identity: bob, trusted: [alice.card],
@@ -109,15 +109,18 @@ export {
   type StpProperties,
 } from "./plugin/types.ts";
 export {
-  authStp,
+  authV1,
   builtinStps,
   defaultRegistry,
-  groupStp,
-  plainStp,
-  pskStp,
-  simpleStp,
+  groupV1,
+  plainV1,
+  pskV1,
+  pskV2,
+  simpleV1,
+  simpleV2,
+  simpleV3,
 } from "./stp/mod.ts";
-export { sessionStp } from "./stp/session.ts";
+export { sessionV1 } from "./stp/session.ts";
 export {
   acceptConversation,
   Conversation,
@@ -137,7 +140,7 @@ export {
   RATCHET_TYPE,
   type RatchetMessage,
   type RatchetOpened,
-  ratchetStp,
+  ratchetV1,
   type SignedPrekey,
   startConversation,
   verifyPrekeyUpload,
@@ -148,7 +151,7 @@ export {
   type AgeOptions,
   AgePayloadError,
   type AgeRecipient,
-  ageStp,
+  ageV1,
   decryptAge,
   encryptAge,
   openAgeBytes,

@@ -24,7 +24,7 @@ import {
   PrekeyKeyring,
   providerChoice,
   sealMessage,
-  simpleStp,
+  simpleV3,
   startConversation,
   textV1,
 } from "../mod.ts";
@@ -89,7 +89,7 @@ for (let round = 0; round < rounds; round++) {
     console.log(JSON.stringify({ round, case: "ratchet ping-pong (DH step each)", ...r }));
   }
   {
-    const stp = simpleStp(3);
+    const stp = simpleV3;
     const r = await rate(async () => {
       const sealed = await sealMessage({
         stp,
@@ -122,7 +122,7 @@ const keyring = await PrekeyKeyring.create(bob, { oneTime: 0 });
 const classical = await startConversation(dave, { peer: bob.card, bundle: keyring.bundle() });
 const classicalFirst = (await classical.encrypt(message)).envelope.length;
 const simple = await sealMessage({
-  stp: simpleStp(3),
+  stp: simpleV3,
   amp: textV1,
   message: { text: "a".repeat(100) },
   sender: alice,

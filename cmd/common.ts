@@ -36,7 +36,7 @@ import { MAX_X509_FILE } from "../keys/x509_limits.ts";
 import type { ReplayCache } from "../plugin/replay.ts";
 import { parseKeyText, type PskOptions } from "../stp/psk/mod.ts";
 import type { SmimeIdentity, SmimeOptions } from "../stp/smime/mod.ts";
-import { lazySmimeStp } from "./smime_lazy.ts";
+import { lazySmimeV1 } from "./smime_lazy.ts";
 import {
   type AgeOptions,
   type AgeRecipient,
@@ -567,7 +567,7 @@ export async function loadRegistry(
   io: Io,
   flags: { plugin?: readonly string[]; config?: string } = {},
 ): Promise<Registry> {
-  const registry = defaultRegistry().register(lazySmimeStp);
+  const registry = defaultRegistry().register(lazySmimeV1);
   for (const { path, base } of configuredPluginPaths(io.env, flags.config)) {
     await loadPlugins(registry, [path], base);
   }

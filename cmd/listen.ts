@@ -7,7 +7,7 @@ import type { Registry } from "../plugin/registry.ts";
 import type { OpenedMessage } from "../plugin/message.ts";
 import { MemoryReplayCache } from "../plugin/replay.ts";
 import { DEFAULT_LISTEN_FRAME, MAX_FRAME_SIZE } from "../transports/framing.ts";
-import { listen as listenAt, parseTransportUrl } from "../transports/mod.ts";
+import { listenTransport as listenAt, parseTransportUrl } from "../transports/mod.ts";
 import { MessageServer } from "../messaging/serve.ts";
 import {
   cliOf,

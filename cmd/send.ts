@@ -5,7 +5,7 @@ import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { MAX_ENVELOPE_SIZE } from "../envelope/mod.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { SMIME_TYPE } from "../stp/smime/descriptor.ts";
-import { connect, parseTransportUrl } from "../transports/mod.ts";
+import { connectTransport, parseTransportUrl } from "../transports/mod.ts";
 import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../messaging/receipts.ts";
 import {
   cliOf,
@@ -153,7 +153,7 @@ export const send: Command = {
       optionPairs: parsePairs(v.option, "--option"),
     });
     const deadline = Date.now() + timeoutMs; // one budget: connecting and the receipt
-    const transport = await connect(url, {
+    const transport = await connectTransport(url, {
       timeoutMs,
       maxFrame: MAX_RECEIPT_FRAME,
       stdio: { input: io.stdin, output: io.stdout },

@@ -1,6 +1,5 @@
 /** `missive serve`: run a relay (DESIGN §7, SPEC §23). @module */
 import process from "node:process";
-import { utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import { serveRelay } from "../relay/link.ts";

@@ -13,7 +13,7 @@ import { readFileLimited } from "../core/files.ts";
 import type { Card } from "../keys/card.ts";
 import type { SessionEvent, SessionOptions } from "../session/options.ts";
 import { Session } from "../session/session.ts";
-import { connect as connectTo, listen as listenAt } from "../transports/mod.ts";
+import { connectTransport as connectTo, listenTransport as listenAt } from "../transports/mod.ts";
 import type { Transport } from "../transports/types.ts";
 import {
   type Command,

@@ -7,10 +7,10 @@ import type { StpPlugin } from "../plugin/types.ts";
 import { SMIME_DESCRIPTOR } from "../stp/smime/descriptor.ts";
 import type { SmimeOptions } from "../stp/smime/mod.ts";
 
-const load = async () => (await import("../stp/smime/mod.ts")).smimeStp;
+const load = async () => (await import("../stp/smime/mod.ts")).smimeV1;
 
-/** The same plugin as `smimeStp`, loading its implementation on first use. */
-export const lazySmimeStp: StpPlugin<SmimeOptions> = {
+/** The same plugin as `smimeV1`, loading its implementation on first use. */
+export const lazySmimeV1: StpPlugin<SmimeOptions> = {
   ...SMIME_DESCRIPTOR,
   parseOptions: async (pairs) => (await load()).parseOptions!(pairs),
   seal: async (inner, ctx) => (await load()).seal(inner, ctx),

@@ -8,7 +8,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { createIdentity, defaultRegistry, getCryptoProvider, textV1 } from "../mod.ts";
- * import { connect, listen } from "../transports/mod.ts";
+ * import { connectTransport, listenTransport } from "../transports/mod.ts";
  * import { MessageServer, openReceipt, sealWithNonce } from "./mod.ts";
  * const crypto = await getCryptoProvider();
  * const registry = defaultRegistry();
@@ -16,12 +16,12 @@
  * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
  * const got: string[] = [];
- * const server = new MessageServer(await listen("tcp://127.0.0.1:0"), {
+ * const server = new MessageServer(await listenTransport("tcp://127.0.0.1:0"), {
  *   registry, identity: bob, trusted: [alice.card], limit: 1,
  *   deliver: (opened) => void got.push((opened.message as { text: string }).text),
  * });
  * const running = server.run();
- * const link = await connect(server.url);
+ * const link = await connectTransport(server.url);
  * const { frame, nonce } = await sealWithNonce({
  *   registry, stp: registry.find("stp", "simple"), amp: textV1,
  *   message: { text: "hello" }, sender: alice, recipients: [bob.card],

@@ -160,14 +160,14 @@ export type OpenAnyResult =
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { armor, createIdentity, defaultRegistry, getCryptoProvider, sealMessage, simpleStp, textV1 } from "../mod.ts";
+ * import { armor, createIdentity, defaultRegistry, getCryptoProvider, sealMessage, simpleV2, textV1 } from "../mod.ts";
  * import { openAny } from "./open.ts";
  * const crypto = await getCryptoProvider();
  * const caps = { stps: [[2, 2]] as const, amps: [[1, 1]] as const };
  * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
  * const sealed = await sealMessage({
- *   stp: simpleStp(2), amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ *   stp: simpleV2, amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
  * });
  * const input = new TextEncoder().encode(armor(sealed));
  * const result = await openAny(input, { registry: defaultRegistry(), identity: bob, trusted: [alice.card] });

@@ -55,7 +55,7 @@ export interface ServeOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import { createIdentity, defaultRegistry, getCryptoProvider } from "../mod.ts";
- * import { connect, listen } from "../transports/mod.ts";
+ * import { connectTransport, listenTransport } from "../transports/mod.ts";
  * import { MessageServer, ReceiptChannel, sealWithNonce } from "./mod.ts";
  * const crypto = await getCryptoProvider();
  * const registry = defaultRegistry();
@@ -63,12 +63,12 @@ export interface ServeOptions {
  * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
  * const got: unknown[] = [];
- * const server = new MessageServer(await listen("tcp://127.0.0.1:0"), {
+ * const server = new MessageServer(await listenTransport("tcp://127.0.0.1:0"), {
  *   registry, identity: bob, trusted: [alice.card], limit: 1,
  *   deliver: (m) => void got.push([m.sender?.address, m.message]),
  * });
  * const running = server.run();
- * const transport = await connect(server.url);
+ * const transport = await connectTransport(server.url);
  * const channel = new ReceiptChannel(transport, { registry, cards: [bob.card] });
  * const sealed = await sealWithNonce({
  *   registry, stp: registry.find("stp", "simple"), amp: registry.find("amp", "text/1"),

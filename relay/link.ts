@@ -10,7 +10,7 @@ import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { Session } from "../session/session.ts";
 import { type AcceptOptions, peerCloseOf, type SessionEvent } from "../session/options.ts";
-import { connect, parseTransportUrl } from "../transports/mod.ts";
+import { connectTransport, parseTransportUrl } from "../transports/mod.ts";
 import { TcpListener } from "../transports/tcp.ts";
 import { hasControl, type Transport } from "../transports/types.ts";
 import { Admission } from "./_admission.ts";
@@ -45,7 +45,7 @@ export async function connectRelay(
   relayCard: Card,
   options: RelayConnectOptions = {},
 ): Promise<RelayClient> {
-  const transport = await connect(url, { timeoutMs: options.timeoutMs });
+  const transport = await connectTransport(url, { timeoutMs: options.timeoutMs });
   try {
     const channel = await Session.connect(transport, identity, { peer: relayCard });
     return new RelayClient(channel, { timeoutMs: options.timeoutMs });

@@ -88,7 +88,7 @@ async function open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
 }
 
 /** The `auth` STP. */
-export const authStp: StpPlugin = {
+export const authV1: StpPlugin = {
   kind: "stp",
   type: AUTH_TYPE,
   version: 1,

@@ -5,36 +5,36 @@
 import { builtinAmps } from "../amp/mod.ts";
 import { Registry } from "../plugin/registry.ts";
 import type { AnyStp } from "../plugin/types.ts";
-import { ageStp } from "./age/mod.ts";
-import { authStp } from "./auth.ts";
-import { groupStp, groupV2Stp } from "./group/mod.ts";
-import { plainStp } from "./plain.ts";
-import { pskStp } from "./psk/mod.ts";
-import { ratchetStp } from "./ratchet/mod.ts";
-import { simpleStp } from "./simple.ts";
+import { ageV1 } from "./age/mod.ts";
+import { authV1 } from "./auth.ts";
+import { groupV1, groupV2 } from "./group/mod.ts";
+import { plainV1 } from "./plain.ts";
+import { pskV1, pskV2 } from "./psk/mod.ts";
+import { ratchetV1 } from "./ratchet/mod.ts";
+import { simpleV1, simpleV2, simpleV3 } from "./simple.ts";
 
-export { AGE_TYPE, ageStp } from "./age/mod.ts";
-export { AUTH_TYPE, authStp } from "./auth.ts";
-export { GROUP_TYPE, groupStp, groupV2Stp } from "./group/mod.ts";
-export { PLAIN_TYPE, plainStp } from "./plain.ts";
-export { PSK_TYPE, pskStp } from "./psk/mod.ts";
-export { RATCHET_TYPE, ratchetStp } from "./ratchet/mod.ts";
-export { SIMPLE_TYPE, simpleStp } from "./simple.ts";
+export { AGE_TYPE, ageV1 } from "./age/mod.ts";
+export { AUTH_TYPE, authV1 } from "./auth.ts";
+export { GROUP_TYPE, groupV1, groupV2 } from "./group/mod.ts";
+export { PLAIN_TYPE, plainV1 } from "./plain.ts";
+export { PSK_TYPE, pskV1, pskV2 } from "./psk/mod.ts";
+export { RATCHET_TYPE, ratchetV1 } from "./ratchet/mod.ts";
+export { SIMPLE_TYPE, simpleV1, simpleV2, simpleV3 } from "./simple.ts";
 
 /** Every built-in STP. */
 export function builtinStps(): AnyStp[] {
   return [
-    simpleStp(1),
-    simpleStp(2),
-    simpleStp(3),
-    groupStp,
-    groupV2Stp,
-    authStp,
-    pskStp(1),
-    pskStp(2),
-    plainStp,
-    ageStp,
-    ratchetStp,
+    simpleV1,
+    simpleV2,
+    simpleV3,
+    groupV1,
+    groupV2,
+    authV1,
+    pskV1,
+    pskV2,
+    plainV1,
+    ageV1,
+    ratchetV1,
   ];
 }
 

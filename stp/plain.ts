@@ -10,7 +10,7 @@ import type { Inner, StpPlugin } from "../plugin/types.ts";
 export const PLAIN_TYPE = 7;
 
 /** The `plain` STP. */
-export const plainStp: StpPlugin = {
+export const plainV1: StpPlugin = {
   kind: "stp",
   type: PLAIN_TYPE,
   version: 1,

@@ -369,11 +369,8 @@ const DESCRIPTIONS = {
     "HMAC, timestamp bound",
 } as const;
 
-/**
- * Makes the `simple` STP of a given version (1, 2, or 3: post-quantum, which falls back
- * to version 2 for a recipient card without a hybrid key).
- */
-export function simpleStp(version: 1 | 2 | 3): StpPlugin {
+/** The `simple` STP of a given version (the constants below are what callers use). */
+function makeSimple(version: 1 | 2 | 3, classicalFallback?: StpPlugin): StpPlugin {
   const name = "simple";
   return {
     kind: "stp",
@@ -383,8 +380,18 @@ export function simpleStp(version: 1 | 2 | 3): StpPlugin {
     description: DESCRIPTIONS[version],
     properties: { ...PROPERTIES, kem: version === PQ_VERSION ? "mlkem768x25519" : "x25519" },
     features: ["hash-destination"],
-    ...(version === PQ_VERSION ? { classicalFallback: simpleStp(2) } : {}),
+    ...(classicalFallback ? { classicalFallback } : {}),
     seal: (inner, ctx) => seal(version, inner, ctx),
     open: (payload, ctx) => open(version, `${name} v${version}`, payload, ctx),
   };
 }
+
+/** The `simple` STP, version 1 (SPEC §5): X25519, the first message format. */
+export const simpleV1: StpPlugin = makeSimple(1);
+/** The `simple` STP, version 2 (SPEC §5): X25519 with per-message keys wrapped once. */
+export const simpleV2: StpPlugin = makeSimple(2);
+/**
+ * The `simple` STP, version 3 (SPEC §5.10): post-quantum, X-Wing; falls back to
+ * `simpleV2` for a recipient card without a hybrid key (unless post-quantum is required).
+ */
+export const simpleV3: StpPlugin = makeSimple(3, simpleV2);

@@ -99,11 +99,11 @@ export type StreamSupport = { ok: true } | { ok: false; reason: string };
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { authStp, simpleStp } from "../mod.ts";
+ * import { authV1, simpleV2 } from "../mod.ts";
  * import { streamSupport } from "./mod.ts";
- * assert.deepEqual(streamSupport(simpleStp(2), { type: 1, version: 1 }), { ok: true });
- * assert.equal(streamSupport(authStp, { type: 1, version: 1 }).ok, false);
- * assert.equal(streamSupport(simpleStp(2), { type: 2, version: 1 }).ok, false);
+ * assert.deepEqual(streamSupport(simpleV2, { type: 1, version: 1 }), { ok: true });
+ * assert.equal(streamSupport(authV1, { type: 1, version: 1 }).ok, false);
+ * assert.equal(streamSupport(simpleV2, { type: 2, version: 1 }).ok, false);
  * ```
  */
 export function streamSupport(

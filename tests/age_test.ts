@@ -17,7 +17,7 @@ import { MemoryReplayCache } from "../plugin/replay.ts";
 import {
   AgePayloadError,
   type AgeRecipient,
-  ageStp,
+  ageV1,
   armorAge,
   bech32Decode,
   decryptAge,
@@ -162,7 +162,7 @@ describe("age in the one opening routine and as an STP", () => {
     );
   });
 
-  it("ageStp inside an envelope: the card's X25519 key, and the header bound inside", async () => {
+  it("ageV1 inside an envelope: the card's X25519 key, and the header bound inside", async () => {
     const [alice, bob] = [
       await fixedIdentity("alice@x.org", 1),
       await fixedIdentity("bob@x.org", 3),
@@ -170,7 +170,7 @@ describe("age in the one opening routine and as an STP", () => {
     const registry = defaultRegistry();
     const text = registry.find("amp", "text/1");
     const sealed = await sealMessage({
-      stp: ageStp,
+      stp: ageV1,
       amp: text,
       message: { text: "in an envelope" },
       sender: alice,

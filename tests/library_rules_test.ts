@@ -14,9 +14,9 @@ import { armor, toLine } from "../envelope/mod.ts";
 import { detectForm, openAny } from "../messaging/open.ts";
 import { openMessage, sealMessage } from "../plugin/message.ts";
 import { MemoryReplayCache } from "../plugin/replay.ts";
-import { authStp, defaultRegistry, groupStp, plainStp, pskStp, simpleStp } from "../stp/mod.ts";
+import { authV1, defaultRegistry, groupV1, plainV1, pskV1, pskV2, simpleV2 } from "../stp/mod.ts";
 import { parsePskOptions, sealBareFernet } from "../stp/psk/mod.ts";
-import { parseSmimeOptions, smimeBytes, smimeStp } from "../stp/smime/mod.ts";
+import { parseSmimeOptions, smimeBytes, smimeV1 } from "../stp/smime/mod.ts";
 import { bytesSource, memorySink, sealStream, streamSupport } from "../stream/mod.ts";
 import { fileV1, textV1 } from "../amp/mod.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
@@ -35,7 +35,7 @@ describe("sealMessage refuses options the STP cannot honour", () => {
   it("hideRecipients with simple (the address would travel in clear)", async () => {
     await assert.rejects(
       sealMessage({
-        stp: simpleStp(2),
+        stp: simpleV2,
         amp: textV1,
         message,
         sender: alice,
@@ -46,7 +46,7 @@ describe("sealMessage refuses options the STP cannot honour", () => {
     );
     // group honours it.
     await sealMessage({
-      stp: groupStp,
+      stp: groupV1,
       amp: textV1,
       message,
       sender: alice,
@@ -58,7 +58,7 @@ describe("sealMessage refuses options the STP cannot honour", () => {
   it("two recipients for a one-recipient STP, and a hashed destination where none exists", async () => {
     await assert.rejects(
       sealMessage({
-        stp: simpleStp(2),
+        stp: simpleV2,
         amp: textV1,
         message,
         sender: alice,
@@ -67,14 +67,14 @@ describe("sealMessage refuses options the STP cannot honour", () => {
       (e) => code("usage")(e) && /seals to one recipient, not 2/.test((e as Error).message),
     );
     await assert.rejects(
-      sealMessage({ stp: authStp, amp: textV1, message, sender: alice, hashDestination: true }),
+      sealMessage({ stp: authV1, amp: textV1, message, sender: alice, hashDestination: true }),
       (e) => code("usage")(e) && /cannot send the destination as a hash/.test((e as Error).message),
     );
   });
 
   it("unknown --option names for an STP with typed options", async () => {
     await assert.rejects(
-      sealMessage({ stp: pskStp(2), amp: textV1, message, optionPairs: { pks: KEY } }),
+      sealMessage({ stp: pskV2, amp: textV1, message, optionPairs: { pks: KEY } }),
       (e) => code("usage")(e) && /psk: unknown option "pks"/.test((e as Error).message),
     );
   });
@@ -82,15 +82,15 @@ describe("sealMessage refuses options the STP cannot honour", () => {
 
 describe("streamSupport is the one stream rule", () => {
   it("accepts simple and group with text/1 and file/1; refuses the rest with a reason", () => {
-    for (const stp of [simpleStp(2), groupStp]) {
+    for (const stp of [simpleV2, groupV1]) {
       for (const amp of [textV1, fileV1]) assert.deepEqual(streamSupport(stp, amp), { ok: true });
     }
-    for (const stp of [authStp, plainStp, pskStp(1)]) {
+    for (const stp of [authV1, plainV1, pskV1]) {
       const s = streamSupport(stp, textV1);
       assert.equal(s.ok, false);
       assert.match((s as { reason: string }).reason, new RegExp(`STP ${stp.name} cannot`));
     }
-    const s = streamSupport(simpleStp(2), { type: 2, version: 1 });
+    const s = streamSupport(simpleV2, { type: 2, version: 1 });
     assert.equal(s.ok, false);
     assert.match((s as { reason: string }).reason, /cannot be streamed/);
   });
@@ -98,7 +98,7 @@ describe("streamSupport is the one stream rule", () => {
   it("sealStream applies it", async () => {
     await assert.rejects(
       sealStream({
-        stp: authStp,
+        stp: authV1,
         sender: alice,
         recipients: [],
         source: bytesSource(utf8("x")),
@@ -112,7 +112,7 @@ describe("streamSupport is the one stream rule", () => {
 describe("requireTrust is part of the open request", () => {
   it("refuses an untrusted signer and a claimed sender, before the replay cache records it", async () => {
     const sealed = await sealMessage({
-      stp: simpleStp(2),
+      stp: simpleV2,
       amp: textV1,
       message,
       sender: alice,
@@ -129,7 +129,7 @@ describe("requireTrust is part of the open request", () => {
       openMessage(sealed, { registry, identity: bob, trusted: [alice.card], replay }),
       code("replay"),
     );
-    const plain = await sealMessage({ stp: plainStp, amp: textV1, message, sender: alice });
+    const plain = await sealMessage({ stp: plainV1, amp: textV1, message, sender: alice });
     await assert.rejects(
       openMessage(plain, { registry, trusted: [alice.card], requireTrust: true }),
       (e) => code("untrusted")(e) && /claimed, unverified sender/.test((e as Error).message),
@@ -139,7 +139,7 @@ describe("requireTrust is part of the open request", () => {
 
 describe("openAny opens every form (SPEC §2.4)", () => {
   const sealSimple = () =>
-    sealMessage({ stp: simpleStp(2), amp: textV1, message, sender: alice, recipients: [bob.card] });
+    sealMessage({ stp: simpleV2, amp: textV1, message, sender: alice, recipients: [bob.card] });
   const request = { registry, identity: bob, trusted: [alice.card] };
 
   it("envelope: binary, armor, line — as bytes and as a source", async () => {
@@ -165,7 +165,7 @@ describe("openAny opens every form (SPEC §2.4)", () => {
     const data = new Uint8Array(70_000).map((_, i) => i % 251);
     const out = memorySink();
     await sealStream({
-      stp: simpleStp(2),
+      stp: simpleV2,
       sender: alice,
       recipients: [bob.card],
       source: bytesSource(data),
@@ -214,7 +214,7 @@ describe("openAny opens every form (SPEC §2.4)", () => {
       key: corpus.identities.bob.key,
       "trust-certs": corpus.trust.ca,
     });
-    const withSmime = defaultRegistry().register(smimeStp);
+    const withSmime = defaultRegistry().register(smimeV1);
     for (const [form, input] of [["cms", der], ["smime", smimeBytes(der)]] as const) {
       assert.equal(detectForm(input), form);
       const r = await openAny(input, { registry: withSmime, options });

@@ -20,13 +20,10 @@ const BUN = join(ROOT, "node_modules", ".bin", "bun");
 
 const CONSUMER = `
 import assert from "node:assert/strict";
-import {
-  createIdentity, defaultRegistry, getCryptoProvider, openMessage, sealMessage, simpleStp, textV1,
-  type Identity,
-} from "missive";
+import { createIdentity, defaultRegistry, getCryptoProvider, type Identity, openMessage, sealMessage, simpleV2, textV1 } from "missive";
 import { bytesSource, memorySink, openStream, sealStream } from "missive/stream";
 import { RelayStore } from "missive/relay";
-import { smimeStp } from "missive/smime";
+import { smimeV1 } from "missive/smime";
 import { Session } from "missive/session";
 import { parseTransportUrl } from "missive/transports";
 import { MessageServer } from "missive/messaging";
@@ -37,18 +34,18 @@ const caps = { stps: [[2, 2]] as const, amps: [[1, 1]] as const };
 const alice: Identity = await createIdentity(crypto, { address: "alice@example.org", ...caps });
 const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
 const sealed = await sealMessage({
-  stp: simpleStp(2), amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
+  stp: simpleV2, amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
 });
 const registry = defaultRegistry();
 const opened = await openMessage(sealed, { registry, identity: bob, trusted: [alice.card] });
 assert.deepEqual(opened.message, { text: "hi" });
 const out = memorySink();
-await sealStream({ stp: simpleStp(2), sender: alice, recipients: [bob.card], source: bytesSource(new Uint8Array(1000)), sink: out });
+await sealStream({ stp: simpleV2, sender: alice, recipients: [bob.card], source: bytesSource(new Uint8Array(1000)), sink: out });
 const back = memorySink();
 await openStream({ registry, source: bytesSource(out.bytes()), sink: back, identity: bob });
 assert.equal(back.bytes().length, 1000);
 assert.equal(typeof RelayStore.open, "function");
-assert.equal(smimeStp.name, "smime");
+assert.equal(smimeV1.name, "smime");
 assert.equal(typeof Session.connect, "function");
 assert.equal(parseTransportUrl("tcp://127.0.0.1:1").scheme, "tcp");
 assert.equal(typeof MessageServer, "function");

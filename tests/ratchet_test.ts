@@ -27,7 +27,7 @@ import {
   MemoryPrekeyStore,
   PrekeyKeyring,
   RATCHET_TYPE,
-  ratchetStp,
+  ratchetV1,
   SIGNED_PREKEY_GRACE,
   SIGNED_PREKEY_ROTATION,
   startConversation,
@@ -530,7 +530,7 @@ describe("ratchet: identities", () => {
 describe("ratchet: registry and inspect (SPEC §25.9)", () => {
   it("(9, 1) is listed with its properties; seal/open refuse with usage pointing at the API", async () => {
     const stp = defaultRegistry().stp(RATCHET_TYPE, 1);
-    assert.equal(stp, ratchetStp);
+    assert.equal(stp, ratchetV1);
     assert.deepEqual(
       [stp.properties.forwardSecrecy, stp.properties.kem, stp.properties.authentication],
       [true, "mlkem768x25519", "shared-key"],

@@ -5,10 +5,10 @@ import { MissiveError } from "../core/errors.ts";
 import {
   defaultRegistry,
   openMessage,
-  plainStp,
+  plainV1,
   Registry,
   sealMessage,
-  simpleStp,
+  simpleV2,
   textV1,
 } from "../mod.ts";
 import { configuredPluginPaths } from "../plugin/loader.ts";
@@ -47,7 +47,7 @@ describe("registry", () => {
   it("refuses a pair already taken, naming both plugins", () => {
     const r = defaultRegistry();
     assert.throws(
-      () => r.register({ ...simpleStp(2), name: "impostor" }),
+      () => r.register({ ...simpleV2, name: "impostor" }),
       (e) =>
         code("plugin")(e) &&
         /\(2, 2\) "impostor" is already registered as "simple"/.test((e as Error).message),
@@ -141,7 +141,7 @@ describe("registry", () => {
     const ok = { ...textV1, type: 3000 };
     assert.throws(() => r.register(ok, { ...textV1, type: 3000, name: "twin" }), code("plugin"));
     assert.throws(() => r.amp(3000, 1), code("unknown-protocol"));
-    const { properties: _, ...bare } = simpleStp(2);
+    const { properties: _, ...bare } = simpleV2;
     assert.throws(
       () => r.register({ ...bare, type: 3001 } as never),
       (e) => code("plugin")(e) && /properties/.test((e as Error).message),
@@ -150,9 +150,9 @@ describe("registry", () => {
 
   it("turns a foreign exception into a plugin error for external plugins, internal for built-ins", async () => {
     const r = new Registry();
-    const broken = { ...plainStp, type: 3002, open: () => Promise.reject(new TypeError("oops")) };
+    const broken = { ...plainV1, type: 3002, open: () => Promise.reject(new TypeError("oops")) };
     r.registerExternal(broken);
-    r.register({ ...plainStp, type: 3003, open: () => Promise.reject(new TypeError("bug")) });
+    r.register({ ...plainV1, type: 3003, open: () => Promise.reject(new TypeError("bug")) });
     r.register(textV1);
     for (const [type, expected] of [[3002, "plugin"], [3003, "internal"]] as const) {
       const frame = encodeEnvelope({

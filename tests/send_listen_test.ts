@@ -5,11 +5,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { concatBytes, equalBytes, randomBytes, utf8 } from "../core/bytes.ts";
 import { encodeFrame, FrameReader } from "../transports/framing.ts";
-import { connect, listen } from "../transports/mod.ts";
+import { connectTransport, listenTransport } from "../transports/mod.ts";
 import { ReceiptChannel, sealWithNonce, UNKNOWN_NONCE } from "../messaging/receipts.ts";
 import { MessageServer } from "../messaging/serve.ts";
 import { MAX_RECEIPT_FRAME, openReceipt, sealReceipt } from "../messaging/receipts.ts";
-import { defaultRegistry, encodeEnvelope, plainStp, sealMessage, textV1, toLine } from "../mod.ts";
+import { defaultRegistry, encodeEnvelope, plainV1, sealMessage, textV1, toLine } from "../mod.ts";
 import type { SealContext } from "../plugin/types.ts";
 import { MemoryReplayCache } from "../plugin/replay.ts";
 import { DENO, ENTRY, fixedIdentity, runCli, spawnCli, startCli, tempDir } from "./helpers.ts";
@@ -297,7 +297,7 @@ describe("missive listen on bad input (in-process)", () => {
 describe("missive listen escapes what senders choose", () => {
   it("a claimed address with terminal escapes is printed and logged escaped", async () => {
     const evil = "\x1b[2Jmallory\nfake line";
-    const payload = await plainStp.seal({
+    const payload = await plainV1.seal({
       ampType: 1,
       ampVersion: 1,
       body: textV1.encode({ text: "boo\x1b[31m" }),
@@ -360,7 +360,7 @@ describe("missive listen --count on an idle stdin", () => {
 /** Bob serving in-process over TCP with receipts; `texts` collects what was delivered. */
 async function bobServer(bob: Identity, alice: Identity, limit?: number) {
   const registry = defaultRegistry();
-  const listener = await listen("tcp://127.0.0.1:0");
+  const listener = await listenTransport("tcp://127.0.0.1:0");
   const texts: string[] = [];
   const log: string[] = [];
   const server = new MessageServer(listener, {
@@ -382,7 +382,7 @@ describe("receipt exchange (library)", () => {
       fixedIdentity("bob@example.org", 3),
     ]);
     const b = await bobServer(bob, alice);
-    const t = await connect(b.listener.url);
+    const t = await connectTransport(b.listener.url);
     await t.send(utf8("not an envelope"));
     const it = t.frames()[Symbol.asyncIterator]();
     const frame = (await it.next()).value as Uint8Array;
@@ -394,7 +394,7 @@ describe("receipt exchange (library)", () => {
     assert.equal(receipt.status, "unparsable");
     assert.ok(equalBytes(receipt.nonce, UNKNOWN_NONCE));
     await t.close();
-    const t2 = await connect(b.listener.url);
+    const t2 = await connectTransport(b.listener.url);
     const ch2 = new ReceiptChannel(t2, { registry: b.registry, cards: [bob.card] });
     const sealed = await sealWithNonce({
       registry: b.registry,
@@ -535,7 +535,7 @@ describe("receipt exchange (library)", () => {
     const EACH = 50;
     const receipts: Receipt[] = [];
     await Promise.all([...Array(SENDERS)].map(async (_, s) => {
-      const t = await connect(b.listener.url);
+      const t = await connectTransport(b.listener.url);
       const channel = new ReceiptChannel(t, { registry, cards: [bob.card] });
       // Pipelined: up to 5 messages in flight per connection.
       const inFlight: Promise<void>[] = [];

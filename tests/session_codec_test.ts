@@ -28,7 +28,7 @@ import {
   u64,
 } from "../session/messages.ts";
 import { nonceAt, sealedAad } from "../session/keyschedule.ts";
-import { sessionStp } from "../stp/session.ts";
+import { sessionV1 } from "../stp/session.ts";
 
 const MAX = 1 << 20;
 const ALLOWED = ["malformed", "too-large", "unknown-protocol"];
@@ -204,8 +204,8 @@ describe("session codec", () => {
   it("the registry entry refuses one-shot use and names missive session", async () => {
     for (
       const op of [
-        () => sessionStp.seal({} as never, {} as never),
-        () => sessionStp.open(new Uint8Array(), {} as never),
+        () => sessionV1.seal({} as never, {} as never),
+        () => sessionV1.open(new Uint8Array(), {} as never),
       ]
     ) {
       await assert.rejects(

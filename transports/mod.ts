@@ -19,7 +19,7 @@ import type { Listener, Transport } from "./types.ts";
 
 export type { Listener, Transport } from "./types.ts";
 
-/** Options for `connect`. */
+/** Options for `connectTransport`. */
 export interface ConnectOptions {
   /** Largest frame accepted from the peer. */
   maxFrame?: number;
@@ -31,7 +31,7 @@ export interface ConnectOptions {
   stdio?: StdioStreams;
 }
 
-/** Options for `listen`. */
+/** Options for `listenTransport`. */
 export interface ListenOptions extends ConnectOptions {
   /** Connections held at once (tcp). */
   maxConnections?: number;
@@ -147,9 +147,9 @@ export function parseTransportUrl(url: string): TransportAddress {
  *
  * @example
  * ```ts
- * import { connect, listen } from "./mod.ts";
- * const listener = await listen("tcp://127.0.0.1:0");
- * const client = await connect(listener.url);
+ * import { connectTransport, listenTransport } from "./mod.ts";
+ * const listener = await listenTransport("tcp://127.0.0.1:0");
+ * const client = await connectTransport(listener.url);
  * await client.send(new TextEncoder().encode("one frame"));
  * for await (const peer of listener.connections()) {
  *   for await (const frame of peer.frames()) {
@@ -162,7 +162,10 @@ export function parseTransportUrl(url: string): TransportAddress {
  * await listener.close();
  * ```
  */
-export async function connect(url: string, options: ConnectOptions = {}): Promise<Transport> {
+export async function connectTransport(
+  url: string,
+  options: ConnectOptions = {},
+): Promise<Transport> {
   const a = parseTransportUrl(url);
   return await SCHEMES[a.scheme].connect(a.address as never, options);
 }
@@ -172,13 +175,13 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
  *
  * @example
  * ```ts
- * import { listen } from "./mod.ts";
- * const listener = await listen("tcp://127.0.0.1:0", { maxFrame: 64 * 1024 });
+ * import { listenTransport } from "./mod.ts";
+ * const listener = await listenTransport("tcp://127.0.0.1:0", { maxFrame: 64 * 1024 });
  * console.log(listener.url.startsWith("tcp://127.0.0.1:")); // true
  * await listener.close();
  * ```
  */
-export async function listen(url: string, options: ListenOptions = {}): Promise<Listener> {
+export async function listenTransport(url: string, options: ListenOptions = {}): Promise<Listener> {
   const a = parseTransportUrl(url);
   return await SCHEMES[a.scheme].listen(a.address as never, options);
 }

@@ -8,7 +8,7 @@
  *
  * Two forms: a bare age file (`encryptAge`/`decryptAge`, `sealAgeBytes`/`openAgeBytes`;
  * the CLI's `seal --stp age`), whose plaintext is the user's bytes; and the STP inside an
- * envelope (`ageStp`), whose plaintext is the inner map of SPEC §26.3.
+ * envelope (`ageV1`), whose plaintext is the inner map of SPEC §26.3.
  * @module
  */
 import { type Bytes, concatBytes, randomBytes, wipe } from "../../core/bytes.ts";
@@ -321,7 +321,7 @@ export const AGE_UNAUTHENTICATED =
 const INNER_KEYS = [1, 2, 3, 4, 5, 7, 8, 9];
 
 /** The `age` STP: the envelope's payload is an age file holding the inner map. */
-export const ageStp: StpPlugin<AgeOptions> = {
+export const ageV1: StpPlugin<AgeOptions> = {
   kind: "stp",
   type: AGE_TYPE,
   version: 1,

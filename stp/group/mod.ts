@@ -29,7 +29,7 @@ const PROPERTIES: StpProperties = {
 };
 
 /** The `group` STP (type 3, version 1): X25519 key slots. */
-export const groupStp: StpPlugin = {
+export const groupV1: StpPlugin = {
   kind: "stp",
   type: GROUP_TYPE,
   version: 1,
@@ -45,7 +45,7 @@ export const groupStp: StpPlugin = {
  * The `group` STP, version 2 (post-quantum): X-Wing key slots of 1,176 bytes; falls back
  * to version 1 when a recipient card has no hybrid key.
  */
-export const groupV2Stp: StpPlugin = {
+export const groupV2: StpPlugin = {
   kind: "stp",
   type: GROUP_TYPE,
   version: 2,
@@ -53,7 +53,7 @@ export const groupV2Stp: StpPlugin = {
   description:
     "many recipients: one AES-256-GCM ciphertext, one X-Wing (ML-KEM-768 + X25519, post-quantum) key slot each, Ed25519; optional hidden recipients",
   properties: { ...PROPERTIES, kem: "mlkem768x25519" },
-  classicalFallback: groupStp,
+  classicalFallback: groupV1,
   seal: (inner, ctx) => sealGroup(2, inner, ctx),
   open: (payload, ctx) => openGroup(2, payload, ctx),
 };

@@ -43,8 +43,8 @@ const PROPERTIES = {
   hiddenRecipients: true,
 } as const;
 
-/** Makes the `psk` STP of a given version (1 or 2). */
-export function pskStp(version: 1 | 2): StpPlugin<PskOptions> {
+/** The `psk` STP of a given version (the constants below are what callers use). */
+function makePsk(version: 1 | 2): StpPlugin<PskOptions> {
   return {
     kind: "stp",
     type: PSK_TYPE,
@@ -59,6 +59,11 @@ export function pskStp(version: 1 | 2): StpPlugin<PskOptions> {
     open: version === 1 ? openPskV1 : openPskV2,
   };
 }
+
+/** The `psk` STP, version 1 (SPEC §13.2): shared key or passphrase, XChaCha20-Poly1305. */
+export const pskV1: StpPlugin<PskOptions> = makePsk(1);
+/** The `psk` STP, version 2 (SPEC §13.3): a Fernet token, as Python's cryptography writes. */
+export const pskV2: StpPlugin<PskOptions> = makePsk(2);
 
 /** Inputs of `sealBareFernet`. */
 export interface BareFernetRequest {

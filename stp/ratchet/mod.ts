@@ -84,7 +84,7 @@ const NOT_ONE_SHOT = "the ratchet STP (9, 1) needs a conversation's state: use "
   "startConversation / acceptConversation and Conversation.encrypt / decrypt (SPEC §25.9)";
 
 /** The `ratchet` STP registry entry: listed by `missive plugins`, named by `inspect`. */
-export const ratchetStp: StpPlugin = {
+export const ratchetV1: StpPlugin = {
   kind: "stp",
   type: RATCHET_TYPE,
   version: RATCHET_VERSION,

@@ -1,6 +1,6 @@
 /**
  * What the `smime` STP is, without its CMS code (pkijs, asn1js): the type, version, name
- * and properties stp/smime/mod.ts builds `smimeStp` from, for a registry entry that loads
+ * and properties stp/smime/mod.ts builds `smimeV1` from, for a registry entry that loads
  * the implementation on first use (the CLI's: a command that never meets S/MIME never
  * loads pkijs, issue 12: 2–4 ms of every command's start-up in the compiled binary).
  * @module

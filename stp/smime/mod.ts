@@ -376,7 +376,7 @@ async function openSmime(payload: Uint8Array, ctx: OpenContext<SmimeOptions>): P
 }
 
 /** The `smime` STP (type 1, version 1). Not in `defaultRegistry()`: it needs X.509. */
-export const smimeStp: StpPlugin<SmimeOptions> = {
+export const smimeV1: StpPlugin<SmimeOptions> = {
   ...SMIME_DESCRIPTOR,
   parseOptions: parseSmimeOptions,
   seal: sealSmime,
