@@ -58,6 +58,35 @@ function owned(n: number): Bytes {
   return new Uint8Array(n);
 }
 
+/**
+ * A node:crypto output as `Bytes` without copying when it owns its memory: a large output
+ * is its own ArrayBuffer (Bun's has a few bytes of slack past the end: the cipher's block
+ * margin); small Buffers may share a pool slab, so they, and anything else, are copied.
+ */
+function adopt(b: Uint8Array): Bytes {
+  const own = b.length >= 4096 && b.byteOffset === 0 && b.buffer instanceof ArrayBuffer &&
+    b.buffer.byteLength - b.length < 64;
+  return own ? new Uint8Array(b.buffer as ArrayBuffer, 0, b.length) : copy(b);
+}
+
+/** Ciphertext parts (body, GCM's empty final block when not empty, tag), uncopied. */
+function sealParts(
+  alg: AeadAlgorithm,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+): Bytes[] {
+  const cipher = createCipheriv(alg as "aes-256-gcm", key, nonce, {
+    authTagLength: TAG,
+  }) as CipherGCM;
+  cipher.setAAD(aad, { plaintextLength: plaintext.length });
+  const body = cipher.update(plaintext);
+  const rest = cipher.final();
+  const tag = cipher.getAuthTag();
+  return rest.length > 0 ? [adopt(body), adopt(rest), adopt(tag)] : [adopt(body), adopt(tag)];
+}
+
 function seal(
   alg: AeadAlgorithm,
   key: Uint8Array,
@@ -65,16 +94,13 @@ function seal(
   plaintext: Uint8Array,
   aad: Uint8Array,
 ): Bytes {
-  const cipher = createCipheriv(alg as "aes-256-gcm", key, nonce, {
-    authTagLength: TAG,
-  }) as CipherGCM;
-  cipher.setAAD(aad, { plaintextLength: plaintext.length });
-  const body = cipher.update(plaintext);
-  const rest = cipher.final();
-  const out = owned(body.length + rest.length + TAG);
-  out.set(body, 0);
-  out.set(rest, body.length);
-  out.set(cipher.getAuthTag(), body.length + rest.length);
+  const parts = sealParts(alg, key, nonce, plaintext, aad);
+  const out = owned(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 
@@ -100,6 +126,7 @@ function open(
   } catch {
     throw new MissiveError("auth-failed", `${alg}: authentication tag does not verify`);
   }
+  if (rest.length === 0) return adopt(head);
   const out = owned(head.length + rest.length);
   out.set(head, 0);
   out.set(rest, head.length);
@@ -161,6 +188,14 @@ export const nodeCryptoProvider: CryptoProvider = {
         try {
           checkInputs(alg, k, nonce);
           return Promise.resolve(seal(alg, k, nonce, plaintext, aad));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      },
+      encryptParts(nonce, plaintext, aad) {
+        try {
+          checkInputs(alg, k, nonce);
+          return Promise.resolve(sealParts(alg, k, nonce, plaintext, aad));
         } catch (e) {
           return Promise.reject(e);
         }

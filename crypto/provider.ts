@@ -19,6 +19,12 @@ export interface AeadKey {
   readonly algorithm: AeadAlgorithm;
   /** Returns ciphertext ‖ 16-byte tag. */
   encrypt(nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Bytes>;
+  /**
+   * The same bytes as `encrypt`, as consecutive parts (ciphertext, then the tag) that were
+   * not copied into one array: for bulk data written with a gathering write. Optional; a
+   * path whose output is one array already has no use for it.
+   */
+  encryptParts?(nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Bytes[]>;
   /** Throws `MissiveError("auth-failed")` when the tag does not verify. */
   decrypt(nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Promise<Bytes>;
 }

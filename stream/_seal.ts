@@ -178,6 +178,11 @@ export async function sealStream(request: SealStreamRequest): Promise<SealStream
   const seed = sender.signingSeed;
 
   const sealChunk = async (index: number, plain: Uint8Array, last: boolean) => {
+    // Unsigned chunks go out as the cipher's parts, uncopied (a gathering write joins them).
+    if (!signed && keys.aead.encryptParts) {
+      const parts = await keys.aead.encryptParts(chunkNonce(index, last), plain, keys.aad);
+      return [recordWord(plain.length, last), ...parts];
+    }
     const sealed = await keys.aead.encrypt(chunkNonce(index, last), plain, keys.aad);
     const parts: Uint8Array[] = [recordWord(plain.length, last), sealed];
     if (signed) {

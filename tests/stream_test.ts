@@ -17,7 +17,12 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
-import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
+import {
+  type CryptoProvider,
+  nobleProvider,
+  nodeCryptoProvider,
+  webcryptoProvider,
+} from "../crypto/mod.ts";
 import { type ErrorCode, MissiveError } from "../core/errors.ts";
 import { cardFileText } from "../keys/card.ts";
 import { type Identity, writeKeyFile } from "../keys/identity.ts";
@@ -209,9 +214,9 @@ describe("stream round trips", () => {
     });
   }
 
-  it("3 MiB with the default chunk sizes, both providers", async () => {
+  it("3 MiB with the default chunk sizes, every provider path", async () => {
     const data = pattern(3 * 1024 * 1024 + 5, 9);
-    for (const crypto of [webcryptoProvider, nobleProvider]) {
+    for (const crypto of [webcryptoProvider, nobleProvider, nodeCryptoProvider]) {
       for (const signed of [false, true]) {
         const sink = memorySink();
         const registry = defaultRegistry();
@@ -574,7 +579,7 @@ describe("stream vectors (stream.json) through both providers", () => {
       expect: { outcome: string; released: number };
     }[];
   };
-  for (const provider of [nobleProvider, webcryptoProvider]) {
+  for (const provider of [nobleProvider, webcryptoProvider, nodeCryptoProvider]) {
     it(`${provider.name}: seal reproduces the bytes; open gives the stated outcome and release`, async () => {
       const ids = await makeIdentities(provider);
       const bases = new Map<string, Bytes>();
@@ -595,7 +600,7 @@ describe("stream vectors (stream.json) through both providers", () => {
     });
   }
 
-  it("the CLI opens a vector stream under MISSIVE_CRYPTO=noble and =webcrypto", async () => {
+  it("the CLI opens a vector stream under MISSIVE_CRYPTO=noble, =webcrypto and =node", async () => {
     const { dir, cleanup } = tempDir();
     try {
       const ids = await makeIdentities(nobleProvider);
@@ -608,7 +613,7 @@ describe("stream vectors (stream.json) through both providers", () => {
       );
       const v = corpus.vectors.find((x) => x.name === "stream/three-chunks")!;
       const bad = corpus.vectors.find((x) => x.name === "stream/flipped-chunk-2-tag")!;
-      for (const mode of ["noble", "webcrypto"]) {
+      for (const mode of ["noble", "webcrypto", "node"]) {
         const env = { MISSIVE_CRYPTO: mode };
         const args = ["open", "--key", join(dir, "bob.key"), "--trust", join(dir, "alice.card")];
         const ok = await spawnCli(args, { stdin: fromHex(v.stream)!, env });
