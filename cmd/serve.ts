@@ -172,7 +172,7 @@ export const serve: Command = {
       });
       await server.start();
     } catch (e) {
-      store.close();
+      await store.close();
       throw e;
     }
     let running;
