@@ -44,15 +44,19 @@ Subcommands:
                          users online, and your messages waiting
   send --to ADDRESS      send stdin as a text message, sealed end to end; picks the best
                          protocols both sides support and says which. If the relay is
-                         down the message waits in the outgoing queue and is sent by the
-                         next relay command that reaches the relay.
+                         down (or answers that its store is unavailable) the message
+                         waits in the outgoing queue, send exits with code 16 ("queued
+                         locally"), and the next relay command that reaches the relay
+                         sends it.
   inbox                  print and acknowledge what is waiting, then exit
   watch                  stay connected and print messages as they arrive
   queue                  list the outgoing queue; --resend ID reseals one (fresh nonce),
                          --drop ID deletes one
 
 Options:
-  --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900
+  --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900; repeat it
+                         (or separate with commas) for the nodes of one relay sharing a
+                         store: they are tried in order, the first that answers serves
   --relay-card FILE      the relay's card: the session refuses any other relay
   --relay-ca CARD        accept --relay-card only if a CA whose card this is signed it
                          (missive card RELAY.CARD --sign CA.KEY)
@@ -80,7 +84,7 @@ export const relay: Command = {
       io,
       args,
       {
-        relay: { type: "string" },
+        relay: { type: "string", multiple: true },
         "relay-card": { type: "string" },
         "relay-ca": { type: "string", multiple: true },
         key: { type: "string" },
@@ -108,7 +112,9 @@ export const relay: Command = {
       );
     }
     if (!v.key) throw new MissiveError("usage", "relay: --key FILE is required");
-    const url = v.relay ?? io.env.MISSIVE_RELAY;
+    const urls = (v.relay ?? (io.env.MISSIVE_RELAY ?? "").split(","))
+      .map((u) => u.trim()).filter(Boolean);
+    const url = urls[0];
     if (!url && sub !== "queue") throw new MissiveError("usage", "relay: --relay URL is required");
     if (!v["relay-card"] && sub !== "queue") {
       throw new MissiveError("usage", "relay: --relay-card FILE is required (the relay's card)");
@@ -138,6 +144,7 @@ export const relay: Command = {
     const ctx: Context = {
       io,
       url: url ?? "",
+      urls,
       relayCard: relayCards[0],
       identity: await loadIdentity(io, v.key),
       registry: await loadRegistry(io, v as { plugin?: string[]; config?: string }),
@@ -150,7 +157,10 @@ export const relay: Command = {
       case "register":
         return await withClient(ctx, async (c) => {
           const id = await c.register();
-          await print(io, `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${url}`);
+          await print(
+            io,
+            `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${ctx.connected ?? url}`,
+          );
         });
       case "lookup": {
         if (!arg) throw new MissiveError("usage", "relay lookup: which ADDRESS or ID?");

@@ -27,13 +27,38 @@ import type { Target } from "../relay/protocol.ts";
 import type { Registry } from "../plugin/registry.ts";
 import { cliOf, type Io, loadCards, note, oneLine, readInput } from "./common.ts";
 
+/**
+ * The exit code of `relay send` when the message was not accepted by a relay but kept in
+ * the outgoing queue (relay unreachable, or it answered `unavailable`): 16, "queued
+ * locally". Defined here only, for one place to change when core/errors.ts gains it.
+ */
+export const QUEUED_LOCALLY_EXIT = 16;
+
+/** The message stays in the outgoing queue: not an error of the message, exit code 16. */
+export class QueuedLocally extends MissiveError {
+  constructor(message: string) {
+    super("network", message);
+  }
+  override get exitCode(): number {
+    return QUEUED_LOCALLY_EXIT;
+  }
+}
+
 /** Largest message text read from stdin (the relay's own cap is usually lower). */
 const MAX_INPUT = 1024 * 1024;
 
 /** What every relay subcommand works with. */
 export interface Context {
   io: Io;
+  /** The first relay URL (for messages). */
   url: string;
+  /**
+   * The relay nodes to try, in order (--relay repeated, or $MISSIVE_RELAY with commas):
+   * nodes of one relay, sharing one key and one store (docs/SCALE.md).
+   */
+  urls: string[];
+  /** The node the last `connect` reached. */
+  connected?: string;
   relayCard: Card;
   identity: Identity;
   registry: Registry;
@@ -57,8 +82,32 @@ export function jsonLine(value: unknown): string {
   );
 }
 
+/**
+ * Connects to the first relay node that answers, in the order given; a node that cannot
+ * be reached (or times out) passes to the next, any other failure (a relay that is not
+ * the pinned one, a refusal) stops at once.
+ */
 export async function connect(ctx: Context): Promise<RelayClient> {
-  return await connectRelay(ctx.url, ctx.identity, ctx.relayCard, { timeoutMs: ctx.timeoutMs });
+  const urls = ctx.urls.length > 0 ? ctx.urls : [ctx.url];
+  const failures: string[] = [];
+  let last: MissiveError | undefined;
+  for (const url of urls) {
+    try {
+      const client = await connectRelay(url, ctx.identity, ctx.relayCard, {
+        timeoutMs: ctx.timeoutMs,
+      });
+      ctx.connected = url;
+      return client;
+    } catch (e) {
+      if (!isMissiveError(e, "network") && !isMissiveError(e, "timeout")) throw e;
+      last = e;
+      failures.push(`${url}: ${e.message}`);
+    }
+  }
+  if (urls.length === 1) throw last!;
+  throw new MissiveError(last!.code, `no relay node answered (${failures.join("; ")})`, {
+    cause: last,
+  });
 }
 
 export function target(spec: string): Target {
@@ -187,12 +236,10 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
       }
       const queued = await queueText(queue, ctx.registry, ctx.identity, card, text);
       if (!client) {
-        note(
-          ctx.io,
+        throw new QueuedLocally(
           `relay unreachable (${down!.message}): queued as #${queued.id} for ${card.address} ` +
             `(${queued.protocols}); the next relay command that reaches the relay sends it`,
         );
-        return;
       }
       const result = await flushOutgoing(client, queue);
       const mine = [...result.sent, ...result.failed, ...result.retry].find((m) =>
@@ -212,7 +259,10 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
         );
       } else {
         const why = mine && "error" in mine ? (mine as { error: Error }).error.message : "later";
-        note(ctx.io, `queued as #${queued.id} (${why}); it will be retried`);
+        throw new QueuedLocally(
+          `queued as #${queued.id} (${why}); the next relay command that reaches the relay ` +
+            "sends it",
+        );
       }
     } finally {
       await client?.close().catch(() => {});
