@@ -11,7 +11,7 @@ import { type Bytes, fromHex, toHex, utf8 } from "../../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../../core/cbor.ts";
 import type { OnlineBoard, PutCardResult, StoredCard } from "../storage.ts";
 import type { Target } from "../protocol.ts";
-import { type Nats, storeError } from "./_nats.ts";
+import { type Nats, retrying, storeError } from "./_nats.ts";
 
 const idKey = (hex: string) => `id.${hex}`;
 /** KV keys take [A-Za-z0-9_=.-]: an address goes in as the hex of its UTF-8. */
@@ -106,7 +106,7 @@ export class JetStreamDirectory {
 
   async #get(key: string): Promise<KvEntry | null> {
     try {
-      const e = await this.#kv.get(key);
+      const e = await retrying(this.#nats, () => this.#kv.get(key));
       return e && e.operation === "PUT" ? e : null;
     } catch (e) {
       throw storeError("directory", e);
@@ -180,7 +180,8 @@ export class JetStreamDirectory {
     const m = new Map<number, number | string>([[1, presence]]);
     if (note !== undefined) m.set(2, note);
     try {
-      await this.#kv.put(presenceKey(toHex(id)), encodeCbor(m));
+      const value = encodeCbor(m);
+      await retrying(this.#nats, () => this.#kv.put(presenceKey(toHex(id)), value));
     } catch (e) {
       throw storeError("presence", e);
     }

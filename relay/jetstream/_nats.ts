@@ -58,8 +58,13 @@ export interface NatsOptions {
   tlsKey?: string;
   /** Connection name shown by the servers (the relay node's name). */
   name?: string;
-  /** Time for one NATS request (default 5000 ms). */
+  /** Time for one NATS request (default 2000 ms). */
   timeoutMs?: number;
+  /**
+   * How long a request that met no leader (a cluster electing one after a node died) is
+   * tried again before the relay answers `unavailable` (default 8000 ms).
+   */
+  retryMs?: number;
 }
 
 /** Limits the streams carry, cluster-wide (SPEC §23.12). */
@@ -87,13 +92,14 @@ export interface Nats {
   online: KV;
   signedPrekeys: KV;
   timeoutMs: number;
+  retryMs: number;
 }
 
 const ns = (ms: number) => ms * 1_000_000;
 
 /** Connects, waits for JetStream (a fresh cluster elects its leaders), sets up the data. */
 export async function openNats(o: NatsOptions, limits: StreamLimits): Promise<Nats> {
-  const timeoutMs = o.timeoutMs ?? 5000;
+  const timeoutMs = o.timeoutMs ?? 2000;
   const options: NodeConnectionOptions = {
     servers: o.servers,
     name: o.name,
@@ -140,6 +146,7 @@ export async function openNats(o: NatsOptions, limits: StreamLimits): Promise<Na
       online: await bucket(NAMES.online, limits.presenceTtlMs),
       signedPrekeys: await bucket(NAMES.signedPrekeys),
       timeoutMs,
+      retryMs: o.retryMs ?? 8000,
     };
   } catch (e) {
     await nc.close().catch(() => {});
@@ -236,6 +243,34 @@ export function nextMessage(
     stream,
     { seq: fromSeq, next_by_subj: filter } as unknown as { seq: number },
   );
+}
+
+/**
+ * Whether `e` is worth trying again: no answer in time, no responders, not connected, or
+ * JetStream saying it is temporarily unavailable — what a cluster electing a new leader
+ * answers for a few seconds after a node died.
+ */
+export function isTransient(e: unknown): boolean {
+  const text = `${(e as Error)?.name ?? ""} ${String((e as Error)?.message ?? e)}`;
+  return apiCode(e) === 10008 ||
+    /timeout|no responders|503|closed|disconnect|reconnect|temporarily unavailable/i.test(text);
+}
+
+/**
+ * Runs `f`, trying again on transient failures (`isTransient`) until `n.retryMs` has
+ * passed. Only for idempotent requests: reads, deletes by sequence, and publishes that
+ * carry a message ID (JetStream stores a retried one once).
+ */
+export async function retrying<T>(n: Nats, f: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + n.retryMs;
+  for (let delay = 100;; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await f();
+    } catch (e) {
+      if (!isTransient(e) || Date.now() + delay > deadline) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 /** The JetStream API error code of `e`, if it is one. */

@@ -17,7 +17,7 @@ import {
   type PrekeyStore,
   type PrekeyUpload,
 } from "../../stp/ratchet/mod.ts";
-import { isNotFound, NAMES, type Nats, nextMessage, storeError } from "./_nats.ts";
+import { isNotFound, NAMES, type Nats, nextMessage, retrying, storeError } from "./_nats.ts";
 
 const signedKey = (hex: string) => `spk.${hex}`;
 const oneTimeFilter = (hex: string) => `${NAMES.oneTimeSubject}.${hex}.>`;
@@ -31,9 +31,11 @@ async function heldSubjects(n: Nats, hex: string): Promise<Set<string>> {
 /** The JetStream PrekeyStore. */
 export function jetStreamPrekeys(n: Nats): PrekeyStore {
   const kv = n.signedPrekeys;
+  // Whole operations are tried again on a transient failure: each step is idempotent
+  // (a one-time prekey's delete succeeds once; a publish carries its subject as ID).
   const wrap = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
-      return await f();
+      return await retrying(n, f);
     } catch (e) {
       throw storeError(what, e);
     }

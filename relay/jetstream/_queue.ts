@@ -14,7 +14,7 @@ import { type Bytes, fromHex, toHex } from "../../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../../core/cbor.ts";
 import type { NewMessage, QueuedMessage, QueueUsage, QueueWatch } from "../storage.ts";
 import { StoreRefusal } from "../storage.ts";
-import { isNotFound, NAMES, type Nats, nextMessage, storeError } from "./_nats.ts";
+import { isNotFound, NAMES, type Nats, nextMessage, retrying, storeError } from "./_nats.ts";
 
 /** How long a per-recipient count read from the stream is reused. */
 const USAGE_CACHE_MS = 1000;
@@ -96,10 +96,13 @@ export class JetStreamQueue implements QueueWatch {
     const subject = subjectOf(recipient, toHex(m.sender));
     let ack;
     try {
-      ack = await this.#nats.js.publish(subject, encodeEntry(m), {
-        msgID: `${recipient}.${toHex(m.digest)}`,
-        timeout: this.#nats.timeoutMs,
-      });
+      const entry = encodeEntry(m);
+      // A retry after no answer carries the same message ID: stored once.
+      ack = await retrying(this.#nats, () =>
+        this.#nats.js.publish(subject, entry, {
+          msgID: `${recipient}.${toHex(m.digest)}`,
+          timeout: this.#nats.timeoutMs,
+        }));
     } catch (e) {
       throw refusal(e) ?? storeError("send", e);
     }
@@ -118,7 +121,11 @@ export class JetStreamQueue implements QueueWatch {
     let seq = afterMid;
     try {
       while (out.length < limit) {
-        const m = await nextMessage(this.#nats, NAMES.queue, seq + 1, filterOf(hex));
+        const from = seq + 1;
+        const m = await retrying(
+          this.#nats,
+          () => nextMessage(this.#nats, NAMES.queue, from, filterOf(hex)),
+        );
         if (!m) break;
         seq = m.seq;
         const entry = decodeEntry(m.seq, m.subject, m.data);
@@ -138,7 +145,10 @@ export class JetStreamQueue implements QueueWatch {
     try {
       let owner = this.#recipientOf.get(mid);
       if (owner === undefined) {
-        const m = await this.#nats.jsm.streams.getMessage(NAMES.queue, { seq: mid })
+        const m = await retrying(
+          this.#nats,
+          () => this.#nats.jsm.streams.getMessage(NAMES.queue, { seq: mid }),
+        )
           .catch((e) => {
             if (isNotFound(e)) return null;
             throw e;
@@ -148,7 +158,10 @@ export class JetStreamQueue implements QueueWatch {
       if (owner !== hex) return false;
       this.#recipientOf.delete(mid);
       // Deleted, not erased: the bytes are a sealed envelope, overwriting costs a write.
-      const removed = await this.#nats.jsm.streams.deleteMessage(NAMES.queue, mid, false);
+      const removed = await retrying(
+        this.#nats,
+        () => this.#nats.jsm.streams.deleteMessage(NAMES.queue, mid, false),
+      );
       if (removed) {
         const cached = this.#usage.get(hex);
         if (cached) cached.at = 0; // recount on next use
@@ -166,7 +179,10 @@ export class JetStreamQueue implements QueueWatch {
     if (cached && Date.now() - cached.at < USAGE_CACHE_MS) return Promise.resolve(cached.subjects);
     let load = this.#usageLoads.get(recipient);
     if (!load) {
-      load = this.#nats.jsm.streams.info(NAMES.queue, { subjects_filter: filterOf(recipient) })
+      load = retrying(
+        this.#nats,
+        () => this.#nats.jsm.streams.info(NAMES.queue, { subjects_filter: filterOf(recipient) }),
+      )
         .then((info) => {
           const subjects = new Map(Object.entries(info.state.subjects ?? {}));
           this.#usage.set(recipient, { at: Date.now(), subjects });
