@@ -16,8 +16,12 @@ import type { NewMessage, QueuedMessage, QueueUsage, QueueWatch } from "../stora
 import { StoreRefusal } from "../storage.ts";
 import { isNotFound, NAMES, type Nats, nextMessage, retrying, storeError } from "./_nats.ts";
 
-/** How long a per-recipient count read from the stream is reused. */
-const USAGE_CACHE_MS = 1000;
+/**
+ * How long a per-recipient count read from the stream is reused (the per-sender quota
+ * and the store cap are the stream's own limits, exact; this count serves the
+ * per-recipient cap only).
+ */
+const USAGE_CACHE_MS = 5000;
 /** How often a watched queue is read anyway (a notice lost with a node that died). */
 const WATCH_POLL_MS = 5000;
 
@@ -84,6 +88,20 @@ export class JetStreamQueue implements QueueWatch {
   readonly #usageLoads = new Map<string, Promise<Map<string, number>>>();
   readonly #watchers = new Map<string, Set<() => void>>();
   readonly #subscriptions = new Map<string, Subscription>();
+  /**
+   * The highest stream sequence known to be committed (from this node's publish acks
+   * and other nodes' notices): every sequence up to it is final.
+   */
+  #lastKnown = 0;
+  /**
+   * Per recipient, a range of sequences known to hold none of its messages: a read that
+   * found nothing after `from` while `to` was already committed. Messages only get
+   * higher sequences, so the range stays empty, and the next read skips it instead of
+   * having the stream scan it again.
+   */
+  readonly #empty = new Map<string, { from: number; to: number }>();
+  /** When #empty was last forgotten: it is rebuilt every 30 s, and after any failure. */
+  #emptySince = Date.now();
   #poll: ReturnType<typeof setInterval> | undefined;
   #totals = { messages: 0, bytes: 0, at: 0, loading: false };
 
@@ -106,10 +124,11 @@ export class JetStreamQueue implements QueueWatch {
     } catch (e) {
       throw refusal(e) ?? storeError("send", e);
     }
+    this.#lastKnown = Math.max(this.#lastKnown, ack.seq);
     if (!ack.duplicate) {
       const cached = this.#usage.get(recipient)?.subjects;
       if (cached) cached.set(subject, (cached.get(subject) ?? 0) + 1);
-      this.#nats.nc.publish(`${NAMES.notify}.${recipient}`);
+      this.#nats.nc.publish(`${NAMES.notify}.${recipient}`, String(ack.seq));
     }
     return { mid: ack.seq, duplicate: ack.duplicate };
   }
@@ -121,12 +140,18 @@ export class JetStreamQueue implements QueueWatch {
     let seq = afterMid;
     try {
       while (out.length < limit) {
+        const gap = this.#empty.get(hex);
+        if (gap && seq + 1 >= gap.from && seq < gap.to) seq = gap.to;
         const from = seq + 1;
+        const known = this.#lastKnown;
         const m = await retrying(
           this.#nats,
           () => nextMessage(this.#nats, NAMES.queue, from, filterOf(hex)),
         );
-        if (!m) break;
+        if (!m) {
+          if (known >= from) this.#noneBetween(hex, from, known);
+          break;
+        }
         seq = m.seq;
         const entry = decodeEntry(m.seq, m.subject, m.data);
         if (!entry) continue;
@@ -134,9 +159,26 @@ export class JetStreamQueue implements QueueWatch {
         out.push(entry);
       }
     } catch (e) {
+      this.#forgetEmpty();
       if (!isNotFound(e)) throw storeError("read the queue", e);
     }
     return out;
+  }
+
+  /** Records that `recipient` has no message in [from, to]. */
+  #noneBetween(hex: string, from: number, to: number): void {
+    // Belt and braces: a leader change could in principle answer from a replica that
+    // lags, so what was learnt is forgotten regularly (a read then scans once more).
+    if (Date.now() - this.#emptySince > 30_000) this.#forgetEmpty();
+    const gap = this.#empty.get(hex);
+    if (gap && from <= gap.to + 1 && from >= gap.from) gap.to = Math.max(gap.to, to);
+    else this.#empty.set(hex, { from, to });
+    if (this.#empty.size > 100_000) this.#empty.clear();
+  }
+
+  #forgetEmpty(): void {
+    this.#empty.clear();
+    this.#emptySince = Date.now();
   }
 
   /** Deletes message `mid` if it is `recipient`'s (an acknowledgement). */
@@ -245,7 +287,11 @@ export class JetStreamQueue implements QueueWatch {
       this.#subscriptions.set(
         hex,
         this.#nats.nc.subscribe(`${NAMES.notify}.${hex}`, {
-          callback: () => {
+          callback: (_e, msg) => {
+            const seq = Number(msg.string());
+            if (Number.isSafeInteger(seq) && seq > 0) {
+              this.#lastKnown = Math.max(this.#lastKnown, seq);
+            }
             for (const f of watchers) f();
           },
         }),
