@@ -19,8 +19,7 @@
  * holding a tag (padded to --size bytes) — sealing cost is the clients' business.
  * @module
  */
-import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
