@@ -56,7 +56,9 @@ Subcommands:
                          reseals one (fresh nonce), --drop ID deletes one
 
 Options:
-  --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900
+  --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900; repeat it
+                         (or separate with commas) for the nodes of one relay sharing a
+                         store: they are tried in order, the first that answers serves
   --relay-card FILE      the relay's card: the session refuses any other relay
   --relay-ca CARD        accept --relay-card only if a CA whose card this is signed it
                          (missive card RELAY.CARD --sign CA.KEY)
@@ -86,7 +88,7 @@ export const relay: Command = {
       io,
       args,
       {
-        relay: { type: "string" },
+        relay: { type: "string", multiple: true },
         "relay-card": { type: "string" },
         "relay-ca": { type: "string", multiple: true },
         key: { type: "string" },
@@ -114,7 +116,9 @@ export const relay: Command = {
       );
     }
     if (!v.key) throw new MissiveError("usage", "relay: --key FILE is required");
-    const url = v.relay ?? io.env.MISSIVE_RELAY;
+    const urls = (v.relay ?? (io.env.MISSIVE_RELAY ?? "").split(","))
+      .map((u) => u.trim()).filter(Boolean);
+    const url = urls[0];
     if (!url && sub !== "queue") throw new MissiveError("usage", "relay: --relay URL is required");
     if (!v["relay-card"] && sub !== "queue") {
       throw new MissiveError("usage", "relay: --relay-card FILE is required (the relay's card)");
@@ -143,6 +147,7 @@ export const relay: Command = {
     const ctx: Context = {
       io,
       url: url ?? "",
+      urls,
       relayCard: relayCards[0],
       identity: await loadIdentity(io, v.key),
       registry: await loadRegistry(io, v as { plugin?: string[]; config?: string }),
@@ -155,7 +160,10 @@ export const relay: Command = {
       case "register":
         return await withClient(ctx, async (c) => {
           const id = await c.register();
-          await print(io, `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${url}`);
+          await print(
+            io,
+            `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${ctx.connected ?? url}`,
+          );
         });
       case "lookup": {
         if (!arg) throw new MissiveError("usage", "relay lookup: which ADDRESS or ID?");

@@ -33,7 +33,15 @@ const MAX_INPUT = 1024 * 1024;
 /** What every relay subcommand works with. */
 export interface Context {
   io: Io;
+  /** The first relay URL (for messages). */
   url: string;
+  /**
+   * The relay nodes to try, in order (--relay repeated, or $MISSIVE_RELAY with commas):
+   * nodes of one relay, sharing one key and one store (docs/SCALE.md).
+   */
+  urls: string[];
+  /** The node the last `connect` reached. */
+  connected?: string;
   relayCard: Card;
   identity: Identity;
   registry: Registry;
@@ -57,8 +65,32 @@ export function jsonLine(value: unknown): string {
   );
 }
 
+/**
+ * Connects to the first relay node that answers, in the order given; a node that cannot
+ * be reached (or times out) passes to the next, any other failure (a relay that is not
+ * the pinned one, a refusal) stops at once.
+ */
 export async function connect(ctx: Context): Promise<RelayClient> {
-  return await connectRelay(ctx.url, ctx.identity, ctx.relayCard, { timeoutMs: ctx.timeoutMs });
+  const urls = ctx.urls.length > 0 ? ctx.urls : [ctx.url];
+  const failures: string[] = [];
+  let last: MissiveError | undefined;
+  for (const url of urls) {
+    try {
+      const client = await connectRelay(url, ctx.identity, ctx.relayCard, {
+        timeoutMs: ctx.timeoutMs,
+      });
+      ctx.connected = url;
+      return client;
+    } catch (e) {
+      if (!isMissiveError(e, "network") && !isMissiveError(e, "timeout")) throw e;
+      last = e;
+      failures.push(`${url}: ${e.message}`);
+    }
+  }
+  if (urls.length === 1) throw last!;
+  throw new MissiveError(last!.code, `no relay node answered (${failures.join("; ")})`, {
+    cause: last,
+  });
 }
 
 export function target(spec: string): Target {

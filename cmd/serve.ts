@@ -5,6 +5,7 @@ import { MissiveError } from "../core/errors.ts";
 import { serveRelay } from "../relay/link.ts";
 import { LINK_DEFAULTS, RELAY_DEFAULTS } from "../relay/limits.ts";
 import { type RelayEvent, RelayServer } from "../relay/server.ts";
+import type { RelayStorage } from "../relay/storage.ts";
 import { RelayStore } from "../relay/store.ts";
 import {
   type Command,
@@ -33,6 +34,21 @@ gracefully (in-flight writes finish, the database is closed).
 Options:
   --key FILE            the relay's secret key (its card is what clients pin)
   --db FILE             the SQLite database (default relay.db)
+  --store nats://HOST:PORT[,nats://…]
+                        keep everything in a NATS JetStream cluster instead of SQLite:
+                        several relay nodes with the same --key and the same --store
+                        share one directory and one durable queue (docs/SCALE.md);
+                        tls://HOST:PORT for TLS
+  --node NAME           this relay node's name in logs, --stats and presence (default
+                        relay-<random>)
+  --store-replicas N    JetStream replicas of the queue and the directory (default 3
+                        when --store lists three servers or more, else 1)
+  --nats-creds FILE     NATS credentials (.creds: JWT and NKey seed)
+  --nats-nkey FILE      a file holding an NKey seed
+  --nats-tls-ca FILE    the CA of the NATS servers' certificates
+  --nats-tls-cert FILE  a client certificate for NATS (with --nats-tls-key FILE)
+                        A user and password, or a token, come from the environment:
+                        MISSIVE_NATS_USER and MISSIVE_NATS_PASSWORD, MISSIVE_NATS_TOKEN.
   --users DIR           pre-installed cards (*.card): only these may register, unless
                         --open-registration is also given
   --open-registration   anyone with a valid card may register (default without --users)
@@ -129,6 +145,62 @@ function formatEvent(e: RelayEvent): string {
   return `relay: ${event}${fields ? " " + fields : ""}`;
 }
 
+type Flags = Record<string, string | boolean | undefined>;
+
+/**
+ * The store: SQLite (--db) by default; a NATS JetStream cluster with --store, loaded
+ * here by a dynamic import so that nothing else pays for the NATS client.
+ */
+async function openStore(
+  v: Flags,
+  limits: { maxMessage?: number; quota?: number; storeBytes?: number },
+  log: (e: RelayEvent) => void,
+  env: Record<string, string | undefined>,
+): Promise<RelayStorage> {
+  const str = (k: string) => v[k] as string | undefined;
+  if (str("store") === undefined) {
+    for (const k of ["node", "store-replicas", "nats-creds", "nats-nkey", "nats-tls-ca"]) {
+      if (str(k) !== undefined) throw new MissiveError("usage", `serve: --${k} needs --store`);
+    }
+    return RelayStore.open(str("db") ?? "relay.db");
+  }
+  if (str("db") !== undefined) {
+    throw new MissiveError("usage", "serve: --db (SQLite) and --store (NATS) exclude each other");
+  }
+  const servers = str("store")!.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const s of servers) {
+    if (!/^(nats|tls):\/\/[^\s/]+$/.test(s)) {
+      throw new MissiveError(
+        "usage",
+        `serve: --store ${s}: expected nats://HOST:PORT or tls://HOST:PORT (comma-separated)`,
+      );
+    }
+  }
+  if (servers.length === 0) throw new MissiveError("usage", "serve: --store lists no server");
+  if ((str("nats-tls-cert") === undefined) !== (str("nats-tls-key") === undefined)) {
+    throw new MissiveError("usage", "serve: --nats-tls-cert and --nats-tls-key go together");
+  }
+  const replicas = str("store-replicas") === undefined
+    ? undefined
+    : positiveInt(str("store-replicas"), "--store-replicas", 1);
+  const { openJetStreamStore } = await import("../relay/jetstream/mod.ts");
+  return await openJetStreamStore({
+    servers,
+    node: str("node"),
+    replicas,
+    ...limits,
+    user: env.MISSIVE_NATS_USER,
+    pass: env.MISSIVE_NATS_PASSWORD,
+    token: env.MISSIVE_NATS_TOKEN,
+    credsFile: str("nats-creds"),
+    nkeyFile: str("nats-nkey"),
+    tlsCa: str("nats-tls-ca"),
+    tlsCert: str("nats-tls-cert"),
+    tlsKey: str("nats-tls-key"),
+    log,
+  });
+}
+
 export const serve: Command = {
   summary: "run a relay: directory, presence, durable store-and-forward",
   usage,
@@ -144,6 +216,14 @@ export const serve: Command = {
       stats: { type: "boolean" },
       "stats-interval": { type: "string" },
       "rekey-after": { type: "string" },
+      store: { type: "string" },
+      node: { type: "string" },
+      "store-replicas": { type: "string" },
+      "nats-creds": { type: "string" },
+      "nats-nkey": { type: "string" },
+      "nats-tls-ca": { type: "string" },
+      "nats-tls-cert": { type: "string" },
+      "nats-tls-key": { type: "string" },
     }, usage);
     if (!parsed) return;
     const v = parsed.values;
@@ -174,14 +254,16 @@ export const serve: Command = {
     // Files only once every flag parsed: a usage error is reported before any I/O.
     const identity = await loadIdentity(io, v.key);
     const users = v.users ? await loadCards([v.users]) : [];
+    const node = v.node;
     const log = (e: RelayEvent) => {
-      if (v["log-json"]) io.stderr(JSON.stringify({ time: new Date().toISOString(), ...e }) + "\n");
-      else if (e.event === "listen") {
+      if (v["log-json"]) {
+        io.stderr(JSON.stringify({ time: new Date().toISOString(), node, ...e }) + "\n");
+      } else if (e.event === "listen") {
         // The ready line, on stderr as every long-running command's (listen, session).
         io.stderr(`missive: relay listening on ${e.url} as ${e.address}\n`);
       } else if (!QUIET.has(e.event)) io.stderr(formatEvent(e) + "\n");
     };
-    const store = RelayStore.open(v.db ?? "relay.db");
+    const store = await openStore(v, relayLimits, log, io.env);
     let server: RelayServer;
     try {
       server = new RelayServer({
@@ -194,7 +276,7 @@ export const serve: Command = {
       });
       await server.start();
     } catch (e) {
-      store.close();
+      await store.close();
       throw e;
     }
     let running;
@@ -215,6 +297,7 @@ export const serve: Command = {
       const mib = (n: number) => Math.round(n / 1024 / 1024);
       log({
         event: "stats",
+        store: store.kind,
         ...server.stats(),
         ...Object.fromEntries(before),
         rssMiB: mib(m.rss),

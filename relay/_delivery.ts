@@ -1,7 +1,9 @@
 /**
  * Deliveries (SPEC §23.7): which connection receives each identity's messages, the
  * window of unacknowledged deliveries per connection, and the pump that feeds it from
- * the store — or straight from memory when a receiver has no backlog.
+ * the store — or straight from memory when a receiver has no backlog and the store is
+ * this node's alone. A shared store's deliveries are always read back from it, in order,
+ * and its watch wakes the pump when another node queued something.
  * @module
  */
 import { toHex } from "../core/bytes.ts";
@@ -9,7 +11,7 @@ import type { Card } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
 import { Outbox } from "./_outbox.ts";
 import { encodeDelivery } from "./protocol.ts";
-import type { QueuedMessage, RelayStore } from "./store.ts";
+import type { QueuedMessage, RelayStorage } from "./storage.ts";
 
 /** Deliveries sent to one client and not yet acknowledged, at most. */
 export const DEFAULT_WINDOW = 64;
@@ -52,6 +54,12 @@ export class Connection {
   readonly inFlight = new Set<number>();
   /** The store may hold messages newer than `cursor` that were not pushed yet. */
   backlog = true;
+  /** A pump reading the store for this connection is running (a shared store's reads wait). */
+  pumping = false;
+  /** Counts `receive`s: a read started before the latest one is stale. */
+  generation = 0;
+  /** Stops the store's watch of this connection's queue. */
+  unwatch?: () => void;
   /** Requests whose answers have not gone out yet. */
   unanswered = 0;
 
@@ -105,41 +113,55 @@ export class Connection {
 
 /** The delivery side of a relay. A class: it owns the receivers and their windows. */
 export class Deliveries {
-  readonly #store: RelayStore;
+  readonly #store: RelayStorage;
   readonly #window: number;
   /** Held bytes above which no delivery is pushed (unless none is in flight). */
   readonly #room: number;
   readonly #running: () => boolean;
   readonly #delivered: () => void;
+  readonly #failed: (conn: Connection, e: unknown) => void;
   /** The connection that receives each identity's deliveries (the latest `receive`). */
   readonly #receivers = new Map<string, Connection>();
 
   constructor(
-    store: RelayStore,
-    options: { window: number; room: number; running: () => boolean; delivered: () => void },
+    store: RelayStorage,
+    options: {
+      window: number;
+      room: number;
+      running: () => boolean;
+      delivered: () => void;
+      /** A read of the store failed (the pump retries when woken again). */
+      failed?: (conn: Connection, e: unknown) => void;
+    },
   ) {
     this.#store = store;
     this.#window = options.window;
     this.#room = options.room;
     this.#running = options.running;
     this.#delivered = options.delivered;
+    this.#failed = options.failed ?? (() => {});
   }
 
   /**
    * `receive` on `conn`: it takes over its identity's deliveries, from the oldest queued
    * message. Returns how many are queued.
    */
-  start(conn: Connection): number {
+  start(conn: Connection): Promise<number> {
     const previous = this.#receivers.get(conn.key);
     if (previous && previous !== conn) previous.receiving = false;
     this.#receivers.set(conn.key, conn);
     conn.receiving = true;
     conn.cursor = 0;
+    conn.generation++;
     conn.onRelease = () => {
       if (conn.backlog && conn.receiving && this.#hasRoom(conn)) this.#pump(conn);
     };
     this.#unacknowledged(conn);
     conn.backlog = true;
+    conn.unwatch ??= this.#store.queueWatch?.watchQueue(conn.card.id, () => {
+      conn.backlog = true;
+      if (this.#hasRoom(conn)) this.#pump(conn);
+    });
     // Deliveries start after the response is on its way.
     queueMicrotask(() => this.#pump(conn));
     return this.#store.queued(conn.card.id);
@@ -150,6 +172,8 @@ export class Deliveries {
     if (countAttempts) this.#unacknowledged(conn);
     conn.receiving = false;
     conn.onRelease = undefined;
+    conn.unwatch?.();
+    conn.unwatch = undefined;
     if (this.#receivers.get(conn.key) === conn) this.#receivers.delete(conn.key);
   }
 
@@ -157,7 +181,10 @@ export class Deliveries {
   offer(m: QueuedMessage): void {
     const conn = this.#receivers.get(toHex(m.recipient));
     if (!conn || !conn.receiving || m.mid <= conn.cursor) return;
-    if (conn.backlog || conn.inFlight.size >= this.#window || !this.#hasRoom(conn)) {
+    if (
+      this.#store.shared || conn.backlog || conn.pumping || conn.inFlight.size >= this.#window ||
+      !this.#hasRoom(conn)
+    ) {
       conn.backlog = true;
       this.#pump(conn);
       return;
@@ -191,28 +218,67 @@ export class Deliveries {
 
   /**
    * Pushes queued messages from the store in order, keeping at most `window`
-   * unacknowledged. Synchronous: the store reads are, and sends only queue.
+   * unacknowledged. Synchronous where the store's reads are (SQLite); a shared store's
+   * reads are awaited, one pump per connection at a time (a wake-up meanwhile makes it
+   * read once more).
    */
   #pump(conn: Connection): void {
+    if (conn.pumping) {
+      conn.backlog = true;
+      return;
+    }
     while (conn.receiving && this.#running() && !conn.dropped) {
       const room = this.#window - conn.inFlight.size;
       if (room <= 0 || !this.#hasRoom(conn)) {
         conn.backlog = true;
         return;
       }
-      const batch = this.#store.pending(conn.card.id, conn.cursor, room);
-      for (const m of batch) {
-        if (!this.#hasRoom(conn)) {
-          conn.backlog = true;
-          return;
-        }
-        this.#deliver(conn, m);
+      const read = this.#store.pending(conn.card.id, conn.cursor, room);
+      if (read instanceof Promise) {
+        conn.pumping = true;
+        conn.backlog = false;
+        const generation = conn.generation;
+        read.then(
+          (batch) => {
+            conn.pumping = false;
+            // A new `receive` meanwhile restarted from the oldest: this read is stale.
+            const pushed = generation === conn.generation ? this.#push(conn, batch, room) : "full";
+            if (pushed === "full" || conn.backlog) this.#pump(conn);
+          },
+          (e) => {
+            conn.pumping = false;
+            conn.backlog = true;
+            this.#failed(conn, e);
+          },
+        );
+        return;
       }
-      if (batch.length < room) {
+      const pushed = this.#push(conn, read, room);
+      if (pushed === "blocked") return;
+      if (pushed === "drained") {
         conn.backlog = false; // the store holds nothing newer for now
         return;
       }
     }
+  }
+
+  /**
+   * Delivers a batch read for `conn`: "full" when it filled the `room` asked for (there
+   * may be more), "blocked" when the connection ran out of room (backlog kept),
+   * "drained" when the store had no more. Entries at or below the cursor (already
+   * pushed from memory) are skipped.
+   */
+  #push(conn: Connection, batch: QueuedMessage[], room: number): "full" | "blocked" | "drained" {
+    for (const m of batch) {
+      if (!conn.receiving || conn.dropped) return "blocked";
+      if (m.mid <= conn.cursor) continue;
+      if (!this.#hasRoom(conn)) {
+        conn.backlog = true;
+        return "blocked";
+      }
+      this.#deliver(conn, m);
+    }
+    return batch.length >= room ? "full" : "drained";
   }
 
   #deliver(conn: Connection, m: QueuedMessage): void {

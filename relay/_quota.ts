@@ -5,8 +5,7 @@
  * says which limit it met.
  * @module
  */
-import type { StoredCard } from "./store.ts";
-import type { RelayStore } from "./store.ts";
+import type { RelayStorage, StoredCard } from "./storage.ts";
 import type { RelayLimits } from "./limits.ts";
 import type { RelayStatus } from "./protocol.ts";
 import { BucketsByKey, TokenBucket } from "./_ratelimit.ts";
@@ -23,16 +22,17 @@ const size = (n: number) =>
 /**
  * Checks, in this order, the sender's quota for this recipient (`quota`), the
  * recipient's caps (`recipient-full`) and the store's (`store-full`) for an envelope of
- * `bytes`; undefined when it may be queued.
+ * `bytes`; undefined when it may be queued. A shared store enforces the per-sender
+ * quota and its cap again when it stores the message, cluster-wide (docs/SCALE.md).
  */
-export function queueRefusal(
-  store: RelayStore,
+export async function queueRefusal(
+  store: RelayStorage,
   limits: RelayLimits,
   sender: { id: Uint8Array; address: string },
   recipient: StoredCard,
   bytes: number,
-): Refusal | undefined {
-  const pair = store.pairUsage(recipient.id, sender.id);
+): Promise<Refusal | undefined> {
+  const pair = await store.pairUsage(recipient.id, sender.id);
   if (pair.messages >= limits.quota) {
     return {
       status: "quota",
@@ -40,7 +40,7 @@ export function queueRefusal(
         `${recipient.address} (the per-sender quota); try later`,
     };
   }
-  const r = store.usage(recipient.id);
+  const r = await store.usage(recipient.id);
   if (r.messages >= limits.recipientQuota || r.bytes + bytes > limits.recipientBytes) {
     return {
       status: "recipient-full",

@@ -1,5 +1,6 @@
 /**
- * The relay (SPEC §23): a `RelayServer` over a durable `RelayStore` (SQLite), served with
+ * The relay (SPEC §23): a `RelayServer` over a durable store — `RelayStore` (SQLite) or
+ * any `RelayStorage`, such as the NATS JetStream store of docs/SCALE.md — served with
  * `serveRelay`; clients connect with `connectRelay` (a session pinning the relay's card)
  * and hand it sealed envelopes; `handleDeliveries` opens what arrives and shows each
  * message once; `OutgoingQueue` keeps what could not be sent yet. This entry point loads
@@ -33,6 +34,18 @@ export {
   type RelayStats,
 } from "./server.ts";
 export { RelayStore } from "./store.ts";
+export {
+  type NewMessage,
+  type OnlineBoard,
+  type PutCardResult,
+  type QueuedMessage,
+  type QueueUsage,
+  type QueueWatch,
+  type RelayStorage,
+  type SharedDirectory,
+  type StoredCard,
+  StoreRefusal,
+} from "./storage.ts";
 export { chooseProtocols, type ProtocolChoice } from "./capabilities.ts";
 export {
   type DeliveryOptions,

@@ -49,7 +49,7 @@ import {
   type RelayLimits,
   relayLimits,
 } from "./limits.ts";
-import type { QueuedMessage, RelayStore, StoredCard } from "./store.ts";
+import { type QueuedMessage, type RelayStorage, type StoredCard, StoreRefusal } from "./storage.ts";
 
 /** Default cap on one envelope (SPEC §23.6). */
 export const DEFAULT_MAX_MESSAGE = RELAY_DEFAULTS.maxMessage;
@@ -67,7 +67,8 @@ export type RelayEvent = LogEvent;
 
 /** Options of a relay. */
 export interface RelayServerOptions extends Partial<RelayLimits> {
-  store: RelayStore;
+  /** SQLite (`RelayStore`) or a store shared by several relay nodes (docs/SCALE.md). */
+  store: RelayStorage;
   crypto: CryptoProvider;
   /** Anyone with a valid card may register (otherwise only `users`). */
   openRegistration: boolean;
@@ -97,9 +98,20 @@ type Reply = { status: RelayStatus } & ResponseFields;
 type Issued = { done: Promise<Reply> };
 const now = (r: Reply): Issued => ({ done: Promise.resolve(r) });
 
+/**
+ * The answer to a request whose store write failed: the store's own refusal (a shared
+ * store's cluster-wide quota or cap), else `unavailable` with the store's reason (a
+ * JetStream cluster without quorum): nothing was stored, the client keeps the message.
+ */
+function storeFailure(e: unknown): Reply {
+  if (e instanceof StoreRefusal) return { status: e.status, detail: e.message };
+  const why = isMissiveError(e) ? e.message : String((e as Error)?.message ?? e);
+  return { status: "unavailable", detail: `the relay's store is unavailable: ${why}` };
+}
+
 /** The relay. A class: it owns live connections and counters. */
 export class RelayServer {
-  readonly #store: RelayStore;
+  readonly #store: RelayStorage;
   readonly #crypto: CryptoProvider;
   readonly #directory: Directory;
   readonly #limits: RelayLimits;
@@ -139,6 +151,13 @@ export class RelayServer {
       room: this.#limits.connectionBytes / 4,
       running: () => this.#state === "running",
       delivered: () => this.#counters.delivered++,
+      failed: (conn, e) =>
+        this.#logOf(conn).emit({
+          event: "store-error",
+          op: "deliver",
+          address: conn.card.address,
+          error: String((e as Error)?.message ?? e),
+        }),
     });
     this.#registrations = new RegistrationGate(this.#limits.registrationsPerMinute, this.#now());
     this.#log = options.log;
@@ -386,7 +405,7 @@ export class RelayServer {
     }
     const reply = done.then(
       (r) => this.#reply(conn, rid, request.op, r),
-      (e) => this.#reply(conn, rid, request.op, { status: "unavailable", detail: String(e) }),
+      (e) => this.#reply(conn, rid, request.op, storeFailure(e)),
     );
     this.#track(reply);
     return { answered: done.catch(() => {}) };
@@ -412,6 +431,7 @@ export class RelayServer {
   }
 
   async #handle(conn: Connection, request: RelayRequest): Promise<Issued> {
+    await this.#directory.ready();
     if (request.op === "register") return now(await this.#register(conn));
     if (request.op === "keepalive") {
       return now({ status: "ok", count: this.#limits.idleTimeoutMs });
@@ -419,7 +439,7 @@ export class RelayServer {
     if (request.op === "unknown") {
       return now({ status: "unknown-op", detail: `unknown op ${request.code}` });
     }
-    conn.registered ||= this.#directory.registered(conn.card) !== undefined;
+    conn.registered ||= (await this.#directory.resolveRegistered(conn.card)) !== undefined;
     if (!conn.registered) {
       return now({
         status: "not-registered",
@@ -428,7 +448,7 @@ export class RelayServer {
     }
     switch (request.op) {
       case "lookup": {
-        const found = this.#directory.find(request.target);
+        const found = await this.#directory.resolve(request.target);
         if (!found) {
           const what = typeof request.target === "string" ? request.target : toHex(request.target);
           return now({ status: "not-found", detail: `no card registered for ${what}` });
@@ -448,18 +468,18 @@ export class RelayServer {
       case "ack":
         return this.#ack(conn, request.message, request.receipt);
       case "receive":
-        return now(this.#receive(conn));
+        return now(await this.#receive(conn));
       case "publish-prekeys":
         return await this.#publishPrekeys(conn, request.upload);
       case "fetch-prekeys":
-        return this.#fetchPrekeys(conn, request.target);
+        return await this.#fetchPrekeys(conn, request.target);
       case "stats":
         // Users see only what does not depend on anyone's invisible activity (SPEC §23.3).
         return now({
           status: "ok",
           stats: {
             online: this.#directory.visibleCount(),
-            queued: this.#store.queued(conn.card.id),
+            queued: await this.#store.queued(conn.card.id),
           },
         });
     }
@@ -468,7 +488,7 @@ export class RelayServer {
   async #register(conn: Connection): Promise<Reply> {
     const card = conn.card;
     if (this.#directory.authorize(card) && this.#directory.isChange(card)) {
-      if (this.#directory.isNew(card) && this.#store.cardCount >= this.#limits.maxUsers) {
+      if (this.#directory.isNew(card) && this.#directory.cardCount >= this.#limits.maxUsers) {
         return {
           status: "directory-full",
           detail: `this relay holds its maximum of ${this.#limits.maxUsers} registered cards`,
@@ -506,12 +526,18 @@ export class RelayServer {
         detail: `not a missive envelope: ${(e as Error).message}`,
       });
     }
-    const recipient = this.#directory.find(to);
+    const recipient = await this.#directory.resolve(to);
     if (!recipient) {
       const what = typeof to === "string" ? to : toHex(to);
       return now({ status: "unknown-recipient", detail: `no user ${what} is registered here` });
     }
-    const full = queueRefusal(this.#store, this.#limits, conn.card, recipient, envelope.length);
+    const full = await queueRefusal(
+      this.#store,
+      this.#limits,
+      conn.card,
+      recipient,
+      envelope.length,
+    );
     if (full) return now(full);
     // The digest happens before the write so the write itself stays in request order.
     const digest = await this.#crypto.sha256(envelope);
@@ -622,10 +648,10 @@ export class RelayServer {
    * fetch-prekeys (SPEC §23.13): the target's card and a bundle; the one-time prekey in
    * it is deleted in the same transaction, before the answer goes out.
    */
-  #fetchPrekeys(conn: Connection, target: string | Bytes): Issued {
+  async #fetchPrekeys(conn: Connection, target: string | Bytes): Promise<Issued> {
     const limited = this.#prekeyRate(conn);
     if (limited) return now(limited);
-    const found = this.#directory.find(target);
+    const found = await this.#directory.resolve(target);
     const what = typeof target === "string" ? target : toHex(target);
     if (!found) return now({ status: "not-found", detail: `no card registered for ${what}` });
     return {
@@ -644,8 +670,8 @@ export class RelayServer {
     };
   }
 
-  #receive(conn: Connection): Reply {
-    return { status: "ok", count: this.#deliveries.start(conn) };
+  async #receive(conn: Connection): Promise<Reply> {
+    return { status: "ok", count: await this.#deliveries.start(conn) };
   }
 
   /**
@@ -674,7 +700,7 @@ export class RelayServer {
     ]);
     clearTimeout(closing);
     for (const c of this.#connections) c.cut("the relay is shutting down");
-    this.#store.close();
+    await this.#store.close();
     this.#state = "closed";
     this.#emit({ event: "shutdown", ...this.stats() });
   }

@@ -19,6 +19,16 @@ import {
   type PrekeyStore,
   type PrekeyUpload,
 } from "../stp/ratchet/mod.ts";
+import type {
+  NewMessage,
+  PutCardResult,
+  QueuedMessage,
+  QueueUsage,
+  RelayStorage,
+  StoredCard,
+} from "./storage.ts";
+
+export type { NewMessage, QueuedMessage, QueueUsage, StoredCard } from "./storage.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -57,48 +67,10 @@ CREATE TABLE IF NOT EXISTS one_time_prekeys (
 );
 `;
 
-/** A registered card as stored. */
-export interface StoredCard {
-  id: Bytes;
-  address: string;
-  card: Bytes;
-  /** Index into PRESENCE_STATUSES. */
-  presence: number;
-  note?: string;
-}
-
-/** A queued envelope. */
-export interface QueuedMessage {
-  mid: number;
-  recipient: Bytes;
-  sender: Bytes;
-  senderAddress: string;
-  envelope: Bytes;
-  enqueued: number;
-  attempts: number;
-}
-
-/** What `enqueue` needs. */
-export interface NewMessage {
-  recipient: Bytes;
-  sender: Bytes;
-  senderAddress: string;
-  envelope: Uint8Array;
-  /** SHA-256 of the envelope: a resend of the same bytes is the same message. */
-  digest: Uint8Array;
-  enqueued: number;
-}
-
 /** A cheap map key for an ID (one char per byte; never shown). */
 const idKey = (id: Uint8Array) => String.fromCharCode(...id);
 /** The key of a (recipient, sender) pair. */
 const pairKey = (recipient: Uint8Array, sender: Uint8Array) => idKey(recipient) + idKey(sender);
-
-/** What is queued for one recipient, or from one sender to one recipient. */
-export interface QueueUsage {
-  messages: number;
-  bytes: number;
-}
 
 const add = (m: Map<string, QueueUsage>, key: string, messages: number, bytes: number) => {
   const u = m.get(key) ?? { messages: 0, bytes: 0 };
@@ -133,8 +105,13 @@ function toMessage(row: Row): QueuedMessage {
   };
 }
 
-/** The relay database. A class: it owns an open database with a lifecycle. */
-export class RelayStore {
+/**
+ * The relay database, the default `RelayStorage` (one relay node). A class: it owns an
+ * open database with a lifecycle.
+ */
+export class RelayStore implements RelayStorage {
+  readonly kind = "sqlite";
+  readonly shared = false;
   readonly #db: DatabaseSync;
   readonly #path: string;
   readonly #sql: Record<string, StatementSync>;
@@ -301,16 +278,21 @@ export class RelayStore {
     return row && toCard(row);
   }
 
-  allCards(): StoredCard[] {
-    return (this.#sql.allCards.all() as Row[]).map(toCard);
+  allCards(): Promise<StoredCard[]> {
+    this.#check();
+    return Promise.resolve((this.#sql.allCards.all() as Row[]).map(toCard));
   }
 
-  /** Stores or replaces (same ID) a card; the directory checks collisions first. */
-  putCard(id: Uint8Array, address: string, card: Uint8Array, now: number): Promise<void> {
-    return this.#write(() => {
-      const fresh = this.#sql.cardById.get(id) === undefined;
+  /** Stores or replaces (same ID, same address) a card; a collision otherwise. */
+  putCard(id: Uint8Array, address: string, card: Uint8Array, now: number): Promise<PutCardResult> {
+    return this.#write((): PutCardResult => {
+      const byId = this.#sql.cardById.get(id) as Row | undefined;
+      if (byId && byId.address !== address) return { status: "collision", holder: toCard(byId) };
+      const byAddress = this.#sql.cardByAddress.get(address) as Row | undefined;
+      if (byAddress && !byId) return { status: "collision", holder: toCard(byAddress) };
       this.#sql.putCard.run(id, address, card, now);
-      if (fresh) this.#cards++;
+      if (!byId) this.#cards++;
+      return { status: "ok" };
     });
   }
 
@@ -323,19 +305,28 @@ export class RelayStore {
     return this.#write(() => void this.#sql.presence.run(presence, note ?? null, id));
   }
 
-  /** Messages queued for `recipient`. */
-  queued(recipient: Uint8Array): number {
+  /** Messages queued for `recipient`, now. */
+  queuedNow(recipient: Uint8Array): number {
     return this.#byRecipient.get(idKey(recipient))?.messages ?? 0;
   }
 
+  /** Messages queued for `recipient`. */
+  queued(recipient: Uint8Array): Promise<number> {
+    return Promise.resolve(this.queuedNow(recipient));
+  }
+
   /** What is queued for `recipient`. */
-  usage(recipient: Uint8Array): QueueUsage {
-    return { ...(this.#byRecipient.get(idKey(recipient)) ?? { messages: 0, bytes: 0 }) };
+  usage(recipient: Uint8Array): Promise<QueueUsage> {
+    return Promise.resolve({
+      ...(this.#byRecipient.get(idKey(recipient)) ?? { messages: 0, bytes: 0 }),
+    });
   }
 
   /** What `sender` has queued for `recipient`. */
-  pairUsage(recipient: Uint8Array, sender: Uint8Array): QueueUsage {
-    return { ...(this.#byPair.get(pairKey(recipient, sender)) ?? { messages: 0, bytes: 0 }) };
+  pairUsage(recipient: Uint8Array, sender: Uint8Array): Promise<QueueUsage> {
+    return Promise.resolve({
+      ...(this.#byPair.get(pairKey(recipient, sender)) ?? { messages: 0, bytes: 0 }),
+    });
   }
 
   /** Messages queued in all. */
@@ -465,10 +456,12 @@ export class RelayStore {
   }
 
   /** Commits pending writes and closes the database; idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#commit();
-    this.#closed = true;
-    this.#db.close();
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#commit();
+      this.#closed = true;
+      this.#db.close();
+    }
+    return Promise.resolve();
   }
 }

@@ -174,7 +174,7 @@ describe("relay routing", () => {
     const mids = [];
     for (let i = 1; i <= 5; i++) mids.push(await send(a, alice, bob, `message ${i}`));
     assert.deepEqual(mids, [...mids].sort((x, y) => x - y));
-    assert.equal(relay.store.queued(bob.card.id), 5);
+    assert.equal(await relay.store.queued(bob.card.id), 5);
     const { dir, cleanup } = tempDir();
     const seen = new SeenMessages(join(dir, "seen.db"));
     const b = relay.connect(bob);
@@ -243,7 +243,7 @@ describe("relay routing", () => {
     const m1 = await a.send(bob.card.id, envelope);
     const m2 = await a.send("bob@example.org", envelope);
     assert.equal(m1, m2);
-    assert.equal(relay.store.queued(bob.card.id), 1);
+    assert.equal(await relay.store.queued(bob.card.id), 1);
     await relay.close();
   });
 });
@@ -272,7 +272,7 @@ describe("relay acknowledgements and durability", () => {
     assert.equal(first.unacknowledged, 1, "the acknowledgement was dropped");
     await b1.close();
     seen1.close();
-    assert.equal(relay.store.queued(bob.card.id), 1, "still queued: no receipt named it");
+    assert.equal(await relay.store.queued(bob.card.id), 1, "still queued: no receipt named it");
 
     const seen2 = new SeenMessages(seenPath);
     const b2 = relay.connect(bob);
@@ -284,7 +284,7 @@ describe("relay acknowledgements and durability", () => {
     );
     assert.deepEqual(second, { shown: 0, duplicates: 1, rejected: 0, unacknowledged: 0 });
     assert.deepEqual(shown, ["only once"]);
-    assert.equal(relay.store.queued(bob.card.id), 0);
+    assert.equal(await relay.store.queued(bob.card.id), 0);
     seen2.close();
     cleanup();
     await relay.close();
@@ -342,7 +342,7 @@ describe("relay acknowledgements and durability", () => {
       assert.equal(Buffer.from(bytes).includes(Buffer.from(secret)), false, "plaintext on disk");
     }
     const second = await startRelay({ dbPath });
-    assert.equal(second.store.queued(bob.card.id), 3);
+    assert.equal(await second.store.queued(bob.card.id), 3);
     const seen = new SeenMessages(join(dir, "seen.db"));
     const got = await receiveTexts(second.connect(bob), bob, seen, 3);
     assert.deepEqual(got.map(textOf), [1, 2, 3].map((i) => `${secret} #${i}`));
@@ -411,7 +411,7 @@ describe("relay client outgoing queue", () => {
     const r2 = await flushOutgoing(a, queue, t0 + retryDelay(1));
     assert.equal(r2.sent.length, 1);
     assert.equal(queue.all().length, 0, "deleted once accepted");
-    assert.equal(relay.store.queued(bob.card.id), 1);
+    assert.equal(await relay.store.queued(bob.card.id), 1);
     await down.close();
     queue.close();
     cleanup();
