@@ -9,6 +9,7 @@ import type { Bytes } from "../core/bytes.ts";
 import type { PresenceStatus } from "../amp/presence.ts";
 import type { ReceiptStatus } from "../amp/receipt.ts";
 import type { Card } from "../keys/card.ts";
+import { MissiveError } from "../core/errors.ts";
 
 /** Who sent an envelope, as the carrier authenticated it. */
 export interface Sender {
@@ -59,4 +60,18 @@ export interface Carrier {
   /** Our presence (invisible: not listed, not announced). */
   setPresence(status: PresenceStatus): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A carrier with no network (for `--export` and tests): every call is refused. */
+export function offlineCarrier(): Carrier {
+  const no = () => Promise.reject(new MissiveError("network", "chat: offline"));
+  return {
+    name: "offline",
+    start: () => Promise.resolve(),
+    lookup: no,
+    send: no,
+    list: () => Promise.resolve([]),
+    setPresence: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
 }

@@ -88,6 +88,7 @@ export class Discovery {
   #presence: AnnouncePresence | "invisible" = "online";
   #timer?: ReturnType<typeof setInterval>;
   #lastAnswer = 0;
+  #lastTime = 0;
   #closed = false;
 
   private constructor(socket: dgram.Socket, options: DiscoveryOptions) {
@@ -135,7 +136,8 @@ export class Discovery {
       role: o.role ?? "chat",
       presence: this.#presence,
       port: o.port,
-      time: this.#now(),
+      // Strictly increasing: receivers refuse an announcement not later than the last.
+      time: (this.#lastTime = Math.max(this.#now(), this.#lastTime + 1)),
     });
     this.#send(bytes);
   }

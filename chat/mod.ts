@@ -18,7 +18,7 @@
 export { type ChatEvent, type ChatLine, ChatModel, type ChatModelOptions, type FriendView } from "./model.ts";
 export type { FriendState, LineState } from "./_records.ts";
 export { History, historyKey } from "./history.ts";
-export type { Carrier, CarrierSink, OnlineEntry, Sender } from "./carrier.ts";
+export { type Carrier, type CarrierSink, offlineCarrier, type OnlineEntry, type Sender } from "./carrier.ts";
 export { RelayCarrier, type RelayCarrierOptions } from "./relay_carrier.ts";
 export { LanCarrier, type LanCarrierOptions, relayVerdict } from "./lan_carrier.ts";
 export {
