@@ -7,6 +7,7 @@ import { serveRelay } from "../relay/link.ts";
 import { LINK_DEFAULTS, RELAY_DEFAULTS } from "../relay/limits.ts";
 import { type RelayEvent, RelayServer } from "../relay/server.ts";
 import { RelayStore } from "../relay/store.ts";
+import type { Identity } from "../keys/identity.ts";
 import { type Command, loadCards, loadIdentity, parseFlags } from "./common.ts";
 
 const R = RELAY_DEFAULTS;
@@ -34,6 +35,10 @@ Options:
   --stats-interval SEC  (default 10)
   --rekey-after N       sessions re-key after N acknowledged messages from the relay
                         (default: the session protocol's, 10; 0 never)
+  --announce            answer LAN discovery (missive chat --lan): signed announcements
+                        of this relay's card and port on --lan-group (SPEC §27.3)
+  --lan-group ADDR:PORT multicast group or broadcast address (default 239.255.77.77:7901)
+  --lan-interface IP    the interface for multicast (e.g. 127.0.0.1)
 
 Limits on clients (docs/SECURITY.md; each refusal has its own status):
   --quota N             messages one sender may queue for one recipient (${R.quota})
@@ -111,6 +116,29 @@ function formatEvent(e: RelayEvent): string {
   return `relay: ${event}${fields ? " " + fields : ""}`;
 }
 
+/** `--announce`: the relay answers the chat's LAN discovery (chat/discovery.ts). */
+async function announceRelay(
+  identity: Identity,
+  url: string,
+  group: string | undefined,
+  iface: string | undefined,
+  log: (e: RelayEvent) => void,
+) {
+  const { Discovery } = await import("../chat/discovery.ts");
+  const port = Number(/:(\d+)$/.exec(url)?.[1]);
+  const discovery = await Discovery.start({
+    crypto: await getCryptoProvider(),
+    identity,
+    role: "relay",
+    port,
+    group,
+    iface,
+    onProblem: (reason) => log({ event: "lan", detail: reason }),
+  });
+  log({ event: "announce", group: group ?? "239.255.77.77:7901", port });
+  return discovery;
+}
+
 export const serve: Command = {
   summary: "run a relay: directory, presence, durable store-and-forward",
   usage,
@@ -126,6 +154,9 @@ export const serve: Command = {
       stats: { type: "boolean" },
       "stats-interval": { type: "string" },
       "rekey-after": { type: "string" },
+      announce: { type: "boolean" },
+      "lan-group": { type: "string" },
+      "lan-interface": { type: "string" },
     }, usage);
     if (!parsed) return;
     const v = parsed.values;
@@ -187,6 +218,9 @@ export const serve: Command = {
       throw e;
     }
     log({ event: "listen", url: running.url, address: identity.card.address });
+    const announcer = v.announce
+      ? await announceRelay(identity, running.url, v["lan-group"], v["lan-interface"], log)
+      : undefined;
     await io.stdout(utf8(`relay listening on ${running.url}\n`));
     const printStats = () => {
       const before = Object.entries(running.drops).map(([k, n]) => [`refused-${k}`, n]);
@@ -208,6 +242,7 @@ export const serve: Command = {
     });
     if (timer) clearInterval(timer);
     log({ event: "signal", signal });
+    announcer?.close();
     await running.close();
     if (v.stats) printStats();
   },
