@@ -37,14 +37,15 @@ talk over direct sessions. On a terminal: a conversation area and an input line;
 otherwise the same commands are read from stdin, one per line (scripts).
 
 Commands:
-  /request ADDRESS [NOTE]   ask ADDRESS to be friends (your card, a signed note, prekeys)
-  /accept ADDRESS           accept a request        /refuse ADDRESS [REASON]
-  /friends                  friends and requests, with presence and notes
-  /list                     who is online (invisible users are never listed)
-  /chat ADDRESS             talk to ADDRESS: any line not starting with / goes there
-  /forward FROM TO [N]      forward the last N lines (default 1) of FROM's conversation
-  /status STATUS [NOTE]     online, busy, away or invisible; the note goes to friends
-  /history [ADDRESS] [N]    the last N lines (default 20)
+  /request ADDRESS [NOTE]  ask to be friends (your card, a signed note, prekeys)
+  /accept ADDRESS          accept a request
+  /refuse ADDRESS [REASON] refuse a request (they are told)
+  /friends                 friends and requests, with presence and notes
+  /list                    who is online (invisible users are never listed)
+  /chat ADDRESS            talk to ADDRESS: other lines go there (// for a "/")
+  /forward FROM TO [N]     forward FROM's last N lines (default 1) to TO
+  /status STATUS [NOTE]    online, busy, away or invisible; the note: to friends
+  /history [ADDRESS] [N]   the last N lines (default 20)
   /help   /exit
 
 Lines show the time, the author, ✓ for a verified author, and for yours the delivery

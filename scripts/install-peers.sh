@@ -2,7 +2,7 @@
 # Installs the real peers the tests and benchmarks run against, from Debian's apt, when
 # they are missing: openssl (smime), python3-cryptography (Fernet), sip-tester (sipp),
 # kamailio (SIP proxy), age (benchmark peer), socat (stdio pairs), minisign (detached
-# signatures). Quiet when all are present. Runs before `npm test`
+# signatures), tmux (missive chat in real terminals). Quiet when all are present. Runs before `npm test`
 # (the `pretest` script), so `npm it` sets up everything.
 set -euo pipefail
 
@@ -14,6 +14,7 @@ command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need[kamailio]=1
 command -v age >/dev/null || need[age]=1
 command -v socat >/dev/null || need[socat]=1
 command -v minisign >/dev/null || need[minisign]=1
+command -v tmux >/dev/null || need[tmux]=1
 
 [ ${#need[@]} -eq 0 ] && exit 0
 
