@@ -61,6 +61,7 @@ const FILES = [
   "framing.json",
   "relay.json",
   "signature.json",
+  "chat.json",
 ] as const;
 /**
  * Files whose failure outcome is the error code itself, with no separate `error` field
