@@ -68,7 +68,7 @@ const FILES = [
  * (SPEC §12): streams and session exchanges. A session frame may also be "discarded"
  * (SPEC §22.7: stale, the session goes on).
  */
-const OUTCOME_IS_CODE = new Set<string>(["stream.json", "session.json"]);
+const OUTCOME_IS_CODE = new Set<string>(["stream.json", "session.json", "chat.json"]);
 const MESSAGE_FILES = [
   "simple.json",
   "group.json",

@@ -78,7 +78,7 @@ function messageVectors() {
   bad("bundle-empty", m([1, 0], [2, id16(1)], [4, new Uint8Array(0)]));
   bad("bundle-too-large", m([1, 0], [2, id16(1)], [4, new Uint8Array(2049)]));
   bad("forward-time-negative", m([1, 6], [5, "x"], [9, "a@b"], [10, -1]));
-  bad("truncated", encodeChatMessage({ kind: "text", text: "hello" }).subarray(0, 5));
+  bad("message-truncated", encodeChatMessage({ kind: "text", text: "hello" }).subarray(0, 5));
   bad("trailing-byte", new Uint8Array([...encodeChatMessage({ kind: "bye" }), 0]));
   bad("non-shortest-kind", h("a1011803"));
   return vectors;
@@ -178,11 +178,22 @@ async function historyVectors(provider: CryptoProvider, ids: Map<string, Identit
   return vectors;
 }
 
-/** Every chat vector, in order. */
+const COMMENTS: Record<string, string> = {
+  "chat-message": "a chat AMP body (SPEC §27.2)",
+  announce: "a LAN datagram (SPEC §27.3)",
+  "history-row": "a sealed history row (SPEC §27.5)",
+};
+
+/** Every chat vector, in order; the outcome of a failure is its error code. */
 export async function chatVectors(provider: CryptoProvider, ids: Map<string, Identity>) {
-  return [
+  const all = [
     ...messageVectors(),
     ...await announceVectors(provider, ids),
     ...await historyVectors(provider, ids),
-  ];
+  ] as { name: string; kind: string }[];
+  return all.map(({ name, ...rest }) => ({
+    name,
+    comment: `${COMMENTS[rest.kind]}: ${name.replaceAll("-", " ")}`,
+    ...rest,
+  }));
 }
