@@ -27,7 +27,13 @@ import {
   verifySignedPrekey,
 } from "../stp/ratchet/mod.ts";
 import type { Sender } from "./carrier.ts";
-import { CHAT_AMP_TYPE, CHAT_AMP_VERSION, chatAmp, type ChatMessage, decodeChatMessage } from "./wire.ts";
+import {
+  CHAT_AMP_TYPE,
+  CHAT_AMP_VERSION,
+  chatAmp,
+  type ChatMessage,
+  decodeChatMessage,
+} from "./wire.ts";
 
 let registry: Registry | undefined;
 
@@ -81,7 +87,11 @@ export async function sealRequestEnvelope(
 }
 
 /** Seals a chat message with `simple` (SPEC §27.4): signed, for `card` only. */
-export async function sealWith(identity: Identity, card: Card, message: ChatMessage): Promise<Bytes> {
+export async function sealWith(
+  identity: Identity,
+  card: Card,
+  message: ChatMessage,
+): Promise<Bytes> {
   const reg = chatRegistry();
   const ours = reg.list().stps;
   const pair = STP_PREFERENCE.find(([t, v]) =>
@@ -89,7 +99,10 @@ export async function sealWith(identity: Identity, card: Card, message: ChatMess
     ours.some((p) => p.type === t && p.version === v)
   );
   if (!pair) {
-    throw new MissiveError("unknown-protocol", `${card.address}'s card lists no simple STP version`);
+    throw new MissiveError(
+      "unknown-protocol",
+      `${card.address}'s card lists no simple STP version`,
+    );
   }
   return await sealMessage({
     registry: reg,
@@ -154,7 +167,10 @@ export async function openIncoming(
       }
     }
     if (!initial) {
-      throw new MissiveError("session", "a conversation message, and we have no conversation with its sender");
+      throw new MissiveError(
+        "session",
+        "a conversation message, and we have no conversation with its sender",
+      );
     }
     const { conversation, opened } = await acceptConversation(ctx.identity, envelope, {
       keyring: ctx.keyring,
@@ -174,7 +190,11 @@ export async function openIncoming(
       throw e;
     }
   }
-  const opened = await openMessage(envelope, { registry: chatRegistry(), identity: ctx.identity, crypto: ctx.crypto });
+  const opened = await openMessage(envelope, {
+    registry: chatRegistry(),
+    identity: ctx.identity,
+    crypto: ctx.crypto,
+  });
   const card = opened.sender?.card;
   if (!opened.sender?.verified || !card) {
     throw new MissiveError("auth-failed", "a request without a verified sender card");

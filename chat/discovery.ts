@@ -137,7 +137,7 @@ export class Discovery {
       presence: this.#presence,
       port: o.port,
       // Strictly increasing: receivers refuse an announcement not later than the last.
-      time: (this.#lastTime = Math.max(this.#now(), this.#lastTime + 1)),
+      time: this.#lastTime = Math.max(this.#now(), this.#lastTime + 1),
     });
     this.#send(bytes);
   }
@@ -210,8 +210,16 @@ export class Discovery {
       if (this.#options.identity && id === toHex(this.#options.identity.card.id)) return;
       this.#guard.check(id, a.time, this.#now());
       const prior = this.#peers.get(id);
-      const fresh = !prior || prior.seen < this.#now() - 4 * (this.#options.everyMs ?? ANNOUNCE_EVERY);
-      const peer: LanPeer = { card: a.card, role: a.role, presence: a.presence, host, port: a.port, seen: this.#now() };
+      const fresh = !prior ||
+        prior.seen < this.#now() - 4 * (this.#options.everyMs ?? ANNOUNCE_EVERY);
+      const peer: LanPeer = {
+        card: a.card,
+        role: a.role,
+        presence: a.presence,
+        host,
+        port: a.port,
+        seen: this.#now(),
+      };
       this.#peers.set(id, peer);
       this.#options.onPeer?.(peer, fresh);
       if (fresh) this.#answer();

@@ -130,7 +130,11 @@ export class History {
     const rows = this.#sql.all.all() as { id: number; time: number; sealed: Uint8Array }[];
     const out: HistoryRow[] = [];
     for (const r of rows) {
-      out.push({ id: Number(r.id), time: Number(r.time), plain: await openRow(this.#key, r.id, r.sealed) });
+      out.push({
+        id: Number(r.id),
+        time: Number(r.time),
+        plain: await openRow(this.#key, r.id, r.sealed),
+      });
     }
     return out;
   }
@@ -155,7 +159,11 @@ export class History {
         continue;
       }
       const id = w.id ?? this.#nextId++;
-      rows.push({ id, time: w.time ?? now, sealed: await sealRow(this.#key, id, w.put, randomBytes(12)) });
+      rows.push({
+        id,
+        time: w.time ?? now,
+        sealed: await sealRow(this.#key, id, w.put, randomBytes(12)),
+      });
     }
     this.#db.exec("BEGIN IMMEDIATE");
     try {

@@ -102,8 +102,9 @@ export class LanCarrier implements Carrier {
     this.#relaysSeen.add(key);
     const why = relayVerdict(p.card, this.#options.relayCards ?? []);
     const where = tcpUrl(p.host, p.port);
-    if (why) this.#sink?.problem(`relay announcement of ${p.card.address} at ${where} refused: ${why}`);
-    else this.#sink?.notice(`relay ${p.card.address} found at ${where} (its card matches)`);
+    if (why) {
+      this.#sink?.problem(`relay announcement of ${p.card.address} at ${where} refused: ${why}`);
+    } else this.#sink?.notice(`relay ${p.card.address} found at ${where} (its card matches)`);
   }
 
   #adopt(session: Session): void {
@@ -147,7 +148,10 @@ export class LanCarrier implements Carrier {
     const peer = this.#discovery?.find(address);
     if (!peer) {
       return Promise.reject(
-        new MissiveError("refused", `${address} is not on the LAN (no announcement heard; see /list)`),
+        new MissiveError(
+          "refused",
+          `${address} is not on the LAN (no announcement heard; see /list)`,
+        ),
       );
     }
     return Promise.resolve(peer.card);

@@ -15,10 +15,22 @@
  * ```
  * @module
  */
-export { type ChatEvent, type ChatLine, ChatModel, type ChatModelOptions, type FriendView } from "./model.ts";
+export {
+  type ChatEvent,
+  type ChatLine,
+  ChatModel,
+  type ChatModelOptions,
+  type FriendView,
+} from "./model.ts";
 export type { FriendState, LineState } from "./_records.ts";
 export { History, historyKey } from "./history.ts";
-export { type Carrier, type CarrierSink, offlineCarrier, type OnlineEntry, type Sender } from "./carrier.ts";
+export {
+  type Carrier,
+  type CarrierSink,
+  offlineCarrier,
+  type OnlineEntry,
+  type Sender,
+} from "./carrier.ts";
 export { RelayCarrier, type RelayCarrierOptions } from "./relay_carrier.ts";
 export { LanCarrier, type LanCarrierOptions, relayVerdict } from "./lan_carrier.ts";
 export {
@@ -30,8 +42,8 @@ export {
   parseGroup,
 } from "./discovery.ts";
 export {
-  type Announcement,
   AnnounceGuard,
+  type Announcement,
   decodeDatagram,
   encodeAnnouncement,
   encodeQuery,

@@ -104,6 +104,7 @@ export class ChatModel {
   #view?: string;
   #lock: Promise<unknown> = Promise.resolve();
   #flushing?: Promise<void>;
+  #again = false;
   #timer?: ReturnType<typeof setInterval>;
   #online: OnlineEntry[] = [];
   #closed = false;
@@ -175,7 +176,11 @@ export class ChatModel {
         this.#keyring = PrekeyKeyring.restore(r.keyring);
       } else if (r.type === "friend") {
         const { type: _, ...f } = r;
-        const friend: Friend = { ...f, row: row.id, cardObject: await decodeCard(this.#crypto, f.card) };
+        const friend: Friend = {
+          ...f,
+          row: row.id,
+          cardObject: await decodeCard(this.#crypto, f.card),
+        };
         if (f.conversation) {
           friend.live = await Conversation.restore(f.conversation, { crypto: this.#crypto });
         }
@@ -188,7 +193,10 @@ export class ChatModel {
       }
     }
     if (!this.#keyring) {
-      this.#keyring = await PrekeyKeyring.create(this.identity, { oneTime: 20, crypto: this.#crypto });
+      this.#keyring = await PrekeyKeyring.create(this.identity, {
+        oneTime: 20,
+        crypto: this.#crypto,
+      });
       this.#keyringRow = this.#history.reserve();
       await this.#history.write([this.#keyringWrite()]);
     }
@@ -249,7 +257,9 @@ export class ChatModel {
       const to = normalizeAddress(address);
       if (to === this.identity.card.address) throw new MissiveError("usage", "that is you");
       const existing = this.#friends.get(to);
-      if (existing?.state === "friend") throw new MissiveError("usage", `${to} is a friend already`);
+      if (existing?.state === "friend") {
+        throw new MissiveError("usage", `${to} is a friend already`);
+      }
       const card = await this.#carrier.lookup(to);
       const requestId = randomBytes(16);
       const bundle = encodePrekeyBundle(this.#keyring.bundle());
@@ -357,7 +367,12 @@ export class ChatModel {
           verified: false,
           forwardedBy: this.identity.card.address,
         };
-        await this.#sendIn(target, { kind: "forward", text: l.text, author: l.author, time: l.time }, line);
+        await this.#sendIn(target, {
+          kind: "forward",
+          text: l.text,
+          author: l.author,
+          time: l.time,
+        }, line);
       }
       return lines.length;
     }).finally(() => void this.flush());
@@ -401,7 +416,16 @@ export class ChatModel {
       for (let i = 0; i < unread.length; i += MAX_RECEIPT_NONCES) {
         const chunk = unread.slice(i, i + MAX_RECEIPT_NONCES);
         for (const l of chunk) l.state = "read";
-        await this.#sendIn(f, { kind: "receipt", state: "read", nonces: chunk.map((l) => l.nonce!) }, undefined, chunk.map((l) => this.#lineWrite(l)));
+        await this.#sendIn(
+          f,
+          {
+            kind: "receipt",
+            state: "read",
+            nonces: chunk.map((l) => l.nonce!),
+          },
+          undefined,
+          chunk.map((l) => this.#lineWrite(l)),
+        );
       }
     }).finally(() => void this.flush());
   }
@@ -411,7 +435,9 @@ export class ChatModel {
     await this.online().catch(() => {});
     return [...this.#friends.values()].sort((a, b) => a.address < b.address ? -1 : 1).map((f) => {
       const listed = this.#online.find((o) => o.kind === "user" && o.address === f.address);
-      const presence = listed ? f.presence && f.presence !== "invisible" ? f.presence : listed.status : "offline";
+      const presence = listed
+        ? f.presence && f.presence !== "invisible" ? f.presence : listed.status
+        : "offline";
       const note = f.state === "friend" ? f.presenceNote : f.note;
       return { address: f.address, state: f.state, presence, ...(note ? { note } : {}) };
     });
@@ -460,7 +486,12 @@ export class ChatModel {
    * advanced ratchet state, the line (if any) and the envelope in the outbox (SPEC §25.8:
    * the state is stored before the message leaves).
    */
-  async #sendIn(f: Friend, m: ChatMessage, line?: ChatLine, extra: HistoryWrite[] = []): Promise<void> {
+  async #sendIn(
+    f: Friend,
+    m: ChatMessage,
+    line?: ChatLine,
+    extra: HistoryWrite[] = [],
+  ): Promise<void> {
     if (!f.live) throw new MissiveError("usage", `${f.address}: no conversation`);
     const body = encodeChatMessage(m);
     const { envelope, nonce } = await f.live.encrypt({ ampType: 8, ampVersion: 1, body });
@@ -475,31 +506,44 @@ export class ChatModel {
     if (line) this.#emit({ type: "line", line });
   }
 
-  /** Hands every queued envelope to the carrier, in order; a peer that fails waits. */
+  /**
+   * Hands every queued envelope to the carrier, in order; a peer that fails waits. A call
+   * during a flush makes it run once more (what was queued meanwhile goes too).
+   */
   flush(): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    if (this.#flushing) return this.#flushing;
+    if (this.#flushing) {
+      this.#again = true;
+      return this.#flushing;
+    }
     this.#flushing = (async () => {
-      const blocked = new Set<string>();
-      for (const [row, item] of [...this.#outbox]) {
-        if (blocked.has(item.peer) || this.#closed) continue;
-        try {
-          await this.#carrier.send(item.peer, item.envelope);
-        } catch (e) {
-          if (!isMissiveError(e)) throw e;
-          if (e.code === "network" || e.code === "timeout" || e.code === "session") {
-            blocked.add(item.peer);
-            continue;
-          }
-          this.#emit({ type: "problem", reason: `to ${item.peer}: ${e.message}` });
-          await this.#exclusive(() => this.#sent(row, item.line, "failed"));
-          continue;
-        }
-        await this.#exclusive(() => this.#sent(row, item.line, "sent"));
-      }
+      do {
+        this.#again = false;
+        await this.#flushOnce();
+      } while (this.#again && !this.#closed);
     })().catch((e) => this.#emit({ type: "problem", reason: `outbox: ${(e as Error).message}` }))
       .finally(() => (this.#flushing = undefined));
     return this.#flushing;
+  }
+
+  async #flushOnce(): Promise<void> {
+    const blocked = new Set<string>();
+    for (const [row, item] of [...this.#outbox]) {
+      if (blocked.has(item.peer) || this.#closed || !this.#outbox.has(row)) continue;
+      try {
+        await this.#carrier.send(item.peer, item.envelope);
+      } catch (e) {
+        if (!isMissiveError(e)) throw e;
+        if (e.code === "network" || e.code === "timeout" || e.code === "session") {
+          blocked.add(item.peer);
+          continue;
+        }
+        this.#emit({ type: "problem", reason: `to ${item.peer}: ${e.message}` });
+        await this.#exclusive(() => this.#sent(row, item.line, "failed"));
+        continue;
+      }
+      await this.#exclusive(() => this.#sent(row, item.line, "sent"));
+    }
   }
 
   async #sent(row: number, lineRow: number | undefined, state: LineState): Promise<void> {
@@ -590,10 +634,18 @@ export class ChatModel {
         }
         f.state = "refused-by-them";
         await this.#history.write([this.#friendWrite(f)]);
-        this.#emit({ type: "refused", address: f.address, by: "them", ...(m.reason ? { reason: m.reason } : {}) });
+        this.#emit({
+          type: "refused",
+          address: f.address,
+          by: "them",
+          ...(m.reason ? { reason: m.reason } : {}),
+        });
         return;
       }
-      throw new MissiveError("malformed", `a sealed ${m.kind}: only requests and refusals travel sealed`);
+      throw new MissiveError(
+        "malformed",
+        `a sealed ${m.kind}: only requests and refusals travel sealed`,
+      );
     }
     // In a conversation (the ratchet authenticated the friend).
     if (incoming.via === "new-conversation") {
@@ -606,7 +658,9 @@ export class ChatModel {
       await this.#history.write([this.#keyringWrite()]);
       const m = incoming.message;
       if (!target || target.state !== "request-sent") fail("no request of ours is pending");
-      if (toHex(target!.cardObject.id) !== toHex(incoming.conversation.peer.id)) fail("another key");
+      if (toHex(target!.cardObject.id) !== toHex(incoming.conversation.peer.id)) {
+        fail("another key");
+      }
       if (m.kind !== "accept" || !equalBytes(m.requestId, target!.requestId)) {
         fail("its first message is not the accept of our request");
       }
@@ -646,7 +700,11 @@ export class ChatModel {
         writes.push(this.#lineWrite(line));
         await this.#history.write(writes);
         this.#emit({ type: "line", line });
-        await this.#sendIn(f, { kind: "receipt", state: line.state as "read" | "delivered", nonces: [nonce] });
+        await this.#sendIn(f, {
+          kind: "receipt",
+          state: line.state as "read" | "delivered",
+          nonces: [nonce],
+        });
         void this.flush();
         return;
       }
@@ -668,14 +726,23 @@ export class ChatModel {
         if (m.note) f.presenceNote = m.note;
         else delete f.presenceNote;
         await this.#history.write([this.#friendWrite(f)]);
-        this.#emit({ type: "presence", address: f.address, status: m.status, ...(m.note ? { note: m.note } : {}) });
+        this.#emit({
+          type: "presence",
+          address: f.address,
+          status: m.status,
+          ...(m.note ? { note: m.note } : {}),
+        });
         return;
       case "bye":
         f.live?.close();
         delete f.live;
         f.state = "ended";
         await this.#history.write([this.#friendWrite(f)]);
-        this.#emit({ type: "ended", address: f.address, ...(m.reason ? { reason: m.reason } : {}) });
+        this.#emit({
+          type: "ended",
+          address: f.address,
+          ...(m.reason ? { reason: m.reason } : {}),
+        });
         return;
       default:
         await this.#history.write(writes); // the ratchet advanced all the same
@@ -712,4 +779,3 @@ function receiptFor(e: MissiveError): ReceiptStatus {
       return "unparsable";
   }
 }
-

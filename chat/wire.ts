@@ -119,7 +119,9 @@ export function encodeChatMessage(m: ChatMessage): Bytes {
       break;
   }
   if (m.kind === "request" || m.kind === "accept" || m.kind === "refuse") {
-    if (m.requestId.length !== 16) throw new MissiveError("usage", "chat: a request ID is 16 bytes");
+    if (m.requestId.length !== 16) {
+      throw new MissiveError("usage", "chat: a request ID is 16 bytes");
+    }
   }
   return encodeCbor(map);
 }

@@ -22,7 +22,14 @@ import {
   offlineCarrier,
   RelayCarrier,
 } from "../chat/mod.ts";
-import { type Command, exitCodesLine, type Io, loadCards, loadIdentity, parseFlags } from "./common.ts";
+import {
+  type Command,
+  exitCodesLine,
+  type Io,
+  loadCards,
+  loadIdentity,
+  parseFlags,
+} from "./common.ts";
 import { ChatScreen } from "./chat_screen.ts";
 
 const usage = `missive chat --relay URL --relay-card RELAY.CARD --key ME.KEY [options]
@@ -95,18 +102,24 @@ export const chat: Command = {
   summary: "chat with friends: requests, presence, encrypted conversations (relay or LAN)",
   usage,
   async run(args, io) {
-    const parsed = await parseFlags(io, args, {
-      relay: { type: "string" },
-      "relay-card": { type: "string" },
-      key: { type: "string" },
-      db: { type: "string" },
-      lan: { type: "boolean" },
-      "lan-group": { type: "string" },
-      "lan-interface": { type: "string" },
-      log: { type: "string" },
-      export: { type: "string" },
-      timeout: { type: "string" },
-    }, usage, 0);
+    const parsed = await parseFlags(
+      io,
+      args,
+      {
+        relay: { type: "string" },
+        "relay-card": { type: "string" },
+        key: { type: "string" },
+        db: { type: "string" },
+        lan: { type: "boolean" },
+        "lan-group": { type: "string" },
+        "lan-interface": { type: "string" },
+        log: { type: "string" },
+        export: { type: "string" },
+        timeout: { type: "string" },
+      },
+      usage,
+      0,
+    );
     if (!parsed) return;
     const v = parsed.values;
     if (!v.key) throw new MissiveError("usage", "chat: --key FILE is required");
@@ -232,7 +245,10 @@ class ChatView {
           "notice",
         );
       case "ended":
-        return sc.say(`${s(e.address)} ended the friendship${e.reason ? `: ${s(e.reason)}` : ""}`, "notice");
+        return sc.say(
+          `${s(e.address)} ended the friendship${e.reason ? `: ${s(e.reason)}` : ""}`,
+          "notice",
+        );
       case "presence":
         return sc.say(`${s(e.address)} is ${e.status}${e.note ? ` (${s(e.note)})` : ""}`, "notice");
       case "link":
@@ -256,7 +272,9 @@ class ChatView {
     const line = input.trim();
     if (!line) return;
     try {
-      if (!line.startsWith("/") || line.startsWith("//")) return await this.#say(line.replace(/^\//, ""));
+      if (!line.startsWith("/") || line.startsWith("//")) {
+        return await this.#say(line.replace(/^\//, ""));
+      }
       const [name, ...rest] = line.split(/\s+/);
       await this.#run(name.toLowerCase(), rest, line);
     } catch (e) {
@@ -266,7 +284,9 @@ class ChatView {
   }
 
   async #say(text: string): Promise<void> {
-    if (!this.#current) throw new MissiveError("usage", "no conversation chosen: /chat ADDRESS first");
+    if (!this.#current) {
+      throw new MissiveError("usage", "no conversation chosen: /chat ADDRESS first");
+    }
     await this.model.send(this.#current, text);
   }
 
@@ -298,7 +318,11 @@ class ChatView {
         const online = await this.model.online();
         if (!online.length) return sc.say("nobody else is online");
         for (const o of online) {
-          sc.say(`  ${s(o.address)}  ${o.kind === "relay" ? "relay" : o.status}${o.where ? `  ${s(o.where)}` : ""}`);
+          sc.say(
+            `  ${s(o.address)}  ${o.kind === "relay" ? "relay" : o.status}${
+              o.where ? `  ${s(o.where)}` : ""
+            }`,
+          );
         }
         return;
       }
@@ -313,9 +337,14 @@ class ChatView {
       case "/forward": {
         need(2, "FROM TO [N]");
         const n = args[2] === undefined ? 1 : Number(args[2]);
-        if (!Number.isSafeInteger(n) || n < 1 || n > 100) throw new MissiveError("usage", "/forward: N is 1..100");
+        if (!Number.isSafeInteger(n) || n < 1 || n > 100) {
+          throw new MissiveError("usage", "/forward: N is 1..100");
+        }
         const count = await this.model.forward(args[0], args[1], n);
-        return sc.say(`forwarded ${count} line${count === 1 ? "" : "s"} to ${s(args[1])}`, "notice");
+        return sc.say(
+          `forwarded ${count} line${count === 1 ? "" : "s"} to ${s(args[1])}`,
+          "notice",
+        );
       }
       case "/status": {
         need(1, "online|busy|away|invisible [NOTE]");
@@ -327,7 +356,9 @@ class ChatView {
       }
       case "/history": {
         const n = args.length && /^\d+$/.test(args[args.length - 1]) ? Number(args.pop()) : 20;
-        for (const l of this.model.lines(args[0] ?? this.#current, n)) sc.add({ line: l, self: "" });
+        for (const l of this.model.lines(args[0] ?? this.#current, n)) {
+          sc.add({ line: l, self: "" });
+        }
         return;
       }
       case "/help":

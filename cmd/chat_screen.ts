@@ -11,7 +11,10 @@ import type { ChatLine } from "../chat/mod.ts";
 import type { Io } from "./io.ts";
 
 /** One entry of the conversation area: rendered anew on every redraw (states change). */
-export type Entry = { line: ChatLine; self: string } | { text: string; kind: "notice" | "problem" | "plain" };
+export type Entry = { line: ChatLine; self: string } | {
+  text: string;
+  kind: "notice" | "problem" | "plain";
+};
 
 const two = (n: number) => String(n).padStart(2, "0");
 const clock = (ms: number) => {
@@ -181,7 +184,9 @@ export class ChatScreen {
       if (this.#escape) {
         // Skip escape sequences (arrows, function keys): ESC [ … final byte.
         this.#escape += ch;
-        if (this.#escape.length > 1 && /[@-~]/.test(ch) && !(this.#escape === "\x1b[")) this.#escape = "";
+        if (this.#escape.length > 1 && /[@-~]/.test(ch) && !(this.#escape === "\x1b[")) {
+          this.#escape = "";
+        }
         if (this.#escape.length > 16) this.#escape = "";
         continue;
       }

@@ -42,7 +42,16 @@ class Tmux {
   /** Starts `command` in a new 80×24 session; the pane stays after it exits. */
   start(name: string, command: string, cwd: string): void {
     this.#run(
-      "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", cwd,
+      "new-session",
+      "-d",
+      "-s",
+      name,
+      "-x",
+      "80",
+      "-y",
+      "24",
+      "-c",
+      cwd,
       `env MISSIVE_FROM_SOURCE=1 ${command}; echo "[exited $?]"; sleep 600`,
     );
   }
@@ -136,14 +145,31 @@ test("missive chat in tmux through a relay: three users", { skip, timeout: 300_0
     for (const who of ["alice", "bob2", "carol"]) await tmux.waitFor(who, "[exited 0]");
 
     const relayDb = onDisk(join(dir, "relay.db"));
-    for (const text of ["hello bob from alice", "hi alice from bob", "are you there bob", "at lunch", "let me in"]) {
+    for (
+      const text of [
+        "hello bob from alice",
+        "hi alice from bob",
+        "are you there bob",
+        "at lunch",
+        "let me in",
+      ]
+    ) {
       assert.ok(!relayDb.includes(text), `the relay's database holds "${text}"`);
     }
     for (const who of ["alice", "bob", "carol"]) {
       const db = join(dir, `${who}.key.chat.db`);
       assert.equal(statSync(db).mode & 0o777, 0o600, `${db} is not 0600`);
       const raw = onDisk(db);
-      for (const text of ["hello bob from alice", "hi alice from bob", "@example.org", "at lunch", "let me in", "it's alice"]) {
+      for (
+        const text of [
+          "hello bob from alice",
+          "hi alice from bob",
+          "@example.org",
+          "at lunch",
+          "let me in",
+          "it's alice",
+        ]
+      ) {
         assert.ok(!raw.includes(text), `${db} holds "${text}" in clear`);
       }
     }
@@ -155,7 +181,10 @@ test("missive chat in tmux through a relay: three users", { skip, timeout: 300_0
   }
 });
 
-test("missive chat in tmux on a LAN, no relay; hostile datagrams are logged", { skip, timeout: 300_000 }, async () => {
+test("missive chat in tmux on a LAN, no relay; hostile datagrams are logged", {
+  skip,
+  timeout: 300_000,
+}, async () => {
   const { dir, cleanup } = tempDir("missive-chat-lan-");
   const tmux = new Tmux();
   await keys(dir, ["alice", "bob", "mallory"]);
@@ -193,21 +222,41 @@ test("missive chat in tmux on a LAN, no relay; hostile datagrams are logged", { 
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
     sock.setMulticastInterface("127.0.0.1");
     const [host, p] = group.split(":");
-    const send = (b: Uint8Array) => new Promise<void>((r) => sock.send(b, Number(p), host, () => r()));
+    const send = (b: Uint8Array) =>
+      new Promise<void>((r) => sock.send(b, Number(p), host, () => r()));
     const crypto = await getCryptoProvider();
-    const mallory = await readKeyFile(crypto, readFileSync(join(dir, "mallory.key"), "utf8"), () => Promise.resolve(""));
-    const announce = await encodeAnnouncement(crypto, mallory, { role: "chat", presence: "online", port: 9, time: Date.now() });
+    const mallory = await readKeyFile(
+      crypto,
+      readFileSync(join(dir, "mallory.key"), "utf8"),
+      () => Promise.resolve(""),
+    );
+    const announce = await encodeAnnouncement(crypto, mallory, {
+      role: "chat",
+      presence: "online",
+      port: 9,
+      time: Date.now(),
+    });
     const unsigned = new Uint8Array(announce);
     unsigned[unsigned.length - 1] ^= 0xff;
-    const stale = await encodeAnnouncement(crypto, mallory, { role: "chat", presence: "online", port: 9, time: Date.now() - 3_600_000 });
+    const stale = await encodeAnnouncement(crypto, mallory, {
+      role: "chat",
+      presence: "online",
+      port: 9,
+      time: Date.now() - 3_600_000,
+    });
     await send(randomBytes(40));
     await send(unsigned);
     await send(announce);
     await send(announce);
     await send(stale);
     const end = Date.now() + 20_000;
-    const log = () => existsSync(join(dir, "bob.log")) ? readFileSync(join(dir, "bob.log"), "utf8") : "";
-    while (Date.now() < end && !(/malformed/.test(log()) && /auth-failed/.test(log()) && /replayed/.test(log()) && /stale/.test(log()))) {
+    const log = () =>
+      existsSync(join(dir, "bob.log")) ? readFileSync(join(dir, "bob.log"), "utf8") : "";
+    while (
+      Date.now() < end &&
+      !(/malformed/.test(log()) && /auth-failed/.test(log()) && /replayed/.test(log()) &&
+        /stale/.test(log()))
+    ) {
       await new Promise((r) => setTimeout(r, 200));
     }
     for (const reason of ["malformed", "auth-failed", "replayed", "stale"]) {

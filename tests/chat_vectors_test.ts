@@ -40,7 +40,8 @@ const doc = JSON.parse(readFileSync(new URL("./vectors/chat.json", import.meta.u
   vectors: ChatVector[];
 };
 const hex = (s: string): Bytes => fromHex(s)!;
-const json = (v: unknown) => JSON.parse(JSON.stringify(v, (_, x) => x instanceof Uint8Array ? toHex(x) : x));
+const json = (v: unknown) =>
+  JSON.parse(JSON.stringify(v, (_, x) => x instanceof Uint8Array ? toHex(x) : x));
 
 async function outcome(provider: CryptoProvider, v: ChatVector): Promise<Record<string, unknown>> {
   try {
@@ -58,7 +59,15 @@ async function outcome(provider: CryptoProvider, v: ChatVector): Promise<Record<
     const id = toHex(a.card.id);
     if (v.last !== null && v.last !== undefined) guard.check(id, v.last, v.last);
     guard.check(id, a.time, v.now!);
-    return { outcome: "success", address: a.card.address, id, role: a.role, presence: a.presence, port: a.port, time: a.time };
+    return {
+      outcome: "success",
+      address: a.card.address,
+      id,
+      role: a.role,
+      presence: a.presence,
+      port: a.port,
+      time: a.time,
+    };
   } catch (e) {
     if (!isMissiveError(e)) throw e;
     return { outcome: e.code };
@@ -118,7 +127,11 @@ describe("chat.json", () => {
       assert.equal(toHex(key), v.historyKey, v.name);
       if (v.expect.outcome !== "success") continue;
       const sealed = hex(v.sealed!);
-      const plain = gcm(key, sealed.subarray(0, 12), transcript("missive/chat/v1/history-row", v.row!))
+      const plain = gcm(
+        key,
+        sealed.subarray(0, 12),
+        transcript("missive/chat/v1/history-row", v.row!),
+      )
         .decrypt(sealed.subarray(12));
       assert.equal(toHex(plain), v.expect.plaintext, v.name);
     }
@@ -126,7 +139,11 @@ describe("chat.json", () => {
 
   it("chat messages re-read from SPEC §27.2's table with the CBOR codec", () => {
     const kinds = ["request", "accept", "refuse", "text", "receipt", "presence", "forward", "bye"];
-    for (const v of doc.vectors.filter((v) => v.kind === "chat-message" && v.expect.outcome === "success")) {
+    for (
+      const v of doc.vectors.filter((v) =>
+        v.kind === "chat-message" && v.expect.outcome === "success"
+      )
+    ) {
       const m = decodeCbor(hex(v.input!)) as CborMap;
       const message = v.expect.message as Record<string, unknown>;
       assert.equal(kinds[m.get(1) as number], message.kind, v.name);

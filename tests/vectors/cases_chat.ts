@@ -34,7 +34,12 @@ function messageVectors() {
   const vectors: unknown[] = [];
   const good = (name: string, m: ChatMessage) => {
     const bytes = encodeChatMessage(m);
-    vectors.push({ name, kind: "chat-message", input: toHex(bytes), expect: { outcome: "success", message: json(decodeChatMessage(bytes)) } });
+    vectors.push({
+      name,
+      kind: "chat-message",
+      input: toHex(bytes),
+      expect: { outcome: "success", message: json(decodeChatMessage(bytes)) },
+    });
   };
   const bad = (name: string, value: CborValue | Uint8Array) => {
     const input = value instanceof Uint8Array ? value : encodeCbor(value);
@@ -103,7 +108,15 @@ async function announceVectors(provider: CryptoProvider, ids: Map<string, Identi
         if (check.last !== null) guard.check(idHex, check.last, check.last);
         guard.check(idHex, d.announcement.time, check.now);
         const a = d.announcement;
-        expect = { outcome: "success", address: a.card.address, id: idHex, role: a.role, presence: a.presence, port: a.port, time: a.time };
+        expect = {
+          outcome: "success",
+          address: a.card.address,
+          id: idHex,
+          role: a.role,
+          presence: a.presence,
+          port: a.port,
+          time: a.time,
+        };
       } else {
         expect = { outcome: "success", query: toHex(d.nonce) };
       }
@@ -111,13 +124,35 @@ async function announceVectors(provider: CryptoProvider, ids: Map<string, Identi
       if (!isMissiveError(e)) throw e;
       expect = { outcome: e.code };
     }
-    vectors.push({ name, kind: "announce", ...(sign ? { sign } : {}), datagram: toHex(datagram), ...check, expect });
+    vectors.push({
+      name,
+      kind: "announce",
+      ...(sign ? { sign } : {}),
+      datagram: toHex(datagram),
+      ...check,
+      expect,
+    });
   };
-  const inputs = { identity: "alice", role: "chat" as const, presence: "online" as const, port: 47900, time: NOW };
+  const inputs = {
+    identity: "alice",
+    role: "chat" as const,
+    presence: "online" as const,
+    port: 47900,
+    time: NOW,
+  };
   const good = await encodeAnnouncement(provider, alice, inputs);
   await add("announce-chat", good, { now: NOW, last: null }, inputs);
-  const relayIn = { identity: "bob", role: "relay" as const, presence: "busy" as const, port: 7900, time: NOW + 5 };
-  await add("announce-relay", await encodeAnnouncement(provider, ids.get("bob")!, relayIn), { now: NOW, last: null }, relayIn);
+  const relayIn = {
+    identity: "bob",
+    role: "relay" as const,
+    presence: "busy" as const,
+    port: 7900,
+    time: NOW + 5,
+  };
+  await add("announce-relay", await encodeAnnouncement(provider, ids.get("bob")!, relayIn), {
+    now: NOW,
+    last: null,
+  }, relayIn);
   await add("announce-later-than-last", good, { now: NOW + 1000, last: NOW - 2000 }, inputs);
   await add("query", encodeQuery(id16(7)), { now: NOW, last: null });
   await add("replayed", good, { now: NOW + 10, last: NOW }, inputs);
@@ -130,22 +165,65 @@ async function announceVectors(provider: CryptoProvider, ids: Map<string, Identi
     return b;
   };
   await add("signature-flipped", flip(good.length - 1), { now: NOW, last: null });
-  await add("port-changed", (() => {
-    // {…, 5: 47900} → 47901, signature unchanged: not what alice signed.
-    const at = toHex(good).indexOf("0519bb1c");
-    const b = h(toHex(good).slice(0, at) + "0519bb1d" + toHex(good).slice(at + 8));
-    return b;
-  })(), { now: NOW, last: null });
+  await add(
+    "port-changed",
+    (() => {
+      // {…, 5: 47900} → 47901, signature unchanged: not what alice signed.
+      const at = toHex(good).indexOf("0519bb1c");
+      const b = h(toHex(good).slice(0, at) + "0519bb1d" + toHex(good).slice(at + 8));
+      return b;
+    })(),
+    { now: NOW, last: null },
+  );
   const forged = await encodeAnnouncement(provider, mallory, inputs);
-  const swapped = new Map<number, CborValue>([[1, 0], [2, alice.card.bytes], [3, 0], [4, 0], [5, 47900], [6, NOW], [7, forged.subarray(forged.length - 64)]]);
+  const swapped = new Map<number, CborValue>([
+    [1, 0],
+    [2, alice.card.bytes],
+    [3, 0],
+    [4, 0],
+    [5, 47900],
+    [6, NOW],
+    [7, forged.subarray(forged.length - 64)],
+  ]);
   await add("signed-by-another", encodeCbor(swapped), { now: NOW, last: null });
   await add("garbage", utf8("HELLO missive"), { now: NOW, last: null });
   await add("truncated", good.subarray(0, 100), { now: NOW, last: null });
   await add("too-large", new Uint8Array(8193), { now: NOW, last: null });
-  await add("unknown-field", encodeCbor(new Map<number, CborValue>([[1, 1], [2, id16(7)], [3, 0]])), { now: NOW, last: null });
-  await add("card-invalid", encodeCbor(new Map<number, CborValue>([[1, 0], [2, h("a0")], [3, 0], [4, 0], [5, 1], [6, NOW], [7, new Uint8Array(64)]])), { now: NOW, last: null });
-  await add("port-zero", encodeCbor(new Map<number, CborValue>([[1, 0], [2, alice.card.bytes], [3, 0], [4, 0], [5, 0], [6, NOW], [7, new Uint8Array(64)]])), { now: NOW, last: null });
-  await add("presence-invisible", encodeCbor(new Map<number, CborValue>([[1, 0], [2, alice.card.bytes], [3, 0], [4, 3], [5, 1], [6, NOW], [7, new Uint8Array(64)]])), { now: NOW, last: null });
+  await add(
+    "unknown-field",
+    encodeCbor(new Map<number, CborValue>([[1, 1], [2, id16(7)], [3, 0]])),
+    { now: NOW, last: null },
+  );
+  await add(
+    "card-invalid",
+    encodeCbor(
+      new Map<number, CborValue>([[1, 0], [2, h("a0")], [3, 0], [4, 0], [5, 1], [6, NOW], [
+        7,
+        new Uint8Array(64),
+      ]]),
+    ),
+    { now: NOW, last: null },
+  );
+  await add(
+    "port-zero",
+    encodeCbor(
+      new Map<number, CborValue>([[1, 0], [2, alice.card.bytes], [3, 0], [4, 0], [5, 0], [6, NOW], [
+        7,
+        new Uint8Array(64),
+      ]]),
+    ),
+    { now: NOW, last: null },
+  );
+  await add(
+    "presence-invisible",
+    encodeCbor(
+      new Map<number, CborValue>([[1, 0], [2, alice.card.bytes], [3, 0], [4, 3], [5, 1], [6, NOW], [
+        7,
+        new Uint8Array(64),
+      ]]),
+    ),
+    { now: NOW, last: null },
+  );
   return vectors;
 }
 
@@ -155,7 +233,9 @@ async function historyVectors(provider: CryptoProvider, ids: Map<string, Identit
   const key = await provider.aeadKey("aes-256-gcm", await historyKey(provider, alice));
   const bobKey = await provider.aeadKey("aes-256-gcm", await historyKey(provider, ids.get("bob")!));
   const nonce = h(secret("alice", "history-nonce").slice(0, 24));
-  const plain = encodeCbor(new Map<number, CborValue>([[1, 3], [2, "bob@example.org"], [5, "hello bob"]]));
+  const plain = encodeCbor(
+    new Map<number, CborValue>([[1, 3], [2, "bob@example.org"], [5, "hello bob"]]),
+  );
   const add = async (name: string, identity: string, row: number, sealed: Uint8Array, k = key) => {
     let expect: Record<string, unknown>;
     try {
@@ -164,7 +244,15 @@ async function historyVectors(provider: CryptoProvider, ids: Map<string, Identit
       if (!isMissiveError(e)) throw e;
       expect = { outcome: e.code };
     }
-    vectors.push({ name, kind: "history-row", identity, historyKey: toHex(await historyKey(provider, ids.get(identity)!)), row, sealed: toHex(sealed), expect });
+    vectors.push({
+      name,
+      kind: "history-row",
+      identity,
+      historyKey: toHex(await historyKey(provider, ids.get(identity)!)),
+      row,
+      sealed: toHex(sealed),
+      expect,
+    });
   };
   const sealed = await sealRow(key, 7, plain, nonce);
   await add("row-7", "alice", 7, sealed);
