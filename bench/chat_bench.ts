@@ -41,7 +41,8 @@ const server = new RelayServer({
   registrationsPerMinute: 0,
 });
 await server.start();
-const relay = await serveRelay("tcp://127.0.0.1:0", relayId, server);
+// Every client is on 127.0.0.1: lift the per-address cap (SPEC §23.12) for the simulation.
+const relay = await serveRelay("tcp://127.0.0.1:0", relayId, server, { maxPerAddress: 1000 });
 
 const until = async (ok: () => boolean) => {
   while (!ok()) await new Promise((r) => setTimeout(r, 5));
