@@ -51,6 +51,10 @@ const COMMANDS: Record<string, { summary: string; load(): Promise<Command> }> = 
     summary: "talk to a relay: register, lookup, list, status, send, inbox, watch",
     load: async () => (await import("./relay.ts")).relay,
   },
+  chat: {
+    summary: "chat with friends: requests, presence, encrypted conversations (relay or LAN)",
+    load: async () => (await import("./chat.ts")).chat,
+  },
   send: {
     summary: "seal a message and send it over a transport (tcp, sip, stdio)",
     load: async () => (await import("./send.ts")).send,

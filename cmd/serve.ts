@@ -7,6 +7,7 @@ import { LINK_DEFAULTS, RELAY_DEFAULTS } from "../relay/limits.ts";
 import { type RelayEvent, RelayServer } from "../relay/server.ts";
 import type { RelayStorage } from "../relay/storage.ts";
 import { RelayStore } from "../relay/store.ts";
+import type { Identity } from "../keys/identity.ts";
 import {
   type Command,
   exitCodesLine,
@@ -59,6 +60,10 @@ Options:
                         e.g. 30s, 5m (default 10s)
   --rekey-after N       sessions re-key after N acknowledged messages from the relay
                         (default: the session protocol's, 10; 0 never)
+  --announce            answer LAN discovery (missive chat --lan): signed announcements
+                        of this relay's card and port on --lan-group (SPEC §27.3)
+  --lan-group ADDR:PORT multicast group or broadcast address (default 239.255.77.77:7901)
+  --lan-interface IP    the interface for multicast (e.g. 127.0.0.1)
 
 Limits on clients (docs/SECURITY.md; each refusal has its own status):
   --quota N             messages one sender may queue for one recipient (${R.quota})
@@ -201,6 +206,29 @@ async function openStore(
   });
 }
 
+/** `--announce`: the relay answers the chat's LAN discovery (chat/discovery.ts). */
+async function announceRelay(
+  identity: Identity,
+  url: string,
+  group: string | undefined,
+  iface: string | undefined,
+  log: (e: RelayEvent) => void,
+) {
+  const { Discovery } = await import("../chat/discovery.ts");
+  const port = Number(/:(\d+)$/.exec(url)?.[1]);
+  const discovery = await Discovery.start({
+    crypto: await getCryptoProvider(),
+    identity,
+    role: "relay",
+    port,
+    group,
+    iface,
+    onProblem: (reason) => log({ event: "lan", detail: reason }),
+  });
+  log({ event: "announce", group: group ?? "239.255.77.77:7901", port });
+  return discovery;
+}
+
 export const serve: Command = {
   summary: "run a relay: directory, presence, durable store-and-forward",
   usage,
@@ -224,6 +252,9 @@ export const serve: Command = {
       "nats-tls-ca": { type: "string" },
       "nats-tls-cert": { type: "string" },
       "nats-tls-key": { type: "string" },
+      announce: { type: "boolean" },
+      "lan-group": { type: "string" },
+      "lan-interface": { type: "string" },
     }, usage);
     if (!parsed) return;
     const v = parsed.values;
@@ -291,6 +322,9 @@ export const serve: Command = {
       throw e;
     }
     log({ event: "listen", url: running.url, address: identity.card.address });
+    const announcer = v.announce
+      ? await announceRelay(identity, running.url, v["lan-group"], v["lan-interface"], log)
+      : undefined;
     const printStats = () => {
       const before = Object.entries(running.drops).map(([k, n]) => [`refused-${k}`, n]);
       const m = process.memoryUsage();
@@ -312,6 +346,7 @@ export const serve: Command = {
     });
     if (timer) clearInterval(timer);
     log({ event: "signal", signal });
+    announcer?.close();
     await running.close();
     if (v.stats) printStats();
   },

@@ -3,8 +3,9 @@
 # they are missing: openssl (smime), python3-cryptography (Fernet), sip-tester (sipp),
 # kamailio (SIP proxy), age (age files, interop and benchmark peer), openssh-client
 # (ssh-keygen makes the SSH keys of the age interop tests), socat (stdio pairs), minisign
-# (detached signatures), nats-server (the relay's JetStream store, docs/SCALE.md). Quiet
-# when all are present. Runs before `npm test` (the `pretest` script).
+# (detached signatures), nats-server (the relay's JetStream store, docs/SCALE.md), tmux
+# (missive chat in real terminals). Quiet when all are present. Runs before `npm test`
+# (the `pretest` script).
 set -euo pipefail
 
 declare -A need=()
@@ -17,6 +18,7 @@ command -v ssh-keygen >/dev/null || need[openssh-client]=1
 command -v socat >/dev/null || need[socat]=1
 command -v minisign >/dev/null || need[minisign]=1
 command -v nats-server >/dev/null || need[nats-server]=1
+command -v tmux >/dev/null || need[tmux]=1
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -61,13 +61,14 @@ const FILES = [
   "framing.json",
   "relay.json",
   "signature.json",
+  "chat.json",
 ] as const;
 /**
  * Files whose failure outcome is the error code itself, with no separate `error` field
  * (SPEC §12): streams and session exchanges. A session frame may also be "discarded"
  * (SPEC §22.7: stale, the session goes on).
  */
-const OUTCOME_IS_CODE = new Set<string>(["stream.json", "session.json"]);
+const OUTCOME_IS_CODE = new Set<string>(["stream.json", "session.json", "chat.json"]);
 const MESSAGE_FILES = [
   "simple.json",
   "group.json",

@@ -27,6 +27,7 @@ import { fromHex } from "../../core/bytes.ts";
 import type { Identity } from "../../keys/identity.ts";
 
 import { ampVectors } from "./cases_amp.ts";
+import { chatVectors } from "./cases_chat.ts";
 import { authCases, plainCases, pskCases } from "./cases_auth_psk_plain.ts";
 import { armorVectors, envelopeVectors } from "./cases_formats.ts";
 import { groupCases, groupIntermediates } from "./cases_group.ts";
@@ -202,6 +203,15 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
         "`rotate` rotates the keyring. See tests/vectors/cases_ratchet.ts for the random draws.",
       identities: pqIdentities,
       vectors: await ratchetVectors(provider, pqIds, randomStream),
+    },
+    "chat.json": {
+      description: "Chat (SPEC §27): `chat-message` bodies (hex `input`) through the chat AMP " +
+        "decoder; `announce` datagrams through the LAN receiver (decode, card, signature, then " +
+        "freshness against `now` and replay against `last`, the time last accepted from that " +
+        "card; `sign` gives a success's inputs); `history-row` rows opened with the identity's " +
+        "history key (given) at row number `row`.",
+      identities,
+      vectors: await chatVectors(provider, ids),
     },
     "weak_keys.json": {
       description: "Weak keys (SPEC §1.4, §3.7): `decode` a card (CBOR hex), or `verify` an " +
