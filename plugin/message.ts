@@ -365,7 +365,7 @@ export interface OpenedMessage {
  * import assert from "node:assert/strict";
  * import {
  *   createIdentity, defaultRegistry, getCryptoProvider, MemoryReplayCache, openMessage, sealMessage,
- *   simpleStp, textV1,
+ *   simpleV3, textV1,
  * } from "../mod.ts";
  * const crypto = await getCryptoProvider();
  * const registry = defaultRegistry();
@@ -374,7 +374,7 @@ export interface OpenedMessage {
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
  * const carol = await createIdentity(crypto, { address: "carol@example.org", ...caps });
  * const sealed = await sealMessage({
- *   stp: simpleStp(3), amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ *   stp: simpleV3, amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
  * });
  * const replay = new MemoryReplayCache();
  * const opened = await openMessage(sealed, {

@@ -81,8 +81,8 @@ function checkPlugin(p: Plugin): void {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { Registry, simpleStp, textV1 } from "../mod.ts";
- * const registry = new Registry().register(simpleStp(3), textV1);
+ * import { Registry, simpleV3, textV1 } from "../mod.ts";
+ * const registry = new Registry().register(simpleV3, textV1);
  * assert.equal(registry.stp(2, 3).name, "simple");
  * assert.equal(registry.find("amp", "text").version, 1);
  * assert.equal(registry.find("stp", "simple/3"), registry.stp(2, 3));

@@ -152,7 +152,7 @@ export async function openStreamHeader(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createIdentity, defaultRegistry, getCryptoProvider, simpleStp } from "../mod.ts";
+ * import { createIdentity, defaultRegistry, getCryptoProvider, simpleV3 } from "../mod.ts";
  * import { bytesSource, memorySink, openStream, sealStream, StreamError } from "./mod.ts";
  * const crypto = await getCryptoProvider();
  * const caps = { stps: [[2, 3]] as const, amps: [[1, 1]] as const };
@@ -160,7 +160,7 @@ export async function openStreamHeader(
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
  * const sealed = memorySink();
  * await sealStream({
- *   stp: simpleStp(3), sender: alice, recipients: [bob.card],
+ *   stp: simpleV3, sender: alice, recipients: [bob.card],
  *   source: bytesSource(new Uint8Array(1000).fill(7)), sink: sealed, chunkSize: 256,
  * });
  * const registry = defaultRegistry();

@@ -162,7 +162,7 @@ export function needsSignedChunks(stp: AnyStp, recipients: number): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createIdentity, defaultRegistry, getCryptoProvider, simpleStp } from "../mod.ts";
+ * import { createIdentity, defaultRegistry, getCryptoProvider, simpleV3 } from "../mod.ts";
  * import { bytesSource, memorySink, openStream, sealStream, STREAM_MAGIC } from "./mod.ts";
  * const crypto = await getCryptoProvider();
  * const caps = { stps: [[2, 3]] as const, amps: [[1, 1]] as const };
@@ -171,7 +171,7 @@ export function needsSignedChunks(stp: AnyStp, recipients: number): boolean {
  * const data = new Uint8Array(1000).map((_, i) => i % 251);
  * const sealed = memorySink();
  * const result = await sealStream({
- *   stp: simpleStp(3), sender: alice, recipients: [bob.card],
+ *   stp: simpleV3, sender: alice, recipients: [bob.card],
  *   source: bytesSource(data), sink: sealed, chunkSize: 256,
  * });
  * assert.equal(result.plaintextBytes, 1000);

@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createIdentity, defaultRegistry, getCryptoProvider, groupStp } from "../mod.ts";
+ * import { createIdentity, defaultRegistry, getCryptoProvider, groupV1 } from "../mod.ts";
  * import { bytesSource, iterableSource, memorySink, openStream, sealStream } from "./mod.ts";
  * const crypto = await getCryptoProvider();
  * const caps = { stps: [[3, 1]] as const, amps: [[1, 1]] as const };
@@ -20,7 +20,7 @@
  * }
  * const sealed = memorySink();
  * const result = await sealStream({
- *   stp: groupStp, sender: alice, recipients: [bob.card, carol.card],
+ *   stp: groupV1, sender: alice, recipients: [bob.card, carol.card],
  *   source: iterableSource(pieces()), sink: sealed, chunkSize: 256,
  * });
  * assert.equal(result.signed, true); // two recipients hold the key: every chunk is signed

@@ -5,7 +5,7 @@
  * payload is the DER of one ContentInfo. Identities are X.509 certificates and PKCS #8
  * keys, passed as parsed objects in the STP's options (`SmimeOptions`; the CLI reads them
  * from --cert/--key/--to/--trust; `--option` text is parsed by `parseSmimeOptions`), so
- * missive cards play no part here. Not in `defaultRegistry()`: register `smimeStp` where
+ * missive cards play no part here. Not in `defaultRegistry()`: register `smimeV1` where
  * X.509 is wanted (this entry point loads pkijs).
  *
  * @example
@@ -13,14 +13,14 @@
  * import assert from "node:assert/strict";
  * import { openMessage, Registry, sealMessage, textV1 } from "../../mod.ts";
  * import { createSelfSigned } from "../../keys/x509.ts";
- * import { smimeStp } from "./mod.ts";
+ * import { smimeV1 } from "./mod.ts";
  * const alice = await createSelfSigned({ address: "alice@example.org", kind: "ec-p256", days: 1 });
  * const bob = await createSelfSigned({ address: "bob@example.org", kind: "ec-p256", days: 1 });
  * const sealed = await sealMessage({
- *   stp: smimeStp, amp: textV1, message: { text: "hi" },
+ *   stp: smimeV1, amp: textV1, message: { text: "hi" },
  *   options: { identity: { chain: [alice.cert], key: alice.key }, recipients: [bob.cert] },
  * });
- * const registry = new Registry().register(smimeStp, textV1);
+ * const registry = new Registry().register(smimeV1, textV1);
  * const opened = await openMessage(sealed, {
  *   registry,
  *   options: { identity: { chain: [bob.cert], key: bob.key }, trustAnchors: [alice.cert] },
