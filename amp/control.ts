@@ -22,9 +22,11 @@ const FIELDS = ["action", "session", "reason"];
 
 /** A control message, e.g. `{ action: "refuse", session, reason: "busy" }`. */
 export interface Control {
+  /** What the sender asks or answers; one of `CONTROL_ACTIONS`. */
   action: ControlAction;
   /** Which chat: chosen by the requester, echoed by the answers (1..32 bytes). */
   session?: Uint8Array;
+  /** Why, for people (e.g. "busy"), at most 256 characters. */
   reason?: string;
 }
 

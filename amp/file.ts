@@ -39,10 +39,13 @@ export interface FileMessage {
   name: string;
   /** Media type, e.g. `application/pdf`. */
   type: string;
+  /** The file's bytes, at most `MAX_FILE_BYTES` (16 MiB). */
   content: Uint8Array;
   /** Bytes per chunk on the wire (default 65536). */
   chunkSize?: number;
+  /** The content's length in bytes; when given to encode, it must match (`usage`). */
   size?: number;
+  /** The content's 32-byte SHA-256: encode refuses a wrong one (`usage`), decode checks it. */
   sha256?: Uint8Array;
 }
 

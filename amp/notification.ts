@@ -17,9 +17,13 @@ const MAX_URI = 2048;
 
 /** A notification. `kind` is a short machine-readable word, e.g. "missed-call". */
 export interface Notification {
+  /** 1..64 characters of `[a-z0-9][a-z0-9._-]*` (SPEC §9). */
   kind: string;
+  /** A one-line heading, 1..256 characters. */
   title: string;
+  /** More text, at most 65,536 characters. */
   body?: string;
+  /** A link for the notice (e.g. the call to return), at most 2048 characters. */
   uri?: string;
 }
 

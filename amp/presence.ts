@@ -21,7 +21,9 @@ const FIELDS = ["status", "note"];
 
 /** A presence update, e.g. `{ status: "away", note: "back at 3" }`. */
 export interface Presence {
+  /** One of `PRESENCE_STATUSES`. */
   status: PresenceStatus;
+  /** Free text for people, at most 256 characters. */
   note?: string;
 }
 

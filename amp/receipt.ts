@@ -31,7 +31,9 @@ const FIELDS = ["nonce", "status", "detail"];
 
 /** A receipt for the message whose inner nonce is `nonce`. */
 export interface Receipt {
+  /** The 16-byte inner nonce of the message the receipt is about. */
   nonce: Uint8Array;
+  /** What the receiver did with it; one of `RECEIPT_STATUSES`. */
   status: ReceiptStatus;
   /** Free text for people, e.g. why a message was unparsable. */
   detail?: string;

@@ -31,14 +31,19 @@ const MEDIA_TYPE =
 
 /** A stream's descriptor. `name` and `mediaType` are set exactly for file/1 content. */
 export interface StreamDescriptor {
+  /** The content's AMP type: text (1) or file (6) in version 1 (`STREAMABLE_AMPS`). */
   ampType: number;
+  /** The content's AMP version (1). */
   ampVersion: number;
   /** 32 random bytes; every chunk key derives from it (SPEC §20.3). Secret. */
   payloadKey: Uint8Array;
+  /** Plaintext bytes per chunk, `MIN_STREAM_CHUNK`..`MAX_STREAM_CHUNK`; the last may be shorter. */
   chunkSize: number;
   /** Every chunk carries the sender's Ed25519 signature (SPEC §20.4). */
   signed: boolean;
+  /** The file's bare name (file/1 only), at most 255 UTF-8 bytes. */
   name?: string;
+  /** The file's media type, e.g. `application/pdf` (file/1 only). */
   mediaType?: string;
 }
 

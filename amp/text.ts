@@ -17,7 +17,9 @@ export const MAX_TEXT_BYTES = 16 * 1024 * 1024;
 
 /** A text message. `nonce` exists in version 2 only (random when not given). */
 export interface TextMessage {
+  /** The text, at most `MAX_TEXT_BYTES` (16 MiB) as UTF-8. */
   text: string;
+  /** Version 2 only: 8..32 bytes; 16 random bytes when absent (SPEC §8.2). */
   nonce?: Uint8Array;
 }
 

@@ -55,8 +55,14 @@ const PROVIDERS: Record<Path, CryptoProvider> = {
 
 /** Which path serves each family here; for `missive plugins`, logs and benchmarks. */
 export interface ProviderChoice {
+  /** The provider `getCryptoProvider()` returns: each call routed to its family's path. */
   provider: CryptoProvider;
+  /** The runtime the table was read for: `deno`, `bun` or `other`. */
   runtime: string;
+  /**
+   * The path serving each family, e.g. `"webcrypto < 16 KiB ≤ node"` for size-dependent
+   * ones, or the forced path's name under `MISSIVE_CRYPTO`.
+   */
   families: Record<Family, string>;
 }
 

@@ -47,8 +47,11 @@ export type ProtocolPair = readonly [type: number, version: number];
 
 /** The public half of an identity. */
 export interface Card {
+  /** The owner's address, in normal form (SPEC §3.2), at most 254 characters. */
   readonly address: string;
+  /** Ed25519 public key (field 3), 32 bytes; it checks the self-signature. */
   readonly signingKey: Bytes;
+  /** X25519 public key (field 4), 32 bytes: what classical STPs encrypt to. */
   readonly agreementKey: Bytes;
   /**
    * The X-Wing (ML-KEM-768 + X25519) public key, 1,216 bytes: present exactly in format-2
@@ -61,6 +64,7 @@ export interface Card {
   readonly amps: readonly ProtocolPair[];
   /** Creation time, milliseconds since the Unix epoch. */
   readonly created: number;
+  /** The 64-byte Ed25519 self-signature over every other field (SPEC §3.3). */
   readonly signature: Bytes;
   /** 128-bit identity ID. */
   readonly id: Bytes;
@@ -294,7 +298,29 @@ export function cardToText(card: Card): string {
 
 /**
  * Parses a card from text: either the bare line or a card file (`#` comment lines and
- * blank lines allowed around exactly one card line).
+ * blank lines allowed around exactly one card line), as SPEC §3.6 reads it. Text over
+ * 8,192 characters is `too-large`; anything but one `missive-card:` line of canonical
+ * base64url is `malformed`; the card itself is then checked as `decodeCard` does
+ * (weak keys and a bad self-signature are `key` errors, SPEC §3.7).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cardFileText, cardToText, createIdentity, getCryptoProvider, parseCardText } from "../mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const alice = await createIdentity(crypto, {
+ *   address: "Alice@Example.org", stps: [[2, 3]], amps: [[1, 1]],
+ * });
+ * const line = cardToText(alice.card);
+ * assert.ok(line.startsWith("missive-card:"));
+ * const card = await parseCardText(crypto, line);
+ * assert.equal(card.address, "alice@example.org");
+ * assert.deepEqual(card.bytes, alice.card.bytes);
+ * // A card file (comments around the line) parses to the same card:
+ * const file = await cardFileText(crypto, alice.card);
+ * assert.deepEqual((await parseCardText(crypto, file)).id, alice.card.id);
+ * await assert.rejects(parseCardText(crypto, "missive-card:AAAA"), { code: "malformed" });
+ * ```
  */
 export async function parseCardText(provider: CryptoProvider, text: string): Promise<Card> {
   if (text.length > MAX_CARD_SIZE * 2) {

@@ -36,6 +36,7 @@ import {
 
 /** An identity: its public card and its secret keys. */
 export interface Identity {
+  /** The public half: address, public keys, protocol pairs, self-signature. */
   readonly card: Card;
   /** Ed25519 seed (RFC 8032 §5.1.5), 32 bytes. */
   readonly signingSeed: Bytes;
@@ -50,8 +51,11 @@ export interface Identity {
 
 /** Options for a new identity. */
 export interface CreateIdentityOptions {
+  /** The address; normalised (SPEC §3.2), and a `usage` error when it is not one. */
   address: string;
+  /** STP (type, version) pairs the owner can open, as the card lists them (at most 64). */
   stps: readonly ProtocolPair[];
+  /** AMP (type, version) pairs the owner can read (at most 64). */
   amps: readonly ProtocolPair[];
   /** Creation time in ms; defaults to now. */
   created?: number;
@@ -62,6 +66,7 @@ export interface CreateIdentityOptions {
   hybrid?: boolean;
   /** Fixed secret keys (vectors and tests only); random by default. */
   signingSeed?: Uint8Array;
+  /** A fixed X25519 private key, 32 bytes (vectors and tests only). */
   agreementKey?: Uint8Array;
   /** The X-Wing seed of a hybrid identity. */
   hybridSeed?: Uint8Array;
@@ -69,7 +74,30 @@ export interface CreateIdentityOptions {
 
 /**
  * Creates a new identity with fresh keys and a self-signed card: hybrid (X-Wing key in a
- * format-2 card) unless `hybrid: false`.
+ * format-2 card, SPEC §3.1) unless `hybrid: false`. A bad address is `usage`; fixed
+ * secret keys of the wrong length are `key`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createIdentity, fingerprint, getCryptoProvider } from "../mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const alice = await createIdentity(crypto, {
+ *   address: "alice@example.org", stps: [[2, 3]], amps: [[1, 1]],
+ * });
+ * assert.equal(alice.card.address, "alice@example.org");
+ * assert.equal(alice.card.hybridKey?.length, 1216);
+ * assert.equal(alice.card.id.length, 16);
+ * assert.match(await fingerprint(crypto, alice.card), /^(\d{5} ){11}\d{5}$/);
+ * const classical = await createIdentity(crypto, {
+ *   address: "bob@example.org", stps: [[2, 2]], amps: [[1, 1]], hybrid: false,
+ * });
+ * assert.equal(classical.card.hybridKey, undefined);
+ * await assert.rejects(
+ *   createIdentity(crypto, { address: "not an address", stps: [], amps: [] }),
+ *   { code: "usage" },
+ * );
+ * ```
  */
 export async function createIdentity(
   provider: CryptoProvider,
@@ -175,7 +203,9 @@ export async function writeKeyFile(
 
 /** What a key file holds before any passphrase is asked for. */
 export interface KeyFileInfo {
+  /** The identity's public card, checked as `decodeCard` checks any card. */
   card: Card;
+  /** True when the secret keys are under a passphrase (scrypt, SPEC §4). */
   encrypted: boolean;
 }
 

@@ -116,11 +116,18 @@ export function detectForm(input: Uint8Array): InputForm {
 
 /** Inputs of `openAny`. */
 export interface OpenAnyRequest {
+  /** Where envelopes' (type, version) pairs are looked up (see `OpenRequest.registry`). */
   registry: Registry;
+  /**
+   * The opener's identity: for envelopes and streams sealed to it, and (its X25519 and
+   * hybrid keys) for age files sealed to its card.
+   */
   identity?: Identity;
+  /** Cards the opener trusts (see `OpenRequest.trusted`). */
   trusted?: readonly Card[];
   /** Refuse (`untrusted`) anything whose sender is not verified against `trusted`. */
   requireTrust?: boolean;
+  /** Where messages and streams are checked for replay (SPEC §10); none: no check. */
   replay?: ReplayCache;
   /** Typed STP options (psk's key, smime's identity, …): see OpenRequest.options. */
   options?: object;
@@ -135,6 +142,7 @@ export interface OpenAnyRequest {
   onStreamHeader?: () => void | Promise<void>;
   /** Progress of a stream: plaintext bytes released so far. */
   onProgress?: (plaintextBytes: number) => void;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
 }
 

@@ -24,7 +24,9 @@ export const MAX_RECEIPT_FRAME = 64 * 1024;
 
 /** A sealed frame and the inner nonce a receipt will name. */
 export interface SealedFrame {
+  /** The binary envelope, ready for `Transport.send`. */
   frame: Bytes;
+  /** The message's 16-byte inner nonce, which its receipt names (SPEC §14). */
   nonce: Bytes;
 }
 
@@ -139,6 +141,10 @@ export class ReceiptChannel {
   #frames: AsyncIterator<Uint8Array> | undefined;
   #failed: unknown;
 
+  /**
+   * A channel over `transport`: receipts are opened with `options.registry` and accepted
+   * only when signed by one of `options.cards` (the cards the messages were sealed to).
+   */
   constructor(
     transport: Transport,
     options: { registry: Registry; cards: readonly Card[]; crypto?: CryptoProvider },

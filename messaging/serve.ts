@@ -21,17 +21,21 @@ const PARTING_RECEIPT_MS = 2000;
 
 /** Options of a MessageServer. */
 export interface ServeOptions {
+  /** Where frames' (type, version) pairs are looked up; needs STP auth to seal receipts. */
   registry: Registry;
   /** Opens the messages and signs the receipts. */
   identity: Identity;
+  /** Cards whose holders are trusted (see `OpenRequest.trusted`). */
   trusted?: readonly Card[];
   /** Refuse (receipt `unknown-id`) messages whose signer is in no trusted card. */
   requireTrust?: boolean;
+  /** Where messages are checked for replay (SPEC §10); a replay is answered `undecryptable`. */
   replay?: ReplayCache;
   /** Typed STP options (see OpenRequest.options). */
   options?: object;
   /** STP options as text (`--option NAME=VALUE`). */
   optionPairs?: Readonly<Record<string, string>>;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
   /** Answer every frame with a receipt (default true; false where the transport cannot). */
   receipts?: boolean;
@@ -91,6 +95,7 @@ export class MessageServer {
   #stopping: Promise<void> | undefined;
   #error: unknown;
 
+  /** A server for `listener`; nothing is read until `run`. */
   constructor(listener: Listener, options: ServeOptions) {
     this.#listener = listener;
     this.#o = options;

@@ -2,7 +2,32 @@
  * Loading module plugins (DESIGN §3, way 2): a module path or URL whose default export
  * is a plugin, an array of plugins, or a factory `(host) => plugin(s)` that receives
  * missive's host API, so a plugin file needs no imports of its own and loads the same
- * way under `deno run` and inside the compiled binary.
+ * way under `deno run` and inside the compiled binary. Executable plugins (`exec:NAME`)
+ * load through the same call (plugin/exec/mod.ts).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { Registry } from "../mod.ts";
+ * import { loadPlugins } from "./loader.ts";
+ * const dir = mkdtempSync(join(tmpdir(), "missive-plugin-"));
+ * const file = join(dir, "shout.js");
+ * // A factory plugin: everything it needs comes from the host, no imports.
+ * writeFileSync(file, `export default (host) => ({
+ *   kind: "amp", type: 4000, version: 1, name: "shout", description: "upper-case text",
+ *   encode: (m) => host.bytes.utf8(m.toUpperCase()),
+ *   decode: (b) => host.bytes.fromUtf8(b),
+ * });`);
+ * const registry = new Registry();
+ * await loadPlugins(registry, [file]);
+ * const shout = registry.amp(4000, 1);
+ * assert.equal(shout.name, "shout");
+ * assert.equal(shout.decode(shout.encode("hi")), "HI");
+ * rmSync(dir, { recursive: true });
+ * ```
  * @module
  */
 import { existsSync } from "node:fs";
@@ -119,7 +144,11 @@ export async function importPluginModule(
  * Loads plugins into a registry (duplicates are refused by the registry, naming the
  * plugin that came second; an executable plugin refused so is stopped at once).
  */
-export async function loadPlugins(registry: Registry, paths: readonly string[], base?: string) {
+export async function loadPlugins(
+  registry: Registry,
+  paths: readonly string[],
+  base?: string,
+): Promise<void> {
   for (const path of paths) {
     const plugins = await importPluginModule(path, base);
     try {
@@ -222,3 +251,33 @@ export function configuredPluginPaths(
   }
   return out;
 }
+
+// Types that this entry point's signatures name (and the types those name), re-exported
+// so that its documentation is complete on its own.
+export type { Bytes } from "../core/bytes.ts";
+export type { ERROR_CODES, ErrorCode, MissiveError } from "../core/errors.ts";
+export type {
+  AeadAlgorithm,
+  AeadKey,
+  CryptoProvider,
+  HashAlgorithm,
+  IncrementalHash,
+} from "../crypto/provider.ts";
+export type { Envelope, EnvelopeHeader } from "../envelope/binary.ts";
+export type { Card, ProtocolPair } from "../keys/card.ts";
+export type { Identity } from "../keys/identity.ts";
+export type { Registry } from "./registry.ts";
+export type {
+  AmpPlugin,
+  AnyStp,
+  Inner,
+  OpenContext,
+  OptionPairs,
+  Plugin,
+  SealContext,
+  SenderInfo,
+  StpFeature,
+  StpOpened,
+  StpPlugin,
+  StpProperties,
+} from "./types.ts";

@@ -28,13 +28,30 @@ import {
 export interface SealRequest<T = unknown, O = unknown> {
   /** The registry the plugins came from, so external plugins' failures are named. */
   registry?: Registry;
+  /**
+   * The STP to seal with. A post-quantum version seals with its `classicalFallback`
+   * (one `onWarning`) when a recipient's card has no hybrid key, unless `requirePq`.
+   */
   stp: StpPlugin<O>;
+  /** The AMP that encodes `message` into the inner body. */
   amp: AmpPlugin<T>;
+  /** The application message, in the AMP's own form (e.g. `{ text }` for text). */
   message: T;
+  /** The signing identity; every STP but psk and plain requires one. */
   sender?: Identity;
+  /**
+   * The recipients' cards. More than one is `usage` for an STP whose properties lack
+   * `multiRecipient` (SPEC §2.6).
+   */
   recipients?: readonly Card[];
+  /** The envelope's sequence number (field 3, SPEC §2.1), bound by the STP. */
   sequenceNumber?: number;
+  /** Attach the sender's card so a first-contact recipient can verify (default true). */
   includeCard?: boolean;
+  /**
+   * Send the destination address as a keyed hash (SPEC §5.3); `usage` for an STP without
+   * the `hash-destination` feature (only simple has it).
+   */
   hashDestination?: boolean;
   /**
    * Key slots without recipient hints (group; see SealContext). Refused for an STP whose
@@ -45,12 +62,15 @@ export interface SealRequest<T = unknown, O = unknown> {
   options?: O;
   /** Options as text (`--option NAME=VALUE`), parsed by the STP's `parseOptions`. */
   optionPairs?: OptionPairs;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
-  /**
-   * Clock and randomness, injectable to make vectors. STPs wipe the secret buffers they
-   * drew once used, so `random` must return fresh arrays (not views of kept state).
-   */
+  /** The inner timestamp, ms since the Unix epoch; default now. Injectable for vectors. */
   now?: number;
+  /**
+   * The source of every random byte the seal draws (nonce, keys, ephemerals); default the
+   * runtime's CSPRNG. Injected only to make vectors. STPs wipe the secret buffers they
+   * drew once used, so it must return fresh arrays (not views of kept state).
+   */
   random?: (length: number) => Bytes;
   /**
    * The inner message's 16-byte nonce, when the caller needs to know it (to match a
@@ -78,6 +98,7 @@ export class PostQuantumRequiredError extends MissiveError {
   /** Addresses of the recipient cards without a hybrid key (format 1). */
   readonly classicalRecipients: readonly string[];
 
+  /** The code is `key` when `classicalRecipients` is non-empty, `usage` otherwise. */
   constructor(message: string, classicalRecipients: readonly string[]) {
     super(classicalRecipients.length > 0 ? "key" : "usage", message);
     this.name = "PostQuantumRequiredError";
@@ -137,23 +158,36 @@ function guardOf<T>(
 }
 
 /**
- * Seals one application message: AMP encode → STP seal → envelope. Returns the binary
- * envelope bytes.
+ * Seals one application message: AMP encode → STP seal → envelope (DESIGN §1). Returns
+ * the binary envelope bytes (SPEC §2.1). A request the STP cannot honour is refused with
+ * `usage` (SPEC §2.6: hidden recipients, several recipients, a hashed destination, a
+ * nonce that is not 16 bytes); `requirePq` refusals are `PostQuantumRequiredError`s.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createIdentity, defaultRegistry, getCryptoProvider, openMessage, sealMessage } from "../mod.ts";
  * const crypto = await getCryptoProvider();
  * const registry = defaultRegistry();
- * const caps = { stps: [[2, 2]] as const, amps: [[1, 1]] as const };
+ * const caps = { stps: [[2, 3]] as const, amps: [[1, 1]] as const };
  * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const simple = registry.find("stp", "simple");
+ * const text = registry.find("amp", "text/1");
  * const sealed = await sealMessage({
- *   stp: registry.find("stp", "simple"), amp: registry.find("amp", "text/1"),
- *   message: { text: "hello bob" }, sender: alice, recipients: [bob.card],
+ *   stp: simple, amp: text, message: { text: "hello bob" }, sender: alice, recipients: [bob.card],
  * });
+ * assert.deepEqual([...sealed.subarray(0, 3)], [0xd9, 0xd9, 0xf7]); // SPEC §2.1 magic
  * const opened = await openMessage(sealed, { registry, identity: bob, trusted: [alice.card] });
- * console.log(opened.message, opened.sender?.trusted); // { text: "hello bob" } true
+ * assert.deepEqual(opened.message, { text: "hello bob" });
+ * // simple cannot hide its recipients: refused, not ignored.
+ * await assert.rejects(
+ *   sealMessage({
+ *     stp: simple, amp: text, message: { text: "x" }, sender: alice, recipients: [bob.card],
+ *     hideRecipients: true,
+ *   }),
+ *   { code: "usage" },
+ * );
  * ```
  */
 export async function sealMessage<T, O = unknown>(request: SealRequest<T, O>): Promise<Bytes> {
@@ -272,10 +306,19 @@ export async function mergedOptions<O>(
 export interface OpenRequest {
   /** Where the envelope's (type, version) pairs are looked up. */
   registry: Registry;
+  /** The opener's identity; needed by every STP that encrypts to a recipient. */
   identity?: Identity;
+  /**
+   * Cards the opener trusts: a verified sender holding one's keys is `trusted`; a sender
+   * whose card is not attached is looked up here.
+   */
   trusted?: readonly Card[];
   /** Refuse (`untrusted`) a message whose sender is not verified against `trusted`. */
   requireTrust?: boolean;
+  /**
+   * Where (sender, nonce) pairs are remembered: a message seen before, or outside the
+   * cache's time window, is `replay` (SPEC §10). None: no replay check.
+   */
   replay?: ReplayCache;
   /**
    * Typed options for the STPs that may open the message (one object: each STP reads
@@ -284,25 +327,68 @@ export interface OpenRequest {
   options?: object;
   /** Options as text (`--option NAME=VALUE`), parsed by the opening STP. */
   optionPairs?: OptionPairs;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
 }
 
 /** The result of opening a message. */
 export interface OpenedMessage {
+  /** The envelope header the message arrived under. */
   header: EnvelopeHeader;
+  /** The STP that opened it, and what that STP protects (SPEC §2.6). */
   stp: { type: number; version: number; name: string; properties: StpProperties };
+  /** The AMP that decoded the body. */
   amp: { type: number; version: number; name: string };
+  /** The authenticated inner message: timestamp, nonce, addresses, encoded body. */
   inner: Inner;
   /** The decoded AMP message. */
   message: unknown;
+  /**
+   * Who sent it, when the STP tells; `trusted` is true only for a verified sender whose
+   * keys are in a trusted card (or, smime, whose certificate chains to a trusted one).
+   */
   sender?: SenderInfo & { trusted: boolean };
+  /** Things the reader should know that are not failures. */
   warnings: string[];
 }
 
 /**
  * Opens one binary envelope: envelope → STP (by its pair) → trust decision → replay
- * check → AMP (by its pair). Returns authenticated data or throws a MissiveError; a
- * message refused for trust is not recorded in the replay cache.
+ * check → AMP (by its pair), in the order of SPEC §10. Returns authenticated data or
+ * throws a MissiveError: `malformed`/`too-large` (envelope or payload), `unknown-protocol`
+ * (no plugin for a pair), `not-a-recipient` (for other keys), `auth-failed` (altered or
+ * forged), `untrusted` (with `requireTrust`), `replay`. A message refused for trust is not
+ * recorded in the replay cache.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   createIdentity, defaultRegistry, getCryptoProvider, MemoryReplayCache, openMessage, sealMessage,
+ *   simpleV3, textV1,
+ * } from "../mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const registry = defaultRegistry();
+ * const caps = { stps: [[2, 3]] as const, amps: [[1, 1]] as const };
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const carol = await createIdentity(crypto, { address: "carol@example.org", ...caps });
+ * const sealed = await sealMessage({
+ *   stp: simpleV3, amp: textV1, message: { text: "hi" }, sender: alice, recipients: [bob.card],
+ * });
+ * const replay = new MemoryReplayCache();
+ * const opened = await openMessage(sealed, {
+ *   registry, identity: bob, trusted: [alice.card], requireTrust: true, replay,
+ * });
+ * assert.equal(opened.stp.name, "simple");
+ * assert.equal(opened.sender?.address, "alice@example.org");
+ * assert.equal(opened.sender?.trusted, true);
+ * // The same message again is a replay; for carol it is "not for me".
+ * await assert.rejects(openMessage(sealed, { registry, identity: bob, replay }), { code: "replay" });
+ * await assert.rejects(openMessage(sealed, { registry, identity: carol }), {
+ *   code: "not-a-recipient",
+ * });
+ * ```
  */
 export async function openMessage(
   frame: Uint8Array,

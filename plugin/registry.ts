@@ -72,7 +72,25 @@ function checkPlugin(p: Plugin): void {
   }
 }
 
-/** Maps (type, version) pairs to plugins. */
+/**
+ * Maps (type, version) pairs to plugins (SPEC §2.5). `defaultRegistry()` holds the
+ * built-ins; a registry of your own holds exactly what you register. Lookups of a pair
+ * nobody registered are `unknown-protocol`; a plugin that fails its checks, or claims a
+ * pair already taken, is `plugin`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Registry, simpleV3, textV1 } from "../mod.ts";
+ * const registry = new Registry().register(simpleV3, textV1);
+ * assert.equal(registry.stp(2, 3).name, "simple");
+ * assert.equal(registry.find("amp", "text").version, 1);
+ * assert.equal(registry.find("stp", "simple/3"), registry.stp(2, 3));
+ * assert.throws(() => registry.stp(2, 1), { code: "unknown-protocol" });
+ * assert.throws(() => registry.register(textV1), { code: "plugin" }); // (1, 1) is taken
+ * assert.throws(() => registry.find("stp", "group"), { code: "usage" });
+ * ```
+ */
 export class Registry {
   readonly #stps = new Map<string, AnyStp>();
   readonly #amps = new Map<string, AmpPlugin>();

@@ -20,7 +20,9 @@ export const DEFAULT_MAX_ENTRIES = 1_000_000;
 
 /** Options shared by the caches. */
 export interface ReplayOptions {
+  /** Clock skew tolerated either way, ms (default `DEFAULT_SKEW_MS`, 25 s). */
   skewMs?: number;
+  /** How long an entry is kept, ms (default `DEFAULT_LIFETIME_MS`, one day). */
   lifetimeMs?: number;
   /** Unexpired entries held at most (default DEFAULT_MAX_ENTRIES). */
   maxEntries?: number;
@@ -91,6 +93,32 @@ export class MemoryReplayCache implements ReplayCache {
   readonly #entries = new Map<string, number>(); // key → expiry (ms), in insertion order
   readonly #w: ReplayWindow;
 
+  /**
+   * An empty cache with the window and cap of `options`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryReplayCache } from "../mod.ts";
+   * let clock = 1_000_000;
+   * const cache = new MemoryReplayCache({ maxEntries: 2, now: () => clock });
+   * const nonce = new Uint8Array(16).fill(1);
+   * await cache.checkAndRemember("alice@example.org", nonce, clock);
+   * await assert.rejects(cache.checkAndRemember("alice@example.org", nonce, clock), {
+   *   code: "replay",
+   * });
+   * // Another sender may use the same nonce; a timestamp outside the window is refused.
+   * await cache.checkAndRemember("bob@example.org", nonce, clock);
+   * await assert.rejects(cache.checkAndRemember("carol@example.org", nonce, clock + 60_000), {
+   *   code: "replay",
+   * });
+   * // Full: refused rather than forgetting an entry still inside its window.
+   * clock += 1;
+   * await assert.rejects(cache.checkAndRemember("dave@example.org", nonce, clock), {
+   *   code: "full",
+   * });
+   * ```
+   */
   constructor(options: ReplayOptions = {}) {
     this.#w = replayWindow(options);
   }

@@ -9,15 +9,28 @@ import type { EnvelopeHeader } from "../envelope/mod.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 
-/** What an STP protects, shown by `missive plugins` and reported on open. */
+/**
+ * What an STP protects (SPEC §2.6), shown by `missive plugins` and reported on open.
+ * Capabilities of the protocol, not facts about one message.
+ */
 export interface StpProperties {
+  /** Only the recipients (or holders of the shared key) can read the content. */
   confidentiality: boolean;
   /** How the sender is authenticated. */
   authentication: "none" | "signature" | "shared-key";
   /** A third party can check who signed (signatures, not MACs). */
   nonRepudiation: boolean;
+  /** A key stolen later does not open messages recorded earlier. */
   forwardSecrecy: boolean;
+  /**
+   * One message can be opened by several recipients' keys; when false, `sealMessage`
+   * refuses more than one recipient (`usage`).
+   */
   multiRecipient: boolean;
+  /**
+   * The message can travel without naming its recipients in the clear; when false,
+   * `sealMessage` refuses `hideRecipients` (`usage`).
+   */
   hiddenRecipients: boolean;
   /**
    * The KEM that protects the content key for recipients: `"mlkem768x25519"` (X-Wing, a
@@ -29,8 +42,11 @@ export interface StpProperties {
 
 /** The application message as the STP layer sees it (DESIGN §3). */
 export interface Inner {
+  /** The AMP's type number (SPEC §2.5), which the registry maps to a decoder. */
   ampType: number;
+  /** The AMP's version. */
   ampVersion: number;
+  /** The AMP-encoded message (`AmpPlugin.encode`), opaque to the STP. */
   body: Uint8Array;
   /** Milliseconds since the Unix epoch. */
   timestamp: number;
@@ -52,8 +68,11 @@ export type OptionPairs = Readonly<Record<string, string>>;
 export interface SealContext<O = OptionPairs> {
   /** The envelope header the payload will travel under; STPs bind it. */
   header: EnvelopeHeader;
+  /** The primitives to seal with; STPs call no other crypto. */
   crypto: CryptoProvider;
+  /** The signing identity; STPs that sign (every one but psk and plain) require it. */
   sender?: Identity;
+  /** The recipients' cards; empty for STPs without recipient keys. */
   recipients: readonly Card[];
   /** Secure random bytes; replaced by a seeded source only to make vectors. */
   random(length: number): Bytes;
@@ -81,7 +100,9 @@ export interface SealContext<O = OptionPairs> {
 
 /** Everything an STP may use to open. `O` is the STP's options type. */
 export interface OpenContext<O = OptionPairs> {
+  /** The envelope header the payload arrived under; STPs check it against what they bound. */
   header: EnvelopeHeader;
+  /** The primitives to open with. */
   crypto: CryptoProvider;
   /** The opener's identity, for STPs that encrypt to a recipient. */
   identity?: Identity;
@@ -93,6 +114,7 @@ export interface OpenContext<O = OptionPairs> {
 
 /** Who sent a message, as established by the STP. */
 export interface SenderInfo {
+  /** The sender's address as the message states it (proved only when `verified`). */
   address: string;
   /** The sender's card when known (attached or found among trusted cards). */
   card?: Card;
@@ -107,8 +129,11 @@ export interface SenderInfo {
 
 /** An STP's result: authenticated inner message (or, for `plain`, an unprotected one). */
 export interface StpOpened {
+  /** The inner message; its `body` is still AMP-encoded. */
   inner: Inner;
+  /** Who sent it, when the STP can tell (absent for plain and psk). */
   sender?: SenderInfo;
+  /** Things the reader should know that are not failures (e.g. a classical fallback). */
   warnings: string[];
 }
 
@@ -125,12 +150,17 @@ export type StpFeature = "hash-destination";
  * (psk's key, smime's certificates) declares its own type and `parseOptions`.
  */
 export interface StpPlugin<O = OptionPairs> {
+  /** Tells STPs from AMPs in a `Plugin` union. */
   readonly kind: "stp";
+  /** The envelope's protocol type (SPEC §2.5), 0..65535. */
   readonly type: number;
+  /** The envelope's protocol version, 0..65535. */
   readonly version: number;
   /** Short lower-case name, e.g. "simple". */
   readonly name: string;
+  /** One line for `missive plugins`. */
   readonly description: string;
+  /** What the protocol protects (SPEC §2.6). */
   readonly properties: StpProperties;
   /** Seal features this STP honours (see `StpFeature`); none when absent. */
   readonly features?: readonly StpFeature[];
@@ -145,6 +175,10 @@ export interface StpPlugin<O = OptionPairs> {
    * know (`usage`). Absent: the pairs are the options.
    */
   parseOptions?(pairs: OptionPairs): O | Promise<O>;
+  /**
+   * Protects `inner` and returns the envelope payload (field 4). Throws a MissiveError
+   * (`usage` for a request it cannot honour, `key` for an unusable key).
+   */
   seal(inner: Inner, ctx: SealContext<O>): Promise<Uint8Array>;
   /** Returns authenticated data or throws a MissiveError; never unauthenticated bytes. */
   open(payload: Uint8Array, ctx: OpenContext<O>): Promise<StpOpened>;
@@ -161,11 +195,17 @@ export async function stpOptionsFromPairs<O>(stp: StpPlugin<O>, pairs: OptionPai
 
 /** An application message protocol plugin: bytes in and out, nothing else. */
 export interface AmpPlugin<T = unknown> {
+  /** Tells AMPs from STPs in a `Plugin` union. */
   readonly kind: "amp";
+  /** The inner message's AMP type (SPEC §2.5), 0..65535. */
   readonly type: number;
+  /** The AMP version, 0..65535. */
   readonly version: number;
+  /** Short lower-case name, e.g. "text". */
   readonly name: string;
+  /** One line for `missive plugins`. */
   readonly description: string;
+  /** The message's bytes (the inner `body`); throws `usage` for a message it cannot encode. */
   encode(message: T): Uint8Array;
   /** Throws MissiveError("malformed") on bad input. */
   decode(bytes: Uint8Array): T;
@@ -201,6 +241,7 @@ export function hasCli<T>(amp: AmpPlugin<T>): amp is CliAmp<T> {
  * stderr by `missive open` when stdout carries raw content (a file's bytes, say).
  */
 export interface AmpSummary<T = unknown> {
+  /** One line describing `message`; the CLI sanitises it before printing. */
   summary(message: T): string;
 }
 

@@ -29,18 +29,25 @@ export const MAX_MINISIGN_TEXT = 16 * 1024;
 
 /** A minisign public key: its 8-byte key ID and Ed25519 key. */
 export interface MinisignPublicKey {
+  /** 8 bytes; for a missive card, its identity ID's first 8 (`minisignKeyId`). */
   keyId: Bytes;
+  /** The 32-byte Ed25519 public key. */
   publicKey: Bytes;
 }
 
 /** A parsed minisign signature file. */
 export interface MinisignSignature {
+  /** `ED` (prehashed with BLAKE2b-512) or `Ed` (legacy, over the whole file). */
   algorithm: MinisignAlgorithm;
+  /** The 8-byte ID of the key that signed; picks the key among the trusted ones. */
   keyId: Bytes;
+  /** The 64-byte Ed25519 signature over the file (or its BLAKE2b-512 for `ED`). */
   signature: Bytes;
   /** The trusted comment's bytes, exactly as signed by the global signature. */
   trustedComment: Bytes;
+  /** The 64-byte Ed25519 signature over `signature ‖ trustedComment` (SPEC §24.6). */
   globalSignature: Bytes;
+  /** Line 1's text: neither signed nor checked; never shown to a user as trusted. */
   untrustedComment: string;
 }
 

@@ -4,6 +4,27 @@
  * and minisign's, so a missive key can sign for `minisign -V` and missive can check
  * minisign's signatures. Files are read in blocks: memory stays constant whatever their
  * size.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createIdentity, getCryptoProvider } from "../mod.ts";
+ * import { bytesSource } from "../stream/mod.ts";
+ * import { detectSignatureFormat, signFile, verifyFile } from "./mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const alice = await createIdentity(crypto, {
+ *   address: "alice@example.org", stps: [[2, 3]], amps: [[1, 1]],
+ * });
+ * const file = new Uint8Array(100_000).fill(42);
+ * // Bytes, or a source read in blocks (a file descriptor: fdSource in ../stream/mod.ts).
+ * const sig = await signFile(bytesSource(file), alice, { comment: "build 17", created: 0 });
+ * assert.equal(detectSignatureFormat(new TextEncoder().encode(sig)), "missive");
+ * const ok = await verifyFile(sig, bytesSource(file), { trusted: [alice.card], requireTrust: true });
+ * assert.equal(ok.size, 100_000);
+ * assert.equal(ok.signer.address, "alice@example.org");
+ * // A valid signature from someone not trusted: `untrusted` under requireTrust.
+ * await assert.rejects(verifyFile(sig, file, { requireTrust: true }), { code: "untrusted" });
+ * ```
  * @module
  */
 import { type Bytes, concatBytes, equalBytes } from "../core/bytes.ts";
@@ -74,6 +95,7 @@ export interface SignFileOptions {
   fileName?: string;
   /** Signing time in ms; default now. */
   created?: number;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
   /** Bytes read so far (long files). */
   onProgress?: (bytes: number) => void;
@@ -120,6 +142,7 @@ export async function signFile(
 
 /** A missive signature that verified. */
 export interface VerifiedFile {
+  /** Tells the result apart from `VerifiedMinisign`. */
   format: "missive";
   /** The signer's card (attached to the signature). */
   signer: Card;
@@ -129,7 +152,9 @@ export interface VerifiedFile {
   created: number;
   /** The trusted comment: signed, but chosen by the signer (sanitise before showing). */
   comment: string;
+  /** The signed file's length in bytes (the file checked has this length). */
   size: number;
+  /** The signed file's 64-byte SHA-512 (the file checked has this digest). */
   sha512: Bytes;
 }
 
@@ -139,15 +164,18 @@ export interface VerifyFileOptions {
   trusted?: readonly Card[];
   /** Refuse (`untrusted`) a signer who is not trusted. */
   requireTrust?: boolean;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
+  /** Bytes of the file read so far (long files). */
   onProgress?: (bytes: number) => void;
 }
 
 /**
  * Checks a missive signature (its text or parsed form) against a file, in the order of
  * SPEC §24.3: the signature and its card (`auth-failed`), then the file's length and
- * SHA-512 (`auth-failed`: the file changed), then trust. Reading stops as soon as the
- * file is longer than the signed one.
+ * SHA-512 (`auth-failed`: the file changed), then trust (`untrusted` with
+ * `requireTrust`). Reading stops as soon as the file is longer than the signed one. See
+ * `signFile` for an example.
  */
 export async function verifyFile(
   signature: string | ParsedSignature,
@@ -197,15 +225,45 @@ export interface SignMinisignOptions {
    * (the file part only with `fileName`).
    */
   trustedComment?: string;
+  /** Line 1 of the file (unsigned); default `signature from missive key ADDRESS`. */
   untrustedComment?: string;
+  /** The file's name, for the default trusted comment. */
   fileName?: string;
   /** The clock for the default comment, ms; default now. */
   now?: number;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
+  /** Bytes of the file read so far (long files). */
   onProgress?: (bytes: number) => void;
 }
 
-/** Signs a file in minisign's format (prehashed `ED`) with a missive identity. */
+/**
+ * Signs a file in minisign's format (prehashed `ED`, SPEC §24.6) with a missive identity:
+ * `minisign -V -p KEY` verifies it with the key `minisignPublicKeyText(card)` writes. A
+ * trusted comment over 8173 bytes or holding CR, LF or NUL is `usage`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createIdentity, getCryptoProvider } from "../mod.ts";
+ * import {
+ *   minisignPublicKeyText, parseMinisignPublicKey, signFileMinisign, verifyFileMinisign,
+ * } from "./mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const alice = await createIdentity(crypto, {
+ *   address: "alice@example.org", stps: [[2, 3]], amps: [[1, 1]],
+ * });
+ * const file = new TextEncoder().encode("release 1.0\n");
+ * const text = await signFileMinisign(file, alice, { fileName: "notes.txt", now: 1_700_000_000_000 });
+ * assert.match(text, /^untrusted comment: signature from missive key alice@example.org\n/);
+ * const key = parseMinisignPublicKey(minisignPublicKeyText(alice.card));
+ * const sig = new TextEncoder().encode(text);
+ * const ok = await verifyFileMinisign(sig, file, [key]);
+ * assert.equal(ok.algorithm, "ED");
+ * assert.equal(new TextDecoder().decode(ok.trustedComment), "timestamp:1700000000\tfile:notes.txt\thashed");
+ * await assert.rejects(verifyFileMinisign(sig, new Uint8Array(3), [key]), { code: "auth-failed" });
+ * ```
+ */
 export async function signFileMinisign(
   input: FileInput,
   identity: Identity,
@@ -228,7 +286,9 @@ export async function signFileMinisign(
 
 /** A minisign signature that verified. */
 export interface VerifiedMinisign {
+  /** Tells the result apart from `VerifiedFile`. */
   format: "minisign";
+  /** `ED` (prehashed) or `Ed` (legacy). */
   algorithm: MinisignAlgorithm;
   /** The key (from the trusted ones) that made it. */
   key: MinisignPublicKey;
@@ -295,3 +355,17 @@ export function detectSignatureFormat(bytes: Uint8Array): SignatureFormat {
       "(untrusted comment: …)",
   );
 }
+
+// Types that this entry point's signatures name (and the types those name), re-exported
+// so that its documentation is complete on its own.
+export type { Bytes } from "../core/bytes.ts";
+export type {
+  AeadAlgorithm,
+  AeadKey,
+  CryptoProvider,
+  HashAlgorithm,
+  IncrementalHash,
+} from "../crypto/provider.ts";
+export type { Card, ProtocolPair } from "../keys/card.ts";
+export type { Identity } from "../keys/identity.ts";
+export type { ByteSource } from "../stream/mod.ts";

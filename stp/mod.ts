@@ -39,13 +39,23 @@ export function builtinStps(): AnyStp[] {
 }
 
 /**
- * A registry holding every built-in STP and AMP.
+ * A fresh registry holding every built-in STP and AMP (`builtinStps()`, `builtinAmps()`).
+ * Not in it: `smime` (it needs X.509: `./smime`) and `session` (live sessions only).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultRegistry } from "../mod.ts";
- * const { stps } = defaultRegistry().list();
- * console.log(stps.map((p) => `${p.name}/v${p.version}`).join(" ")); // simple/v1 simple/v2 auth/v1 plain/v1
+ * const { stps, amps } = defaultRegistry().list();
+ * assert.deepEqual(
+ *   stps.map((p) => `${p.name}/v${p.version}`),
+ *   [
+ *     "simple/v1", "simple/v2", "simple/v3", "group/v1", "group/v2", "auth/v1", "psk/v1",
+ *     "psk/v2", "plain/v1", "age/v1", "ratchet/v1",
+ *   ],
+ * );
+ * assert.ok(amps.some((p) => p.name === "text"));
+ * assert.throws(() => defaultRegistry().stp(1, 1), { code: "unknown-protocol" }); // smime
  * ```
  */
 export function defaultRegistry(): Registry {

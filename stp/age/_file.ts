@@ -31,9 +31,14 @@ const NATIVE_TYPES = ["X25519", "mlkem768x25519", "scrypt", "ssh-ed25519", "ssh-
 
 /** Inputs of `encryptAge`. */
 export interface AgeEncryptOptions {
+  /**
+   * Who can open the file; refused (`usage`), as age refuses them: none, a passphrase
+   * (scrypt) beside anything, post-quantum (`age1pq1…`) beside classical recipients.
+   */
   recipients: readonly AgeRecipient[];
   /** Write age's ASCII armor instead of binary. */
   armor?: boolean;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
   /** Random bytes (file key, nonce, ephemeral keys); seeded only in tests. */
   random?: (length: number) => Bytes;
@@ -41,7 +46,9 @@ export interface AgeEncryptOptions {
 
 /** Inputs of `decryptAge`. */
 export interface AgeDecryptOptions {
+  /** Tried in order on the header's stanzas; none given is `usage`. */
   identities: readonly AgeIdentity[];
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
   /** The input is armored (true) or binary (false); by default told by its first bytes. */
   armored?: boolean;
@@ -51,12 +58,15 @@ export interface AgeDecryptOptions {
 
 /** What `decryptAge` found. */
 export interface AgeOpened {
+  /** The file was in age's ASCII armor. */
   armored: boolean;
   /** The type of every stanza in the header, in order. */
   stanzaTypes: string[];
   /** The kind of identity that unwrapped the file key. */
   matched: AgeKind;
+  /** Plaintext bytes written to the sink. */
   plaintextBytes: number;
+  /** Payload chunks read (64 KiB of plaintext each, the last one shorter). */
   chunks: number;
 }
 

@@ -10,8 +10,11 @@ import { MissiveError } from "../../core/errors.ts";
 
 /** A recipient stanza: its type (first argument), further arguments and body. */
 export interface Stanza {
+  /** The stanza's type, e.g. `X25519`, `mlkem768x25519`, `scrypt`, `ssh-ed25519`. */
   readonly type: string;
+  /** The arguments after the type, as written (e.g. an ephemeral share in base64). */
   readonly args: readonly string[];
+  /** The body: base64-decoded, typically the wrapped 16-byte file key and its tag. */
   readonly body: Uint8Array;
 }
 
@@ -23,11 +26,13 @@ export interface AgeHeader {
 
 /** Where an age file is read from: fills `target` unless the input ends (then fewer). */
 export interface AgeSource {
+  /** Fills `target` and returns how many bytes it wrote: fewer only at the end, 0 after it. */
   readInto(target: Uint8Array): Promise<number>;
 }
 
 /** Where an age file or its plaintext goes; parts must not change until it resolves. */
 export interface AgeSink {
+  /** Writes `parts` in order, as one batch. */
   write(parts: readonly Uint8Array[]): Promise<void>;
 }
 

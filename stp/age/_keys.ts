@@ -122,6 +122,7 @@ function parseIdentityLine(line: string, where: string): AgeIdentity {
 
 /** What reading an identity file may need: the provider and a passphrase prompt. */
 export interface IdentityFileOptions {
+  /** The primitives (to decode a missive key file's card, and to derive keys). */
   crypto: CryptoProvider;
   /** Asked only for an encrypted identity file or missive key file. */
   passphrase?: () => Promise<string>;

@@ -23,8 +23,10 @@ const EMPTY = new Uint8Array(0);
  * all of them from chunks that authenticated. Its code is the cause's.
  */
 export class AgePayloadError extends MissiveError {
+  /** Plaintext bytes written to the sink before the failure, all authenticated. */
   readonly released: number;
 
+  /** Wraps `cause` (keeping its code and message), recording `released`. */
   constructor(cause: MissiveError, released: number) {
     super(cause.code, cause.message, { cause });
     this.released = released;

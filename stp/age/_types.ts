@@ -13,20 +13,25 @@ export type AgeKind = "x25519" | "hybrid" | "scrypt" | "ssh-ed25519" | "ssh-rsa"
 
 /** What wrapping may use: the provider and a random source (seeded only in tests). */
 export interface WrapContext {
+  /** The primitives to wrap with. */
   crypto: CryptoProvider;
+  /** Random bytes (ephemeral keys, salts): the CSPRNG, or a seeded source in tests. */
   random(length: number): Bytes;
 }
 
 /** Something a file key is wrapped for: one or more stanzas. */
 export interface AgeRecipient {
+  /** Which recipient type this is. */
   readonly kind: AgeKind;
   /** The recipient as a person would name it (`age1…`, an SSH key's type and comment). */
   readonly label: string;
+  /** The stanzas that carry the 16-byte `fileKey` to this recipient (usually one). */
   wrap(fileKey: Uint8Array, ctx: WrapContext): Promise<Stanza[]>;
 }
 
 /** Something that can unwrap a file key from the stanzas meant for it. */
 export interface AgeIdentity {
+  /** Which recipient type this identity opens. */
   readonly kind: AgeKind;
   /**
    * The file key, or null when no stanza is for this identity ("not for me", an expected

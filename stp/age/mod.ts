@@ -88,7 +88,12 @@ export {
 } from "./_native.ts";
 export { parseSshPrivateKey, parseSshPublicKey, sshPublicKeyLine, sshRecipient } from "./_ssh.ts";
 export { AgePayloadError, CHUNK_SIZE } from "./_stream.ts";
-export type { AgeIdentity, AgeKind, AgeRecipient } from "./_types.ts";
+export type {
+  AgeIdentity,
+  AgeKind,
+  AgeRecipient,
+  WrapContext as AgeWrapContext,
+} from "./_types.ts";
 
 /** STP type number of `age`. */
 export const AGE_TYPE = 8;

@@ -24,6 +24,7 @@ export {
   detectFernetToken,
   encryptFernet,
   fernetKey,
+  type FernetOpened,
   fernetTokenText,
   parseFernetKey,
   parseFernetToken,
@@ -69,8 +70,9 @@ export const pskV2: StpPlugin<PskOptions> = makePsk(2);
 export interface BareFernetRequest {
   /** The key: `key` (32 bytes) or `passphrase`, as for psk v2. */
   options: PskOptions;
-  /** Clock in ms and IV, injectable for tests. */
+  /** The token's time, ms since the Unix epoch (written in whole seconds); default now. */
   now?: number;
+  /** The 16-byte AES-CBC IV; random by default. Injected only for tests and vectors. */
   iv?: Uint8Array;
 }
 
@@ -80,10 +82,10 @@ export interface BareFernetRequest {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getCryptoProvider } from "../../mod.ts";
  * import { openBareFernet, parseFernetToken, parsePskOptions, sealBareFernet } from "./mod.ts";
  * const crypto = await getCryptoProvider();
- * import assert from "node:assert/strict";
  * const options = parsePskOptions({ psk: "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=" });
  * const token = await sealBareFernet(crypto, new TextEncoder().encode("hi"), { options });
  * const opened = await openBareFernet(crypto, parseFernetToken(token), options);

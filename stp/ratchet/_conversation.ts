@@ -32,6 +32,7 @@ import { decodeState, encodeState, type RatchetState, wipeState } from "./_state
 
 /** Crypto, randomness and clock of a conversation; all optional. */
 export interface ConversationOptions {
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
   /** Secure random bytes (ratchet keys, ephemeral keys); a seeded source only for vectors. */
   random?: (length: number) => Bytes;
@@ -41,16 +42,21 @@ export interface ConversationOptions {
 
 /** What one AMP message is, for `encrypt`. */
 export interface RatchetMessage {
+  /** The AMP's type number (e.g. 1, text). */
   ampType: number;
+  /** The AMP's version. */
   ampVersion: number;
+  /** The AMP-encoded message. */
   body: Uint8Array;
 }
 
 /** A message read from a conversation. */
 export interface RatchetOpened {
+  /** The inner message (SPEC §25.4); its `body` is still AMP-encoded. */
   inner: Inner;
   /** The peer: verified by the agreement (its keys are bound into every message key). */
   sender: SenderInfo;
+  /** The message's clear header: ratchet key and chain counters. */
   header: RatchetHeader;
 }
 

@@ -48,6 +48,7 @@ export const TAG_SIZE = 16;
 
 /** A signed prekey: an X25519 key and an X-Wing key, signed by the owner's identity. */
 export interface SignedPrekey {
+  /** 1 … 2^32 − 1, counted up per keyring (SPEC §25.2). */
   id: number;
   /** X25519 public key. */
   publicKey: Bytes;
@@ -61,21 +62,29 @@ export interface SignedPrekey {
 
 /** A one-time prekey: an X25519 public key, used for one agreement only. */
 export interface OneTimePrekey {
+  /** 1 … 2^32 − 1, counted up per keyring (SPEC §25.2). */
   id: number;
+  /** X25519 public key, 32 bytes, canonical. */
   publicKey: Bytes;
 }
 
 /** What a sender starts a conversation from: the owner's ID, signed prekey, at most one one-time prekey. */
 export interface PrekeyBundle {
+  /** The owner's 16-byte identity ID; must equal the peer card's (`key`). */
   identityId: Bytes;
+  /** The owner's current signed prekey. */
   signedPrekey: SignedPrekey;
+  /** A one-time prekey, handed out once; absent when the store has none left. */
   oneTimePrekey?: OneTimePrekey;
 }
 
 /** What an owner publishes: the current signed prekey and new one-time prekeys. */
 export interface PrekeyUpload {
+  /** The owner's 16-byte identity ID. */
   identityId: Bytes;
+  /** The owner's current signed prekey. */
   signedPrekey: SignedPrekey;
+  /** New one-time prekeys: at most 100, IDs distinct (SPEC §25.2). */
   oneTimePrekeys: OneTimePrekey[];
 }
 
@@ -83,8 +92,11 @@ export interface PrekeyUpload {
 export interface InitialHeader {
   /** The initiator's card (CBOR). */
   senderCard: Bytes;
+  /** The responder's 16-byte identity ID. */
   recipientId: Bytes;
+  /** The ID of the signed prekey the agreement used. */
   signedPrekeyId: number;
+  /** The ID of the one-time prekey the agreement used, if any. */
   oneTimePrekeyId?: number;
   /** The initiator's ephemeral X25519 public key; also names the conversation. */
   ephemeralKey: Bytes;
@@ -100,6 +112,7 @@ export interface RatchetHeader {
   previousChainLength: number;
   /** This message's number in its sending chain (N). */
   messageNumber: number;
+  /** Present until the initiator has read a reply (SPEC §25.4). */
   initial?: InitialHeader;
 }
 

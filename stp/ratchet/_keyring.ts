@@ -76,6 +76,7 @@ interface KeyringData {
 
 /** Options of keyring operations that make keys. */
 export interface KeyringOptions {
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
   /** Secure random bytes; a seeded source only to make vectors. */
   random?: (length: number) => Bytes;

@@ -110,9 +110,13 @@ export const ratchetV1: StpPlugin = {
 
 /** What anyone sees of a ratchet message (`missive inspect`): its clear header. */
 export interface RatchetPayloadSummary {
+  /** The sender's current DH ratchet public key, hex. */
   ratchetKey: string;
+  /** Messages in the sender's previous sending chain (PN). */
   previousChainLength: number;
+  /** This message's number in its sending chain (N). */
   messageNumber: number;
+  /** Bytes of AEAD ciphertext (inner map and tag). */
   ciphertextSize: number;
   /** Present on an initial message: what it names (the sender's card is not verified here). */
   initial: {

@@ -88,8 +88,11 @@ function octetValue(block: asn1js.AsnType): Bytes {
 
 /** A verified SignedData. */
 export interface Verified {
+  /** The signed content (for smime, the text or a CompressedData layer). */
   content: Bytes;
+  /** The content's type OID (id-data, or id-ct-compressedData). */
   contentType: string;
+  /** The certificate whose key made the signature. */
   signer: X509Certificate;
   /** From the signingTime attribute, when present. */
   signingTime?: Date;
@@ -97,6 +100,7 @@ export interface Verified {
   signatureHash: Bytes;
   /** The signer chains to a trust anchor, valid at `now`. */
   trusted: boolean;
+  /** What the reader should know (e.g. an untrusted chain), not failures. */
   warnings: string[];
 }
 

@@ -1,11 +1,34 @@
 /**
- * `smime` STP, type 1 version 1 (SPEC §14): PhoneX v1's "compress, sign with the X.509
+ * `smime` STP, type 1 version 1 (SPEC §18): PhoneX v1's "compress, sign with the X.509
  * identity, encrypt to the recipient's certificate" in its standard form, CMS (RFC 5652)
  * as S/MIME 4.0 (RFC 8551) uses it, interoperable with `openssl cms`. The envelope
  * payload is the DER of one ContentInfo. Identities are X.509 certificates and PKCS #8
  * keys, passed as parsed objects in the STP's options (`SmimeOptions`; the CLI reads them
  * from --cert/--key/--to/--trust; `--option` text is parsed by `parseSmimeOptions`), so
- * missive cards play no part here.
+ * missive cards play no part here. Not in `defaultRegistry()`: register `smimeV1` where
+ * X.509 is wanted (this entry point loads pkijs).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openMessage, Registry, sealMessage, textV1 } from "../../mod.ts";
+ * import { createSelfSigned } from "../../keys/x509.ts";
+ * import { smimeV1 } from "./mod.ts";
+ * const alice = await createSelfSigned({ address: "alice@example.org", kind: "ec-p256", days: 1 });
+ * const bob = await createSelfSigned({ address: "bob@example.org", kind: "ec-p256", days: 1 });
+ * const sealed = await sealMessage({
+ *   stp: smimeV1, amp: textV1, message: { text: "hi" },
+ *   options: { identity: { chain: [alice.cert], key: alice.key }, recipients: [bob.cert] },
+ * });
+ * const registry = new Registry().register(smimeV1, textV1);
+ * const opened = await openMessage(sealed, {
+ *   registry,
+ *   options: { identity: { chain: [bob.cert], key: bob.key }, trustAnchors: [alice.cert] },
+ * });
+ * assert.deepEqual(opened.message, { text: "hi" });
+ * assert.equal(opened.sender?.address, "alice@example.org");
+ * assert.equal(opened.sender?.trusted, true); // alice's certificate is a trust anchor
+ * ```
  * @module
  */
 import { utf8 } from "../../core/bytes.ts";
@@ -38,7 +61,9 @@ export { looksLikeSmime, parseSmimeEntity, type SmimeEntity, unwrapSmimeEntity }
 
 /** An X.509 identity: a certificate chain (own certificate first) and its private key. */
 export interface SmimeIdentity {
+  /** The own certificate first, then any intermediates sent along with signatures. */
   chain: readonly X509Certificate[];
+  /** The private key of `chain[0]`: signs when sealing, decrypts when opening. */
   key: X509PrivateKey;
 }
 
@@ -166,9 +191,11 @@ async function sealSmime(inner: Inner, ctx: SealContext<SmimeOptions>): Promise<
 export interface OpenedCms {
   /** The signature, when the message is signed; absent: encrypted only, no sender. */
   verified?: Verified;
+  /** The innermost content: the message's bytes (UTF-8 text for smime). */
   content: Uint8Array;
   /** The message had an encryption layer. */
   encrypted: boolean;
+  /** What the reader should know: not signed, not encrypted, LF line ends fixed up. */
   warnings: string[];
 }
 
@@ -382,3 +409,31 @@ export const smimeV1: StpPlugin<SmimeOptions> = {
   seal: sealSmime,
   open: openSmime,
 };
+
+// Types that this entry point's signatures name (and the types those name), re-exported
+// so that its documentation is complete on its own.
+export type { Bytes } from "../../core/bytes.ts";
+export type {
+  AeadAlgorithm,
+  AeadKey,
+  CryptoProvider,
+  HashAlgorithm,
+  IncrementalHash,
+} from "../../crypto/provider.ts";
+export type { Envelope, EnvelopeHeader } from "../../envelope/binary.ts";
+export type { Card, ProtocolPair } from "../../keys/card.ts";
+export type { Identity } from "../../keys/identity.ts";
+export type { X509Certificate, X509KeyKind, X509PrivateKey } from "../../keys/x509.ts";
+export type {
+  Inner,
+  OpenContext,
+  OptionPairs,
+  SealContext,
+  SenderInfo,
+  StpFeature,
+  StpOpened,
+  StpPlugin,
+  StpProperties,
+} from "../../plugin/types.ts";
+export type { ContentCipher } from "./_enveloped.ts";
+export type { RsaSignature, Verified } from "./_signed.ts";

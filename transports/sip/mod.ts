@@ -53,10 +53,23 @@ function bindHost(host: string): string {
  * are MESSAGE bodies any peer sends to our Contact (receipts).
  *
  * @example
- * ```ts ignore
- * const t = await connectSip("sip:bob@127.0.0.1:5070");
- * await t.send(envelopeBytes);
- * await t.close();
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { connectSip, listenSip } from "./mod.ts";
+ * const listener = await listenSip("sip:bob@127.0.0.1:0"); // port 0: a free port
+ * const link = await connectSip(listener.url);
+ * await link.send(new Uint8Array([0xd9, 0xd9, 0xf7, 0xa0])); // resolves on the 200 OK
+ * const got: number[][] = [];
+ * for await (const peer of listener.connections()) {
+ *   for await (const frame of peer.frames()) {
+ *     got.push([...frame]);
+ *     break;
+ *   }
+ *   break;
+ * }
+ * assert.deepEqual(got, [[0xd9, 0xd9, 0xf7, 0xa0]]);
+ * await link.close();
+ * await listener.close();
  * ```
  */
 export async function connectSip(url: string, options: SipOptions = {}): Promise<Transport> {
@@ -199,11 +212,12 @@ class SipListenerImpl implements SipListener {
  * peer. With `register`, binds `user@proxy` to our Contact first (SPEC §21.7.7).
  *
  * @example
- * ```ts ignore
- * const listener = await listenSip("sip:bob@127.0.0.1:5070");
- * for await (const peer of listener.connections()) {
- *   for await (const frame of peer.frames()) console.log(peer.remote, frame.length);
- * }
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { listenSip } from "./mod.ts";
+ * const listener = await listenSip("sip:bob@127.0.0.1:0");
+ * assert.match(listener.url, /^sip:bob@127\.0\.0\.1:\d+$/); // the port actually bound
+ * await listener.close();
  * ```
  */
 export async function listenSip(url: string, options: SipOptions = {}): Promise<SipListener> {
