@@ -15,19 +15,21 @@
  */
 import process from "node:process";
 import {
-  acceptConversation,
-  type Conversation,
   createIdentity,
   defaultRegistry,
   getCryptoProvider,
   openMessage,
-  PrekeyKeyring,
   providerChoice,
   sealMessage,
   simpleV3,
-  startConversation,
   textV1,
 } from "../mod.ts";
+import {
+  acceptConversation,
+  type Conversation,
+  PrekeyKeyring,
+  startConversation,
+} from "../stp/ratchet/mod.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
 const rounds = Number(process.env.ROUNDS ?? 2);

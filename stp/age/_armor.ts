@@ -9,7 +9,9 @@ import { type Bytes, concatBytes, fromBase64, utf8 } from "../../core/bytes.ts";
 import { MissiveError } from "../../core/errors.ts";
 import { AgeReader, type AgeSink, type AgeSource } from "./_format.ts";
 
+/** The first line of an armored age file (C2SP age, "ASCII armor"). */
 export const ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----";
+/** The last line of an armored age file. */
 export const ARMOR_END = "-----END AGE ENCRYPTED FILE-----";
 const COLUMNS = 64;
 const BYTES_PER_LINE = 48;

@@ -27,8 +27,9 @@ const HYBRID_LABEL = utf8("age-encryption.org/mlkem768x25519");
 const SCRYPT_LABEL = utf8("age-encryption.org/v1/scrypt");
 const EMPTY = new Uint8Array(0);
 
-/** scrypt work factors (log2 N): age's default for writing, and the most a reader runs. */
+/** scrypt work factor (log2 N) written: age's default. */
 export const DEFAULT_SCRYPT_LOG_N = 18;
+/** The largest scrypt work factor (log2 N) a reader runs (typage's bound; age reads 22). */
 export const MAX_SCRYPT_LOG_N = 20;
 
 /** The `age1…` text of an X25519 public key. */

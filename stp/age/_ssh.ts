@@ -79,11 +79,15 @@ const bytesOf = (n: bigint) => {
 
 /** An SSH public key from its blob. */
 export interface SshPublicKey {
+  /** The key type: the two that age defines recipients for. */
   type: "ssh-ed25519" | "ssh-rsa";
+  /** The key blob (RFC 4253 §6.6 encoding), whose SHA-256 gives the stanza's tag. */
   blob: Bytes;
+  /** The comment after the key on its line (may be empty); peer-chosen text. */
   comment: string;
-  /** ed25519: the 32-byte key; rsa: the modulus and exponent. */
+  /** ssh-ed25519: the 32-byte Ed25519 public key. */
   ed25519?: Bytes;
+  /** ssh-rsa: the modulus and public exponent, big-endian, as in the blob. */
   rsa?: { n: Bytes; e: Bytes };
 }
 
@@ -198,7 +202,9 @@ async function ed25519WrapKey(
 
 /** An unencrypted OpenSSH private key, as an age identity (and its public key). */
 export interface SshIdentity {
+  /** What opens age stanzas of the key's type. */
   identity: AgeIdentity;
+  /** The key's public half (its tag names the stanzas meant for it). */
   publicKey: SshPublicKey;
 }
 

@@ -86,7 +86,14 @@ export {
   x25519Recipient,
   x25519RecipientText,
 } from "./_native.ts";
-export { parseSshPrivateKey, parseSshPublicKey, sshPublicKeyLine, sshRecipient } from "./_ssh.ts";
+export {
+  parseSshPrivateKey,
+  parseSshPublicKey,
+  type SshIdentity,
+  type SshPublicKey,
+  sshPublicKeyLine,
+  sshRecipient,
+} from "./_ssh.ts";
 export { AgePayloadError, CHUNK_SIZE } from "./_stream.ts";
 export type {
   AgeIdentity,

@@ -20,8 +20,8 @@ import type { RatchetState } from "./_state.ts";
 const DAY = 86_400_000;
 /** A sender refuses a signed prekey older than this (SPEC §25.7): its owner stopped rotating. */
 export const MAX_SIGNED_PREKEY_AGE = 30 * DAY;
-/** …or created further in the future than this (clock skew). */
-export const MAX_CLOCK_SKEW = DAY;
+/** …or created further in the future than this (clock skew), ms. */
+export const MAX_CLOCK_SKEW: number = DAY;
 
 /** Randomness: injected (vectors) or the provider's; X-Wing is deterministic only when injected. */
 export interface AgreementRandom {
