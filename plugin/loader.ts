@@ -254,18 +254,6 @@ export function configuredPluginPaths(
 
 // Types that this entry point's signatures name (and the types those name), re-exported
 // so that its documentation is complete on its own.
-export type { Bytes } from "../core/bytes.ts";
-export type { ERROR_CODES, ErrorCode, MissiveError } from "../core/errors.ts";
-export type {
-  AeadAlgorithm,
-  AeadKey,
-  CryptoProvider,
-  HashAlgorithm,
-  IncrementalHash,
-} from "../crypto/provider.ts";
-export type { Envelope, EnvelopeHeader } from "../envelope/binary.ts";
-export type { Card, ProtocolPair } from "../keys/card.ts";
-export type { Identity } from "../keys/identity.ts";
 export type { Registry } from "./registry.ts";
 export type {
   AmpPlugin,

@@ -358,14 +358,3 @@ export function detectSignatureFormat(bytes: Uint8Array): SignatureFormat {
 
 // Types that this entry point's signatures name (and the types those name), re-exported
 // so that its documentation is complete on its own.
-export type { Bytes } from "../core/bytes.ts";
-export type {
-  AeadAlgorithm,
-  AeadKey,
-  CryptoProvider,
-  HashAlgorithm,
-  IncrementalHash,
-} from "../crypto/provider.ts";
-export type { Card, ProtocolPair } from "../keys/card.ts";
-export type { Identity } from "../keys/identity.ts";
-export type { ByteSource } from "../stream/mod.ts";

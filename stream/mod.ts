@@ -74,33 +74,3 @@ export {
 
 // Types that this entry point's signatures name (and the types those name), re-exported
 // so that its documentation is complete on its own.
-export type { StreamDescriptor } from "../amp/stream.ts";
-export type { Bytes } from "../core/bytes.ts";
-export type { ERROR_CODES, ErrorCode, MissiveError } from "../core/errors.ts";
-export type {
-  AeadAlgorithm,
-  AeadKey,
-  CryptoProvider,
-  HashAlgorithm,
-  IncrementalHash,
-} from "../crypto/provider.ts";
-export type { Envelope, EnvelopeHeader } from "../envelope/binary.ts";
-export type { Card, ProtocolPair } from "../keys/card.ts";
-export type { Identity } from "../keys/identity.ts";
-export type { OpenedMessage, SealRequest } from "../plugin/message.ts";
-export type { Registry } from "../plugin/registry.ts";
-export type { ReplayCache } from "../plugin/replay.ts";
-export type {
-  AmpPlugin,
-  AnyStp,
-  Inner,
-  OpenContext,
-  OptionPairs,
-  Plugin,
-  SealContext,
-  SenderInfo,
-  StpFeature,
-  StpOpened,
-  StpPlugin,
-  StpProperties,
-} from "../plugin/types.ts";

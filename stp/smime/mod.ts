@@ -412,28 +412,17 @@ export const smimeV1: StpPlugin<SmimeOptions> = {
 
 // Types that this entry point's signatures name (and the types those name), re-exported
 // so that its documentation is complete on its own.
-export type { Bytes } from "../../core/bytes.ts";
-export type {
-  AeadAlgorithm,
-  AeadKey,
-  CryptoProvider,
-  HashAlgorithm,
-  IncrementalHash,
-} from "../../crypto/provider.ts";
-export type { Envelope, EnvelopeHeader } from "../../envelope/binary.ts";
-export type { Card, ProtocolPair } from "../../keys/card.ts";
-export type { Identity } from "../../keys/identity.ts";
-export type { X509Certificate, X509KeyKind, X509PrivateKey } from "../../keys/x509.ts";
-export type {
-  Inner,
-  OpenContext,
-  OptionPairs,
-  SealContext,
-  SenderInfo,
-  StpFeature,
-  StpOpened,
-  StpPlugin,
-  StpProperties,
-} from "../../plugin/types.ts";
 export type { ContentCipher } from "./_enveloped.ts";
 export type { RsaSignature, Verified } from "./_signed.ts";
+// X.509 identities for SmimeOptions: read them from PEM or DER, or make a self-signed one.
+export {
+  certificateAddress,
+  certificatesToPem,
+  createSelfSigned,
+  parseCertificates,
+  parsePrivateKey,
+  privateKeyToPem,
+  type X509Certificate,
+  type X509KeyKind,
+  type X509PrivateKey,
+} from "../../keys/x509.ts";
