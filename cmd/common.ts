@@ -728,19 +728,22 @@ export async function replayCacheFor(path: string): Promise<ReplayCache> {
 export async function senderNotes(io: Io, opened: OpenedMessage): Promise<void> {
   const { sender } = opened;
   const stpLabel = `${opened.stp.name} v${opened.stp.version}`;
-  const when = formatTime(opened.inner.timestamp);
+  // A message that carries no time (timestamp 0: e.g. S/MIME without a signing time).
+  const sent = opened.inner.timestamp > 0
+    ? `sent ${formatTime(opened.inner.timestamp)}`
+    : "sending time unknown";
   const who = sender ? sanitizeText(sender.address) : "";
   if (!sender) {
-    note(io, `missive: ${stpLabel}: no sender; sent ${when}`);
+    note(io, `missive: ${stpLabel}: no sender; ${sent}`);
   } else if (!sender.verified) {
-    note(io, `missive: ${stpLabel}: claimed sender ${who} (NOT verified); sent ${when}`);
+    note(io, `missive: ${stpLabel}: claimed sender ${who} (NOT verified); ${sent}`);
   } else {
     const id = sender.card ? `id ${toHex(sender.card.id)}` : "X.509";
     note(
       io,
       `missive: ${stpLabel} from ${who} (${id}): signature verified, ${
         sender.trusted ? "trusted" : "NOT trusted"
-      }; sent ${when}`,
+      }; ${sent}`,
     );
     if (!sender.trusted && sender.card) {
       const fp = await fingerprint(await getCryptoProvider(), sender.card);

@@ -166,6 +166,15 @@ describe("habits", () => {
     }
   });
 
+  it("a message that carries no time says so instead of printing 1970", async () => {
+    const { plainV1, sealMessage, textV1 } = await import("../mod.ts");
+    const sealed = await sealMessage({ stp: plainV1, amp: textV1, message: { text: "x" }, now: 0 });
+    const r = await runCli(["open"], { stdin: sealed });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /no sender; sending time unknown/);
+    assert.doesNotMatch(r.stderr, /1970/);
+  });
+
   it("the version is package.json's", async () => {
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname!, "..", "package.json"), "utf8"));
     assert.equal((await runCli(["--version"])).text, `missive ${pkg.version}\n`);
