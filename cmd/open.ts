@@ -31,8 +31,10 @@ const usage = `missive open [--key KEY] [--trust CARD ...] [options] [INPUT] > m
 
 Opens an envelope (binary, armored or one base64 line; stdin or INPUT), a bare
 Fernet token with --psk-file (the token text as Python's Fernet writes it), a bare
-S/MIME message or CMS DER with --cert/--key (as openssl cms writes them), or an age
-file (binary or armored) with --identity, --key or --passphrase, and writes the
+S/MIME message or CMS DER with --cert/--key (as openssl cms writes them; also mail
+clients' forms: detached multipart/signed and signed-only messages, which need no
+--key, and encrypted-only ones, labelled unauthenticated), or an age file (binary or
+armored) with --identity, --key or --passphrase, and writes the
 message to stdout only after every check has passed. On stderr: the STP, the sender,
 whether the signature verified against a trusted card, and the time it was sent.
 
