@@ -19,7 +19,7 @@ import {
 } from "../envelope/mod.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type OpenedMessage, openMessage } from "../plugin/message.ts";
+import { type OpenedMessage, openMessage, type OpenRequest } from "../plugin/message.ts";
 import type { Registry } from "../plugin/registry.ts";
 import type { ReplayCache } from "../plugin/replay.ts";
 import type { OptionPairs } from "../plugin/types.ts";
@@ -114,25 +114,23 @@ export function detectForm(input: Uint8Array): InputForm {
   return "line";
 }
 
-/** Inputs of `openAny`. */
-export interface OpenAnyRequest {
-  /** Where envelopes' (type, version) pairs are looked up (see `OpenRequest.registry`). */
-  registry: Registry;
-  /**
-   * The opener's identity: for envelopes and streams sealed to it, and (its X25519 and
-   * hybrid keys) for age files sealed to its card.
-   */
-  identity?: Identity;
-  /** Cards the opener trusts (see `OpenRequest.trusted`). */
-  trusted?: readonly Card[];
-  /** Refuse (`untrusted`) anything whose sender is not verified against `trusted`. */
-  requireTrust?: boolean;
-  /** Where messages and streams are checked for replay (SPEC §10); none: no check. */
-  replay?: ReplayCache;
-  /** Typed STP options (psk's key, smime's identity, …): see OpenRequest.options. */
-  options?: object;
-  /** STP options as text (`--option NAME=VALUE`). */
-  optionPairs?: OptionPairs;
+/**
+ * Inputs of `openAny`: those of `openMessage` (an envelope is opened with them; the other
+ * forms read what applies: age files the identity's keys, Fernet tokens psk's options),
+ * and where a stream's plaintext goes.
+ */
+export interface OpenAnyRequest extends
+  Pick<
+    OpenRequest,
+    | "registry"
+    | "identity"
+    | "trusted"
+    | "requireTrust"
+    | "replay"
+    | "options"
+    | "optionPairs"
+    | "crypto"
+  > {
   /** Where a stream's plaintext goes, chunk by chunk as each authenticates. */
   sink?: ByteSink;
   /**
@@ -142,8 +140,6 @@ export interface OpenAnyRequest {
   onStreamHeader?: () => void | Promise<void>;
   /** Progress of a stream: plaintext bytes released so far. */
   onProgress?: (plaintextBytes: number) => void;
-  /** The primitives; default `getCryptoProvider()`. */
-  crypto?: CryptoProvider;
 }
 
 /** What `openAny` opened. */
