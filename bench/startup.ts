@@ -5,6 +5,7 @@
  *
  *     bun bench/startup.ts                      # builds dist/missive and the floor first
  *     ROUNDS=60 NO_COMPILE=1 bun bench/startup.ts
+ *     BUDGET=1 bun bench/startup.ts             # exit 1 when over issue 12's budget
  *
  * Rows: the floor (a compiled "hello world" built by the same `bun build --compile`
  * flags as scripts/compile.sh), age encrypting and decrypting 6 bytes, `missive
@@ -12,6 +13,9 @@
  * user gets) and the same with --stp simple/2 (classical). Each command's output is
  * checked once before timing. Wall time is measured around a blocking spawn, so process
  * creation counts for every row alike. Prints a Markdown table for docs/BENCHMARKS.md.
+ * The budget (issue 12): `--version` ≤ 3× the floor, a tiny seal and open ≤ 5× the floor;
+ * with BUDGET=1 a row over it makes the exit status 1 (a benchmark, never a test: timings
+ * stay out of the test suite).
  * @module
  */
 import { spawnSync } from "node:child_process";
@@ -126,8 +130,15 @@ try {
   );
   console.log("| command | median ms | × floor | × age |");
   console.log("|---|---:|---:|---:|");
+  const budget: Record<string, number> = {
+    "missive --version": 3,
+    "missive seal (simple v3, 6 bytes)": 5,
+    "missive open (simple v3)": 5,
+  };
+  let over = 0;
   rows.forEach((row, j) => {
     const med = median(times[j]);
+    if (budget[row.name] !== undefined && med / floor > budget[row.name]) over++;
     const peer = row.name.includes("open") || row.name.includes("-d") ? ageDec : ageEnc;
     console.log(
       `| ${row.name} | ${med.toFixed(1)} | ${(med / floor).toFixed(2)} | ${
@@ -135,6 +146,12 @@ try {
       } |`,
     );
   });
+  if (over > 0) {
+    console.log(
+      `\n${over} row(s) over the start-up budget (3x floor for --version, 5x for seal/open)`,
+    );
+    if (process.env.BUDGET) process.exitCode = 1;
+  }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
