@@ -2,7 +2,10 @@
  * `missive chat` figures (docs/BENCHMARKS.md): end-to-end latency of a line through a
  * relay — from `send` to the receiver's `line` event — with PAIRS chatting pairs
  * simulated in one process (200 models, 200 relay links, one relay, all on 127.0.0.1),
- * p50/p99; then one real client's start-up (process start to "connected") and RSS.
+ * p50/p99; then one real client's start-up (process start to "connected") and RSS:
+ * `bin/missive` from source under Deno, or the program named by $CHAT_BENCH_BIN (the
+ * compiled binary: `bash scripts/compile.sh`, then CHAT_BENCH_BIN=dist/missive). PAIRS 0
+ * measures the client only.
  *
  *   npx deno run -A bench/chat_bench.ts [PAIRS] [LINES]
  *   npx bun bench/chat_bench.ts [PAIRS] [LINES]
@@ -60,58 +63,67 @@ async function client(who: Identity) {
   return { model, events };
 }
 
-const t0 = performance.now();
-const pairs = await Promise.all(Array.from({ length: PAIRS }, async (_, i) => {
-  const a = await client(await identity(`a${i}@example.org`));
-  const b = await client(await identity(`b${i}@example.org`));
-  return { a, b, i };
-}));
-await Promise.all(pairs.map(async ({ a, b, i }) => {
-  await a.model.request(`b${i}@example.org`);
-  await until(() => b.events.some((e) => e.type === "request"));
-  await b.model.accept(`a${i}@example.org`);
-  await until(() => a.events.some((e) => e.type === "accepted"));
-}));
-const setupMs = performance.now() - t0;
+const runtime = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
+  ? `Bun ${process.versions.bun}`
+  : `Deno ${process.versions.deno}`;
+console.log(`bench under ${runtime}`);
+if (PAIRS > 0) await chatting();
 
-const latencies: number[] = [];
-const t1 = performance.now();
-await Promise.all(pairs.map(async ({ a, b, i }) => {
-  for (let n = 0; n < LINES; n++) {
-    const [from, to, peer] = n % 2 === 0
-      ? [a, b, `b${i}@example.org`]
-      : [b, a, `a${i}@example.org`];
-    const text = `line ${n} of pair ${i}`;
-    const start = performance.now();
-    await from.model.send(peer, text);
-    await until(() => to.events.some((e) => e.type === "line" && e.line.text === text));
-    latencies.push(performance.now() - start);
-  }
-}));
-const chatMs = performance.now() - t1;
-latencies.sort((x, y) => x - y);
-const pct = (p: number) =>
-  latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-console.log(
-  `pairs ${PAIRS}, lines ${latencies.length}: setup (register, request, accept) ${
-    (setupMs / 1000).toFixed(1)
-  } s`,
-);
-console.log(
-  `latency p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms, max ${
-    latencies.at(-1)!.toFixed(1)
-  } ms; ${(latencies.length / chatMs * 1000).toFixed(0)} lines/s`,
-);
-await Promise.all(pairs.flatMap(({ a, b }) => [a.model.close(), b.model.close()]));
+async function chatting() {
+  const t0 = performance.now();
+  const pairs = await Promise.all(Array.from({ length: PAIRS }, async (_, i) => {
+    const a = await client(await identity(`a${i}@example.org`));
+    const b = await client(await identity(`b${i}@example.org`));
+    return { a, b, i };
+  }));
+  await Promise.all(pairs.map(async ({ a, b, i }) => {
+    await a.model.request(`b${i}@example.org`);
+    await until(() => b.events.some((e) => e.type === "request"));
+    await b.model.accept(`a${i}@example.org`);
+    await until(() => a.events.some((e) => e.type === "accepted"));
+  }));
+  const setupMs = performance.now() - t0;
+
+  const latencies: number[] = [];
+  const t1 = performance.now();
+  await Promise.all(pairs.map(async ({ a, b, i }) => {
+    for (let n = 0; n < LINES; n++) {
+      const [from, to, peer] = n % 2 === 0
+        ? [a, b, `b${i}@example.org`]
+        : [b, a, `a${i}@example.org`];
+      const text = `line ${n} of pair ${i}`;
+      const start = performance.now();
+      await from.model.send(peer, text);
+      await until(() => to.events.some((e) => e.type === "line" && e.line.text === text));
+      latencies.push(performance.now() - start);
+    }
+  }));
+  const chatMs = performance.now() - t1;
+  latencies.sort((x, y) => x - y);
+  const pct = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  console.log(
+    `pairs ${PAIRS}, lines ${latencies.length}: setup (register, request, accept) ${
+      (setupMs / 1000).toFixed(1)
+    } s`,
+  );
+  console.log(
+    `latency p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms, max ${
+      latencies.at(-1)!.toFixed(1)
+    } ms; ${(latencies.length / chatMs * 1000).toFixed(0)} lines/s`,
+  );
+  await Promise.all(pairs.flatMap(({ a, b }) => [a.model.close(), b.model.close()]));
+}
 
 // One real client: start-up to "connected" and RSS, under the runtime of bin/missive.
 const me = await identity("solo@example.org");
 writeFileSync(join(dir, "solo.key"), await writeKeyFile(crypto, me));
 writeFileSync(join(dir, "relay.card"), cardToText(relayId.card) + "\n");
+const bin = process.env.CHAT_BENCH_BIN ?? join(import.meta.dirname!, "..", "bin", "missive");
 const runs: { ms: number; rssKiB: number }[] = [];
 for (let run = 0; run < 3; run++) {
   const start = performance.now();
-  const child = spawn(join(import.meta.dirname!, "..", "bin", "missive"), [
+  const child = spawn(bin, [
     "chat",
     "--relay",
     relay.url,
@@ -119,7 +131,11 @@ for (let run = 0; run < 3; run++) {
     join(dir, "relay.card"),
     "--key",
     join(dir, "solo.key"),
-  ], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env } });
+  ], {
+    stdio: ["pipe", "pipe", "pipe"],
+    // bin/missive would run dist/missive when it is newer than the sources: not here.
+    env: { ...process.env, ...(process.env.CHAT_BENCH_BIN ? {} : { MISSIVE_FROM_SOURCE: "1" }) },
+  });
   let out = "";
   await new Promise<void>((resolve) => {
     child.stdout!.on("data", (d) => {
@@ -135,7 +151,7 @@ for (let run = 0; run < 3; run++) {
 }
 const best = runs.sort((x, y) => x.ms - y.ms)[1];
 console.log(
-  `client: start-up to "connected" ${best.ms.toFixed(0)} ms (median of 3), RSS ${
+  `client ${bin}: start-up to "connected" ${best.ms.toFixed(0)} ms (median of 3), RSS ${
     (best.rssKiB / 1024).toFixed(0)
   } MiB`,
 );

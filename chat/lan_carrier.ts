@@ -13,14 +13,17 @@ import { type Card, sameKeys } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { Session } from "../session/session.ts";
 import { connectTransport } from "../transports/mod.ts";
-import { TcpListener, tcpUrl } from "../transports/tcp.ts";
+import { type TcpListener, tcpUrl } from "../transports/tcp.ts";
 import type { Carrier, CarrierSink, OnlineEntry } from "./carrier.ts";
 import { Discovery, type LanPeer } from "./discovery.ts";
+import { listenLan } from "./_lan_listener.ts";
 
-/** Direct-session connections a LAN peer accepts at once. */
-export const LAN_MAX_SESSIONS = 64;
-/** Largest frame before a direct session is authenticated (a hybrid HELLO is ~3 KB). */
-export const LAN_PREAUTH_FRAME = 8192;
+export {
+  LAN_HANDSHAKE_MS,
+  LAN_MAX_PER_ADDRESS,
+  LAN_MAX_SESSIONS,
+  LAN_PREAUTH_FRAME,
+} from "./_lan_listener.ts";
 
 /** Options of `LanCarrier`. */
 export interface LanCarrierOptions {
@@ -33,6 +36,9 @@ export interface LanCarrierOptions {
   relayCards?: readonly Card[];
   everyMs?: number;
   timeoutMs?: number;
+  /** Direct sessions: handshake deadline (default 10 s) and per-address cap (default 8). */
+  handshakeTimeoutMs?: number;
+  maxPerAddress?: number;
 }
 
 /** Whether a relay heard on the LAN is one the user trusts (SPEC §27.3). */
@@ -62,21 +68,16 @@ export class LanCarrier implements Carrier {
 
   async start(sink: CarrierSink): Promise<void> {
     this.#sink = sink;
-    const listener = await TcpListener.listen(this.#options.iface ?? "0.0.0.0", 0, {
-      maxConnections: LAN_MAX_SESSIONS,
+    const listener = await listenLan({
+      iface: this.#options.iface ?? "0.0.0.0",
+      identity: this.#identity,
+      handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
+      maxPerAddress: this.#options.maxPerAddress,
+      onSession: (s, done) => this.#adopt(s, done),
+      problem: (reason) => sink.problem(reason),
+      closed: () => this.#closed,
     });
     this.#listener = listener;
-    void (async () => {
-      for await (const transport of listener.connections()) {
-        Session.accept(transport, this.#identity, { authorize: () => true }).then(
-          (s) => this.#adopt(s),
-          (e) => {
-            void transport.close().catch(() => {});
-            if (!this.#closed) sink.problem(`direct session refused: ${(e as Error).message}`);
-          },
-        );
-      }
-    })();
     const port = Number(new URL(listener.url.replace(/^tcp:/, "http:")).port);
     this.#discovery = await Discovery.start({
       crypto: this.#options.crypto,
@@ -107,7 +108,12 @@ export class LanCarrier implements Carrier {
     } else this.#sink?.notice(`relay ${p.card.address} found at ${where} (its card matches)`);
   }
 
-  #adopt(session: Session): void {
+  /** Where direct sessions are accepted (`tcp://HOST:PORT`), once started. */
+  get url(): string | undefined {
+    return this.#listener?.url;
+  }
+
+  #adopt(session: Session, done?: () => void): void {
     const peer = session.peer;
     const previous = this.#sessions.get(peer.address);
     this.#sessions.set(peer.address, session);
@@ -123,6 +129,7 @@ export class LanCarrier implements Carrier {
         }
       } finally {
         if (this.#sessions.get(peer.address) === session) this.#sessions.delete(peer.address);
+        done?.();
       }
     })();
     this.#sink?.reachable(peer.address);

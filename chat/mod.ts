@@ -21,6 +21,7 @@ export {
   ChatModel,
   type ChatModelOptions,
   type FriendView,
+  MAX_FORWARD,
 } from "./model.ts";
 export type { FriendState, LineState } from "./_records.ts";
 export { History, historyKey } from "./history.ts";
@@ -32,7 +33,15 @@ export {
   type Sender,
 } from "./carrier.ts";
 export { RelayCarrier, type RelayCarrierOptions } from "./relay_carrier.ts";
-export { LanCarrier, type LanCarrierOptions, relayVerdict } from "./lan_carrier.ts";
+export {
+  LAN_HANDSHAKE_MS,
+  LAN_MAX_PER_ADDRESS,
+  LAN_MAX_SESSIONS,
+  LAN_PREAUTH_FRAME,
+  LanCarrier,
+  type LanCarrierOptions,
+  relayVerdict,
+} from "./lan_carrier.ts";
 export {
   DEFAULT_LAN_GROUP,
   Discovery,

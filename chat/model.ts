@@ -2,7 +2,7 @@
  * The chat's model (DESIGN §7a, SPEC §27): friends and requests, conversations (one
  * ratchet per friend, STP 9), delivery states from receipts, presence, and the encrypted
  * history — behind verbs a user interface calls (`request`, `accept`, `refuse`, `send`,
- * `forward`, `setStatus`, `friends`, `online`, `lines`) and events it shows. The network
+ * `forward`, `unfriend`, `setStatus`, `friends`, `online`, `lines`) and events it shows. The network
  * is a `Carrier` (relay or LAN); what cannot go now waits in the history's outbox.
  * @module
  */
@@ -61,7 +61,7 @@ export type ChatEvent =
   | { type: "request"; address: string; note?: string }
   | { type: "accepted"; address: string; by: "you" | "them" }
   | { type: "refused"; address: string; by: "you" | "them"; reason?: string }
-  | { type: "ended"; address: string; reason?: string }
+  | { type: "ended"; address: string; by: "you" | "them"; reason?: string }
   | { type: "presence"; address: string; status: PresenceStatus; note?: string }
   | { type: "link"; up: boolean; detail: string }
   | { type: "notice"; text: string }
@@ -82,6 +82,17 @@ interface Friend extends FriendRecord {
 }
 
 const ORDER: Record<LineState, number> = { queued: 0, failed: 0, sent: 1, delivered: 2, read: 3 };
+
+/** Lines one `forward` sends at most (SPEC §27.4). */
+export const MAX_FORWARD = 100;
+
+/** Orders identity IDs as unsigned big-endian numbers (the crossing-request tie-break). */
+function compareIds(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return a[i] - b[i];
+  }
+  return a.length - b.length;
+}
 
 /** The chat of one identity. A class: it owns the history, the carrier and the state. */
 export class ChatModel {
@@ -249,6 +260,14 @@ export class ChatModel {
     return f;
   }
 
+  /** A friend (state `friend`), or a `usage` error that says what `address` is instead. */
+  #friendOnly(address: string, what: string): Friend {
+    const f = this.#friends.get(normalizeAddress(address));
+    if (f?.state === "friend") return f;
+    const is = f ? `not a friend (${f.state})` : "not a friend (no request either way)";
+    throw new MissiveError("usage", `${what} ${normalizeAddress(address)}: ${is}`);
+  }
+
   // ---- verbs -------------------------------------------------------------------------
 
   /** Sends a friend request with an optional note (SPEC §27.4). */
@@ -259,6 +278,11 @@ export class ChatModel {
       const existing = this.#friends.get(to);
       if (existing?.state === "friend") {
         throw new MissiveError("usage", `${to} is a friend already`);
+      }
+      if (existing?.state === "request-received") {
+        // They asked first: asking back is consent (SPEC §27.4, crossing requests).
+        this.#emit({ type: "notice", text: `${to} had asked you: accepting their request` });
+        return await this.#acceptNow(existing, "you");
       }
       const card = await this.#carrier.lookup(to);
       const requestId = randomBytes(16);
@@ -292,20 +316,25 @@ export class ChatModel {
 
   /** Accepts a received request: starts the conversation from the requester's bundle. */
   accept(address: string): Promise<void> {
-    return this.#exclusive(async () => {
-      const f = this.#friend(address, ["request-received"]);
-      const bundle = decodePrekeyBundle(f.bundle!);
-      f.live = await startConversation(this.identity, {
-        peer: f.cardObject,
-        bundle,
-        crypto: this.#crypto,
-      });
-      f.state = "friend";
-      delete f.bundle;
-      await this.#sendIn(f, { kind: "accept", requestId: f.requestId });
-      this.#emit({ type: "accepted", address: f.address, by: "you" });
-      await this.#sendPresenceTo(f);
-    }).then(() => this.flush());
+    return this.#exclusive(() =>
+      this.#acceptNow(this.#friend(address, ["request-received"]), "you")
+    )
+      .then(() => this.flush());
+  }
+
+  /** Starts the conversation from `f`'s bundle and sends `accept` in it (under the lock). */
+  async #acceptNow(f: Friend, by: "you" | "them"): Promise<void> {
+    const bundle = decodePrekeyBundle(f.bundle!);
+    f.live = await startConversation(this.identity, {
+      peer: f.cardObject,
+      bundle,
+      crypto: this.#crypto,
+    });
+    f.state = "friend";
+    delete f.bundle;
+    await this.#sendIn(f, { kind: "accept", requestId: f.requestId });
+    this.#emit({ type: "accepted", address: f.address, by });
+    await this.#sendPresenceTo(f);
   }
 
   /** Refuses a received request; the requester is told (a signed refusal). */
@@ -352,9 +381,15 @@ export class ChatModel {
    */
   forward(from: string, to: string, count = 1): Promise<number> {
     return this.#exclusive(async () => {
-      const source = this.#friend(from);
-      const target = this.#friend(to, ["friend"]);
+      if (!Number.isSafeInteger(count) || count < 1 || count > MAX_FORWARD) {
+        throw new MissiveError("usage", `forward: N is 1..${MAX_FORWARD}, not ${count}`);
+      }
+      const source = this.#friendOnly(from, "cannot forward from");
+      const target = this.#friendOnly(to, "cannot forward to");
       const lines = this.#lines.filter((l) => l.peer === source.address).slice(-count);
+      if (!lines.length) {
+        throw new MissiveError("usage", `no lines with ${source.address} to forward`);
+      }
       for (const l of lines) {
         const line: ChatLine = {
           row: this.#history.reserve(),
@@ -376,6 +411,30 @@ export class ChatModel {
       }
       return lines.length;
     }).finally(() => void this.flush());
+  }
+
+  /**
+   * Ends a friendship (SPEC §27.4): `bye` goes as the conversation's last message, then
+   * the conversation is closed and its ratchet state erased. The lines stay in the
+   * history; either side may `request` again (a new conversation).
+   */
+  unfriend(address: string, reason?: string): Promise<void> {
+    return this.#exclusive(async () => {
+      const f = this.#friendOnly(address, "cannot unfriend");
+      await this.#sendIn(f, { kind: "bye", ...(reason ? { reason } : {}) });
+      this.#end(f);
+      await this.#history.write([this.#friendWrite(f)]);
+      this.#emit({ type: "ended", address: f.address, by: "you", ...(reason ? { reason } : {}) });
+    }).finally(() => void this.flush());
+  }
+
+  /** Closes `f`'s conversation (its state is then not stored) and marks it ended. */
+  #end(f: Friend): void {
+    f.live?.close();
+    delete f.live;
+    delete f.presence;
+    delete f.presenceNote;
+    f.state = "ended";
   }
 
   /** Sets our presence: the carrier's, and (but invisible) a note to every friend. */
@@ -610,6 +669,9 @@ export class ChatModel {
       if (m.kind === "request") {
         const existing = this.#friends.get(card.address);
         if (existing && equalBytes(existing.requestId, m.requestId)) return; // a redelivery
+        if (existing?.state === "request-sent" && equalBytes(existing.cardObject.id, card.id)) {
+          return await this.#crossed(existing, card, m);
+        }
         existing?.live?.close();
         const f: Friend = {
           address: card.address,
@@ -733,21 +795,62 @@ export class ChatModel {
           ...(m.note ? { note: m.note } : {}),
         });
         return;
-      case "bye":
-        f.live?.close();
-        delete f.live;
-        f.state = "ended";
-        await this.#history.write([this.#friendWrite(f)]);
+      case "bye": {
+        this.#end(f);
+        // What still waits for them was sealed in the conversation they closed: dropped.
+        const dropped = [...this.#outbox].filter(([, item]) => item.peer === f.address);
+        const failed: ChatLine[] = [];
+        for (const [row, item] of dropped) {
+          this.#outbox.delete(row);
+          writes.push({ delete: row });
+          const line = this.#lines.find((l) => l.row === item.line);
+          if (line && line.state === "queued") {
+            line.state = "failed";
+            failed.push(line);
+            writes.push(this.#lineWrite(line));
+          }
+        }
+        writes[0] = this.#friendWrite(f);
+        await this.#history.write(writes);
+        for (const line of failed) this.#emit({ type: "line-state", line });
         this.#emit({
           type: "ended",
           address: f.address,
+          by: "them",
           ...(m.reason ? { reason: m.reason } : {}),
         });
         return;
+      }
       default:
         await this.#history.write(writes); // the ratchet advanced all the same
         throw new MissiveError("malformed", `a ${m.kind} inside a conversation`);
     }
+  }
+
+  /**
+   * A request from `card` while ours to the same identity is pending: both asked at once
+   * (SPEC §27.4). The request of the lower identity ID stands: if that is ours, theirs
+   * is set aside (they will accept ours); if theirs, it counts as their answer to ours
+   * and is accepted now. Both sides decide the same, whichever request arrives first.
+   */
+  async #crossed(
+    f: Friend,
+    card: Card,
+    m: ChatMessage & { kind: "request" },
+  ): Promise<void> {
+    if (compareIds(this.identity.card.id, card.id) < 0) {
+      this.#emit({
+        type: "notice",
+        text: `${card.address} asked you too: your request stands (the lower identity ID's does)`,
+      });
+      return;
+    }
+    f.requestId = m.requestId;
+    f.bundle = m.bundle;
+    f.card = card.bytes;
+    f.cardObject = card;
+    await this.#acceptNow(f, "them");
+    void this.flush();
   }
 
   /** Lines' states as names, for tests and the UI. */

@@ -47,10 +47,14 @@ Commands:
   /request ADDRESS [NOTE]  ask to be friends (your card, a signed note, prekeys)
   /accept ADDRESS          accept a request
   /refuse ADDRESS [REASON] refuse a request (they are told)
+  /unfriend ADDRESS [REASON]  end a friendship (they are told; /remove too); the
+                           lines stay in the history, either side may /request again
   /friends                 friends and requests, with presence and notes
   /list                    who is online (invisible users are never listed)
   /chat ADDRESS            talk to ADDRESS: other lines go there (// for a "/")
-  /forward FROM TO [N]     forward FROM's last N lines (default 1) to TO
+  /forward FROM TO [N]     forward your last N lines (default 1, at most 100) with
+                           friend FROM to friend TO: shown as forwarded by you, the
+                           original author named but not verified
   /status STATUS [NOTE]    online, busy, away or invisible; the note: to friends
   /history [ADDRESS] [N]   the last N lines (default 20)
   /help   /exit
@@ -246,7 +250,9 @@ class ChatView {
         );
       case "ended":
         return sc.say(
-          `${s(e.address)} ended the friendship${e.reason ? `: ${s(e.reason)}` : ""}`,
+          (e.by === "you"
+            ? `you ended the friendship with ${s(e.address)}`
+            : `${s(e.address)} ended the friendship`) + (e.reason ? `: ${s(e.reason)}` : ""),
           "notice",
         );
       case "presence":
@@ -336,16 +342,17 @@ class ChatView {
       }
       case "/forward": {
         need(2, "FROM TO [N]");
-        const n = args[2] === undefined ? 1 : Number(args[2]);
-        if (!Number.isSafeInteger(n) || n < 1 || n > 100) {
-          throw new MissiveError("usage", "/forward: N is 1..100");
-        }
+        const n = args[2] === undefined ? 1 : /^\d+$/.test(args[2]) ? Number(args[2]) : NaN;
         const count = await this.model.forward(args[0], args[1], n);
         return sc.say(
           `forwarded ${count} line${count === 1 ? "" : "s"} to ${s(args[1])}`,
           "notice",
         );
       }
+      case "/unfriend":
+      case "/remove":
+        need(1, "ADDRESS [REASON]");
+        return await this.model.unfriend(args[0], tail(1));
       case "/status": {
         need(1, "online|busy|away|invisible [NOTE]");
         if (!(PRESENCE_STATUSES as readonly string[]).includes(args[0])) {

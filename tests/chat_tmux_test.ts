@@ -62,10 +62,16 @@ class Tmux {
   screen(name: string): string {
     return this.#run("capture-pane", "-p", "-t", name);
   }
-  async waitFor(name: string, pattern: RegExp | string, ms = 45_000): Promise<string> {
+  /** Waits for `pattern` on the screen (`joined`: its rows run together, for long lines). */
+  async waitFor(
+    name: string,
+    pattern: RegExp | string,
+    ms = 45_000,
+    joined = false,
+  ): Promise<string> {
     const end = Date.now() + ms;
     for (;;) {
-      const text = this.screen(name);
+      const text = joined ? this.screen(name).replaceAll("\n", "") : this.screen(name);
       if (typeof pattern === "string" ? text.includes(pattern) : pattern.test(text)) return text;
       if (Date.now() > end) throw new Error(`${name}: no ${pattern} on the screen:\n${text}`);
       await new Promise((r) => setTimeout(r, 200));
@@ -140,6 +146,32 @@ test("missive chat in tmux through a relay: three users", { skip, timeout: 300_0
     await tmux.waitFor("alice", "are you there bob [sent]");
     tmux.start("bob2", chat("bob"), dir);
     await tmux.waitFor("bob2", "<alice@example.org> ✓ are you there bob");
+
+    // Alice befriends carol and forwards her last two lines with bob to her: carol sees
+    // who forwarded them and who wrote them, not verified.
+    tmux.type("alice", "/request carol@example.org");
+    await tmux.waitFor("carol", "friend request from alice@example.org");
+    tmux.type("carol", "/accept alice@example.org");
+    await tmux.waitFor("alice", "carol@example.org accepted your request");
+    tmux.type("alice", "/forward bob@example.org dave@example.org 2");
+    await tmux.waitFor("alice", "cannot forward to dave@example.org: not a friend");
+    tmux.type("alice", "/forward bob@example.org carol@example.org 2");
+    await tmux.waitFor("alice", "forwarded 2 lines to carol@example.org");
+    await tmux.waitFor(
+      "carol",
+      "forwarded by alice@example.org, written by bob@example.org (not verified): hi alice from bob",
+      45_000,
+      true,
+    );
+    await tmux.waitFor(
+      "carol",
+      "forwarded by alice@example.org, written by alice@example.org (not verified): are you there bob",
+      45_000,
+      true,
+    );
+    tmux.type("alice", "/unfriend carol@example.org");
+    await tmux.waitFor("alice", "you ended the friendship with carol@example.org");
+    await tmux.waitFor("carol", "alice@example.org ended the friendship");
 
     for (const who of ["alice", "bob2", "carol"]) tmux.type(who, "/exit");
     for (const who of ["alice", "bob2", "carol"]) await tmux.waitFor(who, "[exited 0]");
