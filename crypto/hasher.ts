@@ -7,7 +7,7 @@
  * use); noble is the portable path and the fallback.
  * @module
  */
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "./_node.ts";
 import { blake2b } from "@noble/hashes/blake2.js";
 import { sha512 } from "@noble/hashes/sha2.js";
 import { type Bytes, equalBytes, utf8 } from "../core/bytes.ts";
@@ -32,7 +32,7 @@ function probeNative(algorithm: HashAlgorithm): boolean {
   let ok = nativeWorks.get(algorithm);
   if (ok === undefined) {
     try {
-      const native = createHash(NODE_NAMES[algorithm]);
+      const native = nodeCrypto().createHash(NODE_NAMES[algorithm]);
       native.update(PROBE.subarray(0, 7));
       native.update(PROBE.subarray(7));
       const portable = nobleHasher(algorithm);
@@ -49,7 +49,7 @@ function probeNative(algorithm: HashAlgorithm): boolean {
 /** The runtime's native incremental hash when it gives noble's bytes, else noble's. */
 export function nativeHasher(algorithm: HashAlgorithm): IncrementalHash {
   if (!probeNative(algorithm)) return nobleHasher(algorithm);
-  const h = createHash(NODE_NAMES[algorithm]);
+  const h = nodeCrypto().createHash(NODE_NAMES[algorithm]);
   return {
     update(data) {
       h.update(data);

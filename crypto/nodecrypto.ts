@@ -8,16 +8,8 @@
  * suites run through it like the others.
  * @module
  */
-import {
-  type CipherGCM,
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  type DecipherGCM,
-  getCiphers,
-  hkdfSync,
-} from "node:crypto";
+import type { CipherGCM, DecipherGCM } from "node:crypto";
+import { nodeCrypto } from "./_node.ts";
 import type { Bytes } from "../core/bytes.ts";
 import { nativeHasher } from "./hasher.ts";
 import { MissiveError } from "../core/errors.ts";
@@ -30,11 +22,11 @@ const TAG = 16;
 function nativeAeads(): Set<AeadAlgorithm> {
   const have = new Set<AeadAlgorithm>();
   try {
-    const ciphers = new Set(getCiphers().map((c) => c.toLowerCase()));
+    const ciphers = new Set(nodeCrypto().getCiphers().map((c) => c.toLowerCase()));
     if (ciphers.has("aes-256-gcm") || ciphers.has("id-aes256-gcm")) have.add("aes-256-gcm");
     if (ciphers.has("chacha20-poly1305")) {
       // Listed is not always working: one call proves it.
-      createCipheriv("chacha20-poly1305", new Uint8Array(32), new Uint8Array(12), {
+      nodeCrypto().createCipheriv("chacha20-poly1305", new Uint8Array(32), new Uint8Array(12), {
         authTagLength: TAG,
       });
       have.add("chacha20-poly1305");
@@ -77,7 +69,7 @@ function sealParts(
   plaintext: Uint8Array,
   aad: Uint8Array,
 ): Bytes[] {
-  const cipher = createCipheriv(alg as "aes-256-gcm", key, nonce, {
+  const cipher = nodeCrypto().createCipheriv(alg as "aes-256-gcm", key, nonce, {
     authTagLength: TAG,
   }) as CipherGCM;
   cipher.setAAD(aad, { plaintextLength: plaintext.length });
@@ -113,7 +105,7 @@ function open(
 ): Bytes {
   if (sealed.length < TAG) throw new MissiveError("auth-failed", `${alg}: ciphertext too short`);
   const body = sealed.subarray(0, sealed.length - TAG);
-  const decipher = createDecipheriv(alg as "aes-256-gcm", key, nonce, {
+  const decipher = nodeCrypto().createDecipheriv(alg as "aes-256-gcm", key, nonce, {
     authTagLength: TAG,
   }) as DecipherGCM;
   decipher.setAAD(aad, { plaintextLength: body.length });
@@ -143,16 +135,19 @@ function checkInputs(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array): vo
 export const nodeCryptoProvider: CryptoProvider = {
   ...nobleProvider,
   name: "node",
-  sha256: (data) => Promise.resolve(copy(createHash("sha256").update(data).digest())),
-  sha512: (data) => Promise.resolve(copy(createHash("sha512").update(data).digest())),
-  hmacSha256: (key, data) => Promise.resolve(copy(createHmac("sha256", key).update(data).digest())),
+  sha256: (data) => Promise.resolve(copy(nodeCrypto().createHash("sha256").update(data).digest())),
+  sha512: (data) => Promise.resolve(copy(nodeCrypto().createHash("sha512").update(data).digest())),
+  hmacSha256: (key, data) =>
+    Promise.resolve(copy(nodeCrypto().createHmac("sha256", key).update(data).digest())),
   hasher: nativeHasher,
   hkdfSha256(ikm, salt, info, length) {
     // RFC 5869 with HMAC-SHA-256; node:crypto refuses an empty input key, noble does not.
     if (ikm.length === 0 || length > 255 * 32) {
       return nobleProvider.hkdfSha256(ikm, salt, info, length);
     }
-    return Promise.resolve(new Uint8Array(hkdfSync("sha256", ikm, salt, info, length)));
+    return Promise.resolve(
+      new Uint8Array(nodeCrypto().hkdfSync("sha256", ikm, salt, info, length)),
+    );
   },
   aeadEncrypt(alg, key, nonce, plaintext, aad) {
     if (!nodeHasAead(alg) || key.length !== 32) {

@@ -6,7 +6,7 @@
  * seed expansion in the compiled binary, issue 12), the runtime's native one in µs.
  * @module
  */
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "./_node.ts";
 import { sha3_256, shake256 } from "@noble/hashes/sha3.js";
 import type { Bytes } from "../core/bytes.ts";
 import { forcedPath, PATHS, runtimeName } from "./paths.ts";
@@ -27,22 +27,29 @@ export const nobleSha3: Sha3 = {
 
 const copy = (b: Uint8Array): Bytes => new Uint8Array(b);
 
-/** `node:crypto`'s SHA-3, or undefined where this runtime's `node:crypto` lacks it. */
-export const nodeSha3: Sha3 | undefined = (() => {
+/** `node:crypto`'s SHA-3 (where `nodeSha3Works()`; `node:crypto` loads on first use). */
+export const nodeSha3: Sha3 = {
+  name: "node",
+  sha3_256: (data) => copy(nodeCrypto().createHash("sha3-256").update(data).digest()),
+  shake256: (data, length) =>
+    copy(nodeCrypto().createHash("shake256", { outputLength: length }).update(data).digest()),
+};
+
+let nodeWorks: boolean | undefined;
+
+/** True when this runtime's `node:crypto` has SHA3-256 and SHAKE256 (checked once). */
+export function nodeSha3Works(): boolean {
+  if (nodeWorks !== undefined) return nodeWorks;
   try {
-    const probe = createHash("shake256", { outputLength: 8 }).update(new Uint8Array(1)).digest();
-    if (probe.length !== 8) return undefined;
-    createHash("sha3-256");
+    const probe = nodeCrypto().createHash("shake256", { outputLength: 8 })
+      .update(new Uint8Array(1)).digest();
+    nodeCrypto().createHash("sha3-256");
+    nodeWorks = probe.length === 8;
   } catch {
-    return undefined;
+    nodeWorks = false;
   }
-  return {
-    name: "node",
-    sha3_256: (data) => copy(createHash("sha3-256").update(data).digest()),
-    shake256: (data, length) =>
-      copy(createHash("shake256", { outputLength: length }).update(data).digest()),
-  };
-})();
+  return nodeWorks;
+}
 
 let chosen: Sha3 | undefined;
 
@@ -52,5 +59,5 @@ export function sha3(): Sha3 {
   const forced = forcedPath();
   const path = forced ?? PATHS[runtimeName()].sha3;
   // webcrypto has no SHA-3: forcing it (or noble) means noble here.
-  return chosen = path === "node" && nodeSha3 ? nodeSha3 : nobleSha3;
+  return chosen = path === "node" && nodeSha3Works() ? nodeSha3 : nobleSha3;
 }
