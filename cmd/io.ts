@@ -3,7 +3,7 @@
  * common.ts so that the entry point loads them without loading any command.
  * @module
  */
-import { fstatSync, write } from "node:fs";
+import { fstatSync, statSync, write } from "node:fs";
 import { createRequire } from "node:module";
 import process from "node:process";
 import { MissiveError } from "../core/errors.ts";
@@ -98,18 +98,33 @@ class FdWriter {
 }
 
 /**
- * True when `fd` is a terminal. A pipe or a file is not one, which fstat tells at once;
- * only a character device asks `node:tty`, whose module costs Bun 2–8 ms of start-up
+ * True when `fd` is a terminal. A pipe, a file or /dev/null is not one, which fstat tells
+ * at once; only another character device asks `node:tty`, whose module costs Bun 2–8 ms
  * (it loads the stream machinery), so scripts in pipes never load it (issue 12).
  */
 export function isTerminal(fd: number): boolean {
   try {
-    if (!fstatSync(fd).isCharacterDevice()) return false;
+    const st = fstatSync(fd);
+    if (!st.isCharacterDevice()) return false;
+    // /dev/null is a character device too (output thrown away, scripts and benchmarks).
+    if (st.rdev === devNullRdev()) return false;
   } catch {
     return false;
   }
   const tty = createRequire(import.meta.url)("node:tty") as typeof import("node:tty");
   return tty.isatty(fd);
+}
+
+let devNull: number | null | undefined;
+function devNullRdev(): number | null {
+  if (devNull === undefined) {
+    try {
+      devNull = statSync("/dev/null").rdev;
+    } catch {
+      devNull = null;
+    }
+  }
+  return devNull;
 }
 
 /** The real process's standard streams and environment. */
