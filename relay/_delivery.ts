@@ -258,10 +258,9 @@ export class Deliveries {
   /** `conn` acknowledged `mid`: refill in batches, once half the window is free. */
   acknowledged(conn: Connection, mid: number): void {
     conn.inFlight.delete(mid);
-    if (
-      this.#receivers.get(conn.key) === conn && conn.backlog &&
-      conn.inFlight.size <= this.#window / 2
-    ) this.#pump(conn);
+    if (conn.receiving && conn.backlog && conn.inFlight.size <= this.#window / 2) {
+      this.#pump(conn);
+    }
   }
 
   /** Deliveries left unacknowledged count as failed attempts (kept for operators). */

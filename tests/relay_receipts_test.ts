@@ -33,6 +33,7 @@ import {
 import { RelayServer } from "../relay/server.ts";
 import { RelayStore } from "../relay/store.ts";
 import { SeenMessages } from "../queue/seen.ts";
+import { receiptJson, receiptLine } from "../cmd/relay_mail.ts";
 import { DENO, ENTRY, fixedIdentity, ROOT, runCli, startCli, tempDir } from "./helpers.ts";
 import { haveNatsServer, type NatsCluster, startNatsCluster } from "./nats_cluster.ts";
 import { fakeChannelPair } from "./relay_channel_fake.ts";
@@ -194,6 +195,33 @@ describe("relay receipts (library)", () => {
     } finally {
       await relay.close();
       cleanup();
+    }
+  });
+
+  it("a receipts-only link refills its window as it acknowledges; bob keeps his messages", async () => {
+    const relay = await startRelay({ window: 4 });
+    try {
+      const [alice, bob] = [await person("alice"), await person("bob")];
+      const a = relay.connect(alice), b = relay.connect(bob);
+      await a.register();
+      await b.register();
+      const mids: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const { envelope } = await sealText(registry, alice, bob.card, `#${i}`);
+        mids.push(await a.send("bob@example.org", envelope, { receipt: true }));
+      }
+      await bobTakes(b, bob, 10);
+      // alice also has a message from bob waiting: her receipts-only link leaves it alone.
+      const { envelope } = await sealText(registry, bob, alice.card, "a reply");
+      await b.send("alice@example.org", envelope);
+      assert.equal(await a.receive("receipts"), 10);
+      const got = await receiptsOf(a, 10);
+      assert.deepEqual(got.map((r) => r.message), mids);
+      assert.equal(await relay.store.queued(alice.card.id), 1, "bob's reply still queued");
+      const a2 = relay.connect(alice);
+      assert.equal(await a2.receive(), 1);
+    } finally {
+      await relay.close();
     }
   });
 
@@ -701,6 +729,33 @@ describe("receipt statuses → exit codes", () => {
         exit(s as RelayReceipt["status"])
       ),
       [0, 4, 5, 3, 7],
+    );
+  });
+
+  it("a receipt's address is shown through the sanitiser", () => {
+    const line = receiptLine({
+      id: 1,
+      message: 9,
+      recipientId: new Uint8Array(16),
+      recipient: "evil\u001b[2J\u202e@example.org",
+      status: "undecryptable",
+      acknowledged: 0,
+    });
+    assert.doesNotMatch(line, /[\u001b\u202e]/);
+    assert.match(
+      line,
+      /^receipt: relay message 9 reached evil.*, who could not use it: undecryptable/,
+    );
+    assert.doesNotMatch(
+      receiptJson({
+        id: 1,
+        message: 9,
+        recipientId: new Uint8Array(16),
+        recipient: "x\u202e@y",
+        status: "accepted",
+        acknowledged: 0,
+      }),
+      /\u202e/,
     );
   });
 });
