@@ -49,8 +49,15 @@ Subcommands:
                          the relay accepted it; if the relay is down, unavailable or asks
                          to retry, the message waits in the outgoing queue (exit 16) and
                          is sent by the next relay command that reaches the relay.
-  inbox                  print and acknowledge what is waiting, then exit
-  watch                  stay connected and print messages as they arrive
+                         --wait [DURATION] (default 30s): then wait for the delivery
+                         receipt — the relay's word that the recipient acknowledged it
+                         (not the recipient's signature): exit 0 when it opened the
+                         message; 4 (hash-mismatch), 5 (undecryptable), 3 (unparsable)
+                         or 7 (unknown-id) when it could not; 12 when none came in time
+                         (the message stays queued at the relay)
+  inbox                  print and acknowledge what is waiting, then exit; receipts of
+                         earlier messages are shown one line each ("receipt: …")
+  watch                  stay connected and print messages (and receipts) as they arrive
   queue                  with --relay: send every waiting message now; then list the
                          outgoing queue (exit 16 while messages wait); --resend ID
                          reseals one (fresh nonce), --drop ID deletes one
@@ -68,25 +75,50 @@ Options:
   --to ADDRESS           send: the recipient; --to-card FILE pins their card instead
                          of trusting the relay's directory
   --trust CARD|DIR       inbox/watch: cards whose messages count as trusted
-  --json                 one JSON object per line
+  --wait [DURATION]      send: wait for the delivery receipt (default 30s; 500ms, 10s, 2m)
+  --json                 one JSON object per line; a receipt is {"receipt": ID, "to", "status"}
   --timeout DURATION     connection and request time limit (default 15s)
 
 Example:
   missive relay register --relay tcp://127.0.0.1:7900 --relay-card relay.card --key alice.key
   echo "hi bob" | missive relay send --to bob@example.org --relay … --relay-card … --key alice.key
+  echo hi | missive relay send --to bob@example.org --wait 1m --relay … --relay-card … --key alice.key
   missive relay inbox --relay tcp://127.0.0.1:7900 --relay-card relay.card --key bob.key
 
-${exitCodesLine(3, 4, 7, 9, 10, 12, 13, 14, 15, 16)}
+${exitCodesLine(3, 4, 5, 7, 9, 10, 12, 13, 14, 15, 16)}
 `;
 
 const SUBCOMMANDS = ["register", "lookup", "list", "status", "send", "inbox", "watch", "queue"];
+/** `--wait` without a duration. */
+const DEFAULT_WAIT = "30s";
+
+/**
+ * `--wait` takes an optional duration: given as `--wait=D` or `--wait D` when D reads as
+ * one; a bare `--wait` becomes `--wait=30s` (parseArgs has no optional values).
+ */
+function optionalWait(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] !== "--wait") {
+      out.push(args[i]);
+      continue;
+    }
+    const next = args[i + 1];
+    if (next !== undefined && /^\d+(?:\.\d+)?(?:ms|s|m|h)?$/.test(next)) {
+      out.push(`--wait=${next}`);
+      i++;
+    } else out.push(`--wait=${DEFAULT_WAIT}`);
+  }
+  return out;
+}
+
 export const relay: Command = {
   summary: "talk to a relay: register, lookup, list, status, send, inbox, watch",
   usage,
   async run(args, io) {
     const parsed = await parseFlags(
       io,
-      args,
+      optionalWait(args),
       {
         relay: { type: "string", multiple: true },
         "relay-card": { type: "string" },
@@ -99,6 +131,7 @@ export const relay: Command = {
         note: { type: "string" },
         json: { type: "boolean" },
         timeout: { type: "string" },
+        wait: { type: "string" },
         resend: { type: "string" },
         drop: { type: "string" },
         plugin: { type: "string", multiple: true },
@@ -114,6 +147,9 @@ export const relay: Command = {
         "usage",
         `relay: expected one of ${SUBCOMMANDS.join(", ")} (see missive relay --help)`,
       );
+    }
+    if (v.wait !== undefined && sub !== "send") {
+      throw new MissiveError("usage", `relay ${sub}: --wait is for relay send`);
     }
     if (!v.key) throw new MissiveError("usage", "relay: --key FILE is required");
     const urls = (v.relay ?? (io.env.MISSIVE_RELAY ?? "").split(","))
@@ -212,11 +248,16 @@ export const relay: Command = {
           note(io, `presence set to ${arg}`);
         });
       case "send":
-        return await send(ctx, v.to, v["to-card"]);
+        return await send(
+          ctx,
+          v.to,
+          v["to-card"],
+          v.wait === undefined ? undefined : parseDuration(v.wait, "--wait", { io }),
+        );
       case "inbox":
         return await withClient(ctx, async (c) => {
           await flushIfAny(ctx, c);
-          const waiting = await c.receive();
+          const waiting = await c.receive("all");
           // The waiting messages, unless they stop coming (taken by another link).
           const counts = waiting > 0
             ? await receiveLoop(ctx, c, waiting, ctx.timeoutMs)

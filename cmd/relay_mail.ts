@@ -16,14 +16,16 @@ import { SeenMessages } from "../queue/seen.ts";
 import { type RelayClient, RelayRefusal } from "../relay/client.ts";
 import { connectRelay } from "../relay/link.ts";
 import {
+  awaitReceipt,
   flushOutgoing,
   type FlushResult,
   handleDeliveries,
   queueText,
+  receiptErrorCode,
   type ReceivedMessage,
   resendOutgoing,
 } from "../relay/mailbox.ts";
-import type { Target } from "../relay/protocol.ts";
+import type { RelayReceipt, Target } from "../relay/protocol.ts";
 import type { Registry } from "../plugin/registry.ts";
 import { cliOf, type Io, loadCards, note, oneLine, readInput } from "./common.ts";
 
@@ -146,6 +148,45 @@ export function printMessage(ctx: Context, m: ReceivedMessage): Promise<void> {
   return print(ctx.io, `${oneLine(delivery.sender)}${mark}: ${oneLine(text)}`);
 }
 
+/** What a receipt's status says the recipient could not do (SPEC §23.7, §14). */
+const RECEIPT_WORDS: Record<string, string> = {
+  "hash-mismatch": "its signature or MAC did not verify (altered or forged on the way)",
+  undecryptable: "it was not sealed to a key the recipient holds",
+  unparsable: "the recipient could not parse it",
+  "unknown-id": "the recipient does not know the sender",
+};
+
+/**
+ * A receipt (SPEC §23.7.1) as one line: the relay's word that the recipient acknowledged
+ * a message, and with which status — not the recipient's signature.
+ */
+export function receiptLine(r: RelayReceipt): string {
+  const who = oneLine(r.recipient);
+  return r.status === "accepted"
+    ? `receipt: relay message ${r.message} delivered to ${who} (per the relay)`
+    : `receipt: relay message ${r.message} reached ${who}, who could not use it: ` +
+      `${r.status}, ${RECEIPT_WORDS[r.status]} (per the relay)`;
+}
+
+/** A receipt as one JSON object (`--json`). */
+export function receiptJson(r: RelayReceipt): string {
+  return jsonLine({
+    receipt: r.message,
+    receiptId: r.id,
+    to: r.recipient,
+    toId: toHex(r.recipientId),
+    status: r.status,
+    acknowledged: new Date(r.acknowledged).toISOString(),
+    from: "relay",
+  });
+}
+
+/** Prints a receipt for an earlier message: stdout with --json, else one stderr line. */
+export function printReceipt(ctx: Context, r: RelayReceipt): Promise<void> | void {
+  if (ctx.json) return print(ctx.io, receiptJson(r));
+  note(ctx.io, receiptLine(r));
+}
+
 export async function receiveLoop(
   ctx: Context,
   client: RelayClient,
@@ -168,13 +209,23 @@ export async function receiveLoop(
             oneLine(e.message)
           }`,
         ),
+      onReceipt: (r) => printReceipt(ctx, r),
     }, (m) => printMessage(ctx, m));
   } finally {
     seen.close();
   }
 }
 
-export async function send(ctx: Context, to: string | undefined, toCard: string | undefined) {
+/**
+ * `relay send`: seal, queue, flush; with `waitMs`, then wait on the same link for the
+ * relay's receipt of the message (SPEC §23.7.1) and exit by its status.
+ */
+export async function send(
+  ctx: Context,
+  to: string | undefined,
+  toCard: string | undefined,
+  waitMs?: number,
+) {
   if (!to && !toCard) throw new MissiveError("usage", "relay send: --to ADDRESS is required");
   const text = new TextDecoder().decode(await readInput(ctx.io, undefined, MAX_INPUT, "message"));
   const queue = new OutgoingQueue(ctx.statePath);
@@ -227,7 +278,9 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
             "relay sends it (missive relay queue lists and flushes the queue)",
         );
       }
-      const result = await flushOutgoing(client, queue);
+      const result = await flushOutgoing(client, queue, Date.now(), {
+        receiptFor: waitMs === undefined ? undefined : queued.id,
+      });
       const mine = [...result.sent, ...result.failed, ...result.retry].find((m) =>
         m.id === queued.id
       );
@@ -241,8 +294,9 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
       if (sent) {
         note(
           ctx.io,
-          `sent to ${card.address} with ${queued.protocols} (relay message ${sent.mid})`,
+          `sent to ${oneLine(card.address)} with ${queued.protocols} (relay message ${sent.mid})`,
         );
+        if (waitMs !== undefined) await waitForReceipt(ctx, client, sent.mid, card, waitMs);
       } else {
         const why = mine && "error" in mine ? (mine as { error: Error }).error.message : "later";
         throw new MissiveError(
@@ -257,6 +311,43 @@ export async function send(ctx: Context, to: string | undefined, toCard: string 
   } finally {
     queue.close();
   }
+}
+
+/** `send --wait`: the receipt of relay message `mid`, or exit 12 (timeout). */
+async function waitForReceipt(
+  ctx: Context,
+  client: RelayClient,
+  mid: number,
+  card: Card,
+  waitMs: number,
+): Promise<void> {
+  const who = oneLine(card.address);
+  const seconds = (ms: number) => `${Math.round(ms / 100) / 10}s`;
+  note(ctx.io, `waiting up to ${seconds(waitMs)} for the delivery receipt`);
+  void client.keepAliveWhileOpen().catch(() => {});
+  await client.receive("receipts");
+  const r = await awaitReceipt(client, mid, {
+    timeoutMs: waitMs,
+    onOther: (other) => printReceipt(ctx, other),
+  });
+  if (!r) {
+    throw new MissiveError(
+      "timeout",
+      `no delivery receipt within ${seconds(waitMs)}: relay message ${mid} stays queued at ` +
+        `the relay and is delivered when ${who} next connects`,
+    );
+  }
+  if (ctx.json) await print(ctx.io, receiptJson(r));
+  const code = receiptErrorCode(r);
+  if (code === undefined) {
+    note(ctx.io, `delivered to ${oneLine(r.recipient)} (receipt from the relay)`);
+    return;
+  }
+  throw new MissiveError(
+    code,
+    `relay message ${mid} reached ${oneLine(r.recipient)}, who could not use it: ${r.status}, ` +
+      `${RECEIPT_WORDS[r.status]} (receipt from the relay)`,
+  );
 }
 
 export async function flushIfAny(ctx: Context, client: RelayClient): Promise<void> {
@@ -283,7 +374,7 @@ export async function watch(ctx: Context): Promise<void> {
       current = await connect(ctx);
       delay = 1000;
       await flushIfAny(ctx, current);
-      await current.receive();
+      await current.receive("all");
       // Staying connected: keep-alives keep the relay's idle timeout away (SPEC §23.3).
       void current.keepAliveWhileOpen().catch(() => {});
       note(ctx.io, `watching ${ctx.url} as ${ctx.identity.card.address}`);

@@ -4,13 +4,19 @@
  * the store — or straight from memory when a receiver has no backlog and the store is
  * this node's alone. A shared store's deliveries are always read back from it, in order,
  * and its watch wakes the pump when another node queued something.
+ *
+ * Receipts (SPEC §23.7.1) sit in the same queue as messages, in message-ID order. A link
+ * takes what its `receive` asked for: its identity's messages (the latest such link only)
+ * and/or its receipts (every link that asked: a receipt acknowledged on one is gone, the
+ * others' acks of it are answered `unknown-message`); the pump skips the rest.
  * @module
  */
 import { toHex } from "../core/bytes.ts";
 import type { Card } from "../keys/card.ts";
 import type { SecureChannel } from "../session/channel.ts";
 import { Outbox } from "./_outbox.ts";
-import { encodeDelivery } from "./protocol.ts";
+import { RECEIPT_STATUSES } from "../amp/receipt.ts";
+import { encodeDelivery, encodeReceipt, type ReceiveMode } from "./protocol.ts";
 import type { QueuedMessage, RelayStorage } from "./storage.ts";
 
 /** Deliveries sent to one client and not yet acknowledged, at most. */
@@ -46,7 +52,12 @@ export class Connection {
   dropped = false;
   /** Called when held bytes go down (deliveries waiting for room). */
   onRelease?: () => void;
+  /** The link takes something (its identity's messages, receipts or both). */
   receiving = false;
+  /** This link is its identity's message receiver (the latest `receive` for messages). */
+  takesMessages = false;
+  /** This link asked for receipts. */
+  takesReceipts = false;
   /** Set once the peer's registration was seen (registrations are never revoked). */
   registered = false;
   /** Highest message ID pushed on this connection. */
@@ -120,8 +131,10 @@ export class Deliveries {
   readonly #running: () => boolean;
   readonly #delivered: () => void;
   readonly #failed: (conn: Connection, e: unknown) => void;
-  /** The connection that receives each identity's deliveries (the latest `receive`). */
+  /** The connection that receives each identity's messages (the latest `receive`). */
   readonly #receivers = new Map<string, Connection>();
+  /** The connections that take each identity's receipts. */
+  readonly #receiptTakers = new Map<string, Set<Connection>>();
 
   constructor(
     store: RelayStorage,
@@ -143,13 +156,24 @@ export class Deliveries {
   }
 
   /**
-   * `receive` on `conn`: it takes over its identity's deliveries, from the oldest queued
-   * message. Returns how many are queued.
+   * `receive` on `conn`: it takes over its identity's messages (unless `mode` is
+   * "receipts") and takes its receipts (unless "messages"), from the oldest queued entry.
+   * Returns how many of those are queued.
    */
-  start(conn: Connection): Promise<number> {
-    const previous = this.#receivers.get(conn.key);
-    if (previous && previous !== conn) previous.receiving = false;
-    this.#receivers.set(conn.key, conn);
+  async start(conn: Connection, mode: ReceiveMode = "messages"): Promise<number> {
+    conn.takesMessages = mode !== "receipts";
+    conn.takesReceipts = mode !== "messages";
+    if (conn.takesMessages) {
+      const previous = this.#receivers.get(conn.key);
+      if (previous && previous !== conn) {
+        previous.takesMessages = false;
+        previous.receiving = previous.takesReceipts;
+      }
+      this.#receivers.set(conn.key, conn);
+    } else if (this.#receivers.get(conn.key) === conn) this.#receivers.delete(conn.key);
+    const takers = this.#receiptTakers.get(conn.key) ?? new Set();
+    if (conn.takesReceipts) this.#receiptTakers.set(conn.key, takers.add(conn));
+    else this.#dropTaker(conn);
     conn.receiving = true;
     conn.cursor = 0;
     conn.generation++;
@@ -164,23 +188,53 @@ export class Deliveries {
     });
     // Deliveries start after the response is on its way.
     queueMicrotask(() => this.#pump(conn));
-    return this.#store.queued(conn.card.id);
+    const all = await this.#store.queued(conn.card.id);
+    if (mode === "all") return all;
+    const receipts = await this.#store.receiptsQueued(conn.card.id);
+    return mode === "receipts" ? receipts : Math.max(0, all - receipts);
+  }
+
+  #dropTaker(conn: Connection): void {
+    const takers = this.#receiptTakers.get(conn.key);
+    if (!takers) return;
+    takers.delete(conn);
+    if (takers.size === 0) this.#receiptTakers.delete(conn.key);
+  }
+
+  /** Whether `conn` takes this entry (a receipt, or a message). */
+  #wants(conn: Connection, m: QueuedMessage): boolean {
+    return m.receipt ? conn.takesReceipts : conn.takesMessages;
   }
 
   /** The connection is gone; `countAttempts` unless the relay is shutting down. */
   stop(conn: Connection, countAttempts: boolean): void {
     if (countAttempts) this.#unacknowledged(conn);
     conn.receiving = false;
+    conn.takesMessages = false;
+    conn.takesReceipts = false;
     conn.onRelease = undefined;
     conn.unwatch?.();
     conn.unwatch = undefined;
     if (this.#receivers.get(conn.key) === conn) this.#receivers.delete(conn.key);
+    this.#dropTaker(conn);
   }
 
-  /** A message was committed: offered to its recipient's receiver, if any. */
+  /**
+   * A message (or a receipt) was committed: offered to its recipient's receiver (or to
+   * every link that takes its receipts), if any.
+   */
   offer(m: QueuedMessage): void {
-    const conn = this.#receivers.get(toHex(m.recipient));
-    if (!conn || !conn.receiving || m.mid <= conn.cursor) return;
+    const key = toHex(m.recipient);
+    if (!m.receipt) {
+      const conn = this.#receivers.get(key);
+      if (conn) this.#offerTo(conn, m);
+      return;
+    }
+    for (const conn of this.#receiptTakers.get(key) ?? []) this.#offerTo(conn, m);
+  }
+
+  #offerTo(conn: Connection, m: QueuedMessage): void {
+    if (!conn.receiving || m.mid <= conn.cursor || !this.#wants(conn, m)) return;
     if (
       this.#store.shared || conn.backlog || conn.pumping || conn.inFlight.size >= this.#window ||
       !this.#hasRoom(conn)
@@ -204,10 +258,9 @@ export class Deliveries {
   /** `conn` acknowledged `mid`: refill in batches, once half the window is free. */
   acknowledged(conn: Connection, mid: number): void {
     conn.inFlight.delete(mid);
-    if (
-      this.#receivers.get(conn.key) === conn && conn.backlog &&
-      conn.inFlight.size <= this.#window / 2
-    ) this.#pump(conn);
+    if (conn.receiving && conn.backlog && conn.inFlight.size <= this.#window / 2) {
+      this.#pump(conn);
+    }
   }
 
   /** Deliveries left unacknowledged count as failed attempts (kept for operators). */
@@ -272,6 +325,10 @@ export class Deliveries {
     for (const m of batch) {
       if (!conn.receiving || conn.dropped) return "blocked";
       if (m.mid <= conn.cursor) continue;
+      if (!this.#wants(conn, m)) {
+        conn.cursor = m.mid; // not for this link (a receipt, or a message it did not ask for)
+        continue;
+      }
       if (!this.#hasRoom(conn)) {
         conn.backlog = true;
         return "blocked";
@@ -285,6 +342,17 @@ export class Deliveries {
     conn.cursor = m.mid;
     conn.inFlight.add(m.mid);
     this.#delivered();
+    if (m.receipt) {
+      void conn.send(encodeReceipt({
+        id: m.mid,
+        message: m.receipt.message,
+        recipientId: m.sender,
+        recipient: m.senderAddress,
+        status: RECEIPT_STATUSES[m.receipt.status] ?? "unparsable",
+        acknowledged: m.enqueued,
+      }));
+      return;
+    }
     void conn.send(encodeDelivery({
       message: m.mid,
       senderId: m.sender,

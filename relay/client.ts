@@ -1,7 +1,8 @@
 /**
  * The relay client (SPEC §23): requests over a SecureChannel to the relay, their
  * responses matched by request ID, and the stream of deliveries. Refusals become
- * MissiveErrors whose message says what the relay refused and why.
+ * MissiveErrors whose message says what the relay refused and why. A link that asked for
+ * receipts (SPEC §23.7.1) gets them in the same stream as deliveries (`incoming`).
  * @module
  */
 import { lowerAscii } from "../keys/address.ts";
@@ -25,8 +26,10 @@ import {
   LINK_STATUSES,
   type ListEntry,
   MAX_REQUEST_ID,
+  type ReceiveMode,
   type RelayDelivery,
   type RelayMessage,
+  type RelayReceipt,
   type RelayRequest,
   type RelayResponse,
   type RelayStatus,
@@ -79,6 +82,11 @@ export interface LookupResult {
   presence?: PresenceStatus;
 }
 
+/** What the relay pushes on a receiving link: a delivery, or a receipt. */
+export type Incoming =
+  | { kind: "delivery"; delivery: RelayDelivery }
+  | { kind: "receipt"; receipt: RelayReceipt };
+
 interface Waiter {
   op: string;
   resolve: (r: RelayResponse) => void;
@@ -92,7 +100,7 @@ export class RelayClient {
   readonly #outbox: Outbox;
   readonly #timeoutMs: number;
   readonly #waiters = new Map<number, Waiter>();
-  readonly #deliveries: RelayDelivery[] = [];
+  readonly #incoming: Incoming[] = [];
   #wake?: () => void;
   #nextRid = 1;
   #keepAlive: ReturnType<typeof setTimeout> | undefined;
@@ -141,7 +149,10 @@ export class RelayClient {
       clearTimeout(w.timer);
       w.resolve(m.response);
     } else if (m.kind === "delivery") {
-      this.#deliveries.push(m.delivery);
+      this.#incoming.push({ kind: "delivery", delivery: m.delivery });
+      this.#wake?.();
+    } else if (m.kind === "receipt") {
+      this.#incoming.push({ kind: "receipt", receipt: m.receipt });
       this.#wake?.();
     } else {
       throw new MissiveError("malformed", "relay sent a request to a client");
@@ -258,17 +269,26 @@ export class RelayClient {
 
   /**
    * Hands a sealed envelope to the relay for `to`; resolves with the relay message ID
-   * once the relay has stored it durably.
+   * once the relay has stored it durably. With `receipt`, the relay queues a receipt for
+   * this user when the recipient acknowledges the message (SPEC §23.7.1; take it with
+   * `receive("receipts")` or `"all"`).
    */
-  async send(to: Target, envelope: Bytes): Promise<number> {
-    const r = await this.#request({ op: "send", to, envelope });
+  async send(to: Target, envelope: Bytes, options: { receipt?: boolean } = {}): Promise<number> {
+    const r = await this.#request(
+      options.receipt ? { op: "send", to, envelope, receipt: true } : { op: "send", to, envelope },
+    );
     if (r.count === undefined) throw new MissiveError("malformed", "relay: send answer without ID");
     return r.count;
   }
 
-  /** Asks for deliveries; resolves with how many messages were waiting. */
-  async receive(): Promise<number> {
-    return (await this.#request({ op: "receive" })).count ?? 0;
+  /**
+   * Asks for deliveries: this user's messages (the default; this link takes them over
+   * from any other), its receipts, or both (SPEC §23.3). Resolves with how many were
+   * waiting.
+   */
+  async receive(mode: ReceiveMode = "messages"): Promise<number> {
+    return (await this.#request(mode === "messages" ? { op: "receive" } : { op: "receive", mode }))
+      .count ?? 0;
   }
 
   /** Acknowledges a delivery: the relay deletes it (SPEC §23.7). */
@@ -316,11 +336,17 @@ export class RelayClient {
 
   /**
    * Deliveries as they arrive, in the relay's order; ends when the connection ends
-   * (throwing the reason unless the client was closed). Call `receive()` first.
+   * (throwing the reason unless the client was closed). Call `receive()` first. A link
+   * that asked for receipts reads `incoming()` instead (receipts are skipped here).
    */
   async *deliveries(): AsyncGenerator<RelayDelivery> {
+    for await (const item of this.incoming()) if (item.kind === "delivery") yield item.delivery;
+  }
+
+  /** Deliveries and receipts as they arrive, in the relay's order (see `deliveries`). */
+  async *incoming(): AsyncGenerator<Incoming> {
     for (;;) {
-      const next = this.#deliveries.shift();
+      const next = this.#incoming.shift();
       if (next) {
         yield next;
         continue;
@@ -332,9 +358,9 @@ export class RelayClient {
     }
   }
 
-  /** Deliveries already received and not yet taken. */
+  /** Deliveries (and receipts) already received and not yet taken. */
   get buffered(): number {
-    return this.#deliveries.length;
+    return this.#incoming.length;
   }
 
   /** Closes the channel; idempotent. */

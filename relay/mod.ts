@@ -26,7 +26,7 @@
  * @module
  */
 export { connectRelay, type RelayConnectOptions, type RunningRelay, serveRelay } from "./link.ts";
-export { type LookupResult, RelayClient, RelayRefusal } from "./client.ts";
+export { type Incoming, type LookupResult, RelayClient, RelayRefusal } from "./client.ts";
 export {
   type RelayEvent,
   RelayServer,
@@ -35,27 +35,40 @@ export {
 } from "./server.ts";
 export { RelayStore } from "./store.ts";
 export {
+  type Acknowledgement,
+  type AckOutcome,
   type NewMessage,
   type OnlineBoard,
   type PutCardResult,
   type QueuedMessage,
   type QueueUsage,
   type QueueWatch,
+  RECEIPT_COST,
+  type ReceiptLimits,
   type RelayStorage,
   type SharedDirectory,
   type StoredCard,
+  type StoredReceipt,
   StoreRefusal,
 } from "./storage.ts";
 export { chooseProtocols, type ProtocolChoice } from "./capabilities.ts";
 export {
+  awaitReceipt,
   type DeliveryOptions,
   flushOutgoing,
   handleDeliveries,
   queueText,
+  receiptErrorCode,
   type ReceivedMessage,
   resendOutgoing,
   sealText,
 } from "./mailbox.ts";
-export { type ListEntry, type RelayDelivery, type RelayStatus } from "./protocol.ts";
+export {
+  type ListEntry,
+  type ReceiveMode,
+  type RelayDelivery,
+  type RelayReceipt,
+  type RelayStatus,
+} from "./protocol.ts";
 export { type OutgoingMessage, OutgoingQueue } from "../queue/outgoing.ts";
 export { SeenMessages } from "../queue/seen.ts";

@@ -2,7 +2,8 @@
  * The relay protocol (SPEC §23): what a client and the relay say to each other inside
  * one SecureChannel message. Each message is one deterministic CBOR map whose key 0 is
  * its kind — a request (client → relay), a response (relay → client, same request id),
- * or a delivery (relay → client, a queued envelope). Decoding is strict and capped;
+ * a delivery (relay → client, a queued envelope), or a receipt (relay → client: the
+ * recipient acknowledged a message whose sender asked for one). Decoding is strict and capped;
  * unknown map keys are ignored (SPEC §23.2), unknown kinds are malformed.
  * @module
  */
@@ -31,9 +32,21 @@ export const MAX_PREKEY_UPLOAD = 8192;
 export const MAX_PREKEY_BUNDLE = 2048;
 const MAX_DETAIL = 1024;
 const MAX_STATS = 64;
+/**
+ * Largest receipt relay message (SPEC §23.7.1): its fields take under 300 bytes, so a
+ * receipt costs the relay a small fixed amount whatever its sender's address.
+ */
+export const MAX_RELAY_RECEIPT = 1024;
 
 /** Message kinds (key 0). */
-export const KIND = { request: 0, response: 1, delivery: 2, bundle: 3 } as const;
+export const KIND = { request: 0, response: 1, delivery: 2, bundle: 3, receipt: 4 } as const;
+
+/**
+ * What a `receive` asks for (key 3, SPEC §23.3): its messages (the default), its messages
+ * and the receipts queued for it, or only the receipts.
+ */
+export const RECEIVE_MODES = ["messages", "all", "receipts"] as const;
+export type ReceiveMode = (typeof RECEIVE_MODES)[number];
 /** Most messages in one bundle. */
 export const MAX_BUNDLE = 256;
 
@@ -93,9 +106,9 @@ export type RelayRequest =
   | { op: "lookup"; target: Target }
   | { op: "list" }
   | { op: "presence"; status: PresenceStatus; note?: string }
-  | { op: "send"; to: Target; envelope: Bytes }
+  | { op: "send"; to: Target; envelope: Bytes; receipt?: boolean }
   | { op: "ack"; message: number; receipt: ReceiptStatus }
-  | { op: "receive" }
+  | { op: "receive"; mode?: ReceiveMode }
   | { op: "stats" }
   | { op: "keepalive" }
   | { op: "publish-prekeys"; upload: Bytes }
@@ -150,11 +163,30 @@ export interface RelayDelivery {
   enqueued: number;
 }
 
+/**
+ * Relay → client: the recipient of a message this client sent with a receipt asked for
+ * acknowledged it (SPEC §23.7.1). The relay's statement, not the recipient's signature.
+ */
+export interface RelayReceipt {
+  /** This receipt's own relay message ID: the client's `ack` names it. */
+  id: number;
+  /** The relay message ID of the sent message (the `send` answer's key 6). */
+  message: number;
+  /** Who acknowledged it: the recipient's ID and address, as its session proved them. */
+  recipientId: Bytes;
+  recipient: string;
+  /** The receipt status of the recipient's ack (SPEC §14). */
+  status: ReceiptStatus;
+  /** When the relay took the ack, ms since the epoch. */
+  acknowledged: number;
+}
+
 /** Any decoded relay message. */
 export type RelayMessage =
   | { kind: "request"; rid: number; request: RelayRequest }
   | { kind: "response"; response: RelayResponse }
   | { kind: "delivery"; delivery: RelayDelivery }
+  | { kind: "receipt"; receipt: RelayReceipt }
   | { kind: "bundle"; messages: RelayMessage[] };
 
 const targetValue = (t: Target): CborValue => t;
@@ -184,6 +216,12 @@ export function encodeRequest(rid: number, request: RelayRequest): Bytes {
       break;
     case "send":
       m.set(3, targetValue(request.to)).set(4, request.envelope);
+      if (request.receipt) m.set(5, true);
+      break;
+    case "receive":
+      if (request.mode !== undefined && request.mode !== "messages") {
+        m.set(3, RECEIVE_MODES.indexOf(request.mode));
+      }
       break;
     case "ack":
       m.set(3, request.message).set(4, RECEIPT_STATUSES.indexOf(request.receipt));
@@ -247,6 +285,21 @@ export function encodeDelivery(d: RelayDelivery): Bytes {
   );
 }
 
+/** Encodes a receipt (SPEC §23.7.1). */
+export function encodeReceipt(r: RelayReceipt): Bytes {
+  return encodeMap(
+    new Map<number, CborValue>([
+      [0, KIND.receipt],
+      [1, r.id],
+      [2, r.message],
+      [3, r.recipientId],
+      [4, r.recipient],
+      [5, RECEIPT_STATUSES.indexOf(r.status)],
+      [6, r.acknowledged],
+    ]),
+  );
+}
+
 const fail = (why: string): never => {
   throw new MissiveError("malformed", `relay message: ${why}`);
 };
@@ -280,7 +333,12 @@ function readRequest(r: CborReader, maxEnvelope: number): RelayRequest {
           `relay message: envelope of ${raw.length} bytes exceeds ${maxEnvelope}`,
         );
       }
-      return { op, to, envelope: r.bytes(4, { min: 1, max: maxEnvelope }) };
+      const envelope = r.bytes(4, { min: 1, max: maxEnvelope });
+      return r.has(5) && r.bool(5) ? { op, to, envelope, receipt: true } : { op, to, envelope };
+    }
+    case "receive": {
+      const mode = r.optUint(3, RECEIVE_MODES.length - 1);
+      return mode === undefined ? { op } : { op, mode: RECEIVE_MODES[mode] };
     }
     case "ack":
       return {
@@ -363,6 +421,23 @@ function readDelivery(r: CborReader, maxEnvelope: number): RelayDelivery {
   };
 }
 
+function readReceipt(r: CborReader, size: number): RelayReceipt {
+  if (size > MAX_RELAY_RECEIPT) {
+    throw new MissiveError(
+      "too-large",
+      `relay message: a receipt of ${size} bytes exceeds ${MAX_RELAY_RECEIPT}`,
+    );
+  }
+  return {
+    id: r.uint(1),
+    message: r.uint(2),
+    recipientId: r.bytes(3, ID_BYTES),
+    recipient: r.text(4, MAX_ADDRESS_LENGTH),
+    status: RECEIPT_STATUSES[r.uint(5, RECEIPT_STATUSES.length - 1)],
+    acknowledged: r.uint(6),
+  };
+}
+
 /**
  * Decodes one relay message. Throws `too-large` before decoding anything larger than
  * `MAX_RELAY_MESSAGE`, `malformed` for anything not in the shape of SPEC §23.
@@ -389,6 +464,8 @@ export function decodeRelayMessage(
       return { kind: "response", response: readResponse(r) };
     case KIND.delivery:
       return { kind: "delivery", delivery: readDelivery(r, maxEnvelope) };
+    case KIND.receipt:
+      return { kind: "receipt", receipt: readReceipt(r, bytes.length) };
     case KIND.bundle: {
       if (inBundle) fail("bundles do not nest");
       const items = r.array(1, MAX_BUNDLE);

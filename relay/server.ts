@@ -9,6 +9,7 @@
  * @module
  */
 import type { PresenceStatus } from "../amp/presence.ts";
+import { RECEIPT_STATUSES, type ReceiptStatus } from "../amp/receipt.ts";
 import { type Bytes, toHex } from "../core/bytes.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { decodeEnvelope } from "../envelope/mod.ts";
@@ -25,6 +26,7 @@ import { Directory } from "./_directory.ts";
 import {
   decodeRelayMessages,
   encodeResponse,
+  type ReceiveMode,
   type RelayMessage,
   type RelayRequest,
   type RelayStatus,
@@ -49,7 +51,13 @@ import {
   type RelayLimits,
   relayLimits,
 } from "./limits.ts";
-import { type QueuedMessage, type RelayStorage, type StoredCard, StoreRefusal } from "./storage.ts";
+import {
+  type AckOutcome,
+  type QueuedMessage,
+  type RelayStorage,
+  type StoredCard,
+  StoreRefusal,
+} from "./storage.ts";
 
 /** Default cap on one envelope (SPEC §23.6). */
 export const DEFAULT_MAX_MESSAGE = RELAY_DEFAULTS.maxMessage;
@@ -131,6 +139,9 @@ export class RelayServer {
     acknowledged: 0,
     refused: 0,
     dropped: 0,
+    /** Receipts queued for senders (SPEC §23.7.1), and those dropped at a limit. */
+    receipts: 0,
+    "receipts-dropped": 0,
   };
   /** Links dropped, by status. */
   readonly #drops = new Map<string, number>();
@@ -464,11 +475,11 @@ export class RelayServer {
       case "presence":
         return now(await this.#presence(conn, request.status, request.note));
       case "send":
-        return await this.#send(conn, request.to, request.envelope);
+        return await this.#send(conn, request.to, request.envelope, request.receipt === true);
       case "ack":
         return this.#ack(conn, request.message, request.receipt);
       case "receive":
-        return now(await this.#receive(conn));
+        return now(await this.#receive(conn, request.mode));
       case "publish-prekeys":
         return await this.#publishPrekeys(conn, request.upload);
       case "fetch-prekeys":
@@ -509,7 +520,12 @@ export class RelayServer {
     return { status: "ok" };
   }
 
-  async #send(conn: Connection, to: string | Bytes, envelope: Bytes): Promise<Issued> {
+  async #send(
+    conn: Connection,
+    to: string | Bytes,
+    envelope: Bytes,
+    wantsReceipt: boolean,
+  ): Promise<Issued> {
     const cap = this.#limits.maxMessage;
     if (envelope.length > cap) {
       return now({
@@ -548,6 +564,7 @@ export class RelayServer {
       envelope,
       digest,
       enqueued: this.#now(),
+      ...(wantsReceipt ? { wantsReceipt } : {}),
     };
     const committed = this.#store.enqueue(message);
     return {
@@ -577,21 +594,44 @@ export class RelayServer {
     return { status: "ok", count: mid };
   }
 
-  #ack(conn: Connection, mid: number, receipt: string): Issued {
+  /**
+   * `ack` (SPEC §23.7): the entry leaves the queue and, when its sender asked for one, a
+   * receipt is queued for the sender in the same write (SPEC §23.7.1) and offered to it.
+   */
+  #ack(conn: Connection, mid: number, receipt: ReceiptStatus): Issued {
     this.#deliveries.acknowledged(conn, mid);
+    const l = this.#limits;
     return {
-      done: this.#store.remove(conn.card.id, mid).then((removed) =>
-        this.#acked(conn, mid, receipt, removed)
-      ),
+      done: this.#store.acknowledge({
+        recipient: conn.card.id,
+        recipientAddress: conn.card.address,
+        mid,
+        status: RECEIPT_STATUSES.indexOf(receipt),
+        at: this.#now(),
+        limits: {
+          quota: l.quota,
+          recipientQuota: l.recipientQuota,
+          recipientBytes: l.recipientBytes,
+          storeBytes: l.storeBytes,
+        },
+      }).then((outcome) => this.#acked(conn, mid, receipt, outcome)),
     };
   }
 
-  #acked(conn: Connection, mid: number, receipt: string, removed: boolean): Reply {
-    if (!removed) {
+  #acked(conn: Connection, mid: number, receipt: string, outcome: AckOutcome): Reply {
+    if (!outcome.removed) {
       return { status: "unknown-message", detail: `no message ${mid} is queued for you` };
     }
     this.#counters.acknowledged++;
     this.#logOf(conn).emit({ event: "ack", address: conn.card.address, mid, receipt });
+    if (outcome.receipt) {
+      this.#counters.receipts++;
+      this.#deliveries.offer(outcome.receipt);
+    } else if (outcome.dropped) {
+      // The sender's own limits: it has not read its receipts (SPEC §23.7.1).
+      this.#counters["receipts-dropped"]++;
+      this.#logOf(conn).emit({ event: "receipt-dropped", mid, reason: outcome.dropped });
+    }
     return { status: "ok" };
   }
 
@@ -670,8 +710,8 @@ export class RelayServer {
     };
   }
 
-  async #receive(conn: Connection): Promise<Reply> {
-    return { status: "ok", count: await this.#deliveries.start(conn) };
+  async #receive(conn: Connection, mode: ReceiveMode | undefined): Promise<Reply> {
+    return { status: "ok", count: await this.#deliveries.start(conn, mode) };
   }
 
   /**

@@ -28,7 +28,18 @@ export interface StoredCard {
   note?: string;
 }
 
-/** A queued envelope. */
+/**
+ * A queued receipt's own fields (SPEC §23.7.1): the entry's `sender` is the recipient
+ * who acknowledged, `enqueued` the time of the ack, `envelope` empty.
+ */
+export interface StoredReceipt {
+  /** The relay message ID of the acknowledged message. */
+  message: number;
+  /** Index into RECEIPT_STATUSES. */
+  status: number;
+}
+
+/** A queued envelope, or a receipt queued for the sender of an acknowledged message. */
 export interface QueuedMessage {
   /** The relay message ID: increasing in the order the store accepted messages. */
   mid: number;
@@ -38,6 +49,10 @@ export interface QueuedMessage {
   envelope: Bytes;
   enqueued: number;
   attempts: number;
+  /** The sender asked for a receipt when this envelope's recipient acknowledges it. */
+  wantsReceipt?: boolean;
+  /** Set when the entry is a receipt, not an envelope. */
+  receipt?: StoredReceipt;
 }
 
 /** What `enqueue` needs. */
@@ -49,12 +64,62 @@ export interface NewMessage {
   /** SHA-256 of the envelope: a resend of the same bytes is the same message. */
   digest: Uint8Array;
   enqueued: number;
+  /** The sender asks for a receipt (SPEC §23.7.1). */
+  wantsReceipt?: boolean;
+}
+
+/**
+ * What a receipt counts against the byte caps (SPEC §23.7.1), whatever it holds: a fixed
+ * size, so receipts are bounded by the message counts as much as by bytes.
+ */
+export const RECEIPT_COST = 512;
+
+/**
+ * The limits a receipt is queued under (SPEC §23.7.1): the relay's, applied to the
+ * receipt's recipient (the original sender) as to a small message; over any of them the
+ * receipt is dropped, never the acknowledgement.
+ */
+export interface ReceiptLimits {
+  /** Receipts from one acknowledging user to one sender. */
+  quota: number;
+  /** Entries (messages and receipts) queued for the sender. */
+  recipientQuota: number;
+  /** Bytes queued for the sender. */
+  recipientBytes: number;
+  /** Bytes queued in the store. */
+  storeBytes: number;
+}
+
+/** A recipient's `ack` (SPEC §23.7), as the store needs it. */
+export interface Acknowledgement {
+  /** The acknowledging peer (the session's) and its address. */
+  recipient: Uint8Array;
+  recipientAddress: string;
+  mid: number;
+  /** Index into RECEIPT_STATUSES. */
+  status: number;
+  /** When the relay took the ack. */
+  at: number;
+  limits: ReceiptLimits;
+}
+
+/** What an `ack` did. */
+export interface AckOutcome {
+  /** The entry was queued for this peer and is gone now. */
+  removed: boolean;
+  /** The receipt queued for the message's sender (it asked for one). */
+  receipt?: QueuedMessage;
+  /** Why a receipt asked for was not queued (a limit of SPEC §23.7.1). */
+  dropped?: string;
 }
 
 /** What is queued for one recipient, or from one sender to one recipient. */
 export interface QueueUsage {
+  /** Entries: messages, and receipts where the store counts them (`receipts`). */
   messages: number;
   bytes: number;
+  /** How many of `messages` are receipts. */
+  receipts?: number;
 }
 
 /** The outcome of `putCard`. */
@@ -143,12 +208,20 @@ export interface RelayStorage {
     afterMid: number,
     limit: number,
   ): QueuedMessage[] | Promise<QueuedMessage[]>;
-  /** Removes message `mid` if it is queued for `recipient`; false if it was not. */
-  remove(recipient: Uint8Array, mid: number): Promise<boolean>;
+  /**
+   * An acknowledgement: removes entry `mid` if it is queued for the acknowledging peer
+   * and, when it is a message whose sender asked for a receipt, queues that receipt for
+   * the sender — within `limits`, else the receipt is dropped (`dropped` says why). A
+   * store shared by several nodes makes the receipt idempotent: one receipt per message
+   * whichever nodes see the ack (SPEC §23.14).
+   */
+  acknowledge(ack: Acknowledgement): Promise<AckOutcome>;
   /** Counts deliveries that were not acknowledged (for operators; may be a no-op). */
   countAttempts(mids: readonly number[]): Promise<void>;
-  /** Messages queued for `recipient`. */
+  /** Entries (messages and receipts) queued for `recipient`. */
   queued(recipient: Uint8Array): Promise<number>;
+  /** Receipts queued for `recipient` (call after `queued`, which refreshes counts). */
+  receiptsQueued(recipient: Uint8Array): Promise<number>;
   /** What is queued for `recipient`. */
   usage(recipient: Uint8Array): Promise<QueueUsage>;
   /** What `sender` has queued for `recipient`. */

@@ -19,18 +19,23 @@ import {
   type PrekeyStore,
   type PrekeyUpload,
 } from "../stp/ratchet/mod.ts";
-import type {
-  NewMessage,
-  PutCardResult,
-  QueuedMessage,
-  QueueUsage,
-  RelayStorage,
-  StoredCard,
+import {
+  type Acknowledgement,
+  type AckOutcome,
+  type NewMessage,
+  type PutCardResult,
+  type QueuedMessage,
+  type QueueUsage,
+  RECEIPT_COST,
+  type ReceiptLimits,
+  type RelayStorage,
+  type StoredCard,
 } from "./storage.ts";
 
 export type { NewMessage, QueuedMessage, QueueUsage, StoredCard } from "./storage.ts";
 
-const SCHEMA_VERSION = 1;
+/** 2: receipts (SPEC §23.7.1) — columns want_receipt, receipt_for, receipt_status. */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -50,7 +55,10 @@ CREATE TABLE IF NOT EXISTS queue (
   envelope BLOB NOT NULL,
   digest BLOB NOT NULL,
   enqueued INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0
+  attempts INTEGER NOT NULL DEFAULT 0,
+  want_receipt INTEGER NOT NULL DEFAULT 0,
+  receipt_for INTEGER,
+  receipt_status INTEGER
 );
 CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, mid);
 CREATE UNIQUE INDEX IF NOT EXISTS queue_by_digest ON queue (recipient, digest);
@@ -66,6 +74,22 @@ CREATE TABLE IF NOT EXISTS one_time_prekeys (
   PRIMARY KEY (owner, pid)
 );
 `;
+
+/** Version 1 → 2: the queue's receipt columns (a version-1 queue holds no receipt). */
+const MIGRATE_1_TO_2 = `
+ALTER TABLE queue ADD COLUMN want_receipt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN receipt_for INTEGER;
+ALTER TABLE queue ADD COLUMN receipt_status INTEGER;
+`;
+
+/** What a queued entry counts against the byte caps: a receipt its fixed cost. */
+const SIZE_SQL = `CASE WHEN receipt_for IS NULL THEN length(envelope) ELSE ${RECEIPT_COST} END`;
+
+/**
+ * A receipt's digest column: the queue's (recipient, digest) uniqueness then allows one
+ * receipt per message (an envelope's digest is 32 bytes of SHA-256, never this text).
+ */
+const receiptDigest = (mid: number) => new TextEncoder().encode(`receipt:${mid}`);
 
 /** A cheap map key for an ID (one char per byte; never shown). */
 const idKey = (id: Uint8Array) => String.fromCharCode(...id);
@@ -94,7 +118,7 @@ function toCard(row: Row): StoredCard {
 }
 
 function toMessage(row: Row): QueuedMessage {
-  return {
+  const m: QueuedMessage = {
     mid: row.mid as number,
     recipient: row.recipient as Bytes,
     sender: row.sender as Bytes,
@@ -103,6 +127,11 @@ function toMessage(row: Row): QueuedMessage {
     enqueued: row.enqueued as number,
     attempts: row.attempts as number,
   };
+  if (row.want_receipt) m.wantsReceipt = true;
+  if (row.receipt_for !== null && row.receipt_for !== undefined) {
+    m.receipt = { message: Number(row.receipt_for), status: Number(row.receipt_status) };
+  }
+  return m;
 }
 
 /**
@@ -118,6 +147,9 @@ export class RelayStore implements RelayStorage {
   /** Queued per recipient and per (recipient, sender), kept in memory for the quotas. */
   readonly #byRecipient = new Map<string, QueueUsage>();
   readonly #byPair = new Map<string, QueueUsage>();
+  /** Receipts queued per recipient and per (recipient, acknowledging user). */
+  readonly #receiptsByRecipient = new Map<string, QueueUsage>();
+  readonly #receiptsByPair = new Map<string, QueueUsage>();
   #total = 0;
   #totalBytes = 0;
   #cards = 0;
@@ -140,18 +172,23 @@ export class RelayStore implements RelayStorage {
       presence: p("UPDATE cards SET presence = ?, note = ? WHERE id = ?"),
       find: p("SELECT mid FROM queue WHERE recipient = ? AND digest = ?"),
       insert: p(
-        "INSERT INTO queue (recipient, sender, sender_address, envelope, digest, enqueued) " +
-          "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO queue (recipient, sender, sender_address, envelope, digest, enqueued, " +
+          "want_receipt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      insertReceipt: p(
+        "INSERT INTO queue (recipient, sender, sender_address, envelope, digest, enqueued, " +
+          "receipt_for, receipt_status) VALUES (?, ?, ?, X'', ?, ?, ?, ?) " +
+          "ON CONFLICT (recipient, digest) DO NOTHING",
       ),
       pending: p("SELECT * FROM queue WHERE recipient = ? AND mid > ? ORDER BY mid LIMIT ?"),
       remove: p(
         "DELETE FROM queue WHERE mid = ? AND recipient = ? " +
-          "RETURNING sender, length(envelope) AS size",
+          `RETURNING sender, ${SIZE_SQL} AS size, want_receipt, receipt_for`,
       ),
       attempt: p("UPDATE queue SET attempts = attempts + 1 WHERE mid = ?"),
       counts: p(
-        "SELECT recipient, sender, COUNT(*) AS n, SUM(length(envelope)) AS size " +
-          "FROM queue GROUP BY recipient, sender",
+        `SELECT recipient, sender, receipt_for IS NOT NULL AS receipt, COUNT(*) AS n, ` +
+          `SUM(${SIZE_SQL}) AS size FROM queue GROUP BY recipient, sender, receipt`,
       ),
       cardCount: p("SELECT COUNT(*) AS n FROM cards"),
       signedPrekey: p("SELECT bundle, created FROM signed_prekeys WHERE owner = ?"),
@@ -174,7 +211,10 @@ export class RelayStore implements RelayStorage {
       const [n, size] = [Number(row.n), Number(row.size)];
       const [recipient, sender] = [row.recipient as Uint8Array, row.sender as Uint8Array];
       add(this.#byRecipient, idKey(recipient), n, size);
-      add(this.#byPair, pairKey(recipient, sender), n, size);
+      if (row.receipt) {
+        add(this.#receiptsByRecipient, idKey(recipient), n, size);
+        add(this.#receiptsByPair, pairKey(recipient, sender), n, size);
+      } else add(this.#byPair, pairKey(recipient, sender), n, size);
       this.#total += n;
       this.#totalBytes += size;
     }
@@ -203,6 +243,11 @@ export class RelayStore implements RelayStorage {
         | undefined;
       if (row === undefined) {
         db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
+      } else if (row.value === 1) {
+        db.exec("BEGIN IMMEDIATE");
+        db.exec(MIGRATE_1_TO_2);
+        db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(SCHEMA_VERSION);
+        db.exec("COMMIT");
       } else if (row.value !== SCHEMA_VERSION) {
         throw new MissiveError(
           "io",
@@ -305,20 +350,27 @@ export class RelayStore implements RelayStorage {
     return this.#write(() => void this.#sql.presence.run(presence, note ?? null, id));
   }
 
-  /** Messages queued for `recipient`, now. */
+  /** Entries (messages and receipts) queued for `recipient`, now. */
   queuedNow(recipient: Uint8Array): number {
     return this.#byRecipient.get(idKey(recipient))?.messages ?? 0;
   }
 
-  /** Messages queued for `recipient`. */
+  /** Entries (messages and receipts) queued for `recipient`. */
   queued(recipient: Uint8Array): Promise<number> {
     return Promise.resolve(this.queuedNow(recipient));
   }
 
-  /** What is queued for `recipient`. */
+  /** Receipts queued for `recipient`. */
+  receiptsQueued(recipient: Uint8Array): Promise<number> {
+    return Promise.resolve(this.#receiptsByRecipient.get(idKey(recipient))?.messages ?? 0);
+  }
+
+  /** What is queued for `recipient` (receipts included, and counted in `receipts`). */
   usage(recipient: Uint8Array): Promise<QueueUsage> {
+    const key = idKey(recipient);
     return Promise.resolve({
-      ...(this.#byRecipient.get(idKey(recipient)) ?? { messages: 0, bytes: 0 }),
+      ...(this.#byRecipient.get(key) ?? { messages: 0, bytes: 0 }),
+      receipts: this.#receiptsByRecipient.get(key)?.messages ?? 0,
     });
   }
 
@@ -354,6 +406,7 @@ export class RelayStore implements RelayStorage {
         m.envelope,
         m.digest,
         m.enqueued,
+        m.wantsReceipt ? 1 : 0,
       );
       const size = m.envelope.length;
       add(this.#byRecipient, idKey(m.recipient), 1, size);
@@ -381,20 +434,70 @@ export class RelayStore implements RelayStorage {
   }
 
   /**
-   * Removes message `mid` if it is queued for `recipient`; resolves with whether it was
-   * (false: already removed, or not this recipient's).
+   * An acknowledgement (SPEC §23.7): removes entry `mid` if it is queued for the peer
+   * and, for a message whose sender asked for a receipt, queues the receipt for that
+   * sender in the same transaction — so a committed ack and its receipt stand or fall
+   * together. A receipt over a limit is dropped; the ack stands.
    */
-  remove(recipient: Uint8Array, mid: number): Promise<boolean> {
-    return this.#write(() => {
-      const row = this.#sql.remove.get(mid, recipient) as Row | undefined;
-      if (!row) return false;
+  acknowledge(a: Acknowledgement): Promise<AckOutcome> {
+    return this.#write((): AckOutcome => {
+      const row = this.#sql.remove.get(a.mid, a.recipient) as Row | undefined;
+      if (!row) return { removed: false };
       const size = Number(row.size);
-      add(this.#byRecipient, idKey(recipient), -1, -size);
-      add(this.#byPair, pairKey(recipient, row.sender as Uint8Array), -1, -size);
-      this.#total--;
-      this.#totalBytes -= size;
-      return true;
+      const sender = row.sender as Bytes;
+      const wasReceipt = row.receipt_for !== null;
+      this.#account(a.recipient, sender, wasReceipt, -1, -size);
+      if (wasReceipt || !row.want_receipt) return { removed: true };
+      const dropped = this.#receiptRefusal(sender, a.recipient, a.limits);
+      if (dropped) return { removed: true, dropped };
+      const info = this.#sql.insertReceipt.run(
+        sender,
+        a.recipient,
+        a.recipientAddress,
+        receiptDigest(a.mid),
+        a.at,
+        a.mid,
+        a.status,
+      );
+      if (info.changes === 0) return { removed: true }; // already queued
+      this.#account(sender, a.recipient, true, 1, RECEIPT_COST);
+      return {
+        removed: true,
+        receipt: {
+          mid: Number(info.lastInsertRowid),
+          recipient: sender,
+          sender: new Uint8Array(a.recipient),
+          senderAddress: a.recipientAddress,
+          envelope: new Uint8Array(),
+          enqueued: a.at,
+          attempts: 0,
+          receipt: { message: a.mid, status: a.status },
+        },
+      };
     });
+  }
+
+  /** Counts `n` entries of `bytes` queued for `recipient` from `sender`. */
+  #account(recipient: Uint8Array, sender: Uint8Array, receipt: boolean, n: number, bytes: number) {
+    add(this.#byRecipient, idKey(recipient), n, bytes);
+    if (receipt) {
+      add(this.#receiptsByRecipient, idKey(recipient), n, bytes);
+      add(this.#receiptsByPair, pairKey(recipient, sender), n, bytes);
+    } else add(this.#byPair, pairKey(recipient, sender), n, bytes);
+    this.#total += n;
+    this.#totalBytes += bytes;
+  }
+
+  /** Why a receipt for `sender` from `acker` cannot be queued now, if it cannot. */
+  #receiptRefusal(sender: Uint8Array, acker: Uint8Array, l: ReceiptLimits): string | undefined {
+    const pair = this.#receiptsByPair.get(pairKey(sender, acker))?.messages ?? 0;
+    if (pair >= l.quota) return `quota: ${pair} receipts from this recipient wait already`;
+    const mine = this.#byRecipient.get(idKey(sender)) ?? { messages: 0, bytes: 0 };
+    if (mine.messages >= l.recipientQuota || mine.bytes + RECEIPT_COST > l.recipientBytes) {
+      return `recipient-full: the sender has ${mine.messages} entries waiting`;
+    }
+    if (this.#totalBytes + RECEIPT_COST > l.storeBytes) return "store-full";
+    return undefined;
   }
 
   /**

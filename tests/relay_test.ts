@@ -152,7 +152,13 @@ describe("relay routing", () => {
     const { envelope, protocols } = await sealText(registry, alice, bob.card, "hi bob");
     assert.equal(protocols, "simple/v3 + text/v2");
     await a.send("bob@example.org", envelope);
-    assert.deepEqual(await receiving, { shown: 1, duplicates: 0, rejected: 0, unacknowledged: 0 });
+    assert.deepEqual(await receiving, {
+      shown: 1,
+      duplicates: 0,
+      rejected: 0,
+      receipts: 0,
+      unacknowledged: 0,
+    });
     assert.equal(relay.store.total, 0, "acknowledged, so deleted");
     const stats = relay.server.stats();
     assert.equal(stats.accepted, 1);
@@ -282,7 +288,13 @@ describe("relay acknowledgements and durability", () => {
       { registry, identity: bob, seen: seen2, limit: 1 },
       (m) => void shown.push(textOf(m)),
     );
-    assert.deepEqual(second, { shown: 0, duplicates: 1, rejected: 0, unacknowledged: 0 });
+    assert.deepEqual(second, {
+      shown: 0,
+      duplicates: 1,
+      rejected: 0,
+      receipts: 0,
+      unacknowledged: 0,
+    });
     assert.deepEqual(shown, ["only once"]);
     assert.equal(await relay.store.queued(bob.card.id), 0);
     seen2.close();

@@ -7,12 +7,26 @@
  * deleted (by sequence) only when its recipient acknowledges it. After each accepted
  * message the node tells the recipient's subject on `missive.notify.<recipient>`, so a
  * node where the recipient is connected reads it at once.
+ *
+ * Receipts (SPEC §23.7.1) go into the same stream, for the message's sender, on
+ * `missive.q.<sender>.<recipient>.r`: their own per-subject quota, read in order with the
+ * sender's messages. The node that takes the ack publishes the receipt before it deletes
+ * the message, with the message ID `receipt.<mid>`: a node that dies in between leaves the
+ * message queued, its redelivery is acknowledged again, and the second publish is a
+ * duplicate the stream drops — one receipt per message whichever nodes see the acks.
  * @module
  */
 import type { Subscription } from "@nats-io/transport-node";
 import { type Bytes, fromHex, toHex } from "../../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../../core/cbor.ts";
-import type { NewMessage, QueuedMessage, QueueUsage, QueueWatch } from "../storage.ts";
+import type {
+  Acknowledgement,
+  AckOutcome,
+  NewMessage,
+  QueuedMessage,
+  QueueUsage,
+  QueueWatch,
+} from "../storage.ts";
 import { StoreRefusal } from "../storage.ts";
 import { isNotFound, NAMES, type Nats, nextMessage, retrying, storeError } from "./_nats.ts";
 
@@ -27,16 +41,30 @@ const WATCH_POLL_MS = 5000;
 
 const subjectOf = (recipient: string, sender: string) =>
   `${NAMES.queueSubject}.${recipient}.${sender}`;
+/** Receipts for `recipient` (the original sender) from `sender` (who acknowledged). */
+const receiptSubjectOf = (recipient: string, sender: string) => `${subjectOf(recipient, sender)}.r`;
+const isReceiptSubject = (subject: string) => subject.endsWith(".r");
+
+/** What an ack needs to know of an entry this node read. */
+interface ReadEntry {
+  recipient: string;
+  sender: Bytes;
+  wantsReceipt: boolean;
+}
 const filterOf = (recipient: string) => `${NAMES.queueSubject}.${recipient}.>`;
 
+/**
+ * A stored entry: `{1: sender address, 2: envelope, 3: enqueued, 4?: true (a receipt is
+ * wanted)}`, or a receipt `{1: acknowledging address, 3: time, 5: message, 6: status}`.
+ */
 function encodeEntry(m: NewMessage): Bytes {
-  return encodeCbor(
-    new Map<number, string | Uint8Array | number>([
-      [1, m.senderAddress],
-      [2, m.envelope],
-      [3, m.enqueued],
-    ]),
-  );
+  const entry = new Map<number, string | Uint8Array | number | boolean>([
+    [1, m.senderAddress],
+    [2, m.envelope],
+    [3, m.enqueued],
+  ]);
+  if (m.wantsReceipt) entry.set(4, true);
+  return encodeCbor(entry);
 }
 
 /** Decodes a stored entry; undefined for one this relay did not write. */
@@ -46,7 +74,19 @@ function decodeEntry(seq: number, subject: string, data: Uint8Array): QueuedMess
   if (!r || !s || r.length !== 16 || s.length !== 16) return undefined;
   try {
     const m = CborReader.from(decodeCbor(data, "queued message"), "queued message");
-    return {
+    if (isReceiptSubject(subject)) {
+      return {
+        mid: seq,
+        recipient: r,
+        sender: s,
+        senderAddress: m.text(1, 1024),
+        envelope: new Uint8Array(),
+        enqueued: m.uint(3),
+        attempts: 0,
+        receipt: { message: m.uint(5), status: m.uint(6, 4) },
+      };
+    }
+    const entry: QueuedMessage = {
       mid: seq,
       recipient: r,
       sender: s,
@@ -55,6 +95,8 @@ function decodeEntry(seq: number, subject: string, data: Uint8Array): QueuedMess
       enqueued: m.uint(3),
       attempts: 0,
     };
+    if (m.has(4) && m.bool(4)) entry.wantsReceipt = true;
+    return entry;
   } catch {
     return undefined;
   }
@@ -82,8 +124,8 @@ function refusal(e: unknown): StoreRefusal | undefined {
 /** The queue operations. A class: it caches counts and owns the watches. */
 export class JetStreamQueue implements QueueWatch {
   readonly #nats: Nats;
-  /** Subject (recipient hex) of messages this node read: an ack needs no lookup. */
-  readonly #recipientOf = new Map<number, string>();
+  /** Entries this node read, by sequence: an ack needs no lookup. */
+  readonly #read = new Map<number, ReadEntry>();
   readonly #usage = new Map<string, { at: number; subjects: Map<string, number> }>();
   readonly #usageLoads = new Map<string, Promise<Map<string, number>>>();
   readonly #watchers = new Map<string, Set<() => void>>();
@@ -155,7 +197,11 @@ export class JetStreamQueue implements QueueWatch {
         seq = m.seq;
         const entry = decodeEntry(m.seq, m.subject, m.data);
         if (!entry) continue;
-        this.#recipientOf.set(m.seq, hex);
+        this.#read.set(m.seq, {
+          recipient: hex,
+          sender: entry.sender,
+          wantsReceipt: entry.wantsReceipt === true,
+        });
         out.push(entry);
       }
     } catch (e) {
@@ -181,38 +227,106 @@ export class JetStreamQueue implements QueueWatch {
     this.#emptySince = Date.now();
   }
 
-  /** Deletes message `mid` if it is `recipient`'s (an acknowledgement). */
-  async remove(recipient: Uint8Array, mid: number): Promise<boolean> {
-    const hex = toHex(recipient);
+  /**
+   * An acknowledgement: deletes entry `mid` if it is the peer's, after publishing the
+   * receipt its sender asked for (idempotent: see the module's note).
+   */
+  async acknowledge(a: Acknowledgement): Promise<AckOutcome> {
+    const hex = toHex(a.recipient);
     try {
-      let owner = this.#recipientOf.get(mid);
-      if (owner === undefined) {
+      let entry = this.#read.get(a.mid);
+      if (entry === undefined) {
         const m = await retrying(
           this.#nats,
-          () => this.#nats.jsm.streams.getMessage(NAMES.queue, { seq: mid }),
+          () => this.#nats.jsm.streams.getMessage(NAMES.queue, { seq: a.mid }),
         )
           .catch((e) => {
             if (isNotFound(e)) return null;
             throw e;
           });
-        owner = m?.subject.split(".")[2];
+        const decoded = m ? decodeEntry(a.mid, m.subject, m.data) : undefined;
+        if (decoded) {
+          entry = {
+            recipient: toHex(decoded.recipient),
+            sender: decoded.sender,
+            wantsReceipt: decoded.wantsReceipt === true,
+          };
+        }
       }
-      if (owner !== hex) return false;
-      this.#recipientOf.delete(mid);
+      if (entry?.recipient !== hex) return { removed: false };
+      const outcome: AckOutcome = { removed: false };
+      if (entry.wantsReceipt) Object.assign(outcome, await this.#queueReceipt(a, entry.sender));
+      this.#read.delete(a.mid);
       // Deleted, not erased: the bytes are a sealed envelope, overwriting costs a write.
-      const removed = await retrying(
+      outcome.removed = await retrying(
         this.#nats,
-        () => this.#nats.jsm.streams.deleteMessage(NAMES.queue, mid, false),
+        () => this.#nats.jsm.streams.deleteMessage(NAMES.queue, a.mid, false),
       );
-      if (removed) {
+      if (outcome.removed) {
         const cached = this.#usage.get(hex);
         if (cached) cached.at = 0; // recount on next use
       }
-      return removed;
+      return outcome;
     } catch (e) {
-      if (isNotFound(e)) return false;
+      if (isNotFound(e)) return { removed: false };
       throw storeError("acknowledge", e);
     }
+  }
+
+  /**
+   * Publishes the receipt of `a` for `sender` (its per-subject quota and the stream's
+   * size are the stream's own limits; the sender's entries are counted here); a refusal
+   * drops the receipt, not the ack.
+   */
+  async #queueReceipt(
+    a: Acknowledgement,
+    sender: Bytes,
+  ): Promise<Pick<AckOutcome, "receipt" | "dropped">> {
+    const owner = toHex(sender);
+    const mine = await this.usage(sender);
+    if (mine.messages >= a.limits.recipientQuota) {
+      return { dropped: `recipient-full: the sender has ${mine.messages} entries waiting` };
+    }
+    const data = encodeCbor(
+      new Map<number, string | number>([
+        [1, a.recipientAddress],
+        [3, a.at],
+        [5, a.mid],
+        [6, a.status],
+      ]),
+    );
+    let ack;
+    try {
+      ack = await retrying(
+        this.#nats,
+        () =>
+          this.#nats.js.publish(receiptSubjectOf(owner, toHex(a.recipient)), data, {
+            msgID: `receipt.${a.mid}`,
+            timeout: this.#nats.timeoutMs,
+          }),
+      );
+    } catch (e) {
+      const refused = refusal(e);
+      if (refused) return { dropped: `${refused.status}: ${refused.message}` };
+      throw e;
+    }
+    this.#lastKnown = Math.max(this.#lastKnown, ack.seq);
+    if (ack.duplicate) return {};
+    const cached = this.#usage.get(owner);
+    if (cached) cached.at = 0;
+    this.#nats.nc.publish(`${NAMES.notify}.${owner}`, String(ack.seq));
+    return {
+      receipt: {
+        mid: ack.seq,
+        recipient: sender,
+        sender: new Uint8Array(a.recipient),
+        senderAddress: a.recipientAddress,
+        envelope: new Uint8Array(),
+        enqueued: a.at,
+        attempts: 0,
+        receipt: { message: a.mid, status: a.status },
+      },
+    };
   }
 
   /** Messages per (recipient, sender) subject for `recipient`, reused for a second. */
@@ -244,15 +358,22 @@ export class JetStreamQueue implements QueueWatch {
     return (await this.usage(recipient)).messages;
   }
 
+  async receiptsQueued(recipient: Uint8Array): Promise<number> {
+    return (await this.usage(recipient)).receipts ?? 0;
+  }
+
   /**
    * What is queued for `recipient`, from the stream's per-subject counts (shared by every
    * node). The stream keeps no per-subject byte count: `bytes` is 0, and the
    * per-recipient byte cap is not enforced on JetStream (docs/SCALE.md §2.3).
    */
   async usage(recipient: Uint8Array): Promise<QueueUsage> {
-    let messages = 0;
-    for (const n of (await this.#subjects(toHex(recipient))).values()) messages += n;
-    return { messages, bytes: 0 };
+    let messages = 0, receipts = 0;
+    for (const [subject, n] of await this.#subjects(toHex(recipient))) {
+      messages += n;
+      if (isReceiptSubject(subject)) receipts += n;
+    }
+    return { messages, bytes: 0, receipts };
   }
 
   async pairUsage(recipient: Uint8Array, sender: Uint8Array): Promise<QueueUsage> {
@@ -313,7 +434,7 @@ export class JetStreamQueue implements QueueWatch {
 
   /** Forgets sequences read but never acknowledged when they pile up (memory bound). */
   trim(): void {
-    if (this.#recipientOf.size > 200_000) this.#recipientOf.clear();
+    if (this.#read.size > 200_000) this.#read.clear();
   }
 
   stop(): void {

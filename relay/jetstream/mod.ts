@@ -20,6 +20,8 @@ import type { PrekeyStore } from "../../stp/ratchet/mod.ts";
 import { RELAY_DEFAULTS } from "../limits.ts";
 import type { Target } from "../protocol.ts";
 import type {
+  Acknowledgement,
+  AckOutcome,
   NewMessage,
   PutCardResult,
   QueuedMessage,
@@ -152,8 +154,8 @@ export class JetStreamStore implements RelayStorage, SharedDirectory {
     return this.#queue.pending(recipient, afterMid, limit);
   }
 
-  remove(recipient: Uint8Array, mid: number): Promise<boolean> {
-    return this.#queue.remove(recipient, mid);
+  acknowledge(ack: Acknowledgement): Promise<AckOutcome> {
+    return this.#queue.acknowledge(ack);
   }
 
   /** Attempts are not counted on JetStream (no write per unacknowledged delivery). */
@@ -163,6 +165,10 @@ export class JetStreamStore implements RelayStorage, SharedDirectory {
 
   queued(recipient: Uint8Array): Promise<number> {
     return this.#queue.queued(recipient);
+  }
+
+  receiptsQueued(recipient: Uint8Array): Promise<number> {
+    return this.#queue.receiptsQueued(recipient);
   }
 
   usage(recipient: Uint8Array): Promise<QueueUsage> {

@@ -12,6 +12,7 @@ import {
   decodeRelayMessage,
   encodeBundle,
   encodeDelivery,
+  encodeReceipt,
   encodeRequest,
   encodeResponse,
   type RelayMessage,
@@ -292,6 +293,95 @@ export function relayVectors() {
     "response-prekeys-2049",
     "a bundle over 2,048 bytes",
     map([0, 1], [1, 12], [2, 0], [10, new Uint8Array(2049)]),
+  );
+
+  // Receipts (SPEC §23.7.1): asked for by send key 5, taken by receive key 3, kind 4.
+  ok(
+    "send-receipt",
+    "send asking for a receipt (key 5: true)",
+    encodeRequest(13, { op: "send", to: "bob@example.org", envelope: ENVELOPE, receipt: true }),
+  );
+  ok(
+    "send-receipt-false",
+    "send with key 5 false: no receipt (same as absent)",
+    map([0, 0], [1, 13], [2, 4], [3, "bob@example.org"], [4, ENVELOPE], [5, false]),
+  );
+  ok(
+    "receive-all",
+    "receive messages and receipts (key 3: 1)",
+    encodeRequest(14, { op: "receive", mode: "all" }),
+  );
+  ok(
+    "receive-receipts",
+    "receive receipts only (key 3: 2)",
+    encodeRequest(15, { op: "receive", mode: "receipts" }),
+  );
+  const receipt = {
+    id: 43,
+    message: 42,
+    recipientId: ID,
+    recipient: "bob@example.org",
+    status: "accepted" as const,
+    acknowledged: 1_700_000_000_000,
+  };
+  ok("receipt", "receipt 43: bob acknowledged message 42 as accepted", encodeReceipt(receipt));
+  ok(
+    "receipt-undecryptable",
+    "receipt 44: bob could not decrypt message 41",
+    encodeReceipt({ ...receipt, id: 44, message: 41, status: "undecryptable" }),
+  );
+  ok(
+    "bundle-delivery-receipt",
+    "a delivery and a receipt in one bundle",
+    encodeBundle([
+      encodeDelivery({
+        message: 45,
+        senderId: ID,
+        sender: "carol@example.org",
+        envelope: ENVELOPE,
+        enqueued: 2,
+      }),
+      encodeReceipt({ ...receipt, id: 46 }),
+    ]),
+  );
+  const fields = (...over: [number, CborValue][]) => {
+    const m = new Map<number, CborValue>([
+      [0, 4],
+      [1, 43],
+      [2, 42],
+      [3, ID],
+      [4, "bob@example.org"],
+      [5, 0],
+      [6, 1_700_000_000_000],
+    ]);
+    for (const [k, v] of over) v === null ? m.delete(k) : m.set(k, v);
+    return encodeCbor(m);
+  };
+  bad("receipt-status-5", "receipt status out of range", fields([5, 5]));
+  bad("receipt-status-text", "receipt status as text", fields([5, "accepted"]));
+  bad("receipt-short-id", "recipient ID of 15 bytes", fields([3, new Uint8Array(15)]));
+  bad("receipt-no-message", "receipt without key 2 (the message it is about)", fields([2, null]));
+  bad("receipt-no-id", "receipt without key 1 (its own ID, for the ack)", fields([1, null]));
+  bad("receipt-address-255", "recipient address of 255 characters", fields([4, "b".repeat(255)]));
+  bad("receipt-time-negative", "acknowledged time negative", fields([6, -1]));
+  bad(
+    "receipt-oversize",
+    "a receipt over its 1024-byte cap (grease key 40), refused before its fields",
+    fields([40, "x".repeat(1000)]),
+    "too-large",
+  );
+  bad("receipt-truncated", "the receipt cut by one byte", encodeReceipt(receipt).slice(0, -1));
+  bad(
+    "send-receipt-uint",
+    "send with key 5 as 1, not a boolean",
+    map([0, 0], [1, 13], [2, 4], [3, "b@c.d"], [4, ENVELOPE], [5, 1]),
+  );
+  bad("receive-mode-3", "receive mode out of range", map([0, 0], [1, 14], [2, 6], [3, 3]));
+  bad("receive-mode-text", "receive mode as text", map([0, 0], [1, 14], [2, 6], [3, "all"]));
+  bad(
+    "bundle-bad-receipt",
+    "a bundle whose receipt has status 9",
+    encodeBundle([register, fields([5, 9])]),
   );
   return vectors;
 }
