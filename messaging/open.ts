@@ -9,7 +9,6 @@
 import { type Bytes, concatBytes, fromUtf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import type { CryptoProvider } from "../crypto/provider.ts";
 import {
   encodeEnvelope,
   looksArmored,
@@ -17,12 +16,7 @@ import {
   MAX_ARMOR_SIZE,
   unwrapAnyForm,
 } from "../envelope/mod.ts";
-import type { Card } from "../keys/card.ts";
-import type { Identity } from "../keys/identity.ts";
 import { type OpenedMessage, openMessage, type OpenRequest } from "../plugin/message.ts";
-import type { Registry } from "../plugin/registry.ts";
-import type { ReplayCache } from "../plugin/replay.ts";
-import type { OptionPairs } from "../plugin/types.ts";
 import {
   detectFernetToken,
   openBareFernet,
