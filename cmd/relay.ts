@@ -7,10 +7,16 @@ import { PRESENCE_STATUSES, type PresenceStatus } from "../amp/presence.ts";
 import { toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
-import { cardFileText, cardSignaturesInText, verifyCardSignature } from "../keys/card.ts";
+import {
+  type Card,
+  cardFileText,
+  cardSignaturesInText,
+  verifyCardSignature,
+} from "../keys/card.ts";
 import {
   type Command,
   exitCodesLine,
+  type Io,
   loadCards,
   loadIdentity,
   loadRegistry,
@@ -88,7 +94,6 @@ Example:
 ${exitCodesLine(3, 4, 5, 7, 9, 10, 12, 13, 14, 15, 16)}
 `;
 
-const SUBCOMMANDS = ["register", "lookup", "list", "status", "send", "inbox", "watch", "queue"];
 /** `--wait` without a duration. */
 const DEFAULT_WAIT = "30s";
 
@@ -112,164 +117,177 @@ function optionalWait(args: string[]): string[] {
   return out;
 }
 
+const FLAGS = {
+  relay: { type: "string", multiple: true },
+  "relay-card": { type: "string" },
+  "relay-ca": { type: "string", multiple: true },
+  key: { type: "string" },
+  state: { type: "string" },
+  to: { type: "string" },
+  "to-card": { type: "string" },
+  trust: { type: "string", multiple: true },
+  note: { type: "string" },
+  json: { type: "boolean" },
+  timeout: { type: "string" },
+  wait: { type: "string" },
+  resend: { type: "string" },
+  drop: { type: "string" },
+  plugin: { type: "string", multiple: true },
+} as const;
+
+/** The parsed flags, as parseArgs returns them for {@link FLAGS}. */
+type Values = {
+  [K in keyof typeof FLAGS]?: (typeof FLAGS)[K] extends { multiple: true } ? string[]
+    : (typeof FLAGS)[K] extends { type: "boolean" } ? boolean
+    : string;
+};
+
+/** One subcommand: the context, its positional argument and the flags. */
+type Subcommand = (ctx: Context, arg: string | undefined, v: Values) => Promise<void>;
+
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  register: (ctx) =>
+    withClient(ctx, async (c) => {
+      const id = await c.register();
+      await print(
+        ctx.io,
+        `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${ctx.connected ?? ctx.url}`,
+      );
+    }),
+  lookup: (ctx, arg) => {
+    if (!arg) throw new MissiveError("usage", "relay lookup: which ADDRESS or ID?");
+    return withClient(ctx, async (c) => {
+      const r = await c.lookup(target(arg));
+      if (ctx.json) {
+        return await print(
+          ctx.io,
+          jsonLine({ address: r.card.address, id: toHex(r.card.id), presence: r.presence ?? null }),
+        );
+      }
+      await ctx.io.stdout(utf8(await cardFileText(await getCryptoProvider(), r.card)));
+      note(ctx.io, `${oneLine(r.card.address)} is ${r.presence ?? "offline (or invisible)"}`);
+    });
+  },
+  list: (ctx) =>
+    withClient(ctx, async (c) => {
+      for (const e of await c.list()) {
+        await print(
+          ctx.io,
+          ctx.json
+            ? jsonLine({ ...e, id: toHex(e.id) })
+            : `${oneLine(e.address)}\t${e.status}${e.note ? `\t${oneLine(e.note)}` : ""}`,
+        );
+      }
+    }),
+  status: (ctx, arg, v) =>
+    withClient(ctx, async (c) => {
+      if (arg === undefined) {
+        const stats = await c.stats();
+        if (ctx.json) return await print(ctx.io, jsonLine(stats));
+        for (const [k, n] of Object.entries(stats)) await print(ctx.io, `${oneLine(k)}\t${n}`);
+        return;
+      }
+      if (!(PRESENCE_STATUSES as readonly string[]).includes(arg)) {
+        throw new MissiveError("usage", `relay status: expected ${PRESENCE_STATUSES.join(", ")}`);
+      }
+      await c.setPresence(arg as PresenceStatus, v.note);
+      note(ctx.io, `presence set to ${arg}`);
+    }),
+  send: (ctx, _arg, v) =>
+    send(
+      ctx,
+      v.to,
+      v["to-card"],
+      v.wait === undefined ? undefined : parseDuration(v.wait, "--wait", { io: ctx.io }),
+    ),
+  inbox: (ctx) =>
+    withClient(ctx, async (c) => {
+      await flushIfAny(ctx, c);
+      const waiting = await c.receive("all");
+      // The waiting messages, unless they stop coming (taken by another link).
+      const counts = waiting > 0 ? await receiveLoop(ctx, c, waiting, ctx.timeoutMs) : undefined;
+      if (counts?.unacknowledged) {
+        note(ctx.io, `${counts.unacknowledged} acknowledgements were lost; those come again`);
+      }
+    }),
+  watch: (ctx) => watch(ctx),
+  queue: (ctx, _arg, v) => queueCommand(ctx, v.resend, v.drop),
+};
+
+/** Checks the flags a subcommand needs and loads keys, cards and the registry. */
+async function context(io: Io, sub: string, v: Values): Promise<Context> {
+  if (v.wait !== undefined && sub !== "send") {
+    throw new MissiveError("usage", `relay ${sub}: --wait is for relay send`);
+  }
+  if (!v.key) throw new MissiveError("usage", "relay: --key FILE is required");
+  const urls = (v.relay ?? (io.env.MISSIVE_RELAY ?? "").split(","))
+    .map((u) => u.trim()).filter(Boolean);
+  if (!urls[0] && sub !== "queue") {
+    throw new MissiveError("usage", "relay: --relay URL is required");
+  }
+  const relayCardFile = v["relay-card"];
+  if (!relayCardFile && sub !== "queue") {
+    throw new MissiveError("usage", "relay: --relay-card FILE is required (the relay's card)");
+  }
+  const timeoutMs = v.timeout === undefined
+    ? 15_000
+    : parseDuration(v.timeout, "--timeout", { bareUnit: "ms", io });
+  const relayCards = relayCardFile ? await loadCards([relayCardFile]) : [];
+  if (relayCardFile && relayCards.length !== 1) {
+    throw new MissiveError("usage", "relay: --relay-card must hold exactly one card");
+  }
+  if (v["relay-ca"] && relayCardFile) {
+    await checkRelayCa(relayCardFile, relayCards[0], v["relay-ca"]);
+  }
+  return {
+    io,
+    url: urls[0] ?? "",
+    urls,
+    relayCard: relayCards[0],
+    identity: await loadIdentity(io, v.key),
+    registry: await loadRegistry(io, v as { plugin?: string[]; config?: string }),
+    statePath: v.state ?? `${v.key}.relay.db`,
+    timeoutMs,
+    json: v.json === true,
+    trusted: v.trust ? await loadCards(v.trust) : [],
+  };
+}
+
+/** `--relay-ca`: the relay's card must carry a signature by one of these CA cards. */
+async function checkRelayCa(file: string, card: Card, caFiles: string[]): Promise<void> {
+  const signatures = cardSignaturesInText(readSmallText(file, "card"));
+  try {
+    await verifyCardSignature(
+      await getCryptoProvider(),
+      card,
+      signatures,
+      await loadCards(caFiles),
+    );
+  } catch (e) {
+    if (!isMissiveError(e)) throw e;
+    throw new MissiveError(e.code, `--relay-card ${file}: ${e.message}`);
+  }
+}
+
 export const relay: Command = {
   summary: "talk to a relay: register, lookup, list, status, send, inbox, watch",
   usage,
   async run(args, io) {
-    const parsed = await parseFlags(
-      io,
-      optionalWait(args),
-      {
-        relay: { type: "string", multiple: true },
-        "relay-card": { type: "string" },
-        "relay-ca": { type: "string", multiple: true },
-        key: { type: "string" },
-        state: { type: "string" },
-        to: { type: "string" },
-        "to-card": { type: "string" },
-        trust: { type: "string", multiple: true },
-        note: { type: "string" },
-        json: { type: "boolean" },
-        timeout: { type: "string" },
-        wait: { type: "string" },
-        resend: { type: "string" },
-        drop: { type: "string" },
-        plugin: { type: "string", multiple: true },
-      },
-      usage,
-      2,
-    );
+    const parsed = await parseFlags(io, optionalWait(args), FLAGS, usage, 2);
     if (!parsed) return;
-    const v = parsed.values;
     const [sub, arg] = parsed.positionals;
-    if (!sub || !SUBCOMMANDS.includes(sub)) {
+    const handler = sub === undefined
+      ? undefined
+      : Object.hasOwn(SUBCOMMANDS, sub)
+      ? SUBCOMMANDS[sub]
+      : undefined;
+    if (!sub || !handler) {
       throw new MissiveError(
         "usage",
-        `relay: expected one of ${SUBCOMMANDS.join(", ")} (see missive relay --help)`,
+        `relay: expected one of ${Object.keys(SUBCOMMANDS).join(", ")} (see missive relay --help)`,
       );
     }
-    if (v.wait !== undefined && sub !== "send") {
-      throw new MissiveError("usage", `relay ${sub}: --wait is for relay send`);
-    }
-    if (!v.key) throw new MissiveError("usage", "relay: --key FILE is required");
-    const urls = (v.relay ?? (io.env.MISSIVE_RELAY ?? "").split(","))
-      .map((u) => u.trim()).filter(Boolean);
-    const url = urls[0];
-    if (!url && sub !== "queue") throw new MissiveError("usage", "relay: --relay URL is required");
-    if (!v["relay-card"] && sub !== "queue") {
-      throw new MissiveError("usage", "relay: --relay-card FILE is required (the relay's card)");
-    }
-    const timeoutMs = v.timeout === undefined
-      ? 15_000
-      : parseDuration(v.timeout, "--timeout", { bareUnit: "ms", io });
-    const relayCards = v["relay-card"] ? await loadCards([v["relay-card"]]) : [];
-    if (v["relay-card"] && relayCards.length !== 1) {
-      throw new MissiveError("usage", "relay: --relay-card must hold exactly one card");
-    }
-    if (v["relay-ca"] && v["relay-card"]) {
-      const signatures = cardSignaturesInText(readSmallText(v["relay-card"], "card"));
-      try {
-        await verifyCardSignature(
-          await getCryptoProvider(),
-          relayCards[0],
-          signatures,
-          await loadCards(v["relay-ca"]),
-        );
-      } catch (e) {
-        if (!isMissiveError(e)) throw e;
-        throw new MissiveError(e.code, `--relay-card ${v["relay-card"]}: ${e.message}`);
-      }
-    }
-    const ctx: Context = {
-      io,
-      url: url ?? "",
-      urls,
-      relayCard: relayCards[0],
-      identity: await loadIdentity(io, v.key),
-      registry: await loadRegistry(io, v as { plugin?: string[]; config?: string }),
-      statePath: v.state ?? `${v.key}.relay.db`,
-      timeoutMs,
-      json: v.json === true,
-      trusted: v.trust ? await loadCards(v.trust) : [],
-    };
-    switch (sub) {
-      case "register":
-        return await withClient(ctx, async (c) => {
-          const id = await c.register();
-          await print(
-            io,
-            `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${ctx.connected ?? url}`,
-          );
-        });
-      case "lookup": {
-        if (!arg) throw new MissiveError("usage", "relay lookup: which ADDRESS or ID?");
-        return await withClient(ctx, async (c) => {
-          const r = await c.lookup(target(arg));
-          if (ctx.json) {
-            return await print(
-              io,
-              jsonLine({
-                address: r.card.address,
-                id: toHex(r.card.id),
-                presence: r.presence ?? null,
-              }),
-            );
-          }
-          await io.stdout(utf8(await cardFileText(await getCryptoProvider(), r.card)));
-          note(io, `${oneLine(r.card.address)} is ${r.presence ?? "offline (or invisible)"}`);
-        });
-      }
-      case "list":
-        return await withClient(ctx, async (c) => {
-          for (const e of await c.list()) {
-            await print(
-              io,
-              ctx.json
-                ? jsonLine({ ...e, id: toHex(e.id) })
-                : `${oneLine(e.address)}\t${e.status}${e.note ? `\t${oneLine(e.note)}` : ""}`,
-            );
-          }
-        });
-      case "status":
-        return await withClient(ctx, async (c) => {
-          if (arg === undefined) {
-            const stats = await c.stats();
-            if (ctx.json) return await print(io, jsonLine(stats));
-            for (const [k, n] of Object.entries(stats)) await print(io, `${oneLine(k)}\t${n}`);
-            return;
-          }
-          if (!(PRESENCE_STATUSES as readonly string[]).includes(arg)) {
-            throw new MissiveError(
-              "usage",
-              `relay status: expected ${PRESENCE_STATUSES.join(", ")}`,
-            );
-          }
-          await c.setPresence(arg as PresenceStatus, v.note);
-          note(io, `presence set to ${arg}`);
-        });
-      case "send":
-        return await send(
-          ctx,
-          v.to,
-          v["to-card"],
-          v.wait === undefined ? undefined : parseDuration(v.wait, "--wait", { io }),
-        );
-      case "inbox":
-        return await withClient(ctx, async (c) => {
-          await flushIfAny(ctx, c);
-          const waiting = await c.receive("all");
-          // The waiting messages, unless they stop coming (taken by another link).
-          const counts = waiting > 0
-            ? await receiveLoop(ctx, c, waiting, ctx.timeoutMs)
-            : undefined;
-          if (counts?.unacknowledged) {
-            note(io, `${counts.unacknowledged} acknowledgements were lost; those come again`);
-          }
-        });
-      case "watch":
-        return await watch(ctx);
-      case "queue":
-        return await queueCommand(ctx, v.resend, v.drop);
-    }
+    const v = parsed.values as Values;
+    await handler(await context(io, sub, v), arg, v);
   },
 };
