@@ -13,7 +13,15 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
@@ -34,6 +42,7 @@ import {
   bytesSource,
   DEFAULT_CHUNK,
   DEFAULT_SIGNED_CHUNK,
+  fdSource,
   iterableSource,
   memorySink,
   openStream,
@@ -273,6 +282,55 @@ describe("stream round trips", () => {
       const got = await open(sink.bytes(), { inFlight: 1 + next(5) });
       assert.equal(got.error, undefined, `round ${round}: ${got.error?.message}`);
       assert.deepEqual(got.written, data, `round ${round}: size ${size}, chunk ${chunkSize}`);
+    }
+  });
+});
+
+describe("fdSource on a regular file (read synchronously; pipes are the CLI tests' stdin)", () => {
+  it("reads exact pieces, fewer only at the end, and seals a stream that opens to the same bytes", async () => {
+    const { dir, cleanup } = tempDir("missive-fdsource-");
+    try {
+      const data = pattern(3 * CHUNK + 17, 7);
+      const path = join(dir, "input.bin");
+      writeFileSync(path, data);
+      const fromFile = async () => {
+        const fd = openSync(path, "r");
+        try {
+          const source = fdSource(fd, path);
+          const pieces: number[] = [];
+          for (;;) {
+            const piece = new Uint8Array(CHUNK);
+            const n = await source.readInto(piece);
+            pieces.push(n);
+            if (n < CHUNK) break;
+          }
+          return pieces;
+        } finally {
+          closeSync(fd);
+        }
+      };
+      assert.deepEqual(await fromFile(), [CHUNK, CHUNK, CHUNK, 17]);
+      // Sealing from the file descriptor opens to the same plaintext.
+      const fd = openSync(path, "r");
+      const sink = memorySink();
+      try {
+        await sealStream({
+          registry: defaultRegistry(),
+          stp: defaultRegistry().find("stp", "simple"),
+          sender: alice,
+          recipients: [bob.card],
+          source: fdSource(fd, path),
+          sink,
+          chunkSize: CHUNK,
+        });
+      } finally {
+        closeSync(fd);
+      }
+      const opened = await open(sink.bytes());
+      assert.equal(opened.error, undefined);
+      assert.deepEqual(opened.written, data);
+    } finally {
+      cleanup();
     }
   });
 });
