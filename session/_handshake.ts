@@ -1,7 +1,12 @@
 /**
- * Handshake helpers (SPEC §22.5): signing and verifying the signed part of HELLO,
- * HELLO_ACK and pre-key control messages, ephemeral keys, and the trust decisions
- * (a pinned or listed server card; an authorize callback or list for clients).
+ * The handshake steps of session version 1 (SPEC §22.5), for the first handshake and for
+ * every re-key: the initiator's HELLO (`initiate`), the responder's HELLO_ACK and keys
+ * (`answer`), the initiator's keys (`complete`); signing and verifying the signed part
+ * of HELLO, HELLO_ACK and pre-key control messages; ephemeral keys; and the trust
+ * decisions (a pinned or listed server card; an authorize callback or list for
+ * clients). Each step's result is the smallest that works: the next message's body and
+ * a `SessionCipher` (the keys never leave it). The state machine (machine.ts) decides
+ * when each step runs; a later version adds its steps beside these. Internal.
  * @module
  */
 import { type Bytes, equalBytes, toHex, wipe } from "../core/bytes.ts";
@@ -9,14 +14,14 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
+import { type Role, SessionCipher } from "./_cipher.ts";
 import {
   deriveKeys,
   helloContext,
   type PresharedKeys,
-  type SessionKeys,
   signatureInput,
   signedMac,
-} from "./keyschedule.ts";
+} from "./_keyschedule.ts";
 import { encodeHelloBody, type FrameHeader, type SignedPart } from "./messages.ts";
 
 /** Signs (and, with s0, MACs) a body for the given header and context. */
@@ -141,21 +146,19 @@ export function serverCandidates(trust: ServerTrust): readonly Card[] {
   return trust.peer ? [trust.peer] : trust.trusted ?? [];
 }
 
-/** A handshake in progress (SPEC §22.5): this side's HELLO or answer, and the contexts. */
-export interface Handshake {
-  /** The initiator's ephemeral key, until the HELLO_ACK arrives. */
+/** An initiator's handshake in progress (SPEC §22.5): its HELLO and the two contexts. */
+export interface Initiation {
+  /** The initiator's ephemeral key, until `complete` takes (and erases) it. */
   eph?: Ephemeral;
   helloBody: Bytes;
-  /** Context of this side's signatures, and of the peer's (SPEC §22.5.1). */
+  /** Context of this side's signatures (C), and of the responder's (HC, SPEC §22.5.1). */
   myContext: Bytes;
   peerContext: Bytes;
-  /** Re-key: the acknowledged count that made it due (reported in the event). */
-  dueAt?: number;
 }
 
 /**
  * Initiator: a HELLO body with a fresh ephemeral key (or one `made` beforehand), under
- * chain value `chain`.
+ * chain value `chain`; a re-key HELLO carries the acknowledged count that made it due.
  */
 export async function initiate(
   provider: CryptoProvider,
@@ -164,7 +167,7 @@ export async function initiate(
   chain: Bytes,
   acknowledged?: number,
   made?: Promise<Ephemeral>,
-): Promise<Handshake> {
+): Promise<Initiation> {
   const eph = await (made ?? newEphemeral(provider, random));
   const helloBody = encodeHelloBody({
     ephemeralKey: eph.publicKey,
@@ -176,26 +179,29 @@ export async function initiate(
     helloBody,
     myContext: chain,
     peerContext: await helloContext(provider, chain, helloBody),
-    dueAt: acknowledged,
   };
 }
 
-/** Responder: the HELLO_ACK body, the new keys, and this side's handshake state. */
+/** What the responder needs to answer a HELLO. */
+export interface AnswerInput {
+  role: Role;
+  chain: Bytes;
+  helloBody: Bytes;
+  peerEphemeral: Uint8Array;
+  psk?: PresharedKeys;
+  /** helloContext(chain, helloBody), when the caller has it already. */
+  myContext?: Bytes;
+  /** This side's ephemeral key, when made beforehand (see `respond`). */
+  ephemeral?: Promise<Ephemeral>;
+}
+
+/** Responder: the HELLO_ACK body, its signature context (HC), and the new keys. */
 export async function answer(
   provider: CryptoProvider,
   identity: Identity,
   random: ((n: number) => Bytes) | undefined,
-  input: {
-    chain: Bytes;
-    helloBody: Bytes;
-    peerEphemeral: Uint8Array;
-    psk?: PresharedKeys;
-    /** helloContext(chain, helloBody), when the caller has it already. */
-    myContext?: Bytes;
-    /** This side's ephemeral key, when made beforehand (see `respond`). */
-    ephemeral?: Promise<Ephemeral>;
-  },
-): Promise<{ ackBody: Bytes; keys: SessionKeys; hs: Handshake }> {
+  input: AnswerInput,
+): Promise<{ ackBody: Bytes; myContext: Bytes; cipher: SessionCipher }> {
   const { publicKey, shared } = await respond(
     provider,
     random,
@@ -211,21 +217,30 @@ export async function answer(
     helloAckBody: ackBody,
     psk: input.psk,
   });
-  return { ackBody, keys, hs: { helloBody: input.helloBody, myContext, peerContext: input.chain } };
+  return { ackBody, myContext, cipher: new SessionCipher(provider, keys, input.role) };
 }
 
-/** Initiator: the keys, once the peer's HELLO_ACK body arrived. */
+/** Initiator: the keys, once the peer's HELLO_ACK body arrived; the ephemeral key is erased. */
 export async function complete(
   provider: CryptoProvider,
-  hs: Handshake,
-  input: { chain: Bytes; ackBody: Bytes; peerEphemeral: Uint8Array; psk?: PresharedKeys },
-): Promise<SessionKeys> {
-  if (!hs.eph) throw new MissiveError("internal", "session: no ephemeral key to complete with");
-  return await deriveKeys(provider, {
-    shared: await agree(provider, hs.eph, input.peerEphemeral),
+  hs: Initiation,
+  input: {
+    role: Role;
+    chain: Bytes;
+    ackBody: Bytes;
+    peerEphemeral: Uint8Array;
+    psk?: PresharedKeys;
+  },
+): Promise<SessionCipher> {
+  const eph = hs.eph;
+  if (!eph) throw new MissiveError("internal", "session: no ephemeral key to complete with");
+  hs.eph = undefined; // one HELLO_ACK completes a handshake, once
+  const keys = await deriveKeys(provider, {
+    shared: await agree(provider, eph, input.peerEphemeral),
     chain: input.chain,
     helloBody: hs.helloBody,
     helloAckBody: input.ackBody,
     psk: input.psk,
   });
+  return new SessionCipher(provider, keys, input.role);
 }
