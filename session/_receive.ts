@@ -62,3 +62,10 @@ export function acceptsSigned(role: Role, s: State, type: MessageType): boolean 
 export function isStale(frame: Frame, now: number, ttlMs: number): boolean {
   return Math.abs(now - frame.time) > ttlMs;
 }
+
+/** HELLO comes only to the client (a re-key), HELLO_ACK only to the server. */
+export function roleExpects(role: Role, type: MessageType): boolean {
+  if (type === T.HELLO) return role === "client";
+  if (type === T.HELLO_ACK) return role === "server";
+  return true;
+}
