@@ -71,21 +71,21 @@ export class AsyncQueue<T> {
     }
     if (this.length > 0) {
       const item = this.#take();
-      if (this.#spaceWaiters.length > 0 && this.#hasSpace()) this.#wakeSpace();
+      if (this.#spaceWaiters.length > 0 && this.hasSpace) this.#wakeSpace();
       return item;
     }
     if (this.#error !== undefined) throw this.#error;
     return undefined;
   }
 
-  /** True while below both limits. */
-  #hasSpace(): boolean {
-    return this.length < this.#count && this.#weight <= this.#maxWeight;
+  /** True while below both limits (or ended): `waitForSpace` would not wait. */
+  get hasSpace(): boolean {
+    return this.#ended || (this.length < this.#count && this.#weight <= this.#maxWeight);
   }
 
   /** Resolves when the queue is below its limits (or ended). */
   async waitForSpace(): Promise<void> {
-    while (!this.#hasSpace() && !this.#ended) {
+    while (!this.hasSpace) {
       await new Promise<void>((resolve) => this.#spaceWaiters.push(resolve));
     }
   }

@@ -354,7 +354,7 @@ export class Session implements SecureChannel {
           await nextTurn();
         } else this.#scheduleFlush();
         if (this.#done) return;
-        await this.#inbox.waitForSpace();
+        if (!this.#inbox.hasSpace) await this.#inbox.waitForSpace();
         if (this.#done) return;
       }
       error = new MissiveError(
