@@ -135,6 +135,39 @@ export interface MachineOptions extends ConnectOptions, AcceptOptions {
 const T = MessageType;
 const EMPTY: Bytes = new Uint8Array(0);
 
+/**
+ * One end of a session as a state machine: feed it inputs, carry out its outputs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createIdentity, getCryptoProvider } from "../mod.ts";
+ * import { SessionMachine, type SessionOutput } from "./machine.ts";
+ * const provider = await getCryptoProvider();
+ * const caps = { stps: [[5, 1]] as const, amps: [] };
+ * const alice = await createIdentity(provider, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(provider, { address: "bob@example.org", ...caps });
+ * const client = new SessionMachine({ role: "client", identity: alice, provider, peer: bob.card });
+ * const server = new SessionMachine({
+ *   role: "server",
+ *   identity: bob,
+ *   provider,
+ *   trusted: [alice.card],
+ * });
+ * const now = Date.now();
+ * const frames = (out: SessionOutput[]) => out.flatMap((o) => o.type === "write" ? [o.frame] : []);
+ * await server.handle({ type: "start", now });
+ * const [hello] = frames(await client.handle({ type: "start", now }));
+ * const [helloAck] = frames(await server.handle({ type: "frame", bytes: hello, now }));
+ * const [ack] = frames(await client.handle({ type: "frame", bytes: helloAck, now }));
+ * await server.handle({ type: "frame", bytes: ack, now });
+ * assert.equal(server.state, "open");
+ * const data = new TextEncoder().encode("hello");
+ * const [sealed] = frames(await client.handle({ type: "send", data, now }));
+ * const out = await server.handle({ type: "frame", bytes: sealed, now });
+ * assert.deepEqual(out.filter((o) => o.type === "deliver").length, 1);
+ * ```
+ */
 export class SessionMachine {
   readonly role: Role;
   readonly #opts: ResolvedOptions;
@@ -234,7 +267,7 @@ export class SessionMachine {
           this.#abort(this.#closeError() ?? input.error);
           break;
       }
-      await this.#settle();
+      if (this.#unsettled()) await this.#settle();
     } catch (e) {
       this.#abort(e);
     } finally {
@@ -267,6 +300,12 @@ export class SessionMachine {
     if (s.name === "open" && s.link.closeWhenDrained && s.link.data.pending === 0) {
       await this.#sendClose(REASON_NORMAL, "closed");
     }
+  }
+
+  /** True when #settle has something to do (checked first: most inputs leave nothing). */
+  #unsettled(): boolean {
+    const s = this.#state;
+    return s.name === "open" && (s.due !== undefined || s.link.closeWhenDrained);
   }
 
   // -------------------------------------------------------------------------------------

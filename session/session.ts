@@ -294,7 +294,11 @@ export class Session implements SecureChannel {
         out = await this.#machine.handle({ ...input, now: this.#clock.now() } as SessionInput);
       } catch (e) {
         // Only a send the machine refused (state or size) throws: that send fails.
-        item.send?.reject(e);
+        // Anything else is a bug, and ends the session like a broken transport.
+        if (item.send) item.send.reject(e);
+        else if (input.type !== "lost") {
+          this.#enqueue({ input: { type: "lost", error: e }, handled() {} });
+        }
         item.handled();
         continue;
       }
