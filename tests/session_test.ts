@@ -298,6 +298,27 @@ describe("session: data and re-keying", () => {
     assert.equal(w.client.events.filter((e) => e.type === "rekey").length, 2);
   });
 
+  it("a CLOSE crossing a re-key HELLO: the HELLO is ignored, both end closed", async () => {
+    const w = await pair({ server: { rekeyAfter: 1 }, client: { window: 1 } });
+    let hello: Uint8Array | undefined;
+    w.policy = (s) => {
+      if (s.direction === "s2c" && s.type === "HELLO") return (hello = s.bytes, "drop");
+      return "forward";
+    };
+    await w.send("client", "x");
+    assert.equal(w.server.machine.state, "rekey-hello-sent");
+    assert.equal(w.client.machine.state, "open");
+    await w.input("client", { type: "close" }); // nothing pending: CLOSE goes at once
+    assert.equal(w.client.machine.state, "closing");
+    w.inject("s2c", hello!); // arrives after the client's CLOSE went out
+    await w.run();
+    assert.deepEqual(w.types("c2s").slice(-1), ["CLOSE"]);
+    assert.deepEqual(w.types("s2c").slice(-1), ["CLOSE_ACK"]);
+    assert.equal(w.client.ended?.state, "closed");
+    assert.equal(w.server.ended?.state, "closed");
+    assert.equal(w.client.events.filter((e) => e.type === "rekey").length, 0);
+  });
+
   it("both ends closing at once end cleanly", async () => {
     const w = await pair();
     await w.input("client", { type: "close" });
