@@ -222,6 +222,11 @@ export class SessionMachine {
     return this.#link()?.cipher.idHex;
   }
 
+  /** True when `flush` would send something: a DATA_ACK is due ("batch" acknowledgements). */
+  get flushDue(): boolean {
+    return this.#link()?.data.ackDue ?? false;
+  }
+
   /** The error the session failed with, or the one its CLOSE was sent for. */
   get error(): MissiveError | undefined {
     const s = this.#state;

@@ -354,9 +354,9 @@ export class Session implements SecureChannel {
         await this.#feed({ type: "frame", bytes });
         if (++inBatch >= RECEIVE_BATCH) {
           inBatch = 0;
-          await this.#feed({ type: "flush" });
+          if (this.#machine.flushDue) await this.#feed({ type: "flush" });
           await nextTurn();
-        } else this.#scheduleFlush();
+        } else if (this.#machine.flushDue) this.#scheduleFlush();
         if (this.#done) return;
         if (!this.#inbox.hasSpace) await this.#inbox.waitForSpace();
         if (this.#done) return;
