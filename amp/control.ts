@@ -7,7 +7,7 @@ import { fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
 import { requireFieldsOnly } from "./_fields.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `control`. */
 export const CONTROL_TYPE = 5;
@@ -22,9 +22,11 @@ const FIELDS = ["action", "session", "reason"];
 
 /** A control message, e.g. `{ action: "refuse", session, reason: "busy" }`. */
 export interface Control {
+  /** What the sender asks or answers; one of `CONTROL_ACTIONS`. */
   action: ControlAction;
   /** Which chat: chosen by the requester, echoed by the answers (1..32 bytes). */
   session?: Uint8Array;
+  /** Why, for people (e.g. "busy"), at most 256 characters. */
   reason?: string;
 }
 
@@ -49,7 +51,7 @@ function check(m: Control): Control {
 }
 
 /** `control` v1. */
-export const controlV1: AmpPlugin<Control> = {
+export const controlV1: CliAmp<Control> = {
   kind: "amp",
   type: CONTROL_TYPE,
   version: 1,

@@ -10,7 +10,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { type Bytes, concatBytes, equalBytes, toBase64, toHex, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin, AmpSummary } from "../plugin/types.ts";
+import { hasUnsafeNameCharacters } from "../core/sanitize.ts";
+import type { AmpSummary, CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `file`. */
 export const FILE_TYPE = 6;
@@ -38,25 +39,31 @@ export interface FileMessage {
   name: string;
   /** Media type, e.g. `application/pdf`. */
   type: string;
+  /** The file's bytes, at most `MAX_FILE_BYTES` (16 MiB). */
   content: Uint8Array;
   /** Bytes per chunk on the wire (default 65536). */
   chunkSize?: number;
+  /** The content's length in bytes; when given to encode, it must match (`usage`). */
   size?: number;
+  /** The content's 32-byte SHA-256: encode refuses a wrong one (`usage`), decode checks it. */
   sha256?: Uint8Array;
 }
 
-/** Why `name` is not a bare file name, or undefined when it is one. */
-function nameProblem(name: unknown): string | undefined {
+/**
+ * Why `name` is not a bare file name, or undefined when it is one (SPEC §17): not empty,
+ * at most 255 UTF-8 bytes, not "." or "..", no "/" or "\\" (a path), and no C0 or C1
+ * control, DEL or bidirectional control (they spoof terminals: "gpj.exe" shown reversed).
+ */
+export function fileNameProblem(name: unknown): string | undefined {
   if (typeof name !== "string" || name.length === 0) return "name must not be empty";
   if (utf8(name).length > MAX_NAME_BYTES) return `name longer than ${MAX_NAME_BYTES} bytes`;
   if (name === "." || name === "..") return `name must not be "${name}"`;
-  // "/" and "\" would make it a path; control characters (NUL included) spoof terminals.
-  const forbidden = (c: number) => c === 0x2f || c === 0x5c || c < 0x20 || c === 0x7f;
-  if (Array.from(name, (ch) => ch.charCodeAt(0)).some(forbidden)) {
-    return "name must not contain /, \\ or control characters";
+  if (/[/\\]/.test(name) || hasUnsafeNameCharacters(name)) {
+    return "name must not contain /, \\, control characters or bidirectional controls";
   }
   return undefined;
 }
+const nameProblem = fileNameProblem;
 
 function typeProblem(type: unknown): string | undefined {
   return typeof type === "string" && MEDIA_TYPE.test(type)
@@ -145,7 +152,7 @@ function decodeFile(bytes: Uint8Array): FileMessage {
 }
 
 /** `file` v1. */
-export const fileV1: AmpPlugin<FileMessage> & AmpSummary<FileMessage> = {
+export const fileV1: CliAmp<FileMessage> & AmpSummary<FileMessage> = {
   kind: "amp",
   type: FILE_TYPE,
   version: 1,

@@ -6,7 +6,7 @@
 import { utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `notification`. */
 export const NOTIFICATION_TYPE = 2;
@@ -17,9 +17,13 @@ const MAX_URI = 2048;
 
 /** A notification. `kind` is a short machine-readable word, e.g. "missed-call". */
 export interface Notification {
+  /** 1..64 characters of `[a-z0-9][a-z0-9._-]*` (SPEC §9). */
   kind: string;
+  /** A one-line heading, 1..256 characters. */
   title: string;
+  /** More text, at most 65,536 characters. */
   body?: string;
+  /** A link for the notice (e.g. the call to return), at most 2048 characters. */
   uri?: string;
 }
 
@@ -45,7 +49,7 @@ function check(n: Notification): Notification {
 }
 
 /** `notification` v1. */
-export const notificationV1: AmpPlugin<Notification> = {
+export const notificationV1: CliAmp<Notification> = {
   kind: "amp",
   type: NOTIFICATION_TYPE,
   version: 1,

@@ -7,7 +7,7 @@ import { utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
 import { requireFieldsOnly } from "./_fields.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `presence`. */
 export const PRESENCE_TYPE = 4;
@@ -21,7 +21,9 @@ const FIELDS = ["status", "note"];
 
 /** A presence update, e.g. `{ status: "away", note: "back at 3" }`. */
 export interface Presence {
+  /** One of `PRESENCE_STATUSES`. */
   status: PresenceStatus;
+  /** Free text for people, at most 256 characters. */
   note?: string;
 }
 
@@ -42,7 +44,7 @@ function check(m: Presence): Presence {
 }
 
 /** `presence` v1. */
-export const presenceV1: AmpPlugin<Presence> = {
+export const presenceV1: CliAmp<Presence> = {
   kind: "amp",
   type: PRESENCE_TYPE,
   version: 1,

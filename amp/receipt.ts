@@ -9,7 +9,7 @@ import { fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
 import { requireFieldsOnly } from "./_fields.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
 
 /** AMP type number of `receipt`. */
 export const RECEIPT_TYPE = 3;
@@ -31,7 +31,9 @@ const FIELDS = ["nonce", "status", "detail"];
 
 /** A receipt for the message whose inner nonce is `nonce`. */
 export interface Receipt {
+  /** The 16-byte inner nonce of the message the receipt is about. */
   nonce: Uint8Array;
+  /** What the receiver did with it; one of `RECEIPT_STATUSES`. */
   status: ReceiptStatus;
   /** Free text for people, e.g. why a message was unparsable. */
   detail?: string;
@@ -54,7 +56,7 @@ function check(m: Receipt): Receipt {
 }
 
 /** `receipt` v1. */
-export const receiptV1: AmpPlugin<Receipt> = {
+export const receiptV1: CliAmp<Receipt> = {
   kind: "amp",
   type: RECEIPT_TYPE,
   version: 1,

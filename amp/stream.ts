@@ -10,8 +10,8 @@
 import { type Bytes, randomBytes, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin, AmpSummary } from "../plugin/types.ts";
-import { FILE_TYPE } from "./file.ts";
+import type { AmpSummary, CliAmp } from "../plugin/types.ts";
+import { FILE_TYPE, fileNameProblem } from "./file.ts";
 import { TEXT_TYPE } from "./text.ts";
 
 /** AMP type number of `stream`. */
@@ -31,14 +31,19 @@ const MEDIA_TYPE =
 
 /** A stream's descriptor. `name` and `mediaType` are set exactly for file/1 content. */
 export interface StreamDescriptor {
+  /** The content's AMP type: text (1) or file (6) in version 1 (`STREAMABLE_AMPS`). */
   ampType: number;
+  /** The content's AMP version (1). */
   ampVersion: number;
   /** 32 random bytes; every chunk key derives from it (SPEC §20.3). Secret. */
   payloadKey: Uint8Array;
+  /** Plaintext bytes per chunk, `MIN_STREAM_CHUNK`..`MAX_STREAM_CHUNK`; the last may be shorter. */
   chunkSize: number;
   /** Every chunk carries the sender's Ed25519 signature (SPEC §20.4). */
   signed: boolean;
+  /** The file's bare name (file/1 only), at most 255 UTF-8 bytes. */
   name?: string;
+  /** The file's media type, e.g. `application/pdf` (file/1 only). */
   mediaType?: string;
 }
 
@@ -73,12 +78,8 @@ function problem(d: StreamDescriptor): string | undefined {
     return "name and media type go with file/1 content, and only there";
   }
   if (d.name !== undefined) {
-    const n = d.name;
-    const bad = (c: number) => c === 0x2f || c === 0x5c || c < 0x20 || c === 0x7f;
-    if (
-      n.length === 0 || utf8(n).length > MAX_NAME_BYTES || n === "." || n === ".." ||
-      Array.from(n, (ch) => ch.charCodeAt(0)).some(bad)
-    ) return "name must be a bare file name (no /, \\, control characters; ≤ 255 bytes)";
+    const problem = fileNameProblem(d.name);
+    if (problem) return problem;
   }
   if (d.mediaType !== undefined && !MEDIA_TYPE.test(d.mediaType)) {
     return "media type must look like type/subtype";
@@ -167,7 +168,7 @@ function fromInput(input: Uint8Array, fields: Readonly<Record<string, string>>):
 }
 
 /** `stream` v1: made and read by the stream layer (SPEC §20.2). */
-export const streamV1: AmpPlugin<StreamDescriptor> & AmpSummary<StreamDescriptor> = {
+export const streamV1: CliAmp<StreamDescriptor> & AmpSummary<StreamDescriptor> = {
   kind: "amp",
   type: STREAM_TYPE,
   version: 1,

@@ -4,11 +4,11 @@
  * small body cannot expand into a memory bomb.
  * @module
  */
-import { gunzipSync, gzipSync } from "node:zlib";
 import { type Bytes, fromUtf8, randomBytes, utf8 } from "../core/bytes.ts";
 import { CborReader, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin } from "../plugin/types.ts";
+import type { CliAmp } from "../plugin/types.ts";
+import { zlib } from "../core/zlib.ts";
 
 /** AMP type number of `text`. */
 export const TEXT_TYPE = 1;
@@ -17,7 +17,9 @@ export const MAX_TEXT_BYTES = 16 * 1024 * 1024;
 
 /** A text message. `nonce` exists in version 2 only (random when not given). */
 export interface TextMessage {
+  /** The text, at most `MAX_TEXT_BYTES` (16 MiB) as UTF-8. */
   text: string;
+  /** Version 2 only: 8..32 bytes; 16 random bytes when absent (SPEC §8.2). */
   nonce?: Uint8Array;
 }
 
@@ -53,7 +55,7 @@ const common = {
 } as const;
 
 /** `text` v1: UTF-8 as is. */
-export const textV1: AmpPlugin<TextMessage> = {
+export const textV1: CliAmp<TextMessage> = {
   ...common,
   version: 1,
   description: "UTF-8 text as is",
@@ -62,7 +64,7 @@ export const textV1: AmpPlugin<TextMessage> = {
 };
 
 /** `text` v2 (AmpSimple): gzip-compressed UTF-8 with a message nonce. */
-export const textV2: AmpPlugin<TextMessage> = {
+export const textV2: CliAmp<TextMessage> = {
   ...common,
   version: 2,
   description: "gzip-compressed UTF-8 text with a nonce (AmpSimple)",
@@ -71,7 +73,7 @@ export const textV2: AmpPlugin<TextMessage> = {
     if (!(nonce instanceof Uint8Array) || nonce.length < 8 || nonce.length > 32) {
       throw new MissiveError("usage", "text v2: nonce must be 8..32 bytes");
     }
-    const gz = gzipSync(encodeText(m.text));
+    const gz = zlib().gzipSync(encodeText(m.text));
     return encodeCbor(
       new Map([[1, new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength)], [2, nonce]]),
     );
@@ -82,7 +84,7 @@ export const textV2: AmpPlugin<TextMessage> = {
     const nonce = r.bytes(2, { min: 8, max: 32 });
     let raw: Uint8Array;
     try {
-      raw = gunzipSync(compressed, { maxOutputLength: MAX_TEXT_BYTES });
+      raw = zlib().gunzipSync(compressed, { maxOutputLength: MAX_TEXT_BYTES });
     } catch (e) {
       const tooBig = (e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
       throw new MissiveError(

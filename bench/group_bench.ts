@@ -35,13 +35,13 @@ for (const n of [100, 1000]) {
       await seal();
     });
     Deno.bench(`group open by a recipient of ${n} (${mode})`, { group: benchGroup }, async () => {
-      await openMessage(registry, sealed, { identity: me, trusted: [alice.card] });
+      await openMessage(sealed, { registry, identity: me, trusted: [alice.card] });
     });
     Deno.bench(
       `group refusal of an outsider of ${n} (${mode})`,
       { group: benchGroup },
       async () => {
-        await openMessage(registry, sealed, { identity: outsider }).then(
+        await openMessage(sealed, { registry, identity: outsider }).then(
           () => {
             throw new Error("an outsider opened it");
           },

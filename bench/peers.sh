@@ -1,26 +1,24 @@
 #!/usr/bin/env bash
-# missive seal/open against age and openssl cms, in one run on the same files (issue 3,
-# docs/BENCHMARKS.md "Streams"):
+# missive against age and openssl cms, in one run on the same files (issues 3 and 12,
+# docs/BENCHMARKS.md "Streams" and "Start-up"):
 #
-#     bash bench/peers.sh                 # 1 MiB, 64 MiB, 1 GiB; best of 3 runs each
-#     SIZES="1 64" REPEAT=5 bash bench/peers.sh
+#     bash bench/peers.sh                       # start-up rows, then 1K 1 64 256 1024 MiB
+#     SIZES="1 64" REPEAT=5 bash bench/peers.sh  # sizes in MiB, or NK for KiB
 #
-# missive runs as the compiled binary dist/missive (built by scripts/compile.sh if absent:
-# bun build --compile here, so Bun's WebCrypto); MISSIVE=... picks another command, e.g.
-# MISSIVE="deno run -A --quiet cmd/main.ts". Each figure is the best wall time of REPEAT
-# runs (the machine is shared; wall time from date +%s%N, so process start-up counts), with
-# the largest peak RSS (maximum resident set size, as /usr/bin/time -v reports it).
-# Every output is compared with the input (cmp). Ratios = peer time / missive time (simple,
-# and group when present), so above 1.0 means missive is faster.
-#
-# openssl cms reads the whole input into memory (and its S/MIME output is base64, ~1.35x):
-# it runs only up to OPENSSL_MAX_MIB (default 64) MiB; larger sizes show "skipped".
+# Rows: the start-up of the compiled binary against the floor and age (bun
+# bench/startup.ts), then for each size: missive as the compiled binary dist/missive (built
+# by scripts/compile.sh unless NO_COMPILE=1) and under `deno run -A cmd/main.ts`, with
+# --stp simple and --stp group (to one card: chunks signed); age; openssl cms up to
+# OPENSSL_MAX_MIB (default 64: it holds the whole input in memory). Each figure is the best
+# wall time of REPEAT runs (process start-up included) with the largest peak RSS
+# (/usr/bin/time). Every output is compared with the input (cmp). The last column is
+# age's time / this row's time: above 1.0, faster than age.
 # Installs age and openssl with apt-get when missing (as root; there is no sudo here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-SIZES=${SIZES:-"1 64 1024"}
+SIZES=${SIZES:-"1K 1 64 256 1024"}
 REPEAT=${REPEAT:-3}
 OPENSSL_MAX_MIB=${OPENSSL_MAX_MIB:-64}
 
@@ -32,15 +30,14 @@ for tool in age openssl; do
 done
 [ -x /usr/bin/time ] || apt-get install -y time >/dev/null
 
-if [ -z "${MISSIVE:-}" ]; then
-  # Always rebuild: a stale binary would measure old code (NO_COMPILE=1 skips it).
-  [ -n "${NO_COMPILE:-}" ] && [ -x dist/missive ] || bash scripts/compile.sh >&2
-  MISSIVE="$root/dist/missive"
-  how="compiled binary dist/missive (scripts/compile.sh: deno compile, or bun build --compile offline)"
-else
-  how="$MISSIVE"
-fi
-read -r -a M <<<"$MISSIVE"
+# Always rebuild: a stale binary would measure old code (NO_COMPILE=1 skips it).
+[ -n "${NO_COMPILE:-}" ] && [ -x dist/missive ] || bash scripts/compile.sh >&2
+COMPILED=("$root/dist/missive")
+DENO_RUN=("$root/node_modules/.bin/deno" run --allow-all --quiet "$root/cmd/main.ts")
+
+echo "# start-up"
+NO_COMPILE=1 ROUNDS=${STARTUP_ROUNDS:-30} "$root/node_modules/.bin/bun" bench/startup.ts
+echo
 
 work=${BENCH_DIR:-$(mktemp -d /tmp/missive-peers.XXXXXX)}
 mkdir -p "$work"
@@ -48,14 +45,12 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 # Keys: missive identities, an age identity, an RSA-2048 certificate for cms.
-"${M[@]}" keygen --name alice@bench.example -o alice.key --card-out alice.card >/dev/null 2>&1
-"${M[@]}" keygen --name bob@bench.example -o bob.key --card-out bob.card >/dev/null 2>&1
+"${COMPILED[@]}" keygen --name alice@bench.example -o alice.key --card-out alice.card >/dev/null 2>&1
+"${COMPILED[@]}" keygen --name bob@bench.example -o bob.key --card-out bob.card >/dev/null 2>&1
 age-keygen -o age.key 2>/dev/null
 age_recipient=$(grep -o 'age1[0-9a-z]*' age.key | head -1)
 openssl req -x509 -newkey rsa:2048 -nodes -keyout cms.key -out cms.pem -days 2 \
   -subj "/CN=bob@bench.example" 2>/dev/null
-have_group=no
-if "${M[@]}" plugins 2>/dev/null | grep -qw group; then have_group=yes; fi
 
 # run NAME OUTPUT CMD...: best wall time and max RSS of REPEAT runs → $best $rss
 run() {
@@ -78,58 +73,64 @@ run() {
   done
 }
 
-printf '%s\n' "missive: $how; age $(age --version); $(openssl version | cut -d' ' -f1-2)"
-printf '%s\n' "$(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); best of $REPEAT runs"
-printf '%-8s %-16s %-5s %9s %8s %8s %13s %13s\n' size tool op seconds MB/s "RSS MiB" "simple/peer" "group/peer"
+echo "# streams"
+printf '%s\n' "missive: compiled = dist/missive (bun build --compile), deno = deno run -A cmd/main.ts; age $(age --version); $(openssl version | cut -d' ' -f1-2)"
+printf '%s\n' "$(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at $(date -u +%H:%M) UTC; best of $REPEAT runs"
 
-declare -A T
-row() { # size tool op seconds rss bytes
-  local mbs
-  mbs=$(awk "BEGIN{printf \"%.0f\", $6 / 1e6 / ($4 > 0 ? $4 : 0.001)}")
-  T["$1 $2 $3"]=$4
-  local ratios=() stp base
-  for stp in simple group; do
-    base="${T["$1 missive-$stp $3"]:-}"
-    if [[ $2 != missive-* && -n $base ]]; then
-      ratios+=("$(awk "BEGIN{printf \"%.2f\", ($4 > 0 ? $4 : 0.001) / ($base > 0 ? $base : 0.001)}")")
-    else
-      ratios+=("")
-    fi
-  done
-  printf '%-8s %-16s %-5s %9.3f %8s %8.1f %13s %13s\n' "$1MiB" "$2" "$3" "$4" "$mbs" \
-    "$(awk "BEGIN{print $5 / 1024}")" "${ratios[0]}" "${ratios[1]}"
-}
+declare -A T R
+record() { T["$1|$2|$3"]=$best; R["$1|$2|$3"]=$rss; }
 
-for mib in $SIZES; do
-  head -c $((mib * 1048576)) /dev/urandom >in.bin
-  bytes=$((mib * 1048576))
-  stps="simple"
-  [ $have_group = yes ] && stps="simple group"
-  for stp in $stps; do
-    run "missive $stp seal" s.msv "${M[@]}" seal --stream --quiet --stp "$stp" \
-      --from alice.key --to bob.card -o s.msv in.bin
-    row "$mib" "missive-$stp" seal "$best" "$rss" "$bytes"
-    run "missive $stp open" out.bin "${M[@]}" open --quiet --key bob.key --trust alice.card \
-      -o out.bin s.msv
-    cmp -s in.bin out.bin || { echo "peers: missive $stp round trip differs" >&2; exit 1; }
-    row "$mib" "missive-$stp" open "$best" "$rss" "$bytes"
+kib_of() { case $1 in *K) echo "${1%K}" ;; *) echo $(($1 * 1024)) ;; esac; }
+
+for size in $SIZES; do
+  kib=$(kib_of "$size")
+  head -c $((kib * 1024)) /dev/urandom >in.bin
+  for how in compiled deno; do
+    if [ $how = compiled ]; then M=("${COMPILED[@]}"); else M=("${DENO_RUN[@]}"); fi
+    for stp in simple group; do
+      run "missive $how $stp seal" s.msv "${M[@]}" seal --stream --quiet --stp "$stp" \
+        --from alice.key --to bob.card -o s.msv in.bin
+      record "$size" "missive $how $stp" seal
+      run "missive $how $stp open" out.bin "${M[@]}" open --quiet --key bob.key \
+        --trust alice.card -o out.bin s.msv
+      cmp -s in.bin out.bin || { echo "peers: missive $how $stp round trip differs" >&2; exit 1; }
+      record "$size" "missive $how $stp" open
+    done
   done
   run "age encrypt" a.age age -r "$age_recipient" -o a.age in.bin
-  row "$mib" "age" seal "$best" "$rss" "$bytes"
+  record "$size" age seal
   run "age decrypt" out.bin age -d -i age.key -o out.bin a.age
   cmp -s in.bin out.bin || { echo "peers: age round trip differs" >&2; exit 1; }
-  row "$mib" "age" open "$best" "$rss" "$bytes"
-  if [ "$mib" -le "$OPENSSL_MAX_MIB" ]; then
+  record "$size" age open
+  if [ "$kib" -le $((OPENSSL_MAX_MIB * 1024)) ]; then
     run "openssl cms encrypt" c.der openssl cms -encrypt -binary -aes-256-cbc -outform DER \
       -in in.bin -out c.der cms.pem
-    row "$mib" "openssl-cms" seal "$best" "$rss" "$bytes"
+    record "$size" "openssl cms" seal
     run "openssl cms decrypt" out.bin openssl cms -decrypt -binary -inform DER -in c.der \
       -inkey cms.key -recip cms.pem -out out.bin
     cmp -s in.bin out.bin || { echo "peers: openssl cms round trip differs" >&2; exit 1; }
-    row "$mib" "openssl-cms" open "$best" "$rss" "$bytes"
-  else
-    printf '%-8s %-22s %-5s %9s\n' "${mib}MiB" openssl-cms both "skipped (over OPENSSL_MAX_MIB=$OPENSSL_MAX_MIB)"
+    record "$size" "openssl cms" open
   fi
   rm -f in.bin out.bin s.msv a.age c.der
 done
-[ $have_group = yes ] || echo "(no group STP in this build: missive-group rows need the group branch)"
+
+echo
+echo "| size | tool | op | seconds | MB/s | peak RSS MiB | age / this |"
+echo "| ---- | ---- | -- | ------: | ---: | -----------: | ---------: |"
+for size in $SIZES; do
+  kib=$(kib_of "$size")
+  for tool in "missive compiled simple" "missive compiled group" "missive deno simple" \
+    "missive deno group" age "openssl cms"; do
+    for op in seal open; do
+      t=${T["$size|$tool|$op"]:-}
+      [ -n "$t" ] || continue
+      age_t=${T["$size|age|$op"]}
+      label=$([[ $size == *K ]] && echo "${size%K} KiB" || echo "$size MiB")
+      awk -v s="$label" -v tool="$tool" -v op="$op" -v t="$t" -v kib="$kib" \
+        -v rss="${R["$size|$tool|$op"]}" -v a="$age_t" 'BEGIN {
+          t0 = (t > 0 ? t : 0.001)
+          printf "| %s | %s | %s | %.3f | %.0f | %.1f | %.2f |\n", s, tool, op, t,
+            kib * 1024 / 1e6 / t0, rss / 1024, a / t0 }'
+    done
+  done
+done

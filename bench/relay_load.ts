@@ -3,10 +3,13 @@
  *
  *     node_modules/.bin/deno run -A bench/relay_load.ts [--clients 500] [--messages 20000]
  *         [--size 300] [--in-flight 16] [--rekey-after 10] [--link tcp|session-memory|memory]
- *         [--relay-runtime deno|bun]
+ *         [--relay-runtime deno|bun] [--store sqlite|nats] [--nodes N]
  *
  * `tcp` (default) starts `missive serve` as a subprocess on 127.0.0.1 port 0 and connects
  * every client over TCP with a real session; its RSS and CPU time are read from /proc.
+ * `--store nats` starts a 3-node NATS JetStream cluster (tests/nats_cluster.ts) and
+ * `--nodes N` relay nodes on it (docs/SCALE.md); client i uses node i mod N, and the
+ * offline half comes back through the next node, so half the deliveries cross nodes.
  * `session-memory` runs the relay in this process, real sessions over in-memory
  * transports; `memory` over the test fake channel pair (the relay's own cost only).
  * Half the clients are online and send messages to random recipients among all
@@ -16,8 +19,7 @@
  * holding a tag (padded to --size bytes) — sealing cost is the clients' business.
  * @module
  */
-import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -29,6 +31,8 @@ import { createIdentity, type Identity, writeKeyFile } from "../keys/identity.ts
 import type { RelayClient } from "../relay/client.ts";
 import { tempDir } from "../tests/helpers.ts";
 import { startRelay } from "../tests/relay_harness.ts";
+import { type NatsCluster, startNatsCluster } from "../tests/nats_cluster.ts";
+import { cpuOf, killServe, rssOf, type ServeNode, startServeNode } from "../tests/relay_nodes.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -39,8 +43,13 @@ const { values: flags } = parseArgs({
     "in-flight": { type: "string", default: "16" },
     "rekey-after": { type: "string", default: "10" },
     "relay-runtime": { type: "string", default: "deno" },
+    store: { type: "string", default: "sqlite" },
+    nodes: { type: "string", default: "1" },
   },
 });
+const NODES = Number(flags.nodes);
+if (flags.store !== "sqlite" && flags.store !== "nats") throw new Error("--store sqlite|nats");
+if (NODES > 1 && flags.store !== "nats") throw new Error("--nodes > 1 needs --store nats");
 const CLIENTS = Number(flags.clients);
 const MESSAGES = Number(flags.messages);
 const SIZE = Number(flags.size);
@@ -57,7 +66,9 @@ for (let i = 0; i < CLIENTS; i++) {
 const { dir, cleanup } = tempDir("missive-relay-load-");
 
 // ---- the relay
-let connectClient: (who: Identity) => Promise<RelayClient>;
+let connectClient: (who: Identity, index: number) => Promise<RelayClient>;
+let cluster: NatsCluster | undefined;
+const relays: ServeNode[] = [];
 let relayRss = () => "n/a (in process)";
 /** The relay process's CPU time so far, µs (tcp only). */
 let relayCpu = () => 0;
@@ -72,47 +83,41 @@ if (flags.link === "tcp") {
   const runtime = flags["relay-runtime"] === "bun"
     ? [join(ROOT, "node_modules/.bin/bun"), ...extra]
     : [join(ROOT, "node_modules/.bin/deno"), "run", "-A", ...extra];
-  const child = spawn(runtime[0], [
-    ...runtime.slice(1),
-    join(ROOT, "cmd/main.ts"),
-    "serve",
-    "tcp://127.0.0.1:0",
-    "--key",
-    join(dir, "relay.key"),
-    "--db",
-    join(dir, "relay.db"),
+  // --store nats: a 3-node JetStream cluster (R3) on 127.0.0.1 and --nodes relay nodes.
+  if (flags.store === "nats") cluster = await startNatsCluster(3);
+  const store = cluster ? cluster.urls : join(dir, "relay.db");
+  const args = [
     "--quota",
+    String(MESSAGES),
+    // Every client connects from 127.0.0.1 and registers at once: the per-address and
+    // registration limits (docs/SECURITY.md) are for strangers, not for this load.
+    "--max-per-address",
+    String(CLIENTS + 16),
+    "--max-connections",
+    String(Math.max(1024, 2 * CLIENTS)),
+    "--register-rate",
+    "0",
+    "--recipient-quota",
     String(MESSAGES),
     "--rekey-after",
     String(REKEY),
-  ], { stdio: ["ignore", "pipe", "ignore"] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d: Uint8Array) => {
-      out += fromUtf8(d);
-      const m = /relay listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`relay exited with ${code}`)));
-  });
+  ];
+  for (let n = 0; n < NODES; n++) {
+    relays.push(await startServeNode(join(dir, "relay.key"), store, `node${n + 1}`, args, runtime));
+  }
   const { connectRelay } = await import("../relay/link.ts");
-  connectClient = (who) => connectRelay(url, who, relayId.card, { timeoutMs: 60_000 });
-  relayRss = () => {
-    const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
-    const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-    return `${(kb("VmRSS") / 1024).toFixed(0)} MiB now, ${
-      (kb("VmHWM") / 1024).toFixed(0)
-    } MiB peak`;
-  };
-  relayCpu = () => {
-    // /proc/PID/stat fields 14 and 15: utime and stime in clock ticks (100 per second).
-    const fields = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
-  };
+  // Client i uses node i mod NODES; the offline half comes back through the next node.
+  connectClient = (who, i) =>
+    connectRelay(relays[i % NODES].url, who, relayId.card, { timeoutMs: 60_000 });
+  relayRss = () =>
+    relays.map((r) => {
+      const m = rssOf(r.child.pid!);
+      return `${r.name} ${m.now} MiB now, ${m.peak} MiB peak`;
+    }).join("; ");
+  relayCpu = () => relays.reduce((t, r) => t + cpuOf(r.child.pid!), 0);
   stopRelay = async () => {
-    const exited = new Promise((r) => child.once("exit", r));
-    child.kill("SIGTERM");
-    await exited;
+    for (const r of relays) await killServe(r, "SIGTERM");
+    await cluster?.stop();
   };
 } else if (flags.link === "session-memory") {
   const { Session } = await import("../session/session.ts");
@@ -138,7 +143,7 @@ if (flags.link === "tcp") {
 const t0 = performance.now();
 const clients: RelayClient[] = [];
 for (let i = 0; i < CLIENTS; i += 50) {
-  clients.push(...await Promise.all(users.slice(i, i + 50).map(connectClient)));
+  clients.push(...await Promise.all(users.slice(i, i + 50).map((u, k) => connectClient(u, i + k))));
 }
 await Promise.all(clients.map((c) => c.register()));
 const half = Math.floor(CLIENTS / 2);
@@ -191,6 +196,8 @@ for (let n = 0; n < MESSAGES; n++) {
 const tSend = performance.now();
 const cpuSend = process.cpuUsage();
 const relayCpuSend = relayCpu();
+const natsCpu = () => cluster?.nodes.reduce((t, n) => t + cpuOf(n.pid!), 0) ?? 0;
+const natsCpuSend = natsCpu();
 await Promise.all(online.map(async (c, i) => {
   const mine = plan.filter((p) => p.from === i);
   let next = 0;
@@ -207,7 +214,11 @@ const tAccepted = performance.now();
 // ---- the offline half connects and drains its queue
 const late = [];
 for (let i = half; i < CLIENTS; i += 50) {
-  late.push(...await Promise.all(users.slice(i, Math.min(i + 50, CLIENTS)).map(connectClient)));
+  late.push(
+    ...await Promise.all(
+      users.slice(i, Math.min(i + 50, CLIENTS)).map((u, k) => connectClient(u, i + k + 1)),
+    ),
+  );
 }
 await Promise.all(late.map((c) => c.receive()));
 late.forEach((c, k) => consume(c, half + k, false));
@@ -215,7 +226,12 @@ await done;
 const tDone = performance.now();
 const cpu = process.cpuUsage(cpuSend);
 const relayCpuUs = relayCpu() - relayCpuSend;
+const natsCpuUs = natsCpu() - natsCpuSend;
 const rss = relayRss();
+const natsRss = cluster
+  ? cluster.nodes.map((n) => `${n.name} ${rssOf(n.pid!).now} MiB now, ${rssOf(n.pid!).peak} peak`)
+    .join("; ")
+  : undefined;
 
 // ---- exactly once, in each sender's order
 let wrong = 0;
@@ -245,8 +261,12 @@ console.log(JSON.stringify(
     onlineDeliveries: latencies.length,
     p50ms: pct(0.5)?.toFixed(1),
     p99ms: pct(0.99)?.toFixed(1),
+    store: flags.store,
+    relayNodes: flags.link === "tcp" ? NODES : 1,
     relayRss: rss,
+    natsRss,
     relayCpuUsPerMessage: Math.round(relayCpuUs / MESSAGES),
+    natsCpuUsPerMessage: cluster ? Math.round(natsCpuUs / MESSAGES) : undefined,
     thisProcessCpuUsPerMessage: Math.round((cpu.user + cpu.system) / MESSAGES),
     recipientsWithWrongMessages: wrong,
   },

@@ -27,13 +27,13 @@ for (const [label, crypto] of [["auto", auto], ["noble", nobleProvider]] as cons
     const sealed = await seal();
     const group = `${stpName} ${label}`;
     Deno.bench(`${stpName} seal+open (${label})`, { group, baseline: true }, async () => {
-      await openMessage(registry, await seal(), { identity: bob, trusted: [alice.card], crypto });
+      await openMessage(await seal(), { registry, identity: bob, trusted: [alice.card], crypto });
     });
     Deno.bench(`${stpName} seal (${label})`, { group }, async () => {
       await seal();
     });
     Deno.bench(`${stpName} open (${label})`, { group }, async () => {
-      await openMessage(registry, sealed, { identity: bob, trusted: [alice.card], crypto });
+      await openMessage(sealed, { registry, identity: bob, trusted: [alice.card], crypto });
     });
   }
 }

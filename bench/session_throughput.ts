@@ -45,7 +45,7 @@ function serve(t: Transport, rekeyAfter: number): Promise<void> {
 }
 
 if (kind === "serve") {
-  const { listen } = await import("../transports/mod.ts");
+  const { listenTransport: listen } = await import("../transports/mod.ts");
   const listener = await listen("tcp://127.0.0.1:0", { maxConnections: 4096 });
   console.log(listener.url);
   const rekeyAfter = Number(process.env.BENCH_REKEY_AFTER ?? 0);
@@ -117,7 +117,9 @@ async function startServer(rekeyAfter: number): Promise<Server> {
       stop: () => Promise.resolve(),
     };
   }
-  const { connect, listen } = await import("../transports/mod.ts");
+  const { connectTransport: connect, listenTransport: listen } = await import(
+    "../transports/mod.ts"
+  );
   if (kind === "tcp2") {
     const server = await serverProcess(rekeyAfter);
     return {

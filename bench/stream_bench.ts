@@ -85,7 +85,8 @@ for (const { signed, chunkSize, kind } of CASES) {
       });
     });
     Deno.bench(`open 16 MiB, ${kind}, ${inFlight} in flight`, { group, n: 10 }, async () => {
-      await openStream(registry, {
+      await openStream({
+        registry,
         source: bytesSource(sealed),
         sink: sinkInto(undefined),
         identity: bob,

@@ -6,17 +6,9 @@
  * sender verifies). Prints one JSON line per configuration.
  */
 import process from "node:process";
-import {
-  connect,
-  createIdentity,
-  defaultRegistry,
-  getCryptoProvider,
-  listen,
-  MessageServer,
-  providerChoice,
-  ReceiptChannel,
-  sealWithNonce,
-} from "../mod.ts";
+import { createIdentity, defaultRegistry, getCryptoProvider, providerChoice } from "../mod.ts";
+import { connectTransport, listenTransport } from "../transports/mod.ts";
+import { MessageServer, ReceiptChannel, sealWithNonce } from "../messaging/mod.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
 const runtime = "Deno" in globalThis
@@ -38,7 +30,7 @@ async function measure(connections: number, step: (c: number) => Promise<void>) 
 
 // Raw frames: the transport alone (echo server, one frame in flight per connection).
 {
-  const listener = await listen("tcp://127.0.0.1:0");
+  const listener = await listenTransport("tcp://127.0.0.1:0");
   const serving = (async () => {
     for await (const peer of listener.connections()) {
       (async () => {
@@ -48,7 +40,7 @@ async function measure(connections: number, step: (c: number) => Promise<void>) 
   })();
   for (const connections of [1, 16]) {
     const clients = await Promise.all(
-      Array.from({ length: connections }, () => connect(listener.url)),
+      Array.from({ length: connections }, () => connectTransport(listener.url)),
     );
     const readers = clients.map((t) => t.frames()[Symbol.asyncIterator]());
     const frame = new Uint8Array(100).fill(7);
@@ -72,7 +64,7 @@ async function measure(connections: number, step: (c: number) => Promise<void>) 
   const caps = { stps: [[2, 2], [4, 1]] as const, amps: [[1, 1], [3, 1]] as const };
   const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
   const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
-  const server = new MessageServer(await listen("tcp://127.0.0.1:0"), {
+  const server = new MessageServer(await listenTransport("tcp://127.0.0.1:0"), {
     registry,
     identity: bob,
     trusted: [alice.card],
@@ -83,7 +75,7 @@ async function measure(connections: number, step: (c: number) => Promise<void>) 
   const amp = registry.find("amp", "text/1");
   for (const connections of [1, 16]) {
     const channels = await Promise.all(Array.from({ length: connections }, async () => {
-      const t = await connect(server.url);
+      const t = await connectTransport(server.url);
       return { t, channel: new ReceiptChannel(t, { registry, cards: [bob.card] }) };
     }));
     const perSecond = await measure(connections, async (c) => {

@@ -16,72 +16,76 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { type Bytes, concatBytes, toHex } from "../core/bytes.ts";
+import type { Io } from "./io.ts";
+export { type Command, type Io, processIo } from "./io.ts";
+import { type Bytes, concatBytes, toBase64, toHex } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
-import { readFileLimited, readTextLimited } from "../core/files.ts";
-import { type Card, fingerprint, parseCardText } from "../keys/card.ts";
+import { ioReason, readFileLimited, readTextLimited } from "../core/files.ts";
+import { type Card, CARD_PREFIX, fingerprint, parseCardText } from "../keys/card.ts";
+import { ContactBook, contactsPath } from "../keys/contacts.ts";
 import { type Identity, inspectKeyFile, readKeyFile } from "../keys/identity.ts";
 import { configuredPluginPaths, loadPlugins } from "../plugin/loader.ts";
 import { defaultRegistry } from "../stp/mod.ts";
 import type { Registry } from "../plugin/registry.ts";
+import { type AmpPlugin, type CliAmp, hasCli } from "../plugin/types.ts";
 import type { OpenedMessage } from "../plugin/message.ts";
+import type { X509Certificate } from "../keys/x509.ts";
+import { MAX_X509_FILE } from "../keys/x509_limits.ts";
+import type { ReplayCache } from "../plugin/replay.ts";
+import { parseKeyText, type PskOptions } from "../stp/psk/mod.ts";
+import type { SmimeIdentity, SmimeOptions } from "../stp/smime/mod.ts";
+import { lazySmimeV1 } from "./smime_lazy.ts";
 import {
-  certificatesToPem,
-  MAX_X509_FILE,
-  parseCertificates,
-  parsePrivateKey,
-  privateKeyToPem,
-  type X509Certificate,
-} from "../keys/x509.ts";
-import { smimeStp } from "../stp/smime/mod.ts";
+  type AgeOptions,
+  type AgeRecipient,
+  isAgeRecipientText,
+  MAX_KEY_FILE_BYTES,
+  parseAgeRecipient,
+  parseIdentityFile,
+  parseRecipientsFile,
+} from "../stp/age/mod.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 
-/**
- * The process edges a command touches, so tests can run the CLI in-process with their
- * own stdin and capture what it writes. `processIo()` is the real thing.
- */
-export interface Io {
-  stdin(): AsyncIterable<Uint8Array>;
-  /** Resolves once the bytes were handed to the OS (or the test's buffer). */
-  stdout(data: Uint8Array): Promise<void>;
-  stderr(line: string): void;
-  stdoutIsTty: boolean;
-  /** stderr is a terminal: progress lines for long streams (off when absent). */
-  stderrIsTty?: boolean;
-  /** stdin's descriptor, for streams to read in large blocks (absent: use `stdin()`). */
-  stdinFd?: number;
-  /** stdout's descriptor, for streams to write in large batches (absent: use `stdout()`). */
-  stdoutFd?: number;
-  env: Record<string, string | undefined>;
-}
+/** What each exit code means, in a few words (SPEC §11). */
+const EXIT_WORDS: Record<number, string> = {
+  0: "ok",
+  1: "internal error",
+  2: "usage",
+  3: "malformed or too large",
+  4: "authentication failed",
+  5: "not a recipient",
+  6: "replay",
+  7: "untrusted sender",
+  8: "unknown protocol",
+  9: "key problem",
+  10: "I/O error",
+  11: "plugin error",
+  12: "timeout",
+  13: "network error",
+  14: "session ended abnormally",
+  15: "refused by the server",
+  16: "queued locally, not accepted by a relay",
+  17: "replay cache full",
+};
 
-/** The real process's standard streams and environment. */
-export function processIo(): Io {
-  return {
-    stdin: () => process.stdin as AsyncIterable<Uint8Array>,
-    stdout: (data) =>
-      new Promise<void>((resolve, reject) => {
-        process.stdout.write(
-          data,
-          (err) => (err ? reject(new MissiveError("io", `stdout: ${err.message}`)) : resolve()),
-        );
-      }),
-    stderr: (line) => void process.stderr.write(line),
-    stdoutIsTty: Boolean(process.stdout.isTTY),
-    stderrIsTty: Boolean(process.stderr.isTTY),
-    stdinFd: 0,
-    stdoutFd: 1,
-    env: process.env,
-  };
-}
-
-/** A subcommand: its usage text and its runner. */
-export interface Command {
-  summary: string;
-  usage: string;
-  run(args: string[], io: Io): Promise<void>;
+/** The "Exit codes:" line of a subcommand's help: 0, 1 and 2, then the codes it uses. */
+export function exitCodesLine(...codes: number[]): string {
+  const all = [0, 1, 2, ...codes].filter((c, i, a) => a.indexOf(c) === i).sort((a, b) => a - b);
+  const line = "Exit codes: " + all.map((c) => `${c} ${EXIT_WORDS[c]}`).join(", ") + ".";
+  // Wrapped at 88 columns, continuation lines indented.
+  const words = line.split(" ");
+  const lines: string[] = [];
+  let current = "";
+  for (const w of words) {
+    if (current && (current + " " + w).length > 88) {
+      lines.push(current);
+      current = "  " + w;
+    } else current = current ? current + " " + w : w;
+  }
+  lines.push(current);
+  return lines.join("\n");
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -99,14 +103,17 @@ export async function parseFlags<O extends Options>(
 ) {
   let parsed;
   try {
+    const all = { ...options, help: { type: "boolean" as const, short: "h" } };
+    // Every command that loads plugins also takes --config FILE (plugin/loader.ts).
+    if ("plugin" in options) (all as Options).config = { type: "string" };
     parsed = parseArgs({
       args,
-      options: { ...options, help: { type: "boolean", short: "h" } },
+      options: all,
       allowPositionals: true,
       strict: true,
     });
   } catch (e) {
-    throw new MissiveError("usage", `${(e as Error).message.split("\n")[0]} (see --help)`);
+    throw new MissiveError("usage", flagError(commandName(usage), e, options));
   }
   if ((parsed.values as { help?: boolean }).help) {
     await io.stdout(new TextEncoder().encode(usage.trimEnd() + "\n"));
@@ -115,10 +122,65 @@ export async function parseFlags<O extends Options>(
   if (parsed.positionals.length > maxPositionals) {
     throw new MissiveError(
       "usage",
-      `unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])} (see --help)`,
+      `${commandName(usage)}: unexpected argument ${
+        JSON.stringify(parsed.positionals[maxPositionals])
+      } (see --help)`,
     );
   }
   return parsed;
+}
+
+/** "seal" from a usage text that starts "missive seal …" ("relay send" for two words). */
+function commandName(usage: string): string {
+  const words = usage.trimStart().split(/\s+/);
+  const sub = /^[a-z]+$/.test(words[2] ?? "") && ["relay", "session", "contacts"].includes(words[1])
+    ? ` ${words[2]}`
+    : "";
+  return `${words[1]}${sub}`;
+}
+
+/**
+ * Edit distance with adjacent transpositions counted as one edit (optimal string
+ * alignment), for "did you mean" (small strings only): "--form" is one edit from "--from".
+ */
+function distance(a: string, b: string): number {
+  const d = Array.from(
+    { length: a.length + 1 },
+    (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** One line for a flag mistake, in missive's words, with a suggestion where one is close. */
+function flagError(command: string, e: unknown, options: Options): string {
+  const code = (e as { code?: string })?.code;
+  const message = (e as Error)?.message ?? String(e);
+  const flag = /'(-{1,2}[^' ]+)/.exec(message)?.[1] ?? "";
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const name = flag.replace(/^-+/, "").split("=")[0];
+    const known = [...Object.keys(options), "help"];
+    const close = known
+      .map((k) => ({ k, d: distance(name, k) }))
+      .filter(({ k, d }) => d <= Math.max(1, Math.floor(k.length / 3)) || k.startsWith(name))
+      .sort((x, y) => x.d - y.d)[0];
+    const hint = close ? ` (did you mean --${close.k}?)` : " (see --help)";
+    return `${command}: unknown option ${flag.split("=")[0]}${hint}`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    return /argument missing/.test(message)
+      ? `${command}: ${flag} needs a value (see --help)`
+      : `${command}: ${flag} takes no value (see --help)`;
+  }
+  return `${command}: ${message.split("\n")[0]} (see --help)`;
 }
 
 /** Reads a whole stream or file, refusing more than `max` bytes before buffering it. */
@@ -162,7 +224,7 @@ export async function writeOutput(
     } catch (e) {
       throw new MissiveError(
         "io",
-        `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        `cannot write ${path}: ${ioReason(e)}`,
       );
     }
     return;
@@ -185,21 +247,29 @@ export function note(io: Io, line: string): void {
 export function askPassphrase(io: Io, prompt: string): Promise<string> {
   const fromEnv = io.env.MISSIVE_PASSPHRASE;
   if (fromEnv !== undefined) return Promise.resolve(fromEnv);
+  return askTerminal(prompt, { echo: false }).catch(() => {
+    throw new MissiveError(
+      "key",
+      "a passphrase is needed: set MISSIVE_PASSPHRASE or run in a terminal",
+    );
+  });
+}
+
+/**
+ * Asks one line on the terminal (/dev/tty, not stdin, which may carry data); without echo
+ * for secrets. Rejects when there is no terminal.
+ */
+export function askTerminal(prompt: string, how: { echo: boolean }): Promise<string> {
   let fd: number;
   try {
     fd = openSync("/dev/tty", "r+");
-  } catch {
-    return Promise.reject(
-      new MissiveError(
-        "key",
-        "a passphrase is needed: set MISSIVE_PASSPHRASE or run in a terminal",
-      ),
-    );
+  } catch (e) {
+    return Promise.reject(e);
   }
   try {
     // "-F" names the terminal: passing a descriptor as the child's stdin is not portable
     // across runtimes.
-    spawnSync("stty", ["-F", "/dev/tty", "-echo"], { stdio: "ignore" });
+    if (!how.echo) spawnSync("stty", ["-F", "/dev/tty", "-echo"], { stdio: "ignore" });
     writeSync(fd, prompt);
     const buf = new Uint8Array(1024);
     let line = "";
@@ -209,10 +279,10 @@ export function askPassphrase(io: Io, prompt: string): Promise<string> {
       line += new TextDecoder().decode(buf.subarray(0, n));
       if (line.includes("\n") || line.length > 4096) break;
     }
-    writeSync(fd, "\n");
+    if (!how.echo) writeSync(fd, "\n");
     return Promise.resolve(line.split(/\r?\n/)[0]);
   } finally {
-    spawnSync("stty", ["-F", "/dev/tty", "echo"], { stdio: "ignore" });
+    if (!how.echo) spawnSync("stty", ["-F", "/dev/tty", "echo"], { stdio: "ignore" });
     closeSync(fd);
   }
 }
@@ -221,10 +291,44 @@ export function askPassphrase(io: Io, prompt: string): Promise<string> {
 export async function loadIdentity(io: Io, path: string): Promise<Identity> {
   const crypto = await getCryptoProvider();
   const text = readSmallText(path, "key file");
-  return await readKeyFile(crypto, text, () => askPassphrase(io, `Passphrase for ${path}: `));
+  if (/^missive-card:/m.test(text) && !text.includes("-----BEGIN MISSIVE SECRET KEY-----")) {
+    throw new MissiveError(
+      "key",
+      `${path} is a public card, not a secret key: give the key file keygen wrote with -o`,
+    );
+  }
+  const identity = await readKeyFile(
+    crypto,
+    text,
+    () => askPassphrase(io, `Passphrase for ${path}: `),
+  );
+  warnIfExposed(io, path);
+  return identity;
+}
+
+/** A warning when a secret key file can be read by its group or by others (like ssh's). */
+function warnIfExposed(io: Io, path: string): void {
+  let mode: number;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) return;
+    mode = st.mode & 0o777;
+  } catch {
+    return;
+  }
+  if ((mode & 0o077) !== 0) {
+    note(
+      io,
+      `missive: warning: key file ${path} is readable by others (mode ${mode.toString(8)}); ` +
+        `run chmod 600 ${path}`,
+    );
+  }
 }
 
 /** True for an X.509 certificate file: PEM with a CERTIFICATE block, or DER (0x30). */
+/** X.509 support (pkijs), loaded only for a file that holds a certificate or key. */
+const x509 = () => import("../keys/x509.ts");
+
 function isCertificateFile(bytes: Uint8Array): boolean {
   if (bytes.length > 0 && bytes[0] === 0x30) return true;
   return new TextDecoder().decode(bytes).includes("-----BEGIN CERTIFICATE-----");
@@ -234,16 +338,34 @@ function isCertificateFile(bytes: Uint8Array): boolean {
 const CERT_FILE = /\.(pem|crt|cer|der)$/i;
 
 /**
- * Splits --trust / --to arguments into missive cards and X.509 certificates: a
- * certificate file (PEM or DER) is a certificate, and so is every *.pem, *.crt, *.cer
- * and *.der file in a directory (whose *.card files stay cards).
+ * True for a recipients file as `age -R` reads it (SPEC §26.7): its first line that is
+ * not blank or a `#` comment is an `age1…` or `ssh-…` recipient.
+ */
+function isAgeRecipientsFile(bytes: Uint8Array): boolean {
+  const first = new TextDecoder().decode(bytes.subarray(0, 64 * 1024)).split("\n")
+    .map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#"));
+  return first !== undefined && isAgeRecipientText(first);
+}
+
+/**
+ * Splits --trust / --to arguments into missive cards, X.509 certificates and age
+ * recipients: a certificate file (PEM or DER) is a certificate, and so is every *.pem,
+ * *.crt, *.cer and *.der file in a directory (whose *.card files stay cards); an `age1…`
+ * or `ssh-…` argument, or a recipients file (one per line, `#` comments, `missive-card:`
+ * lines allowed), gives age recipients.
  */
 export async function loadTrust(
   specs: readonly string[],
-): Promise<{ cards: Card[]; certificates: X509Certificate[] }> {
+  how: { io?: Io; purpose?: CardPurpose } = {},
+): Promise<{ cards: Card[]; certificates: X509Certificate[]; ageRecipients: AgeRecipient[] }> {
   const certificates: X509Certificate[] = [];
+  const ageRecipients: AgeRecipient[] = [];
   const cardSpecs: string[] = [];
   for (const spec of specs) {
+    if (isAgeRecipientText(spec)) {
+      ageRecipients.push(parseAgeRecipient(spec, "recipient"));
+      continue;
+    }
     if (spec.startsWith("missive-card:") || !existsSync(spec)) {
       cardSpecs.push(spec);
       continue;
@@ -252,31 +374,36 @@ export async function loadTrust(
       for (const f of readdirSync(spec).filter((f) => CERT_FILE.test(f)).sort()) {
         const path = join(spec, f);
         certificates.push(
-          ...parseCertificates(readFileLimited(path, MAX_X509_FILE, "certificate"), path),
+          ...(await x509()).parseCertificates(
+            readFileLimited(path, MAX_X509_FILE, "certificate"),
+            path,
+          ),
         );
       }
       cardSpecs.push(spec);
       continue;
     }
     const bytes = readFileLimited(spec, MAX_X509_FILE, "certificate or card");
-    if (isCertificateFile(bytes)) certificates.push(...parseCertificates(bytes, spec));
-    else cardSpecs.push(spec);
+    if (isCertificateFile(bytes)) {
+      certificates.push(...(await x509()).parseCertificates(bytes, spec));
+    } else if (isAgeRecipientsFile(bytes)) {
+      const file = parseRecipientsFile(new TextDecoder().decode(bytes), spec);
+      ageRecipients.push(...file.recipients);
+      cardSpecs.push(...file.cardLines);
+    } else cardSpecs.push(spec);
   }
-  return { cards: await loadCards(cardSpecs), certificates };
+  return { cards: await loadCards(cardSpecs, how), certificates, ageRecipients };
 }
 
-/**
- * The X.509 identity options of the `smime` STP (PEM text): `cert` from --cert, `key`
- * from --key (PKCS #8, decrypted here with $MISSIVE_PASSPHRASE or a prompt when it is
- * encrypted). Empty without --cert.
- */
-export async function x509Options(
+/** An X.509 identity from --cert and --key (decrypting the key with a passphrase if needed). */
+export async function x509Identity(
   io: Io,
   flags: { cert?: string; key?: string },
-): Promise<Record<string, string>> {
-  if (flags.cert === undefined) return {};
+): Promise<SmimeIdentity | undefined> {
+  if (flags.cert === undefined) return undefined;
   if (flags.key === undefined) throw new MissiveError("usage", "--cert needs --key (PKCS #8)");
-  const certs = parseCertificates(
+  const { parseCertificates, parsePrivateKey } = await x509();
+  const chain = parseCertificates(
     readFileLimited(flags.cert, MAX_X509_FILE, "certificate"),
     flags.cert,
   );
@@ -284,33 +411,117 @@ export async function x509Options(
     readFileLimited(flags.key, MAX_X509_FILE, "private key"),
     () => askPassphrase(io, `Passphrase for ${flags.key}: `),
   );
-  return { cert: certificatesToPem(certs), key: privateKeyToPem(key) };
+  return { chain, key };
+}
+
+/** The flags from which a command builds typed STP options. */
+export interface StpOptionFlags {
+  /** --trust / --to: cards and X.509 certificates. */
+  trust?: readonly string[];
+  /** What the cards are for (default: trusted senders). */
+  purpose?: CardPurpose;
+  pskFile?: string;
+  passphrase?: boolean;
+  cert?: string;
+  key?: string;
+  /** --ttl (psk freshness), ms. */
+  ttl?: number;
+  /** --identity: age identity files, OpenSSH private keys (age). */
+  identity?: readonly string[];
 }
 
 /**
- * Loads cards from each argument: a card file, a literal card line, a key file (its
- * public card), or a directory (every *.card file in it).
+ * The typed options of the built-in STPs that need more than cards (psk's shared key or
+ * passphrase, smime's X.509 identity and trust anchors, age's recipients and identities),
+ * as one object each STP reads its own fields from; and the cards among `trust`.
  */
-export async function loadCards(specs: readonly string[]): Promise<Card[]> {
+export async function typedStpOptions(
+  io: Io,
+  flags: StpOptionFlags,
+): Promise<
+  { trusted: Card[]; certificates: X509Certificate[]; options: CliStpOptions }
+> {
+  const trust = await loadTrust(flags.trust ?? [], { io, purpose: flags.purpose ?? "trust" });
+  const options: CliStpOptions = {};
+  if (trust.ageRecipients.length > 0) options.ageRecipients = trust.ageRecipients;
+  for (const path of flags.identity ?? []) {
+    const identities = await parseIdentityFile(
+      readFileLimited(path, MAX_KEY_FILE_BYTES, "identity file"),
+      path,
+      {
+        crypto: await getCryptoProvider(),
+        passphrase: () => askPassphrase(io, `Passphrase for ${path}: `),
+      },
+    );
+    options.ageIdentities = [...(options.ageIdentities ?? []), ...identities];
+  }
+  if (flags.pskFile !== undefined) {
+    options.key = parseKeyText(
+      readTextLimited(flags.pskFile, MAX_PSK_FILE, "psk key file"),
+      16,
+      64,
+      `psk key file ${flags.pskFile}`,
+    );
+  }
+  if (flags.passphrase) options.passphrase = await askPassphrase(io, "Shared passphrase: ");
+  const identity = await x509Identity(io, flags);
+  if (identity) options.identity = identity;
+  if (trust.certificates.length > 0) options.trustAnchors = trust.certificates;
+  if (flags.ttl !== undefined) options.ttlMs = flags.ttl;
+  return { trusted: trust.cards, certificates: trust.certificates, options };
+}
+
+/** What a list of cards is for: recipients (`--to`) or trusted senders (`--trust`). */
+export type CardPurpose = "to" | "trust";
+/** The typed options of every built-in STP, as one object (each reads its own fields). */
+export type CliStpOptions = PskOptions & SmimeOptions & AgeOptions;
+
+/**
+ * Loads cards from each argument, resolved in this order (issue 21, SECURITY.md): a
+ * literal card line; an existing path — a card file, a file of several card lines (one per
+ * line, `#` comments, like age's recipients file), a key file (its public card), or a
+ * folder of *.card files; else an address in the contacts (`--trust` takes only verified
+ * contacts; an unverified one as `--to` gets a warning).
+ */
+export async function loadCards(
+  specs: readonly string[],
+  how: { io?: Io; purpose?: CardPurpose } = {},
+): Promise<Card[]> {
   const crypto = await getCryptoProvider();
   const cards: Card[] = [];
+  let book: ContactBook | undefined;
   for (const spec of specs) {
     if (spec.startsWith("missive-card:")) {
       cards.push(await parseCardText(crypto, spec));
       continue;
     }
-    if (!existsSync(spec)) throw new MissiveError("io", `no such card file or directory: ${spec}`);
+    if (!existsSync(spec)) {
+      if (how.io && /^[^/\\\s]+@[^/\\\s]+$/.test(spec)) {
+        book ??= await ContactBook.open(crypto, contactsPath(how.io.env));
+        cards.push(contactCard(how.io, book, spec, how.purpose ?? "to"));
+        continue;
+      }
+      throw new MissiveError(
+        "io",
+        `cannot read card ${spec}: no such file or folder` +
+          (spec.includes("@") ? " (nor a contact: missive contacts add FILE)" : ""),
+      );
+    }
     const paths = statSync(spec).isDirectory()
       ? readdirSync(spec).filter((f) => f.endsWith(".card")).sort().map((f) => join(spec, f))
       : [spec];
     for (const path of paths) {
-      const text = readSmallText(path, "card");
+      const text = readSmallText(path, "card", 1024 * 1024);
       try {
-        cards.push(
-          text.includes("-----BEGIN MISSIVE SECRET KEY-----")
-            ? (await inspectKeyFile(crypto, text)).card
-            : await parseCardText(crypto, text),
+        if (text.includes("-----BEGIN MISSIVE SECRET KEY-----")) {
+          cards.push((await inspectKeyFile(crypto, text)).card);
+          continue;
+        }
+        const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) =>
+          l.startsWith(CARD_PREFIX)
         );
+        if (lines.length <= 1) cards.push(await parseCardText(crypto, text));
+        else for (const line of lines) cards.push(await parseCardText(crypto, line));
       } catch (e) {
         if (e instanceof MissiveError) throw new MissiveError(e.code, `${path}: ${e.message}`);
         throw e;
@@ -320,38 +531,52 @@ export async function loadCards(specs: readonly string[]): Promise<Card[]> {
   return cards;
 }
 
+/** The card of a contact, as `--to` or `--trust` may use it. */
+function contactCard(io: Io, book: ContactBook, address: string, purpose: CardPurpose): Card {
+  const contact = book.get(address);
+  if (!contact) {
+    throw new MissiveError(
+      "usage",
+      `${address} is neither a card file nor a contact (missive contacts add FILE, or give the card file)`,
+    );
+  }
+  if (!contact.verified) {
+    if (purpose === "trust") {
+      throw new MissiveError(
+        "untrusted",
+        `${address} is in your contacts but not verified (it came from a relay): compare ` +
+          `fingerprints, then run missive contacts verify ${address}`,
+      );
+    }
+    note(
+      io,
+      `missive: warning: ${address} is not verified (its card came from a relay); run ` +
+        `missive contacts verify ${address}`,
+    );
+  }
+  return contact.card;
+}
+
 /**
  * The registry: built-ins and `smime` (X.509, so not in `defaultRegistry()`, whose STPs
- * all work with cards), then $MISSIVE_PLUGINS and missive.json, then --plugin.
+ * all work with cards), then $MISSIVE_PLUGINS and the config file's plugins (`--config`,
+ * $MISSIVE_CONFIG or the user's own config folder; never the current folder), then
+ * --plugin.
  */
-export async function loadRegistry(io: Io, pluginPaths: readonly string[] = []): Promise<Registry> {
-  const registry = defaultRegistry().register(smimeStp);
-  for (const { path, base } of configuredPluginPaths(io.env)) {
+export async function loadRegistry(
+  io: Io,
+  flags: { plugin?: readonly string[]; config?: string } = {},
+): Promise<Registry> {
+  const registry = defaultRegistry().register(lazySmimeV1);
+  for (const { path, base } of configuredPluginPaths(io.env, flags.config)) {
     await loadPlugins(registry, [path], base);
   }
-  await loadPlugins(registry, pluginPaths);
+  await loadPlugins(registry, flags.plugin ?? []);
   return registry;
 }
 
 /** Largest shared-key file read (`--psk-file`): one line of base64. */
 const MAX_PSK_FILE = 1024;
-
-/**
- * The shared secret of the `psk` STP as STP options: `psk` (the key file's text, parsed
- * by the STP) from `--psk-file`, `passphrase` from `--passphrase` ($MISSIVE_PASSPHRASE or
- * a prompt). Empty when neither flag was given.
- */
-export async function sharedSecretOptions(
-  io: Io,
-  flags: { pskFile?: string; passphrase?: boolean },
-): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  if (flags.pskFile !== undefined) {
-    out.psk = readTextLimited(flags.pskFile, MAX_PSK_FILE, "psk key file").trim();
-  }
-  if (flags.passphrase) out.passphrase = await askPassphrase(io, "Shared passphrase: ");
-  return out;
-}
 
 /** Parses repeated `name=value` flags into a record. */
 export function parsePairs(
@@ -369,12 +594,34 @@ export function parsePairs(
   return out;
 }
 
-/** Parses a duration flag: `10s`, `500ms`, `2m`, or a number of seconds; in ms. */
-export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  const ms = m ? Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 }[m[2] ?? "s"] as number) : NaN;
-  if (!(ms >= 1 && ms <= 24 * 3600 * 1000)) {
-    throw new MissiveError("usage", `${flag} expects a duration like 10s, 500ms or 2m (up to 24h)`);
+/**
+ * Parses a duration flag, the one syntax of every duration: `500ms`, `10s`, `2m`, `1h`.
+ * A bare number is read in the flag's old unit (`bareUnit`, seconds unless said) with a
+ * one-line deprecation warning on stderr when `io` is given. Returns milliseconds.
+ */
+export function parseDuration(
+  text: string,
+  flag: string,
+  options: { bareUnit?: "ms" | "s"; io?: Io; max?: number } = {},
+): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const unit = m?.[2] ?? options.bareUnit ?? "s";
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  const ms = m ? Number(m[1]) * scale : NaN;
+  const max = options.max ?? 24 * 3600 * 1000;
+  if (!(ms >= 1 && ms <= max)) {
+    throw new MissiveError(
+      "usage",
+      `${flag} expects a duration like 500ms, 10s or 2m (at most ${max / 3_600_000} h)`,
+    );
+  }
+  if (m && m[2] === undefined && options.io) {
+    note(
+      options.io,
+      `missive: warning: ${flag} ${text} has no unit and is read as ${
+        unit === "ms" ? "milliseconds" : "seconds"
+      }; write ${text}${unit} (bare numbers will be refused in a later version)`,
+    );
   }
   return Math.round(ms);
 }
@@ -393,22 +640,46 @@ export function parseCount(text: string, flag: string, max: number, sizes = fals
 }
 
 /**
- * Text shown on one terminal line: control characters (newlines, escape sequences a
- * sender could use to rewrite the screen) are written as escapes.
+ * Text shown on one terminal line: everything a peer or sender chose passes the one
+ * sanitiser (core/sanitize.ts): controls, escape sequences and bidi overrides are shown
+ * as escapes, never interpreted.
  */
 export function oneLine(text: string): string {
-  return text.replace(/\r?\n$/, "").replace(
-    // deno-lint-ignore no-control-regex
-    /[\u0000-\u001f\u007f-\u009f\\]/g,
-    (c) =>
-      c === "\n"
-        ? "\\n"
-        : c === "\t"
-        ? "\\t"
-        : c === "\\"
-        ? "\\\\"
-        : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  return sanitizeText(text);
+}
+
+/**
+ * An AMP as the command line uses it: its own CLI capability when it has one; otherwise
+ * messages cannot be built from input, are shown as their encoded bytes, and as JSON with
+ * byte strings in base64.
+ */
+export function cliOf<T>(amp: AmpPlugin<T>): CliAmp<T> {
+  if (hasCli(amp)) return amp;
+  return {
+    ...amp,
+    fromInput() {
+      throw new MissiveError(
+        "usage",
+        `AMP ${amp.name} (${amp.type}, ${amp.version}) has no command-line form; ` +
+          "its messages are made with the library",
+      );
+    },
+    toOutput: (message) => amp.encode(message),
+    toJson: (message) => jsonable(message),
+  };
+}
+
+/** Plain data as JSON-compatible values: bytes as base64, maps as objects. */
+function jsonable(value: unknown): unknown {
+  if (value instanceof Uint8Array) return { base64: toBase64(value) };
+  if (Array.isArray(value)) return value.map(jsonable);
+  if (value instanceof Map) {
+    return Object.fromEntries([...value].map(([k, v]) => [String(k), jsonable(v)]));
+  }
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonable(v)]));
+  }
+  return value;
 }
 
 /** The JSON report of an opened message (as `missive open --json` prints it). */
@@ -436,6 +707,51 @@ export async function messageReport(
       }
       : null,
     warnings: opened.warnings,
-    message: await registry.guard(amp, "toJson", () => amp.toJson(opened.message)),
+    message: await registry.guard(amp, "toJson", () => cliOf(amp).toJson(opened.message)),
   };
+}
+
+/**
+ * The replay cache of `--replay-db FILE`: SQLite, loaded only when the flag is given (the
+ * library's core never imports `node:sqlite`).
+ */
+export async function replayCacheFor(path: string): Promise<ReplayCache> {
+  const { SqliteReplayCache } = await import("../queue/replay.ts");
+  return new SqliteReplayCache(path);
+}
+
+/**
+ * The lines on stderr after a message opened: who sent it and whether that was verified
+ * and trusted (with the fingerprint to compare when not), when, and the STP's warnings.
+ * Every sender-chosen string is sanitised (DESIGN §9).
+ */
+export async function senderNotes(io: Io, opened: OpenedMessage): Promise<void> {
+  const { sender } = opened;
+  const stpLabel = `${opened.stp.name} v${opened.stp.version}`;
+  // A message that carries no time (timestamp 0: e.g. S/MIME without a signing time).
+  const sent = opened.inner.timestamp > 0
+    ? `sent ${formatTime(opened.inner.timestamp)}`
+    : "sending time unknown";
+  const who = sender ? sanitizeText(sender.address) : "";
+  if (!sender) {
+    note(io, `missive: ${stpLabel}: no sender; ${sent}`);
+  } else if (!sender.verified) {
+    note(io, `missive: ${stpLabel}: claimed sender ${who} (NOT verified); ${sent}`);
+  } else {
+    const id = sender.card ? `id ${toHex(sender.card.id)}` : "X.509";
+    note(
+      io,
+      `missive: ${stpLabel} from ${who} (${id}): signature verified, ${
+        sender.trusted ? "trusted" : "NOT trusted"
+      }; ${sent}`,
+    );
+    if (!sender.trusted && sender.card) {
+      const fp = await fingerprint(await getCryptoProvider(), sender.card);
+      note(
+        io,
+        `missive: warning: ${who} is in no --trust card; compare its fingerprint out of band: ${fp}`,
+      );
+    }
+  }
+  for (const w of opened.warnings) note(io, `missive: warning: ${sanitizeText(w)}`);
 }

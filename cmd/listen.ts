@@ -2,19 +2,21 @@
 import { spawn } from "node:child_process";
 import { toHex, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 import type { Registry } from "../plugin/registry.ts";
 import type { OpenedMessage } from "../plugin/message.ts";
-import { FileReplayCache, MemoryReplayCache } from "../plugin/replay.ts";
+import { MemoryReplayCache } from "../plugin/replay.ts";
 import { DEFAULT_LISTEN_FRAME, MAX_FRAME_SIZE } from "../transports/framing.ts";
-import { listen as listenAt, parseTransportUrl } from "../transports/mod.ts";
+import { listenTransport as listenAt, parseTransportUrl } from "../transports/mod.ts";
 import { MessageServer } from "../messaging/serve.ts";
 import {
+  cliOf,
   type Command,
+  exitCodesLine,
   formatTime,
   type Io,
   loadIdentity,
   loadRegistry,
-  loadTrust,
   messageReport,
   note,
   oneLine,
@@ -22,7 +24,8 @@ import {
   parseDuration,
   parseFlags,
   parsePairs,
-  sharedSecretOptions,
+  replayCacheFor,
+  typedStpOptions,
 } from "./common.ts";
 
 const usage = `missive listen URL --key KEY [options]
@@ -81,6 +84,8 @@ Examples:
   missive listen tcp://127.0.0.1:7700 --key bob.key --exec 'notify-send "$MISSIVE_SENDER"'
   missive listen sip:bob@127.0.0.1:5070 --key bob.key --register sip:127.0.0.1:5060
   missive send stdio:lines --from alice.key --to bob.card < msg | missive listen stdio:lines --key bob.key
+
+${exitCodesLine(3, 9, 10, 11, 13, 17)}
 `;
 
 /** How a message's sender stands, in words. */
@@ -98,8 +103,12 @@ async function runExec(
   env: Record<string, string>,
   input: Uint8Array,
 ): Promise<number> {
+  // The command inherits the environment but never the passphrase that unlocked our key.
+  const inherited = Object.fromEntries(
+    Object.entries(io.env).filter(([k]) => k !== "MISSIVE_PASSPHRASE"),
+  );
   const child = spawn("/bin/sh", ["-c", command], {
-    env: { ...io.env, ...env },
+    env: { ...inherited, ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });
   const writes: Promise<void>[] = [];
@@ -129,11 +138,13 @@ async function deliver(
     await io.stdout(utf8(JSON.stringify(report) + "\n"));
     return;
   }
-  const body = await registry.guard(amp, "toOutput", () => amp.toOutput(opened.message));
+  const body = await registry.guard(amp, "toOutput", () => cliOf(amp).toOutput(opened.message));
   const s = opened.sender;
   if (how.exec !== undefined) {
+    // Every value a sender or peer chose passes the sanitiser: no NUL (which would make
+    // the spawn fail) and no control or bidi character reaches the command's environment.
     const code = await runExec(io, how.exec, {
-      MISSIVE_SENDER: s?.address ?? "",
+      MISSIVE_SENDER: sanitizeText(s?.address ?? ""),
       MISSIVE_SENDER_ID: s?.card ? toHex(s.card.id) : "",
       MISSIVE_VERIFIED: s?.verified ? "1" : "0",
       MISSIVE_TRUSTED: s?.trusted ? "1" : "0",
@@ -141,7 +152,7 @@ async function deliver(
       MISSIVE_AMP: `${opened.amp.name}/${opened.amp.version}`,
       MISSIVE_NONCE: toHex(opened.inner.nonce),
       MISSIVE_TIMESTAMP: formatTime(opened.inner.timestamp),
-      MISSIVE_PEER: peer,
+      MISSIVE_PEER: sanitizeText(peer),
     }, body);
     if (code !== 0) {
       note(io, `missive: --exec exited ${code} for message ${toHex(opened.inner.nonce)}`);
@@ -190,13 +201,13 @@ export const listen: Command = {
       ? DEFAULT_LISTEN_FRAME
       : parseCount(v["max-frame"], "--max-frame", MAX_FRAME_SIZE, true);
     const limit = v.count === undefined ? undefined : parseCount(v.count, "--count", 1e9);
-    const registry = await loadRegistry(io, v.plugin);
+    const registry = await loadRegistry(io, v as { plugin?: string[]; config?: string });
     const identity = await loadIdentity(io, v.key);
-    const trusted = (await loadTrust(v.trust ?? [])).cards;
-    const options = {
-      ...parsePairs(v.option, "--option"),
-      ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
-    };
+    const { trusted, options } = await typedStpOptions(io, {
+      trust: v.trust,
+      pskFile: v["psk-file"],
+      passphrase: v.passphrase,
+    });
     // Reasons can quote what a peer sent (a claimed address): escaped, one line each.
     const log = (line: string) => note(io, `missive: ${oneLine(line)}`);
     const listener = await listenAt(url, {
@@ -212,8 +223,9 @@ export const listen: Command = {
       identity,
       trusted,
       requireTrust: v["require-trust"],
-      replay: v["replay-db"] ? new FileReplayCache(v["replay-db"]) : new MemoryReplayCache(),
+      replay: v["replay-db"] ? await replayCacheFor(v["replay-db"]) : new MemoryReplayCache(),
       options,
+      optionPairs: parsePairs(v.option, "--option"),
       receipts: address.replies,
       limit,
       log,

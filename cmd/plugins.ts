@@ -2,12 +2,13 @@
 import { utf8 } from "../core/bytes.ts";
 import { providerChoice } from "../crypto/mod.ts";
 import { scanPath } from "../plugin/exec/mod.ts";
-import { type Command, loadRegistry, parseFlags, writeOutput } from "./common.ts";
+import { type Command, exitCodesLine, loadRegistry, parseFlags, writeOutput } from "./common.ts";
 
 const usage = `missive plugins [--plugin PATH ...] [--scan] [--json]
 
 Lists every STP and AMP by (type, version) with its name and properties: built-ins,
-$MISSIVE_PLUGINS, the "plugins" of missive.json (or $MISSIVE_CONFIG), and --plugin.
+$MISSIVE_PLUGINS, the "plugins" of the config file (--config FILE, $MISSIVE_CONFIG, or
+~/.config/missive/config.json; never ./missive.json), and --plugin.
 
 Options:
   --plugin PATH     load a plugin module, or an executable plugin: exec:NAME runs
@@ -18,6 +19,13 @@ Options:
 
 An executable plugin must answer each message within $MISSIVE_PLUGIN_TIMEOUT seconds
 (default 30). docs/PLUGINS.md §9 specifies the protocol.
+
+Examples:
+  missive plugins
+  missive plugins --plugin plugins/json_amp.ts --json
+  missive plugins --scan
+
+${exitCodesLine(11)}
 `;
 
 export const plugins: Command = {
@@ -36,7 +44,10 @@ export const plugins: Command = {
       0,
     );
     if (!parsed) return;
-    const registry = await loadRegistry(io, parsed.values.plugin);
+    const registry = await loadRegistry(
+      io,
+      parsed.values as { plugin?: string[]; config?: string },
+    );
     const { stps, amps } = registry.list();
     const choice = await providerChoice();
     const onPath = parsed.values.scan ? scanPath(io.env) : undefined;

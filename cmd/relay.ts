@@ -10,16 +10,20 @@ import { isMissiveError, MissiveError } from "../core/errors.ts";
 import { cardFileText, cardSignaturesInText, verifyCardSignature } from "../keys/card.ts";
 import {
   type Command,
+  exitCodesLine,
   loadCards,
   loadIdentity,
   loadRegistry,
   note,
+  oneLine,
+  parseDuration,
   parseFlags,
   readSmallText,
 } from "./common.ts";
 import {
   type Context,
   flushIfAny,
+  jsonLine,
   print,
   queueCommand,
   receiveLoop,
@@ -38,18 +42,30 @@ Subcommands:
   lookup ADDRESS|ID      print a registered card (presence on stderr)
   list                   who is online, with presence (invisible users are not listed)
   status [STATUS]        set presence (online, busy, away, invisible; --note TEXT),
-                         or without STATUS print the relay's counters
+                         or without STATUS print what the relay tells users: visible
+                         users online, and your messages waiting
   send --to ADDRESS      send stdin as a text message, sealed end to end; picks the best
-                         protocols both sides support and says which. If the relay is
-                         down the message waits in the outgoing queue and is sent by the
-                         next relay command that reaches the relay.
-  inbox                  print and acknowledge what is waiting, then exit
-  watch                  stay connected and print messages as they arrive
-  queue                  list the outgoing queue; --resend ID reseals one (fresh nonce),
-                         --drop ID deletes one
+                         protocols both sides support and says which. Exit 0 only when
+                         the relay accepted it; if the relay is down, unavailable or asks
+                         to retry, the message waits in the outgoing queue (exit 16) and
+                         is sent by the next relay command that reaches the relay.
+                         --wait [DURATION] (default 30s): then wait for the delivery
+                         receipt — the relay's word that the recipient acknowledged it
+                         (not the recipient's signature): exit 0 when it opened the
+                         message; 4 (hash-mismatch), 5 (undecryptable), 3 (unparsable)
+                         or 7 (unknown-id) when it could not; 12 when none came in time
+                         (the message stays queued at the relay)
+  inbox                  print and acknowledge what is waiting, then exit; receipts of
+                         earlier messages are shown one line each ("receipt: …")
+  watch                  stay connected and print messages (and receipts) as they arrive
+  queue                  with --relay: send every waiting message now; then list the
+                         outgoing queue (exit 16 while messages wait); --resend ID
+                         reseals one (fresh nonce), --drop ID deletes one
 
 Options:
-  --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900
+  --relay URL            the relay (or $MISSIVE_RELAY), e.g. tcp://127.0.0.1:7900; repeat it
+                         (or separate with commas) for the nodes of one relay sharing a
+                         store: they are tried in order, the first that answers serves
   --relay-card FILE      the relay's card: the session refuses any other relay
   --relay-ca CARD        accept --relay-card only if a CA whose card this is signed it
                          (missive card RELAY.CARD --sign CA.KEY)
@@ -59,25 +75,52 @@ Options:
   --to ADDRESS           send: the recipient; --to-card FILE pins their card instead
                          of trusting the relay's directory
   --trust CARD|DIR       inbox/watch: cards whose messages count as trusted
-  --json                 one JSON object per line
-  --timeout MS           connection and request time limit (default 15000)
+  --wait [DURATION]      send: wait for the delivery receipt (default 30s; 500ms, 10s, 2m)
+  --json                 one JSON object per line; a receipt is {"receipt": ID, "to", "status"}
+  --timeout DURATION     connection and request time limit (default 15s)
 
 Example:
   missive relay register --relay tcp://127.0.0.1:7900 --relay-card relay.card --key alice.key
   echo "hi bob" | missive relay send --to bob@example.org --relay … --relay-card … --key alice.key
+  echo hi | missive relay send --to bob@example.org --wait 1m --relay … --relay-card … --key alice.key
   missive relay inbox --relay tcp://127.0.0.1:7900 --relay-card relay.card --key bob.key
+
+${exitCodesLine(3, 4, 5, 7, 9, 10, 12, 13, 14, 15, 16)}
 `;
 
 const SUBCOMMANDS = ["register", "lookup", "list", "status", "send", "inbox", "watch", "queue"];
+/** `--wait` without a duration. */
+const DEFAULT_WAIT = "30s";
+
+/**
+ * `--wait` takes an optional duration: given as `--wait=D` or `--wait D` when D reads as
+ * one; a bare `--wait` becomes `--wait=30s` (parseArgs has no optional values).
+ */
+function optionalWait(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] !== "--wait") {
+      out.push(args[i]);
+      continue;
+    }
+    const next = args[i + 1];
+    if (next !== undefined && /^\d+(?:\.\d+)?(?:ms|s|m|h)?$/.test(next)) {
+      out.push(`--wait=${next}`);
+      i++;
+    } else out.push(`--wait=${DEFAULT_WAIT}`);
+  }
+  return out;
+}
+
 export const relay: Command = {
   summary: "talk to a relay: register, lookup, list, status, send, inbox, watch",
   usage,
   async run(args, io) {
     const parsed = await parseFlags(
       io,
-      args,
+      optionalWait(args),
       {
-        relay: { type: "string" },
+        relay: { type: "string", multiple: true },
         "relay-card": { type: "string" },
         "relay-ca": { type: "string", multiple: true },
         key: { type: "string" },
@@ -88,6 +131,7 @@ export const relay: Command = {
         note: { type: "string" },
         json: { type: "boolean" },
         timeout: { type: "string" },
+        wait: { type: "string" },
         resend: { type: "string" },
         drop: { type: "string" },
         plugin: { type: "string", multiple: true },
@@ -104,16 +148,20 @@ export const relay: Command = {
         `relay: expected one of ${SUBCOMMANDS.join(", ")} (see missive relay --help)`,
       );
     }
+    if (v.wait !== undefined && sub !== "send") {
+      throw new MissiveError("usage", `relay ${sub}: --wait is for relay send`);
+    }
     if (!v.key) throw new MissiveError("usage", "relay: --key FILE is required");
-    const url = v.relay ?? io.env.MISSIVE_RELAY;
+    const urls = (v.relay ?? (io.env.MISSIVE_RELAY ?? "").split(","))
+      .map((u) => u.trim()).filter(Boolean);
+    const url = urls[0];
     if (!url && sub !== "queue") throw new MissiveError("usage", "relay: --relay URL is required");
     if (!v["relay-card"] && sub !== "queue") {
       throw new MissiveError("usage", "relay: --relay-card FILE is required (the relay's card)");
     }
-    const timeoutMs = Number(v.timeout ?? 15_000);
-    if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
-      throw new MissiveError("usage", "relay: --timeout expects milliseconds");
-    }
+    const timeoutMs = v.timeout === undefined
+      ? 15_000
+      : parseDuration(v.timeout, "--timeout", { bareUnit: "ms", io });
     const relayCards = v["relay-card"] ? await loadCards([v["relay-card"]]) : [];
     if (v["relay-card"] && relayCards.length !== 1) {
       throw new MissiveError("usage", "relay: --relay-card must hold exactly one card");
@@ -135,9 +183,10 @@ export const relay: Command = {
     const ctx: Context = {
       io,
       url: url ?? "",
+      urls,
       relayCard: relayCards[0],
       identity: await loadIdentity(io, v.key),
-      registry: await loadRegistry(io, v.plugin ?? []),
+      registry: await loadRegistry(io, v as { plugin?: string[]; config?: string }),
       statePath: v.state ?? `${v.key}.relay.db`,
       timeoutMs,
       json: v.json === true,
@@ -147,7 +196,10 @@ export const relay: Command = {
       case "register":
         return await withClient(ctx, async (c) => {
           const id = await c.register();
-          await print(io, `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${url}`);
+          await print(
+            io,
+            `registered ${ctx.identity.card.address} (id ${toHex(id)}) at ${ctx.connected ?? url}`,
+          );
         });
       case "lookup": {
         if (!arg) throw new MissiveError("usage", "relay lookup: which ADDRESS or ID?");
@@ -156,7 +208,7 @@ export const relay: Command = {
           if (ctx.json) {
             return await print(
               io,
-              JSON.stringify({
+              jsonLine({
                 address: r.card.address,
                 id: toHex(r.card.id),
                 presence: r.presence ?? null,
@@ -164,7 +216,7 @@ export const relay: Command = {
             );
           }
           await io.stdout(utf8(await cardFileText(await getCryptoProvider(), r.card)));
-          note(io, `${r.card.address} is ${r.presence ?? "offline (or invisible)"}`);
+          note(io, `${oneLine(r.card.address)} is ${r.presence ?? "offline (or invisible)"}`);
         });
       }
       case "list":
@@ -173,8 +225,8 @@ export const relay: Command = {
             await print(
               io,
               ctx.json
-                ? JSON.stringify({ ...e, id: toHex(e.id) })
-                : `${e.address}\t${e.status}${e.note ? `\t${e.note}` : ""}`,
+                ? jsonLine({ ...e, id: toHex(e.id) })
+                : `${oneLine(e.address)}\t${e.status}${e.note ? `\t${oneLine(e.note)}` : ""}`,
             );
           }
         });
@@ -182,8 +234,8 @@ export const relay: Command = {
         return await withClient(ctx, async (c) => {
           if (arg === undefined) {
             const stats = await c.stats();
-            if (ctx.json) return await print(io, JSON.stringify(stats));
-            for (const [k, n] of Object.entries(stats)) await print(io, `${k}\t${n}`);
+            if (ctx.json) return await print(io, jsonLine(stats));
+            for (const [k, n] of Object.entries(stats)) await print(io, `${oneLine(k)}\t${n}`);
             return;
           }
           if (!(PRESENCE_STATUSES as readonly string[]).includes(arg)) {
@@ -196,11 +248,16 @@ export const relay: Command = {
           note(io, `presence set to ${arg}`);
         });
       case "send":
-        return await send(ctx, v.to, v["to-card"]);
+        return await send(
+          ctx,
+          v.to,
+          v["to-card"],
+          v.wait === undefined ? undefined : parseDuration(v.wait, "--wait", { io }),
+        );
       case "inbox":
         return await withClient(ctx, async (c) => {
           await flushIfAny(ctx, c);
-          const waiting = await c.receive();
+          const waiting = await c.receive("all");
           // The waiting messages, unless they stop coming (taken by another link).
           const counts = waiting > 0
             ? await receiveLoop(ctx, c, waiting, ctx.timeoutMs)

@@ -1,35 +1,46 @@
 /** `missive seal`: AMP message from stdin → sealed envelope on stdout. @module */
+import { basename } from "node:path";
 import { type Bytes, utf8 } from "../core/bytes.ts";
+import { MissiveError } from "../core/errors.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { armor, decodeEnvelope, MAX_ENVELOPE_SIZE, toLine } from "../envelope/mod.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import type { Registry } from "../plugin/registry.ts";
-import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
-import { prefixedSource } from "../stream/mod.ts";
-import { inputSource, sealStreamCli, STREAM_THRESHOLD, streamRefusal } from "./streaming.ts";
-import { armor, decodeEnvelope, MAX_ENVELOPE_SIZE, toLine } from "../envelope/mod.ts";
-import { MissiveError } from "../core/errors.ts";
 import { sealMessage } from "../plugin/message.ts";
-import { PSK_TYPE, sealBareFernet } from "../stp/psk/mod.ts";
-import { getCryptoProvider } from "../crypto/mod.ts";
+import type { Registry } from "../plugin/registry.ts";
+import type { AmpPlugin, AnyStp } from "../plugin/types.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
-import { certificatesToPem } from "../keys/x509.ts";
-import { SMIME_TYPE, smimeBytes } from "../stp/smime/mod.ts";
+import { PSK_TYPE, sealBareFernet } from "../stp/psk/mod.ts";
+import type { SmimeOptions } from "../stp/smime/mod.ts";
+import { SMIME_TYPE } from "../stp/smime/descriptor.ts";
 import {
+  AGE_TYPE,
+  type AgeRecipient,
+  cardRecipients,
+  encryptAge,
+  scryptRecipient,
+} from "../stp/age/mod.ts";
+import { prefixedSource, streamSupport } from "../stream/mod.ts";
+import {
+  cliOf,
+  type CliStpOptions,
   type Command,
+  exitCodesLine,
   type Io,
   loadIdentity,
   loadRegistry,
-  loadTrust,
+  note,
   parseFlags,
   parsePairs,
   readInput,
-  sharedSecretOptions,
-  writeOutput,
-  x509Options,
+  typedStpOptions,
 } from "./common.ts";
+import { openOutput, writeWhole } from "./output.ts";
+import { inputSource, sealStreamCli, STREAM_THRESHOLD } from "./streaming.ts";
 
 const usage = `missive seal --from KEY --to CARD [options] [INPUT] > sealed
        missive seal --stp group --from KEY --to CARD --to DIR/ ... [INPUT] > sealed
+       missive seal --stp age --to age1… --to FILE ... [--armor] [INPUT] > file.age
 
 Reads a message (stdin or INPUT, "-" for stdin), encodes it with an AMP, protects it
 with an STP and writes the envelope (binary, --armor or --lines).
@@ -43,7 +54,9 @@ Options:
   --to CARD             recipient: card file, card line, key file or a directory of
                         *.card files (repeatable; group: every card gets a key
                         slot, duplicates once); for --stp smime an X.509
-                        certificate (PEM or DER)
+                        certificate (PEM or DER); for --stp age also age1…,
+                        age1pq1…, ssh-ed25519/ssh-rsa public keys (a .pub file) and
+                        recipients files (one per line, # comments, as age -R)
   --cert CERT           smime: own X.509 certificate (PEM/DER; more PEM blocks = chain)
   --key KEY             smime: own PKCS #8 private key (PEM/DER; an encrypted one
                         asks for its passphrase, or reads $MISSIVE_PASSPHRASE)
@@ -53,19 +66,29 @@ Options:
                         RFC 3274; PhoneX's compress, sign, encrypt)
   --psk-file FILE       shared key for --stp psk: one line of base64url (psk/2 needs
                         a 32-byte Fernet key, as Python's Fernet.generate_key())
-  --passphrase          shared passphrase for --stp psk ($MISSIVE_PASSPHRASE or prompt)
+  --passphrase          shared passphrase for --stp psk, or the passphrase of an age
+                        file (scrypt; its only recipient) ($MISSIVE_PASSPHRASE or prompt)
   --format fernet       with --stp psk/2 and text/1: write a bare Fernet token (one
                         line) that any Fernet implementation opens, not an envelope
   --format smime|der    with --stp smime: write a bare S/MIME message (as openssl cms
                         -encrypt does) or the bare CMS DER, not an envelope
-  --armor               write -----BEGIN MISSIVE MESSAGE----- text
+  --format age|envelope with --stp age: a bare age v1 file (the default: the input's
+                        bytes as they are, no sender, no nonce, any size in constant
+                        memory; age, rage and typage open it) or an envelope
+  --armor               write -----BEGIN MISSIVE MESSAGE----- text (a bare age file:
+                        -----BEGIN AGE ENCRYPTED FILE-----)
   --lines               write one base64 line (for "while read" loops)
-  -o, --out FILE        write here instead of stdout
+  -o, --out FILE        write here instead of stdout (replaced only on success)
+  --force               replace an existing -o FILE
   --seq N               set the envelope sequence number (bound by the STP)
   --no-card             do not attach the sender's card (recipient must --trust it)
   --hash-destination    send the recipient's address as a keyed hash (simple)
   --hide-recipients     group: key slots carry no recipient hints and their count is
                         padded to a power of two; each recipient tries every slot
+  --require-pq          refuse unless post-quantum (simple v3, group v2: every --to
+                        card has an X-Wing key); without it a format-1 card makes
+                        the whole message fall back to simple v2 / group v1, with
+                        a warning
   --field NAME=VALUE    AMP field, e.g. --field title=Hi for notification (repeatable)
   --option NAME=VALUE   STP option, for plugins (repeatable)
   --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
@@ -78,7 +101,74 @@ Any size, in constant memory; binary only (no --armor/--lines). AMP text/1 or fi
   --stream              seal as a stream whatever the input size
   --chunk-size N        stream chunk size in bytes (default 262144; 256..16777216)
   --quiet               no progress line (shown only on a terminal, for long inputs)
+
+Examples:
+  echo "hi" | missive seal --from alice.key --to bob.card > msg.msv
+  missive seal --from alice.key --to bob.card --armor < letter.txt > letter.asc
+  missive seal --stp group --from alice.key --to team/ -o report.msv report.pdf
+  missive seal --stp psk/2 --psk-file fernet.key --format fernet < msg.txt
+
+${exitCodesLine(3, 8, 9, 10, 11)}
 `;
+
+const FLAGS = {
+  stp: { type: "string", default: "simple" },
+  version: { type: "string" },
+  "psk-file": { type: "string" },
+  passphrase: { type: "boolean" },
+  format: { type: "string" },
+  amp: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string", multiple: true },
+  cert: { type: "string" },
+  key: { type: "string" },
+  cipher: { type: "string" },
+  compress: { type: "boolean" },
+  armor: { type: "boolean" },
+  lines: { type: "boolean" },
+  out: { type: "string", short: "o" },
+  force: { type: "boolean" },
+  seq: { type: "string" },
+  "no-card": { type: "boolean" },
+  "hash-destination": { type: "boolean" },
+  "hide-recipients": { type: "boolean" },
+  field: { type: "string", multiple: true },
+  option: { type: "string", multiple: true },
+  plugin: { type: "string", multiple: true },
+  stream: { type: "boolean" },
+  "chunk-size": { type: "string" },
+  quiet: { type: "boolean" },
+  "require-pq": { type: "boolean" },
+} as const;
+
+/** `--require-pq`, and the fallback warning on stderr (DESIGN §4, post-quantum). */
+const pqOptions = (io: Io, v: { "require-pq"?: boolean }) => ({
+  requirePq: v["require-pq"] ?? false,
+  onWarning: (message: string) => note(io, `missive: warning: ${message}`),
+});
+
+type SealFlags = {
+  [K in keyof typeof FLAGS]?: (typeof FLAGS)[K] extends { multiple: true } ? string[]
+    : (typeof FLAGS)[K] extends { type: "boolean" } ? boolean
+    : string;
+};
+
+/** The output forms of `seal`. */
+type OutputForm = "binary" | "armor" | "lines" | "fernet" | "smime" | "der" | "age" | "age-armor";
+
+/** Everything `seal` decided before reading its input. */
+interface SealPlan {
+  registry: Registry;
+  stp: AnyStp;
+  amp: AmpPlugin;
+  sender?: Identity;
+  recipients: Card[];
+  fields: Record<string, string>;
+  options: CliStpOptions;
+  optionPairs: Record<string, string>;
+  sequenceNumber?: number;
+  form: OutputForm;
+}
 
 /** `--stp NAME` plus `--version N` → `NAME/N`; a conflicting pair is a usage error. */
 function stpSpec(stp: string, version: string | undefined): string {
@@ -93,39 +183,255 @@ function stpSpec(stp: string, version: string | undefined): string {
   return `${m[1]}/${Number(version)}`;
 }
 
+/** The output form the flags ask for, refusing combinations that mean nothing. */
+function outputForm(v: SealFlags, stp: AnyStp, io: Io): OutputForm {
+  if (v.armor && v.lines) {
+    throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
+  }
+  const format = v.format ?? (stp.type === AGE_TYPE ? "age" : "envelope");
+  if (!["envelope", "fernet", "smime", "der", "age"].includes(format)) {
+    throw new MissiveError(
+      "usage",
+      `seal: --format must be envelope, fernet, smime, der or age, not ${format}`,
+    );
+  }
+  if (format === "age") {
+    if (stp.type !== AGE_TYPE) {
+      throw new MissiveError("usage", "seal: --format age needs --stp age");
+    }
+    if (v.lines) throw new MissiveError("usage", "seal: an age file takes --armor, not --lines");
+    if (!v.armor && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
+      throw new MissiveError(
+        "usage",
+        "seal: refusing to write binary to a terminal; use --armor or -o FILE",
+      );
+    }
+    return v.armor ? "age-armor" : "age";
+  }
+  if (format !== "envelope") {
+    if (v.armor || v.lines) {
+      throw new MissiveError("usage", `seal: --format ${format} takes no --armor/--lines`);
+    }
+    if ((format === "smime" || format === "der") && stp.type !== SMIME_TYPE) {
+      throw new MissiveError("usage", `seal: --format ${format} needs --stp smime`);
+    }
+    return format as OutputForm;
+  }
+  const form = v.armor ? "armor" : v.lines ? "lines" : "binary";
+  if (form === "binary" && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
+    throw new MissiveError(
+      "usage",
+      "seal: refusing to write binary to a terminal; use --armor or -o FILE",
+    );
+  }
+  return form;
+}
+
+/** Reads the flags into a plan: plugins, keys, recipients, options. */
+async function sealPlan(io: Io, v: SealFlags): Promise<SealPlan> {
+  let sequenceNumber: number | undefined;
+  if (v.seq !== undefined) {
+    sequenceNumber = Number(v.seq);
+    if (!/^\d+$/.test(v.seq) || !Number.isSafeInteger(sequenceNumber)) {
+      throw new MissiveError("usage", "seal: --seq must be a non-negative integer");
+    }
+  }
+  const registry = await loadRegistry(io, v as { plugin?: string[]; config?: string });
+  const stp = registry.find("stp", stpSpec(v.stp!, v.version));
+  const form = outputForm(v, stp, io);
+  const smime = stp.type === SMIME_TYPE;
+  if (!smime && (v.cert || v.key || v.cipher || v.compress)) {
+    throw new MissiveError(
+      "usage",
+      "seal: --cert, --key, --cipher and --compress are for --stp smime",
+    );
+  }
+  if (smime && v.from) {
+    throw new MissiveError("usage", "seal: --stp smime signs with --cert/--key, not --from");
+  }
+  const typed = await typedStpOptions(io, {
+    trust: v.to,
+    purpose: "to",
+    pskFile: v["psk-file"],
+    passphrase: v.passphrase,
+    cert: v.cert,
+    key: v.key,
+  });
+  if (!smime && typed.certificates.length > 0) {
+    throw new MissiveError("usage", "seal: X.509 certificates in --to need --stp smime");
+  }
+  if (stp.type !== AGE_TYPE && typed.options.ageRecipients) {
+    throw new MissiveError("usage", "seal: age1…/ssh-… recipients in --to need --stp age");
+  }
+  if (smime && typed.trusted.length > 0) {
+    throw new MissiveError("usage", "seal: --stp smime encrypts to certificates, not cards");
+  }
+  const options = typed.options;
+  delete options.trustAnchors;
+  if (smime) {
+    options.recipients = typed.certificates;
+    if (v.cipher !== undefined) options.cipher = v.cipher as SmimeOptions["cipher"];
+    if (v.compress) options.compress = true;
+  }
+  return {
+    registry,
+    stp,
+    amp: registry.find("amp", v.amp ?? "text/1"),
+    sender: v.from ? await loadIdentity(io, v.from) : undefined,
+    recipients: typed.trusted,
+    fields: parsePairs(v.field, "--field"),
+    options,
+    optionPairs: parsePairs(v.option, "--option"),
+    sequenceNumber,
+    form,
+  };
+}
+
+export const seal: Command = {
+  summary: "seal a message into an envelope",
+  usage,
+  async run(args, io) {
+    const parsed = await parseFlags(io, args, FLAGS, usage);
+    if (!parsed) return;
+    const v = parsed.values as SealFlags;
+    const plan = await sealPlan(io, v);
+    if (plan.form === "age" || plan.form === "age-armor") {
+      await sealAgeFile(io, parsed.positionals[0], v, plan);
+      return;
+    }
+    const streamed = await maybeStream(io, parsed.positionals[0], v, plan);
+    if (streamed.done) return;
+    const input = streamed.input ?? await readInput(
+      io,
+      parsed.positionals[0],
+      Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
+      "message",
+    );
+    if (v.amp === undefined && !isUtf8(input)) binaryAsFile(io, plan, parsed.positionals[0]);
+    const { registry, amp } = plan;
+    const cli = cliOf(amp);
+    const message = await registry.guard(amp, "fromInput", () => cli.fromInput(input, plan.fields));
+    await writeWhole(io, v.out, await sealed(io, plan, message, v), {
+      mode: 0o644,
+      force: v.force,
+    });
+  },
+};
+
+/**
+ * A bare age file (SPEC §26): the input's bytes as they are, for the cards (age1pq1… when
+ * every card has an X-Wing key, else age1…), the age recipients and a passphrase; read and
+ * written in constant memory.
+ */
+async function sealAgeFile(
+  io: Io,
+  path: string | undefined,
+  v: SealFlags,
+  plan: SealPlan,
+): Promise<void> {
+  if (plan.sender) throw new MissiveError("usage", "seal: an age file has no sender (no --from)");
+  const amp = v.amp ?? "text/1";
+  if (amp !== "text/1" || Object.keys(plan.fields).length > 0 || v.seq !== undefined) {
+    throw new MissiveError(
+      "usage",
+      "seal: a bare age file holds the input as it is: no --amp, --field or --seq " +
+        "(use --format envelope for those)",
+    );
+  }
+  const others = plan.options.ageRecipients ?? [];
+  const recipients: AgeRecipient[] = [
+    ...cardRecipients(plan.recipients, others, {
+      requirePq: v["require-pq"],
+      onFallback: (reason) => note(io, `missive: warning: ${reason}`),
+    }),
+    ...others,
+  ];
+  if (plan.options.passphrase !== undefined) {
+    recipients.push(scryptRecipient(plan.options.passphrase));
+  }
+  const input = inputSource(io, path);
+  const out = openOutput(io, v.out, { mode: 0o644, force: v.force });
+  try {
+    await encryptAge(input.source, out.sink, { recipients, armor: plan.form === "age-armor" });
+    out.commit();
+  } catch (e) {
+    out.abort();
+    throw e;
+  } finally {
+    input.close();
+  }
+}
+
+/** The bytes `seal` writes for one message, in the plan's output form. */
+async function sealed(
+  io: Io,
+  plan: SealPlan,
+  message: unknown,
+  v: SealFlags,
+): Promise<Bytes> {
+  const { registry, stp, amp } = plan;
+  if (plan.form === "fernet") {
+    if (v["require-pq"]) {
+      throw new MissiveError("usage", "seal: a Fernet token is not post-quantum");
+    }
+    if (stp.type !== PSK_TYPE || stp.version !== 2 || amp.type !== 1 || amp.version !== 1) {
+      throw new MissiveError("usage", "seal: --format fernet needs --stp psk/2 and --amp text/1");
+    }
+    if (plan.sequenceNumber !== undefined) {
+      throw new MissiveError("usage", "seal: --format fernet cannot carry --seq");
+    }
+    const body = await registry.guard(amp, "encode", () => amp.encode(message));
+    const token = await sealBareFernet(await getCryptoProvider(), body, { options: plan.options });
+    return utf8(token + "\n");
+  }
+  const envelope = await sealMessage({
+    registry,
+    stp,
+    amp,
+    message,
+    sender: plan.sender,
+    recipients: plan.recipients,
+    sequenceNumber: plan.sequenceNumber,
+    includeCard: !v["no-card"],
+    hashDestination: v["hash-destination"] ?? false,
+    hideRecipients: v["hide-recipients"] ?? false,
+    options: plan.options,
+    optionPairs: plan.optionPairs,
+    ...pqOptions(io, v),
+  });
+  switch (plan.form) {
+    case "smime":
+      return (await import("../stp/smime/mod.ts")).smimeBytes(decodeEnvelope(envelope).payload);
+    case "der":
+      return decodeEnvelope(envelope).payload.slice();
+    case "armor":
+      return utf8(armor(envelope));
+    case "lines":
+      return utf8(toLine(envelope) + "\n");
+    default:
+      return envelope;
+  }
+}
+
 /**
  * The stream path of `seal` (SPEC §20): streams with --stream, or when a streamable input
- * (STP simple/group, AMP text/1 or file/1, binary output) passes STREAM_THRESHOLD; then
- * `done`. Otherwise returns the input when it had to read it to decide, else nothing.
+ * (see `streamSupport`, binary output) passes STREAM_THRESHOLD; then `done`. Otherwise
+ * returns the input when it had to read it to decide, else nothing.
  */
 async function maybeStream(
   io: Io,
   path: string | undefined,
-  v: {
-    stream?: boolean;
-    "chunk-size"?: string;
-    quiet?: boolean;
-    out?: string;
-    "no-card"?: boolean;
-    "hash-destination"?: boolean;
-    "hide-recipients"?: boolean;
-  },
-  c: {
-    binary: boolean;
-    stp: StpPlugin;
-    amp: AmpPlugin;
-    sender?: Identity;
-    recipients: Card[];
-    fields: Record<string, string>;
-    /** The STP options `seal` built (--option pairs and whatever flags add). */
-    options: Record<string, string>;
-    sequenceNumber?: number;
-    registry: Registry;
-  },
+  v: SealFlags,
+  plan: SealPlan,
 ): Promise<{ done: boolean; input?: Bytes }> {
-  const refusal = !c.binary
+  const support = streamSupport(plan.stp, plan.amp);
+  const refusal = plan.form !== "binary"
     ? "streams are binary (no --armor, --lines or --format)"
-    : streamRefusal(c.stp, c.amp) ?? (c.sender ? undefined : "a stream needs --from");
+    : !support.ok
+    ? support.reason
+    : plan.sender
+    ? undefined
+    : "a stream needs --from";
   if (v["chunk-size"] !== undefined && !v.stream) {
     throw new MissiveError("usage", "seal: --chunk-size goes with --stream");
   }
@@ -149,22 +455,35 @@ async function maybeStream(
       if (head.length <= STREAM_THRESHOLD) return { done: false, input: head.slice() };
       source = prefixedSource(head, source);
     }
+    if (v.amp === undefined) {
+      // The first 64 KiB decide whether the stream is text or a file (a character cut
+      // at the end of the sample is not a fault).
+      const sample = await source.read(64 * 1024);
+      source = prefixedSource(sample, source);
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(sample, { stream: true });
+      } catch {
+        binaryAsFile(io, plan, path);
+      }
+    }
     await sealStreamCli(io, {
-      registry: c.registry,
-      stp: c.stp,
-      amp: c.amp,
-      fields: c.fields,
-      sender: c.sender!,
-      recipients: c.recipients,
+      registry: plan.registry,
+      stp: plan.stp,
+      amp: plan.amp,
+      fields: plan.fields,
+      sender: plan.sender!,
+      recipients: plan.recipients,
       source,
       out: v.out,
+      force: v.force,
       chunkSize,
       quiet: v.quiet,
-      sequenceNumber: c.sequenceNumber,
+      sequenceNumber: plan.sequenceNumber,
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
-      options: c.options,
-      sealOptions: { hideRecipients: v["hide-recipients"] ?? false },
+      options: plan.options,
+      optionPairs: plan.optionPairs,
+      sealOptions: { hideRecipients: v["hide-recipients"] ?? false, ...pqOptions(io, v) },
     });
     return { done: true };
   } finally {
@@ -172,158 +491,23 @@ async function maybeStream(
   }
 }
 
-export const seal: Command = {
-  summary: "seal a message into an envelope",
-  usage,
-  async run(args, io) {
-    const parsed = await parseFlags(io, args, {
-      stp: { type: "string", default: "simple" },
-      version: { type: "string" },
-      "psk-file": { type: "string" },
-      passphrase: { type: "boolean" },
-      format: { type: "string", default: "envelope" },
-      amp: { type: "string", default: "text/1" },
-      from: { type: "string" },
-      to: { type: "string", multiple: true },
-      cert: { type: "string" },
-      key: { type: "string" },
-      cipher: { type: "string" },
-      compress: { type: "boolean" },
-      armor: { type: "boolean" },
-      lines: { type: "boolean" },
-      out: { type: "string", short: "o" },
-      seq: { type: "string" },
-      "no-card": { type: "boolean" },
-      "hash-destination": { type: "boolean" },
-      "hide-recipients": { type: "boolean" },
-      field: { type: "string", multiple: true },
-      option: { type: "string", multiple: true },
-      plugin: { type: "string", multiple: true },
-      stream: { type: "boolean" },
-      "chunk-size": { type: "string" },
-      quiet: { type: "boolean" },
-    }, usage);
-    if (!parsed) return;
-    const v = parsed.values;
-    if (v.armor && v.lines) {
-      throw new MissiveError("usage", "seal: choose --armor or --lines, not both");
-    }
-    const binary = !v.armor && !v.lines && v.format !== "fernet" && v.format !== "smime";
-    if (binary && (v.out === undefined || v.out === "-") && io.stdoutIsTty) {
-      throw new MissiveError(
-        "usage",
-        "seal: refusing to write binary to a terminal; use --armor or -o FILE",
-      );
-    }
-    let sequenceNumber: number | undefined;
-    if (v.seq !== undefined) {
-      sequenceNumber = Number(v.seq);
-      if (!/^\d+$/.test(v.seq) || !Number.isSafeInteger(sequenceNumber)) {
-        throw new MissiveError("usage", "seal: --seq must be a non-negative integer");
-      }
-    }
-    const registry = await loadRegistry(io, v.plugin);
-    const stp = registry.find("stp", stpSpec(v.stp!, v.version));
-    if (!["envelope", "fernet", "smime", "der"].includes(v.format!)) {
-      throw new MissiveError(
-        "usage",
-        `seal: --format must be envelope, fernet, smime or der, not ${v.format}`,
-      );
-    }
-    const smime = stp.type === SMIME_TYPE;
-    const { multiRecipient, hiddenRecipients } = stp.properties;
-    if (v["hide-recipients"] && !(multiRecipient && hiddenRecipients)) {
-      throw new MissiveError("usage", `seal: --hide-recipients needs --stp group, not ${stp.name}`);
-    }
-    if ((v.format === "smime" || v.format === "der") && !smime) {
-      throw new MissiveError("usage", `seal: --format ${v.format} needs --stp smime`);
-    }
-    if (!smime && (v.cert || v.key || v.cipher || v.compress)) {
-      throw new MissiveError(
-        "usage",
-        "seal: --cert, --key, --cipher and --compress are for --stp smime",
-      );
-    }
-    if (smime && v.from) {
-      throw new MissiveError("usage", "seal: --stp smime signs with --cert/--key, not --from");
-    }
-    const amp = registry.find("amp", v.amp!);
-    const sender = v.from ? await loadIdentity(io, v.from) : undefined;
-    const to = await loadTrust(v.to ?? []);
-    if (!smime && to.certificates.length > 0) {
-      throw new MissiveError("usage", "seal: X.509 certificates in --to need --stp smime");
-    }
-    if (smime && to.cards.length > 0) {
-      throw new MissiveError("usage", "seal: --stp smime encrypts to certificates, not cards");
-    }
-    const recipients = to.cards;
-    const fields = parsePairs(v.field, "--field");
-    const options = {
-      ...parsePairs(v.option, "--option"),
-      ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
-      ...await x509Options(io, { cert: v.cert, key: v.key }),
-    };
-    const streamed = await maybeStream(io, parsed.positionals[0], v, {
-      binary: binary && v.format === "envelope",
-      stp,
-      amp,
-      sender,
-      recipients,
-      fields,
-      options,
-      sequenceNumber,
-      registry,
-    });
-    if (streamed.done) return;
-    const input = streamed.input ?? await readInput(
-      io,
-      parsed.positionals[0],
-      Math.min(MAX_TEXT_BYTES, MAX_ENVELOPE_SIZE),
-      "message",
-    );
-    if (smime) {
-      options["recipient-certs"] = certificatesToPem(to.certificates);
-      if (v.cipher !== undefined) options.cipher = v.cipher;
-      if (v.compress) options.compress = "zlib";
-    }
-    const message = await registry.guard(amp, "fromInput", () => amp.fromInput(input, fields));
-    if (v.format === "fernet") {
-      if (stp.type !== PSK_TYPE || stp.version !== 2 || amp.type !== 1 || amp.version !== 1) {
-        throw new MissiveError("usage", "seal: --format fernet needs --stp psk/2 and --amp text/1");
-      }
-      if (v.armor || v.lines || sequenceNumber !== undefined) {
-        throw new MissiveError(
-          "usage",
-          "seal: --format fernet is already text; drop --armor/--lines/--seq",
-        );
-      }
-      const body = await registry.guard(amp, "encode", () => amp.encode(message));
-      const token = await sealBareFernet(await getCryptoProvider(), body, { options });
-      await writeOutput(io, v.out, utf8(token + "\n"));
-      return;
-    }
-    const sealed = await sealMessage({
-      registry,
-      stp,
-      amp,
-      message,
-      sender,
-      recipients,
-      sequenceNumber,
-      includeCard: !v["no-card"],
-      hashDestination: v["hash-destination"] ?? false,
-      hideRecipients: v["hide-recipients"] ?? false,
-      options,
-    });
-    if (v.format === "smime" || v.format === "der") {
-      if (v.armor || v.lines) {
-        throw new MissiveError("usage", `seal: --format ${v.format} takes no --armor/--lines`);
-      }
-      const der = decodeEnvelope(sealed).payload;
-      await writeOutput(io, v.out, v.format === "der" ? der : smimeBytes(der));
-      return;
-    }
-    const out = v.armor ? utf8(armor(sealed)) : v.lines ? utf8(toLine(sealed) + "\n") : sealed;
-    await writeOutput(io, v.out, out);
-  },
-};
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Input that is not UTF-8 text, with no --amp chosen, is sealed with the file AMP (named
+ * after the input file, else "stdin.bin"), so `open` gives the bytes back exactly; said
+ * on stderr.
+ */
+function binaryAsFile(io: Io, plan: SealPlan, path: string | undefined): void {
+  const name = path && path !== "-" ? basename(path) : "stdin.bin";
+  plan.amp = plan.registry.find("amp", "file/1");
+  plan.fields = { name, ...plan.fields };
+  note(io, `missive: the input is not UTF-8 text: sealed as a file (AMP file/1, name ${name})`);
+}

@@ -1,12 +1,14 @@
 /** `missive send URL`: seal a message and send it; wait for the recipient's receipt. @module */
+import { toHex, utf8 } from "../core/bytes.ts";
 import { RECEIPT_TYPE } from "../amp/receipt.ts";
 import { MAX_TEXT_BYTES } from "../amp/text.ts";
 import { MAX_ENVELOPE_SIZE } from "../envelope/mod.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
-import { SMIME_TYPE } from "../stp/smime/mod.ts";
-import { connect, parseTransportUrl } from "../transports/mod.ts";
+import { SMIME_TYPE } from "../stp/smime/descriptor.ts";
+import { connectTransport, parseTransportUrl } from "../transports/mod.ts";
 import { MAX_RECEIPT_FRAME, ReceiptChannel, sealWithNonce } from "../messaging/receipts.ts";
 import {
+  cliOf,
   type Command,
   loadCards,
   loadIdentity,
@@ -17,7 +19,7 @@ import {
   parseFlags,
   parsePairs,
   readInput,
-  sharedSecretOptions,
+  typedStpOptions,
 } from "./common.ts";
 
 const usage = `missive send URL --from KEY --to CARD [options] [INPUT] < message
@@ -48,16 +50,20 @@ Options:
   --no-card             do not attach the sender's card
   --hash-destination    send the recipient's address as a keyed hash (simple)
   --hide-recipients     group: key slots carry no recipient hints, count padded
+  --require-pq          refuse unless post-quantum (as for seal)
   --timeout DURATION    connecting plus waiting for the receipt (default 10s; 500ms,
                         2m, or seconds)
   --no-receipt          do not wait for a receipt (exit 0 once the frame is sent);
                         implied for --amp receipt, which is never answered
+  --json                print one JSON object on stdout: where, the message's nonce,
+                        and the receipt's status (or "sent" without a receipt)
   --plugin PATH         load a plugin module, or exec:NAME (missive-plugin-NAME
                         on PATH; repeatable)
 
 Exit codes: 0 accepted (or sent, without a receipt), 2 usage, 4 the receipt is not
-signed by the recipient, 12 timeout (no receipt in time), 13 network (refused, lost),
-15 the recipient refused the message (its status and reason are printed).
+signed by the recipient, 9 key problem, 10 I/O error, 11 plugin error, 12 timeout (no
+receipt in time), 13 network (cannot connect, lost), 15 the recipient refused the
+message (its status is printed).
 
 Examples:
   missive listen tcp://127.0.0.1:7700 --key bob.key          # terminal 1
@@ -85,8 +91,10 @@ export const send: Command = {
         "no-card": { type: "boolean" },
         "hash-destination": { type: "boolean" },
         "hide-recipients": { type: "boolean" },
+        "require-pq": { type: "boolean" },
         timeout: { type: "string", default: "10s" },
         "no-receipt": { type: "boolean" },
+        json: { type: "boolean" },
         plugin: { type: "string", multiple: true },
       },
       usage,
@@ -97,8 +105,8 @@ export const send: Command = {
     const [url, inputPath] = parsed.positionals;
     if (url === undefined) throw new MissiveError("usage", "send: give a URL (see --help)");
     const address = parseTransportUrl(url);
-    const timeoutMs = parseDuration(v.timeout!, "--timeout");
-    const registry = await loadRegistry(io, v.plugin);
+    const timeoutMs = parseDuration(v.timeout!, "--timeout", { io });
+    const registry = await loadRegistry(io, v as { plugin?: string[]; config?: string });
     const stp = registry.find("stp", v.stp!);
     if (stp.type === SMIME_TYPE) {
       throw new MissiveError(
@@ -106,15 +114,11 @@ export const send: Command = {
         "send: --stp smime is not supported here (it takes X.509 flags); use missive seal",
       );
     }
-    const { multiRecipient, hiddenRecipients } = stp.properties;
-    if (v["hide-recipients"] && !(multiRecipient && hiddenRecipients)) {
-      throw new MissiveError("usage", `send: --hide-recipients needs --stp group, not ${stp.name}`);
-    }
     const amp = registry.find("amp", v.amp!);
     // A receipt is never answered with a receipt (SPEC §14).
     const wantReceipt = address.replies && !v["no-receipt"] && amp.type !== RECEIPT_TYPE;
     const sender = v.from ? await loadIdentity(io, v.from) : undefined;
-    const recipients = await loadCards(v.to ?? []);
+    const recipients = await loadCards(v.to ?? [], { io, purpose: "to" });
     if (wantReceipt && recipients.length === 0) {
       throw new MissiveError(
         "usage",
@@ -130,7 +134,7 @@ export const send: Command = {
     const message = await registry.guard(
       amp,
       "fromInput",
-      () => amp.fromInput(input, parsePairs(v.field, "--field")),
+      () => cliOf(amp).fromInput(input, parsePairs(v.field, "--field")),
     );
     const sealed = await sealWithNonce({
       registry,
@@ -142,20 +146,28 @@ export const send: Command = {
       includeCard: !v["no-card"],
       hashDestination: v["hash-destination"] ?? false,
       hideRecipients: v["hide-recipients"] ?? false,
-      options: {
-        ...parsePairs(v.option, "--option"),
-        ...await sharedSecretOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }),
-      },
+      requirePq: v["require-pq"] ?? false,
+      onWarning: (m) => note(io, `missive: warning: ${m}`),
+      options: (await typedStpOptions(io, { pskFile: v["psk-file"], passphrase: v.passphrase }))
+        .options,
+      optionPairs: parsePairs(v.option, "--option"),
     });
     const deadline = Date.now() + timeoutMs; // one budget: connecting and the receipt
-    const transport = await connect(url, {
+    const transport = await connectTransport(url, {
       timeoutMs,
       maxFrame: MAX_RECEIPT_FRAME,
       stdio: { input: io.stdin, output: io.stdout },
     });
+    const report = (status: string) =>
+      v.json
+        ? io.stdout(utf8(
+          JSON.stringify({ to: transport.remote, nonce: toHex(sealed.nonce), status }) + "\n",
+        ))
+        : Promise.resolve();
     try {
       if (!wantReceipt) {
         await transport.send(sealed.frame);
+        await report("sent");
         return;
       }
       const channel = new ReceiptChannel(transport, { registry, cards: recipients });
@@ -166,6 +178,7 @@ export const send: Command = {
         },
       );
       const why = receipt.detail ? ` (${oneLine(receipt.detail)})` : "";
+      await report(receipt.status);
       if (receipt.status !== "accepted") {
         throw new MissiveError(
           "refused",

@@ -8,13 +8,23 @@ import process from "node:process";
 import { setTimeout as exitTimer } from "node:timers";
 import { type Bytes, fromUtf8, toHex, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { sanitizeText } from "../core/sanitize.ts";
 import { readFileLimited } from "../core/files.ts";
 import type { Card } from "../keys/card.ts";
 import type { SessionEvent, SessionOptions } from "../session/options.ts";
 import { Session } from "../session/session.ts";
-import { connect as connectTo, listen as listenAt } from "../transports/mod.ts";
+import { connectTransport as connectTo, listenTransport as listenAt } from "../transports/mod.ts";
 import type { Transport } from "../transports/types.ts";
-import { type Command, type Io, loadCards, loadIdentity, note, parseFlags } from "./common.ts";
+import {
+  type Command,
+  exitCodesLine,
+  type Io,
+  loadCards,
+  loadIdentity,
+  note,
+  parseDuration,
+  parseFlags,
+} from "./common.ts";
 
 const usage = `missive session listen URL --key KEY (--trust CARD | --open) [options]
 missive session connect URL --key KEY --trust CARD [options]
@@ -42,8 +52,8 @@ Options:
                         handshake, rekey (with key IDs), resend, discard, close
   --rekey-after N       listen: re-key after N acknowledged messages (default 10; 0 never)
   --window N            messages in flight before waiting for acknowledgements (default 1)
-  --ttl SECONDS         discard messages older than this (default 25)
-  --idle-timeout SECONDS
+  --ttl DURATION        discard messages older than this (default 25s)
+  --idle-timeout DURATION
                         ask for a resend after this long without an answer (default 45)
   --s0-file FILE        a pre-shared secret (at least 16 bytes) both sides must hold
   --input FILE          send the lines of FILE instead of standard input
@@ -51,6 +61,8 @@ Options:
 Examples:
   missive session listen tcp://127.0.0.1:7800 --key srv.key --trust client.card --json
   seq 25 | missive session connect tcp://127.0.0.1:7800 --key cli.key --trust srv.card
+
+${exitCodesLine(7, 9, 10, 12, 13, 14)}
 `;
 
 const flags = {
@@ -107,6 +119,9 @@ async function* lines(
 
 /** How received messages and events are printed. */
 function printer(io: Io, json: boolean, toStderr: boolean) {
+  // On a terminal, what the peer sent is shown through the sanitiser; into a pipe or a
+  // file it is the message itself, one line each.
+  const tty = toStderr ? io.stderrIsTty : io.stdoutIsTty;
   let chain = Promise.resolve();
   const write = (line: string) => {
     chain = chain.then(() => (toStderr ? io.stderr(line + "\n") : io.stdout(utf8(line + "\n"))));
@@ -123,7 +138,8 @@ function printer(io: Io, json: boolean, toStderr: boolean) {
     message(m: Uint8Array) {
       if (json) return write(JSON.stringify({ type: "message", ...text(m) }));
       const t = text(m);
-      return write("text" in t ? t.text.replace(/[\r\n]/g, " ") : `[hex] ${t.hex}`);
+      if (!("text" in t)) return write(`[hex] ${t.hex}`);
+      return write(tty ? sanitizeText(t.text) : t.text.replace(/[\r\n]/g, " "));
     },
     event(e: SessionEvent) {
       if (json) void write(JSON.stringify(e));
@@ -194,7 +210,7 @@ export const session: Command = {
       note(io, "missive: stdio: carries the frames; no lines are sent without --input");
     }
     const identity = await loadIdentity(io, f.key);
-    const cards: Card[] = await loadCards(f.trust ?? []);
+    const cards: Card[] = await loadCards(f.trust ?? [], { io, purpose: "trust" });
     if (mode === "connect" && cards.length === 0) {
       throw new MissiveError("usage", "session connect: --trust SERVER.card is required");
     }
@@ -205,8 +221,8 @@ export const session: Command = {
     const options: SessionOptions = {
       rekeyAfter: count(f["rekey-after"], "rekey-after", 10),
       window: count(f.window, "window", 1, 1),
-      ttlMs: count(f.ttl, "ttl", 25, 1) * 1000,
-      idleTimeoutMs: count(f["idle-timeout"], "idle-timeout", 45, 1) * 1000,
+      ttlMs: parseDuration(f.ttl ?? "25s", "--ttl", { io }),
+      idleTimeoutMs: parseDuration(f["idle-timeout"] ?? "45s", "--idle-timeout", { io }),
       s0: f["s0-file"] ? readFileLimited(f["s0-file"], MAX_S0_FILE, "s0 file") : undefined,
       onEvent: (e) => out.event(e),
     };

@@ -42,8 +42,12 @@ export function dearmorBlock(
   options: { maxBytes: number; allowComments?: boolean; context?: string },
 ): Bytes {
   const context = options.context ?? "invalid armor";
-  if (text.length > maxArmoredLength(options.maxBytes)) {
-    throw new MissiveError("too-large", `${context}: larger than ${options.maxBytes} bytes`);
+  const limit = Math.floor(maxArmoredLength(options.maxBytes));
+  if (text.length > limit) {
+    throw new MissiveError(
+      "too-large",
+      `${context}: text longer than ${limit} characters (content at most ${options.maxBytes} bytes)`,
+    );
   }
   const fail = (why: string): never => {
     throw new MissiveError("malformed", `${context}: ${why}`);

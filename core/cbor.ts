@@ -293,6 +293,10 @@ export class CborReader {
   readonly #map: CborMap;
   readonly #context: string;
 
+  /**
+   * Wraps a decoded map; `context` names the structure in error messages
+   * (`"envelope header"`, …). Use `CborReader.from` when the value may not be a map.
+   */
   constructor(map: CborMap, context: string) {
     this.#map = map;
     this.#context = context;
@@ -310,6 +314,7 @@ export class CborReader {
     throw new MissiveError("malformed", `${this.#context}: field ${key}: ${what}`);
   }
 
+  /** True when the map holds `key`, whatever its value. */
   has(key: number | string): boolean {
     return this.#map.has(key);
   }
@@ -322,6 +327,7 @@ export class CborReader {
     return v;
   }
 
+  /** `uint`, or undefined when the key is absent (present but wrong is `malformed`). */
   optUint(key: number | string, max?: number): number | undefined {
     return this.#map.has(key) ? this.uint(key, max) : undefined;
   }
@@ -341,7 +347,11 @@ export class CborReader {
     return v as Bytes;
   }
 
-  optBytes(key: number | string, length?: number | { min?: number; max: number }) {
+  /** `bytes`, or undefined when the key is absent (present but wrong is `malformed`). */
+  optBytes(
+    key: number | string,
+    length?: number | { min?: number; max: number },
+  ): Bytes | undefined {
     return this.#map.has(key) ? this.bytes(key, length) : undefined;
   }
 
@@ -353,16 +363,19 @@ export class CborReader {
     return v;
   }
 
+  /** `text`, or undefined when the key is absent (present but wrong is `malformed`). */
   optText(key: number | string, maxLength?: number): string | undefined {
     return this.#map.has(key) ? this.text(key, maxLength) : undefined;
   }
 
+  /** A boolean; `malformed` when missing or of another type. */
   bool(key: number | string): boolean {
     const v = this.#map.get(key);
     if (typeof v !== "boolean") this.#fail(key, v === undefined ? "missing" : "not a boolean");
     return v;
   }
 
+  /** An array of at most `maxLength` items (checked before the items are read). */
   array(key: number | string, maxLength: number): CborValue[] {
     const v = this.#map.get(key);
     if (!Array.isArray(v)) this.#fail(key, v === undefined ? "missing" : "not an array");

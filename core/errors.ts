@@ -36,6 +36,16 @@ export const ERROR_CODES = {
   session: 14,
   /** A server refused a request (address taken, unknown recipient, quota). */
   refused: 15,
+  /**
+   * Not delivered, but kept: no relay accepted the message (unreachable, unavailable, or
+   * to be retried), and it waits in the local outgoing queue for the next try.
+   */
+  queued: 16,
+  /**
+   * A local store that protects missive is full (the replay cache holds its maximum of
+   * unexpired entries): refused rather than forgetting, which would let replays through.
+   */
+  full: 17,
   /** A bug in missive. */
   internal: 1,
 } as const;
@@ -48,18 +58,24 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  *
  * @example
  * ```ts
- * import { MissiveError } from "../mod.ts";
- * try {
- *   throw new MissiveError("malformed", "envelope: truncated");
- * } catch (e) {
- *   if (e instanceof MissiveError) console.log(e.code, e.exitCode); // malformed 3
- * }
+ * import assert from "node:assert/strict";
+ * import { decodeEnvelope, isMissiveError, MissiveError } from "../mod.ts";
+ * const e = new MissiveError("malformed", "envelope: truncated");
+ * assert.equal(e.code, "malformed");
+ * assert.equal(e.exitCode, 3);
+ * assert.equal(isMissiveError(e, "malformed"), true);
+ * // Every decoder throws one, with a stable code:
+ * assert.throws(() => decodeEnvelope(new Uint8Array([1, 2, 3])), { code: "malformed" });
  * ```
  */
 export class MissiveError extends Error {
   /** The stable code. */
   readonly code: ErrorCode;
 
+  /**
+   * `message` says what was wrong (and, where useful, what to do); `options.cause` keeps
+   * the underlying error.
+   */
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "MissiveError";

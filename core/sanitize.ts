@@ -32,8 +32,6 @@ function escape(c: string): string {
       return "\\n";
     case "\r":
       return "\\r";
-    case "\x1b":
-      return "\\e";
   }
   const code = c.charCodeAt(0);
   return code <= 0xff
@@ -49,7 +47,7 @@ export interface SanitizeOptions {
 
 /**
  * Makes peer-chosen text safe to print on a terminal: what could be interpreted is shown
- * as an escape (`\e`, `\x07`, `\u{202e}`, `\\`), everything else is kept. Without
+ * as an escape (`\x1b`, `\r`, `\u{202e}`, `\\`), everything else is kept. Without
  * `multiline` the result is one line: a trailing newline is dropped and the others are
  * shown as `\n`.
  *
@@ -57,7 +55,7 @@ export interface SanitizeOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import { sanitizeText } from "./sanitize.ts";
- * assert.equal(sanitizeText("alice\r\x1b[2Kbob"), "alice\\r\\e[2Kbob");
+ * assert.equal(sanitizeText("alice\r\x1b[2Kbob"), "alice\\r\\x1b[2Kbob");
  * assert.equal(sanitizeText("evil\u202Etxt.exe"), "evil\\u{202e}txt.exe");
  * assert.equal(sanitizeText("two\nlines", { multiline: true }), "two\nlines");
  * ```

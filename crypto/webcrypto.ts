@@ -4,10 +4,23 @@
  * Which of these functions are actually used is decided by `crypto/mod.ts` at start-up.
  * @module
  */
-import { type Bytes, concatBytes, copyBytes, fromBase64, fromHex } from "../core/bytes.ts";
+import { type Bytes, concatBytes, copyBytes, fromBase64, fromHex, wipe } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { isWeakEd25519Point } from "./keycheck.ts";
+import { nobleHasher } from "./hasher.ts";
 import { checkCbcInputs, nobleProvider } from "./noble.ts";
 import type { CryptoProvider } from "./provider.ts";
+import {
+  checkLength,
+  expandXwingSeed,
+  MLKEM768_CIPHERTEXT_SIZE,
+  MLKEM768_PUBLIC_KEY_SIZE,
+  splitXwing,
+  XWING_CIPHERTEXT_SIZE,
+  XWING_PUBLIC_KEY_SIZE,
+  XWING_SEED_SIZE,
+  xwingCombine,
+} from "./xwing.ts";
 
 const subtle = globalThis.crypto?.subtle;
 
@@ -121,6 +134,8 @@ export const webcryptoProvider: CryptoProvider = {
       ),
     ),
   sha512: async (data) => new Uint8Array(await subtle.digest("SHA-512", copyBytes(data))),
+  // WebCrypto has no incremental digest: noble's (the node path has the native one).
+  hasher: nobleHasher,
   async hmacSha256(key, data) {
     const k = await subtle.importKey(
       "raw",
@@ -235,6 +250,10 @@ export const webcryptoProvider: CryptoProvider = {
   },
   async ed25519Verify(publicKey, message, signature) {
     if (publicKey.length !== 32 || signature.length !== 64) return false;
+    // Runtimes verify small-order keys (the trivial signature passes): refuse them first.
+    if (isWeakEd25519Point(publicKey) || isWeakEd25519Point(signature.subarray(0, 32))) {
+      return false;
+    }
     try {
       return await subtle.verify(
         "Ed25519",
@@ -258,7 +277,131 @@ export const webcryptoProvider: CryptoProvider = {
     const shared = await agree(pair.privateKey, peerPublicKey);
     return { publicKey, shared };
   },
+  async xwingPublicKey(seed) {
+    const k = await xwingKey(seed);
+    return concatBytes(k.mlkemPublic, k.x25519Public);
+  },
+  async xwingEncapsulate(publicKey) {
+    checkLength(publicKey, XWING_PUBLIC_KEY_SIZE, "public key");
+    const pk = splitXwing(publicKey, MLKEM768_PUBLIC_KEY_SIZE);
+    // The two halves run concurrently: each is a job on the runtime's crypto thread.
+    const [encapsulated, x] = await Promise.all([
+      mlkemPublic(publicKey).then((k) => mlkem.encapsulateBits(MLKEM, k)).catch((e) => {
+        // Bun checks the key at import, Deno when encapsulating (FIPS 203 §7.2).
+        throw new MissiveError(
+          "key",
+          `x-wing: invalid ML-KEM-768 public key (${(e as Error).message})`,
+        );
+      }),
+      webcryptoProvider.x25519Ephemeral(pk.x25519).catch((e) => {
+        throw new MissiveError(
+          "key",
+          `x-wing: invalid X25519 public key (${(e as Error).message})`,
+        );
+      }),
+    ]);
+    const mlkemShared = new Uint8Array(encapsulated.sharedKey);
+    const shared = xwingCombine(mlkemShared, x.shared, x.publicKey, pk.x25519);
+    wipe(mlkemShared);
+    wipe(x.shared);
+    return {
+      ciphertext: concatBytes(new Uint8Array(encapsulated.ciphertext), x.publicKey),
+      shared,
+    };
+  },
+  async xwingDecapsulate(seed, ciphertext) {
+    checkLength(ciphertext, XWING_CIPHERTEXT_SIZE, "ciphertext");
+    const k = await xwingKey(seed);
+    const ct = splitXwing(ciphertext, MLKEM768_CIPHERTEXT_SIZE);
+    const [mlkemShared, x25519Shared] = await Promise.all([
+      mlkem.decapsulateBits(MLKEM, k.mlkemPrivate, ct.mlkem as Bytes).then((b) =>
+        new Uint8Array(b)
+      ),
+      x25519(k.x25519Private, ct.x25519),
+    ]);
+    const shared = xwingCombine(mlkemShared, x25519Shared, ct.x25519, k.x25519Public);
+    wipe(mlkemShared);
+    wipe(x25519Shared);
+    return shared;
+  },
 };
+
+// ---------------------------------------------------------------------------------------
+// ML-KEM-768 (FIPS 203) through WebCrypto's KEM methods (WICG "Modern Algorithms in the
+// Web Cryptography API": encapsulateBits, decapsulateBits, the raw-seed and raw-public
+// formats, getPublicKey), which Deno and Bun ship; typed here as they are not in lib.dom.
+
+interface KemSubtle {
+  encapsulateBits(
+    algorithm: { name: string },
+    key: CryptoKey,
+  ): Promise<{ sharedKey: ArrayBuffer; ciphertext: ArrayBuffer }>;
+  decapsulateBits(algorithm: { name: string }, key: CryptoKey, ciphertext: Bytes): Promise<
+    ArrayBuffer
+  >;
+  getPublicKey(key: CryptoKey, usages: string[]): Promise<CryptoKey>;
+  importKey(
+    format: "raw-seed" | "raw-public",
+    data: Bytes,
+    algorithm: { name: string },
+    extractable: boolean,
+    usages: string[],
+  ): Promise<CryptoKey>;
+  exportKey(format: "raw-public", key: CryptoKey): Promise<ArrayBuffer>;
+}
+const mlkem = subtle as unknown as KemSubtle;
+const MLKEM = { name: "ML-KEM-768" };
+
+/** An X-Wing seed's keys, made once per seed array (the seed of a long-lived identity). */
+interface XwingKey {
+  mlkemPrivate: CryptoKey;
+  mlkemPublic: Bytes;
+  /** Kept so the X25519 import cache (keyed by this array) serves every decapsulation. */
+  x25519Private: Bytes;
+  x25519Public: Bytes;
+}
+const xwingKeys = new WeakMap<Uint8Array, Promise<XwingKey>>();
+
+function xwingKey(seed: Uint8Array): Promise<XwingKey> {
+  const hit = xwingKeys.get(seed);
+  if (hit) return hit;
+  const made = (async () => {
+    checkLength(seed, XWING_SEED_SIZE, "seed");
+    const { mlkemSeed, x25519Key } = expandXwingSeed(seed);
+    const mlkemPrivate = await mlkem.importKey("raw-seed", mlkemSeed, MLKEM, false, [
+      "decapsulateBits",
+    ]);
+    wipe(mlkemSeed);
+    const pub = await mlkem.getPublicKey(mlkemPrivate, ["encapsulateBits"]);
+    return {
+      mlkemPrivate,
+      mlkemPublic: new Uint8Array(await mlkem.exportKey("raw-public", pub)),
+      x25519Private: x25519Key,
+      x25519Public: await x25519(x25519Key, X25519_BASE),
+    };
+  })();
+  made.catch(() => xwingKeys.delete(seed));
+  xwingKeys.set(seed, made);
+  return made;
+}
+
+/** Imported ML-KEM public keys, per X-Wing public-key array (cards are long-lived). */
+const mlkemPublicKeys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
+
+function mlkemPublic(xwingPublicKey: Uint8Array): Promise<CryptoKey> {
+  const hit = mlkemPublicKeys.get(xwingPublicKey);
+  if (hit) return hit;
+  const made = mlkem.importKey(
+    "raw-public",
+    xwingPublicKey.slice(0, MLKEM768_PUBLIC_KEY_SIZE),
+    MLKEM,
+    false,
+    ["encapsulateBits"],
+  );
+  made.catch(() => mlkemPublicKeys.delete(xwingPublicKey));
+  mlkemPublicKeys.set(xwingPublicKey, made);
+  return made;
+}
 
 function decodeJwkBase64(s: string): Bytes | undefined {
   return fromBase64(s, true);

@@ -19,10 +19,13 @@ export const MAX_PROTOCOL_NUMBER = 0xffff;
 
 /** The outer structure every missive message has. */
 export interface Envelope {
+  /** The STP's type number (field 1, SPEC §2.5), 0..`MAX_PROTOCOL_NUMBER`. */
   protocolType: number;
+  /** The STP's version (field 2), 0..`MAX_PROTOCOL_NUMBER`. */
   protocolVersion: number;
   /** Optional per-link counter; bound into the STP's signature or AAD when present. */
   sequenceNumber?: number;
+  /** The STP's payload (field 4), opaque to the envelope. */
   payload: Uint8Array;
 }
 

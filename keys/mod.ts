@@ -5,13 +5,18 @@
 export { MAX_ADDRESS_LENGTH, normalizeAddress } from "./address.ts";
 export {
   type Card,
+  CARD_FORMAT,
+  CARD_FORMAT_HYBRID,
   type CardFields,
   cardFileText,
+  cardFormat,
+  type CardKeys,
   cardToText,
   decodeCard,
   fingerprint,
   identityId,
   makeCard,
+  MAX_CARD_SIZE,
   parseCardText,
   type ProtocolPair,
   sameKeys,

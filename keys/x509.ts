@@ -8,9 +8,9 @@ import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { type Bytes, fromBase64, toBase64 } from "../core/bytes.ts";
 import { MissiveError, wrapErrors } from "../core/errors.ts";
+import { MAX_X509_FILE } from "./x509_limits.ts";
 
-/** Largest certificate or key file read. */
-export const MAX_X509_FILE = 256 * 1024;
+export { MAX_X509_FILE } from "./x509_limits.ts";
 /** Most certificates taken from one file or one option. */
 export const MAX_CERTIFICATES = 64;
 
@@ -27,15 +27,26 @@ export const OID = {
 /** The public-key kinds missive's smime STP supports. */
 export type X509KeyKind = "rsa" | "ec-p256";
 
-/** One parsed certificate, with its DER. */
+/**
+ * One parsed certificate, with its DER; made by `parseCertificates` or
+ * `parseCertificateDer` (a `malformed` error for anything that does not parse).
+ */
 export interface X509Certificate {
+  /** The certificate's DER encoding (RFC 5280 §4.1). */
   der: Bytes;
+  /**
+   * The pkijs parse of `der`, for the CMS code of stp/smime. Left out of the documented
+   * API (`@ignore`) so that pkijs's types do not become missive's.
+   * @ignore
+   */
   cert: pkijs.Certificate;
 }
 
 /** A PKCS #8 private key, decrypted, with its kind. */
 export interface X509PrivateKey {
+  /** The unencrypted PKCS #8 PrivateKeyInfo DER (RFC 5958). Secret. */
   pkcs8: Bytes;
+  /** The key's algorithm: RSA or ECDSA P-256. */
   kind: X509KeyKind;
 }
 

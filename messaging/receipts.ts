@@ -11,7 +11,7 @@ import { decodeEnvelope } from "../envelope/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { openMessage, sealMessage, type SealRequest } from "../plugin/message.ts";
 import { type Receipt, RECEIPT_TYPE, type ReceiptStatus } from "../amp/receipt.ts";
 import { AUTH_TYPE } from "../stp/auth.ts";
@@ -24,7 +24,9 @@ export const MAX_RECEIPT_FRAME = 64 * 1024;
 
 /** A sealed frame and the inner nonce a receipt will name. */
 export interface SealedFrame {
+  /** The binary envelope, ready for `Transport.send`. */
   frame: Bytes;
+  /** The message's 16-byte inner nonce, which its receipt names (SPEC §14). */
   nonce: Bytes;
 }
 
@@ -77,9 +79,13 @@ export function sealReceipt(
  * `malformed`.
  */
 export async function openReceipt(
-  registry: Registry,
   frame: Uint8Array,
-  expect: { nonce: Uint8Array; cards: readonly Card[]; crypto?: CryptoProvider },
+  expect: {
+    registry: Registry;
+    nonce: Uint8Array;
+    cards: readonly Card[];
+    crypto?: CryptoProvider;
+  },
 ): Promise<Receipt> {
   const envelope = decodeEnvelope(frame);
   if (envelope.protocolType !== AUTH_TYPE || envelope.protocolVersion !== 1) {
@@ -88,7 +94,8 @@ export async function openReceipt(
       `a receipt must be STP auth v1, not (${envelope.protocolType}, ${envelope.protocolVersion})`,
     );
   }
-  const opened = await openMessage(registry, frame, {
+  const opened = await openMessage(frame, {
+    registry: expect.registry,
     trusted: expect.cards,
     crypto: expect.crypto,
   });
@@ -134,6 +141,10 @@ export class ReceiptChannel {
   #frames: AsyncIterator<Uint8Array> | undefined;
   #failed: unknown;
 
+  /**
+   * A channel over `transport`: receipts are opened with `options.registry` and accepted
+   * only when signed by one of `options.cards` (the cards the messages were sealed to).
+   */
   constructor(
     transport: Transport,
     options: { registry: Registry; cards: readonly Card[]; crypto?: CryptoProvider },
@@ -159,7 +170,8 @@ export class ReceiptChannel {
         }
         const head = this.#waiting[0];
         if (!head) throw new MissiveError("malformed", "a receipt arrived for no message");
-        const receipt = await openReceipt(this.#registry, next.value, {
+        const receipt = await openReceipt(next.value, {
+          registry: this.#registry,
           nonce: head.nonce,
           cards: this.#cards,
           crypto: this.#crypto,

@@ -9,7 +9,7 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { isMissiveError, MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { type OpenedMessage, openMessage } from "../plugin/message.ts";
 import type { ReplayCache } from "../plugin/replay.ts";
 import { RECEIPT_TYPE, type ReceiptStatus } from "../amp/receipt.ts";
@@ -21,15 +21,21 @@ const PARTING_RECEIPT_MS = 2000;
 
 /** Options of a MessageServer. */
 export interface ServeOptions {
+  /** Where frames' (type, version) pairs are looked up; needs STP auth to seal receipts. */
   registry: Registry;
   /** Opens the messages and signs the receipts. */
   identity: Identity;
+  /** Cards whose holders are trusted (see `OpenRequest.trusted`). */
   trusted?: readonly Card[];
   /** Refuse (receipt `unknown-id`) messages whose signer is in no trusted card. */
   requireTrust?: boolean;
+  /** Where messages are checked for replay (SPEC §10); a replay is answered `undecryptable`. */
   replay?: ReplayCache;
-  /** STP options (plugins). */
-  options?: Record<string, string>;
+  /** Typed STP options (see OpenRequest.options). */
+  options?: object;
+  /** STP options as text (`--option NAME=VALUE`). */
+  optionPairs?: Readonly<Record<string, string>>;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
   /** Answer every frame with a receipt (default true; false where the transport cannot). */
   receipts?: boolean;
@@ -38,8 +44,10 @@ export interface ServeOptions {
   /** Where refused messages and dropped peers are reported. */
   log?: (line: string) => void;
   /**
-   * Called once per opened message, one call at a time, in arrival order. A throw stops
-   * the server and `run` rejects with it.
+   * Called once per opened message, one call at a time, in arrival order. A MissiveError
+   * thrown for one message is logged and the server goes on (the message was accepted: it
+   * passed every check; handing it on failed locally); any other throw is a bug, stops the
+   * server, and `run` rejects with it.
    */
   deliver(message: OpenedMessage, peer: string): Promise<void> | void;
 }
@@ -49,29 +57,31 @@ export interface ServeOptions {
  *
  * @example
  * ```ts
- * import {
- *   createIdentity, defaultRegistry, getCryptoProvider, listen, connect, MessageServer,
- *   ReceiptChannel, sealWithNonce,
- * } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { createIdentity, defaultRegistry, getCryptoProvider } from "../mod.ts";
+ * import { connectTransport, listenTransport } from "../transports/mod.ts";
+ * import { MessageServer, ReceiptChannel, sealWithNonce } from "./mod.ts";
  * const crypto = await getCryptoProvider();
  * const registry = defaultRegistry();
  * const caps = { stps: [[2, 2], [4, 1]] as const, amps: [[1, 1], [3, 1]] as const };
  * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
  * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
- * const server = new MessageServer(await listen("tcp://127.0.0.1:0"), {
+ * const got: unknown[] = [];
+ * const server = new MessageServer(await listenTransport("tcp://127.0.0.1:0"), {
  *   registry, identity: bob, trusted: [alice.card], limit: 1,
- *   deliver: (m) => console.log(m.sender?.address, m.message), // alice@example.org { text: "hi" }
+ *   deliver: (m) => void got.push([m.sender?.address, m.message]),
  * });
  * const running = server.run();
- * const transport = await connect(server.url);
+ * const transport = await connectTransport(server.url);
  * const channel = new ReceiptChannel(transport, { registry, cards: [bob.card] });
  * const sealed = await sealWithNonce({
  *   registry, stp: registry.find("stp", "simple"), amp: registry.find("amp", "text/1"),
  *   message: { text: "hi" }, sender: alice, recipients: [bob.card],
  * });
- * console.log((await channel.send(sealed, 10_000)).status); // accepted
+ * assert.equal((await channel.send(sealed, 10_000)).status, "accepted");
  * await transport.close();
  * await running;
+ * assert.deepEqual(got, [["alice@example.org", { text: "hi" }]]);
  * ```
  */
 export class MessageServer {
@@ -85,6 +95,7 @@ export class MessageServer {
   #stopping: Promise<void> | undefined;
   #error: unknown;
 
+  /** A server for `listener`; nothing is read until `run`. */
   constructor(listener: Listener, options: ServeOptions) {
     this.#listener = listener;
     this.#o = options;
@@ -135,7 +146,10 @@ export class MessageServer {
         await this.#handle(t, frame);
       }
     } catch (e) {
-      const why = e instanceof MissiveError ? e.message : String(e);
+      // A frame over the cap (e.g. a large post-quantum group message): say how to raise it.
+      const why = e instanceof MissiveError
+        ? e.message + (e.code === "too-large" ? " (listen --max-frame raises the cap)" : "")
+        : String(e);
       if (!this.#stopping) {
         this.#dropped++;
         this.#log(`dropped ${t.remote}: ${why}`);
@@ -143,7 +157,7 @@ export class MessageServer {
       // A stream that broke on a bad frame still has a peer listening: say why (§21.4).
       const framing = isMissiveError(e, "malformed") || isMissiveError(e, "too-large");
       if (framing && this.#o.receipts !== false && !this.#stopping) {
-        await this.#answer(t, UNKNOWN_NONCE, "unparsable", why, true).catch(() => {});
+        await this.#answer(t, UNKNOWN_NONCE, "unparsable", true).catch(() => {});
       }
     } finally {
       await t.close();
@@ -154,36 +168,30 @@ export class MessageServer {
     const o = this.#o;
     let opened: OpenedMessage | undefined;
     let status: ReceiptStatus = "accepted";
-    let detail: string | undefined;
     try {
-      opened = await openMessage(o.registry, frame, {
+      opened = await openMessage(frame, {
+        registry: o.registry,
         identity: o.identity,
         trusted: o.trusted,
+        requireTrust: o.requireTrust,
         replay: o.replay,
         options: o.options,
+        optionPairs: o.optionPairs,
         crypto: o.crypto,
       });
-      if (o.requireTrust && !opened.sender?.trusted) {
-        const s = opened.sender;
-        const why = !s
-          ? "the message has no sender"
-          : s.verified
-          ? `${s.address} is in no trusted card`
-          : `${s.address} is not verified`;
-        throw new MissiveError("untrusted", `untrusted sender: ${why}`);
-      }
     } catch (e) {
       if (!(e instanceof MissiveError)) throw e;
       this.#log(`${t.remote}: refused a message: ${e.message}`);
+      // The receipt carries the status only: it is signed by us, and the reason may quote
+      // what the sender chose (a claimed address), which we must not sign (SPEC §21.5).
       status = receiptStatusFor(e);
-      detail = e.message;
     }
     const delivered = status === "accepted" && await this.#deliverInOrder(opened!, t.remote);
     if (status === "accepted" && !delivered) return; // stopping: not ours any more
     const isReceipt = opened?.amp.type === RECEIPT_TYPE; // never answered (SPEC §14)
     try {
       if (o.receipts !== false && !isReceipt) {
-        await this.#answer(t, opened?.inner.nonce ?? UNKNOWN_NONCE, status, detail);
+        await this.#answer(t, opened?.inner.nonce ?? UNKNOWN_NONCE, status);
       }
     } finally {
       if (delivered && ++this.#answered === o.limit) void this.stop();
@@ -199,11 +207,10 @@ export class MessageServer {
     t: Transport,
     nonce: Uint8Array,
     status: ReceiptStatus,
-    detail: string | undefined,
     parting = false,
   ): Promise<void> {
     const o = this.#o;
-    const frame = await sealReceipt(o.registry, o.identity, { nonce, status, detail }, o.crypto);
+    const frame = await sealReceipt(o.registry, o.identity, { nonce, status }, o.crypto);
     if (!parting) return await t.send(frame);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<void>((_, reject) => {
@@ -228,8 +235,11 @@ export class MessageServer {
       try {
         await this.#o.deliver(opened, peer);
       } catch (e) {
-        void this.stop(e);
-        return false;
+        if (!(e instanceof MissiveError)) {
+          void this.stop(e);
+          return false;
+        }
+        this.#log(`${peer}: delivering a message failed: ${e.message}`);
       }
       this.#delivered++;
       return true;

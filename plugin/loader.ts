@@ -2,11 +2,36 @@
  * Loading module plugins (DESIGN §3, way 2): a module path or URL whose default export
  * is a plugin, an array of plugins, or a factory `(host) => plugin(s)` that receives
  * missive's host API, so a plugin file needs no imports of its own and loads the same
- * way under `deno run` and inside the compiled binary.
+ * way under `deno run` and inside the compiled binary. Executable plugins (`exec:NAME`)
+ * load through the same call (plugin/exec/mod.ts).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { Registry } from "../mod.ts";
+ * import { loadPlugins } from "./loader.ts";
+ * const dir = mkdtempSync(join(tmpdir(), "missive-plugin-"));
+ * const file = join(dir, "shout.js");
+ * // A factory plugin: everything it needs comes from the host, no imports.
+ * writeFileSync(file, `export default (host) => ({
+ *   kind: "amp", type: 4000, version: 1, name: "shout", description: "upper-case text",
+ *   encode: (m) => host.bytes.utf8(m.toUpperCase()),
+ *   decode: (b) => host.bytes.fromUtf8(b),
+ * });`);
+ * const registry = new Registry();
+ * await loadPlugins(registry, [file]);
+ * const shout = registry.amp(4000, 1);
+ * assert.equal(shout.name, "shout");
+ * assert.equal(shout.decode(shout.encode("hi")), "HI");
+ * rmSync(dir, { recursive: true });
+ * ```
  * @module
  */
 import { existsSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { scryptAsync } from "@noble/hashes/scrypt.js";
@@ -15,9 +40,11 @@ import * as cbor from "../core/cbor.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
-import { readTextLimited } from "../core/files.ts";
+import { VERSION } from "../core/version.ts";
+import { checkOwnFile, readTextLimited } from "../core/files.ts";
 import type { Registry } from "./registry.ts";
 import { isExecSpec, loadExecPlugins, stopExecPlugins } from "./exec/mod.ts";
+export { stopAllPlugins } from "./exec/mod.ts";
 import type { Plugin } from "./types.ts";
 
 /** The API a plugin factory receives. Stable across minor versions. */
@@ -60,8 +87,7 @@ async function hostScrypt(
   return await scryptAsync(passphrase, salt, { N: 2 ** logN, r: 8, p: 1, dkLen: 32 });
 }
 
-/** missive's version, as in package.json. */
-export const VERSION = "0.1.0";
+export { VERSION } from "../core/version.ts";
 
 /** Builds the host API handed to plugin factories. */
 export async function pluginHost(): Promise<PluginHost> {
@@ -85,7 +111,10 @@ function toSpecifier(path: string, base: string): string {
  * or the path of an executable file that is not a module; plugin/exec/mod.ts) is
  * started and asked to describe itself, anything else is imported as a module.
  */
-export async function importPluginModule(path: string, base = process.cwd()): Promise<Plugin[]> {
+export async function importPluginModule(
+  path: string,
+  base: string = process.cwd(),
+): Promise<Plugin[]> {
   if (isExecSpec(path, base)) return await loadExecPlugins(path, VERSION, base);
   const specifier = toSpecifier(path, base);
   let mod: { default?: unknown };
@@ -115,7 +144,11 @@ export async function importPluginModule(path: string, base = process.cwd()): Pr
  * Loads plugins into a registry (duplicates are refused by the registry, naming the
  * plugin that came second; an executable plugin refused so is stopped at once).
  */
-export async function loadPlugins(registry: Registry, paths: readonly string[], base?: string) {
+export async function loadPlugins(
+  registry: Registry,
+  paths: readonly string[],
+  base?: string,
+): Promise<void> {
   for (const path of paths) {
     const plugins = await importPluginModule(path, base);
     try {
@@ -128,20 +161,70 @@ export async function loadPlugins(registry: Registry, paths: readonly string[], 
   }
 }
 
+/** Where a configuration file came from, for messages. */
+export type ConfigSource = "--config" | "MISSIVE_CONFIG" | "user config";
+
+/**
+ * The configuration file to read, if any (SECURITY.md, "a folder"): `--config FILE`, else
+ * `$MISSIVE_CONFIG`, else `config.json` in the user's own configuration folder
+ * (`$XDG_CONFIG_HOME/missive/`, else `~/.config/missive/`) when it exists. Never a file
+ * in the current folder: running missive inside a cloned repository or an unpacked
+ * archive must not run its code.
+ */
+export function configPath(
+  explicit: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): { path: string; source: ConfigSource } | undefined {
+  if (explicit !== undefined) return { path: explicit, source: "--config" };
+  if (env.MISSIVE_CONFIG) return { path: env.MISSIVE_CONFIG, source: "MISSIVE_CONFIG" };
+  const base = env.XDG_CONFIG_HOME || (env.HOME ? join(env.HOME, ".config") : undefined);
+  if (!base || !isAbsolute(base)) return undefined;
+  const path = join(base, "missive", "config.json");
+  return existsSync(path) ? { path, source: "user config" } : undefined;
+}
+
+/**
+ * Refuses a configuration file another user could have written (see core/files.ts
+ * `checkOwnFile`): it names code to run.
+ */
+export function checkConfigOwnership(
+  path: string,
+  uid: number | undefined = process.getuid?.(),
+): void {
+  checkOwnFile(path, "config", "refusing to load code it names", uid);
+}
+
+/** Plugin specifiers a config file or $MISSIVE_PLUGINS may name: local paths and exec:NAME. */
+function checkLocal(spec: string, where: string): void {
+  if (/^(https?|npm|jsr|data|blob|node):/i.test(spec)) {
+    throw new MissiveError(
+      "usage",
+      `${where}: plugin ${JSON.stringify(spec)} is not a local path; remote code loads only ` +
+        "with an explicit --plugin on the command line",
+    );
+  }
+}
+
 /**
  * Plugin paths from the environment and configuration: `MISSIVE_PLUGINS` (separated
  * by the platform's path delimiter, ":" here) and the `plugins` array of the config file
- * (`MISSIVE_CONFIG`, else `./missive.json` when present), whose relative paths resolve
- * against the file's folder.
+ * (see `configPath`), whose relative paths resolve against the file's folder. Both name
+ * local files (or `exec:NAME`) only; the config file must pass `checkConfigOwnership`.
  */
-export function configuredPluginPaths(env = process.env): { path: string; base: string }[] {
+export function configuredPluginPaths(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  explicitConfig?: string,
+): { path: string; base: string }[] {
   const out: { path: string; base: string }[] = [];
   // Split on ":" but not on the "://" of a URL nor after the "exec" of `exec:NAME`.
   for (const p of (env.MISSIVE_PLUGINS ?? "").split(/(?<!(?:^|:)exec):(?!\/\/)/).filter(Boolean)) {
+    checkLocal(p, "MISSIVE_PLUGINS");
     out.push({ path: p, base: process.cwd() });
   }
-  const config = env.MISSIVE_CONFIG ?? (existsSync("missive.json") ? "missive.json" : undefined);
-  if (config) {
+  const found = configPath(explicitConfig, env);
+  if (found) {
+    const config = found.path;
+    checkConfigOwnership(config);
     let parsed: unknown;
     try {
       parsed = JSON.parse(readTextLimited(config, 1 << 20, "config"));
@@ -162,8 +245,27 @@ export function configuredPluginPaths(env = process.env): { path: string; base: 
       throw new MissiveError("usage", `config ${config}: "plugins" must be an array of paths`);
     }
     for (const p of (plugins as string[] | undefined) ?? []) {
+      checkLocal(p, `config ${config}`);
       out.push({ path: p, base: dirname(resolve(config)) });
     }
   }
   return out;
 }
+
+// Types that this entry point's signatures name (and the types those name), re-exported
+// so that its documentation is complete on its own.
+export type { Registry } from "./registry.ts";
+export type {
+  AmpPlugin,
+  AnyStp,
+  Inner,
+  OpenContext,
+  OptionPairs,
+  Plugin,
+  SealContext,
+  SenderInfo,
+  StpFeature,
+  StpOpened,
+  StpPlugin,
+  StpProperties,
+} from "./types.ts";

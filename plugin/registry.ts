@@ -5,7 +5,8 @@
  */
 import { MAX_PROTOCOL_NUMBER } from "../envelope/mod.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { AmpPlugin, Plugin, StpPlugin } from "./types.ts";
+import type { AmpPlugin, AnyStp, Plugin } from "./types.ts";
+import type { ProtocolPair } from "../keys/card.ts";
 
 const key = (type: number, version: number) => `${type}/${version}`;
 
@@ -17,6 +18,9 @@ export const PROPERTY_FLAGS = [
   "multiRecipient",
   "hiddenRecipients",
 ] as const;
+
+/** Every seal feature an STP may list (see StpFeature). */
+const STP_FEATURES: readonly unknown[] = ["hash-destination"];
 
 /** Validates the fields every plugin must have; refuses a broken plugin early. */
 function checkPlugin(p: Plugin): void {
@@ -36,12 +40,16 @@ function checkPlugin(p: Plugin): void {
   if (typeof p.name !== "string" || !/^[a-z][a-z0-9-]{0,31}$/.test(p.name)) {
     fail("name must be lower-case letters, digits, dashes");
   }
-  const methods = p.kind === "stp"
-    ? ["seal", "open"]
-    : ["encode", "decode", "fromInput", "toOutput", "toJson"];
+  const fields = p as unknown as Record<string, unknown>;
+  const methods = p.kind === "stp" ? ["seal", "open"] : ["encode", "decode"];
   for (const m of methods) {
-    if (typeof (p as unknown as Record<string, unknown>)[m] !== "function") {
-      fail(`missing method ${m}()`);
+    if (typeof fields[m] !== "function") fail(`missing method ${m}()`);
+  }
+  // Optional capabilities come whole: the CLI capability of an AMP is three methods.
+  const optional = p.kind === "stp" ? [["parseOptions"]] : [["fromInput", "toOutput", "toJson"]];
+  for (const group of optional) {
+    if (group.some((m) => fields[m] !== undefined)) {
+      for (const m of group) if (typeof fields[m] !== "function") fail(`missing method ${m}()`);
     }
   }
   if (typeof p.description !== "string") fail("description must be a string");
@@ -54,12 +62,37 @@ function checkPlugin(p: Plugin): void {
     if (!["none", "signature", "shared-key"].includes(props!.authentication as string)) {
       fail(`properties.authentication must be "none", "signature" or "shared-key"`);
     }
+    const features = fields.features;
+    if (
+      features !== undefined &&
+      !(Array.isArray(features) && features.every((f) => STP_FEATURES.includes(f)))
+    ) {
+      fail(`features must be a list of ${STP_FEATURES.map((f) => `"${f}"`).join(", ")}`);
+    }
   }
 }
 
-/** Maps (type, version) pairs to plugins. */
+/**
+ * Maps (type, version) pairs to plugins (SPEC §2.5). `defaultRegistry()` holds the
+ * built-ins; a registry of your own holds exactly what you register. Lookups of a pair
+ * nobody registered are `unknown-protocol`; a plugin that fails its checks, or claims a
+ * pair already taken, is `plugin`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Registry, simpleV3, textV1 } from "../mod.ts";
+ * const registry = new Registry().register(simpleV3, textV1);
+ * assert.equal(registry.stp(2, 3).name, "simple");
+ * assert.equal(registry.find("amp", "text").version, 1);
+ * assert.equal(registry.find("stp", "simple/3"), registry.stp(2, 3));
+ * assert.throws(() => registry.stp(2, 1), { code: "unknown-protocol" });
+ * assert.throws(() => registry.register(textV1), { code: "plugin" }); // (1, 1) is taken
+ * assert.throws(() => registry.find("stp", "group"), { code: "usage" });
+ * ```
+ */
 export class Registry {
-  readonly #stps = new Map<string, StpPlugin>();
+  readonly #stps = new Map<string, AnyStp>();
   readonly #amps = new Map<string, AmpPlugin>();
   /** Plugins loaded from outside (modules): their failures are `plugin` errors. */
   readonly #external = new WeakSet<Plugin>();
@@ -115,7 +148,7 @@ export class Registry {
   }
 
   /** The STP for a pair; `unknown-protocol` names the pair when there is none. */
-  stp(type: number, version: number): StpPlugin {
+  stp(type: number, version: number): AnyStp {
     const p = this.#stps.get(key(type, version));
     if (!p) {
       throw new MissiveError("unknown-protocol", `unknown STP (type ${type}, version ${version})`);
@@ -136,7 +169,7 @@ export class Registry {
    * Finds a plugin by name: `simple` (highest version), `simple/1` or `simple/v1`, or a
    * bare `type/version` pair like `2/1`.
    */
-  find<K extends Plugin["kind"]>(kind: K, spec: string): K extends "stp" ? StpPlugin : AmpPlugin {
+  find<K extends Plugin["kind"]>(kind: K, spec: string): K extends "stp" ? AnyStp : AmpPlugin {
     const table: Map<string, Plugin> = kind === "stp" ? this.#stps : this.#amps;
     const m = /^([a-z0-9-]+)(?:\/v?(\d+))?$/.exec(spec.trim().toLowerCase());
     const all = [...table.values()];
@@ -153,15 +186,37 @@ export class Registry {
       throw new MissiveError("usage", `no ${kind.toUpperCase()} named "${spec}" (have: ${names})`);
     }
     hits.sort((a, b) => b.version - a.version);
-    return hits[0] as K extends "stp" ? StpPlugin : AmpPlugin;
+    return hits[0] as K extends "stp" ? AnyStp : AmpPlugin;
   }
 
   /** Every registered plugin, STPs then AMPs, each sorted by (type, version). */
-  list(): { stps: StpPlugin[]; amps: AmpPlugin[] } {
+  list(): { stps: AnyStp[]; amps: AmpPlugin[] } {
     const order = (a: Plugin, b: Plugin) => a.type - b.type || a.version - b.version;
     return {
       stps: [...this.#stps.values()].sort(order),
       amps: [...this.#amps.values()].sort(order),
+    };
+  }
+
+  /**
+   * The (type, version) pair of every registered STP and AMP: what a card made with this
+   * registry says its holder can open (`createIdentity(crypto, { address,
+   * ...registry.capabilities() })`).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { defaultRegistry } from "../mod.ts";
+   * const { stps, amps } = defaultRegistry().capabilities();
+   * assert.ok(stps.some(([type, version]) => type === 2 && version === 3)); // simple v3
+   * assert.ok(amps.some(([type]) => type === 1)); // text
+   * ```
+   */
+  capabilities(): { stps: ProtocolPair[]; amps: ProtocolPair[] } {
+    const { stps, amps } = this.list();
+    return {
+      stps: stps.map((p) => [p.type, p.version] as const),
+      amps: amps.map((p) => [p.type, p.version] as const),
     };
   }
 }

@@ -117,7 +117,7 @@ export class OutgoingQueue {
     body: Uint8Array,
     envelope: Uint8Array | undefined,
     protocols: string,
-    now = Date.now(),
+    now: number = Date.now(),
   ): number {
     const info = this.#sql.add.run(recipient, body, envelope ?? null, protocols, now, now);
     return Number(info.lastInsertRowid);
@@ -129,7 +129,7 @@ export class OutgoingQueue {
   }
 
   /** Pending messages whose next attempt is due, oldest first. */
-  due(now = Date.now()): OutgoingMessage[] {
+  due(now: number = Date.now()): OutgoingMessage[] {
     return (this.#sql.due.all(now) as Row[]).map(toMessage);
   }
 
@@ -139,7 +139,7 @@ export class OutgoingQueue {
   }
 
   /** Counts a failed attempt that may succeed later; schedules the retry. */
-  attempted(id: number, error: string, now = Date.now()): void {
+  attempted(id: number, error: string, now: number = Date.now()): void {
     const current = this.get(id);
     if (!current) return;
     this.#sql.attempted.run(now + retryDelay(current.attempts + 1), error, id);
@@ -151,7 +151,7 @@ export class OutgoingQueue {
   }
 
   /** Stores a fresh sealing of a message (a resend) and makes it due now. */
-  resealed(id: number, envelope: Uint8Array, protocols: string, now = Date.now()): void {
+  resealed(id: number, envelope: Uint8Array, protocols: string, now: number = Date.now()): void {
     this.#sql.resealed.run(envelope, protocols, now, id);
   }
 

@@ -39,7 +39,7 @@ export class SeenMessages {
   }
 
   /** Records a handled message (committed before this returns). */
-  remember(sender: Uint8Array, nonce: Uint8Array, now = Date.now()): void {
+  remember(sender: Uint8Array, nonce: Uint8Array, now: number = Date.now()): void {
     this.#add.run(toHex(sender), toHex(nonce), now);
   }
 

@@ -10,7 +10,7 @@ import type { Registry } from "../plugin/registry.ts";
 import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
 
 /** STPs for one recipient with a card, best first: simple v2 (binds the timestamp), v1. */
-export const STP_PREFERENCE: readonly ProtocolPair[] = [[2, 2], [2, 1]];
+export const STP_PREFERENCE: readonly ProtocolPair[] = [[2, 3], [2, 2], [2, 1]];
 /** Text AMPs, best first: text v2 (compressed, own nonce), v1. */
 export const TEXT_AMP_PREFERENCE: readonly ProtocolPair[] = [[1, 2], [1, 1]];
 

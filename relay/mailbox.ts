@@ -1,22 +1,28 @@
 /**
  * End-to-end messaging through a relay (SPEC §23.7–23.9): sealing a text for a
  * recipient's card with the best protocols both support, the durable outgoing queue's
- * flush and resend, and handling deliveries — open, show once, acknowledge.
+ * flush and resend, and handling deliveries — open, show once, acknowledge — and the
+ * relay's receipts of messages sent with one asked for (SPEC §23.7.1).
  * @module
  */
 import type { ReceiptStatus } from "../amp/receipt.ts";
 import { type Bytes, equalBytes, utf8 } from "../core/bytes.ts";
-import { isMissiveError, MissiveError } from "../core/errors.ts";
+import { type ErrorCode, isMissiveError, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { type OpenedMessage, openMessage, sealMessage } from "../plugin/message.ts";
 import type { OutgoingMessage, OutgoingQueue } from "../queue/outgoing.ts";
 import type { SeenMessages } from "../queue/seen.ts";
 import { chooseProtocols } from "./capabilities.ts";
 import { type RelayClient, RelayRefusal } from "./client.ts";
-import type { RelayDelivery, RelayStatus } from "./protocol.ts";
+import {
+  LINK_STATUSES,
+  type RelayDelivery,
+  type RelayReceipt,
+  type RelayStatus,
+} from "./protocol.ts";
 
 /** A sealed text and the protocols chosen for it. */
 export interface SealedText {
@@ -70,13 +76,21 @@ export interface FlushResult {
 export async function flushOutgoing(
   client: RelayClient,
   queue: OutgoingQueue,
-  now = Date.now(),
+  now: number = Date.now(),
+  options: {
+    ignoreBackoff?: boolean;
+    /** The queue entry whose send asks the relay for a receipt (SPEC §23.7.1). */
+    receiptFor?: number;
+  } = {},
 ): Promise<FlushResult> {
   const result: FlushResult = { sent: [], failed: [], retry: [] };
-  for (const m of queue.due(now)) {
+  // `ignoreBackoff`: every pending message now (a user asked: `missive relay queue`).
+  for (const m of queue.due(options.ignoreBackoff ? Number.MAX_SAFE_INTEGER : now)) {
     if (!m.envelope) continue;
     try {
-      const mid = await client.send(m.recipient, m.envelope);
+      const mid = await client.send(m.recipient, m.envelope, {
+        receipt: m.id === options.receiptFor,
+      });
       queue.remove(m.id);
       result.sent.push({ ...m, mid });
     } catch (e) {
@@ -88,7 +102,8 @@ export async function flushOutgoing(
       }
       queue.attempted(m.id, e.message, now);
       result.retry.push({ ...m, error: e });
-      if (!(e instanceof RelayRefusal)) break; // the link is gone: stop here
+      // The link is gone (or the relay ended it): stop here.
+      if (!(e instanceof RelayRefusal) || LINK_STATUSES.includes(e.status)) break;
     }
   }
   return result;
@@ -153,6 +168,11 @@ export interface DeliveryOptions {
   idleMs?: number;
   /** Told about deliveries that could not be opened (they are acknowledged as such). */
   onRejected?: (delivery: RelayDelivery, error: MissiveError) => void;
+  /**
+   * Told about each receipt (on a link that asked for them, SPEC §23.7.1); it is
+   * acknowledged once this returns. Without it receipts are acknowledged unseen.
+   */
+  onReceipt?: (receipt: RelayReceipt) => void | Promise<void>;
 }
 
 /** What `handleDeliveries` did. */
@@ -160,6 +180,8 @@ export interface DeliveryCounts {
   shown: number;
   duplicates: number;
   rejected: number;
+  /** Receipts taken (and acknowledged). */
+  receipts: number;
   /**
    * Acknowledgements that got no answer (the link failed): the relay redelivers those
    * messages and they are not shown again.
@@ -191,7 +213,13 @@ export async function handleDeliveries(
   options: DeliveryOptions,
   handler: (message: ReceivedMessage) => void | Promise<void>,
 ): Promise<DeliveryCounts> {
-  const counts: DeliveryCounts = { shown: 0, duplicates: 0, rejected: 0, unacknowledged: 0 };
+  const counts: DeliveryCounts = {
+    shown: 0,
+    duplicates: 0,
+    rejected: 0,
+    receipts: 0,
+    unacknowledged: 0,
+  };
   const acks: Promise<void>[] = [];
   const ack = (mid: number, receipt?: ReceiptStatus) =>
     acks.push(
@@ -204,9 +232,9 @@ export async function handleDeliveries(
     );
   const done = () =>
     options.limit !== undefined &&
-    counts.shown + counts.duplicates + counts.rejected >= options.limit;
+    counts.shown + counts.duplicates + counts.rejected + counts.receipts >= options.limit;
   if (done()) return counts;
-  const stream = client.deliveries();
+  const stream = client.incoming();
   for (;;) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const idle = new Promise<"idle">((resolve) => {
@@ -215,10 +243,19 @@ export async function handleDeliveries(
     const next = await Promise.race([stream.next(), idle]);
     clearTimeout(timer);
     if (next === "idle" || next.done) break;
-    const delivery = next.value;
+    if (next.value.kind === "receipt") {
+      const receipt = next.value.receipt;
+      await options.onReceipt?.(receipt);
+      ack(receipt.id);
+      counts.receipts++;
+      if (done()) break;
+      continue;
+    }
+    const delivery = next.value.delivery;
     let opened: OpenedMessage;
     try {
-      opened = await openMessage(options.registry, delivery.envelope, {
+      opened = await openMessage(delivery.envelope, {
+        registry: options.registry,
         identity: options.identity,
         trusted: options.trusted ?? [],
       });
@@ -247,4 +284,53 @@ export async function handleDeliveries(
   }
   await Promise.all(acks);
   return counts;
+}
+
+/** What a receipt's status means for the sender (SPEC §23.7.1): an error code, or none. */
+export function receiptErrorCode(receipt: RelayReceipt): ErrorCode | undefined {
+  switch (receipt.status) {
+    case "accepted":
+      return undefined;
+    case "hash-mismatch":
+      return "auth-failed";
+    case "undecryptable":
+      return "not-a-recipient";
+    case "unknown-id":
+      return "untrusted";
+    default:
+      return "malformed";
+  }
+}
+
+/**
+ * Waits on a link that asked for receipts (`receive("receipts")`) for the receipt of
+ * relay message `message`, acknowledging every receipt it takes; receipts of other
+ * messages go to `onOther` first. Resolves undefined when none came within `timeoutMs`
+ * (the message stays queued at the relay); rejects when the link fails.
+ */
+export async function awaitReceipt(
+  client: RelayClient,
+  message: number,
+  options: { timeoutMs: number; onOther?: (r: RelayReceipt) => void | Promise<void> },
+): Promise<RelayReceipt | undefined> {
+  const stream = client.incoming();
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), Math.max(0, deadline - Date.now()));
+    });
+    const next = await Promise.race([stream.next(), late]);
+    clearTimeout(timer);
+    if (next === "late") return undefined;
+    if (next.done) throw new MissiveError("network", "relay link ended before the receipt");
+    if (next.value.kind !== "receipt") continue; // not asked for on this link
+    const r = next.value.receipt;
+    if (r.message !== message) await options.onOther?.(r);
+    await client.ack(r.id).catch((e) => {
+      // Taken on another link of ours already: nothing to do.
+      if (!(e instanceof RelayRefusal && e.status === "unknown-message")) throw e;
+    });
+    if (r.message === message) return r;
+  }
 }

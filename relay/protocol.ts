@@ -2,7 +2,8 @@
  * The relay protocol (SPEC §23): what a client and the relay say to each other inside
  * one SecureChannel message. Each message is one deterministic CBOR map whose key 0 is
  * its kind — a request (client → relay), a response (relay → client, same request id),
- * or a delivery (relay → client, a queued envelope). Decoding is strict and capped;
+ * a delivery (relay → client, a queued envelope), or a receipt (relay → client: the
+ * recipient acknowledged a message whose sender asked for one). Decoding is strict and capped;
  * unknown map keys are ignored (SPEC §23.2), unknown kinds are malformed.
  * @module
  */
@@ -25,11 +26,27 @@ export const MAX_REQUEST_ID = 0xffff_ffff;
 /** Length of an identity ID. */
 export const ID_BYTES = 16;
 const MAX_NOTE = 256;
+/** Largest prekey upload a `publish-prekeys` carries (SPEC §23.13): 100 one-time prekeys fit. */
+export const MAX_PREKEY_UPLOAD = 8192;
+/** Largest prekey bundle a `fetch-prekeys` answer carries. */
+export const MAX_PREKEY_BUNDLE = 2048;
 const MAX_DETAIL = 1024;
 const MAX_STATS = 64;
+/**
+ * Largest receipt relay message (SPEC §23.7.1): its fields take under 300 bytes, so a
+ * receipt costs the relay a small fixed amount whatever its sender's address.
+ */
+export const MAX_RELAY_RECEIPT = 1024;
 
 /** Message kinds (key 0). */
-export const KIND = { request: 0, response: 1, delivery: 2, bundle: 3 } as const;
+export const KIND = { request: 0, response: 1, delivery: 2, bundle: 3, receipt: 4 } as const;
+
+/**
+ * What a `receive` asks for (key 3, SPEC §23.3): its messages (the default), its messages
+ * and the receipts queued for it, or only the receipts.
+ */
+export const RECEIVE_MODES = ["messages", "all", "receipts"] as const;
+export type ReceiveMode = (typeof RECEIVE_MODES)[number];
 /** Most messages in one bundle. */
 export const MAX_BUNDLE = 256;
 
@@ -43,6 +60,9 @@ export const RELAY_OPS = [
   "ack",
   "receive",
   "stats",
+  "keepalive",
+  "publish-prekeys",
+  "fetch-prekeys",
 ] as const;
 export type RelayOp = (typeof RELAY_OPS)[number];
 
@@ -60,8 +80,22 @@ export const RELAY_STATUSES = [
   "unknown-message",
   "not-found",
   "unavailable",
+  "rate-limited",
+  "recipient-full",
+  "store-full",
+  "directory-full",
+  "busy",
+  "idle",
+  "over-budget",
+  "invalid-prekeys",
 ] as const;
 export type RelayStatus = (typeof RELAY_STATUSES)[number];
+
+/**
+ * Statuses that end the link (SPEC §23.4): the relay sends them as a response to request
+ * ID 0, then closes the connection.
+ */
+export const LINK_STATUSES: readonly RelayStatus[] = ["busy", "idle", "over-budget"];
 
 /** A recipient named by address or by 16-byte identity ID. */
 export type Target = string | Bytes;
@@ -72,10 +106,13 @@ export type RelayRequest =
   | { op: "lookup"; target: Target }
   | { op: "list" }
   | { op: "presence"; status: PresenceStatus; note?: string }
-  | { op: "send"; to: Target; envelope: Bytes }
+  | { op: "send"; to: Target; envelope: Bytes; receipt?: boolean }
   | { op: "ack"; message: number; receipt: ReceiptStatus }
-  | { op: "receive" }
+  | { op: "receive"; mode?: ReceiveMode }
   | { op: "stats" }
+  | { op: "keepalive" }
+  | { op: "publish-prekeys"; upload: Bytes }
+  | { op: "fetch-prekeys"; target: Target }
   | { op: "unknown"; code: number };
 
 /** One online user in a `list` response. */
@@ -90,13 +127,18 @@ export interface ListEntry {
 export interface ResponseFields {
   /** register: the registered ID. */
   id?: Bytes;
-  /** lookup: the card. */
+  /** lookup, fetch-prekeys: the card. */
   card?: Bytes;
+  /** fetch-prekeys: the prekey bundle (SPEC §25.2), with at most one one-time prekey. */
+  prekeys?: Bytes;
   /** lookup: the presence of an online user (absent when offline or invisible). */
   presence?: PresenceStatus;
   /** list. */
   entries?: ListEntry[];
-  /** send: the relay message ID; receive: how many messages are queued. */
+  /**
+   * send: the relay message ID; receive: how many messages are queued; keepalive: the
+   * relay's idle timeout in ms (0: none); publish-prekeys: one-time prekeys held.
+   */
   count?: number;
   /** stats. */
   stats?: Record<string, number>;
@@ -121,11 +163,30 @@ export interface RelayDelivery {
   enqueued: number;
 }
 
+/**
+ * Relay → client: the recipient of a message this client sent with a receipt asked for
+ * acknowledged it (SPEC §23.7.1). The relay's statement, not the recipient's signature.
+ */
+export interface RelayReceipt {
+  /** This receipt's own relay message ID: the client's `ack` names it. */
+  id: number;
+  /** The relay message ID of the sent message (the `send` answer's key 6). */
+  message: number;
+  /** Who acknowledged it: the recipient's ID and address, as its session proved them. */
+  recipientId: Bytes;
+  recipient: string;
+  /** The receipt status of the recipient's ack (SPEC §14). */
+  status: ReceiptStatus;
+  /** When the relay took the ack, ms since the epoch. */
+  acknowledged: number;
+}
+
 /** Any decoded relay message. */
 export type RelayMessage =
   | { kind: "request"; rid: number; request: RelayRequest }
   | { kind: "response"; response: RelayResponse }
   | { kind: "delivery"; delivery: RelayDelivery }
+  | { kind: "receipt"; receipt: RelayReceipt }
   | { kind: "bundle"; messages: RelayMessage[] };
 
 const targetValue = (t: Target): CborValue => t;
@@ -155,9 +216,21 @@ export function encodeRequest(rid: number, request: RelayRequest): Bytes {
       break;
     case "send":
       m.set(3, targetValue(request.to)).set(4, request.envelope);
+      if (request.receipt) m.set(5, true);
+      break;
+    case "receive":
+      if (request.mode !== undefined && request.mode !== "messages") {
+        m.set(3, RECEIVE_MODES.indexOf(request.mode));
+      }
       break;
     case "ack":
       m.set(3, request.message).set(4, RECEIPT_STATUSES.indexOf(request.receipt));
+      break;
+    case "publish-prekeys":
+      m.set(3, request.upload);
+      break;
+    case "fetch-prekeys":
+      m.set(3, targetValue(request.target));
       break;
   }
   return encodeMap(m);
@@ -177,6 +250,7 @@ export function encodeResponse(response: RelayResponse): Bytes {
   if (response.stats) m.set(7, new Map(Object.entries(response.stats)));
   if (response.detail !== undefined) m.set(8, response.detail);
   if (response.presence !== undefined) m.set(9, PRESENCE_STATUSES.indexOf(response.presence));
+  if (response.prekeys) m.set(10, response.prekeys);
   return encodeMap(m);
 }
 
@@ -207,6 +281,21 @@ export function encodeDelivery(d: RelayDelivery): Bytes {
       [4, d.sender],
       [5, d.envelope],
       [6, d.enqueued],
+    ]),
+  );
+}
+
+/** Encodes a receipt (SPEC §23.7.1). */
+export function encodeReceipt(r: RelayReceipt): Bytes {
+  return encodeMap(
+    new Map<number, CborValue>([
+      [0, KIND.receipt],
+      [1, r.id],
+      [2, r.message],
+      [3, r.recipientId],
+      [4, r.recipient],
+      [5, RECEIPT_STATUSES.indexOf(r.status)],
+      [6, r.acknowledged],
     ]),
   );
 }
@@ -244,7 +333,12 @@ function readRequest(r: CborReader, maxEnvelope: number): RelayRequest {
           `relay message: envelope of ${raw.length} bytes exceeds ${maxEnvelope}`,
         );
       }
-      return { op, to, envelope: r.bytes(4, { min: 1, max: maxEnvelope }) };
+      const envelope = r.bytes(4, { min: 1, max: maxEnvelope });
+      return r.has(5) && r.bool(5) ? { op, to, envelope, receipt: true } : { op, to, envelope };
+    }
+    case "receive": {
+      const mode = r.optUint(3, RECEIVE_MODES.length - 1);
+      return mode === undefined ? { op } : { op, mode: RECEIVE_MODES[mode] };
     }
     case "ack":
       return {
@@ -252,6 +346,11 @@ function readRequest(r: CborReader, maxEnvelope: number): RelayRequest {
         message: r.uint(3),
         receipt: RECEIPT_STATUSES[r.uint(4, RECEIPT_STATUSES.length - 1)],
       };
+    case "publish-prekeys":
+      // The upload is opaque here; the relay decodes and verifies it (SPEC §23.13).
+      return { op, upload: r.bytes(3, { min: 1, max: MAX_PREKEY_UPLOAD }) };
+    case "fetch-prekeys":
+      return { op, target: readTarget(r, 3) };
     default:
       return { op };
   }
@@ -307,6 +406,8 @@ function readResponse(r: CborReader): RelayResponse {
   if (detail !== undefined) out.detail = detail;
   const presence = r.optUint(9, PRESENCE_STATUSES.length - 1);
   if (presence !== undefined) out.presence = PRESENCE_STATUSES[presence];
+  const prekeys = r.optBytes(10, { min: 1, max: MAX_PREKEY_BUNDLE });
+  if (prekeys) out.prekeys = prekeys;
   return out;
 }
 
@@ -317,6 +418,23 @@ function readDelivery(r: CborReader, maxEnvelope: number): RelayDelivery {
     sender: r.text(4, MAX_ADDRESS_LENGTH),
     envelope: r.bytes(5, { min: 1, max: maxEnvelope }),
     enqueued: r.uint(6),
+  };
+}
+
+function readReceipt(r: CborReader, size: number): RelayReceipt {
+  if (size > MAX_RELAY_RECEIPT) {
+    throw new MissiveError(
+      "too-large",
+      `relay message: a receipt of ${size} bytes exceeds ${MAX_RELAY_RECEIPT}`,
+    );
+  }
+  return {
+    id: r.uint(1),
+    message: r.uint(2),
+    recipientId: r.bytes(3, ID_BYTES),
+    recipient: r.text(4, MAX_ADDRESS_LENGTH),
+    status: RECEIPT_STATUSES[r.uint(5, RECEIPT_STATUSES.length - 1)],
+    acknowledged: r.uint(6),
   };
 }
 
@@ -346,6 +464,8 @@ export function decodeRelayMessage(
       return { kind: "response", response: readResponse(r) };
     case KIND.delivery:
       return { kind: "delivery", delivery: readDelivery(r, maxEnvelope) };
+    case KIND.receipt:
+      return { kind: "receipt", receipt: readReceipt(r, bytes.length) };
     case KIND.bundle: {
       if (inBundle) fail("bundles do not nest");
       const items = r.array(1, MAX_BUNDLE);

@@ -7,11 +7,35 @@
  * The store holds envelopes as opaque bytes; the relay has no key that opens them.
  * @module
  */
+import { closeSync, openSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Bytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import {
+  decodePrekeyBundle,
+  encodePrekeyBundle,
+  MAX_STORED_ONE_TIME,
+  type PrekeyBundle,
+  type PrekeyStore,
+  type PrekeyUpload,
+} from "../stp/ratchet/mod.ts";
+import {
+  type Acknowledgement,
+  type AckOutcome,
+  type NewMessage,
+  type PutCardResult,
+  type QueuedMessage,
+  type QueueUsage,
+  RECEIPT_COST,
+  type ReceiptLimits,
+  type RelayStorage,
+  type StoredCard,
+} from "./storage.ts";
 
-const SCHEMA_VERSION = 1;
+export type { NewMessage, QueuedMessage, QueueUsage, StoredCard } from "./storage.ts";
+
+/** 2: receipts (SPEC §23.7.1) — columns want_receipt, receipt_for, receipt_status. */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -31,46 +55,54 @@ CREATE TABLE IF NOT EXISTS queue (
   envelope BLOB NOT NULL,
   digest BLOB NOT NULL,
   enqueued INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0
+  attempts INTEGER NOT NULL DEFAULT 0,
+  want_receipt INTEGER NOT NULL DEFAULT 0,
+  receipt_for INTEGER,
+  receipt_status INTEGER
 );
 CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, mid);
 CREATE UNIQUE INDEX IF NOT EXISTS queue_by_digest ON queue (recipient, digest);
+CREATE TABLE IF NOT EXISTS signed_prekeys (
+  owner BLOB PRIMARY KEY,
+  bundle BLOB NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS one_time_prekeys (
+  owner BLOB NOT NULL,
+  pid INTEGER NOT NULL,
+  public_key BLOB NOT NULL,
+  PRIMARY KEY (owner, pid)
+);
 `;
 
-/** A registered card as stored. */
-export interface StoredCard {
-  id: Bytes;
-  address: string;
-  card: Bytes;
-  /** Index into PRESENCE_STATUSES. */
-  presence: number;
-  note?: string;
-}
+/** Version 1 → 2: the queue's receipt columns (a version-1 queue holds no receipt). */
+const MIGRATE_1_TO_2 = `
+ALTER TABLE queue ADD COLUMN want_receipt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN receipt_for INTEGER;
+ALTER TABLE queue ADD COLUMN receipt_status INTEGER;
+`;
 
-/** A queued envelope. */
-export interface QueuedMessage {
-  mid: number;
-  recipient: Bytes;
-  sender: Bytes;
-  senderAddress: string;
-  envelope: Bytes;
-  enqueued: number;
-  attempts: number;
-}
+/** What a queued entry counts against the byte caps: a receipt its fixed cost. */
+const SIZE_SQL = `CASE WHEN receipt_for IS NULL THEN length(envelope) ELSE ${RECEIPT_COST} END`;
 
-/** What `enqueue` needs. */
-export interface NewMessage {
-  recipient: Bytes;
-  sender: Bytes;
-  senderAddress: string;
-  envelope: Uint8Array;
-  /** SHA-256 of the envelope: a resend of the same bytes is the same message. */
-  digest: Uint8Array;
-  enqueued: number;
-}
+/**
+ * A receipt's digest column: the queue's (recipient, digest) uniqueness then allows one
+ * receipt per message (an envelope's digest is 32 bytes of SHA-256, never this text).
+ */
+const receiptDigest = (mid: number) => new TextEncoder().encode(`receipt:${mid}`);
 
 /** A cheap map key for an ID (one char per byte; never shown). */
 const idKey = (id: Uint8Array) => String.fromCharCode(...id);
+/** The key of a (recipient, sender) pair. */
+const pairKey = (recipient: Uint8Array, sender: Uint8Array) => idKey(recipient) + idKey(sender);
+
+const add = (m: Map<string, QueueUsage>, key: string, messages: number, bytes: number) => {
+  const u = m.get(key) ?? { messages: 0, bytes: 0 };
+  u.messages += messages;
+  u.bytes += bytes;
+  if (u.messages > 0) m.set(key, u);
+  else m.delete(key);
+};
 
 type Row = Record<string, unknown>;
 
@@ -86,7 +118,7 @@ function toCard(row: Row): StoredCard {
 }
 
 function toMessage(row: Row): QueuedMessage {
-  return {
+  const m: QueuedMessage = {
     mid: row.mid as number,
     recipient: row.recipient as Bytes,
     sender: row.sender as Bytes,
@@ -95,16 +127,32 @@ function toMessage(row: Row): QueuedMessage {
     enqueued: row.enqueued as number,
     attempts: row.attempts as number,
   };
+  if (row.want_receipt) m.wantsReceipt = true;
+  if (row.receipt_for !== null && row.receipt_for !== undefined) {
+    m.receipt = { message: Number(row.receipt_for), status: Number(row.receipt_status) };
+  }
+  return m;
 }
 
-/** The relay database. A class: it owns an open database with a lifecycle. */
-export class RelayStore {
+/**
+ * The relay database, the default `RelayStorage` (one relay node). A class: it owns an
+ * open database with a lifecycle.
+ */
+export class RelayStore implements RelayStorage {
+  readonly kind = "sqlite";
+  readonly shared = false;
   readonly #db: DatabaseSync;
   readonly #path: string;
   readonly #sql: Record<string, StatementSync>;
-  /** Queued count per recipient (hex ID), kept in memory for the quota check. */
-  readonly #counts = new Map<string, number>();
+  /** Queued per recipient and per (recipient, sender), kept in memory for the quotas. */
+  readonly #byRecipient = new Map<string, QueueUsage>();
+  readonly #byPair = new Map<string, QueueUsage>();
+  /** Receipts queued per recipient and per (recipient, acknowledging user). */
+  readonly #receiptsByRecipient = new Map<string, QueueUsage>();
+  readonly #receiptsByPair = new Map<string, QueueUsage>();
   #total = 0;
+  #totalBytes = 0;
+  #cards = 0;
   #inTransaction = false;
   #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #closed = false;
@@ -124,25 +172,69 @@ export class RelayStore {
       presence: p("UPDATE cards SET presence = ?, note = ? WHERE id = ?"),
       find: p("SELECT mid FROM queue WHERE recipient = ? AND digest = ?"),
       insert: p(
-        "INSERT INTO queue (recipient, sender, sender_address, envelope, digest, enqueued) " +
-          "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO queue (recipient, sender, sender_address, envelope, digest, enqueued, " +
+          "want_receipt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      insertReceipt: p(
+        "INSERT INTO queue (recipient, sender, sender_address, envelope, digest, enqueued, " +
+          "receipt_for, receipt_status) VALUES (?, ?, ?, X'', ?, ?, ?, ?) " +
+          "ON CONFLICT (recipient, digest) DO NOTHING",
       ),
       pending: p("SELECT * FROM queue WHERE recipient = ? AND mid > ? ORDER BY mid LIMIT ?"),
-      remove: p("DELETE FROM queue WHERE mid = ? AND recipient = ?"),
+      remove: p(
+        "DELETE FROM queue WHERE mid = ? AND recipient = ? " +
+          `RETURNING sender, ${SIZE_SQL} AS size, want_receipt, receipt_for`,
+      ),
       attempt: p("UPDATE queue SET attempts = attempts + 1 WHERE mid = ?"),
-      counts: p("SELECT recipient, COUNT(*) AS n FROM queue GROUP BY recipient"),
+      counts: p(
+        `SELECT recipient, sender, receipt_for IS NOT NULL AS receipt, COUNT(*) AS n, ` +
+          `SUM(${SIZE_SQL}) AS size FROM queue GROUP BY recipient, sender, receipt`,
+      ),
+      cardCount: p("SELECT COUNT(*) AS n FROM cards"),
+      signedPrekey: p("SELECT bundle, created FROM signed_prekeys WHERE owner = ?"),
+      putSignedPrekey: p(
+        "INSERT INTO signed_prekeys (owner, bundle, created) VALUES (?, ?, ?) " +
+          "ON CONFLICT(owner) DO UPDATE SET bundle = excluded.bundle, created = excluded.created",
+      ),
+      oneTimeCount: p("SELECT COUNT(*) AS n FROM one_time_prekeys WHERE owner = ?"),
+      hasOneTime: p("SELECT 1 FROM one_time_prekeys WHERE owner = ? AND pid = ?"),
+      putOneTime: p("INSERT INTO one_time_prekeys (owner, pid, public_key) VALUES (?, ?, ?)"),
+      // The oldest published (insertion order), deleted in the same statement.
+      takeOneTime: p(
+        "DELETE FROM one_time_prekeys WHERE rowid = (SELECT rowid FROM one_time_prekeys " +
+          "WHERE owner = ? ORDER BY rowid LIMIT 1) RETURNING pid, public_key",
+      ),
+      dropSignedPrekey: p("DELETE FROM signed_prekeys WHERE owner = ?"),
+      dropOneTime: p("DELETE FROM one_time_prekeys WHERE owner = ?"),
     };
     for (const row of this.#sql.counts.all() as Row[]) {
-      const n = row.n as number;
-      this.#counts.set(idKey(row.recipient as Uint8Array), n);
+      const [n, size] = [Number(row.n), Number(row.size)];
+      const [recipient, sender] = [row.recipient as Uint8Array, row.sender as Uint8Array];
+      add(this.#byRecipient, idKey(recipient), n, size);
+      if (row.receipt) {
+        add(this.#receiptsByRecipient, idKey(recipient), n, size);
+        add(this.#receiptsByPair, pairKey(recipient, sender), n, size);
+      } else add(this.#byPair, pairKey(recipient, sender), n, size);
       this.#total += n;
+      this.#totalBytes += size;
     }
+    this.#cards = Number((this.#sql.cardCount.get() as Row).n);
   }
 
-  /** Opens (creating if needed) the database at `path` (":memory:" for tests). */
+  /**
+   * Opens (creating if needed) the database at `path` (":memory:" for tests). A new file
+   * is created 0600, before SQLite opens it; SQLite gives its journal files the same mode.
+   */
   static open(path: string): RelayStore {
     let db: DatabaseSync;
     try {
+      if (path !== ":memory:") {
+        try {
+          closeSync(openSync(path, "wx", 0o600));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        }
+      }
       db = new DatabaseSync(path);
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
       db.exec(SCHEMA);
@@ -151,6 +243,11 @@ export class RelayStore {
         | undefined;
       if (row === undefined) {
         db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
+      } else if (row.value === 1) {
+        db.exec("BEGIN IMMEDIATE");
+        db.exec(MIGRATE_1_TO_2);
+        db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(SCHEMA_VERSION);
+        db.exec("COMMIT");
       } else if (row.value !== SCHEMA_VERSION) {
         throw new MissiveError(
           "io",
@@ -180,6 +277,8 @@ export class RelayStore {
     try {
       result = f();
     } catch (e) {
+      // A refusal decided before any statement ran (a cap) stays what it is.
+      if (e instanceof MissiveError) return Promise.reject(e);
       return Promise.reject(
         new MissiveError("io", `relay db ${this.#path}: write failed (${(e as Error).message})`),
       );
@@ -224,27 +323,72 @@ export class RelayStore {
     return row && toCard(row);
   }
 
-  allCards(): StoredCard[] {
-    return (this.#sql.allCards.all() as Row[]).map(toCard);
+  allCards(): Promise<StoredCard[]> {
+    this.#check();
+    return Promise.resolve((this.#sql.allCards.all() as Row[]).map(toCard));
   }
 
-  /** Stores or replaces (same ID) a card; the directory checks collisions first. */
-  putCard(id: Uint8Array, address: string, card: Uint8Array, now: number): Promise<void> {
-    return this.#write(() => void this.#sql.putCard.run(id, address, card, now));
+  /** Stores or replaces (same ID, same address) a card; a collision otherwise. */
+  putCard(id: Uint8Array, address: string, card: Uint8Array, now: number): Promise<PutCardResult> {
+    return this.#write((): PutCardResult => {
+      const byId = this.#sql.cardById.get(id) as Row | undefined;
+      if (byId && byId.address !== address) return { status: "collision", holder: toCard(byId) };
+      const byAddress = this.#sql.cardByAddress.get(address) as Row | undefined;
+      if (byAddress && !byId) return { status: "collision", holder: toCard(byAddress) };
+      this.#sql.putCard.run(id, address, card, now);
+      if (!byId) this.#cards++;
+      return { status: "ok" };
+    });
+  }
+
+  /** Registered cards. */
+  get cardCount(): number {
+    return this.#cards;
   }
 
   setPresence(id: Uint8Array, presence: number, note: string | undefined): Promise<void> {
     return this.#write(() => void this.#sql.presence.run(presence, note ?? null, id));
   }
 
-  /** Messages queued for `recipient`. */
-  queued(recipient: Uint8Array): number {
-    return this.#counts.get(idKey(recipient)) ?? 0;
+  /** Entries (messages and receipts) queued for `recipient`, now. */
+  queuedNow(recipient: Uint8Array): number {
+    return this.#byRecipient.get(idKey(recipient))?.messages ?? 0;
+  }
+
+  /** Entries (messages and receipts) queued for `recipient`. */
+  queued(recipient: Uint8Array): Promise<number> {
+    return Promise.resolve(this.queuedNow(recipient));
+  }
+
+  /** Receipts queued for `recipient`. */
+  receiptsQueued(recipient: Uint8Array): Promise<number> {
+    return Promise.resolve(this.#receiptsByRecipient.get(idKey(recipient))?.messages ?? 0);
+  }
+
+  /** What is queued for `recipient` (receipts included, and counted in `receipts`). */
+  usage(recipient: Uint8Array): Promise<QueueUsage> {
+    const key = idKey(recipient);
+    return Promise.resolve({
+      ...(this.#byRecipient.get(key) ?? { messages: 0, bytes: 0 }),
+      receipts: this.#receiptsByRecipient.get(key)?.messages ?? 0,
+    });
+  }
+
+  /** What `sender` has queued for `recipient`. */
+  pairUsage(recipient: Uint8Array, sender: Uint8Array): Promise<QueueUsage> {
+    return Promise.resolve({
+      ...(this.#byPair.get(pairKey(recipient, sender)) ?? { messages: 0, bytes: 0 }),
+    });
   }
 
   /** Messages queued in all. */
   get total(): number {
     return this.#total;
+  }
+
+  /** Envelope bytes queued in all. */
+  get totalBytes(): number {
+    return this.#totalBytes;
   }
 
   /**
@@ -262,10 +406,13 @@ export class RelayStore {
         m.envelope,
         m.digest,
         m.enqueued,
+        m.wantsReceipt ? 1 : 0,
       );
-      const key = idKey(m.recipient);
-      this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+      const size = m.envelope.length;
+      add(this.#byRecipient, idKey(m.recipient), 1, size);
+      add(this.#byPair, pairKey(m.recipient, m.sender), 1, size);
       this.#total++;
+      this.#totalBytes += size;
       return { mid: Number(info.lastInsertRowid), duplicate: false };
     });
   }
@@ -287,28 +434,137 @@ export class RelayStore {
   }
 
   /**
-   * Removes message `mid` if it is queued for `recipient`; resolves with whether it was
-   * (false: already removed, or not this recipient's).
+   * An acknowledgement (SPEC §23.7): removes entry `mid` if it is queued for the peer
+   * and, for a message whose sender asked for a receipt, queues the receipt for that
+   * sender in the same transaction — so a committed ack and its receipt stand or fall
+   * together. A receipt over a limit is dropped; the ack stands.
    */
-  remove(recipient: Uint8Array, mid: number): Promise<boolean> {
-    return this.#write(() => {
-      const changed = Number(this.#sql.remove.run(mid, recipient).changes) > 0;
-      if (changed) {
-        const key = idKey(recipient);
-        const n = (this.#counts.get(key) ?? 1) - 1;
-        if (n > 0) this.#counts.set(key, n);
-        else this.#counts.delete(key);
-        this.#total--;
-      }
-      return changed;
+  acknowledge(a: Acknowledgement): Promise<AckOutcome> {
+    return this.#write((): AckOutcome => {
+      const row = this.#sql.remove.get(a.mid, a.recipient) as Row | undefined;
+      if (!row) return { removed: false };
+      const size = Number(row.size);
+      const sender = row.sender as Bytes;
+      const wasReceipt = row.receipt_for !== null;
+      this.#account(a.recipient, sender, wasReceipt, -1, -size);
+      if (wasReceipt || !row.want_receipt) return { removed: true };
+      const dropped = this.#receiptRefusal(sender, a.recipient, a.limits);
+      if (dropped) return { removed: true, dropped };
+      const info = this.#sql.insertReceipt.run(
+        sender,
+        a.recipient,
+        a.recipientAddress,
+        receiptDigest(a.mid),
+        a.at,
+        a.mid,
+        a.status,
+      );
+      if (info.changes === 0) return { removed: true }; // already queued
+      this.#account(sender, a.recipient, true, 1, RECEIPT_COST);
+      return {
+        removed: true,
+        receipt: {
+          mid: Number(info.lastInsertRowid),
+          recipient: sender,
+          sender: new Uint8Array(a.recipient),
+          senderAddress: a.recipientAddress,
+          envelope: new Uint8Array(),
+          enqueued: a.at,
+          attempts: 0,
+          receipt: { message: a.mid, status: a.status },
+        },
+      };
     });
   }
 
+  /** Counts `n` entries of `bytes` queued for `recipient` from `sender`. */
+  #account(recipient: Uint8Array, sender: Uint8Array, receipt: boolean, n: number, bytes: number) {
+    add(this.#byRecipient, idKey(recipient), n, bytes);
+    if (receipt) {
+      add(this.#receiptsByRecipient, idKey(recipient), n, bytes);
+      add(this.#receiptsByPair, pairKey(recipient, sender), n, bytes);
+    } else add(this.#byPair, pairKey(recipient, sender), n, bytes);
+    this.#total += n;
+    this.#totalBytes += bytes;
+  }
+
+  /** Why a receipt for `sender` from `acker` cannot be queued now, if it cannot. */
+  #receiptRefusal(sender: Uint8Array, acker: Uint8Array, l: ReceiptLimits): string | undefined {
+    const pair = this.#receiptsByPair.get(pairKey(sender, acker))?.messages ?? 0;
+    if (pair >= l.quota) return `quota: ${pair} receipts from this recipient wait already`;
+    const mine = this.#byRecipient.get(idKey(sender)) ?? { messages: 0, bytes: 0 };
+    if (mine.messages >= l.recipientQuota || mine.bytes + RECEIPT_COST > l.recipientBytes) {
+      return `recipient-full: the sender has ${mine.messages} entries waiting`;
+    }
+    if (this.#totalBytes + RECEIPT_COST > l.storeBytes) return "store-full";
+    return undefined;
+  }
+
+  /**
+   * Published prekeys (SPEC §23.13, §25.2) as a `PrekeyStore`: the newest signed prekey
+   * per identity and its one-time prekeys; `fetch` deletes the one-time prekey it hands
+   * out in the same transaction, so none is handed out twice, across restarts too.
+   */
+  get prekeys(): PrekeyStore {
+    const sql = this.#sql;
+    return {
+      publish: (upload: PrekeyUpload) =>
+        this.#write(() => {
+          const owner = upload.identityId;
+          const fresh = upload.oneTimePrekeys.filter((o) =>
+            sql.hasOneTime.get(owner, o.id) === undefined
+          );
+          const held = Number((sql.oneTimeCount.get(owner) as Row).n) + fresh.length;
+          if (held > MAX_STORED_ONE_TIME) {
+            throw new MissiveError(
+              "full",
+              `prekey store: ${held} one-time prekeys would be held; at most ${MAX_STORED_ONE_TIME}`,
+            );
+          }
+          const stored = sql.signedPrekey.get(owner) as Row | undefined;
+          if (!stored || Number(stored.created) <= upload.signedPrekey.created) {
+            const bundle = encodePrekeyBundle({
+              identityId: owner,
+              signedPrekey: upload.signedPrekey,
+            });
+            sql.putSignedPrekey.run(owner, bundle, upload.signedPrekey.created);
+          }
+          for (const o of fresh) sql.putOneTime.run(owner, o.id, o.publicKey);
+          return { oneTimeHeld: held };
+        }),
+      fetch: (identityId: Uint8Array) =>
+        this.#write((): PrekeyBundle | undefined => {
+          const stored = sql.signedPrekey.get(identityId) as Row | undefined;
+          if (!stored) return undefined;
+          const bundle = decodePrekeyBundle(stored.bundle as Uint8Array);
+          const taken = sql.takeOneTime.get(identityId) as Row | undefined;
+          if (taken) {
+            bundle.oneTimePrekey = {
+              id: Number(taken.pid),
+              publicKey: taken.public_key as Bytes,
+            };
+          }
+          return bundle;
+        }),
+      oneTimeCount: (identityId: Uint8Array) => {
+        this.#check();
+        return Promise.resolve(Number((sql.oneTimeCount.get(identityId) as Row).n));
+      },
+      remove: (identityId: Uint8Array) =>
+        this.#write(() => {
+          sql.dropSignedPrekey.run(identityId);
+          sql.dropOneTime.run(identityId);
+        }),
+    };
+  }
+
   /** Commits pending writes and closes the database; idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#commit();
-    this.#closed = true;
-    this.#db.close();
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#commit();
+      this.#closed = true;
+      this.#db.close();
+    }
+    return Promise.resolve();
   }
 }

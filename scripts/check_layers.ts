@@ -7,7 +7,10 @@
  * 3. a file marked internal (`_name.ts`) is imported only from its own folder (or the
  *    folders below it), and from tests/ and bench/;
  * 4. there is no import cycle among library modules (type-only imports included);
- * 5. a sans-I/O folder (`session/`) sets no timer and touches no transport outside its
+ * 5. nothing reachable from the core entry point `mod.ts`, statically or through
+ *    `import()`, reaches pkijs/asn1js (CMS), `node:sqlite` or NATS (`@nats-io/*`): those
+ *    load only through the named entry points (deno.json `exports`) or `cmd/`.
+ * 6. a sans-I/O folder (`session/`) sets no timer and touches no transport outside its
  *    driver: a grep of the code (comments removed) for the timer functions, `node:timers`,
  *    `.frames(` and imports of `transports/`.
  *
@@ -26,7 +29,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["keys"],
   ["plugin"],
   ["amp", "stp"],
-  ["stream", "transports"],
+  ["stream", "transports", "sign"],
   ["session", "messaging"],
   ["queue", "relay"],
   ["chat"],
@@ -118,11 +121,52 @@ const IMPORT = new RegExp(
 
 /** Relative specifiers a module imports, statically or with `import()`. */
 export function importsOf(src: string): string[] {
+  return allImportsOf(src).filter((spec) => spec.startsWith("."));
+}
+
+/** Every specifier a module imports (relative, `node:`, packages). */
+export function allImportsOf(src: string): string[] {
   const code = stripComments(src);
   const found: string[] = [];
-  for (const m of code.matchAll(IMPORT)) {
-    const spec = m[1] ?? m[2];
-    if (spec.startsWith(".")) found.push(spec);
+  for (const m of code.matchAll(IMPORT)) found.push(m[1] ?? m[2]);
+  return found;
+}
+
+/** Heavy dependencies the core entry point must not reach (rule 5). */
+export const HEAVY = [/^pkijs$/, /^asn1js$/, /^node:sqlite$/, /^@nats-io\//];
+
+/**
+ * The heavy specifiers reachable from `entry` (a file under `root`), each with the chain
+ * of modules that reaches it.
+ */
+export function heavyReach(root: string, entry: string): string[] {
+  const seen = new Map<string, string | undefined>([[entry, undefined]]);
+  const queue = [entry];
+  const found: string[] = [];
+  const chain = (file: string) => {
+    const path: string[] = [];
+    for (let f: string | undefined = file; f; f = seen.get(f)) path.unshift(f);
+    return path.join(" → ");
+  };
+  while (queue.length > 0) {
+    const file = queue.shift()!;
+    let src: string;
+    try {
+      src = readFileSync(join(root, file), "utf8");
+    } catch {
+      continue;
+    }
+    for (const spec of allImportsOf(src)) {
+      if (!spec.startsWith(".")) {
+        if (HEAVY.some((re) => re.test(spec))) found.push(`${chain(file)} → ${spec}`);
+        continue;
+      }
+      const target = normalize(join(dirname(file), spec));
+      if (!seen.has(target)) {
+        seen.set(target, file);
+        queue.push(target);
+      }
+    }
   }
   return found;
 }
@@ -226,6 +270,9 @@ export function checkLayers(root = ROOT, knownCycles = KNOWN_CYCLES): string[] {
       }
     }
     graph.set(file, edges);
+  }
+  for (const reach of heavyReach(root, "mod.ts")) {
+    problems.push(`the core entry point reaches a heavy dependency: ${reach}`);
   }
   const known = new Set(knownCycles.map((c) => [...c].sort().join(" ")));
   for (const scc of cycles(graph)) {

@@ -3,10 +3,15 @@
 # verified. Uses a fresh temporary folder; prints each command before running it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-missive() { node_modules/.bin/deno run --allow-all --quiet cmd/main.ts "$@"; }
+missive() { bin/missive "$@"; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# Bold command lines on a terminal; plain text into a pipe or a file, or with NO_COLOR.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n$ %s\n' "$*"; }
+fi
 
 step "missive keygen --name alice@example.org -o alice.key > alice.card"
 missive keygen --name alice@example.org -o "$dir/alice.key" > "$dir/alice.card"

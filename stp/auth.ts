@@ -88,7 +88,7 @@ async function open(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
 }
 
 /** The `auth` STP. */
-export const authStp: StpPlugin = {
+export const authV1: StpPlugin = {
   kind: "stp",
   type: AUTH_TYPE,
   version: 1,
@@ -99,7 +99,7 @@ export const authStp: StpPlugin = {
     authentication: "signature",
     nonRepudiation: true,
     forwardSecrecy: false,
-    multiRecipient: true,
+    multiRecipient: false,
     hiddenRecipients: false,
   },
   seal,

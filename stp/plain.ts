@@ -10,7 +10,7 @@ import type { Inner, StpPlugin } from "../plugin/types.ts";
 export const PLAIN_TYPE = 7;
 
 /** The `plain` STP. */
-export const plainStp: StpPlugin = {
+export const plainV1: StpPlugin = {
   kind: "stp",
   type: PLAIN_TYPE,
   version: 1,
@@ -21,7 +21,7 @@ export const plainStp: StpPlugin = {
     authentication: "none",
     nonRepudiation: false,
     forwardSecrecy: false,
-    multiRecipient: true,
+    multiRecipient: false,
     hiddenRecipients: false,
   },
   seal(inner, ctx) {

@@ -17,7 +17,7 @@ const NOT_ONE_SHOT = "the session STP (5, 1) is a live protocol, not a one-shot 
   "`missive session listen|connect` or Session.connect/accept (SPEC §22)";
 
 /** The `session` STP registry entry. */
-export const sessionStp: StpPlugin = {
+export const sessionV1: StpPlugin = {
   kind: "stp",
   type: SESSION_TYPE,
   version: SESSION_VERSION,

@@ -1,16 +1,20 @@
 /**
- * `simple` STP, type 2, versions 1 and 2 (PhoneX STPSimple; SPEC §5): one recipient.
- * A random 32-byte message key is wrapped to the recipient's X25519 key through an
- * ephemeral X25519 exchange; the inner message (AMP pair, body, sender, Ed25519
- * signature) is sealed with AES-256-GCM under keys derived from the message key; an
- * HMAC-SHA-256 covers the whole payload. Version 2 binds the timestamp into signature,
- * AAD and MAC; version 1 does not, and is accepted on open with a warning.
+ * `simple` STP, type 2, versions 1, 2 and 3 (PhoneX STPSimple; SPEC §5, §5.10): one
+ * recipient. A random 32-byte message key is wrapped to the recipient: through an
+ * ephemeral X25519 exchange with its X25519 key (v1, v2), or an X-Wing (ML-KEM-768 +
+ * X25519) encapsulation to its hybrid key (v3, post-quantum); the inner message (AMP
+ * pair, body, sender, Ed25519 signature) is sealed with AES-256-GCM under keys derived
+ * from the message key; an HMAC-SHA-256 covers the whole payload. Versions 2 and 3 bind
+ * the timestamp into signature, AAD and MAC; version 1 does not, and is accepted on open
+ * with a warning.
  * @module
  */
 import { type Bytes, equalBytes, toHex, wipe } from "../core/bytes.ts";
 import { CborReader, type CborValue, decodeCbor, encodeCbor, transcript } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { Card } from "../keys/card.ts";
+import { XWING_CIPHERTEXT_SIZE } from "../crypto/xwing.ts";
+import { type Card, MAX_CARD_SIZE } from "../keys/card.ts";
+import type { Identity } from "../keys/identity.ts";
 import type { Inner, OpenContext, SealContext, StpOpened, StpPlugin } from "../plugin/types.ts";
 import { resolveSenderCard } from "./_sender.ts";
 
@@ -20,6 +24,10 @@ export const SIMPLE_TYPE = 2;
 const NONCE_SIZE = 16;
 const HASHED_DESTINATION_SIZE = 32;
 const ZERO_NONCE = new Uint8Array(12);
+/** The version whose key agreement is X-Wing (SPEC §5.10). */
+const PQ_VERSION = 3;
+/** Field 5: an ephemeral X25519 key (v1, v2) or an X-Wing ciphertext (v3). */
+const keyFieldSize = (version: number) => (version === PQ_VERSION ? XWING_CIPHERTEXT_SIZE : 32);
 
 /** Domain-separation labels, one per use and version (STYLE §7). */
 function labels(version: number) {
@@ -43,6 +51,7 @@ interface Header {
   destination: string | Bytes;
   /** Present only with a plain destination. */
   recipientId?: Bytes;
+  /** Field 5: the ephemeral X25519 key (v1, v2) or the X-Wing ciphertext (v3). */
   ephemeralKey: Bytes;
   wrappedKey: Bytes;
 }
@@ -81,9 +90,44 @@ async function keyEncryptionKey(
   eph: Bytes,
   recipient: Bytes,
 ) {
-  // Salt binds both public keys, as age's X25519 recipient does.
-  const salt = new Uint8Array([...eph, ...recipient]);
+  // Salt binds both public values, as age's X25519 recipient does: the ephemeral key
+  // and the X25519 key, or (v3) the X-Wing ciphertext and the hybrid key.
+  const salt = new Uint8Array(eph.length + recipient.length);
+  salt.set(eph);
+  salt.set(recipient, eph.length);
   return await ctx.crypto.hkdfSha256(shared, salt, transcript(labels(version).kek), 32);
+}
+
+/** The recipient key a version encrypts to: X25519 (v1, v2) or X-Wing (v3). */
+function recipientKey(version: number, card: Card, name: string): Bytes {
+  if (version !== PQ_VERSION) return card.agreementKey;
+  if (!card.hybridKey) {
+    throw new MissiveError(
+      "key",
+      `${name}: ${card.address}'s card has no post-quantum key (format 1); seal with simple v2`,
+    );
+  }
+  return card.hybridKey;
+}
+
+/** Field 5 and the shared secret: ephemeral X25519 (v1, v2) or X-Wing encapsulation (v3). */
+async function agree(version: number, ctx: SealContext, key: Bytes) {
+  if (version !== PQ_VERSION) {
+    const { publicKey, shared } = await ctx.ephemeralAgreement(key);
+    return { field5: publicKey, shared };
+  }
+  const kem = ctx.kemEncapsulate ?? ((k: Bytes) => ctx.crypto.xwingEncapsulate(k));
+  const { ciphertext, shared } = await kem(key);
+  return { field5: ciphertext, shared };
+}
+
+/** The opener's side of `agree`. */
+function agreeAsRecipient(version: number, ctx: OpenContext, me: Identity, field5: Bytes) {
+  if (version !== PQ_VERSION) return ctx.crypto.x25519(me.agreementKey, field5);
+  if (!me.hybridSeed) {
+    throw new MissiveError("key", `simple v3: the key of ${me.card.address} has no X-Wing seed`);
+  }
+  return ctx.crypto.xwingDecapsulate(me.hybridSeed, field5);
 }
 
 /** payload key (32) ‖ payload nonce (12) ‖ MAC key (32), from the message key. */
@@ -131,7 +175,9 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
   if (ctx.recipients.length !== 1) {
     throw new MissiveError(
       "usage",
-      `simple: exactly one recipient, got ${ctx.recipients.length} (use group for more)`,
+      ctx.recipients.length === 0
+        ? "simple: a recipient is required (--to CARD)"
+        : `simple: one recipient, not ${ctx.recipients.length} (--stp group seals to several)`,
     );
   }
   const recipient = ctx.recipients[0];
@@ -139,9 +185,10 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
   if (nonce.length !== NONCE_SIZE) {
     throw new MissiveError("internal", "simple: nonce must be 16 bytes");
   }
-  const { publicKey: ephemeralKey, shared } = await ctx.ephemeralAgreement(recipient.agreementKey);
+  const theirKey = recipientKey(version, recipient, `simple v${version}`);
+  const { field5: ephemeralKey, shared } = await agree(version, ctx, theirKey);
   const messageKey = ctx.random(32);
-  const kek = await keyEncryptionKey(ctx, version, shared, ephemeralKey, recipient.agreementKey);
+  const kek = await keyEncryptionKey(ctx, version, shared, ephemeralKey, theirKey);
   const wrapAad = transcript(labels(version).wrap, nonce, recipient.id);
   const header: Header = {
     nonce,
@@ -185,7 +232,7 @@ async function seal(version: number, inner: Inner, ctx: SealContext): Promise<Ui
   return encodeCbor(headerMap(header, ciphertext, mac));
 }
 
-function parsePayload(payload: Uint8Array) {
+function parsePayload(version: number, payload: Uint8Array) {
   const r = CborReader.from(decodeCbor(payload, "simple payload"), "simple payload")
     .onlyKeys([1, 2, 3, 4, 5, 6, 7, 8]);
   const destination = r.raw(3);
@@ -196,7 +243,7 @@ function parsePayload(payload: Uint8Array) {
       ? r.text(3, 254)
       : r.bytes(3, HASHED_DESTINATION_SIZE),
     recipientId: r.optBytes(4, 16),
-    ephemeralKey: r.bytes(5, 32),
+    ephemeralKey: r.bytes(5, keyFieldSize(version)),
     wrappedKey: r.bytes(6, 48),
   };
   if ((typeof header.destination === "string") !== (header.recipientId !== undefined)) {
@@ -214,7 +261,7 @@ async function open(
   payload: Uint8Array,
   ctx: OpenContext,
 ): Promise<StpOpened> {
-  const { header, ciphertext, mac } = parsePayload(payload);
+  const { header, ciphertext, mac } = parsePayload(version, payload);
   const me = ctx.identity;
   if (!me) throw new MissiveError("usage", `${name}: opening needs the recipient's key (--key)`);
   // "Not for me" is decided before any expensive or failing crypto (STYLE §14).
@@ -232,13 +279,13 @@ async function open(
       })`,
     );
   }
-  const shared = await ctx.crypto.x25519(me.agreementKey, header.ephemeralKey);
+  const shared = await agreeAsRecipient(version, ctx, me, header.ephemeralKey);
   const kek = await keyEncryptionKey(
     ctx,
     version,
     shared,
     header.ephemeralKey,
-    me.card.agreementKey,
+    recipientKey(version, me.card, name),
   );
   let messageKey: Bytes;
   try {
@@ -294,7 +341,7 @@ async function open(
   const card = await resolveSenderCard(ctx, {
     address: inner.sender!,
     id: senderId,
-    card: r.optBytes(6, { max: 4096 }),
+    card: r.optBytes(6, { max: MAX_CARD_SIZE }),
   }, name);
   const signed = signatureTranscript(version, bound, inner, senderId, me.card.id);
   if (!(await ctx.crypto.ed25519Verify(card.signingKey, signed, r.bytes(7, 64)))) {
@@ -315,19 +362,36 @@ const PROPERTIES = {
   hiddenRecipients: false,
 } as const;
 
-/** Makes the `simple` STP of a given version (1 or 2). */
-export function simpleStp(version: 1 | 2): StpPlugin {
+const DESCRIPTIONS = {
+  1: "one recipient; X25519 + AES-256-GCM + Ed25519 + HMAC (legacy: timestamp not bound)",
+  2: "one recipient; X25519 + AES-256-GCM + Ed25519 + HMAC, timestamp bound",
+  3: "one recipient; X-Wing (ML-KEM-768 + X25519, post-quantum) + AES-256-GCM + Ed25519 + " +
+    "HMAC, timestamp bound",
+} as const;
+
+/** The `simple` STP of a given version (the constants below are what callers use). */
+function makeSimple(version: 1 | 2 | 3, classicalFallback?: StpPlugin): StpPlugin {
   const name = "simple";
   return {
     kind: "stp",
     type: SIMPLE_TYPE,
     version,
     name,
-    description: version === 1
-      ? "one recipient; X25519 + AES-256-GCM + Ed25519 + HMAC (legacy: timestamp not bound)"
-      : "one recipient; X25519 + AES-256-GCM + Ed25519 + HMAC, timestamp bound",
-    properties: PROPERTIES,
+    description: DESCRIPTIONS[version],
+    properties: { ...PROPERTIES, kem: version === PQ_VERSION ? "mlkem768x25519" : "x25519" },
+    features: ["hash-destination"],
+    ...(classicalFallback ? { classicalFallback } : {}),
     seal: (inner, ctx) => seal(version, inner, ctx),
     open: (payload, ctx) => open(version, `${name} v${version}`, payload, ctx),
   };
 }
+
+/** The `simple` STP, version 1 (SPEC §5): X25519, the first message format. */
+export const simpleV1: StpPlugin = makeSimple(1);
+/** The `simple` STP, version 2 (SPEC §5): X25519 with per-message keys wrapped once. */
+export const simpleV2: StpPlugin = makeSimple(2);
+/**
+ * The `simple` STP, version 3 (SPEC §5.10): post-quantum, X-Wing; falls back to
+ * `simpleV2` for a recipient card without a hybrid key (unless post-quantum is required).
+ */
+export const simpleV3: StpPlugin = makeSimple(3, simpleV2);

@@ -106,6 +106,7 @@ export class StreamError extends MissiveError {
   /** Plaintext bytes written before the failure, all from authenticated chunks. */
   readonly released: number;
 
+  /** Wraps `cause` (keeping its code; the message adds `released`). */
   constructor(cause: MissiveError, released: number) {
     super(
       cause.code,

@@ -5,7 +5,7 @@
  * returned, so callers may keep views.
  * @module
  */
-import { readSync, writev } from "node:fs";
+import { read, writev } from "node:fs";
 import { type Bytes, concatBytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 
@@ -103,7 +103,18 @@ class FdSource implements ByteSource {
     while (filled < target.length) {
       let got: number;
       try {
-        got = readSync(this.#fd, target, filled, target.length - filled, null);
+        // Off the main thread (the runtime's I/O pool): a blocking read on a pipe must not
+        // stall the event loop, or a signal (Ctrl-C) would wait for the next byte.
+        got = await new Promise<number>((resolve, reject) =>
+          read(
+            this.#fd,
+            target,
+            filled,
+            target.length - filled,
+            null,
+            (err, n) => (err ? reject(err) : resolve(n)),
+          )
+        );
       } catch (e) {
         // A non-blocking pipe with nothing yet: wait a little, then read again.
         if ((e as { code?: string }).code === "EAGAIN") {

@@ -11,7 +11,7 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { type OpenedMessage, openMessage } from "../plugin/message.ts";
 import type { ReplayCache } from "../plugin/replay.ts";
 import { STREAM_TYPE, type StreamDescriptor } from "../amp/stream.ts";
@@ -32,17 +32,31 @@ import { inFlightFor, WRITE_BATCH } from "./_seal.ts";
 
 /** Inputs of `openStream`. */
 export interface OpenStreamRequest {
+  /** Where the header envelope's STP and AMP are looked up. */
+  registry: Registry;
+  /** The stream's bytes, from its magic on. */
   source: ByteSource;
+  /** Where authenticated plaintext goes, in order, chunk by chunk. */
   sink: ByteSink;
+  /** The opener's identity, to open the header. */
   identity?: Identity;
+  /** Cards the opener trusts (see `OpenRequest.trusted`). */
   trusted?: readonly Card[];
+  /** Refuse (`untrusted`, nothing written) a sender not verified against `trusted`. */
+  requireTrust?: boolean;
+  /** Where the header's (sender, nonce) is checked for replay (SPEC §10). */
   replay?: ReplayCache;
-  options?: Record<string, string>;
+  /** Typed STP options for the header (see OpenRequest.options). */
+  options?: object;
+  /** STP options as text, parsed by the header's STP. */
+  optionPairs?: Readonly<Record<string, string>>;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
+  /** Chunks read ahead and checked concurrently (default 8, lowered to bound memory). */
   inFlight?: number;
   /**
-   * Called once the header is open and before any chunk is read: may throw to refuse the
-   * sender (the CLI's --require-trust) with nothing written.
+   * Called once the header is open (and `requireTrust` passed) and before any chunk is
+   * read: may throw to refuse the stream with nothing written.
    */
   onHeader?: (header: OpenedStreamHeader) => void | Promise<void>;
   /** Called after each batch is written with the plaintext bytes released so far. */
@@ -51,14 +65,19 @@ export interface OpenStreamRequest {
 
 /** The opened header: the envelope's result (sender, STP) and the descriptor. */
 export interface OpenedStreamHeader {
+  /** The header envelope, opened: STP, verified sender, warnings. */
   opened: OpenedMessage;
+  /** The stream's descriptor; its `payloadKey` is wiped once the chunk keys are derived. */
   descriptor: StreamDescriptor;
+  /** Length of the header envelope in bytes. */
   headerBytes: number;
 }
 
 /** What `openStream` released. */
 export interface OpenStreamResult extends OpenedStreamHeader {
+  /** Plaintext bytes written to the sink, all authenticated. */
   plaintextBytes: number;
+  /** Chunk records read, the final one included. */
   chunks: number;
 }
 
@@ -84,15 +103,17 @@ export async function readStreamHeader(source: ByteSource): Promise<Uint8Array> 
 
 /** Opens the header and checks it may carry a stream (SPEC §20.6 steps 1-4). */
 export async function openStreamHeader(
-  registry: Registry,
   header: Uint8Array,
   request: Omit<OpenStreamRequest, "source" | "sink">,
 ): Promise<OpenedStreamHeader> {
-  const opened = await openMessage(registry, header, {
+  const opened = await openMessage(header, {
+    registry: request.registry,
     identity: request.identity,
     trusted: request.trusted,
+    requireTrust: request.requireTrust,
     replay: request.replay,
     options: request.options,
+    optionPairs: request.optionPairs,
     crypto: request.crypto,
   });
   if (opened.amp.type !== STREAM_TYPE || opened.amp.version !== 1) {
@@ -121,15 +142,49 @@ export async function openStreamHeader(
   return { opened, descriptor, headerBytes: header.length };
 }
 
-/** Opens a stream from `source`, releasing authenticated plaintext to `sink`. */
-export async function openStream(
-  registry: Registry,
-  request: OpenStreamRequest,
-): Promise<OpenStreamResult> {
+/**
+ * Opens a stream from `source`, releasing authenticated plaintext to `sink` (SPEC §20.6).
+ * The header fails as `openMessage` fails (`not-a-recipient`, `auth-failed`, `untrusted`,
+ * `replay`, …); a bad or missing chunk after it throws a `StreamError` whose `released`
+ * counts the bytes already written, every one from a chunk that authenticated. A
+ * truncated stream (no final chunk) is `malformed`, never a short success.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createIdentity, defaultRegistry, getCryptoProvider, simpleV3 } from "../mod.ts";
+ * import { bytesSource, memorySink, openStream, sealStream, StreamError } from "./mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const caps = { stps: [[2, 3]] as const, amps: [[1, 1]] as const };
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const sealed = memorySink();
+ * await sealStream({
+ *   stp: simpleV3, sender: alice, recipients: [bob.card],
+ *   source: bytesSource(new Uint8Array(1000).fill(7)), sink: sealed, chunkSize: 256,
+ * });
+ * const registry = defaultRegistry();
+ * const out = memorySink();
+ * const opened = await openStream({
+ *   registry, source: bytesSource(sealed.bytes()), sink: out, identity: bob,
+ *   trusted: [alice.card], requireTrust: true,
+ * });
+ * assert.equal(opened.plaintextBytes, 1000);
+ * assert.equal(opened.opened.sender?.address, "alice@example.org");
+ * // Cut off before its final chunk: the chunks that authenticated are released, then an error.
+ * const cut = sealed.bytes().subarray(0, sealed.length - 100);
+ * const partial = memorySink();
+ * await assert.rejects(
+ *   openStream({ registry, source: bytesSource(cut), sink: partial, identity: bob }),
+ *   (e) => e instanceof StreamError && e.code === "malformed" && e.released === partial.length,
+ * );
+ * ```
+ */
+export async function openStream(request: OpenStreamRequest): Promise<OpenStreamResult> {
   const crypto = request.crypto ?? await getCryptoProvider();
   const { source, sink } = request;
   const header = await readStreamHeader(source);
-  const head = await openStreamHeader(registry, header, { ...request, crypto });
+  const head = await openStreamHeader(header, { ...request, crypto });
   await request.onHeader?.(head);
   const { descriptor } = head;
   const keys = await chunkKeys(crypto, descriptor.payloadKey, header);

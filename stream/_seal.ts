@@ -11,11 +11,11 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
-import { type Registry } from "../plugin/registry.ts";
+import type { Registry } from "../plugin/registry.ts";
 import { sealMessage, type SealRequest } from "../plugin/message.ts";
-import type { StpPlugin } from "../plugin/types.ts";
+import type { AnyStp } from "../plugin/types.ts";
 import { FILE_TYPE } from "../amp/file.ts";
-import { type StreamDescriptor, streamV1 } from "../amp/stream.ts";
+import { STREAMABLE_AMPS, type StreamDescriptor, streamV1 } from "../amp/stream.ts";
 import {
   chunkKeys,
   chunkNonce,
@@ -47,32 +47,47 @@ export const WRITE_BATCH = 1024 * 1024;
 
 /** Inputs of `sealStream`. */
 export interface SealStreamRequest {
+  /** The registry the STP came from, so an external plugin's failures are named. */
   registry?: Registry;
-  /** A confidential STP that signs (simple, group). */
-  stp: StpPlugin;
+  /** A confidential STP that signs (simple, group); others are `usage` (`streamSupport`). */
+  stp: AnyStp;
+  /** The sender: seals the header and, in signed streams, signs every chunk. */
   sender: Identity;
+  /** The recipients' cards, as for `sealMessage`. */
   recipients: readonly Card[];
   /** The content AMP: text/1 (default) or file/1 with `name` and `mediaType`. */
   content?: { ampType: number; ampVersion: number; name?: string; mediaType?: string };
+  /** The plaintext, read in chunks until it ends. */
   source: ByteSource;
+  /** Where the stream's bytes go: magic, header, then chunk records (SPEC §20.1). */
   sink: ByteSink;
   /** Default 256 KiB (DEFAULT_CHUNK, DEFAULT_SIGNED_CHUNK). */
   chunkSize?: number;
   /** Sign every chunk; default: when the STP is multi-recipient or recipients ≠ 1. */
   signed?: boolean;
+  /**
+   * Chunks sealed concurrently (default `DEFAULT_IN_FLIGHT`, 8); lowered so the chunk
+   * buffers stay under 48 MiB whatever the chunk size.
+   */
   inFlight?: number;
+  /** Attach the sender's card to the header (default true), as for `sealMessage`. */
   includeCard?: boolean;
+  /** The header's destination as a keyed hash (simple only), as for `sealMessage`. */
   hashDestination?: boolean;
+  /** The header envelope's sequence number (SPEC §2.1). */
   sequenceNumber?: number;
+  /** The STP's options for the header, passed to `sealMessage` as its `options`. */
   options?: Record<string, string>;
   /**
    * More header sealing options, passed to sealMessage as they are (e.g. a multi-recipient
    * STP's `hideRecipients`); the fields above win.
    */
   sealOptions?: Partial<SealRequest<StreamDescriptor>>;
+  /** The primitives; default `getCryptoProvider()`. */
   crypto?: CryptoProvider;
-  /** Clock and randomness, injectable to make vectors (as in sealMessage). */
+  /** The header's timestamp, ms; default now. Injectable for vectors (as in sealMessage). */
   now?: number;
+  /** Every random byte (payload key, header); the CSPRNG unless making vectors. */
   random?: (length: number) => Bytes;
   /** Called after each batch is written with the plaintext bytes consumed so far. */
   onProgress?: (plaintextBytes: number) => void;
@@ -80,43 +95,109 @@ export interface SealStreamRequest {
 
 /** What `sealStream` did. */
 export interface SealStreamResult {
+  /** Plaintext bytes read from the source. */
   plaintextBytes: number;
+  /** Bytes written to the sink: magic, header and every chunk record. */
   streamBytes: number;
+  /** Chunk records written (at least one: an empty input is one empty final chunk). */
   chunks: number;
+  /** Plaintext bytes per chunk, as the descriptor says. */
   chunkSize: number;
+  /** Whether every chunk carries the sender's signature (SPEC §20.4). */
   signed: boolean;
+  /** SHA-256 of the header envelope, which every chunk's AAD and signature bind. */
   headerHash: Bytes;
 }
 
-/** Refuses an STP that cannot protect a stream's payload key or name its sender. */
-export function checkStreamStp(stp: StpPlugin): void {
+/** Whether a stream can be sealed, and when not, why (for people). */
+export type StreamSupport = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Whether `stp` and the content AMP can carry a stream (SPEC §20): the STP must protect
+ * the payload key and sign for the sender (simple, group); the content must be text/1 or
+ * file/1. The one rule `sealStream` and the CLI both apply.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { authV1, simpleV2 } from "../mod.ts";
+ * import { streamSupport } from "./mod.ts";
+ * assert.deepEqual(streamSupport(simpleV2, { type: 1, version: 1 }), { ok: true });
+ * assert.equal(streamSupport(authV1, { type: 1, version: 1 }).ok, false);
+ * assert.equal(streamSupport(simpleV2, { type: 2, version: 1 }).ok, false);
+ * ```
+ */
+export function streamSupport(
+  stp: AnyStp,
+  amp: { type: number; version: number } = { type: 1, version: 1 },
+): StreamSupport {
   const p = stp.properties;
   if (!p.confidentiality || p.authentication !== "signature") {
-    throw new MissiveError(
-      "usage",
-      `stream: STP ${stp.name} cannot carry a stream (it needs confidentiality and a sender ` +
+    return {
+      ok: false,
+      reason: `STP ${stp.name} cannot carry a stream (it needs confidentiality and a sender ` +
         "signature: simple or group)",
-    );
+    };
   }
+  if (!STREAMABLE_AMPS.some(([t, v]) => t === amp.type && v === amp.version)) {
+    return {
+      ok: false,
+      reason: `AMP (${amp.type}, ${amp.version}) cannot be streamed (use text/1 or file/1)`,
+    };
+  }
+  return { ok: true };
 }
 
 /** Signed chunks are required when anyone but one recipient may hold the payload key. */
-export function needsSignedChunks(stp: StpPlugin, recipients: number): boolean {
+export function needsSignedChunks(stp: AnyStp, recipients: number): boolean {
   return stp.properties.multiRecipient || recipients !== 1;
 }
 
-/** Seals `source` as a stream into `sink` (SPEC §20.5). */
+/**
+ * Seals `source` as a stream into `sink` (SPEC §20.5), in constant memory. Refused with
+ * `usage`: an STP or content AMP that cannot carry a stream (`streamSupport`), or
+ * `signed: false` where more than one party could hold the payload key; a header over
+ * `MAX_STREAM_HEADER` is `too-large`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createIdentity, defaultRegistry, getCryptoProvider, simpleV3 } from "../mod.ts";
+ * import { bytesSource, memorySink, openStream, sealStream, STREAM_MAGIC } from "./mod.ts";
+ * const crypto = await getCryptoProvider();
+ * const caps = { stps: [[2, 3]] as const, amps: [[1, 1]] as const };
+ * const alice = await createIdentity(crypto, { address: "alice@example.org", ...caps });
+ * const bob = await createIdentity(crypto, { address: "bob@example.org", ...caps });
+ * const data = new Uint8Array(1000).map((_, i) => i % 251);
+ * const sealed = memorySink();
+ * const result = await sealStream({
+ *   stp: simpleV3, sender: alice, recipients: [bob.card],
+ *   source: bytesSource(data), sink: sealed, chunkSize: 256,
+ * });
+ * assert.equal(result.plaintextBytes, 1000);
+ * assert.equal(result.chunks, 4);
+ * assert.equal(result.signed, false); // one recipient: the AEAD alone authenticates
+ * assert.deepEqual(sealed.bytes().subarray(0, 8), STREAM_MAGIC);
+ * const out = memorySink();
+ * await openStream({
+ *   registry: defaultRegistry(), source: bytesSource(sealed.bytes()), sink: out,
+ *   identity: bob, trusted: [alice.card],
+ * });
+ * assert.deepEqual(out.bytes(), data);
+ * ```
+ */
 export async function sealStream(request: SealStreamRequest): Promise<SealStreamResult> {
   const crypto = request.crypto ?? await getCryptoProvider();
   const random = request.random ?? randomBytes;
   const { stp, sender, source, sink } = request;
-  checkStreamStp(stp);
+  const content = request.content ?? { ampType: 1, ampVersion: 1 };
+  const support = streamSupport(stp, { type: content.ampType, version: content.ampVersion });
+  if (!support.ok) throw new MissiveError("usage", `stream: ${support.reason}`);
   const signed = request.signed ?? needsSignedChunks(stp, request.recipients.length);
   if (!signed && needsSignedChunks(stp, request.recipients.length)) {
     throw new MissiveError("usage", "stream: more than one recipient holds the key; sign chunks");
   }
   const chunkSize = request.chunkSize ?? (signed ? DEFAULT_SIGNED_CHUNK : DEFAULT_CHUNK);
-  const content = request.content ?? { ampType: 1, ampVersion: 1 };
   const payloadKey = random(32);
   const descriptor: StreamDescriptor = {
     ampType: content.ampType,
@@ -150,6 +231,11 @@ export async function sealStream(request: SealStreamRequest): Promise<SealStream
   const seed = sender.signingSeed;
 
   const sealChunk = async (index: number, plain: Uint8Array, last: boolean) => {
+    // Unsigned chunks go out as the cipher's parts, uncopied (a gathering write joins them).
+    if (!signed && keys.aead.encryptParts) {
+      const parts = await keys.aead.encryptParts(chunkNonce(index, last), plain, keys.aad);
+      return [recordWord(plain.length, last), ...parts];
+    }
     const sealed = await keys.aead.encrypt(chunkNonce(index, last), plain, keys.aad);
     const parts: Uint8Array[] = [recordWord(plain.length, last), sealed];
     if (signed) {

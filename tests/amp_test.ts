@@ -26,7 +26,7 @@ import {
 import { type Bytes, fromHex, toBase64, toHex, utf8 } from "../core/bytes.ts";
 import { type CborValue, decodeCbor, encodeCbor } from "../core/cbor.ts";
 import { MissiveError } from "../core/errors.ts";
-import { plainStp, sealMessage } from "../mod.ts";
+import { plainV1, sealMessage } from "../mod.ts";
 import type { AmpPlugin } from "../plugin/types.ts";
 import { ROOT, runCli, tempDir } from "./helpers.ts";
 
@@ -572,7 +572,7 @@ describe("CLI: seal --amp receipt|presence|control|file, open", () => {
     const bad = good.slice();
     bad[bad.length - 1] ^= 1;
     const carrier: AmpPlugin<null> = { ...fileV1, encode: () => bad } as never;
-    const sealed = await sealMessage({ stp: plainStp, amp: carrier, message: null });
+    const sealed = await sealMessage({ stp: plainV1, amp: carrier, message: null });
     const r = await runCli(["open"], { stdin: sealed });
     assert.equal(r.code, 3);
     assert.match(r.stderr, /content hash mismatch/);

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
@@ -39,7 +39,7 @@ import {
 } from "../keys/card.ts";
 import { type Identity, MAX_SCRYPT_LOG_N, readKeyFile, writeKeyFile } from "../keys/identity.ts";
 import { defaultRegistry, openMessage, sealMessage } from "../mod.ts";
-import { FileReplayCache } from "../plugin/replay.ts";
+import { SqliteReplayCache } from "../queue/replay.ts";
 import type { AmpPlugin } from "../plugin/types.ts";
 import { fixedIdentity, runCli, tempDir } from "./helpers.ts";
 
@@ -155,7 +155,11 @@ async function withFiles<T>(
 /** Opens with Bob's identity, trusting Alice. */
 async function openAsBob(frame: Uint8Array) {
   const w = await getWorld();
-  return await openMessage(defaultRegistry(), frame, { identity: w.bob, trusted: [w.alice.card] });
+  return await openMessage(frame, {
+    registry: defaultRegistry(),
+    identity: w.bob,
+    trusted: [w.alice.card],
+  });
 }
 
 // ---------------------------------------------------------------------------------
@@ -487,6 +491,7 @@ function cardMap(fields: {
   amps?: CborValue;
   created?: CborValue;
   signature?: CborValue;
+  hybridKey?: CborValue;
 }): CborMap {
   const m: CborMap = new Map();
   const order: [number, CborValue | undefined][] = [
@@ -498,6 +503,7 @@ function cardMap(fields: {
     [6, fields.amps],
     [7, fields.created],
     [8, fields.signature],
+    [9, fields.hybridKey],
   ];
   for (const [k, v] of order) if (v !== undefined) m.set(k, v);
   return m;
@@ -505,14 +511,17 @@ function cardMap(fields: {
 
 /** Signs card fields as the real self-signature does, with any seed (SPEC §3). */
 async function signedCard(seed: Uint8Array, f: Parameters<typeof cardMap>[0]): Promise<Bytes> {
+  // Format-2 cards sign their hybrid key too, under the v2 label (SPEC §3.3).
+  const keys = f.hybridKey === undefined
+    ? [f.signingKey!, f.agreementKey!]
+    : [f.signingKey!, f.agreementKey!, f.hybridKey];
   const sig = await nobleProvider.ed25519Sign(
     seed,
     transcript(
-      "missive/card/v1/self-sig",
+      f.hybridKey === undefined ? "missive/card/v1/self-sig" : "missive/card/v2/self-sig",
       f.format!,
       f.address!,
-      f.signingKey!,
-      f.agreementKey!,
+      ...keys,
       f.stps!,
       f.amps!,
       f.created!,
@@ -524,13 +533,14 @@ async function signedCard(seed: Uint8Array, f: Parameters<typeof cardMap>[0]): P
 function cardFields(identity: Identity) {
   const c = identity.card;
   return {
-    format: 1,
+    format: c.hybridKey ? 2 : 1,
     address: c.address,
     signingKey: c.signingKey,
     agreementKey: c.agreementKey,
     stps: c.stps.map((p) => [p[0], p[1]]),
     amps: c.amps.map((p) => [p[0], p[1]]),
     created: c.created,
+    ...(c.hybridKey ? { hybridKey: c.hybridKey } : {}),
   };
 }
 
@@ -589,7 +599,18 @@ describe("bad input: cards (decodeCard, parseCardText)", () => {
         "key",
       ],
       ["a zero signature", encodeCbor(cardMap({ ...f, signature: new Uint8Array(64) })), "key"],
-      ["format 2", await signedCard(seed, { ...f, format: 2 }), "malformed"],
+      ["format 3", await signedCard(seed, { ...f, format: 3 }), "malformed"],
+      ["format 1 with a hybrid key", await signedCard(seed, { ...f, format: 1 }), "malformed"],
+      [
+        "format 2 without its hybrid key",
+        await signedCard(seed, { ...f, hybridKey: undefined }),
+        "malformed",
+      ],
+      [
+        "a 1,215-byte hybrid key",
+        await signedCard(seed, { ...f, hybridKey: alice.card.hybridKey!.slice(1) }),
+        "malformed",
+      ],
       [
         "an address not in normal form",
         await signedCard(seed, { ...f, address: "Alice@Example.org" }),
@@ -625,8 +646,8 @@ describe("bad input: cards (decodeCard, parseCardText)", () => {
       ["a negative creation time", await signedCard(seed, { ...f, created: -1 }), "malformed"],
       ["no signature", encodeCbor(cardMap(f)), "malformed"],
       [
-        "an unknown field 9",
-        encodeCbor(new Map([...cardMap({ ...f, signature: alice.card.signature }), [9, 0]])),
+        "an unknown field 10",
+        encodeCbor(new Map([...cardMap({ ...f, signature: alice.card.signature }), [10, 0]])),
         "malformed",
       ],
       [
@@ -1096,7 +1117,11 @@ describe("bad input: STP payloads (simple v1, simple v2, auth, plain)", () => {
 
   it("simple: opening without a key is a usage error, not a crash", async () => {
     const { sealed } = await getWorld();
-    await refused("no identity", () => openMessage(defaultRegistry(), sealed["simple/2"]), "usage");
+    await refused(
+      "no identity",
+      () => openMessage(sealed["simple/2"], { registry: defaultRegistry() }),
+      "usage",
+    );
   });
 
   it("bad payloads fail `open` with exit 3 and no output", async () => {
@@ -1397,28 +1422,25 @@ describe("bad input: replay database (--replay-db)", () => {
       // Control: a fresh database accepts the message once, then refuses the replay.
       const first = await runCli([...openArgs, "--replay-db", db], { stdin: sealed["simple/2"] });
       assert.equal(first.code, 0, first.stderr);
-      assert.equal(readFileSync(db, "utf8").split("\n").filter(Boolean).length, 1);
+      assert.equal(readFileSync(db).subarray(0, 15).toString(), "SQLite format 3");
       await cliRefuses(
         "replay",
         [...openArgs, "--replay-db", db],
         { stdin: sealed["simple/2"] },
         "replay",
       );
+      // --replay-db is a SQLite file: anything else is refused as unusable.
       const corrupt: [string, string | Uint8Array][] = [
         ["garbage", "garbage\n"],
-        ["a missing nonce", "1800000000000\t616c696365\n"],
-        ["an empty nonce", "1800000000000\t616c696365\t\n"],
-        ["a text expiry", "soon\t616c696365\t00ff\n"],
-        ["a negative expiry", "-1\t616c696365\t00ff\n"],
-        ["a sender that is not hex", "1800000000000\talice@example.org\t00ff\n"],
-        ["a nonce that is not hex", "1800000000000\t616c696365\tzz\n"],
+        ["an old text replay db", "1800000000000\t616c696365\t00ff\n"],
         ["binary bytes", hex("00ff00ff0a")],
       ];
       for (const [what, content] of corrupt) {
+        for (const side of ["-wal", "-shm"]) rmSync(db + side, { force: true });
         writeFileSync(db, content);
-        await refused(what, () => new FileReplayCache(db), "malformed");
+        await refused(what, () => new SqliteReplayCache(db), "io");
         const args = [...openArgs, "--replay-db", db];
-        await cliRefuses(`open: ${what}`, args, { stdin: sealed["simple/2"] }, "malformed");
+        await cliRefuses(`open: ${what}`, args, { stdin: sealed["simple/2"] }, "io");
       }
       const folder = join(dir, "folder.db");
       mkdirSync(folder);

@@ -124,7 +124,7 @@ describe("missive CLI as a subprocess", () => {
     assert.equal(r.text, "hello bob\n");
     assert.match(
       r.stderr,
-      /^missive: simple v2 from alice@example\.org .*signature verified, trusted/,
+      /^missive: simple v3 from alice@example\.org .*signature verified, trusted/,
     );
   });
 
@@ -158,14 +158,16 @@ describe("missive CLI as a subprocess", () => {
     ]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.text, /^form: +binary/m);
-    assert.match(text.text, /^protocol: +type 2, version 2 \(simple/m);
+    assert.match(text.text, /^protocol: +type 2, version 3 \(simple/m);
+    assert.match(text.text, /^key agreement: +mlkem768x25519 /m);
     assert.match(text.text, /^sequence number: +7$/m);
     assert.equal(json.code, 0, json.stderr);
     const report = JSON.parse(json.text);
     assert.equal(report.form, "binary");
     assert.equal(report.protocolType, 2);
-    assert.equal(report.protocolVersion, 2);
+    assert.equal(report.protocolVersion, 3);
     assert.equal(report.stp, "simple");
+    assert.equal(report.kem, "mlkem768x25519");
     assert.equal(report.sequenceNumber, 7);
     assert.equal(typeof report.payloadSize, "number");
   });

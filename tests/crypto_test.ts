@@ -5,7 +5,10 @@ import {
   type CryptoProvider,
   getCryptoProvider,
   nobleProvider,
+  nodeCryptoProvider,
   providerChoice,
+  runtimeName,
+  selfTest,
   webcryptoProvider,
 } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
@@ -28,6 +31,13 @@ async function agree(a: CryptoProvider, b: CryptoProvider, rounds: number) {
     await both((p) => p.hkdfSha256(key, nonce, aad, 1 + (i % 100)));
     const sealed = await both((p) => p.aeadEncrypt("aes-256-gcm", key, nonce, data, aad));
     await both((p) => p.aeadDecrypt("aes-256-gcm", key, nonce, sealed, aad));
+    const cc = await both((p) => p.aeadEncrypt("chacha20-poly1305", key, nonce, data, aad));
+    await both((p) => p.aeadDecrypt("chacha20-poly1305", key, nonce, cc, aad));
+    const bulk = randomBytes(20_000 + i);
+    for (const alg of ["aes-256-gcm", "chacha20-poly1305"] as const) {
+      const out = await both(async (p) => (await p.aeadKey(alg, key)).encrypt(nonce, bulk, aad));
+      await both(async (p) => (await p.aeadKey(alg, key)).decrypt(nonce, out, aad));
+    }
     const cbcKey = i % 2 === 0 ? key.subarray(0, 16) : key, iv = key.subarray(8, 24);
     const cbc = await both((p) => p.aesCbcEncrypt(cbcKey, iv, data));
     assert.equal(cbc.length, (Math.floor(data.length / 16) + 1) * 16);
@@ -46,19 +56,30 @@ describe("crypto providers", () => {
     await agree(webcryptoProvider, nobleProvider, 60);
   });
 
-  it("the auto-detected provider agrees with noble (size-based routing included)", async () => {
+  it("node:crypto and noble give identical bytes on random inputs", async () => {
+    await agree(nodeCryptoProvider, nobleProvider, 60);
+  });
+
+  it("the table's provider agrees with noble (size-based routing included)", async () => {
     await agree(await getCryptoProvider(), nobleProvider, 60);
     const choice = await providerChoice();
-    for (const f of ["hash", "aes-gcm", "ed25519", "x25519"] as const) {
-      assert.ok(["webcrypto", "noble"].includes(choice.families[f]));
+    assert.equal(choice.runtime, runtimeName());
+    for (const f of ["ed25519", "x25519", "ml-kem"] as const) {
+      assert.ok(["webcrypto", "noble", "node"].includes(choice.families[f]), choice.families[f]);
     }
+  });
+
+  it("the self-test: every path agrees with noble on this runtime", async () => {
+    const results = await selfTest();
+    assert.ok(results.length >= 12);
+    for (const r of results) assert.ok(r.ok, `${r.path} ${r.family}: ${r.detail}`);
   });
 
   it("AES-CBC refuses bad lengths and bad padding with malformed, in both providers", async () => {
     const key = randomBytes(16), iv = randomBytes(16);
     // A block that decrypts to ...00 can never be valid PKCS #7 padding.
     const zeroEnd = await nobleProvider.aesCbcEncrypt(key, iv, new Uint8Array(16));
-    for (const p of [webcryptoProvider, nobleProvider]) {
+    for (const p of [webcryptoProvider, nobleProvider, nodeCryptoProvider]) {
       for (const bad of [new Uint8Array(0), new Uint8Array(15), zeroEnd.subarray(0, 16)]) {
         await assert.rejects(
           p.aesCbcDecrypt(key, iv, bad),

@@ -21,7 +21,7 @@ import { defaultRegistry, openMessage, sealMessage } from "../mod.ts";
 import { loadExecPlugins, stopAllPlugins } from "../plugin/exec/mod.ts";
 import { FrameReader, MAX_FRAME } from "../plugin/exec/_frame.ts";
 import { hostCalls, LABEL_EXEC_AGREE, LABEL_EXEC_SIGN } from "../plugin/exec/_hostcalls.ts";
-import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
+import type { AmpPlugin, CliAmp, StpPlugin } from "../plugin/types.ts";
 import {
   type CliResult,
   compiledBinary,
@@ -190,7 +190,7 @@ describe("executable plugins through the real entry point", () => {
 
 // In-process: the examples loaded once (stopped in `after`), as conformance_test does.
 const [stp] = (await importPluginModule(HOSTBOX)) as StpPlugin[];
-const [amp] = (await importPluginModule(ROT13)) as AmpPlugin[];
+const [amp] = (await importPluginModule(ROT13)) as CliAmp[];
 const registry = defaultRegistry().registerExternal(stp, amp);
 const text = registry.find("amp", "text/1");
 const alice = await fixedIdentity("alice@example.org", 1);
@@ -199,7 +199,7 @@ const carol = await fixedIdentity("carol@example.org", 5);
 const seal = (message: unknown = { text: "conformance" }, a: AmpPlugin = text) =>
   sealMessage({ registry, stp, amp: a, message, sender: alice, recipients: [bob.card] });
 const open = (frame: Uint8Array, as = bob) =>
-  openMessage(registry, frame, { identity: as, trusted: [alice.card] });
+  openMessage(frame, { registry, identity: as, trusted: [alice.card] });
 
 describe("executable plugins in-process (conformance checks)", () => {
   it("round trip keeps AMP pair, body, nonce, timestamp; the sender is verified", async () => {
@@ -262,7 +262,7 @@ describe("executable plugins in-process (conformance checks)", () => {
       message,
     });
     assert.ok(decodeEnvelope(sealed).payload.join(",").includes(utf8("Uryyb, Jbeyq").join(",")));
-    const opened = await openMessage(registry, sealed);
+    const opened = await openMessage(sealed, { registry });
     assert.deepEqual(await amp.toJson(opened.message), { text: "Hello, World ✓" });
     assert.deepEqual(await amp.toOutput(opened.message), utf8("Hello, World ✓"));
     await assert.rejects(

@@ -234,7 +234,8 @@ async function feed(h: Harness, input: Uint8Array, authentic = false): Promise<v
   }
   if (frame) {
     try {
-      const opened = await openMessage(registry, frame, {
+      const opened = await openMessage(frame, {
+        registry,
         identity: h.parties.bob,
         trusted: [h.parties.alice.card],
         crypto: PROVIDERS[n % PROVIDERS.length],
@@ -571,7 +572,7 @@ async function setup(): Promise<Harness> {
   // Every corpus message opens: the fuzzing starts from valid ground.
   const corpusContent = new Set<string>();
   for (const s of corpus) {
-    const o = await openMessage(registry, s.bytes, { identity: bob, trusted: [alice.card] });
+    const o = await openMessage(s.bytes, { registry, identity: bob, trusted: [alice.card] });
     assert.equal(`${o.stp.name}/${o.stp.version}`, s.stp, s.name);
     corpusContent.add(content(o, true)).add(content(o, false));
   }

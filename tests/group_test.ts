@@ -34,6 +34,7 @@ function member(i: number, address = `member${i}@example.org`): Promise<Identity
     created: 1_700_000_000_000,
     signingSeed: new Uint8Array(32).fill(i + 1).map((b, j) => (b + j) & 255),
     agreementKey: new Uint8Array(32).fill(i + 101).map((b, j) => (b * 7 + j) & 255),
+    hybridSeed: new Uint8Array(32).fill(i + 51).map((b, j) => (b * 3 + j) & 255),
   });
 }
 const alice = await member(200, "alice@example.org");
@@ -51,7 +52,7 @@ const seal = (opts: { hide?: boolean; to?: Identity[]; text?: string; seq?: numb
     sequenceNumber: opts.seq,
   });
 const open = (frame: Uint8Array, as: Identity) =>
-  openMessage(registry, frame, { identity: as, trusted: [alice.card] });
+  openMessage(frame, { registry, identity: as, trusted: [alice.card] });
 const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code === c;
 
 describe("group STP through the library", () => {
@@ -183,10 +184,10 @@ describe("group STP through the CLI", () => {
   const path = (...p: string[]) => join(tmp.dir, ...p);
   const ready = (async () => {
     mkdirSync(path("team"));
-    writeFileSync(path("alice.key"), await writeKeyFile(nobleProvider, alice));
+    writeFileSync(path("alice.key"), await writeKeyFile(nobleProvider, alice), { mode: 0o600 });
     writeFileSync(path("alice.card"), await cardFileText(nobleProvider, alice.card));
     for (const [i, m] of members.entries()) {
-      writeFileSync(path(`m${i}.key`), await writeKeyFile(nobleProvider, m));
+      writeFileSync(path(`m${i}.key`), await writeKeyFile(nobleProvider, m), { mode: 0o600 });
       // member 0 as a file of its own, 1..49 in a directory, 50 nowhere.
       const dir = i === 0 ? tmp.dir : i < 50 ? path("team") : undefined;
       if (dir) writeFileSync(join(dir, `m${i}.card`), await cardFileText(nobleProvider, m.card));
@@ -218,8 +219,10 @@ describe("group STP through the CLI", () => {
       const inspected = await runCli(["inspect", "--json"], { stdin: sealed.stdout });
       const report = JSON.parse(inspected.text);
       assert.equal(report.stp, "group");
+      assert.equal(report.protocolVersion, 2);
+      assert.equal(report.kem, "mlkem768x25519");
       assert.equal(report.slots, hide ? 64 : 50);
-      assert.equal(report.hiddenRecipients, hide);
+      assert.equal(report.recipientsHidden, hide);
       for (let i = 0; i < 50; i++) {
         const r = await runCli(
           ["open", "--key", path(`m${i}.key`), "--trust", path("alice.card")],
@@ -231,7 +234,7 @@ describe("group STP through the CLI", () => {
         assert.equal(r.text, "hello from the CLI");
         assert.match(
           r.stderr,
-          /^missive: group v1 from alice@example\.org .*signature verified, trusted/,
+          /^missive: group v2 from alice@example\.org .*signature verified, trusted/,
         );
       }
       const r = await runCli(["open", "--key", path("m50.key"), "--trust", path("alice.card")], {

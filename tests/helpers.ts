@@ -43,7 +43,7 @@ export interface CliResult {
 /** Runs the CLI in this process with the given stdin and environment. */
 export async function runCli(
   args: string[],
-  options: { stdin?: Uint8Array | string; env?: Record<string, string> } = {},
+  options: { stdin?: Uint8Array | string; env?: Record<string, string>; tty?: boolean } = {},
 ): Promise<CliResult> {
   const out: Uint8Array[] = [];
   let err = "";
@@ -59,7 +59,7 @@ export async function runCli(
     stderr: (line) => {
       err += line;
     },
-    stdoutIsTty: false,
+    stdoutIsTty: options.tty ?? false,
     env: { ...options.env },
   };
   const code = await main(args, io);
@@ -159,8 +159,13 @@ export function tempDir(prefix = "missive-test-"): { dir: string; cleanup: () =>
 }
 
 /** Deterministic identities from a one-byte seed (never use fixed keys outside tests). */
-export async function fixedIdentity(address: string, seed: number): Promise<Identity> {
+export async function fixedIdentity(
+  address: string,
+  seed: number,
+  options: { hybrid?: boolean } = {},
+): Promise<Identity> {
   const { stps, amps } = defaultRegistry().list();
+  const hybrid = options.hybrid ?? true;
   return await createIdentity(nobleProvider, {
     address,
     stps: stps.map((p) => [p.type, p.version] as const),
@@ -168,6 +173,8 @@ export async function fixedIdentity(address: string, seed: number): Promise<Iden
     created: 1_700_000_000_000,
     signingSeed: new Uint8Array(32).fill(seed),
     agreementKey: new Uint8Array(32).fill(seed + 1),
+    hybrid,
+    ...(hybrid ? { hybridSeed: new Uint8Array(32).fill(seed + 2) } : {}),
   });
 }
 

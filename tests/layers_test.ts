@@ -10,6 +10,10 @@ import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { checkLayers, importsOf, stripComments } from "../scripts/check_layers.ts";
 
+function has2(problems: string[], re: RegExp): void {
+  assert.ok(problems.some((p) => re.test(p)), problems.join("\n"));
+}
+
 function tree(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), "missive-layers-"));
   for (const [path, src] of Object.entries(files)) {
@@ -53,6 +57,8 @@ describe("import rule", () => {
       "relay/a.ts": `import { b } from "./b.ts";`,
       "relay/b.ts": `import type { a } from "./a.ts";`,
       "weird/x.ts": ``,
+      "mod.ts": `export * from "./relay/a.ts";`,
+      "queue/db.ts": `import { DatabaseSync } from "node:sqlite";`,
     });
     try {
       const problems = checkLayers(root, []);
@@ -62,11 +68,21 @@ describe("import rule", () => {
       has(/^amp\/text\.ts: imports stp\/_helper\.ts, internal to stp\//);
       has(/^import cycle: relay\/a\.ts → relay\/b\.ts$/);
       has(/^weird\/x\.ts: folder weird\/ is in no layer/);
+      assert.ok(!problems.some((p) => p.includes("queue/db.ts")), "not reachable yet");
       // A subfolder may use its parent's internals.
       assert.ok(!problems.some((p) => p.startsWith("stp/group/open.ts")), problems.join("\n"));
       assert.equal(problems.length, 5, problems.join("\n"));
       // A known cycle, named exactly, is tolerated.
       assert.equal(checkLayers(root, [["relay/b.ts", "relay/a.ts"]]).length, 4);
+      // The core entry point reaching node:sqlite, however deep, is refused.
+      writeFileSync(
+        join(root, "relay/b.ts"),
+        `import type { a } from "./a.ts";\nawait import("../queue/db.ts");`,
+      );
+      has2(
+        checkLayers(root, []),
+        /core entry point reaches a heavy dependency: mod\.ts → relay\/a\.ts → relay\/b\.ts → queue\/db\.ts → node:sqlite/,
+      );
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -16,7 +16,7 @@ import { isMissiveError } from "../core/errors.ts";
 import { importPluginModule } from "../plugin/loader.ts";
 import { defaultRegistry } from "../mod.ts";
 import { openMessage, sealMessage } from "../plugin/message.ts";
-import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
+import type { CliAmp, StpPlugin } from "../plugin/types.ts";
 import { ROOT, runCli, spawnCli, tempDir } from "./helpers.ts";
 
 const STP_PATH = join(ROOT, "plugins", "passphrase_stp.ts");
@@ -44,7 +44,7 @@ function tempModule(source: string): string {
 
 async function loadExamples() {
   const [stp] = (await importPluginModule(STP_PATH)) as StpPlugin[];
-  const [amp] = (await importPluginModule(AMP_PATH)) as AmpPlugin[];
+  const [amp] = (await importPluginModule(AMP_PATH)) as CliAmp[];
   return { stp, amp, registry: defaultRegistry().register(stp, amp) };
 }
 
@@ -220,7 +220,7 @@ describe("passphrase STP payload decoder", () => {
   it("refuses bad fields before deriving a key, and a forged ciphertext after", async () => {
     const { registry } = await loadExamples();
     const open = (entries: [number, unknown][]) =>
-      openMessage(registry, payload(entries), { options });
+      openMessage(payload(entries), { registry, optionPairs: options });
     const swap = (key: number, value: unknown) =>
       good.map(([k, v]) => [k, k === key ? value : v]) as [number, unknown][];
     // logN above 20 would cost gigabytes: it must be refused as malformed, not handed on.
@@ -232,7 +232,7 @@ describe("passphrase STP payload decoder", () => {
     await rejectsWith(open([...good, [5, 0]]), "malformed", /field 5: unknown field/);
     await rejectsWith(open(good.slice(1)), "malformed", /field 1: missing/);
     await rejectsWith(open(good), "auth-failed", /wrong passphrase, or the message was altered/);
-    await rejectsWith(openMessage(registry, payload(good), {}), "usage", /passphrase is required/);
+    await rejectsWith(openMessage(payload(good), { registry }), "usage", /passphrase is required/);
   });
 
   it("round-trips random JSON values through the library API", async () => {
@@ -244,9 +244,9 @@ describe("passphrase STP payload decoder", () => {
         stp,
         amp,
         message,
-        options: { passphrase: PASS, "work-factor": "10" },
+        optionPairs: { passphrase: PASS, "work-factor": "10" },
       });
-      const opened = await openMessage(registry, sealed, { options });
+      const opened = await openMessage(sealed, { registry, optionPairs: options });
       assert.deepEqual(opened.message, JSON.parse(JSON.stringify(message)));
       assert.equal(opened.sender, undefined);
     }
@@ -322,16 +322,20 @@ describe("module plugin loading", () => {
     const viaConfig = await runCli(["plugins", "--json"], { env: { MISSIVE_CONFIG: config } });
     assert.equal(viaConfig.code, 0, viaConfig.stderr);
     assert.deepEqual(namesOf(viaConfig.text), ["passphrase", "json"]);
-    // The real entry point finds ./missive.json in its working folder and uses the copies.
+    // The real entry point takes it with --config (never ./missive.json from its folder).
     const pass = ["--option", `passphrase=${PASS}`, ...FAST];
-    const sealed = await spawnCli(["seal", "--stp", "passphrase", "--amp", "json", ...pass], {
-      cwd: dir,
-      stdin: "[1,2,3]",
-    });
+    const seal = ["seal", "--stp", "passphrase", "--amp", "json", ...pass];
+    const sealed = await spawnCli([...seal, "--config", config], { cwd: dir, stdin: "[1,2,3]" });
     assert.equal(sealed.code, 0, sealed.stderr);
-    const opened = await spawnCli(["open", ...pass], { cwd: dir, stdin: sealed.stdout });
+    const opened = await spawnCli(["open", ...pass, "--config", config], {
+      cwd: dir,
+      stdin: sealed.stdout,
+    });
     assert.equal(opened.code, 0, opened.stderr);
     assert.deepEqual(JSON.parse(opened.text), [1, 2, 3]);
+    const ignored = await spawnCli(seal, { cwd: dir, stdin: "[1,2,3]" });
+    assert.equal(ignored.code, 2, "./missive.json in the working folder is not read");
+    assert.match(ignored.stderr, /no STP named "passphrase"/);
   });
 
   it("refuses a plugin that claims a taken (type, version) with exit 11", async () => {

@@ -20,6 +20,7 @@ import {
   fernetTokenText,
   openBareFernet,
   parseFernetToken,
+  parsePskOptions,
   sealBareFernet,
 } from "../stp/psk/mod.ts";
 import { runCli, tempDir } from "./helpers.ts";
@@ -38,13 +39,13 @@ function seal(version: 1 | 2, options: Record<string, string>, extra: { seq?: nu
     stp: registry.find("stp", `psk/${version}`),
     amp: text,
     message: { text: `psk v${version} ✓` },
-    options,
+    optionPairs: options,
     sequenceNumber: extra.seq,
     now: T0,
   });
 }
 const open = (frame: Uint8Array, options: Record<string, string>, crypto = nobleProvider) =>
-  openMessage(registry, frame, { options, crypto });
+  openMessage(frame, { registry, optionPairs: options, crypto });
 
 describe("psk STP: round trips", () => {
   for (const crypto of [nobleProvider, webcryptoProvider]) {
@@ -131,10 +132,17 @@ describe("psk STP: freshness with a fake clock", () => {
 
   it("bare tokens: TTL and clock skew, in whole seconds like Python", async () => {
     const token = parseFernetToken(
-      await sealBareFernet(nobleProvider, utf8("tick"), { options: { psk: KEY }, now: T0 }),
+      await sealBareFernet(nobleProvider, utf8("tick"), {
+        options: parsePskOptions({ psk: KEY }),
+        now: T0,
+      }),
     );
     const at = (now: number) =>
-      openBareFernet(nobleProvider, token, { psk: KEY, ttl: "10", now: String(now) });
+      openBareFernet(
+        nobleProvider,
+        token,
+        parsePskOptions({ psk: KEY, ttl: "10", now: String(now) }),
+      );
     assert.equal(fromUtf8((await at(T0 + 10_000)).plaintext), "tick");
     await assert.rejects(at(T0 + 11_000), code("replay"));
     await assert.rejects(at(T0 - 61_000), code("replay"));
@@ -144,27 +152,31 @@ describe("psk STP: freshness with a fake clock", () => {
 describe("psk STP: bare Fernet tokens", () => {
   it("any byte change and any truncation of a token fails with a MissiveError", async () => {
     const token = parseFernetToken(
-      await sealBareFernet(webcryptoProvider, utf8("x"), { options: { psk: KEY } }),
+      await sealBareFernet(webcryptoProvider, utf8("x"), {
+        options: parsePskOptions({ psk: KEY }),
+      }),
     );
     for (let i = 0; i < token.length; i++) {
       const bad = token.slice();
       bad[i] ^= 0x20;
       await assert.rejects(
-        openBareFernet(nobleProvider, bad, { psk: KEY }),
+        openBareFernet(nobleProvider, bad, parsePskOptions({ psk: KEY })),
         MissiveError,
         `byte ${i}`,
       );
     }
     for (let n = 0; n < token.length; n++) {
       await assert.rejects(
-        openBareFernet(nobleProvider, token.subarray(0, n), { psk: KEY }),
+        openBareFernet(nobleProvider, token.subarray(0, n), parsePskOptions({ psk: KEY })),
         MissiveError,
       );
     }
   });
 
   it("detection tells tokens from envelopes in every form", async () => {
-    const tokenText = await sealBareFernet(nobleProvider, utf8("y"), { options: { psk: KEY } });
+    const tokenText = await sealBareFernet(nobleProvider, utf8("y"), {
+      options: parsePskOptions({ psk: KEY }),
+    });
     assert.ok(detectFernetToken(utf8(tokenText + "\n")));
     assert.ok(detectFernetToken(utf8(tokenText.replace(/=+$/, ""))));
     const envelope = await seal(2, { psk: KEY });

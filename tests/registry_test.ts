@@ -3,15 +3,15 @@ import { describe, it } from "node:test";
 import { encodeEnvelope } from "../envelope/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import {
-  configuredPluginPaths,
   defaultRegistry,
   openMessage,
-  plainStp,
+  plainV1,
   Registry,
   sealMessage,
-  simpleStp,
+  simpleV2,
   textV1,
 } from "../mod.ts";
+import { configuredPluginPaths } from "../plugin/loader.ts";
 import { fixedIdentity } from "./helpers.ts";
 
 const code = (c: string) => (e: unknown) => e instanceof MissiveError && e.code === c;
@@ -22,11 +22,15 @@ describe("registry", () => {
     assert.deepEqual(stps.map((p) => [p.type, p.version, p.name]), [
       [2, 1, "simple"],
       [2, 2, "simple"],
+      [2, 3, "simple"],
       [3, 1, "group"],
+      [3, 2, "group"],
       [4, 1, "auth"],
       [6, 1, "psk"],
       [6, 2, "psk"],
       [7, 1, "plain"],
+      [8, 1, "age"],
+      [9, 1, "ratchet"],
     ]);
     assert.deepEqual(amps.map((p) => [p.type, p.version, p.name]), [
       [1, 1, "text"],
@@ -43,7 +47,7 @@ describe("registry", () => {
   it("refuses a pair already taken, naming both plugins", () => {
     const r = defaultRegistry();
     assert.throws(
-      () => r.register({ ...simpleStp(2), name: "impostor" }),
+      () => r.register({ ...simpleV2, name: "impostor" }),
       (e) =>
         code("plugin")(e) &&
         /\(2, 2\) "impostor" is already registered as "simple"/.test((e as Error).message),
@@ -68,7 +72,7 @@ describe("registry", () => {
 
   it("finds plugins by name, name/version, name/vN and type/version", () => {
     const r = defaultRegistry();
-    assert.equal(r.find("stp", "simple").version, 2);
+    assert.equal(r.find("stp", "simple").version, 3);
     assert.equal(r.find("stp", "simple/1").version, 1);
     assert.equal(r.find("stp", "simple/v1").version, 1);
     assert.equal(r.find("stp", "2/1").name, "simple");
@@ -84,7 +88,7 @@ describe("registry", () => {
       payload: new Uint8Array(),
     });
     await assert.rejects(
-      openMessage(r, frame),
+      openMessage(frame, { registry: r }),
       (e) => code("unknown-protocol")(e) && /type 99, version 3/.test((e as Error).message),
     );
     const alice = await fixedIdentity("alice@example.org", 1);
@@ -95,7 +99,7 @@ describe("registry", () => {
       sender: alice,
     });
     await assert.rejects(
-      openMessage(r, sealed),
+      openMessage(sealed, { registry: r }),
       (e) =>
         code("unknown-protocol")(e) && /AMP \(type 4242, version 1\)/.test((e as Error).message),
     );
@@ -123,9 +127,12 @@ describe("registry", () => {
         encodeEnvelope({ ...env, sequenceNumber: (seq ?? 0) + 1 }),
       ];
       for (const m of moved) {
-        await assert.rejects(openMessage(r, m, { identity: bob }), code("auth-failed"));
+        await assert.rejects(openMessage(m, { registry: r, identity: bob }), code("auth-failed"));
       }
-      assert.equal((await openMessage(r, v2, { identity: bob })).header.sequenceNumber, seq);
+      assert.equal(
+        (await openMessage(v2, { registry: r, identity: bob })).header.sequenceNumber,
+        seq,
+      );
     }
   });
 
@@ -134,7 +141,7 @@ describe("registry", () => {
     const ok = { ...textV1, type: 3000 };
     assert.throws(() => r.register(ok, { ...textV1, type: 3000, name: "twin" }), code("plugin"));
     assert.throws(() => r.amp(3000, 1), code("unknown-protocol"));
-    const { properties: _, ...bare } = simpleStp(2);
+    const { properties: _, ...bare } = simpleV2;
     assert.throws(
       () => r.register({ ...bare, type: 3001 } as never),
       (e) => code("plugin")(e) && /properties/.test((e as Error).message),
@@ -143,9 +150,9 @@ describe("registry", () => {
 
   it("turns a foreign exception into a plugin error for external plugins, internal for built-ins", async () => {
     const r = new Registry();
-    const broken = { ...plainStp, type: 3002, open: () => Promise.reject(new TypeError("oops")) };
+    const broken = { ...plainV1, type: 3002, open: () => Promise.reject(new TypeError("oops")) };
     r.registerExternal(broken);
-    r.register({ ...plainStp, type: 3003, open: () => Promise.reject(new TypeError("bug")) });
+    r.register({ ...plainV1, type: 3003, open: () => Promise.reject(new TypeError("bug")) });
     r.register(textV1);
     for (const [type, expected] of [[3002, "plugin"], [3003, "internal"]] as const) {
       const frame = encodeEnvelope({
@@ -154,7 +161,7 @@ describe("registry", () => {
         payload: new Uint8Array(),
       });
       await assert.rejects(
-        openMessage(r, frame),
+        openMessage(frame, { registry: r }),
         (e) => code(expected)(e) && /\(\d+, 1\) open failed: /.test((e as Error).message),
       );
     }

@@ -35,12 +35,12 @@ function startServe(args: string[]): Promise<Relay> {
       child.kill("SIGKILL");
       reject(new Error(`serve did not start: ${err}`));
     }, 30_000);
-    child.stdout!.on("data", (d: Uint8Array) => {
+    child.stderr!.on("data", (d: Uint8Array) => {
       out += new TextDecoder().decode(d);
-      const m = /relay listening on (\S+)/.exec(out);
+      const m = /relay listening on (\S+)|"event":"listen","url":"([^"]+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, url: m[1], stderr: () => err, exited });
+        resolve({ child, url: m[1] ?? m[2], stderr: () => err, exited });
       }
     });
     void exited.then((code) => {
@@ -176,7 +176,7 @@ describe("missive serve + missive relay (real sessions over TCP)", () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(
         r.stderr,
-        /sent to bob@example\.org with simple\/v2 \+ text\/v2 \(relay message \d+\)/,
+        /sent to bob@example\.org with simple\/v3 \+ text\/v2 \(relay message \d+\)/,
       );
     }
     assert.equal(await kill(relay, "SIGKILL"), null);
@@ -213,30 +213,35 @@ describe("missive serve + missive relay (real sessions over TCP)", () => {
       assert.equal(m.from, "alice@example.org");
       assert.equal(m.verified, true);
       assert.equal(m.trusted, true);
-      assert.equal(m.stp, "simple/v2");
+      assert.equal(m.stp, "simple/v3");
     }
     const again = await client("bob", ["inbox"]);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.text, "", "acknowledged messages are gone");
   });
 
-  it("a message sent while the relay is down is queued and sent when it is back", async () => {
+  it("a message sent while the relay is down is queued (exit 16); relay queue flushes it when the relay is back", async () => {
     const url = relay.url;
     await kill(relay, "SIGKILL");
     const down = await client("alice", ["send", "--to", "bob@example.org"], "typed while down");
-    assert.equal(down.code, 0, down.stderr);
-    assert.match(down.stderr, /relay unreachable .*queued as #\d+/);
+    assert.equal(down.code, 16, down.stderr);
+    assert.equal(down.text, "");
+    assert.match(down.stderr, /relay unreachable .*queued locally as #\d+ for bob@example\.org/);
     const listed = await runCli(["relay", "queue", "--key", f("alice.key"), "--json"]);
     assert.equal(listed.code, 0, listed.stderr);
     const [entry] = listed.text.trim().split("\n").map((l) => JSON.parse(l));
     assert.equal(entry.to, "bob@example.org");
     assert.equal(entry.state, "pending");
+    // With the relay still down, relay queue tries, lists, and exits 16: still waiting.
+    const stillDown = await client("alice", ["queue"]);
+    assert.equal(stillDown.code, 16, stillDown.stderr);
+    assert.match(stillDown.stderr, /1 message still queued locally \(relay unreachable/);
+    assert.match(stillDown.text, /^#\d+ to bob@example\.org: pending/);
     relay = await startServe([url, "--key", f("relay.key"), "--db", db]);
-    const flush = await client("alice", ["inbox"]);
+    const flush = await client("alice", ["queue"]);
     assert.equal(flush.code, 0, flush.stderr);
     assert.match(flush.stderr, /sent queued message #\d+ to bob@example\.org/);
-    const empty = await runCli(["relay", "queue", "--key", f("alice.key")]);
-    assert.equal(empty.text, "", "accepted messages leave the queue");
+    assert.equal(flush.text, "", "accepted messages leave the queue");
     const bob = await client("bob", ["inbox"]);
     assert.equal(bob.code, 0, bob.stderr);
     assert.equal(bob.text, "alice@example.org: typed while down\n");

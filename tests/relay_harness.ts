@@ -7,7 +7,12 @@
 import { getCryptoProvider } from "../crypto/mod.ts";
 import type { Identity } from "../keys/identity.ts";
 import { RelayClient } from "../relay/client.ts";
-import { type RelayEvent, RelayServer, type RelayServerOptions } from "../relay/server.ts";
+import {
+  type LinkInfo,
+  type RelayEvent,
+  RelayServer,
+  type RelayServerOptions,
+} from "../relay/server.ts";
 import { RelayStore } from "../relay/store.ts";
 import { type DropRule, fakeChannelPair } from "./relay_channel_fake.ts";
 import { fixedIdentity } from "./helpers.ts";
@@ -20,14 +25,19 @@ export interface TestRelay {
   events: RelayEvent[];
   connect(
     who: Identity,
-    options?: { dropFromClient?: DropRule; dropFromServer?: DropRule; timeoutMs?: number },
+    options?: {
+      dropFromClient?: DropRule;
+      dropFromServer?: DropRule;
+      timeoutMs?: number;
+      link?: LinkInfo;
+    },
   ): RelayClient;
   close(): Promise<void>;
 }
 
 let relayIdentity: Identity | undefined;
 
-/** Starts a relay on `dbPath` (default in memory). */
+/** Starts a relay on `dbPath` (default in memory), registration rate unlimited. */
 export async function startRelay(
   options: Partial<Omit<RelayServerOptions, "store" | "crypto">> & { dbPath?: string } = {},
 ): Promise<TestRelay> {
@@ -37,6 +47,8 @@ export async function startRelay(
   const events: RelayEvent[] = [];
   const server = new RelayServer({
     openRegistration: true,
+    // Tests register many cards from one place; the rate limit has its own tests.
+    registrationsPerMinute: 0,
     ...options,
     store,
     crypto: await getCryptoProvider(),
@@ -51,7 +63,7 @@ export async function startRelay(
     events,
     connect(who, o = {}) {
       const pair = fakeChannelPair(who.card, relay.card, o);
-      void server.serve(pair.server);
+      void server.serve(pair.server, o.link);
       const client = new RelayClient(pair.client, { timeoutMs: o.timeoutMs });
       clients.push(client);
       return client;

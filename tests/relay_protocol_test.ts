@@ -11,7 +11,7 @@ import { randomBytes, toHex, utf8 } from "../core/bytes.ts";
 import { decodeEnvelope } from "../envelope/mod.ts";
 import { relayMessageJson, relayVectors, vectorInput } from "./vectors/cases_relay.ts";
 import { type CborValue, encodeCbor } from "../core/cbor.ts";
-import { isMissiveError, MissiveError } from "../core/errors.ts";
+import { isMissiveError, type MissiveError } from "../core/errors.ts";
 import {
   decodeRelayMessage,
   encodeDelivery,
@@ -35,6 +35,7 @@ const requests: RelayRequest[] = [
   { op: "ack", message: 2 ** 40, receipt: "undecryptable" },
   { op: "receive" },
   { op: "stats" },
+  { op: "keepalive" },
 ];
 
 const samples: Uint8Array[] = [

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { MissiveError } from "../core/errors.ts";
-import { FileReplayCache, MemoryReplayCache } from "../plugin/replay.ts";
+import { MemoryReplayCache, type ReplayCache } from "../plugin/replay.ts";
+import { SqliteReplayCache } from "../queue/replay.ts";
 import { tempDir } from "./helpers.ts";
 
 const isReplay = (e: unknown) => e instanceof MissiveError && e.code === "replay";
@@ -42,19 +43,63 @@ describe("replay cache", () => {
     );
   });
 
-  it("persists in a file across instances", async () => {
+  it("persists in a SQLite file (0600) across instances", async () => {
     const { dir, cleanup } = tempDir();
     try {
       const path = join(dir, "seen.db");
       const now = 4_000_000_000;
-      await new FileReplayCache(path, { now: () => now }).checkAndRemember("a", nonce(9), now);
-      assert.match(readFileSync(path, "utf8"), /^\d+\t61\t(09){16}\n$/);
-      await assert.rejects(
-        new FileReplayCache(path, { now: () => now }).checkAndRemember("a", nonce(9), now),
-        isReplay,
+      const first = new SqliteReplayCache(path, { now: () => now });
+      await first.checkAndRemember("a", nonce(9), now);
+      first.close();
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+      const second = new SqliteReplayCache(path, { now: () => now });
+      await assert.rejects(second.checkAndRemember("a", nonce(9), now), isReplay);
+      await second.checkAndRemember("a", nonce(8), now);
+      second.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("a file that is not a replay db is refused with a typed error", () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const path = join(dir, "seen.db");
+      writeFileSync(path, "1800000000000\t61\t0909\n");
+      assert.throws(
+        () => new SqliteReplayCache(path),
+        (e) => e instanceof MissiveError && e.code === "io" && /replay db/.test(e.message),
       );
     } finally {
       cleanup();
     }
   });
+
+  for (const kind of ["memory", "sqlite"] as const) {
+    it(`${kind}: when full inside the window it refuses (full) rather than forgetting`, async () => {
+      const { dir, cleanup } = tempDir();
+      try {
+        let now = 5_000_000_000;
+        const options = { now: () => now, lifetimeMs: 60_000, skewMs: 0, maxEntries: 100 };
+        const cache: ReplayCache = kind === "memory"
+          ? new MemoryReplayCache(options)
+          : new SqliteReplayCache(join(dir, "seen.db"), options);
+        // A flood of 100 fresh messages fills the cache …
+        for (let i = 0; i < 100; i++) await cache.checkAndRemember("mallory", nonce(i), now);
+        // … and the next message is refused, not let in by evicting the oldest …
+        await assert.rejects(
+          cache.checkAndRemember("alice", nonce(200), now),
+          (e) =>
+            e instanceof MissiveError && e.code === "full" && /replay cache full/.test(e.message),
+        );
+        // … so the first flooded message is still a replay.
+        await assert.rejects(cache.checkAndRemember("mallory", nonce(0), now), isReplay);
+        // Once the window has passed, expired entries make room again.
+        now += 60_001;
+        await cache.checkAndRemember("alice", nonce(200), now);
+      } finally {
+        cleanup();
+      }
+    });
+  }
 });

@@ -9,8 +9,8 @@ import { hasUnsafeNameCharacters, sanitizeText } from "../core/sanitize.ts";
 
 // What may never come out: C0 but tab (and newline in multiline), DEL, C1, bidi controls,
 // zero-width characters, separators, BOM, lone surrogates.
-// deno-lint-ignore no-control-regex
 const FORBIDDEN =
+  // deno-lint-ignore no-control-regex
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
 
 describe("sanitizeText", () => {
@@ -19,7 +19,7 @@ describe("sanitizeText", () => {
       "mallory\r\x1b[2K\x1b[8mmissive: simple v2 from alice: signature verified, trusted";
     const out = sanitizeText(spoof);
     assert.ok(!out.includes("\r") && !out.includes("\x1b"));
-    assert.ok(out.startsWith("mallory\\r\\e[2K\\e[8m"), out);
+    assert.ok(out.startsWith("mallory\\r\\x1b[2K\\x1b[8m"), out);
   });
 
   it("escapes C0, C1, DEL, bidi, zero-width and lone surrogates; keeps the rest", () => {

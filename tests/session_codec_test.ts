@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { concatBytes, randomBytes } from "../core/bytes.ts";
 import { type CborValue, encodeCbor } from "../core/cbor.ts";
 import { encodeEnvelope } from "../envelope/mod.ts";
-import { isMissiveError, MissiveError } from "../core/errors.ts";
+import { isMissiveError, type MissiveError } from "../core/errors.ts";
 import {
   decodeAckBody,
   decodeCloseBody,
@@ -28,7 +28,7 @@ import {
   u64,
 } from "../session/messages.ts";
 import { nonceAt, sealedAad } from "../session/_keyschedule.ts";
-import { sessionStp } from "../stp/session.ts";
+import { sessionV1 } from "../stp/session.ts";
 
 const MAX = 1 << 20;
 const ALLOWED = ["malformed", "too-large", "unknown-protocol"];
@@ -204,8 +204,8 @@ describe("session codec", () => {
   it("the registry entry refuses one-shot use and names missive session", async () => {
     for (
       const op of [
-        () => sessionStp.seal({} as never, {} as never),
-        () => sessionStp.open(new Uint8Array(), {} as never),
+        () => sessionV1.seal({} as never, {} as never),
+        () => sessionV1.open(new Uint8Array(), {} as never),
       ]
     ) {
       await assert.rejects(

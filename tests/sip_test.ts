@@ -177,6 +177,7 @@ describe("sip URIs", () => {
       host: "127.0.0.1",
       port: 5070,
       transport: "tcp",
+      transportPinned: true,
       params: [["lr", undefined]],
     });
     assert.equal(formatSipUri(u), "sip:bob@127.0.0.1:5070;transport=tcp;lr");
@@ -185,8 +186,12 @@ describe("sip URIs", () => {
       host: "proxy.example.org",
       port: undefined,
       transport: "udp",
+      transportPinned: false,
       params: [],
     });
+    // A pinned UDP stays pinned when formatted (SPEC §21.7.4); the default is left out.
+    assert.equal(formatSipUri(parseSipUri("sip:bob@h;transport=UDP")), "sip:bob@h;transport=udp");
+    assert.equal(formatSipUri(parseSipUri("sip:bob@h")), "sip:bob@h");
   });
 
   it("refuses bad URIs with a usage error", () => {
@@ -496,7 +501,7 @@ describe("sip user agent on 127.0.0.1", () => {
     }
   });
 
-  it("refuses a request over the UDP limit and sends it over TCP when asked", async () => {
+  it("sends a request over 1300 bytes over TCP; a URI pinning ;transport=udp refuses it", async () => {
     const listener = await listenSip("sip:bob@127.0.0.1:0", { timers: FAST });
     const port = Number(/:(\d+)$/.exec(listener.url)![1]);
     const big = encodeEnvelope({
@@ -504,20 +509,72 @@ describe("sip user agent on 127.0.0.1", () => {
       protocolVersion: 1,
       payload: new Uint8Array(4000),
     });
-    const udp = await connectSip(`sip:bob@127.0.0.1:${port}`, { timers: FAST });
-    const tcp = await connectSip(`sip:bob@127.0.0.1:${port};transport=tcp`, { timers: FAST });
+    const small = testEnvelope(9);
+    const plain = await connectSip(`sip:bob@127.0.0.1:${port}`, { timers: FAST });
+    const pinned = await connectSip(`sip:bob@127.0.0.1:${port};transport=udp`, { timers: FAST });
     try {
       await assert.rejects(
-        udp.send(big),
-        (e) => code("too-large")(e) && /transport=tcp/.test(String(e)),
+        pinned.send(big),
+        (e) =>
+          code("too-large")(e) && /pins ;transport=udp/.test(String(e)) &&
+          /transport=tcp/.test(String(e)),
       );
-      await tcp.send(big);
-      const peer = await first(listener.connections());
-      assert.ok(equalBytes((await take(peer, 1))[0], big));
+      await pinned.send(small); // small requests still go over the pinned UDP
+      await plain.send(big); // RFC 3261 §18.1.1: over TCP, same host and port
+      const peers = listener.connections()[Symbol.asyncIterator]();
+      const got: Uint8Array[] = [];
+      for (let i = 0; i < 2; i++) {
+        const peer = (await peers.next()).value as Transport;
+        got.push(...await take(peer, 1));
+      }
+      assert.ok(got.some((f) => equalBytes(f, big)));
+      assert.ok(got.some((f) => equalBytes(f, small)));
     } finally {
-      await udp.close();
-      await tcp.close();
+      await plain.close();
+      await pinned.close();
       await listener.close();
+    }
+  });
+
+  it("a large request to an unpinned URI arrives over TCP (Via SIP/2.0/TCP), a small one over UDP", async () => {
+    // A bare TCP server and a bare UDP socket on one port: each records what it gets.
+    const { createServer } = await import("node:net");
+    const { createSocket } = await import("node:dgram");
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const udp = createSocket("udp4");
+    await new Promise<void>((r) => udp.bind(port, "127.0.0.1", r));
+    const tcpHeads: string[] = [];
+    const udpHeads: string[] = [];
+    server.on("connection", (socket) => {
+      let text = "";
+      socket.on("data", (d) => {
+        text += new TextDecoder().decode(d);
+        if (text.includes("\r\n\r\n")) tcpHeads.push(text.split("\r\n\r\n")[0]);
+      });
+    });
+    udp.on("message", (d) => udpHeads.push(new TextDecoder().decode(d).split("\r\n\r\n")[0]));
+    const big = encodeEnvelope({
+      protocolType: 7,
+      protocolVersion: 1,
+      payload: new Uint8Array(2000),
+    });
+    const t = await connectSip(`sip:bob@127.0.0.1:${port}`, { timers: FAST, timeoutMs: 300 });
+    try {
+      await assert.rejects(t.send(big), code("timeout")); // nobody answers
+      await assert.rejects(t.send(testEnvelope(1)), code("timeout"));
+      assert.equal(tcpHeads.length, 1);
+      assert.match(
+        tcpHeads[0],
+        /^MESSAGE sip:bob@127\.0\.0\.1:\d+ SIP\/2\.0\r\nVia: SIP\/2\.0\/TCP /,
+      );
+      assert.ok(udpHeads.length >= 1);
+      assert.ok(udpHeads.every((h) => /\r\nVia: SIP\/2\.0\/UDP /.test(h)));
+    } finally {
+      await t.close();
+      udp.close();
+      server.close();
     }
   });
 });
@@ -666,6 +723,14 @@ describe("sip through Kamailio (apt kamailio)", () => {
       assert.ok(equalBytes((await take(peer, 1))[0], testEnvelope(1)));
       await peer.send(testEnvelope(2)); // the receipt, to alice's Contact
       assert.ok(equalBytes((await take(alice, 1))[0], testEnvelope(2)));
+      // Over 1300 bytes (a post-quantum message): to the proxy over TCP (SPEC §21.7.4).
+      const large = encodeEnvelope({
+        protocolType: 7,
+        protocolVersion: 1,
+        payload: new Uint8Array(3000).fill(7),
+      });
+      await alice.send(large);
+      assert.ok(equalBytes((await take(peer, 1))[0], large));
 
       await dave.send(testEnvelope(3));
       const carolPeer = await first(carol.connections());

@@ -13,7 +13,7 @@ import { describe, it } from "node:test";
 import { fromUtf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { certificatesToPem, parseCertificates } from "../keys/x509.ts";
-import { openCms } from "../stp/smime/mod.ts";
+import { openCms, parseSmimeOptions } from "../stp/smime/mod.ts";
 import { runCli, tempDir } from "./helpers.ts";
 
 /** Runs openssl; returns stdout, or throws with its stderr. */
@@ -155,18 +155,19 @@ describe(`smime EC P-256: OpenSSL (${version}) → missive`, () => {
 });
 
 describe("smime EC P-256: hostile input to key agreement", () => {
-  const options = () => ({
-    cert: certificatesToPem(parseCertificates(readFileSync(at("bob-ec.pem")))),
-    key: fromUtf8(readFileSync(at("bob-ec.key"))),
-    "trust-certs": certificatesToPem(parseCertificates(readFileSync(at("ca.pem")))),
-  });
+  const options = () =>
+    parseSmimeOptions({
+      cert: certificatesToPem(parseCertificates(readFileSync(at("bob-ec.pem")))),
+      key: fromUtf8(readFileSync(at("bob-ec.key"))),
+      "trust-certs": certificatesToPem(parseCertificates(readFileSync(at("ca.pem")))),
+    });
 
   it("every bit flip inside the KeyAgreeRecipientInfo is refused with a typed error", async () => {
     // The CBC and GCM tamper loops of smime_test.ts cover every byte of an RSA message;
     // here only the kari (the part that differs, shared by both ciphers) is walked.
     for (const cipher of ["aes-256-cbc"]) {
       const der = await missiveSeal(cipher, "der");
-      assert.equal(fromUtf8((await openCms(der, options())).content), MESSAGE);
+      assert.equal(fromUtf8((await openCms(der, await options())).content), MESSAGE);
       // The kari starts at its [1] IMPLICIT tag (a1) after the version; find its extent.
       const start = der.indexOf(0xa1);
       assert.ok(start > 0 && start < 40, `kari at ${start}`);
@@ -176,7 +177,7 @@ describe("smime EC P-256: hostile input to key agreement", () => {
         const bad = Uint8Array.from(der);
         bad[i] ^= 1 << (i % 8);
         try {
-          await openCms(bad, options());
+          await openCms(bad, await options());
           assert.fail(`flip at ${i} survived`);
         } catch (e) {
           if (!(e instanceof MissiveError) || e.code === "internal") throw e;

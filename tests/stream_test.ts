@@ -13,11 +13,16 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
-import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
+import {
+  type CryptoProvider,
+  nobleProvider,
+  nodeCryptoProvider,
+  webcryptoProvider,
+} from "../crypto/mod.ts";
 import { type ErrorCode, MissiveError } from "../core/errors.ts";
 import { cardFileText } from "../keys/card.ts";
 import { type Identity, writeKeyFile } from "../keys/identity.ts";
@@ -161,7 +166,8 @@ async function open(
 ) {
   const sink = memorySink();
   try {
-    const result = await openStream(options.registry ?? defaultRegistry(), {
+    const result = await openStream({
+      registry: options.registry ?? defaultRegistry(),
       source: bytesSource(stream),
       sink,
       identity: options.identity ?? bob,
@@ -208,9 +214,9 @@ describe("stream round trips", () => {
     });
   }
 
-  it("3 MiB with the default chunk sizes, both providers", async () => {
+  it("3 MiB with the default chunk sizes, every provider path", async () => {
     const data = pattern(3 * 1024 * 1024 + 5, 9);
-    for (const crypto of [webcryptoProvider, nobleProvider]) {
+    for (const crypto of [webcryptoProvider, nobleProvider, nodeCryptoProvider]) {
       for (const signed of [false, true]) {
         const sink = memorySink();
         const registry = defaultRegistry();
@@ -370,7 +376,8 @@ describe("stream damage: fails typed, releases only the chunks before the damage
       const victim = recipients[0];
       // The forger opens the header, as any recipient can, and re-seals chunk 1.
       const header = await readStreamHeader(bytesSource(stream));
-      const opened = await openStreamHeader(registry, header, {
+      const opened = await openStreamHeader(header, {
+        registry,
         identity: forger,
         trusted: [alice.card],
       });
@@ -431,7 +438,7 @@ describe("stream damage: fails typed, releases only the chunks before the damage
       const json = await runCli(["open", "--json", "--key", join(dir, "bob.key")], {
         stdin: header,
       });
-      const opened = await openStreamHeader(defaultRegistry(), header, { identity: bob });
+      const opened = await openStreamHeader(header, { registry: defaultRegistry(), identity: bob });
       assert.ok(!json.text.includes(toHex(opened.descriptor.payloadKey)));
       assert.deepEqual(JSON.parse(json.text).message, {
         amp: [1, 1],
@@ -572,7 +579,7 @@ describe("stream vectors (stream.json) through both providers", () => {
       expect: { outcome: string; released: number };
     }[];
   };
-  for (const provider of [nobleProvider, webcryptoProvider]) {
+  for (const provider of [nobleProvider, webcryptoProvider, nodeCryptoProvider]) {
     it(`${provider.name}: seal reproduces the bytes; open gives the stated outcome and release`, async () => {
       const ids = await makeIdentities(provider);
       const bases = new Map<string, Bytes>();
@@ -593,7 +600,7 @@ describe("stream vectors (stream.json) through both providers", () => {
     });
   }
 
-  it("the CLI opens a vector stream under MISSIVE_CRYPTO=noble and =webcrypto", async () => {
+  it("the CLI opens a vector stream under MISSIVE_CRYPTO=noble, =webcrypto and =node", async () => {
     const { dir, cleanup } = tempDir();
     try {
       const ids = await makeIdentities(nobleProvider);
@@ -606,7 +613,7 @@ describe("stream vectors (stream.json) through both providers", () => {
       );
       const v = corpus.vectors.find((x) => x.name === "stream/three-chunks")!;
       const bad = corpus.vectors.find((x) => x.name === "stream/flipped-chunk-2-tag")!;
-      for (const mode of ["noble", "webcrypto"]) {
+      for (const mode of ["noble", "webcrypto", "node"]) {
         const env = { MISSIVE_CRYPTO: mode };
         const args = ["open", "--key", join(dir, "bob.key"), "--trust", join(dir, "alice.card")];
         const ok = await spawnCli(args, { stdin: fromHex(v.stream)!, env });
@@ -685,16 +692,25 @@ describe("stream CLI", () => {
       const bad = new Uint8Array(stream);
       bad[records[3].start + 100] ^= 0x20;
       writeFileSync(join(dir, "bad.msv"), bad);
+      // An existing -o FILE is not replaced without --force, and never on failure.
+      const exists = await spawnCli([...openArgs, join(dir, "bad.msv")]);
+      assert.equal(exists.code, 2, exists.stderr);
+      assert.match(exists.stderr, /out\.bin already exists; .*--force/);
+      const kept = await spawnCli([...openArgs, "--force", join(dir, "bad.msv")]);
+      assert.equal(kept.code, 4, kept.stderr);
+      assert.deepEqual(new Uint8Array(readFileSync(out)), data, "the old file is intact");
+      rmSync(out);
       const no = await spawnCli([...openArgs, join(dir, "bad.msv")]);
       assert.equal(no.code, 4, no.stderr);
       assert.equal(no.stdout.length, 0);
       assert.match(no.stderr, /chunk 3/);
       assert.match(
         no.stderr,
-        /3072 authenticated plaintext bytes had been written; .*out\.bin removed/,
+        /3072 authenticated plaintext bytes had been written to a temporary file, now removed; .*out\.bin was not touched/,
       );
       assert.equal(no.stderr.trim().split("\n").length, 1);
       assert.equal(existsSync(out), false);
+      assert.deepEqual(readdirSync(dir).filter((f) => f.includes(".partial")), []);
 
       // To stdout: exactly the authenticated chunks came out.
       const piped = await runCli(["open", "--key", join(dir, "bob.key"), join(dir, "bad.msv")]);
@@ -759,7 +775,7 @@ describe("stream CLI", () => {
         const shown = JSON.parse((await runCli(["inspect", "--json", join(dir, "g.msv")])).text);
         assert.equal(shown.form, "stream");
         assert.equal(shown.stp, "group");
-        assert.equal(shown.hiddenRecipients, hide.length > 0);
+        assert.equal(shown.recipientsHidden, hide.length > 0);
         for (const who of ["bob", "carol"]) {
           const r = await runCli([
             "open",
@@ -771,7 +787,7 @@ describe("stream CLI", () => {
           ]);
           assert.equal(r.code, 0, r.stderr);
           assert.deepEqual(r.stdout, data);
-          assert.match(r.stderr, /group v1 from alice@example\.org .*trusted/);
+          assert.match(r.stderr, /group v2 from alice@example\.org .*trusted/);
           assert.match(r.stderr, /3000 bytes in 3 chunks of 1024, each signed by the sender/);
         }
         const no = await runCli(["open", "--key", join(dir, "dave.key"), join(dir, "g.msv")]);

@@ -190,7 +190,8 @@ async function libraryLoop(p: Parties, message: Uint8Array, mayOpen: MayOpen) {
   for (const m of mutations(message)) {
     tried++;
     try {
-      const o = await openMessage(registry, unwrapAnyForm(m.bytes), {
+      const o = await openMessage(unwrapAnyForm(m.bytes), {
+        registry,
         identity: p.bob,
         trusted: [p.alice.card],
         crypto: nobleProvider,
@@ -303,7 +304,8 @@ describe("tamper: every byte and every truncation fails with a MissiveError (lib
     try {
       const message = await sealWithCli(p, ["--stp", "simple/1"]);
       const [, end] = timestampRange(message);
-      const o = await openMessage(defaultRegistry(), flipAt(message, end - 1), {
+      const o = await openMessage(flipAt(message, end - 1), {
+        registry: defaultRegistry(),
         identity: p.bob,
         trusted: [p.alice.card],
       });

@@ -6,7 +6,7 @@ import { concatBytes, fromHex, randomBytes, toHex, utf8 } from "../core/bytes.ts
 import { armor, toLine } from "../envelope/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import { encodeFrame, FrameReader, MAX_FRAME_SIZE } from "../transports/framing.ts";
-import { connect, listen, parseTransportUrl } from "../transports/mod.ts";
+import { connectTransport, listenTransport, parseTransportUrl } from "../transports/mod.ts";
 import { type StdioFraming, StdioTransport } from "../transports/stdio.ts";
 import { connectTcp, TcpListener, type TcpTransport } from "../transports/tcp.ts";
 import type { Listener, Transport } from "../transports/types.ts";
@@ -150,18 +150,18 @@ describe("transport URLs", () => {
     ) {
       assert.throws(() => parseTransportUrl(url), isCode("usage"), url);
     }
-    await assert.rejects(connect("tcp://127.0.0.1:0"), isCode("usage"));
+    await assert.rejects(connectTransport("tcp://127.0.0.1:0"), isCode("usage"));
     assert.throws(() => parseTransportUrl("sips:bob@127.0.0.1"), isCode("usage")); // SPEC §21.7.1
-    await assert.rejects(listen("tcp://127.0.0.1:1", { maxFrame: 0 }), isCode("usage"));
+    await assert.rejects(listenTransport("tcp://127.0.0.1:1", { maxFrame: 0 }), isCode("usage"));
   });
 });
 
 describe("tcp transport", () => {
   it("carries frames both ways, and a refused connection is a network error", async () => {
-    const listener = await listen("tcp://127.0.0.1:0");
+    const listener = await listenTransport("tcp://127.0.0.1:0");
     const log: string[] = [];
     const serving = serveEcho(listener, log);
-    const t = await connect(listener.url);
+    const t = await connectTransport(listener.url);
     const sent = [utf8("one"), randomBytes(200_000), utf8("three")];
     for (const f of sent) await t.send(f);
     const got: Uint8Array[] = [];
@@ -174,7 +174,7 @@ describe("tcp transport", () => {
     await listener.close();
     await serving;
     assert.deepEqual(log, []);
-    await assert.rejects(connect(listener.url), isCode("network"));
+    await assert.rejects(connectTransport(listener.url), isCode("network"));
   });
 
   it("drops peers sending garbage, oversize lengths or truncated frames, and serves others", async () => {
@@ -182,7 +182,7 @@ describe("tcp transport", () => {
     const log: string[] = [];
     const serving = serveEcho(listener, log);
     const port = portOf(listener);
-    const good = await connect(listener.url);
+    const good = await connectTransport(listener.url);
     await good.send(utf8("before"));
     await Promise.all([
       rawPeer(port, utf8("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false),
@@ -198,7 +198,7 @@ describe("tcp transport", () => {
       if (got.length === 2) break;
     }
     assert.deepEqual(got, ["before", "after"]);
-    const fresh = await connect(listener.url);
+    const fresh = await connectTransport(listener.url);
     await fresh.send(utf8("new peer"));
     for await (const f of fresh.frames()) {
       assert.equal(new TextDecoder().decode(f), "new peer");
@@ -221,7 +221,7 @@ describe("tcp transport", () => {
     await rawPeer(portOf(listener), new Uint8Array([0, 0, 0, 100, 1, 2, 3]), false);
     assert.equal(log.length, 1, log.join("\n"));
     assert.match(log[0], /idle for 0\.2 s/);
-    const t = await connect(listener.url);
+    const t = await connectTransport(listener.url);
     await t.send(utf8("still here"));
     for await (const f of t.frames()) {
       assert.equal(new TextDecoder().decode(f), "still here");
@@ -238,10 +238,10 @@ describe("tcp transport", () => {
       maxConnections: 2,
       log: (l) => log.push(l),
     });
-    const a = await connect(listener.url);
-    const b = await connect(listener.url);
+    const a = await connectTransport(listener.url);
+    const b = await connectTransport(listener.url);
     await until(() => listener.openConnections === 2, "two connections");
-    const c = await connect(listener.url);
+    const c = await connectTransport(listener.url);
     // The third is closed at once: its stream ends (or breaks) without a frame.
     const frames = await collect(c).catch((e) => (isCode("network")(e) ? [] : Promise.reject(e)));
     assert.deepEqual(frames, []);

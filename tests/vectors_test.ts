@@ -14,7 +14,12 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { type Bytes, concatBytes, equalBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { type CborMap, type CborValue, decodeCbor, transcript } from "../core/cbor.ts";
-import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
+import {
+  type CryptoProvider,
+  nobleProvider,
+  nodeCryptoProvider,
+  webcryptoProvider,
+} from "../crypto/mod.ts";
 import { armor, decodeEnvelope, encodeEnvelope, toLine, unwrapAnyForm } from "../envelope/mod.ts";
 import { ERROR_CODES, MissiveError } from "../core/errors.ts";
 import { cardToText, decodeCard, fingerprint, parseCardText } from "../keys/card.ts";
@@ -55,13 +60,15 @@ const FILES = [
   "session.json",
   "framing.json",
   "relay.json",
+  "signature.json",
+  "chat.json",
 ] as const;
 /**
  * Files whose failure outcome is the error code itself, with no separate `error` field
  * (SPEC §12): streams and session exchanges. A session frame may also be "discarded"
  * (SPEC §22.7: stale, the session goes on).
  */
-const OUTCOME_IS_CODE = new Set<string>(["stream.json", "session.json"]);
+const OUTCOME_IS_CODE = new Set<string>(["stream.json", "session.json", "chat.json"]);
 const MESSAGE_FILES = [
   "simple.json",
   "group.json",
@@ -314,7 +321,7 @@ describe("vector corpus", () => {
       if (v.operation === "open") {
         return expectOutcome(
           v,
-          () => openMessage(registry, input, { crypto: nobleProvider }),
+          () => openMessage(input, { registry, crypto: nobleProvider }),
           () => {},
         );
       }
@@ -347,7 +354,7 @@ describe("vector corpus", () => {
   });
 });
 
-for (const provider of [nobleProvider, webcryptoProvider]) {
+for (const provider of [nobleProvider, webcryptoProvider, nodeCryptoProvider]) {
   describe(`vectors via ${provider.name}`, () => {
     it("the generator reproduces the committed corpus", async () => {
       const regenerated = await buildCorpus(provider);

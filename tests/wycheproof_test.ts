@@ -10,11 +10,17 @@ import { existsSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type Bytes, concatBytes, equalBytes, fromHex, toHex } from "../core/bytes.ts";
-import { type CryptoProvider, nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
+import {
+  type CryptoProvider,
+  nobleProvider,
+  nodeCryptoProvider,
+  webcryptoProvider,
+} from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 
 const DIR = new URL("../../shared/vectors/wycheproof/", import.meta.url);
-const BOTH = [nobleProvider, webcryptoProvider];
+/** Every path (crypto/mod.ts PATHS): what the table may pick is checked here. */
+const BOTH = [nobleProvider, webcryptoProvider, nodeCryptoProvider];
 
 /** One Wycheproof test case: the common fields plus the file's own hex/number fields. */
 interface Case {
@@ -98,10 +104,10 @@ const SUITES: Suite[] = [
     check: aead("aes-256-gcm"),
   },
   {
-    // noble only: webcryptoProvider has no ChaCha (it throws); crypto/mod.ts routes ChaCha
-    // and XChaCha to noble everywhere. The invalid-nonce-size groups must be refused.
+    // noble and node:crypto (where the runtime has it; else nodeCryptoProvider is noble):
+    // WebCrypto has no ChaCha. The invalid-nonce-size groups must be refused.
     file: "chacha20_poly1305_test.json",
-    providers: [nobleProvider],
+    providers: [nobleProvider, nodeCryptoProvider],
     floor: 320,
     check: aead("chacha20-poly1305"),
   },

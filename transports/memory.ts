@@ -117,14 +117,14 @@ class MemoryTransport implements Transport {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { memoryTransportPair } from "./memory.ts";
  * const [a, b] = memoryTransportPair();
  * await a.send(new Uint8Array([1, 2, 3]));
- * for await (const frame of b.frames()) {
- *   console.log(frame); // Uint8Array(3) [1, 2, 3]
- *   break;
- * }
- * await a.close();
+ * await a.close(); // b reads what was queued, then its frames() ends
+ * const frames: number[][] = [];
+ * for await (const frame of b.frames()) frames.push([...frame]);
+ * assert.deepEqual(frames, [[1, 2, 3]]);
  * ```
  */
 export function memoryTransportPair(

@@ -2,6 +2,27 @@
  * Transport URLs, parsed in this one place (SPEC §21): `stdio:[binary|armor|lines]`,
  * `tcp://host:port` and `sip:…`. Each scheme is one row of `SCHEMES`: how to parse its
  * URL, how to connect, how to listen, and whether a listener can answer on it (receipts).
+ * A transport moves opaque frames (envelopes); sealing and opening are the caller's.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { connectTransport } from "./mod.ts";
+ * // stdio with streams of our own: each frame goes out as one armor block (SPEC §21.3).
+ * const written: string[] = [];
+ * const link = await connectTransport("stdio:armor", {
+ *   stdio: {
+ *     input: async function* () {},
+ *     output: (data) => {
+ *       written.push(new TextDecoder().decode(data));
+ *       return Promise.resolve();
+ *     },
+ *   },
+ * });
+ * await link.send(new Uint8Array([0xd9, 0xd9, 0xf7, 0xa0]));
+ * await link.close();
+ * assert.match(written.join(""), /^-----BEGIN MISSIVE MESSAGE-----\n/);
+ * ```
  * @module
  */
 import { MissiveError } from "../core/errors.ts";
@@ -19,7 +40,7 @@ import type { Listener, Transport } from "./types.ts";
 
 export type { Listener, Transport } from "./types.ts";
 
-/** Options for `connect`. */
+/** Options for `connectTransport`. */
 export interface ConnectOptions {
   /** Largest frame accepted from the peer. */
   maxFrame?: number;
@@ -31,7 +52,7 @@ export interface ConnectOptions {
   stdio?: StdioStreams;
 }
 
-/** Options for `listen`. */
+/** Options for `listenTransport`. */
 export interface ListenOptions extends ConnectOptions {
   /** Connections held at once (tcp). */
   maxConnections?: number;
@@ -128,8 +149,14 @@ export interface TransportAddress {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseTransportUrl } from "./mod.ts";
- * console.log(parseTransportUrl("tcp://127.0.0.1:7700").address); // { host: "127.0.0.1", port: 7700 }
+ * const tcp = parseTransportUrl("tcp://127.0.0.1:7700");
+ * assert.equal(tcp.scheme, "tcp");
+ * assert.equal(tcp.replies, true);
+ * assert.deepEqual(tcp.address, { host: "127.0.0.1", port: 7700 });
+ * assert.deepEqual(parseTransportUrl("stdio:").address, { framing: "binary" });
+ * assert.throws(() => parseTransportUrl("udp://127.0.0.1:1"), { code: "usage" });
  * ```
  */
 export function parseTransportUrl(url: string): TransportAddress {
@@ -143,42 +170,57 @@ export function parseTransportUrl(url: string): TransportAddress {
 }
 
 /**
- * Opens a transport to the peer at `url`.
+ * Opens a transport to the peer at `url`. A bad URL is `usage`; a peer that cannot be
+ * reached is `network` (or `timeout` after `timeoutMs`, tcp).
  *
  * @example
  * ```ts
- * import { connect, listen } from "./mod.ts";
- * const listener = await listen("tcp://127.0.0.1:0");
- * const client = await connect(listener.url);
+ * import assert from "node:assert/strict";
+ * import { connectTransport, listenTransport } from "./mod.ts";
+ * const listener = await listenTransport("tcp://127.0.0.1:0");
+ * const client = await connectTransport(listener.url);
  * await client.send(new TextEncoder().encode("one frame"));
+ * const received: string[] = [];
  * for await (const peer of listener.connections()) {
  *   for await (const frame of peer.frames()) {
- *     console.log(new TextDecoder().decode(frame)); // one frame
+ *     received.push(new TextDecoder().decode(frame));
  *     break;
  *   }
  *   break;
  * }
+ * assert.deepEqual(received, ["one frame"]);
  * await client.close();
  * await listener.close();
  * ```
  */
-export async function connect(url: string, options: ConnectOptions = {}): Promise<Transport> {
+export async function connectTransport(
+  url: string,
+  options: ConnectOptions = {},
+): Promise<Transport> {
   const a = parseTransportUrl(url);
   return await SCHEMES[a.scheme].connect(a.address as never, options);
 }
 
 /**
- * Listens at `url` (for tcp, port 0 picks a free port: see `Listener.url`).
+ * Listens at `url` (for tcp, port 0 picks a free port: see `Listener.url`). A bad URL or
+ * frame cap is `usage`; an address that cannot be bound is `network`.
  *
  * @example
  * ```ts
- * import { listen } from "./mod.ts";
- * const listener = await listen("tcp://127.0.0.1:0", { maxFrame: 64 * 1024 });
- * console.log(listener.url.startsWith("tcp://127.0.0.1:")); // true
+ * import assert from "node:assert/strict";
+ * import { listenTransport } from "./mod.ts";
+ * const listener = await listenTransport("tcp://127.0.0.1:0", { maxFrame: 64 * 1024 });
+ * const port = Number(listener.url.split(":").at(-1));
+ * assert.match(listener.url, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+ * assert.ok(port > 0);
  * await listener.close();
  * ```
  */
-export async function listen(url: string, options: ListenOptions = {}): Promise<Listener> {
+export async function listenTransport(url: string, options: ListenOptions = {}): Promise<Listener> {
   const a = parseTransportUrl(url);
   return await SCHEMES[a.scheme].listen(a.address as never, options);
 }
+
+// Types that this entry point's signatures name (and the types those name), re-exported
+// so that its documentation is complete on its own.
+export type { StdioStreams } from "./stdio.ts";

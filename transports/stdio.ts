@@ -28,7 +28,9 @@ const MAX_ARMOR_LINE = 256;
 
 /** Where stdio frames come from and go to (the process's streams by default). */
 export interface StdioStreams {
+  /** The bytes read, in blocks of any size (default: the process's stdin). */
   input(): AsyncIterable<Uint8Array>;
+  /** Writes bytes out; resolves once they were handed on (default: the process's stdout). */
   output(data: Uint8Array): Promise<void>;
 }
 

@@ -33,3 +33,30 @@ export interface Listener {
   /** Stops accepting and closes every open connection; idempotent. */
   close(): Promise<void>;
 }
+
+/** A transport's receiving limits (SPEC §21.2, §21.4). */
+export interface TransportLimits {
+  /** Largest frame accepted from the peer, bytes. */
+  maxFrame: number;
+  /** Bytes of received frames queued before reading pauses. */
+  queueBytes: number;
+}
+
+/**
+ * Optional capability: limits that change while the transport runs, and an immediate
+ * cut. A relay holds a peer to a small frame cap and read budget until the peer has
+ * authenticated (SPEC §23.12), then raises them; it drops a hostile peer without waiting
+ * for a FIN exchange the peer may never complete. `TcpTransport` has it.
+ */
+export interface TransportControl {
+  readonly limits: TransportLimits;
+  setLimits(limits: Partial<TransportLimits>): void;
+  /** Cuts the connection now; frames not yet read are dropped. */
+  abort(reason?: string): void;
+}
+
+/** Whether `t` offers TransportControl. */
+export function hasControl(t: Transport): t is Transport & TransportControl {
+  const c = t as Partial<TransportControl>;
+  return typeof c.setLimits === "function" && typeof c.abort === "function";
+}

@@ -2,7 +2,7 @@
  * Executable plugins (DESIGN §3, way 3): a program `missive-plugin-NAME` speaking
  * length-prefixed CBOR over stdin/stdout (docs/PLUGINS.md, "Executable plugins: the
  * protocol"). Loading is explicit (`--plugin exec:NAME`, `--plugin PATH`, MISSIVE_PLUGINS,
- * missive.json); `scanPath` only lists candidates and runs nothing.
+ * the config file); `scanPath` only lists candidates and runs nothing.
  * @module
  */
 import { accessSync, constants, readdirSync, statSync } from "node:fs";

@@ -1,28 +1,47 @@
 /**
- * The wire format of the `group` STP (SPEC §19.2): the clear payload map, its strict
- * decoder, the slot table and the header fields every key, AAD and signature binds.
+ * The wire format of the `group` STP (SPEC §19.2, §19.10): the clear payload map, its
+ * strict decoder, the slot table and the header fields every key, AAD and signature
+ * binds. Versions 1 (X25519 slots) and 2 (X-Wing slots) share the map; they differ in
+ * labels and slot layout.
  * @module
  */
 import type { Bytes } from "../../core/bytes.ts";
 import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../../core/cbor.ts";
 import type { EnvelopeHeader } from "../../envelope/mod.ts";
 import { MissiveError } from "../../core/errors.ts";
+import { XWING_CIPHERTEXT_SIZE } from "../../crypto/xwing.ts";
 
 /** STP type number of `group`. */
 export const GROUP_TYPE = 3;
+/** The version whose slots are X-Wing encapsulations (SPEC §19.10). */
+export const GROUP_PQ_VERSION = 2;
+export type GroupVersion = 1 | 2;
 
-/** Domain-separation labels of group v1 (SPEC §19.3, Appendix A). */
-export const LABEL_SLOT = "missive/stp/group/v1/slot";
-export const LABEL_WRAP = "missive/stp/group/v1/wrap";
-export const LABEL_KEYS = "missive/stp/group/v1/keys";
-export const LABEL_AAD = "missive/stp/group/v1/aad";
-export const LABEL_SIG = "missive/stp/group/v1/sig";
-export const LABEL_SENDER = "missive/stp/group/v1/sender";
+/** Domain-separation labels of a version (SPEC §19.1, §19.10.1, Appendix A). */
+export function groupLabels(version: GroupVersion) {
+  const p = `missive/stp/group/v${version}`;
+  return {
+    /** v1: hint and KEK from the X25519 secret. */
+    slot: `${p}/slot`,
+    /** v2: the hint from the X25519 secret. */
+    hint: `${p}/hint`,
+    /** v2: the KEK from the X-Wing secret. */
+    kek: `${p}/kek`,
+    wrap: `${p}/wrap`,
+    keys: `${p}/keys`,
+    aad: `${p}/aad`,
+    sig: `${p}/sig`,
+    sender: `${p}/sender`,
+  };
+}
+export type GroupLabels = ReturnType<typeof groupLabels>;
 
 export const NONCE_SIZE = 16;
 export const HINT_SIZE = 8;
 /** AES-256-GCM of the 32-byte payload key: ciphertext ‖ tag. */
 export const WRAPPED_SIZE = 48;
+/** v2: the X-Wing ciphertext between hint and wrapped key. */
+export const KEM_CIPHERTEXT_SIZE = XWING_CIPHERTEXT_SIZE;
 export const COMMITMENT_SIZE = 32;
 /** Most slots one message may carry; checked before anything is sliced (SPEC §19.8). */
 export const MAX_SLOTS = 65_536;
@@ -34,9 +53,20 @@ export const MODE_HINTED = 1;
 export const MODE_HIDDEN = 2;
 export type SlotMode = typeof MODE_HINTED | typeof MODE_HIDDEN;
 
-/** Bytes per slot in a mode: hint ‖ wrapped key, or the wrapped key alone. */
-export const slotSize = (mode: SlotMode) =>
-  mode === MODE_HINTED ? HINT_SIZE + WRAPPED_SIZE : WRAPPED_SIZE;
+/**
+ * Bytes per slot. v1: hint ‖ wrapped key (hinted), the wrapped key alone (hidden). v2,
+ * both modes: hint ‖ X-Wing ciphertext ‖ wrapped key (hidden mode pads with dummies).
+ */
+export const slotSize = (mode: SlotMode, version: GroupVersion = 1) =>
+  version === GROUP_PQ_VERSION
+    ? HINT_SIZE + KEM_CIPHERTEXT_SIZE + WRAPPED_SIZE
+    : mode === MODE_HINTED
+    ? HINT_SIZE + WRAPPED_SIZE
+    : WRAPPED_SIZE;
+
+/** Whether slots start with a hint: always in v2, in hinted mode in v1. */
+export const hasHints = (mode: SlotMode, version: GroupVersion) =>
+  version === GROUP_PQ_VERSION || mode === MODE_HINTED;
 
 /** The clear fields of a group payload (SPEC §19.2). */
 export interface GroupPayload {
@@ -108,7 +138,7 @@ function ascendingAt(slots: Uint8Array, at: number, size: number): boolean {
  * bounded before the table is looked at, the table exactly count × slot size, slots in
  * strictly ascending order (one encoding; no duplicate slot).
  */
-export function decodePayload(payload: Uint8Array): GroupPayload {
+export function decodePayload(payload: Uint8Array, version: GroupVersion = 1): GroupPayload {
   const what = "group payload";
   const r = CborReader.from(decodeCbor(payload, what), what).onlyKeys([1, 2, 3, 4, 5, 6, 7, 8, 9]);
   const mode = r.uint(4, 0xff);
@@ -117,7 +147,7 @@ export function decodePayload(payload: Uint8Array): GroupPayload {
   }
   const slotCount = r.uint(5, MAX_SLOTS);
   if (slotCount === 0) throw new MissiveError("malformed", `${what}: field 5: no slots`);
-  const size = slotSize(mode);
+  const size = slotSize(mode, version);
   const slots = r.bytes(6, slotCount * size);
   for (let i = size; i < slots.length; i += size) {
     if (!ascendingAt(slots, i, size)) {
@@ -141,7 +171,10 @@ export function decodePayload(payload: Uint8Array): GroupPayload {
 }
 
 /** What `missive inspect` shows of a group payload without keys. */
-export function describePayload(payload: Uint8Array): { slots: number; hidden: boolean } {
-  const p = decodePayload(payload);
+export function describePayload(
+  payload: Uint8Array,
+  version: GroupVersion = 1,
+): { slots: number; hidden: boolean } {
+  const p = decodePayload(payload, version);
   return { slots: p.slotCount, hidden: p.mode === MODE_HIDDEN };
 }

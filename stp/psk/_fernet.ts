@@ -90,6 +90,7 @@ export async function encryptFernet(
 
 /** What a verified token holds. */
 export interface FernetOpened {
+  /** The token's plaintext, returned only after its HMAC verified. */
   plaintext: Bytes;
   /** Seconds since the epoch, as written by the token's maker. */
   timestamp: number;

@@ -6,6 +6,7 @@
 import type { CborReader, CborValue } from "../../core/cbor.ts";
 import { MissiveError } from "../../core/errors.ts";
 import type { Inner, StpOpened } from "../../plugin/types.ts";
+import type { PskOptions } from "./_key.ts";
 
 const MESSAGE_NONCE_BYTES = 16;
 const MAX_SENDER_CHARS = 254;
@@ -13,7 +14,7 @@ const MAX_SENDER_CHARS = 254;
 /** Fields 1–6 of the inner map; the sender label comes from option `sender` or the inner. */
 export function innerFields(
   inner: Inner,
-  options: Readonly<Record<string, string>>,
+  options: PskOptions,
   name: string,
 ): Map<number, CborValue> {
   const sender = options.sender ?? inner.sender;

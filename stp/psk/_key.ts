@@ -1,7 +1,8 @@
 /**
- * Shared pieces of the `psk` STP (SPEC §13): reading a shared key from its text form,
- * picking the secret a caller gave (`psk` key or `passphrase`), scrypt with bounded work
- * factors, and the optional freshness check (`ttl`, `now`).
+ * Shared pieces of the `psk` STP (SPEC §13): its options (typed, and parsed from
+ * `--option` text), reading a shared key from its text form, picking the secret a caller
+ * gave (key or passphrase), scrypt with bounded work factors, and the optional freshness
+ * check (TTL, clock).
  * @module
  */
 import { scryptAsync } from "@noble/hashes/scrypt.js";
@@ -46,27 +47,83 @@ export function parseKeyText(text: string, min: number, max: number, what = "psk
   return key;
 }
 
+/**
+ * Options of the `psk` STP. Every field is optional; which are needed depends on the
+ * message (a key or a passphrase).
+ */
+export interface PskOptions {
+  /** The shared key's bytes (psk/1: 16..64; psk/2: 32, a Fernet key). */
+  key?: Uint8Array;
+  /** A shared passphrase instead of a key (scrypt; NFC-normalised). */
+  passphrase?: string;
+  /** scrypt work factor for sealing with a passphrase, log2 N, 10..20 (default 16). */
+  workFactor?: number;
+  /** Refuse (`replay`) a message older than this many ms; default: any age. */
+  ttlMs?: number;
+  /** The clock in ms since the epoch (tests); default the real clock. */
+  nowMs?: number;
+  /** A sender label to put in the message (never verified). */
+  sender?: string;
+}
+
+/** The `--option` names psk accepts (text forms of `PskOptions`). */
+const PSK_OPTION_NAMES = ["psk", "passphrase", "work-factor", "ttl", "now", "sender"];
+
+/**
+ * `PskOptions` from `--option NAME=VALUE` pairs: `psk` (a key's text form), `passphrase`,
+ * `work-factor` (log2 N), `ttl` (seconds), `now` (ms), `sender`. Unknown names and bad
+ * values are `usage` errors; a bad key is a `key` error.
+ */
+export function parsePskOptions(pairs: Readonly<Record<string, string>>): PskOptions {
+  for (const name of Object.keys(pairs)) {
+    if (!PSK_OPTION_NAMES.includes(name)) {
+      throw new MissiveError(
+        "usage",
+        `psk: unknown option ${JSON.stringify(name)} (have: ${PSK_OPTION_NAMES.join(", ")})`,
+      );
+    }
+  }
+  const uint = (key: string, digits: number) => {
+    const raw = pairs[key];
+    if (raw === undefined) return undefined;
+    const n = new RegExp(`^\\d{1,${digits}}$`).test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n)) {
+      throw new MissiveError("usage", `psk: ${key} must be a non-negative integer`);
+    }
+    return n;
+  };
+  const ttl = uint("ttl", 16);
+  const options: PskOptions = {
+    key: pairs.psk === undefined ? undefined : parseKeyText(pairs.psk, 16, 64),
+    passphrase: pairs.passphrase,
+    workFactor: uint("work-factor", 2),
+    ttlMs: ttl === undefined ? undefined : ttl * 1000,
+    nowMs: uint("now", 16),
+    sender: pairs.sender,
+  };
+  if (options.workFactor !== undefined) checkWorkFactor(options.workFactor, "psk");
+  return options;
+}
+
 /** The secret a caller supplied through STP options. */
 export type SharedSecret = { kind: "key"; key: Bytes } | { kind: "passphrase"; passphrase: Bytes };
 
 /**
- * Reads option `psk` (a key's text form) or `passphrase` (NFC-normalised UTF-8). Both
- * at once are a usage error when sealing; when opening, `prefer` says which the message
- * needs.
+ * The key or the passphrase (NFC-normalised UTF-8) of the options. Both at once are a
+ * usage error when sealing; when opening, `prefer` says which the message needs.
  */
 export function sharedSecret(
-  options: Readonly<Record<string, string>>,
+  options: PskOptions,
   name: string,
   keyBytes: { min: number; max: number },
   sealing: boolean,
   prefer?: "key" | "passphrase",
 ): SharedSecret {
-  const { psk, passphrase } = options;
-  const has = (v: string | undefined) => v !== undefined;
-  if (sealing && has(psk) && has(passphrase)) {
+  const { key, passphrase } = options;
+  if (sealing && key !== undefined && passphrase !== undefined) {
     throw new MissiveError("usage", `${name}: give a key (--psk-file) or a passphrase, not both`);
   }
-  const usePassphrase = has(passphrase) && (prefer === "passphrase" || !has(psk));
+  const usePassphrase = passphrase !== undefined && (prefer === "passphrase" || key === undefined);
   if (usePassphrase) {
     const text = passphrase.normalize("NFC");
     if (text.length > MAX_PASSPHRASE_CHARS) {
@@ -80,8 +137,14 @@ export function sharedSecret(
     }
     return { kind: "passphrase", passphrase: utf8(text) };
   }
-  if (has(psk)) {
-    return { kind: "key", key: parseKeyText(psk, keyBytes.min, keyBytes.max, `${name} key`) };
+  if (key !== undefined) {
+    if (!(key instanceof Uint8Array) || key.length < keyBytes.min || key.length > keyBytes.max) {
+      const want = keyBytes.min === keyBytes.max
+        ? `${keyBytes.min}`
+        : `${keyBytes.min}..${keyBytes.max}`;
+      throw new MissiveError("key", `${name} key: ${key?.length} bytes, need ${want}`);
+    }
+    return { kind: "key", key: new Uint8Array(key) };
   }
   throw new MissiveError(
     "usage",
@@ -89,18 +152,21 @@ export function sharedSecret(
   );
 }
 
-/** The `work-factor` option (scrypt log2 N), bounded; `DEFAULT_LOG_N` when absent. */
-export function workFactor(options: Readonly<Record<string, string>>, name: string): number {
-  const raw = options["work-factor"];
-  if (raw === undefined) return DEFAULT_LOG_N;
-  const logN = /^\d{1,2}$/.test(raw) ? Number(raw) : NaN;
-  if (!(logN >= MIN_LOG_N && logN <= MAX_LOG_N)) {
+function checkWorkFactor(logN: number, name: string): number {
+  if (!(Number.isInteger(logN) && logN >= MIN_LOG_N && logN <= MAX_LOG_N)) {
     throw new MissiveError(
       "usage",
-      `${name}: work-factor must be ${MIN_LOG_N}..${MAX_LOG_N}, got ${JSON.stringify(raw)}`,
+      `${name}: work-factor must be ${MIN_LOG_N}..${MAX_LOG_N}, got ${logN}`,
     );
   }
   return logN;
+}
+
+/** The work factor (scrypt log2 N), bounded; `DEFAULT_LOG_N` when absent. */
+export function workFactor(options: PskOptions, name: string): number {
+  return options.workFactor === undefined
+    ? DEFAULT_LOG_N
+    : checkWorkFactor(options.workFactor, name);
 }
 
 /** scrypt (RFC 7914) with r = 8, p = 1, 32 bytes out; logN must already be bounded. */
@@ -111,25 +177,20 @@ export async function scryptKey(passphrase: Bytes, salt: Uint8Array, logN: numbe
   return await scryptAsync(passphrase, salt, { N: 2 ** logN, r: 8, p: 1, dkLen: 32 }) as Bytes;
 }
 
-/** Freshness policy from options: `ttl` in seconds (none: any age), `now` in ms. */
+/** Freshness policy: a TTL in ms (none: any age) and the clock. */
 export interface Freshness {
   ttlMs?: number;
   nowMs: number;
 }
 
-/** Reads `ttl` (seconds) and `now` (ms since the epoch, default the real clock). */
-export function freshnessOf(options: Readonly<Record<string, string>>, name: string): Freshness {
-  const uint = (key: string) => {
-    const raw = options[key];
-    if (raw === undefined) return undefined;
-    const n = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
-    if (!Number.isSafeInteger(n)) {
+/** The freshness policy of the options (`ttlMs`, `nowMs`; default the real clock). */
+export function freshnessOf(options: PskOptions, name: string): Freshness {
+  for (const [key, v] of [["ttl", options.ttlMs], ["now", options.nowMs]] as const) {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) {
       throw new MissiveError("usage", `${name}: ${key} must be a non-negative integer`);
     }
-    return n;
-  };
-  const ttl = uint("ttl");
-  return { ttlMs: ttl === undefined ? undefined : ttl * 1000, nowMs: uint("now") ?? Date.now() };
+  }
+  return { ttlMs: options.ttlMs, nowMs: options.nowMs ?? Date.now() };
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   freshnessOf,
   MAX_LOG_N,
   MIN_LOG_N,
+  type PskOptions,
   scryptKey,
   type SharedSecret,
   sharedSecret,
@@ -36,7 +37,7 @@ const MAX_CIPHERTEXT_BYTES = 64 * 1024 * 1024;
 
 /** The 32-byte AEAD key: HKDF for a key file, scrypt for a passphrase (SPEC §13.2). */
 async function messageKey(
-  ctx: SealContext | OpenContext,
+  ctx: SealContext<PskOptions> | OpenContext<PskOptions>,
   secret: SharedSecret,
   salt: Uint8Array,
   logN: number | undefined,
@@ -52,7 +53,7 @@ function wipeSecret(secret: SharedSecret): void {
 }
 
 function aad(
-  ctx: SealContext | OpenContext,
+  ctx: SealContext<PskOptions> | OpenContext<PskOptions>,
   salt: Uint8Array,
   logN: number | undefined,
   nonce: Uint8Array,
@@ -70,7 +71,7 @@ function aad(
 }
 
 /** Seals `inner` for everyone holding the shared secret. */
-export async function sealPskV1(inner: Inner, ctx: SealContext): Promise<Bytes> {
+export async function sealPskV1(inner: Inner, ctx: SealContext<PskOptions>): Promise<Bytes> {
   const secret = sharedSecret(ctx.options, NAME, PSK_V1_KEY_BYTES, true);
   const logN = secret.kind === "passphrase" ? workFactor(ctx.options, NAME) : undefined;
   const plain = innerFields(inner, ctx.options, NAME);
@@ -97,7 +98,10 @@ export async function sealPskV1(inner: Inner, ctx: SealContext): Promise<Bytes> 
 }
 
 /** Opens a psk v1 payload; a wrong secret is `auth-failed` (SPEC §13.2). */
-export async function openPskV1(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
+export async function openPskV1(
+  payload: Uint8Array,
+  ctx: OpenContext<PskOptions>,
+): Promise<StpOpened> {
   const context = "psk v1 payload";
   const r = CborReader.from(decodeCbor(payload, context), context).onlyKeys([1, 2, 3, 4]);
   const salt = r.bytes(1, SALT_BYTES);

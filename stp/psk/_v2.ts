@@ -18,7 +18,7 @@ import {
   fernetKey,
   wipeFernetKey,
 } from "./_fernet.ts";
-import { freshnessOf, scryptKey, sharedSecret, workFactor } from "./_key.ts";
+import { freshnessOf, type PskOptions, scryptKey, sharedSecret, workFactor } from "./_key.ts";
 
 const NAME = "psk v2";
 const LABEL_SCRYPT = "missive/stp/psk/v2/scrypt";
@@ -29,10 +29,7 @@ const IV_BYTES = 16;
  * fixed salt (a token has no room for one: the same passphrase always gives the same
  * key, so a key file is RECOMMENDED; SPEC §13.3).
  */
-export async function pskV2Key(
-  options: Readonly<Record<string, string>>,
-  sealing: boolean,
-): Promise<FernetKey> {
+export async function pskV2Key(options: PskOptions, sealing: boolean): Promise<FernetKey> {
   const secret = sharedSecret(options, NAME, { min: 32, max: 32 }, sealing);
   if (secret.kind === "key") return fernetKey(secret.key);
   const logN = workFactor(options, NAME);
@@ -50,7 +47,7 @@ function headerFields(h: EnvelopeHeader): [number, CborValue][] {
 }
 
 /** Seals `inner` into a Fernet token for everyone holding the key. */
-export async function sealPskV2(inner: Inner, ctx: SealContext): Promise<Bytes> {
+export async function sealPskV2(inner: Inner, ctx: SealContext<PskOptions>): Promise<Bytes> {
   const key = await pskV2Key(ctx.options, true);
   const plain = innerFields(inner, ctx.options, NAME);
   for (const [k, v] of headerFields(ctx.header)) plain.set(k, v);
@@ -67,7 +64,10 @@ export async function sealPskV2(inner: Inner, ctx: SealContext): Promise<Bytes> 
 }
 
 /** Opens a psk v2 payload; options `ttl` (seconds) and `now` (ms) set freshness. */
-export async function openPskV2(payload: Uint8Array, ctx: OpenContext): Promise<StpOpened> {
+export async function openPskV2(
+  payload: Uint8Array,
+  ctx: OpenContext<PskOptions>,
+): Promise<StpOpened> {
   const freshness = freshnessOf(ctx.options, NAME);
   const key = await pskV2Key(ctx.options, false);
   let opened;

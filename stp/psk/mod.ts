@@ -15,7 +15,7 @@ import {
   fernetTokenText,
   wipeFernetKey,
 } from "./_fernet.ts";
-import { freshnessOf } from "./_key.ts";
+import { freshnessOf, parsePskOptions, type PskOptions } from "./_key.ts";
 import { openPskV1, sealPskV1 } from "./_v1.ts";
 import { openPskV2, pskV2Key, sealPskV2 } from "./_v2.ts";
 
@@ -24,11 +24,12 @@ export {
   detectFernetToken,
   encryptFernet,
   fernetKey,
+  type FernetOpened,
   fernetTokenText,
   parseFernetKey,
   parseFernetToken,
 } from "./_fernet.ts";
-export { parseKeyText } from "./_key.ts";
+export { parseKeyText, parsePskOptions, type PskOptions } from "./_key.ts";
 
 /** STP type number of `psk`. */
 export const PSK_TYPE = 6;
@@ -43,8 +44,8 @@ const PROPERTIES = {
   hiddenRecipients: true,
 } as const;
 
-/** Makes the `psk` STP of a given version (1 or 2). */
-export function pskStp(version: 1 | 2): StpPlugin {
+/** The `psk` STP of a given version (the constants below are what callers use). */
+function makePsk(version: 1 | 2): StpPlugin<PskOptions> {
   return {
     kind: "stp",
     type: PSK_TYPE,
@@ -54,17 +55,24 @@ export function pskStp(version: 1 | 2): StpPlugin {
       ? "shared key or passphrase: HKDF/scrypt + XChaCha20-Poly1305"
       : "shared key: Fernet token (AES-128-CBC + HMAC-SHA256)",
     properties: PROPERTIES,
+    parseOptions: parsePskOptions,
     seal: version === 1 ? sealPskV1 : sealPskV2,
     open: version === 1 ? openPskV1 : openPskV2,
   };
 }
 
+/** The `psk` STP, version 1 (SPEC §13.2): shared key or passphrase, XChaCha20-Poly1305. */
+export const pskV1: StpPlugin<PskOptions> = makePsk(1);
+/** The `psk` STP, version 2 (SPEC §13.3): a Fernet token, as Python's cryptography writes. */
+export const pskV2: StpPlugin<PskOptions> = makePsk(2);
+
 /** Inputs of `sealBareFernet`. */
 export interface BareFernetRequest {
-  /** STP options holding the key: `psk` or `passphrase` (as for psk v2). */
-  options: Readonly<Record<string, string>>;
-  /** Clock in ms and IV, injectable for tests. */
+  /** The key: `key` (32 bytes) or `passphrase`, as for psk v2. */
+  options: PskOptions;
+  /** The token's time, ms since the Unix epoch (written in whole seconds); default now. */
   now?: number;
+  /** The 16-byte AES-CBC IV; random by default. Injected only for tests and vectors. */
   iv?: Uint8Array;
 }
 
@@ -74,13 +82,14 @@ export interface BareFernetRequest {
  *
  * @example
  * ```ts
- * import { getCryptoProvider, openBareFernet, sealBareFernet } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ * import { getCryptoProvider } from "../../mod.ts";
+ * import { openBareFernet, parseFernetToken, parsePskOptions, sealBareFernet } from "./mod.ts";
  * const crypto = await getCryptoProvider();
- * const options = { psk: "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=" };
+ * const options = parsePskOptions({ psk: "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=" });
  * const token = await sealBareFernet(crypto, new TextEncoder().encode("hi"), { options });
- * const raw = Uint8Array.from(atob(token.replaceAll("-", "+").replaceAll("_", "/")), (c) => c.charCodeAt(0));
- * const opened = await openBareFernet(crypto, raw, options);
- * console.log(new TextDecoder().decode(opened.plaintext)); // hi
+ * const opened = await openBareFernet(crypto, parseFernetToken(token), options);
+ * assert.equal(new TextDecoder().decode(opened.plaintext), "hi");
  * ```
  */
 export async function sealBareFernet(
@@ -101,13 +110,13 @@ export async function sealBareFernet(
 }
 
 /**
- * Opens a bare binary Fernet token (see `detectFernetToken`) with the key from options
- * `psk` or `passphrase`; options `ttl` (seconds) and `now` (ms) set freshness.
+ * Opens a bare binary Fernet token (see `detectFernetToken`) with the options' `key` or
+ * `passphrase`; `ttlMs` and `nowMs` set freshness.
  */
 export async function openBareFernet(
   crypto: CryptoProvider,
   token: Bytes,
-  options: Readonly<Record<string, string>>,
+  options: PskOptions,
 ): Promise<FernetOpened> {
   const freshness = freshnessOf(options, "fernet");
   const key = await pskV2Key(options, false);

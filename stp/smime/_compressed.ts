@@ -4,12 +4,12 @@
  * schema objects and pkijs's EncapsulatedContentInfo; no hand-written DER.
  * @module
  */
-import { deflateSync, inflateSync } from "node:zlib";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import type { Bytes } from "../../core/bytes.ts";
 import { MissiveError } from "../../core/errors.ts";
 import { CMS, parseBerItem } from "./_cms.ts";
+import { zlib } from "../../core/zlib.ts";
 
 /** id-alg-zlibCompress (RFC 3274 §2). */
 export const ZLIB_COMPRESS = "1.2.840.113549.1.9.16.3.8";
@@ -27,7 +27,7 @@ export function compressedData(
   content: Uint8Array,
   contentType: string = CMS.data,
 ): asn1js.Sequence {
-  const z = deflateSync(content);
+  const z = zlib().deflateSync(content);
   return new asn1js.Sequence({
     value: [
       new asn1js.Integer({ value: 0 }),
@@ -85,7 +85,7 @@ export function decompress(input: asn1js.AsnType | Uint8Array): Decompressed {
   }
   let content: Uint8Array;
   try {
-    content = inflateSync(new Uint8Array(eContent.getValue()), {
+    content = zlib().inflateSync(new Uint8Array(eContent.getValue()), {
       maxOutputLength: MAX_DECOMPRESSED,
     });
   } catch (e) {

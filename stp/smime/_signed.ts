@@ -88,8 +88,11 @@ function octetValue(block: asn1js.AsnType): Bytes {
 
 /** A verified SignedData. */
 export interface Verified {
+  /** The signed content (for smime, the text or a CompressedData layer). */
   content: Bytes;
+  /** The content's type OID (id-data, or id-ct-compressedData). */
   contentType: string;
+  /** The certificate whose key made the signature. */
   signer: X509Certificate;
   /** From the signingTime attribute, when present. */
   signingTime?: Date;
@@ -97,6 +100,7 @@ export interface Verified {
   signatureHash: Bytes;
   /** The signer chains to a trust anchor, valid at `now`. */
   trusted: boolean;
+  /** What the reader should know (e.g. an untrusted chain), not failures. */
   warnings: string[];
 }
 
@@ -115,7 +119,12 @@ function attributeValue(si: pkijs.SignerInfo, type: string): asn1js.AsnType | un
  */
 export async function verifySigned(
   schema: asn1js.AsnType,
-  options: { anchors: readonly X509Certificate[]; now: Date },
+  options: {
+    anchors: readonly X509Certificate[];
+    now: Date;
+    /** The content of a detached signature (multipart/signed, RFC 8551 §3.5). */
+    detached?: Uint8Array;
+  },
 ): Promise<Verified> {
   let sd: pkijs.SignedData;
   try {
@@ -128,8 +137,17 @@ export async function verifySigned(
   }
   const si = sd.signerInfos[0];
   const eContent = sd.encapContentInfo.eContent;
-  if (!eContent) {
-    throw new MissiveError("malformed", "smime: detached signatures are not supported");
+  if (!eContent && options.detached === undefined) {
+    throw new MissiveError(
+      "malformed",
+      "smime: a detached signature without its content (multipart/signed carries both)",
+    );
+  }
+  if (eContent && options.detached !== undefined) {
+    throw new MissiveError("malformed", "smime: a multipart/signed signature holds content");
+  }
+  if (options.detached !== undefined && options.detached.length === 0) {
+    throw new MissiveError("malformed", "smime: multipart/signed: the signed part is empty");
   }
   if (!DIGESTS[si.digestAlgorithm.algorithmId]) {
     throw new MissiveError(
@@ -150,7 +168,12 @@ export async function verifySigned(
   }
   let result: pkijs.SignedDataVerifyResult;
   try {
-    result = await sd.verify({ signer: 0, extendedMode: true, checkChain: false });
+    result = await sd.verify({
+      signer: 0,
+      extendedMode: true,
+      checkChain: false,
+      ...(options.detached ? { data: Uint8Array.from(options.detached).buffer } : {}),
+    });
   } catch (e) {
     const code = (e as { code?: number }).code;
     if (code === 2 || code === 3) {
@@ -204,7 +227,7 @@ export async function verifySigned(
   }
   const sig = Uint8Array.from(si.signature.valueBlock.valueHexView);
   return {
-    content: octetValue(eContent),
+    content: eContent ? octetValue(eContent) : Uint8Array.from(options.detached!),
     contentType: sd.encapContentInfo.eContentType,
     signer,
     signingTime,

@@ -210,9 +210,9 @@ export function envelopeVectors() {
     "open",
   );
   bad(
-    "unknown-stp-2-3",
-    "well formed; no STP (2, 3)",
-    toHex(encodeEnvelope({ protocolType: 2, protocolVersion: 3, payload })),
+    "unknown-stp-2-4",
+    "well formed; no STP (2, 4)",
+    toHex(encodeEnvelope({ protocolType: 2, protocolVersion: 4, payload })),
     "unknown-protocol",
     "open",
   );

@@ -17,6 +17,7 @@ import {
   type OpenInputs,
   set,
   xor,
+  xwingDecapsulateFromSpec,
 } from "./messages.ts";
 import { gcm } from "@noble/ciphers/aes.js";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
@@ -257,14 +258,14 @@ export function groupCases(): MessageCase[] {
     replay: { now: NOW },
     times: 2,
   });
-  bad("unknown-protocol", "envelope-version-2", "no STP (3, 2)", base(), [set("envelope", 2, 2)]);
+  bad("unknown-protocol", "envelope-version-3", "no STP (3, 3)", base(), [set("envelope", 2, 3)]);
   return cases;
 }
 
 /**
- * Opens a group (type 3) envelope as SPEC §19.7 describes, with @noble primitives and no
- * missive STP code, and returns the intermediate values as hex. Throws when no slot
- * unwraps, the commitment or the signature does not check out.
+ * Opens a group (type 3) envelope as SPEC §19.7 (v1) or §19.10.4 (v2) describes, with
+ * @noble primitives and no missive STP code, and returns the intermediate values as hex.
+ * Throws when no slot unwraps, the commitment or the signature does not check out.
  */
 export function groupIntermediates(
   envelope: Uint8Array,
@@ -272,30 +273,43 @@ export function groupIntermediates(
   ids: Map<string, Identity>,
 ): Record<string, string> {
   const env = decodeEnvelope(envelope);
-  const label = (use: string) => `missive/stp/group/v1/${use}`;
+  const v2 = env.protocolVersion === 2;
+  const label = (use: string) => `missive/stp/group/v${env.protocolVersion}/${use}`;
   const p = decodeCbor(env.payload) as CborMap;
   const [nonce, eph, slots, commitment, bodyCt, senderCt] = [1, 3, 6, 7, 8, 9].map((k) =>
     p.get(k) as Bytes
   );
   const [timestamp, mode, count] = [2, 4, 5].map((k) => p.get(k) as number);
   const shared = x25519.getSharedSecret(me.agreementKey, eph);
-  const okm = hkdf(
-    sha256,
-    shared,
-    concatBytes(eph, me.card.agreementKey),
-    transcript(label("slot"), nonce),
-    40,
-  );
-  const [hint, kek] = [okm.slice(0, 8), okm.slice(8)];
+  const salt = concatBytes(eph, me.card.agreementKey);
+  const okm = v2
+    ? hkdf(sha256, shared, salt, transcript(label("hint"), nonce), 8)
+    : hkdf(sha256, shared, salt, transcript(label("slot"), nonce), 40);
+  const hint = okm.slice(0, 8);
+  const v1Kek = v2 ? undefined : okm.slice(8);
   const wrapAad = transcript(label("wrap"), nonce);
-  const size = mode === 1 ? 56 : 48;
+  const size = v2 ? 1176 : mode === 1 ? 56 : 48;
+  const hinted = v2 || mode === 1;
   let payloadKey: Uint8Array | undefined;
   let slotIndex = -1;
+  let kem: ReturnType<typeof xwingDecapsulateFromSpec> | undefined;
+  let kek = v1Kek;
   for (let i = 0; i < count && !payloadKey; i++) {
     const slot = slots.subarray(i * size, (i + 1) * size);
-    if (mode === 1 && !equalBytes(slot.subarray(0, 8), hint)) continue;
+    if (hinted && !equalBytes(slot.subarray(0, 8), hint)) continue;
+    if (v2) {
+      const ct = slot.subarray(8, 8 + 1120);
+      kem = xwingDecapsulateFromSpec(me.hybridSeed!, ct);
+      kek = hkdf(
+        sha256,
+        kem.shared,
+        concatBytes(ct, me.card.hybridKey!),
+        transcript(label("kek"), nonce),
+        32,
+      );
+    }
     try {
-      payloadKey = gcm(kek, new Uint8Array(12), wrapAad).decrypt(slot.subarray(size - 48));
+      payloadKey = gcm(kek!, new Uint8Array(12), wrapAad).decrypt(slot.subarray(size - 48));
       slotIndex = i;
     } catch { /* not this slot */ }
   }
@@ -329,7 +343,14 @@ export function groupIntermediates(
   return {
     sharedSecret: toHex(shared),
     hint: toHex(hint),
-    kek: toHex(kek),
+    ...(kem
+      ? {
+        mlkemSharedSecret: toHex(kem.mlkem),
+        x25519SharedSecret: toHex(kem.x25519),
+        kemSharedSecret: toHex(kem.shared),
+      }
+      : {}),
+    kek: toHex(kek!),
     slotIndex: String(slotIndex),
     payloadKey: toHex(payloadKey),
     commitment: toHex(keys.slice(0, 32)),

@@ -12,11 +12,13 @@ import {
   decodeRelayMessage,
   encodeBundle,
   encodeDelivery,
+  encodeReceipt,
   encodeRequest,
   encodeResponse,
   type RelayMessage,
 } from "../../relay/protocol.ts";
 import { failure } from "./messages.ts";
+import { encodePrekeyBundle, encodePrekeyUpload } from "../../stp/ratchet/mod.ts";
 
 const ID = new Uint8Array(16).fill(0xab);
 /** An envelope (SPEC §2.1) of STP plain around "hi", as the relay would carry it. */
@@ -190,6 +192,196 @@ export function relayVectors() {
     "one byte over the 1 MiB cap, refused before decoding",
     new Uint8Array(1024 * 1024 + 1),
     "too-large",
+  );
+
+  // Limits (SPEC §23.12): the keepalive op, the statuses of hostile-client refusals.
+  ok("keepalive", "request 10: keepalive (op 8)", encodeRequest(10, { op: "keepalive" }));
+  ok(
+    "response-keepalive",
+    "keepalive answered: the relay's idle timeout, 300 s",
+    encodeResponse({ rid: 10, status: "ok", count: 300_000 }),
+  );
+  ok(
+    "response-rate-limited",
+    "register refused: rate-limited (status 12)",
+    encodeResponse({
+      rid: 1,
+      status: "rate-limited",
+      detail: "too many new registrations from 192.0.2.7 (at most 10 a minute); try again in 6 s",
+    }),
+  );
+  ok(
+    "response-store-full",
+    "send refused: store-full (status 14)",
+    encodeResponse({ rid: 5, status: "store-full", detail: "this relay's store is full" }),
+  );
+  ok(
+    "response-busy",
+    "the link refused on request ID 0: busy (status 16)",
+    encodeResponse({ rid: 0, status: "busy", detail: "all 768 slots are taken; try later" }),
+  );
+  bad("keepalive-no-rid", "keepalive without a request ID", map([0, 0], [2, 8]));
+  bad("keepalive-rid-text", "keepalive with a text request ID", map([0, 0], [1, "10"], [2, 8]));
+  bad(
+    "response-detail-1025",
+    "a refusal whose detail is over 1024 characters",
+    map([0, 1], [1, 1], [2, 12], [8, "x".repeat(1025)]),
+  );
+  bad("response-status-text", "a status as text", map([0, 1], [1, 1], [2, "busy"]));
+  bad(
+    "response-count-negative",
+    "keepalive answer with a negative timeout",
+    map([0, 1], [1, 10], [2, 0], [6, -1]),
+  );
+
+  // Prekeys (SPEC §23.13): the upload and the bundle travel as opaque bytes (SPEC §25.2).
+  const signedPrekey = {
+    id: 1,
+    publicKey: new Uint8Array(32).fill(9),
+    kemPublicKey: new Uint8Array(1216).fill(1),
+    created: 1_700_000_000_000,
+    signature: new Uint8Array(64).fill(2),
+  };
+  const upload = encodePrekeyUpload({
+    identityId: ID,
+    signedPrekey,
+    oneTimePrekeys: [{ id: 1, publicKey: new Uint8Array(32).fill(7) }],
+  });
+  const bundle = encodePrekeyBundle({
+    identityId: ID,
+    signedPrekey,
+    oneTimePrekey: { id: 1, publicKey: new Uint8Array(32).fill(7) },
+  });
+  ok(
+    "publish-prekeys",
+    "request 11: publish-prekeys (op 9) with an upload of one one-time prekey",
+    encodeRequest(11, { op: "publish-prekeys", upload }),
+  );
+  ok(
+    "fetch-prekeys",
+    "request 12: fetch-prekeys (op 10) for bob",
+    encodeRequest(12, { op: "fetch-prekeys", target: "bob@example.org" }),
+  );
+  ok(
+    "response-publish-prekeys",
+    "publish-prekeys answered: 1 one-time prekey held",
+    encodeResponse({ rid: 11, status: "ok", count: 1 }),
+  );
+  ok(
+    "response-fetch-prekeys",
+    "fetch-prekeys answered: the card (key 4, here stand-in bytes) and the bundle (key 10)",
+    encodeResponse({ rid: 12, status: "ok", card: utf8("card"), prekeys: bundle }),
+  );
+  ok(
+    "response-invalid-prekeys",
+    "publish-prekeys refused: invalid-prekeys (status 19)",
+    encodeResponse({ rid: 11, status: "invalid-prekeys", detail: "not signed by bob" }),
+  );
+  bad(
+    "publish-prekeys-empty",
+    "an empty upload",
+    map([0, 0], [1, 11], [2, 9], [3, new Uint8Array()]),
+  );
+  bad(
+    "publish-prekeys-8193",
+    "an upload over 8,192 bytes",
+    map([0, 0], [1, 11], [2, 9], [3, new Uint8Array(8193)]),
+  );
+  bad("publish-prekeys-text", "an upload as text", map([0, 0], [1, 11], [2, 9], [3, "keys"]));
+  bad("fetch-prekeys-no-target", "fetch-prekeys without key 3", map([0, 0], [1, 12], [2, 10]));
+  bad(
+    "response-prekeys-2049",
+    "a bundle over 2,048 bytes",
+    map([0, 1], [1, 12], [2, 0], [10, new Uint8Array(2049)]),
+  );
+
+  // Receipts (SPEC §23.7.1): asked for by send key 5, taken by receive key 3, kind 4.
+  ok(
+    "send-receipt",
+    "send asking for a receipt (key 5: true)",
+    encodeRequest(13, { op: "send", to: "bob@example.org", envelope: ENVELOPE, receipt: true }),
+  );
+  ok(
+    "send-receipt-false",
+    "send with key 5 false: no receipt (same as absent)",
+    map([0, 0], [1, 13], [2, 4], [3, "bob@example.org"], [4, ENVELOPE], [5, false]),
+  );
+  ok(
+    "receive-all",
+    "receive messages and receipts (key 3: 1)",
+    encodeRequest(14, { op: "receive", mode: "all" }),
+  );
+  ok(
+    "receive-receipts",
+    "receive receipts only (key 3: 2)",
+    encodeRequest(15, { op: "receive", mode: "receipts" }),
+  );
+  const receipt = {
+    id: 43,
+    message: 42,
+    recipientId: ID,
+    recipient: "bob@example.org",
+    status: "accepted" as const,
+    acknowledged: 1_700_000_000_000,
+  };
+  ok("receipt", "receipt 43: bob acknowledged message 42 as accepted", encodeReceipt(receipt));
+  ok(
+    "receipt-undecryptable",
+    "receipt 44: bob could not decrypt message 41",
+    encodeReceipt({ ...receipt, id: 44, message: 41, status: "undecryptable" }),
+  );
+  ok(
+    "bundle-delivery-receipt",
+    "a delivery and a receipt in one bundle",
+    encodeBundle([
+      encodeDelivery({
+        message: 45,
+        senderId: ID,
+        sender: "carol@example.org",
+        envelope: ENVELOPE,
+        enqueued: 2,
+      }),
+      encodeReceipt({ ...receipt, id: 46 }),
+    ]),
+  );
+  const fields = (...over: [number, CborValue][]) => {
+    const m = new Map<number, CborValue>([
+      [0, 4],
+      [1, 43],
+      [2, 42],
+      [3, ID],
+      [4, "bob@example.org"],
+      [5, 0],
+      [6, 1_700_000_000_000],
+    ]);
+    for (const [k, v] of over) v === null ? m.delete(k) : m.set(k, v);
+    return encodeCbor(m);
+  };
+  bad("receipt-status-5", "receipt status out of range", fields([5, 5]));
+  bad("receipt-status-text", "receipt status as text", fields([5, "accepted"]));
+  bad("receipt-short-id", "recipient ID of 15 bytes", fields([3, new Uint8Array(15)]));
+  bad("receipt-no-message", "receipt without key 2 (the message it is about)", fields([2, null]));
+  bad("receipt-no-id", "receipt without key 1 (its own ID, for the ack)", fields([1, null]));
+  bad("receipt-address-255", "recipient address of 255 characters", fields([4, "b".repeat(255)]));
+  bad("receipt-time-negative", "acknowledged time negative", fields([6, -1]));
+  bad(
+    "receipt-oversize",
+    "a receipt over its 1024-byte cap (grease key 40), refused before its fields",
+    fields([40, "x".repeat(1000)]),
+    "too-large",
+  );
+  bad("receipt-truncated", "the receipt cut by one byte", encodeReceipt(receipt).slice(0, -1));
+  bad(
+    "send-receipt-uint",
+    "send with key 5 as 1, not a boolean",
+    map([0, 0], [1, 13], [2, 4], [3, "b@c.d"], [4, ENVELOPE], [5, 1]),
+  );
+  bad("receive-mode-3", "receive mode out of range", map([0, 0], [1, 14], [2, 6], [3, 3]));
+  bad("receive-mode-text", "receive mode as text", map([0, 0], [1, 14], [2, 6], [3, "all"]));
+  bad(
+    "bundle-bad-receipt",
+    "a bundle whose receipt has status 9",
+    encodeBundle([register, fields([5, 9])]),
   );
   return vectors;
 }

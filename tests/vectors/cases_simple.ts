@@ -373,8 +373,8 @@ export function simpleCases(): MessageCase[] {
   });
 
   // Unknown protocols and bad AMP bodies inside an authentic message.
-  bad("unknown-protocol", "v2/envelope-version-3", "no STP (2, 3)", base(v2), [
-    set("envelope", 2, 3),
+  bad("unknown-protocol", "v2/envelope-version-4", "no STP (2, 4)", base(v2), [
+    set("envelope", 2, 4),
   ]);
   bad(
     "unknown-protocol",

@@ -129,7 +129,8 @@ export async function openVector(
 ) {
   const sink = memorySink();
   try {
-    const r = await openStream(defaultRegistry(), {
+    const r = await openStream({
+      registry: defaultRegistry(),
       source: bytesSource(bytes),
       sink,
       identity: get(ids, open.identity),
@@ -381,7 +382,8 @@ async function forgeAsRecipient(
   layout: Layout,
 ): Promise<StreamMutation> {
   const header = bytes.subarray(12, layout.headerEnd);
-  const head = await openStreamHeader(defaultRegistry(), header, {
+  const head = await openStreamHeader(header, {
+    registry: defaultRegistry(),
     identity: get(ids, who),
     crypto: provider,
   });

@@ -49,6 +49,8 @@ export interface IdentitySpec {
   amps: [number, number][];
   signingSeed: string;
   agreementKey: string;
+  /** The X-Wing seed of a hybrid (format-2) identity; absent: a format-1 identity. */
+  hybridSeed?: string;
 }
 
 export const secret = (name: string, use: string) =>
@@ -63,6 +65,37 @@ export const IDENTITY_SPECS: IdentitySpec[] = ["alice", "bob", "carol", "mallory
   signingSeed: secret(name, "signing"),
   agreementKey: secret(name, "agreement"),
 }));
+
+/** STP pairs of the hybrid vector identities (post-quantum and classical versions). */
+export const STPS_PQ: [number, number][] = [[2, 2], [2, 3], [3, 1], [3, 2], [4, 1]];
+
+/**
+ * The hybrid identities of the post-quantum vector files (card_v2, simple_v3, group_v2):
+ * the same signing and agreement secrets as the classical ones (so the same two keys),
+ * plus an X-Wing seed SHA-256 of `"missive test vectors/NAME/hybrid"` (format-2 cards,
+ * other IDs); and dave, classical (format 1), for the fallback to classical versions.
+ */
+export const PQ_IDENTITY_SPECS: IdentitySpec[] = [
+  ...["alice", "bob", "carol", "mallory"].map((name) => ({
+    name,
+    address: `${name}@example.org`,
+    created: CREATED,
+    stps: STPS_PQ,
+    amps: AMPS,
+    signingSeed: secret(name, "signing"),
+    agreementKey: secret(name, "agreement"),
+    hybridSeed: secret(name, "hybrid"),
+  })),
+  {
+    name: "dave",
+    address: "dave@example.org",
+    created: CREATED,
+    stps: STPS,
+    amps: AMPS,
+    signingSeed: secret("dave", "signing"),
+    agreementKey: secret("dave", "agreement"),
+  },
+];
 
 /** Identities by name, made with `provider` from their specs. */
 export async function makeIdentities(
@@ -80,6 +113,8 @@ export async function makeIdentities(
         created: s.created,
         signingSeed: fromHex(s.signingSeed)!,
         agreementKey: fromHex(s.agreementKey)!,
+        hybrid: s.hybridSeed !== undefined,
+        ...(s.hybridSeed ? { hybridSeed: fromHex(s.hybridSeed)! } : {}),
       }),
     );
   }
@@ -92,6 +127,7 @@ export async function identityJson(provider: CryptoProvider, spec: IdentitySpec,
     ...spec,
     signingKey: toHex(id.card.signingKey),
     agreementPublicKey: toHex(id.card.agreementKey),
+    ...(id.card.hybridKey ? { hybridKey: toHex(id.card.hybridKey) } : {}),
     id: toHex(id.card.id),
     fingerprint: await fingerprint(provider, id.card),
     card: toHex(id.card.bytes),

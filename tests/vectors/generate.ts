@@ -4,7 +4,9 @@
  *     node_modules/.bin/deno run -A tests/vectors/generate.ts
  *
  * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,psk,amp,stream,session,
- * framing,relay}.json. Every
+ * framing,relay,signature}.json, the post-quantum files {card_v2,keyfile_v2,simple_v3,group_v2,weak_keys}.json
+ * and ratchet.json.
+ * Every
  * vector states its inputs (secret keys, random draws, clock, plaintext), the exact
  * bytes, and the expected outcome. Each case below declares the outcome it is meant to
  * have; generation fails if the implementation disagrees, so the corpus records intent,
@@ -25,15 +27,27 @@ import { fromHex } from "../../core/bytes.ts";
 import type { Identity } from "../../keys/identity.ts";
 
 import { ampVectors } from "./cases_amp.ts";
+import { chatVectors } from "./cases_chat.ts";
 import { authCases, plainCases, pskCases } from "./cases_auth_psk_plain.ts";
 import { armorVectors, envelopeVectors } from "./cases_formats.ts";
 import { groupCases, groupIntermediates } from "./cases_group.ts";
 import { cardVectors, keyFileVectors } from "./cases_keys.ts";
+import { ratchetVectors } from "./cases_ratchet.ts";
 import { relayVectors } from "./cases_relay.ts";
 import { sessionVectors } from "./cases_session.ts";
+import { signatureVectors } from "./cases_signature.ts";
 import { simpleCases } from "./cases_simple.ts";
 import { streamVectors } from "./cases_stream.ts";
-import { get, IDENTITY_SPECS, identityJson, makeIdentities } from "./common.ts";
+import {
+  get,
+  IDENTITY_SPECS,
+  identityJson,
+  makeIdentities,
+  PQ_IDENTITY_SPECS,
+  randomStream,
+} from "./common.ts";
+import { groupV2Cases, simpleV3Cases } from "./cases_pq.ts";
+import { cardV2Vectors, keyFileV2Vectors, weakKeyVectors } from "./cases_pq_keys.ts";
 import { buildMessageVectors, type MessageCase, resolvePlaceholders } from "./messages.ts";
 
 import { writeFileSync } from "node:fs";
@@ -56,6 +70,16 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
     description: `${description} ${MESSAGE_FILE_NOTE}`,
     identities,
     vectors: await buildMessageVectors(provider, ids, prefix, resolvePlaceholders(cases, ids)),
+  });
+  const pqIds = await makeIdentities(provider, PQ_IDENTITY_SPECS);
+  const pqIdentities = await Promise.all(
+    PQ_IDENTITY_SPECS.map((s) => identityJson(provider, s, get(pqIds, s.name))),
+  );
+  const pqMessages = async (prefix: string, description: string, cases: MessageCase[]) => ({
+    description: `${description} ${MESSAGE_FILE_NOTE} The identities are hybrid (format-2 ` +
+      "cards) but for dave (format 1).",
+    identities: pqIdentities,
+    vectors: await buildMessageVectors(provider, pqIds, prefix, resolvePlaceholders(cases, pqIds)),
   });
   return {
     "envelope.json": {
@@ -127,10 +151,74 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
       vectors: await sessionVectors(provider, ids),
     },
     "framing.json": framingVectors(),
+    "signature.json": {
+      description: "Detached signatures (SPEC §24): check `signature` (the text, as UTF-8) " +
+        "against `file` (hex) trusting the cards of `verify.trusted` (identity names), with " +
+        "`verify.requireTrust`. Success vectors give their `sign` inputs (Ed25519 is " +
+        "deterministic: the text is reproduced exactly) and what the verifier reports.",
+      identities,
+      vectors: await signatureVectors(provider, ids),
+    },
     "relay.json": {
       description: "Relay protocol messages (SPEC §23): `input` hex through the relay message " +
         "decoder; success gives the decoded message (byte strings in hex).",
       vectors: relayVectors(),
+    },
+    "card_v2.json": {
+      description: "Hybrid identity cards, format 2 (SPEC §3): as card.json, with the X-Wing key " +
+        "(field 9) derived from each identity's hybridSeed. `resigned` failures carry a valid " +
+        "self-signature over a weak key.",
+      identities: pqIdentities,
+      vectors: await cardV2Vectors(provider, pqIds),
+    },
+    "keyfile_v2.json": {
+      description: "Secret key files of hybrid identities, format 2 (SPEC §4): as keyfile.json; " +
+        "the secret is Ed25519 seed ‖ X25519 key ‖ X-Wing seed (96 bytes).",
+      identities: pqIdentities,
+      vectors: await keyFileV2Vectors(provider, pqIds),
+    },
+    "simple_v3.json": await pqMessages(
+      "simple3",
+      "STP simple, type 2, version 3: X-Wing (SPEC §5.10). seal.random.encapsulationSeed is " +
+        "the 64 bytes of X-Wing encapsulation randomness (ML-KEM m ‖ X25519 ephemeral).",
+      simpleV3Cases(),
+    ),
+    "group_v2.json": await withGroupIntermediates(
+      await pqMessages(
+        "group2",
+        "STP group, type 3, version 2: X-Wing slots (SPEC §19.10); seal.random lists one " +
+          "encapsulationSeed per distinct recipient in the order given and, in hidden mode, the " +
+          "padding (hint ‖ wrapped key of each dummy), the throwaway X-Wing seed and one " +
+          "encapsulation seed per dummy slot.",
+        groupV2Cases(),
+      ),
+      pqIds,
+    ),
+    "ratchet.json": {
+      description: "STP ratchet, type 9 (SPEC §25): recorded conversations. The responder's " +
+        "keyring is made at keyring.created from its random stream; the initiator starts from " +
+        "`bundle.bytes`; then every step in order: `send` must produce exactly `frame`, " +
+        "`receive` (frame = index of a sent frame, mutations applied) must give `expect`, " +
+        "`restart` serialises and restores (forget: drop the conversation, keep the keyring), " +
+        "`rotate` rotates the keyring. See tests/vectors/cases_ratchet.ts for the random draws.",
+      identities: pqIdentities,
+      vectors: await ratchetVectors(provider, pqIds, randomStream),
+    },
+    "chat.json": {
+      description: "Chat (SPEC §27): `chat-message` bodies (hex `input`) through the chat AMP " +
+        "decoder; `announce` datagrams through the LAN receiver (decode, card, signature, then " +
+        "freshness against `now` and replay against `last`, the time last accepted from that " +
+        "card; `sign` gives a success's inputs); `history-row` rows opened with the identity's " +
+        "history key (given) at row number `row`.",
+      identities,
+      vectors: await chatVectors(provider, ids),
+    },
+    "weak_keys.json": {
+      description: "Weak keys (SPEC §1.4, §3.7): `decode` a card (CBOR hex), or `verify` an " +
+        "Ed25519 signature (publicKey, message, signature); small-order and non-canonical points, " +
+        "S ≥ L, and weak X25519 keys are refused (card: key; verify: auth-failed, i.e. false).",
+      identities,
+      vectors: await weakKeyVectors(provider, ids),
     },
   };
 }

@@ -11,10 +11,10 @@ import { type ErrorCode, MissiveError } from "../../core/errors.ts";
 
 import type { Identity } from "../../keys/identity.ts";
 import { defaultRegistry } from "../../mod.ts";
-import { type Registry } from "../../plugin/registry.ts";
+import type { Registry } from "../../plugin/registry.ts";
 import { type OpenedMessage, openMessage, sealMessage } from "../../plugin/message.ts";
 import { MemoryReplayCache } from "../../plugin/replay.ts";
-import type { AmpPlugin } from "../../plugin/types.ts";
+import type { CliAmp } from "../../plugin/types.ts";
 import {
   applyMutations,
   type Body,
@@ -31,6 +31,8 @@ import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { sha3_256, shake256 } from "@noble/hashes/sha3.js";
+import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 
 // ---------------------------------------------------------------------------------------
 // Sealing and opening message vectors from their stated inputs
@@ -57,8 +59,11 @@ export interface SealInputs {
   now: number;
   /** STP options (psk: `psk` key text, or `passphrase` and `work-factor`). */
   options?: Record<string, string>;
-  /** The random stream's seed and the draws taken from it, in order. */
-  random: { seed: string } & Record<string, string>;
+  /**
+   * The random stream's seed and the draws taken from it, in order (a list for a draw
+   * repeated per recipient: group v2's encapsulation seeds).
+   */
+  random: { seed: string } & Record<string, string | string[]>;
 }
 
 /** How a message vector is opened. */
@@ -74,6 +79,7 @@ export interface OpenInputs {
 }
 
 export const DRAW_NAMES: Record<string, string[]> = {
+  "2/3": ["nonce", "encapsulationSeed", "messageKey"],
   "2": ["nonce", "ephemeralSecret", "messageKey"],
   "3": ["nonce", "ephemeralSecret", "payloadKey", "padding"],
   "6/1": ["nonce", "salt", "aeadNonce"],
@@ -82,7 +88,44 @@ export const DRAW_NAMES: Record<string, string[]> = {
 export const drawNames = ([type, version]: [number, number]) =>
   DRAW_NAMES[`${type}/${version}`] ?? DRAW_NAMES[`${type}`] ?? ["nonce"];
 
-export function fixedBodyAmp(amp: [number, number], body: Bytes): AmpPlugin<null> {
+/**
+ * Names the draws of a seal. Group v2 (SPEC §19.10.3) draws nonce, ephemeralSecret and
+ * payloadKey, one 64-byte encapsulation seed per distinct recipient, and in hidden mode
+ * the padding (hints and wrapped keys of the dummies), a throwaway X-Wing seed and one
+ * encapsulation seed per dummy slot.
+ */
+export function nameDraws(
+  stp: [number, number],
+  draws: Bytes[],
+): Record<string, string | string[]> {
+  const hex = draws.map(toHex);
+  if (stp[0] !== 3 || stp[1] !== 2) {
+    const names = drawNames(stp);
+    if (draws.length !== names.length) throw new Error(`${draws.length} random draws`);
+    return Object.fromEntries(names.map((n, i) => [n, hex[i]]));
+  }
+  const out: Record<string, string | string[]> = {
+    nonce: hex[0],
+    ephemeralSecret: hex[1],
+    payloadKey: hex[2],
+  };
+  let i = 3;
+  const seeds: string[] = [];
+  while (i < draws.length && draws[i].length === 64) seeds.push(hex[i++]);
+  out.encapsulationSeeds = seeds;
+  if (i < draws.length) {
+    out.padding = hex[i++];
+    out.throwawaySeed = hex[i++];
+    out.paddingEncapsulationSeeds = hex.slice(i);
+  }
+  return out;
+}
+
+/** The stated draws of a vector, in order (lists flattened). */
+export const statedDraws = (random: SealInputs["random"]): string[] =>
+  Object.entries(random).filter(([k]) => k !== "seed").flatMap(([, x]) => x);
+
+export function fixedBodyAmp(amp: [number, number], body: Bytes): CliAmp<null> {
   return {
     kind: "amp",
     type: amp[0],
@@ -133,7 +176,7 @@ export async function sealFromInputs(
     includeCard: attach !== false,
     hashDestination: inputs.hashDestination ?? false,
     hideRecipients: inputs.hideRecipients ?? false,
-    options: inputs.options,
+    optionPairs: inputs.options,
     crypto: provider,
     now: inputs.now,
     random: (n) => {
@@ -159,12 +202,12 @@ export async function openFromInputs(
     identity: inputs.identity ? get(ids, inputs.identity) : undefined,
     trusted: (inputs.trusted ?? []).map((n) => get(ids, n).card),
     replay,
-    options: inputs.options,
+    optionPairs: inputs.options,
     crypto: provider,
   };
   let opened: OpenedMessage | undefined;
   for (let i = 0; i < (inputs.times ?? 1); i++) {
-    opened = await openMessage(registry, envelope, request);
+    opened = await openMessage(envelope, { registry, ...request });
   }
   return opened!;
 }
@@ -192,6 +235,23 @@ export function describeOpened(o: OpenedMessage) {
 }
 
 /**
+ * X-Wing decapsulation as draft-connolly-cfrg-xwing-kem §5 and SPEC §1.4 state it, from
+ * raw noble primitives (ML-KEM-768, X25519, SHAKE256, SHA3-256), not missive's X-Wing.
+ */
+export function xwingDecapsulateFromSpec(seed: Uint8Array, ciphertext: Uint8Array) {
+  const expanded = shake256(seed, { dkLen: 96 });
+  const { secretKey } = ml_kem768.keygen(expanded.subarray(0, 64));
+  const skX = expanded.slice(64);
+  const pkX = x25519.getPublicKey(skX);
+  const ctX = ciphertext.subarray(1088);
+  const mlkem = ml_kem768.decapsulate(ciphertext.subarray(0, 1088), secretKey);
+  const x = x25519.getSharedSecret(skX, ctX);
+  const label = new Uint8Array([0x5c, 0x2e, 0x2f, 0x2f, 0x5e, 0x5c]); // \.//^\
+  const shared = sha3_256(concatBytes(mlkem, x, ctX, pkX, label));
+  return { mlkem, x25519: x, shared };
+}
+
+/**
  * Opens a simple (type 2) envelope as SPEC §5 describes, with @noble primitives and no
  * missive STP code, and returns every intermediate value as hex. Throws when the hashed
  * destination, the MAC or the signature does not check out. The vectors state these
@@ -214,11 +274,13 @@ export function simpleIntermediates(
     if (!equalBytes(dest, want)) throw new Error("hashed destination does not match");
     out.hashedDestination = toHex(want);
   }
-  const shared = x25519.getSharedSecret(me.agreementKey, eph);
+  // v3 (SPEC §5.10): field 5 is an X-Wing ciphertext, decapsulated with the X-Wing seed.
+  const kem = version === 3 ? xwingDecapsulateFromSpec(me.hybridSeed!, eph) : undefined;
+  const shared = kem ? kem.shared : x25519.getSharedSecret(me.agreementKey, eph);
   const kek = hkdf(
     sha256,
     shared,
-    concatBytes(eph, me.card.agreementKey),
+    concatBytes(eph, kem ? me.card.hybridKey! : me.card.agreementKey),
     transcript(label("kek")),
     32,
   );
@@ -259,6 +321,7 @@ export function simpleIntermediates(
   }
   return {
     ...out,
+    ...(kem ? { mlkemSharedSecret: toHex(kem.mlkem), x25519SharedSecret: toHex(kem.x25519) } : {}),
     sharedSecret: toHex(shared),
     kek: toHex(kek),
     wrapAad: toHex(wrapAad),
@@ -385,9 +448,7 @@ export async function buildMessageVectors(
       random: { seed: `${prefix}/${c.name}` },
     };
     const { envelope: sealed, draws } = await sealFromInputs(seal, ids, provider, registry);
-    const names = drawNames(s.stp);
-    if (draws.length !== names.length) throw new Error(`${c.name}: ${draws.length} random draws`);
-    names.forEach((n, i) => (seal.random[n] = toHex(draws[i])));
+    Object.assign(seal.random, nameDraws(s.stp, draws));
     const envelope = applyMutations(sealed, c.mutations ?? []);
     let expect: unknown;
     try {
@@ -406,7 +467,7 @@ export async function buildMessageVectors(
       envelope: toHex(envelope),
       open: c.open,
       expect,
-      ...(prefix === "simple" && c.expect === "success"
+      ...((prefix === "simple" || prefix === "simple3") && c.expect === "success"
         ? { intermediates: simpleIntermediates(envelope, get(ids, c.open.identity!), ids) }
         : {}),
     });

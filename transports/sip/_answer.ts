@@ -26,6 +26,11 @@ export interface SipTarget {
   host: string;
   port: number;
   transport: SipTransportName;
+  /**
+   * The transport was named by a URI's `;transport=` (RFC 3263 §4.1): a large request to
+   * a pinned UDP target is refused instead of going over TCP (SPEC §21.7.4).
+   */
+  pinned?: boolean;
 }
 
 /** The answer a handler gives to a request. */

@@ -97,7 +97,12 @@ export function replyRoute(request: SipRequest, source: SipTarget): ReplyRoute {
     try {
       const uri = parseNameAddr(contact).uri;
       const c = parseSipUri(uri);
-      const to = { host: c.host, port: c.port ?? DEFAULT_SIP_PORT, transport: c.transport };
+      const to = {
+        host: c.host,
+        port: c.port ?? DEFAULT_SIP_PORT,
+        transport: c.transport,
+        pinned: c.transportPinned,
+      };
       return { uri, to, reuse };
     } catch { /* fall back to the source address */ }
   }

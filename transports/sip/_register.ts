@@ -88,7 +88,12 @@ export class SipRegistration {
 
   async #register(expires: number): Promise<number> {
     const p = this.#proxy;
-    const target = { host: p.host, port: p.port ?? DEFAULT_SIP_PORT, transport: p.transport };
+    const target = {
+      host: p.host,
+      port: p.port ?? DEFAULT_SIP_PORT,
+      transport: p.transport,
+      pinned: p.transportPinned,
+    };
     const contact = this.#ua.contact(this.#user, p.transport);
     const port = p.port === undefined ? "" : `:${p.port}`;
     const response = await this.#ua.request(target, {

@@ -42,7 +42,8 @@ import { DEFAULT_SIP_PORT, parseVia, type SipTransportName } from "./_uri.ts";
 
 /**
  * Largest request sent over UDP (RFC 3261 §18.1.1: above 1300 bytes with an unknown
- * path MTU a request must not go over UDP). Larger ones are refused (SPEC §21.7.4).
+ * path MTU a request must go over a congestion-controlled transport). Larger ones go over
+ * TCP, or are refused when the target pins UDP (SPEC §21.7.4).
  */
 export const MAX_UDP_REQUEST = 1300;
 /** Most TCP connections held at once; more are closed at once (and logged). */
@@ -146,27 +147,36 @@ export class SipUserAgent {
    * The Via and Max-Forwards headers are added here (§8.1.1.7, §8.1.1.6).
    */
   request(
-    target: SipTarget,
+    given: SipTarget,
     request: Omit<SipRequest, "kind">,
   ): Promise<SipResponse> {
     if (this.#state === "closed") {
       return Promise.reject(new MissiveError("network", "sip: user agent closed"));
     }
     const branch = "z9hG4bK" + sipToken();
-    const proto = target.transport === "udp" ? "UDP" : "TCP";
-    const via = `SIP/2.0/${proto} ${this.advertisedHost}:${this.port};branch=${branch};rport`;
-    const headers: SipHeader[] = [["Via", via], ...request.headers];
-    if (!header(headers, "Max-Forwards")) headers.push(["Max-Forwards", "70"]);
-    const bytes = serializeMessage({ kind: "request", ...request, headers });
+    const serialize = (transport: SipTransportName) => {
+      const proto = transport === "udp" ? "UDP" : "TCP";
+      const via = `SIP/2.0/${proto} ${this.advertisedHost}:${this.port};branch=${branch};rport`;
+      const headers: SipHeader[] = [["Via", via], ...request.headers];
+      if (!header(headers, "Max-Forwards")) headers.push(["Max-Forwards", "70"]);
+      return serializeMessage({ kind: "request", ...request, headers });
+    };
+    let target = given;
+    let bytes = serialize(target.transport);
     if (target.transport === "udp" && bytes.length > MAX_UDP_REQUEST) {
-      return Promise.reject(
-        new MissiveError(
-          "too-large",
-          `sip: the ${request.method} request is ${bytes.length} bytes, over the ` +
-            `${MAX_UDP_REQUEST}-byte UDP limit (RFC 3261 §18.1.1); ` +
-            `add ;transport=tcp to the URI`,
-        ),
-      );
+      if (target.pinned) {
+        return Promise.reject(
+          new MissiveError(
+            "too-large",
+            `sip: the ${request.method} request is ${bytes.length} bytes, over the ` +
+              `${MAX_UDP_REQUEST}-byte UDP limit (RFC 3261 §18.1.1), and the URI pins ` +
+              `;transport=udp; use ;transport=tcp or leave the transport out`,
+          ),
+        );
+      }
+      // RFC 3261 §18.1.1: a congestion-controlled transport; same host and port.
+      target = { ...target, transport: "tcp" };
+      bytes = serialize("tcp");
     }
     const transaction = new ClientTransaction(() => this.#transmit(target, bytes), {
       reliable: target.transport === "tcp",

@@ -16,6 +16,11 @@ export interface SipUri {
   port?: number;
   /** `;transport=` lowered; "udp" when absent. */
   transport: SipTransportName;
+  /**
+   * True when the URI names its transport: a pinned "udp" is never switched to TCP for a
+   * large request (SPEC §21.7.4).
+   */
+  transportPinned: boolean;
   /** The URI parameters other than transport, lowered names, in order. */
   params: [string, string | undefined][];
 }
@@ -48,6 +53,7 @@ export function parseSipUri(uri: string): SipUri {
   const port = m[2] === undefined ? undefined : Number(m[2]);
   if (port !== undefined && port > 65535) bad(uri, "port above 65535");
   let transport: SipTransportName = "udp";
+  let transportPinned = false;
   const params: [string, string | undefined][] = [];
   for (const part of paramParts) {
     if (part === "") bad(uri, "empty parameter");
@@ -58,16 +64,17 @@ export function parseSipUri(uri: string): SipUri {
       const t = value?.toLowerCase();
       if (t !== "udp" && t !== "tcp") bad(uri, "transport must be udp or tcp");
       transport = t;
+      transportPinned = true;
     } else params.push([name, value]);
   }
-  return { user, host, port, transport, params };
+  return { user, host, port, transport, transportPinned, params };
 }
 
-/** Formats a URI; `transport=udp` is left out as it is the default. */
+/** Formats a URI; an unpinned `transport=udp` is left out as it is the default. */
 export function formatSipUri(uri: SipUri): string {
   let s = "sip:" + (uri.user !== undefined ? uri.user + "@" : "") + uri.host;
   if (uri.port !== undefined) s += ":" + uri.port;
-  if (uri.transport !== "udp") s += ";transport=" + uri.transport;
+  if (uri.transport !== "udp" || uri.transportPinned) s += ";transport=" + uri.transport;
   for (const [name, value] of uri.params) {
     s += ";" + name + (value === undefined ? "" : "=" + value);
   }

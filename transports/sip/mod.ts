@@ -48,14 +48,28 @@ function bindHost(host: string): string {
 
 /**
  * Opens a SIP Transport to `url`. send() is one MESSAGE (resolves on 2xx; `network` on
- * 3xx–6xx, `timeout` on Timer F, `too-large` above 1300 bytes over UDP); frames() are
- * MESSAGE bodies any peer sends to our Contact (receipts).
+ * 3xx–6xx, `timeout` on Timer F). A MESSAGE over 1300 bytes goes over TCP (RFC 3261
+ * §18.1.1) unless the URL pins `;transport=udp`, which makes it `too-large`. frames()
+ * are MESSAGE bodies any peer sends to our Contact (receipts).
  *
  * @example
- * ```ts ignore
- * const t = await connectSip("sip:bob@127.0.0.1:5070");
- * await t.send(envelopeBytes);
- * await t.close();
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { connectSip, listenSip } from "./mod.ts";
+ * const listener = await listenSip("sip:bob@127.0.0.1:0"); // port 0: a free port
+ * const link = await connectSip(listener.url);
+ * await link.send(new Uint8Array([0xd9, 0xd9, 0xf7, 0xa0])); // resolves on the 200 OK
+ * const got: number[][] = [];
+ * for await (const peer of listener.connections()) {
+ *   for await (const frame of peer.frames()) {
+ *     got.push([...frame]);
+ *     break;
+ *   }
+ *   break;
+ * }
+ * assert.deepEqual(got, [[0xd9, 0xd9, 0xf7, 0xa0]]);
+ * await link.close();
+ * await listener.close();
  * ```
  */
 export async function connectSip(url: string, options: SipOptions = {}): Promise<Transport> {
@@ -76,10 +90,15 @@ export async function connectSip(url: string, options: SipOptions = {}): Promise
   });
   const user = options.fromUser ?? "missive";
   peer = new SipPeer(ua, {
-    remote: formatSipUri({ ...target, params: [] }),
+    remote: formatSipUri({ ...target, transportPinned: false, params: [] }),
     route: {
       uri: formatSipUri(target),
-      to: { host: target.host, port: target.port ?? DEFAULT_SIP_PORT, transport: target.transport },
+      to: {
+        host: target.host,
+        port: target.port ?? DEFAULT_SIP_PORT,
+        transport: target.transport,
+        pinned: target.transportPinned,
+      },
     },
     from: `sip:${user}@${ua.advertisedHost}:${ua.port}`,
     onClose: () => ua.close(),
@@ -193,11 +212,12 @@ class SipListenerImpl implements SipListener {
  * peer. With `register`, binds `user@proxy` to our Contact first (SPEC §21.7.7).
  *
  * @example
- * ```ts ignore
- * const listener = await listenSip("sip:bob@127.0.0.1:5070");
- * for await (const peer of listener.connections()) {
- *   for await (const frame of peer.frames()) console.log(peer.remote, frame.length);
- * }
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { listenSip } from "./mod.ts";
+ * const listener = await listenSip("sip:bob@127.0.0.1:0");
+ * assert.match(listener.url, /^sip:bob@127\.0\.0\.1:\d+$/); // the port actually bound
+ * await listener.close();
  * ```
  */
 export async function listenSip(url: string, options: SipOptions = {}): Promise<SipListener> {
