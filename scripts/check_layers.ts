@@ -10,6 +10,9 @@
  * 5. nothing reachable from the core entry point `mod.ts`, statically or through
  *    `import()`, reaches pkijs/asn1js (CMS), `node:sqlite` or NATS (`@nats-io/*`): those
  *    load only through the named entry points (deno.json `exports`) or `cmd/`.
+ * 6. a sans-I/O folder (`session/`) sets no timer and touches no transport outside its
+ *    driver: a grep of the code (comments removed) for the timer functions, `node:timers`,
+ *    `.frames(` and imports of `transports/`.
  *
  * Usage: `deno run --allow-read scripts/check_layers.ts [--graph]`. Exits 1 and prints
  * one line per violation; `--graph` prints the layer table it checked against.
@@ -48,16 +51,22 @@ const OUTSIDE = new Set(["tests", "bench", "scripts", "docs", "node_modules", "d
  * Cycles known and owned by an open issue, by the exact set of files in the cycle. Empty
  * means none is tolerated.
  */
-const KNOWN_CYCLES: readonly string[][] = [
-  // The live session's parts, through SessionCore: dissolved by the sans-I/O session issue.
-  [
-    "session/core.ts",
-    "session/exchange.ts",
-    "session/receiver.ts",
-    "session/rekey.ts",
-    "session/rules.ts",
-    "session/sender.ts",
-  ],
+const KNOWN_CYCLES: readonly string[][] = [];
+
+/**
+ * Sans-I/O folders: a state machine that does no I/O and sets no timer, and the only
+ * files of the folder that may (its driver and its clock).
+ */
+export const SANS_IO: Readonly<Record<string, readonly string[]>> = {
+  session: ["session/session.ts", "session/clock.ts"],
+};
+
+/** What a sans-I/O file must not do: set timers, or read or write a transport. */
+const IO_USES: readonly [RegExp, string][] = [
+  [/\b(setTimeout|setInterval|setImmediate|clearTimeout|clearInterval|clearImmediate)\b/, "$1"],
+  [/["']node:timers(?:\/promises)?["']/, "node:timers"],
+  [/\.frames\s*\(/, "a transport's frames()"],
+  [/\btransport\s*\.\s*(send|close|frames)\b/i, "transport.$1"],
 ];
 
 const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
@@ -205,6 +214,22 @@ function cycles(graph: Map<string, string[]>): string[][] {
   return out;
 }
 
+/** Timer or transport uses in a sans-I/O file's code (comments removed). */
+function ioUses(file: string, src: string, drivers: readonly string[]): string[] {
+  const code = stripComments(src);
+  const found: string[] = [];
+  for (const [pattern, name] of IO_USES) {
+    const m = code.match(pattern);
+    if (m) {
+      found.push(
+        `${file}: uses ${name.replace("$1", m[1] ?? "")}: timers and the transport ` +
+          `belong to ${drivers.join(", ")}`,
+      );
+    }
+  }
+  return found;
+}
+
 /** Checks the tree under `root` (default: this repository); one line per violation. */
 export function checkLayers(root = ROOT, knownCycles = KNOWN_CYCLES): string[] {
   const files = walk(root, root, []);
@@ -218,10 +243,18 @@ export function checkLayers(root = ROOT, knownCycles = KNOWN_CYCLES): string[] {
       continue;
     }
     const edges: string[] = [];
-    for (const spec of importsOf(readFileSync(join(root, file), "utf8"))) {
+    const src = readFileSync(join(root, file), "utf8");
+    const sansIo = folder in SANS_IO && !SANS_IO[folder].includes(file);
+    if (sansIo) problems.push(...ioUses(file, src, SANS_IO[folder]));
+    for (const spec of importsOf(src)) {
       const target = normalize(join(dirname(file), spec));
       edges.push(target);
       const to = folderOf(target);
+      if (sansIo && to === "transports") {
+        problems.push(
+          `${file}: imports ${target}: only ${SANS_IO[folder].join(", ")} touch transports`,
+        );
+      }
       if (OUTSIDE.has(to)) {
         problems.push(`${file}: imports ${target}, which is not library code`);
         continue;

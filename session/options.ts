@@ -21,6 +21,8 @@ export const SESSION_DEFAULTS = {
   window: 32,
   maxMessageSize: DEFAULT_MAX_MESSAGE,
   inboxLimit: 1024,
+  handshakeTimeoutMs: 10_000,
+  maxInboxBytes: 4 * 1024 * 1024,
 } as const;
 
 /** What both ends accept. */
@@ -50,9 +52,23 @@ export interface SessionOptions {
   /** Received messages buffered before the session stops reading the transport (1024). */
   inboxLimit?: number;
   /**
-   * "batch" (default) acknowledges all DATA read in one turn of the event loop with
-   * one cumulative DATA_ACK (a turn handles at most 64 frames); "immediate" sends one
-   * DATA_ACK per DATA.
+   * Bytes of received messages the consumer has not taken yet (4 MiB). Above it the
+   * session stops reading the transport until `messages()` / `receive()` drain it: a TCP
+   * peer then meets back-pressure, so a peer whose messages are never read cannot make
+   * this side buffer more than the budget plus one message (SPEC §22.7).
+   */
+  maxInboxBytes?: number;
+  /**
+   * The whole handshake (HELLO to the confirming ACK) must complete within this many
+   * milliseconds (10 s), whatever the idle rule allows; then the session fails with
+   * `timeout`, sending a signed CLOSE where it can. 0 disables the deadline (the
+   * proposal's idle rule alone then bounds it: 4 × 45 s).
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * "batch" (default) acknowledges the DATA of one read batch (the frames the transport
+   * had ready, at most 64) with one cumulative DATA_ACK; "immediate" sends one DATA_ACK
+   * per DATA.
    */
   ack?: "batch" | "immediate";
   /** Random bytes for sequence starts and ephemeral keys (vectors only; CSPRNG default). */
@@ -111,16 +127,25 @@ export function resolveOptions(o: SessionOptions): ResolvedOptions {
     window: o.window ?? SESSION_DEFAULTS.window,
     maxMessageSize: o.maxMessageSize ?? SESSION_DEFAULTS.maxMessageSize,
     inboxLimit: o.inboxLimit ?? SESSION_DEFAULTS.inboxLimit,
+    maxInboxBytes: o.maxInboxBytes ?? SESSION_DEFAULTS.maxInboxBytes,
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? SESSION_DEFAULTS.handshakeTimeoutMs,
     ack: o.ack ?? "batch",
     random: o.random ?? randomBytes,
   };
-  const positive = ["ttlMs", "idleTimeoutMs", "closeTimeoutMs", "window", "inboxLimit"] as const;
+  const positive = [
+    "ttlMs",
+    "idleTimeoutMs",
+    "closeTimeoutMs",
+    "window",
+    "inboxLimit",
+    "maxInboxBytes",
+  ] as const;
   for (const k of positive) {
     if (!Number.isSafeInteger(r[k]) || r[k] < 1) {
       throw new MissiveError("usage", `session: option ${k} must be a positive integer`);
     }
   }
-  for (const k of ["maxResends", "maxCloseResends", "rekeyAfter"] as const) {
+  for (const k of ["maxResends", "maxCloseResends", "rekeyAfter", "handshakeTimeoutMs"] as const) {
     if (!Number.isSafeInteger(r[k]) || r[k] < 0) {
       throw new MissiveError("usage", `session: option ${k} must be a non-negative integer`);
     }

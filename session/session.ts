@@ -1,28 +1,66 @@
 /**
  * The live session (STP type 5, DESIGN §6, SPEC §22): a mutually authenticated,
- * encrypted, ordered message channel over any Transport, with re-keying, the proposal's
- * timers, and an explicit state machine (session/machine.ts). This is the public face;
- * the parts behind it are frames out (sender.ts), frames in (receiver.ts), the handshake
- * and re-key drivers (exchange.ts, rekey.ts) and the timer and close rules (rules.ts),
- * sharing one core (core.ts).
+ * encrypted, ordered message channel over any Transport, with re-keying and the
+ * proposal's timers. `Session` is the driver of the sans-I/O state machine
+ * (machine.ts): the only code that reads frames from the transport and writes them,
+ * runs the timers through the `Clock`, feeds the machine one input at a time and carries
+ * out its outputs. After each batch of frames it reads it feeds `flush`, so one DATA_ACK
+ * answers the batch.
  * @module
  */
+import { setImmediate } from "node:timers";
 import type { Bytes } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { Transport } from "../transports/types.ts";
+import { AsyncQueue } from "./_queue.ts";
+import { acceptsSend, isTerminal } from "./_state.ts";
 import type { SecureChannel } from "./channel.ts";
-import { SessionCore } from "./core.ts";
-import { presharedKeys } from "./keyschedule.ts";
-import { acceptsSend, isTerminal, type SessionState } from "./machine.ts";
+import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+import {
+  type SessionInput,
+  SessionMachine,
+  type SessionOutput,
+  type SessionState,
+  type TimerName,
+} from "./machine.ts";
 import {
   type AcceptOptions,
   type ConnectOptions,
-  REASON_NORMAL,
+  resolveOptions,
   type SessionEvent,
 } from "./options.ts";
+
+const EVENT_LOG_LIMIT = 1024;
+
+/**
+ * Frames handled before the driver flushes and yields to the event loop. A large
+ * window's DATA arriving in one read would otherwise be handled in one turn, its one
+ * DATA_ACK leaving only at the end: the sender idles while the receiver works and the
+ * other way round (docs/BENCHMARKS.md, Session).
+ */
+const RECEIVE_BATCH = 64;
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** An input waiting for the machine, without its time (read when it is handled). */
+type Pending = DistributiveOmit<SessionInput, "now">;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+interface Queued {
+  input: Pending;
+  /** Settles when the input was handled (a `send`: when the machine took it). */
+  handled(): void;
+  /** A `send`: the caller's promise, settled by the DATA_ACK or the session's end. */
+  send?: Waiter;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(e: unknown): void;
+}
 
 /**
  * A live session. Create one with `Session.connect` (client) or `Session.accept`
@@ -51,10 +89,52 @@ import {
  * ```
  */
 export class Session implements SecureChannel {
-  readonly #core: SessionCore;
+  readonly #machine: SessionMachine;
+  readonly #transport: Transport;
+  readonly #clock: Clock;
+  readonly #onEvent?: (e: SessionEvent) => void;
+  readonly #timers = new Map<TimerName, TimerHandle>();
+  // Inputs, handled one at a time in arrival order.
+  #inputs: (Queued | undefined)[] = [];
+  #inputHead = 0;
+  #running = false;
+  // Frames to write, written one at a time in order.
+  #writes: (Bytes | undefined)[] = [];
+  #writeHead = 0;
+  #writing?: Promise<void>;
+  // Sends the machine took, oldest first, until acknowledged or failed.
+  #unacked: (Waiter | undefined)[] = [];
+  #unackedHead = 0;
+  readonly #inbox: AsyncQueue<Bytes>;
+  readonly #events = new AsyncQueue<SessionEvent>();
+  #flushScheduled = false;
+  #done = false;
+  readonly #handshake: Promise<void>;
+  #handshakeDone!: Waiter;
+  #handshakeSettled = false;
+  readonly #ended: Promise<void>;
+  #endedResolve!: () => void;
 
-  private constructor(core: SessionCore) {
-    this.#core = core;
+  private constructor(
+    machine: SessionMachine,
+    transport: Transport,
+    options: ConnectOptions & AcceptOptions,
+  ) {
+    this.#machine = machine;
+    this.#transport = transport;
+    this.#clock = options.clock ?? systemClock;
+    this.#onEvent = options.onEvent;
+    const limits = resolveOptions(options);
+    this.#inbox = new AsyncQueue({
+      count: limits.inboxLimit,
+      weight: limits.maxInboxBytes,
+      weigh: (m) => m.length,
+    });
+    this.#handshake = new Promise((resolve, reject) => {
+      this.#handshakeDone = { resolve, reject };
+    });
+    this.#handshake.catch(() => {});
+    this.#ended = new Promise((resolve) => (this.#endedResolve = resolve));
   }
 
   /**
@@ -70,10 +150,7 @@ export class Session implements SecureChannel {
     if (!options.peer && !options.trusted?.length) {
       throw new MissiveError("usage", "session: connect needs the server's card (peer or trusted)");
     }
-    const core = await Session.#create("client", transport, identity, options);
-    await core.exchange.startClient();
-    await core.handshake;
-    return new Session(core);
+    return await Session.#open("client", transport, identity, options);
   }
 
   /**
@@ -92,50 +169,49 @@ export class Session implements SecureChannel {
         "session: accept needs authorize(card) or a trusted list (use () => true for open registration)",
       );
     }
-    const core = await Session.#create("server", transport, identity, options);
-    core.moveTo("await-hello");
-    core.exchange.prepareEphemeral();
-    core.rules.armIdle(true);
-    void core.receiver.pump();
-    await core.handshake;
-    return new Session(core);
+    return await Session.#open("server", transport, identity, options);
   }
 
-  static async #create(
+  static async #open(
     role: "client" | "server",
     transport: Transport,
     identity: Identity,
     options: ConnectOptions & AcceptOptions,
-  ): Promise<SessionCore> {
+  ): Promise<Session> {
     const provider = options.provider ?? await getCryptoProvider();
-    const core = new SessionCore(role, transport, identity, provider, options);
-    if (options.s0) core.psk = await presharedKeys(provider, options.s0);
-    return core;
+    const machine = new SessionMachine({ ...options, role, identity, provider });
+    const session = new Session(machine, transport, options);
+    void session.#feed({ type: "start" });
+    void session.#read();
+    await session.#handshake;
+    return session;
   }
 
   /** The peer's card, proven during the handshake. */
   get peer(): Card {
-    return this.#core.provenPeer;
+    const peer = this.#machine.peer;
+    if (!peer) throw new MissiveError("session", "session: no peer before the handshake");
+    return peer;
   }
 
-  /** The current state (session/machine.ts). */
+  /** The current state (SPEC §22.6.1). */
   get state(): SessionState {
-    return this.#core.state;
+    return this.#machine.state;
   }
 
   /** The current key ID (16 hex digits), or undefined before the handshake. */
   get keyId(): string | undefined {
-    return this.#core.keys?.idHex;
+    return this.#machine.keyId;
   }
 
-  /** Why the session failed, once it has. */
+  /** Why the session failed, once it has (or the error its CLOSE was sent for). */
   get error(): MissiveError | undefined {
-    return this.#core.error;
+    return this.#machine.error;
   }
 
   /** Resolves when the session has ended (closed or failed); never rejects. */
   get ended(): Promise<void> {
-    return this.#core.ended;
+    return this.#ended;
   }
 
   /**
@@ -143,20 +219,17 @@ export class Session implements SecureChannel {
    * re-key the message is queued and sent, in order, under the new keys.
    */
   send(data: Uint8Array): Promise<void> {
-    const core = this.#core;
-    if (!acceptsSend(core.state)) {
+    const m = this.#machine;
+    if (!acceptsSend(m.state)) {
       return Promise.reject(
-        core.error ?? new MissiveError("session", `session: cannot send in state ${core.state}`),
+        m.error ?? new MissiveError("session", `session: cannot send in state ${m.state}`),
       );
     }
-    if (data.length > core.opts.maxMessageSize) {
-      return Promise.reject(
-        new MissiveError("too-large", `session: message larger than ${core.opts.maxMessageSize}`),
-      );
-    }
-    const acknowledged = core.data.enqueue(data);
-    core.sender.pumpSend();
-    return acknowledged;
+    // A copy: the caller may reuse its buffer while the message waits for its turn.
+    const input: Pending = { type: "send", data: new Uint8Array(data) };
+    return new Promise((resolve, reject) => {
+      this.#enqueue({ input, handled: () => {}, send: { resolve, reject } });
+    });
   }
 
   /**
@@ -164,17 +237,17 @@ export class Session implements SecureChannel {
    * the session's error when it failed. Several readers share one stream.
    */
   messages(): AsyncIterable<Uint8Array> {
-    return this.#core.inbox;
+    return this.#inbox;
   }
 
   /** The next message, or undefined once the session closed in order. */
   receive(): Promise<Bytes | undefined> {
-    return this.#core.inbox.shift();
+    return this.#inbox.shift();
   }
 
   /** Events (handshake, rekey, resend, discard, close), buffered from the start. */
   events(): AsyncIterable<SessionEvent> {
-    return this.#core.events;
+    return this.#events;
   }
 
   /**
@@ -182,15 +255,219 @@ export class Session implements SecureChannel {
    * waits for CLOSE_ACK (re-sending CLOSE, then CLOSED_WITHOUT_ACK). Idempotent.
    */
   async close(): Promise<void> {
-    const core = this.#core;
-    if (isTerminal(core.state)) return;
-    if (core.state === "closing") return await core.ended;
-    if (!acceptsSend(core.state)) {
-      core.finish("failed", new MissiveError("session", "session: closed during the handshake"));
-      return;
+    if (isTerminal(this.#machine.state)) return;
+    await this.#feed({ type: "close" });
+    await this.#ended;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // The driver
+
+  /** Queues an input for the machine; resolves once it was handled. */
+  #feed(input: Pending): Promise<void> {
+    return new Promise((handled) => this.#enqueue({ input, handled }));
+  }
+
+  #enqueue(item: Queued): void {
+    this.#inputs.push(item);
+    if (!this.#running) void this.#run();
+  }
+
+  /** Feeds the queued inputs to the machine, one at a time, and carries out the outputs. */
+  async #run(): Promise<void> {
+    this.#running = true;
+    while (this.#inputHead < this.#inputs.length) {
+      const item = this.#inputs[this.#inputHead] as Queued;
+      this.#inputs[this.#inputHead++] = undefined;
+      if (this.#inputHead > 64 && this.#inputHead * 2 > this.#inputs.length) {
+        this.#inputs = this.#inputs.slice(this.#inputHead);
+        this.#inputHead = 0;
+      }
+      const input = item.input;
+      // A timer set again since this one fired: the firing is out of date.
+      if (input.type === "timer" && this.#timers.has(input.timer)) {
+        item.handled();
+        continue;
+      }
+      let out: SessionOutput[];
+      try {
+        out = await this.#machine.handle({ ...input, now: this.#clock.now() } as SessionInput);
+      } catch (e) {
+        // Only a send the machine refused (state or size) throws: that send fails.
+        // Anything else is a bug, and ends the session like a broken transport.
+        if (item.send) item.send.reject(e);
+        else if (input.type !== "lost") {
+          this.#enqueue({ input: { type: "lost", error: e }, handled() {} });
+        }
+        item.handled();
+        continue;
+      }
+      if (item.send) this.#unacked.push(item.send);
+      this.#apply(out);
+      item.handled();
     }
-    await core.drained();
-    if (acceptsSend(core.state)) await core.rules.sendClose(REASON_NORMAL, "closed");
-    await core.ended;
+    this.#running = false;
+  }
+
+  #apply(outputs: SessionOutput[]): void {
+    for (const o of outputs) {
+      switch (o.type) {
+        case "write":
+          this.#write(o.frame);
+          break;
+        case "deliver":
+          this.#inbox.push(o.data);
+          break;
+        case "acknowledged":
+          this.#acknowledge(o.count);
+          break;
+        case "sends-failed":
+          this.#failSends(o.error);
+          break;
+        case "event":
+          this.#event(o.event);
+          break;
+        case "set-timer":
+          this.#setTimer(o.timer, o.at);
+          break;
+        case "clear-timer":
+          this.#clearTimer(o.timer);
+          break;
+        case "end":
+          this.#end(o.error);
+          break;
+      }
+    }
+  }
+
+  /**
+   * Reads frames and feeds them one at a time; after each batch (the frames ready in one
+   * turn of the event loop, at most RECEIVE_BATCH) the machine gets `flush`. While the
+   * inbox is over its limits, reading stops: the transport's back-pressure holds the peer.
+   */
+  async #read(): Promise<void> {
+    let error: unknown;
+    try {
+      let inBatch = 0;
+      for await (const bytes of this.#transport.frames()) {
+        if (this.#done) return;
+        await this.#feed({ type: "frame", bytes });
+        if (++inBatch >= RECEIVE_BATCH) {
+          inBatch = 0;
+          if (this.#machine.flushDue) await this.#feed({ type: "flush" });
+          await nextTurn();
+        } else if (this.#machine.flushDue) this.#scheduleFlush();
+        if (this.#done) return;
+        if (!this.#inbox.hasSpace) await this.#inbox.waitForSpace();
+        if (this.#done) return;
+      }
+      error = new MissiveError(
+        "network",
+        `session: ${this.#transport.remote} closed the connection without CLOSE`,
+      );
+    } catch (e) {
+      error = e;
+    }
+    if (!this.#done) await this.#feed({ type: "lost", error });
+  }
+
+  /** One `flush` once the frames ready now were handled (the end of this turn). */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      if (!this.#done) void this.#feed({ type: "flush" });
+    });
+  }
+
+  #write(frame: Bytes): void {
+    this.#writes.push(frame);
+    this.#writing ??= this.#drainWrites();
+  }
+
+  async #drainWrites(): Promise<void> {
+    try {
+      while (this.#writeHead < this.#writes.length) {
+        const frame = this.#writes[this.#writeHead] as Bytes;
+        this.#writes[this.#writeHead++] = undefined;
+        await this.#transport.send(frame);
+      }
+    } catch (e) {
+      if (!this.#done) void this.#feed({ type: "lost", error: e });
+    } finally {
+      this.#writes = [];
+      this.#writeHead = 0;
+      this.#writing = undefined;
+    }
+  }
+
+  #acknowledge(count: number): void {
+    for (let i = 0; i < count && this.#unackedHead < this.#unacked.length; i++) {
+      const waiter = this.#unacked[this.#unackedHead] as Waiter;
+      this.#unacked[this.#unackedHead++] = undefined;
+      waiter.resolve();
+    }
+    if (this.#unackedHead > 64 && this.#unackedHead * 2 > this.#unacked.length) {
+      this.#unacked = this.#unacked.slice(this.#unackedHead);
+      this.#unackedHead = 0;
+    }
+  }
+
+  #failSends(error: unknown): void {
+    const waiting = this.#unacked.slice(this.#unackedHead) as Waiter[];
+    this.#unacked = [];
+    this.#unackedHead = 0;
+    for (const w of waiting) w.reject(error);
+  }
+
+  #event(event: SessionEvent): void {
+    this.#events.push(event);
+    this.#events.trim(EVENT_LOG_LIMIT);
+    if (event.type === "handshake") {
+      this.#handshakeSettled = true;
+      this.#handshakeDone.resolve();
+    }
+    try {
+      this.#onEvent?.(event);
+    } catch { /* a listener's failure is not the session's */ }
+  }
+
+  #setTimer(timer: TimerName, at: number): void {
+    this.#clearTimer(timer);
+    const handle = this.#clock.setTimer(Math.max(0, at - this.#clock.now()), () => {
+      this.#timers.delete(timer);
+      if (!this.#done) void this.#feed({ type: "timer", timer });
+    });
+    this.#timers.set(timer, handle);
+  }
+
+  #clearTimer(timer: TimerName): void {
+    const handle = this.#timers.get(timer);
+    if (handle === undefined) return;
+    this.#clock.clearTimer(handle);
+    this.#timers.delete(timer);
+  }
+
+  /** The machine ended: timers stop, waiters fail or finish, the transport closes. */
+  #end(error: MissiveError | undefined): void {
+    this.#done = true;
+    for (const timer of [...this.#timers.keys()]) this.#clearTimer(timer);
+    this.#failSends(
+      error ?? new MissiveError("session", "session: closed before the peer acknowledged"),
+    );
+    this.#inbox.end(error);
+    if (!this.#handshakeSettled) {
+      this.#handshakeSettled = true;
+      this.#handshakeDone.reject(
+        error ?? new MissiveError("session", "session: closed during the handshake"),
+      );
+    }
+    this.#events.end();
+    void (async () => {
+      // The last frames (CLOSE_ACK, a refusal) leave before the transport closes.
+      while (this.#writing) await this.#writing;
+      await this.#transport.close();
+    })().catch(() => {}).finally(() => this.#endedResolve());
   }
 }

@@ -87,4 +87,44 @@ describe("import rule", () => {
       rmSync(root, { recursive: true, force: true });
     }
   });
+
+  it("keeps timers and transports out of session/ but for its driver and clock", () => {
+    const root = tree({
+      "transports/types.ts": `export type Transport = { send(f: Uint8Array): Promise<void> };`,
+      // The driver and the clock may.
+      "session/session.ts": [
+        `import type { Transport } from "../transports/types.ts";`,
+        `import { setImmediate } from "node:timers";`,
+        `export const go = (transport: Transport) => setImmediate(() => transport.send(x));`,
+      ].join("\n"),
+      "session/clock.ts": `export const t = setTimeout(() => {}, 1); clearTimeout(t);`,
+      // The machine may name them in comments only.
+      "session/machine.ts": `// not setTimeout, not transport.send(frame)\nexport const m = 1;`,
+      "session/_wait.ts": `export const w = () => setTimeout(() => {}, 1);`,
+      "session/_batch.ts": `import { setImmediate as later } from "node:timers";`,
+      "session/_reader.ts": [
+        `import type { Transport } from "../transports/types.ts";`,
+        `export async function read(t: Transport) { for await (const f of t.frames()) f; }`,
+      ].join("\n"),
+      "session/_writer.ts": `export const w = (o: any) => o.transport.send(new Uint8Array(1));`,
+    });
+    try {
+      const problems = checkLayers(root, []);
+      const has = (re: RegExp) => assert.ok(problems.some((p) => re.test(p)), problems.join("\n"));
+      has(
+        /^session\/_wait\.ts: uses setTimeout: timers and the transport belong to session\/session\.ts/,
+      );
+      has(/^session\/_batch\.ts: uses setImmediate/);
+      has(/^session\/_batch\.ts: uses node:timers/);
+      has(/^session\/_reader\.ts: uses a transport's frames\(\)/);
+      has(/^session\/_reader\.ts: imports transports\/types\.ts: only session\/session\.ts/);
+      has(/^session\/_writer\.ts: uses transport\.send/);
+      for (const allowed of ["session/session.ts", "session/clock.ts", "session/machine.ts"]) {
+        assert.ok(!problems.some((p) => p.startsWith(allowed)), problems.join("\n"));
+      }
+      assert.equal(problems.length, 6, problems.join("\n"));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });

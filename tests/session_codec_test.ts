@@ -27,7 +27,7 @@ import {
   MessageType,
   u64,
 } from "../session/messages.ts";
-import { nonceAt, sealedAad } from "../session/keyschedule.ts";
+import { nonceAt, sealedAad } from "../session/_keyschedule.ts";
 import { sessionV1 } from "../stp/session.ts";
 
 const MAX = 1 << 20;

@@ -8,17 +8,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Bytes, utf8 } from "../core/bytes.ts";
-import { nobleProvider } from "../crypto/mod.ts";
-import { isMissiveError, type MissiveError } from "../core/errors.ts";
-import { FakeClock } from "../session/clock.ts";
-import type { SessionEvent } from "../session/options.ts";
-import { Session } from "../session/session.ts";
+import { isMissiveError } from "../core/errors.ts";
 import { fixedIdentity } from "./helpers.ts";
-import { type Action, Proxy, type Seen, settle, until } from "./session_proxy.ts";
+import { type Action, type Seen, Wire } from "./session_proxy.ts";
 
 const alice = await fixedIdentity("alice@example.org", 1);
 const bob = await fixedIdentity("bob@example.org", 3);
-const text = (b: Uint8Array) => new TextDecoder().decode(b);
 /** The only ways an attacked session may end. */
 const CLEAN_CODES = [
   "session",
@@ -28,17 +23,8 @@ const CLEAN_CODES = [
   "too-large",
   "key",
   "network",
+  "untrusted",
 ];
-
-interface Run {
-  clock: FakeClock;
-  proxy: Proxy;
-  client?: Session;
-  server?: Session;
-  delivered: string[];
-  serverEvents: SessionEvent[];
-  handshake: PromiseSettledResult<unknown>[];
-}
 
 /**
  * Seeded bytes (xorshift32, test data only) for a session's sequence start and ephemeral
@@ -60,88 +46,53 @@ function seededRandom(seed: number): (length: number) => Bytes {
   };
 }
 
+const ended = (w: Wire) => w.client.ended !== undefined && w.server.ended !== undefined;
+
 /**
- * Runs a session through `policy`, the client sending `messages`; returns what happened.
- * With `seed`, both sides draw their randomness from it, so every run with that seed
- * sends the same frames (tests that measure a frame once and then attack each position);
- * without, fresh randomness (each run its own keys).
+ * Runs a session through `policy`, the client sending `messages` (window 1); then, as
+ * long as something is pending, time moves by one idle timeout at a time (at most 6),
+ * the client closes, and time moves until both ends ended. With `seed`, both sides draw
+ * their randomness from it, so every run with that seed sends the same frames (tests
+ * that measure a frame once and then attack each position); without, fresh randomness.
+ * `drive` replaces the waiting for the messages.
  */
 async function attack(
-  policy: (s: Seen, index: number, run: Run) => Action,
+  policy: (s: Seen, index: number, wire: Wire) => Action,
   messages: string[] = ["m1", "m2", "m3"],
-  drive?: (run: Run) => Promise<void>,
+  drive?: (wire: Wire) => Promise<void>,
   seed?: number,
-): Promise<Run> {
-  const clock = new FakeClock();
-  const proxy = new Proxy();
-  const run: Run = { clock, proxy, delivered: [], serverEvents: [], handshake: [] };
-  proxy.policy = (s, i) => policy(s, i, run);
-  const common = { clock, provider: nobleProvider, window: 1 };
-  const random = (
-    side: number,
-  ) => (seed === undefined ? {} : { random: seededRandom(seed + side) });
-  run.handshake = await Promise.allSettled([
-    Session.connect(proxy.client, alice, { ...common, ...random(0), peer: bob.card }),
-    Session.accept(proxy.server, bob, {
-      ...common,
-      ...random(1),
-      trusted: [alice.card],
-      onEvent: (e) => run.serverEvents.push(e),
-    }),
-  ]);
-  const [c, s] = run.handshake;
-  if (c.status === "fulfilled") run.client = c.value as Session;
-  if (s.status === "fulfilled") run.server = s.value as Session;
-  if (run.client && run.server) {
-    const reading = (async () => {
-      for await (const m of run.server!.messages()) run.delivered.push(text(m));
-    })().catch(() => {});
-    const sending = (async () => {
-      for (const m of messages) await run.client!.send(utf8(m));
-    })().catch(() => {});
-    if (drive) await drive(run);
-    else {
-      for (let i = 0; i < 6 && !(await done(sending)); i++) {
-        clock.advance(45_000);
-        await settle(5);
-      }
+): Promise<Wire> {
+  const random = (side: number) => seed === undefined ? {} : { random: seededRandom(seed + side) };
+  const w = new Wire(
+    { identity: alice, peer: bob.card, window: 1, ...random(0) },
+    { identity: bob, trusted: [alice.card], window: 1, ...random(1) },
+  );
+  w.policy = (s, i) => policy(s, i, w);
+  await w.start();
+  if (w.client.machine.state === "open" && w.server.machine.state === "open") {
+    for (const m of messages) await w.input("client", { type: "send", data: utf8(m) });
+    await w.run();
+    if (drive) await drive(w);
+    for (let i = 0; i < 6 && !ended(w) && w.client.acknowledged < messages.length; i++) {
+      await w.advance(45_000);
     }
-    await sending;
-    await run.client.close().catch(() => {});
-    for (let i = 0; i < 6 && run.server.state !== "closed" && run.server.state !== "failed"; i++) {
-      clock.advance(45_000);
-      await settle(5);
-    }
-    await reading;
+    await w.close("client");
+    for (let i = 0; i < 6 && !ended(w); i++) await w.advance(45_000);
   }
-  await proxy.close();
-  return run;
-}
-
-async function done(p: Promise<unknown>): Promise<boolean> {
-  let finished = false;
-  p.then(() => (finished = true));
-  await settle(10);
-  return finished;
+  for (let i = 0; i < 6 && !ended(w); i++) await w.advance(45_000);
+  assert.ok(ended(w), "both ends ended");
+  return w;
 }
 
 /** What every attack must satisfy. */
-function assertSafe(run: Run, sent: string[] = ["m1", "m2", "m3"]): void {
+function assertSafe(w: Wire, sent: string[] = ["m1", "m2", "m3"]): void {
   // Delivered messages are a prefix of what was sent: no forgery, no replay, no reordering.
-  assert.deepEqual(run.delivered, sent.slice(0, run.delivered.length));
-  for (const s of [run.client, run.server]) {
-    if (s?.error) {
-      assert.ok(
-        CLEAN_CODES.includes(s.error.code),
-        `unclean end: ${s.error.code} ${s.error.message}`,
-      );
-    }
-  }
-  for (const r of run.handshake) {
-    if (r.status === "rejected") {
-      const e = r.reason as MissiveError;
-      assert.ok(isMissiveError(e) && CLEAN_CODES.concat("untrusted").includes(e.code), String(e));
-    }
+  assert.deepEqual(w.server.delivered, sent.slice(0, w.server.delivered.length));
+  // Only what was delivered can have been acknowledged.
+  assert.ok(w.client.acknowledged <= w.server.delivered.length);
+  for (const end of [w.client, w.server]) {
+    const e = end.ended?.error;
+    if (e) assert.ok(isMissiveError(e) && CLEAN_CODES.includes(e.code), `unclean end: ${e}`);
   }
 }
 
@@ -159,8 +110,8 @@ describe("session under attack", () => {
       return [s.bytes, first];
     });
     assertSafe(run);
-    assert.deepEqual(run.delivered, ["m1", "m2"]);
-    assert.match(run.server?.error?.message ?? "", /wrong sequence number/);
+    assert.deepEqual(run.server.delivered, ["m1", "m2"]);
+    assert.match(run.server.ended?.error?.message ?? "", /wrong sequence number/);
   });
 
   it("a DATA replayed into another session is refused (unknown key)", async () => {
@@ -171,8 +122,8 @@ describe("session under attack", () => {
     });
     const run = await attack((s) => (isData(s) ? [captured!, s.bytes] : "forward"));
     assertSafe(run);
-    assert.deepEqual(run.delivered, []);
-    assert.match(run.server?.error?.message ?? "", /old or unknown session key/);
+    assert.deepEqual(run.server.delivered, []);
+    assert.match(run.server.ended?.error?.message ?? "", /old or unknown session key/);
   });
 
   it("reordered DATA_ACKs and DATA end the session cleanly", async () => {
@@ -189,7 +140,7 @@ describe("session under attack", () => {
         return [s.bytes, held];
       }, ["m1", "m2", "m3"]);
       assertSafe(run);
-      assert.ok(run.server?.error || run.client?.error, "someone noticed");
+      assert.ok(run.server.ended?.error || run.client.ended?.error, "someone noticed");
     }
   });
 
@@ -203,8 +154,8 @@ describe("session under attack", () => {
       return "forward";
     });
     assertSafe(run);
-    assert.deepEqual(run.delivered, []);
-    assert.ok(run.client?.error || run.server?.error);
+    assert.deepEqual(run.server.delivered, []);
+    assert.ok(run.client.ended?.error || run.server.ended?.error);
   });
 
   it("a DATA delayed past the TTL is discarded, asked for again, delivered once", async () => {
@@ -218,17 +169,18 @@ describe("session under attack", () => {
         return "forward";
       },
       ["late", "next"],
-      async (r) => {
-        await until(() => held !== undefined, "DATA held");
-        r.clock.advance(26_000);
-        await r.proxy.inject("c2s", held!);
-        await until(() => r.delivered.length === 2, "both delivered");
+      async (w) => {
+        assert.ok(held, "DATA held");
+        await w.advance(26_000);
+        w.inject("c2s", held);
+        await w.run();
+        assert.equal(w.server.delivered.length, 2, "both delivered");
       },
     );
     assertSafe(run, ["late", "next"]);
-    assert.deepEqual(run.delivered, ["late", "next"]);
-    assert.ok(run.serverEvents.some((e) => e.type === "discard" && e.messageType === "DATA"));
-    assert.ok(run.serverEvents.some((e) => e.type === "resend" && e.direction === "sent"));
+    assert.deepEqual(run.server.delivered, ["late", "next"]);
+    assert.ok(run.server.events.some((e) => e.type === "discard" && e.messageType === "DATA"));
+    assert.ok(run.server.events.some((e) => e.type === "resend" && e.direction === "sent"));
   });
 
   it("injected garbage and truncated frames end the session cleanly", async () => {
@@ -238,8 +190,8 @@ describe("session under attack", () => {
         return [bad === "truncate" ? s.bytes.subarray(0, s.bytes.length - 5) : bad];
       });
       assertSafe(run);
-      assert.deepEqual(run.delivered, []);
-      assert.ok(run.server?.error, "server noticed");
+      assert.deepEqual(run.server.delivered, []);
+      assert.ok(run.server.ended?.error, "server noticed");
     }
   });
 
@@ -276,7 +228,7 @@ describe("session under attack", () => {
       );
       assert.equal(flipped, length, "the flipped frame is the one measured");
       assertSafe(run, ["x"]);
-      assert.deepEqual(run.delivered, [], `flip at byte ${pos} was accepted`);
+      assert.deepEqual(run.server.delivered, [], `flip at byte ${pos} was accepted`);
     }
   });
 
@@ -308,10 +260,9 @@ describe("session under attack", () => {
         );
         assert.equal(flipped, length, `${type}: the flipped frame is the one measured`);
         assertSafe(run, ["x"]);
-        assert.deepEqual(run.delivered, [], `${type} flip at ${pos} delivered data`);
+        assert.deepEqual(run.server.delivered, [], `${type} flip at ${pos} delivered data`);
         assert.ok(
-          run.handshake.some((r) => r.status === "rejected") || run.server?.error ||
-            run.client?.error,
+          run.server.ended?.error || run.client.ended?.error,
           `${type} flip at ${pos} went unnoticed`,
         );
       }

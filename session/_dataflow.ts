@@ -1,51 +1,40 @@
 /**
  * DATA bookkeeping of one session (SPEC §22.6.2): outgoing messages queued, in flight
  * (at most a window) and acknowledged; incoming indexes delivered, duplicated or
- * skipped; and the cumulative DATA_ACK still due. No I/O and no crypto: `Session`
- * decides when to send.
+ * skipped; and the cumulative DATA_ACK still due. Plain data: no I/O, no crypto, no
+ * promises — the machine decides when to send, the driver whom to tell. Internal.
  * @module
  */
 import type { Bytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 
-/** One `send` waiting to go out or to be acknowledged. */
-interface PendingSend {
-  data: Bytes;
-  index: number;
-  resolve(): void;
-  reject(e: unknown): void;
-}
-
 /** What became of a received DATA index. */
 export type Arrival = "deliver" | "duplicate";
 
 export class DataFlow {
-  // Both lists are consumed from the front through a head index (no O(n) shift per
+  // The queue is consumed from the front through a head index (no O(n) shift per
   // message); the consumed prefix is dropped once it outweighs the rest.
-  #queue: PendingSend[] = [];
+  #queue: Bytes[] = [];
   #queueHead = 0;
-  #inflight: PendingSend[] = [];
-  #inflightHead = 0;
+  /** Index of the oldest DATA in flight; `#nextIndex` is the next one to send. */
+  #oldestInflight = 0;
   #nextIndex = 0;
   #expectedIndex = 0;
   #unacked = 0;
   #ackDue = false;
 
-  /** Queues a message; the promise settles when it is acknowledged or the session ends. */
-  enqueue(data: Uint8Array): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ data: new Uint8Array(data), index: -1, resolve, reject });
-    });
+  /** Queues a message to send. */
+  enqueue(data: Bytes): void {
+    this.#queue.push(data);
   }
 
   /** Messages now allowed out under `window`, each with its new index. */
   takeSendable(window: number): { index: number; data: Bytes }[] {
     const out: { index: number; data: Bytes }[] = [];
     while (this.queued > 0 && this.inflight < window) {
-      const p = this.#queue[this.#queueHead++];
-      p.index = this.#nextIndex++;
-      this.#inflight.push(p);
-      out.push({ index: p.index, data: p.data });
+      const data = this.#queue[this.#queueHead];
+      this.#queue[this.#queueHead++] = EMPTY;
+      out.push({ index: this.#nextIndex++, data });
     }
     if (this.#queueHead > 64 && this.#queueHead * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#queueHead);
@@ -54,21 +43,14 @@ export class DataFlow {
     return out;
   }
 
-  /** A DATA_ACK for `index`: resolves every send up to it; returns how many were new. */
+  /** A DATA_ACK for `index`: how many DATA in flight it newly acknowledges (in order). */
   acknowledge(index: number): number {
     if (index >= this.#nextIndex) {
       throw new MissiveError("session", `session: DATA_ACK ${index} for DATA never sent`);
     }
-    let count = 0;
-    const inflight = this.#inflight;
-    while (this.#inflightHead < inflight.length && inflight[this.#inflightHead].index <= index) {
-      inflight[this.#inflightHead++].resolve();
-      count++;
-    }
-    if (this.#inflightHead > 64 && this.#inflightHead * 2 > inflight.length) {
-      this.#inflight = inflight.slice(this.#inflightHead);
-      this.#inflightHead = 0;
-    }
+    if (index < this.#oldestInflight) return 0;
+    const count = index + 1 - this.#oldestInflight;
+    this.#oldestInflight = index + 1;
     return count;
   }
 
@@ -105,23 +87,30 @@ export class DataFlow {
     return { index: this.#expectedIndex - 1, count };
   }
 
+  /** DATA sent and not yet acknowledged. */
   get inflight(): number {
-    return this.#inflight.length - this.#inflightHead;
+    return this.#nextIndex - this.#oldestInflight;
   }
 
+  /** Messages waiting for room in the window. */
   get queued(): number {
     return this.#queue.length - this.#queueHead;
   }
 
-  /** Fails every queued and in-flight send. */
-  rejectAll(error: unknown): void {
-    const pending = [
-      ...this.#inflight.slice(this.#inflightHead),
-      ...this.#queue.slice(this.#queueHead),
-    ];
-    this.#inflight = [];
+  /** Sends not yet acknowledged, queued or in flight: they fail if the session ends. */
+  get pending(): number {
+    return this.queued + this.inflight;
+  }
+
+  /**
+   * Forgets every pending send (the session is closing or ended; the driver fails them):
+   * queued messages go, and a late DATA_ACK for those in flight counts none.
+   */
+  dropPending(): void {
     this.#queue = [];
-    this.#inflightHead = this.#queueHead = 0;
-    for (const p of pending) p.reject(error);
+    this.#queueHead = 0;
+    this.#oldestInflight = this.#nextIndex;
   }
 }
+
+const EMPTY: Bytes = new Uint8Array(0);

@@ -2,7 +2,9 @@
  * The session key schedule (SPEC §22.5): signature and MAC transcripts of the signed
  * messages, the handshake hash chained across re-keys, HKDF-SHA-256 from the ephemeral
  * X25519 secret to one key per direction and a key ID, the AEAD associated data and the
- * nonce counters.
+ * nonce counters. Version 1's labels and derivation live here alone: a later version
+ * (e.g. one mixing an ML-KEM secret into `ikm`) adds its own schedule beside this one.
+ * Internal to the session.
  * @module
  */
 import { type Bytes, concatBytes, toHex, utf8, wipe } from "../core/bytes.ts";
@@ -138,12 +140,6 @@ export async function deriveKeys(
   };
   wipe(okm);
   return keys;
-}
-
-/** Erases both directions' keys (old keys are erased after a re-key). */
-export function eraseKeys(keys: SessionKeys | undefined): void {
-  wipe(keys?.clientToServer.key);
-  wipe(keys?.serverToClient.key);
 }
 
 const AAD_LABEL = utf8(LABELS.aad);
