@@ -662,81 +662,12 @@ export class ChatModel {
     return "accepted";
   }
 
+  /** One incoming message, routed by how it came: sealed, opening a conversation, or in one. */
   async #handle(incoming: Incoming): Promise<void> {
-    if (incoming.via === "sealed") {
-      const m = incoming.message;
-      const card = incoming.card;
-      if (m.kind === "request") {
-        const existing = this.#friends.get(card.address);
-        if (existing && equalBytes(existing.requestId, m.requestId)) return; // a redelivery
-        if (existing?.state === "request-sent" && equalBytes(existing.cardObject.id, card.id)) {
-          return await this.#crossed(existing, card, m);
-        }
-        existing?.live?.close();
-        const f: Friend = {
-          address: card.address,
-          card: card.bytes,
-          cardObject: card,
-          state: "request-received",
-          requestId: m.requestId,
-          bundle: m.bundle,
-          ...(m.note ? { note: m.note } : {}),
-          since: this.#now(),
-          row: existing?.row ?? this.#history.reserve(),
-        };
-        this.#friends.set(f.address, f);
-        await this.#history.write([this.#friendWrite(f)]);
-        this.#emit({ type: "request", address: f.address, ...(m.note ? { note: m.note } : {}) });
-        return;
-      }
-      if (m.kind === "refuse") {
-        const f = this.#friends.get(card.address);
-        if (!f || f.state !== "request-sent" || !equalBytes(f.requestId, m.requestId)) {
-          throw new MissiveError("session", "a refusal of no request of ours");
-        }
-        f.state = "refused-by-them";
-        await this.#history.write([this.#friendWrite(f)]);
-        this.#emit({
-          type: "refused",
-          address: f.address,
-          by: "them",
-          ...(m.reason ? { reason: m.reason } : {}),
-        });
-        return;
-      }
-      throw new MissiveError(
-        "malformed",
-        `a sealed ${m.kind}: only requests and refusals travel sealed`,
-      );
-    }
-    // In a conversation (the ratchet authenticated the friend).
-    if (incoming.via === "new-conversation") {
-      const target = this.#friends.get(incoming.conversation.peer.address);
-      const fail = (why: string): never => {
-        incoming.conversation.close();
-        throw new MissiveError("session", `a conversation nobody asked for: ${why}`);
-      };
-      // The one-time prekey is spent either way: the keyring is stored before any check.
-      await this.#history.write([this.#keyringWrite()]);
-      const m = incoming.message;
-      if (!target || target.state !== "request-sent") fail("no request of ours is pending");
-      if (toHex(target!.cardObject.id) !== toHex(incoming.conversation.peer.id)) {
-        fail("another key");
-      }
-      if (m.kind !== "accept" || !equalBytes(m.requestId, target!.requestId)) {
-        fail("its first message is not the accept of our request");
-      }
-      target!.live = incoming.conversation;
-      target!.state = "friend";
-      await this.#history.write([this.#friendWrite(target!)]);
-      this.#emit({ type: "accepted", address: target!.address, by: "them" });
-      await this.#sendPresenceTo(target!);
-      void this.flush();
-      return;
-    }
+    if (incoming.via === "sealed") return await this.#handleSealed(incoming.card, incoming.message);
+    if (incoming.via === "new-conversation") return await this.#handleNewConversation(incoming);
     const f = incoming.friend as Friend;
     const writes: HistoryWrite[] = [this.#friendWrite(f)];
-    const nonce = incoming.nonce;
     const m = incoming.message;
     if (!m) {
       await this.#history.write(writes); // the ratchet advanced all the same
@@ -744,87 +675,186 @@ export class ChatModel {
     }
     switch (m.kind) {
       case "text":
-      case "forward": {
-        const shown = this.#view === f.address;
-        const line: ChatLine = {
-          row: this.#history.reserve(),
-          peer: f.address,
-          direction: "in",
-          author: m.kind === "text" ? f.address : m.author,
-          text: m.text,
-          time: m.kind === "text" ? incoming.time : m.time,
-          nonce,
-          state: shown ? "read" : "delivered",
-          verified: m.kind === "text",
-          ...(m.kind === "forward" ? { forwardedBy: f.address } : {}),
-        };
-        this.#addLine(line);
-        writes.push(this.#lineWrite(line));
-        await this.#history.write(writes);
-        this.#emit({ type: "line", line });
-        await this.#sendIn(f, {
-          kind: "receipt",
-          state: line.state as "read" | "delivered",
-          nonces: [nonce],
-        });
-        void this.flush();
-        return;
-      }
-      case "receipt": {
-        const changed: ChatLine[] = [];
-        for (const n of m.nonces) {
-          const line = this.#byNonce.get(`out:${toHex(n)}`);
-          if (!line || line.peer !== f.address || ORDER[m.state] <= ORDER[line.state]) continue;
-          line.state = m.state;
-          changed.push(line);
-          writes.push(this.#lineWrite(line));
-        }
-        await this.#history.write(writes);
-        for (const line of changed) this.#emit({ type: "line-state", line });
-        return;
-      }
+      case "forward":
+        return await this.#receivedLine(f, m, incoming.nonce, incoming.time, writes);
+      case "receipt":
+        return await this.#receivedReceipt(f, m, writes);
       case "presence":
-        f.presence = m.status;
-        if (m.note) f.presenceNote = m.note;
-        else delete f.presenceNote;
-        await this.#history.write([this.#friendWrite(f)]);
-        this.#emit({
-          type: "presence",
-          address: f.address,
-          status: m.status,
-          ...(m.note ? { note: m.note } : {}),
-        });
-        return;
-      case "bye": {
-        this.#end(f);
-        // What still waits for them was sealed in the conversation they closed: dropped.
-        const dropped = [...this.#outbox].filter(([, item]) => item.peer === f.address);
-        const failed: ChatLine[] = [];
-        for (const [row, item] of dropped) {
-          this.#outbox.delete(row);
-          writes.push({ delete: row });
-          const line = this.#lines.find((l) => l.row === item.line);
-          if (line && line.state === "queued") {
-            line.state = "failed";
-            failed.push(line);
-            writes.push(this.#lineWrite(line));
-          }
-        }
-        writes[0] = this.#friendWrite(f);
-        await this.#history.write(writes);
-        for (const line of failed) this.#emit({ type: "line-state", line });
-        this.#emit({
-          type: "ended",
-          address: f.address,
-          by: "them",
-          ...(m.reason ? { reason: m.reason } : {}),
-        });
-        return;
-      }
+        return await this.#receivedPresence(f, m);
+      case "bye":
+        return await this.#receivedBye(f, m, writes);
       default:
         await this.#history.write(writes); // the ratchet advanced all the same
         throw new MissiveError("malformed", `a ${m.kind} inside a conversation`);
     }
+  }
+
+  /** A sealed message: only friend requests and refusals travel outside a conversation. */
+  async #handleSealed(card: Card, m: ChatMessage): Promise<void> {
+    if (m.kind === "request") return await this.#receivedRequest(card, m);
+    if (m.kind === "refuse") return await this.#receivedRefusal(card, m);
+    throw new MissiveError(
+      "malformed",
+      `a sealed ${m.kind}: only requests and refusals travel sealed`,
+    );
+  }
+
+  async #receivedRequest(card: Card, m: ChatMessage & { kind: "request" }): Promise<void> {
+    const existing = this.#friends.get(card.address);
+    if (existing && equalBytes(existing.requestId, m.requestId)) return; // a redelivery
+    if (existing?.state === "request-sent" && equalBytes(existing.cardObject.id, card.id)) {
+      return await this.#crossed(existing, card, m);
+    }
+    existing?.live?.close();
+    const f: Friend = {
+      address: card.address,
+      card: card.bytes,
+      cardObject: card,
+      state: "request-received",
+      requestId: m.requestId,
+      bundle: m.bundle,
+      ...(m.note ? { note: m.note } : {}),
+      since: this.#now(),
+      row: existing?.row ?? this.#history.reserve(),
+    };
+    this.#friends.set(f.address, f);
+    await this.#history.write([this.#friendWrite(f)]);
+    this.#emit({ type: "request", address: f.address, ...(m.note ? { note: m.note } : {}) });
+  }
+
+  async #receivedRefusal(card: Card, m: ChatMessage & { kind: "refuse" }): Promise<void> {
+    const f = this.#friends.get(card.address);
+    if (!f || f.state !== "request-sent" || !equalBytes(f.requestId, m.requestId)) {
+      throw new MissiveError("session", "a refusal of no request of ours");
+    }
+    f.state = "refused-by-them";
+    await this.#history.write([this.#friendWrite(f)]);
+    this.#emit({
+      type: "refused",
+      address: f.address,
+      by: "them",
+      ...(m.reason ? { reason: m.reason } : {}),
+    });
+  }
+
+  /** The first message of a conversation the ratchet authenticated: the accept of our request. */
+  async #handleNewConversation(
+    incoming: Incoming & { via: "new-conversation" },
+  ): Promise<void> {
+    const target = this.#friends.get(incoming.conversation.peer.address);
+    const fail = (why: string): never => {
+      incoming.conversation.close();
+      throw new MissiveError("session", `a conversation nobody asked for: ${why}`);
+    };
+    // The one-time prekey is spent either way: the keyring is stored before any check.
+    await this.#history.write([this.#keyringWrite()]);
+    const m = incoming.message;
+    if (!target || target.state !== "request-sent") fail("no request of ours is pending");
+    if (toHex(target!.cardObject.id) !== toHex(incoming.conversation.peer.id)) {
+      fail("another key");
+    }
+    if (m.kind !== "accept" || !equalBytes(m.requestId, target!.requestId)) {
+      fail("its first message is not the accept of our request");
+    }
+    target!.live = incoming.conversation;
+    target!.state = "friend";
+    await this.#history.write([this.#friendWrite(target!)]);
+    this.#emit({ type: "accepted", address: target!.address, by: "them" });
+    await this.#sendPresenceTo(target!);
+    void this.flush();
+  }
+
+  async #receivedLine(
+    f: Friend,
+    m: ChatMessage & { kind: "text" | "forward" },
+    nonce: Bytes,
+    time: number,
+    writes: HistoryWrite[],
+  ): Promise<void> {
+    const shown = this.#view === f.address;
+    const line: ChatLine = {
+      row: this.#history.reserve(),
+      peer: f.address,
+      direction: "in",
+      author: m.kind === "text" ? f.address : m.author,
+      text: m.text,
+      time: m.kind === "text" ? time : m.time,
+      nonce,
+      state: shown ? "read" : "delivered",
+      verified: m.kind === "text",
+      ...(m.kind === "forward" ? { forwardedBy: f.address } : {}),
+    };
+    this.#addLine(line);
+    writes.push(this.#lineWrite(line));
+    await this.#history.write(writes);
+    this.#emit({ type: "line", line });
+    await this.#sendIn(f, {
+      kind: "receipt",
+      state: line.state as "read" | "delivered",
+      nonces: [nonce],
+    });
+    void this.flush();
+  }
+
+  async #receivedReceipt(
+    f: Friend,
+    m: ChatMessage & { kind: "receipt" },
+    writes: HistoryWrite[],
+  ): Promise<void> {
+    const changed: ChatLine[] = [];
+    for (const n of m.nonces) {
+      const line = this.#byNonce.get(`out:${toHex(n)}`);
+      if (!line || line.peer !== f.address || ORDER[m.state] <= ORDER[line.state]) continue;
+      line.state = m.state;
+      changed.push(line);
+      writes.push(this.#lineWrite(line));
+    }
+    await this.#history.write(writes);
+    for (const line of changed) this.#emit({ type: "line-state", line });
+  }
+
+  async #receivedPresence(f: Friend, m: ChatMessage & { kind: "presence" }): Promise<void> {
+    f.presence = m.status;
+    if (m.note) f.presenceNote = m.note;
+    else delete f.presenceNote;
+    await this.#history.write([this.#friendWrite(f)]);
+    this.#emit({
+      type: "presence",
+      address: f.address,
+      status: m.status,
+      ...(m.note ? { note: m.note } : {}),
+    });
+  }
+
+  /** They ended the friendship: what still waits for them is dropped, its lines failed. */
+  async #receivedBye(
+    f: Friend,
+    m: ChatMessage & { kind: "bye" },
+    writes: HistoryWrite[],
+  ): Promise<void> {
+    this.#end(f);
+    // What still waits for them was sealed in the conversation they closed: dropped.
+    const dropped = [...this.#outbox].filter(([, item]) => item.peer === f.address);
+    const failed: ChatLine[] = [];
+    for (const [row, item] of dropped) {
+      this.#outbox.delete(row);
+      writes.push({ delete: row });
+      const line = this.#lines.find((l) => l.row === item.line);
+      if (line && line.state === "queued") {
+        line.state = "failed";
+        failed.push(line);
+        writes.push(this.#lineWrite(line));
+      }
+    }
+    writes[0] = this.#friendWrite(f);
+    await this.#history.write(writes);
+    for (const line of failed) this.#emit({ type: "line-state", line });
+    this.#emit({
+      type: "ended",
+      address: f.address,
+      by: "them",
+      ...(m.reason ? { reason: m.reason } : {}),
+    });
   }
 
   /**
