@@ -5,7 +5,7 @@
  * relay's receipts of messages sent with one asked for (SPEC §23.7.1).
  * @module
  */
-import type { ReceiptStatus } from "../amp/receipt.ts";
+import { openFailureStatus, type ReceiptStatus } from "../amp/receipt.ts";
 import { type Bytes, equalBytes, utf8 } from "../core/bytes.ts";
 import { type ErrorCode, isMissiveError, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
@@ -205,19 +205,6 @@ export interface DeliveryCounts {
   unacknowledged: number;
 }
 
-/** The receipt status for a message that failed to open (S2WMP codes, SPEC §14). */
-function receiptFor(e: MissiveError): ReceiptStatus {
-  switch (e.code) {
-    case "auth-failed":
-      return "hash-mismatch";
-    case "not-a-recipient":
-    case "key":
-      return "undecryptable";
-    default:
-      return "unparsable";
-  }
-}
-
 /**
  * Opens each delivery, hands new ones to `handler` and acknowledges them once it
  * returns (a handler that throws stops here, unacknowledged: the relay redelivers).
@@ -278,7 +265,7 @@ export async function handleDeliveries(
     } catch (e) {
       if (!isMissiveError(e)) throw e;
       options.onRejected?.(delivery, e);
-      ack(delivery.message, receiptFor(e));
+      ack(delivery.message, openFailureStatus(e));
       counts.rejected++;
       if (done()) break;
       continue;
