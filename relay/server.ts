@@ -80,7 +80,7 @@ export type RelayEvent = LogEvent;
 export interface RelayServerOptions extends Partial<RelayLimits> {
   /** SQLite (`RelayStore`) or a store shared by several relay nodes (docs/SCALE.md). */
   store: RelayStorage;
-  /** Checks the signatures of what clients publish (cards, prekey uploads). */
+  /** Hashes envelopes (a resend's digest) and verifies published prekey uploads. */
   crypto: CryptoProvider;
   /** Anyone with a valid card may register (otherwise only `users`). */
   openRegistration: boolean;
@@ -94,8 +94,9 @@ export interface RelayServerOptions extends Partial<RelayLimits> {
   /** The clock, ms since the epoch (default `Date.now`); tests pass a fake one. */
   now?: () => number;
   /**
-   * Told about connections, refusals, drops and store errors, rate-limited per link.
-   * Events carry peers' addresses and reasons: sanitise them before they reach a terminal.
+   * Told about connections, refusals, drops and store errors; each link's events are
+   * rate-limited, except its connect, disconnect and drop. Events carry peers' addresses
+   * and reasons: sanitise them before they reach a terminal.
    */
   log?: (event: RelayEvent) => void;
 }
@@ -112,11 +113,11 @@ export interface RelayStats {
   queued: number;
   /** Envelopes stored since start (a sender's retry of the same envelope not counted). */
   accepted: number;
-  /** Deliveries sent since start (a redelivery counts again). */
+  /** Deliveries and receipts sent since start (a redelivery counts again). */
   delivered: number;
   /** Acknowledgements taken since start. */
   acknowledged: number;
-  /** Requests refused since start, unreadable relay messages included. */
+  /** Requests refused since start, unreadable relay messages and links turned away included. */
   refused: number;
   /** Links the relay ended since start (`busy`, `idle`, `over-budget`, …). */
   dropped: number;

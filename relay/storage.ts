@@ -73,7 +73,10 @@ export interface NewMessage {
   sender: Bytes;
   /** The sender's registered address. */
   senderAddress: string;
-  /** The sealed envelope, stored as is (the relay has checked its size, not its content). */
+  /**
+   * The sealed envelope, stored as is: the relay has checked its size and that it parses
+   * as an envelope, nothing of what it seals.
+   */
   envelope: Uint8Array;
   /** SHA-256 of the envelope: a resend of the same bytes is the same message. */
   digest: Uint8Array;
