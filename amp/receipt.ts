@@ -23,6 +23,25 @@ export const RECEIPT_STATUSES = [
 ] as const;
 /** What the receiver did with the referenced message. */
 export type ReceiptStatus = (typeof RECEIPT_STATUSES)[number];
+/**
+ * The receipt status for a message whose envelope failed to open with `error`: what a
+ * relay client acknowledges it with (SPEC §23.7), and the chat likewise —
+ * `hash-mismatch` for `auth-failed`, `undecryptable` for `not-a-recipient` and `key`,
+ * `unparsable` for any other code. A listener's signed receipt maps differently
+ * (SPEC §21.5, `receiptStatusFor` in messaging/).
+ */
+export function openFailureStatus(error: MissiveError): ReceiptStatus {
+  switch (error.code) {
+    case "auth-failed":
+      return "hash-mismatch";
+    case "not-a-recipient":
+    case "key":
+      return "undecryptable";
+    default:
+      return "unparsable";
+  }
+}
+
 /** Length of the nonce a receipt refers to (every STP's inner nonce). */
 const NONCE_BYTES = 16;
 const MAX_DETAIL = 1024;

@@ -14,7 +14,7 @@ import { type Card, decodeCard } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { normalizeAddress } from "../keys/address.ts";
 import type { PresenceStatus } from "../amp/presence.ts";
-import type { ReceiptStatus } from "../amp/receipt.ts";
+import { openFailureStatus, type ReceiptStatus } from "../amp/receipt.ts";
 import {
   Conversation,
   decodePrekeyBundle,
@@ -650,7 +650,7 @@ export class ChatModel {
         return "accepted";
       }
       this.#emit({ type: "problem", reason: `from ${from.address}: ${e.message}` });
-      return receiptFor(e);
+      return openFailureStatus(e);
     }
     try {
       await this.#handle(incoming);
@@ -897,18 +897,5 @@ export class ChatModel {
     await this.#lock.catch(() => {});
     for (const f of this.#friends.values()) f.live?.close();
     this.#history.close();
-  }
-}
-
-/** The receipt status for an envelope that could not be used (S2WMP codes, SPEC §14). */
-function receiptFor(e: MissiveError): ReceiptStatus {
-  switch (e.code) {
-    case "auth-failed":
-      return "hash-mismatch";
-    case "not-a-recipient":
-    case "key":
-      return "undecryptable";
-    default:
-      return "unparsable";
   }
 }

@@ -44,6 +44,7 @@ export function retryDelay(attempts: number): number {
 
 /** One queued outgoing message. */
 export interface OutgoingMessage {
+  /** The queue's own number for the message (not the relay's message id). */
   id: number;
   /** Recipient address. */
   recipient: string;
@@ -53,10 +54,18 @@ export interface OutgoingMessage {
   envelope?: Bytes;
   /** The protocols used, for people ("simple/v2 + text/v2"). */
   protocols: string;
+  /** When the message was queued, ms since the epoch. */
   created: number;
+  /** Failed attempts so far (a message the relay accepts leaves the queue). */
   attempts: number;
+  /** Earliest time of the next attempt, ms since the epoch (back-off: `retryDelay`). */
   nextAttempt: number;
+  /**
+   * `pending` is sent by the next flush once due; `failed` was refused for good and waits
+   * for the user to resend it (`resendOutgoing`) or drop it.
+   */
   state: "pending" | "failed";
+  /** Why the latest attempt failed, as the error's message. */
   lastError?: string;
 }
 
@@ -84,6 +93,10 @@ export class OutgoingQueue {
   readonly #sql: Record<string, StatementSync>;
   #closed = false;
 
+  /**
+   * Opens (or creates, mode 0600) the queue file at `path`; `":memory:"` keeps it in
+   * memory, for tests. Throws `MissiveError` `io` when the file cannot be opened.
+   */
   constructor(path: string) {
     this.#db = openQueueDb(path, SCHEMA, "outgoing queue");
     const p = (sql: string) => this.#db.prepare(sql);
@@ -123,6 +136,7 @@ export class OutgoingQueue {
     return Number(info.lastInsertRowid);
   }
 
+  /** The message queued as `id`, pending or failed; undefined once it has left. */
   get(id: number): OutgoingMessage | undefined {
     const row = this.#sql.get.get(id) as Row | undefined;
     return row && toMessage(row);
@@ -165,11 +179,16 @@ export class OutgoingQueue {
     this.#sql.putCard.run(address, card);
   }
 
+  /**
+   * The card last cached for `address` (encoded bytes, as received: decode and check it
+   * before use), or undefined when none is.
+   */
   cachedCard(address: string): Bytes | undefined {
     const row = this.#sql.getCard.get(address) as Row | undefined;
     return row?.card as Bytes | undefined;
   }
 
+  /** Closes the file; later calls do nothing, other methods throw. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

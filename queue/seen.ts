@@ -25,6 +25,10 @@ export class SeenMessages {
   readonly #add: StatementSync;
   #closed = false;
 
+  /**
+   * Opens (or creates, mode 0600) the file at `path`; `":memory:"` keeps it in memory,
+   * for tests. Throws `MissiveError` `io` when the file cannot be opened.
+   */
   constructor(path: string) {
     this.#db = openQueueDb(path, SCHEMA, "seen-messages db");
     this.#has = this.#db.prepare("SELECT 1 FROM seen WHERE sender = ? AND nonce = ?");
@@ -43,6 +47,7 @@ export class SeenMessages {
     this.#add.run(toHex(sender), toHex(nonce), now);
   }
 
+  /** Closes the file; later calls do nothing, other methods throw. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

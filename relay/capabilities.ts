@@ -9,7 +9,7 @@ import type { Card, ProtocolPair } from "../keys/card.ts";
 import type { Registry } from "../plugin/registry.ts";
 import type { AmpPlugin, StpPlugin } from "../plugin/types.ts";
 
-/** STPs for one recipient with a card, best first: simple v2 (binds the timestamp), v1. */
+/** STPs for one recipient with a card, best first: simple v3, v2, v1. */
 export const STP_PREFERENCE: readonly ProtocolPair[] = [[2, 3], [2, 2], [2, 1]];
 /** Text AMPs, best first: text v2 (compressed, own nonce), v1. */
 export const TEXT_AMP_PREFERENCE: readonly ProtocolPair[] = [[1, 2], [1, 1]];
@@ -19,15 +19,20 @@ const has = (pairs: readonly ProtocolPair[], p: ProtocolPair) =>
 
 /** The protocols chosen for one message. */
 export interface ProtocolChoice {
+  /** The STP to seal with: the registry's plugin for the chosen (type, version). */
   stp: StpPlugin;
+  /** The AMP to encode the text with (a text AMP unless `preferences.amps` says otherwise). */
   amp: AmpPlugin;
   /** For people: e.g. "simple/v2 + text/v2". */
   label: string;
 }
 
 /**
- * Picks the best pair both sides support. Throws `unknown-protocol` naming what the
- * recipient lists when nothing matches.
+ * Picks the best STP and the best AMP that both `registry` and `recipient`'s card
+ * support, in the order of `preferences` (default: `STP_PREFERENCE`,
+ * `TEXT_AMP_PREFERENCE`). Only the card's lists are consulted: the card must be one the
+ * caller has checked. Throws `unknown-protocol` naming what the recipient lists when
+ * nothing matches.
  */
 export function chooseProtocols(
   registry: Registry,

@@ -67,8 +67,11 @@ const STATUS_CODES: Record<Exclude<RelayStatus, "ok">, ErrorCode> = {
  * words: whatever shows the message on a terminal passes it through the sanitiser.
  */
 export class RelayRefusal extends MissiveError {
+  /** The relay's refusal status (SPEC §23.4); the error's `code` is derived from it. */
   readonly status: Exclude<RelayStatus, "ok">;
+  /** The relay's reason, for people; absent when it gave none. */
   readonly detail?: string;
+  /** The refusal of request `op` (named in the message) with the relay's `status`. */
   constructor(op: string, status: Exclude<RelayStatus, "ok">, detail: string | undefined) {
     super(STATUS_CODES[status], `relay refused ${op}: ${status}${detail ? ` (${detail})` : ""}`);
     this.status = status;
@@ -78,7 +81,12 @@ export class RelayRefusal extends MissiveError {
 
 /** A looked-up card and, when the user is online and visible, their presence. */
 export interface LookupResult {
+  /**
+   * The card, decoded (its self-signature verified) and checked to be the one asked for.
+   * It is the relay's answer, not a trusted key: compare its fingerprint out of band.
+   */
   card: Card;
+  /** The user's presence; absent when they are offline or invisible. */
   presence?: PresenceStatus;
 }
 
@@ -108,6 +116,11 @@ export class RelayClient {
   #failure?: MissiveError;
   readonly #reader: Promise<void>;
 
+  /**
+   * A client over `channel`, a session already established with the relay (its peer is
+   * the relay's card); `connectRelay` makes both. Starts reading at once. A request with
+   * no answer within `timeoutMs` (default `DEFAULT_REQUEST_TIMEOUT_MS`) fails `timeout`.
+   */
   constructor(channel: SecureChannel, options: { timeoutMs?: number } = {}) {
     this.#channel = channel;
     this.#outbox = new Outbox(channel);

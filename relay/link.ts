@@ -14,7 +14,7 @@ import { connectTransport, parseTransportUrl } from "../transports/mod.ts";
 import { TcpListener } from "../transports/tcp.ts";
 import { hasControl, type Transport } from "../transports/types.ts";
 import { Admission } from "./_admission.ts";
-import { LimitedLog, type LogEvent } from "./_ratelimit.ts";
+import { LimitedLog } from "./_ratelimit.ts";
 import { RelayClient } from "./client.ts";
 import {
   AUTH_FRAME,
@@ -26,7 +26,7 @@ import {
   PREAUTH_QUEUE,
   SESSION_INBOX_MESSAGES,
 } from "./limits.ts";
-import type { RelayServer } from "./server.ts";
+import type { RelayEvent, RelayServer } from "./server.ts";
 
 /** Options of `connectRelay`. */
 export interface RelayConnectOptions {
@@ -80,13 +80,24 @@ export interface RunningRelay {
   readonly slots: { preauth: number; authenticated: number };
   /** Connections dropped before they reached the relay, by why (for `--stats`). */
   readonly drops: Record<string, number>;
-  /** Graceful stop: requests in flight are answered and committed, then links close. */
+  /**
+   * Graceful stop: closes the `RelayServer` too (requests in flight are answered and
+   * committed, then links close), then the listener.
+   */
   close(): Promise<void>;
 }
 
-/** Options of `serveRelay`. */
+/**
+ * Options of `serveRelay`: the connection limits (`LinkLimits`; each one left out takes
+ * its default, `missive serve` flags set them) and the listener's log.
+ */
 export interface ServeRelayOptions extends Partial<LinkLimits> {
-  log?: (event: LogEvent) => void;
+  /**
+   * Told about connections dropped before authentication and transport trouble,
+   * rate-limited (a flood is summed up in one `log-suppressed` event). Events carry peer
+   * addresses and reasons: sanitise them before they reach a terminal.
+   */
+  log?: (event: RelayEvent) => void;
   /** The session's re-key interval (SPEC §22; default the session's). */
   rekeyAfter?: number;
 }

@@ -5,7 +5,7 @@
  * relay's receipts of messages sent with one asked for (SPEC §23.7.1).
  * @module
  */
-import type { ReceiptStatus } from "../amp/receipt.ts";
+import { openFailureStatus, type ReceiptStatus } from "../amp/receipt.ts";
 import { type Bytes, equalBytes, utf8 } from "../core/bytes.ts";
 import { type ErrorCode, isMissiveError, MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
@@ -26,6 +26,7 @@ import {
 
 /** A sealed text and the protocols chosen for it. */
 export interface SealedText {
+  /** The envelope, binary, ready for `RelayClient.send`. */
   envelope: Bytes;
   /** e.g. "simple/v2 + text/v2". */
   protocols: string;
@@ -62,7 +63,9 @@ const PERMANENT: readonly RelayStatus[] = [
 
 /** What one flush of the outgoing queue did. */
 export interface FlushResult {
+  /** Accepted by the relay (and gone from the queue), with the relay message ID. */
   sent: (OutgoingMessage & { mid: number })[];
+  /** Refused for good (unknown recipient, too large, …): kept in the queue as failed. */
   failed: (OutgoingMessage & { error: MissiveError })[];
   /** Left for a later attempt (the relay was unreachable or over quota). */
   retry: (OutgoingMessage & { error: MissiveError })[];
@@ -147,7 +150,9 @@ export async function queueText(
 
 /** A delivered message, opened. */
 export interface ReceivedMessage {
+  /** The delivery as the relay sent it (its sender fields are the relay's word). */
   delivery: RelayDelivery;
+  /** The envelope, opened with the registry and identity of `DeliveryOptions`. */
   opened: OpenedMessage;
   /**
    * The envelope's signature verifies and its signer is the identity the relay's
@@ -158,9 +163,17 @@ export interface ReceivedMessage {
 
 /** Options of `handleDeliveries`. */
 export interface DeliveryOptions {
+  /** The protocols deliveries may use; an envelope in any other is rejected. */
   registry: Registry;
+  /** The recipient: the identity whose keys open the envelopes. */
   identity: Identity;
+  /** The messages shown already: a redelivery found here is acknowledged, not shown. */
   seen: SeenMessages;
+  /**
+   * Cards the recipient trusts (`openMessage`'s `trusted`: marks a sender trusted, and
+   * finds a sender whose card is not attached); default none. Nothing is refused for
+   * want of trust here: `opened.sender.trusted` says it.
+   */
   trusted?: readonly Card[];
   /** Stop after this many deliveries (shown, duplicate or rejected); default: never. */
   limit?: number;
@@ -177,8 +190,11 @@ export interface DeliveryOptions {
 
 /** What `handleDeliveries` did. */
 export interface DeliveryCounts {
+  /** Messages handed to the handler. */
   shown: number;
+  /** Redeliveries of messages shown before: acknowledged, not shown. */
   duplicates: number;
+  /** Envelopes that did not open: acknowledged with a failure status, not shown. */
   rejected: number;
   /** Receipts taken (and acknowledged). */
   receipts: number;
@@ -187,19 +203,6 @@ export interface DeliveryCounts {
    * messages and they are not shown again.
    */
   unacknowledged: number;
-}
-
-/** The receipt status for a message that failed to open (S2WMP codes, SPEC §14). */
-function receiptFor(e: MissiveError): ReceiptStatus {
-  switch (e.code) {
-    case "auth-failed":
-      return "hash-mismatch";
-    case "not-a-recipient":
-    case "key":
-      return "undecryptable";
-    default:
-      return "unparsable";
-  }
 }
 
 /**
@@ -262,7 +265,7 @@ export async function handleDeliveries(
     } catch (e) {
       if (!isMissiveError(e)) throw e;
       options.onRejected?.(delivery, e);
-      ack(delivery.message, receiptFor(e));
+      ack(delivery.message, openFailureStatus(e));
       counts.rejected++;
       if (done()) break;
       continue;

@@ -25,9 +25,17 @@
  * ```
  * @module
  */
-export { connectRelay, type RelayConnectOptions, type RunningRelay, serveRelay } from "./link.ts";
+export {
+  connectRelay,
+  type RelayConnectOptions,
+  type RunningRelay,
+  serveRelay,
+  type ServeRelayOptions,
+} from "./link.ts";
+export type { LinkLimits, RelayLimits } from "./limits.ts";
 export { type Incoming, type LookupResult, RelayClient, RelayRefusal } from "./client.ts";
 export {
+  type LinkInfo,
   type RelayEvent,
   RelayServer,
   type RelayServerOptions,
@@ -54,21 +62,27 @@ export {
 export { chooseProtocols, type ProtocolChoice } from "./capabilities.ts";
 export {
   awaitReceipt,
+  type DeliveryCounts,
   type DeliveryOptions,
   flushOutgoing,
+  type FlushResult,
   handleDeliveries,
   queueText,
   receiptErrorCode,
   type ReceivedMessage,
   resendOutgoing,
+  type SealedText,
   sealText,
 } from "./mailbox.ts";
 export {
   type ListEntry,
+  RECEIVE_MODES,
   type ReceiveMode,
+  RELAY_STATUSES,
   type RelayDelivery,
   type RelayReceipt,
   type RelayStatus,
+  type Target,
 } from "./protocol.ts";
 export { type OutgoingMessage, OutgoingQueue } from "../queue/outgoing.ts";
 export { SeenMessages } from "../queue/seen.ts";

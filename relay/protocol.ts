@@ -46,6 +46,7 @@ export const KIND = { request: 0, response: 1, delivery: 2, bundle: 3, receipt: 
  * and the receipts queued for it, or only the receipts.
  */
 export const RECEIVE_MODES = ["messages", "all", "receipts"] as const;
+/** One of `RECEIVE_MODES`: what a `receive` asks the relay to deliver on this link. */
 export type ReceiveMode = (typeof RECEIVE_MODES)[number];
 /** Most messages in one bundle. */
 export const MAX_BUNDLE = 256;
@@ -89,6 +90,10 @@ export const RELAY_STATUSES = [
   "over-budget",
   "invalid-prekeys",
 ] as const;
+/**
+ * One of `RELAY_STATUSES`: `ok`, or why the relay refused a request (SPEC §23.4);
+ * `LINK_STATUSES` also end the link.
+ */
 export type RelayStatus = (typeof RELAY_STATUSES)[number];
 
 /**
@@ -117,9 +122,13 @@ export type RelayRequest =
 
 /** One online user in a `list` response. */
 export interface ListEntry {
+  /** The user's registered address (the relay's word; sanitise it to show it). */
   address: string;
+  /** The user's 16-byte identity ID. */
   id: Bytes;
+  /** The presence the user set (`invisible` users are not listed). */
   status: PresenceStatus;
+  /** The user's presence note, at most 256 characters (sanitise it to show it). */
   note?: string;
 }
 
@@ -156,8 +165,14 @@ export interface RelayResponse extends ResponseFields {
 export interface RelayDelivery {
   /** The relay message ID the client's `ack` names. */
   message: number;
+  /**
+   * The sender's 16-byte identity ID, as the relay's session authenticated it: the relay's
+   * word, to be compared with the envelope's signer (`handleDeliveries` does).
+   */
   senderId: Bytes;
+  /** The sender's registered address (the relay's word; sanitise it to show it). */
   sender: string;
+  /** The sealed envelope, as the sender sent it: open it with `openMessage`. */
   envelope: Bytes;
   /** When the relay accepted it, ms since the epoch. */
   enqueued: number;
@@ -172,8 +187,9 @@ export interface RelayReceipt {
   id: number;
   /** The relay message ID of the sent message (the `send` answer's key 6). */
   message: number;
-  /** Who acknowledged it: the recipient's ID and address, as its session proved them. */
+  /** Who acknowledged it: the recipient's ID, as its session proved it to the relay. */
   recipientId: Bytes;
+  /** The recipient's registered address (the relay's word; sanitise it to show it). */
   recipient: string;
   /** The receipt status of the recipient's ack (SPEC §14). */
   status: ReceiptStatus;

@@ -73,31 +73,55 @@ export type { LinkInfo } from "./_delivery.ts";
 /** One structured log event. */
 export type RelayEvent = LogEvent;
 
-/** Options of a relay. */
+/**
+ * Options of a relay: where it stores, who may register, and the limits it holds
+ * clients to (`RelayLimits`; each one left out takes its default, SPEC §23.12).
+ */
 export interface RelayServerOptions extends Partial<RelayLimits> {
   /** SQLite (`RelayStore`) or a store shared by several relay nodes (docs/SCALE.md). */
   store: RelayStorage;
+  /** Hashes envelopes (a resend's digest) and verifies published prekey uploads. */
   crypto: CryptoProvider;
   /** Anyone with a valid card may register (otherwise only `users`). */
   openRegistration: boolean;
   /** Pre-installed cards (`--users DIR`). */
   users?: readonly Card[];
+  /**
+   * Deliveries sent to one client and not yet acknowledged, at most (default
+   * `DEFAULT_WINDOW`); the rest wait in the store.
+   */
   window?: number;
+  /** The clock, ms since the epoch (default `Date.now`); tests pass a fake one. */
   now?: () => number;
+  /**
+   * Told about connections, refusals, drops and store errors; each link's events are
+   * rate-limited, except its connect, disconnect and drop. Events carry peers' addresses
+   * and reasons: sanitise them before they reach a terminal.
+   */
   log?: (event: RelayEvent) => void;
 }
 
 /** The relay's counters (`missive serve --stats`; the operator's, not the users'). */
 export interface RelayStats {
+  /** Connections open now. */
   connected: number;
+  /** Connections served since start. */
   connections: number;
+  /** Identities with at least one connection to this node. */
   online: number;
+  /** Entries queued in the store (a shared store's figure may be a second old). */
   queued: number;
+  /** Envelopes stored since start (a sender's retry of the same envelope not counted). */
   accepted: number;
+  /** Deliveries and receipts sent since start (a redelivery counts again). */
   delivered: number;
+  /** Acknowledgements taken since start. */
   acknowledged: number;
+  /** Requests refused since start, unreadable relay messages and links turned away included. */
   refused: number;
+  /** Links the relay ended since start (`busy`, `idle`, `over-budget`, …). */
   dropped: number;
+  /** Further counters: `receipts`, `receipts-dropped`, `dropped-STATUS` per status. */
   [name: string]: number;
 }
 
@@ -148,6 +172,10 @@ export class RelayServer {
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #state: "running" | "closing" | "closed" = "running";
 
+  /**
+   * A relay over `options.store`. Throws `usage` when a limit is out of range. Call
+   * `start` once before serving; `close` closes the store too.
+   */
   constructor(options: RelayServerOptions) {
     this.#store = options.store;
     this.#crypto = options.crypto;

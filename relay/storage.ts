@@ -20,11 +20,15 @@ import type { RelayStatus, Target } from "./protocol.ts";
 
 /** A registered card as stored. */
 export interface StoredCard {
+  /** The card's identity ID (`Card.id`): one card per ID. */
   id: Bytes;
+  /** The address the card is registered under: one card per address. */
   address: string;
+  /** The encoded card, as registered (checked by the relay before it is stored). */
   card: Bytes;
   /** Index into PRESENCE_STATUSES. */
   presence: number;
+  /** The presence note the card's owner set, if any (the peer's text: sanitise to show). */
   note?: string;
 }
 
@@ -43,11 +47,17 @@ export interface StoredReceipt {
 export interface QueuedMessage {
   /** The relay message ID: increasing in the order the store accepted messages. */
   mid: number;
+  /** The identity ID the entry is queued for. */
   recipient: Bytes;
+  /** The identity ID the relay's session authenticated as the sender. */
   sender: Bytes;
+  /** The sender's registered address at the time it sent. */
   senderAddress: string;
+  /** The sealed envelope, opaque to the relay (empty for a receipt). */
   envelope: Bytes;
+  /** When the store accepted the entry, ms since the epoch (the relay's clock). */
   enqueued: number;
+  /** Deliveries that were not acknowledged (for operators; a store may not count them). */
   attempts: number;
   /** The sender asked for a receipt when this envelope's recipient acknowledges it. */
   wantsReceipt?: boolean;
@@ -57,12 +67,20 @@ export interface QueuedMessage {
 
 /** What `enqueue` needs. */
 export interface NewMessage {
+  /** The identity ID to queue it for. */
   recipient: Bytes;
+  /** The identity ID the relay's session authenticated as the sender. */
   sender: Bytes;
+  /** The sender's registered address. */
   senderAddress: string;
+  /**
+   * The sealed envelope, stored as is: the relay has checked its size and that it parses
+   * as an envelope, nothing of what it seals.
+   */
   envelope: Uint8Array;
   /** SHA-256 of the envelope: a resend of the same bytes is the same message. */
   digest: Uint8Array;
+  /** The relay's time of acceptance, ms since the epoch. */
   enqueued: number;
   /** The sender asks for a receipt (SPEC §23.7.1). */
   wantsReceipt?: boolean;
@@ -92,14 +110,17 @@ export interface ReceiptLimits {
 
 /** A recipient's `ack` (SPEC §23.7), as the store needs it. */
 export interface Acknowledgement {
-  /** The acknowledging peer (the session's) and its address. */
+  /** The acknowledging peer's identity ID (the session's). */
   recipient: Uint8Array;
+  /** The acknowledging peer's address: the receipt names it to the sender. */
   recipientAddress: string;
+  /** The relay message ID acknowledged. */
   mid: number;
   /** Index into RECEIPT_STATUSES. */
   status: number;
   /** When the relay took the ack. */
   at: number;
+  /** The limits a receipt for the sender is queued under. */
   limits: ReceiptLimits;
 }
 
@@ -117,6 +138,7 @@ export interface AckOutcome {
 export interface QueueUsage {
   /** Entries: messages, and receipts where the store counts them (`receipts`). */
   messages: number;
+  /** Envelope bytes, with `RECEIPT_COST` for each receipt. */
   bytes: number;
   /** How many of `messages` are receipts. */
   receipts?: number;
@@ -133,7 +155,12 @@ export type PutCardResult =
  * where the data is, cluster-wide): the relay answers with its status and detail.
  */
 export class StoreRefusal extends MissiveError {
+  /** The status the relay answers with (e.g. `quota`, `unavailable`). */
   readonly status: Exclude<RelayStatus, "ok">;
+  /**
+   * A refusal with `status` and `detail` (sent to the client as the answer's detail: no
+   * secrets in it). Its error code is `network` for `unavailable`, else `refused`.
+   */
   constructor(status: Exclude<RelayStatus, "ok">, detail: string) {
     super(status === "unavailable" ? "network" : "refused", detail);
     this.status = status;
@@ -178,8 +205,11 @@ export interface RelayStorage {
    * queued a message with a lower ID a moment earlier.
    */
   readonly shared: boolean;
+  /** Card changes made through other nodes; only a shared store has it. */
   readonly directory?: SharedDirectory;
+  /** Who is online on other nodes; only a shared store has it. */
   readonly online?: OnlineBoard;
+  /** Messages other nodes queued for this node's receivers; only a shared store has it. */
   readonly queueWatch?: QueueWatch;
 
   // ---- directory (SPEC §23.5)
@@ -190,6 +220,7 @@ export interface RelayStorage {
    * already holds that address; a collision when the address or ID is another's.
    */
   putCard(id: Bytes, address: string, card: Bytes, now: number): Promise<PutCardResult>;
+  /** Sets the presence (index into PRESENCE_STATUSES) and note of the card `id`. */
   setPresence(id: Uint8Array, presence: number, note: string | undefined): Promise<void>;
 
   // ---- queues (SPEC §23.6, §23.7)
@@ -231,7 +262,8 @@ export interface RelayStorage {
   /** Envelope bytes queued in all (ditto). */
   readonly totalBytes: number;
 
-  // ---- prekeys (SPEC §23.13): one-time prekeys handed out once
+  // ---- prekeys (SPEC §23.13)
+  /** The published prekeys: each one-time prekey is handed out once, then gone. */
   readonly prekeys: PrekeyStore;
 
   /** Makes pending writes durable now (tests, shutdown). */

@@ -313,16 +313,19 @@ export class RelayStore implements RelayStorage {
     this.#commit();
   }
 
+  /** The card registered with identity ID `id`, read now (synchronously). */
   cardById(id: Uint8Array): StoredCard | undefined {
     const row = this.#sql.cardById.get(id) as Row | undefined;
     return row && toCard(row);
   }
 
+  /** The card registered under `address` (exact match), read now (synchronously). */
   cardByAddress(address: string): StoredCard | undefined {
     const row = this.#sql.cardByAddress.get(address) as Row | undefined;
     return row && toCard(row);
   }
 
+  /** Every registered card; throws once the store is closed. */
   allCards(): Promise<StoredCard[]> {
     this.#check();
     return Promise.resolve((this.#sql.allCards.all() as Row[]).map(toCard));
@@ -346,6 +349,10 @@ export class RelayStore implements RelayStorage {
     return this.#cards;
   }
 
+  /**
+   * Sets the presence (index into PRESENCE_STATUSES) and note of card `id`; resolves once
+   * committed. An unknown `id` changes nothing.
+   */
   setPresence(id: Uint8Array, presence: number, note: string | undefined): Promise<void> {
     return this.#write(() => void this.#sql.presence.run(presence, note ?? null, id));
   }

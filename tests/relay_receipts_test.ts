@@ -14,8 +14,9 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
 import { utf8 } from "../core/bytes.ts";
+import { openFailureStatus } from "../amp/receipt.ts";
 import { encodeCbor } from "../core/cbor.ts";
-import { isMissiveError, MissiveError } from "../core/errors.ts";
+import { ERROR_CODES, type ErrorCode, isMissiveError, MissiveError } from "../core/errors.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { defaultRegistry, encodeEnvelope } from "../mod.ts";
 import type { Identity } from "../keys/identity.ts";
@@ -706,6 +707,40 @@ describe("relay receipts on a JetStream cluster", { skip: jsSkip }, () => {
     assert.equal(r?.recipient, "bob@example.org");
     // Acknowledged: nothing left for alice.
     assert.equal(await nodes[1].store.queued(alice.card.id), 0);
+  });
+});
+
+// The status a client acknowledges an envelope it cannot open with (SPEC §23.7); the
+// relay mailbox and the chat share the one function.
+describe("open failures → receipt statuses", () => {
+  it("auth-failed is hash-mismatch, not-a-recipient and key undecryptable, the rest unparsable", () => {
+    const special: Partial<Record<ErrorCode, string>> = {
+      "auth-failed": "hash-mismatch",
+      "not-a-recipient": "undecryptable",
+      key: "undecryptable",
+    };
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+      assert.equal(
+        openFailureStatus(new MissiveError(code, "x")),
+        special[code] ?? "unparsable",
+        code,
+      );
+    }
+  });
+
+  it("round trip with receiptErrorCode: the sender learns the code the recipient met", () => {
+    for (const code of ["auth-failed", "not-a-recipient", "malformed"] as const) {
+      const status = openFailureStatus(new MissiveError(code, "x"));
+      const receipt: RelayReceipt = {
+        id: 1,
+        message: 1,
+        recipientId: new Uint8Array(16),
+        recipient: "b@c.d",
+        status,
+        acknowledged: 0,
+      };
+      assert.equal(receiptErrorCode(receipt), code);
+    }
   });
 });
 
