@@ -715,7 +715,7 @@ export async function messageReport(
  * The replay cache of `--replay-db FILE`: SQLite, loaded only when the flag is given (the
  * library's core never imports `node:sqlite`).
  */
-export async function replayCacheFor(path: string): Promise<ReplayCache> {
+export async function replayCacheFor(path: string): Promise<ReplayCache & { close(): void }> {
   const { SqliteReplayCache } = await import("../queue/replay.ts");
   return new SqliteReplayCache(path);
 }

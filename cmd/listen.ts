@@ -218,12 +218,13 @@ export const listen: Command = {
       register: v.register,
     });
     note(io, `missive: listening on ${listener.url}`);
+    const replayDb = v["replay-db"] ? await replayCacheFor(v["replay-db"]) : undefined;
     const server = new MessageServer(listener, {
       registry,
       identity,
       trusted,
       requireTrust: v["require-trust"],
-      replay: v["replay-db"] ? await replayCacheFor(v["replay-db"]) : new MemoryReplayCache(),
+      replay: replayDb ?? new MemoryReplayCache(),
       options,
       optionPairs: parsePairs(v.option, "--option"),
       receipts: address.replies,
@@ -236,6 +237,7 @@ export const listen: Command = {
       await server.run();
     } finally {
       await server.stop();
+      replayDb?.close();
     }
     // On stdio the one peer is the input: a broken stream is the command's failure.
     if (address.scheme === "stdio" && server.dropped > 0) {

@@ -121,14 +121,16 @@ export const open: Command = {
     const shown = progress(io, v.quiet, "opened");
     const outputFor =
       () => (output ??= forTerminal(io, openOutput(io, v.out, { mode: 0o600, force: v.force })));
+    let replay: Awaited<ReturnType<typeof replayCacheFor>> | undefined;
     let result: OpenAnyResult;
     try {
+      if (v["replay-db"]) replay = await replayCacheFor(v["replay-db"]);
       result = await openAny(input.source, {
         registry,
         identity,
         trusted,
         requireTrust: v["require-trust"],
-        replay: v["replay-db"] ? await replayCacheFor(v["replay-db"]) : undefined,
+        replay,
         options,
         optionPairs: parsePairs(v.option, "--option"),
         // With --json the content goes into the report: nothing is written as it is read.
@@ -156,6 +158,7 @@ export const open: Command = {
       throw e;
     } finally {
       input.close();
+      replay?.close();
     }
     shown.done();
     if (result.kind === "stream") {
