@@ -146,7 +146,7 @@ function decodeFile(bytes: Uint8Array): FileMessage {
     malformed(`size mismatch: field 2 says ${size} bytes, the chunks hold ${total}`);
   }
   const content = concatBytes(...(chunks as Uint8Array[]));
-  // S2WMP answers this case with receipt status 2 (hash mismatch).
+  // A malformed body (receipt status unparsable, SPEC §14); S2WMP would say 2 (hash mismatch).
   if (!equalBytes(sha256(content), digest)) malformed("content hash mismatch");
   return { name, type, content, chunkSize, size, sha256: digest };
 }
