@@ -457,17 +457,24 @@ export class Session implements SecureChannel {
       error ?? new MissiveError("session", "session: closed before the peer acknowledged"),
     );
     this.#inbox.end(error);
-    if (!this.#handshakeSettled) {
+    this.#events.end();
+    const failHandshake = () => {
+      if (this.#handshakeSettled) return;
       this.#handshakeSettled = true;
       this.#handshakeDone.reject(
         error ?? new MissiveError("session", "session: closed during the handshake"),
       );
-    }
-    this.#events.end();
+    };
     void (async () => {
-      // The last frames (CLOSE_ACK, a refusal) leave before the transport closes.
+      // The last frames (CLOSE_ACK, a refusal) leave before the transport closes, and
+      // before a failed handshake is reported: a caller that closes the transport when
+      // `accept` rejects must not cut the signed refusal off.
       while (this.#writing) await this.#writing;
+      failHandshake();
       await this.#transport.close();
-    })().catch(() => {}).finally(() => this.#endedResolve());
+    })().catch(() => {}).finally(() => {
+      failHandshake();
+      this.#endedResolve();
+    });
   }
 }

@@ -14,7 +14,12 @@ import { nobleProvider } from "../crypto/mod.ts";
 import { isMissiveError } from "../core/errors.ts";
 import { FakeClock } from "../session/clock.ts";
 import { SessionMachine } from "../session/machine.ts";
-import type { AcceptOptions, ConnectOptions, SessionEvent } from "../session/options.ts";
+import {
+  type AcceptOptions,
+  type ConnectOptions,
+  peerCloseOf,
+  type SessionEvent,
+} from "../session/options.ts";
 import { request, serveRequests } from "../session/request.ts";
 import { Session } from "../session/session.ts";
 import { memoryTransportPair } from "../transports/memory.ts";
@@ -159,6 +164,37 @@ describe("session driver", () => {
       pair({ server: { trusted: [carol.card] } }),
     ]);
     assert.ok(refused[0].status === "rejected" && isMissiveError(refused[0].reason, "untrusted"));
+  });
+
+  it("a refused client gets the signed CLOSE even when the server's caller closes the transport as accept rejects", async () => {
+    const [ct, memory] = memoryTransportPair();
+    // A socket's way: a write takes a while, and closing drops what has not left yet.
+    let closed = false;
+    const st: Transport = {
+      remote: memory.remote,
+      frames: () => memory.frames(),
+      send: async (frame) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        if (!closed) await memory.send(frame);
+      },
+      close: () => {
+        closed = true;
+        return memory.close();
+      },
+    };
+    const accepting = Session.accept(st, bob, { trusted: [carol.card] });
+    // The relay's way: close the transport the moment accept fails.
+    const served = accepting.catch(async (e) => {
+      await st.close();
+      return e;
+    });
+    const connecting = Session.connect(ct, alice, { peer: bob.card })
+      .then(() => undefined, (e) => e);
+    const [serverError, clientError] = await Promise.all([served, connecting]);
+    assert.ok(isMissiveError(serverError, "untrusted"), String(serverError));
+    assert.ok(isMissiveError(clientError, "untrusted"), String(clientError));
+    // The client learned it from the server's signed CLOSE, not from a cut connection.
+    assert.ok(peerCloseOf(clientError), `no peer CLOSE: ${clientError.message}`);
   });
 
   it("a window larger than one read batch: all delivered in order, several DATA_ACKs", async () => {
