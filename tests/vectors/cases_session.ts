@@ -50,6 +50,11 @@ export interface SessionVector {
   s0?: string;
   /** Random stream seeds of the client and the server. */
   random: { client: string; server: string };
+  /**
+   * Session version 2 (SPEC §22.12; session_v2.json): the client offers [2, 1]. Absent:
+   * version 1 alone on both sides (session.json).
+   */
+  version?: 2;
   clock: number;
   /** Messages the client sends, in order (UTF-8). */
   messages: string[];
@@ -100,6 +105,7 @@ function sessionOptions(s: Setup, side: "client" | "server", clock: FakeClock) {
     window: 1,
     rekeyAfter: s.v.rekeyAfter,
     s0: s.v.s0 === undefined ? undefined : utf8(s.v.s0),
+    versions: s.v.version === 2 ? [2, 1] as const : [1] as const,
   };
 }
 
