@@ -31,8 +31,11 @@ missive session connect URL --key KEY --trust CARD [options]
 
 A live, mutually authenticated session (SPEC §22): HELLO / HELLO_ACK with ephemeral
 X25519 keys signed by both identities, then every message encrypted and acknowledged,
-with a fresh key exchange every N acknowledged messages. Each line of input is sent as
-one message; each message received is printed as one line.
+with a fresh key exchange every N acknowledged messages. Session version 2 (the default,
+SPEC §22.12) adds a fresh ML-KEM-768 + X25519 (X-Wing) encapsulation to every key
+exchange, so recorded sessions stay secret if X25519 falls; version 1 peers are still
+accepted unless --require-pq. Each line of input is sent as one message; each message
+received is printed as one line.
 
 listen serves one session and exits when it ends (the client closes it); it prints
 "missive: listening on URL" on stderr first (with the real port when PORT is 0).
@@ -49,7 +52,10 @@ Options:
                         card file, card line, key file or directory (repeatable)
   --open                listen: admit any client (open registration)
   --json                print one JSON object per line for each message and event:
-                        handshake, rekey (with key IDs), resend, discard, close
+                        handshake, rekey (with key IDs, "version" and "kem"), resend,
+                        discard, close
+  --require-pq          refuse a classical (session version 1) peer: only version 2,
+                        post-quantum hybrid (ML-KEM-768 + X25519), is spoken
   --rekey-after N       listen: re-key after N acknowledged messages (default 10; 0 never)
   --window N            messages in flight before waiting for acknowledgements (default 1)
   --ttl DURATION        discard messages older than this (default 25s)
@@ -76,6 +82,7 @@ const flags = {
   "idle-timeout": { type: "string" },
   "s0-file": { type: "string" },
   input: { type: "string" },
+  "require-pq": { type: "boolean" },
 } as const;
 
 const MAX_S0_FILE = 4096;
@@ -224,6 +231,7 @@ export const session: Command = {
       ttlMs: parseDuration(f.ttl ?? "25s", "--ttl", { io }),
       idleTimeoutMs: parseDuration(f["idle-timeout"] ?? "45s", "--idle-timeout", { io }),
       s0: f["s0-file"] ? readFileLimited(f["s0-file"], MAX_S0_FILE, "s0 file") : undefined,
+      requirePq: f["require-pq"] ?? false,
       onEvent: (e) => out.event(e),
     };
     const { transport, release } = await transportFor(io, mode, url);
