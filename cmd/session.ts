@@ -12,6 +12,7 @@ import { sanitizeText } from "../core/sanitize.ts";
 import { readFileLimited } from "../core/files.ts";
 import type { Card } from "../keys/card.ts";
 import type { SessionEvent, SessionOptions } from "../session/options.ts";
+import type { SessionVersion } from "../session/messages.ts";
 import { Session } from "../session/session.ts";
 import { connectTransport as connectTo, listenTransport as listenAt } from "../transports/mod.ts";
 import type { Transport } from "../transports/types.ts";
@@ -56,6 +57,8 @@ Options:
                         discard, close
   --require-pq          refuse a classical (session version 1) peer: only version 2,
                         post-quantum hybrid (ML-KEM-768 + X25519), is spoken
+  --session-version N   speak only session version N (1: for peers older than
+                        version 2; the default speaks 2 and accepts 1)
   --rekey-after N       listen: re-key after N acknowledged messages (default 10; 0 never)
   --window N            messages in flight before waiting for acknowledgements (default 1)
   --ttl DURATION        discard messages older than this (default 25s)
@@ -83,6 +86,7 @@ const flags = {
   "s0-file": { type: "string" },
   input: { type: "string" },
   "require-pq": { type: "boolean" },
+  "session-version": { type: "string" },
 } as const;
 
 const MAX_S0_FILE = 4096;
@@ -98,6 +102,24 @@ function count(value: string | undefined, name: string, fallback: number, min = 
     throw new MissiveError("usage", `--${name} must be an integer ≥ ${min}, not ${value}`);
   }
   return n;
+}
+
+/** `--session-version N`: the one version to speak; with --require-pq it must be 2. */
+function sessionVersions(
+  value: string | undefined,
+  requirePq: boolean,
+): SessionVersion[] | undefined {
+  if (value === undefined) return undefined;
+  if (value !== "1" && value !== "2") {
+    throw new MissiveError("usage", `--session-version must be 1 or 2, not ${value}`);
+  }
+  if (requirePq && value === "1") {
+    throw new MissiveError(
+      "usage",
+      "--require-pq needs session version 2, not --session-version 1",
+    );
+  }
+  return [Number(value) as SessionVersion];
 }
 
 /** Splits input chunks into lines (without \n or \r\n), each at most MAX_LINE bytes. */
@@ -232,6 +254,7 @@ export const session: Command = {
       idleTimeoutMs: parseDuration(f["idle-timeout"] ?? "45s", "--idle-timeout", { io }),
       s0: f["s0-file"] ? readFileLimited(f["s0-file"], MAX_S0_FILE, "s0 file") : undefined,
       requirePq: f["require-pq"] ?? false,
+      versions: sessionVersions(f["session-version"], f["require-pq"] ?? false),
       onEvent: (e) => out.event(e),
     };
     const { transport, release } = await transportFor(io, mode, url);
