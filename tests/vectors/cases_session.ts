@@ -51,10 +51,10 @@ export interface SessionVector {
   /** Random stream seeds of the client and the server. */
   random: { client: string; server: string };
   /**
-   * Session version 2 (SPEC §22.12; session_v2.json): the client offers [2, 1]. Absent:
-   * version 1 alone on both sides (session.json).
+   * The session versions each side speaks (SPEC §22.12; session_v2.json), highest
+   * first. Absent: version 1 alone on both sides (session.json).
    */
-  version?: 2;
+  versions?: { client: (1 | 2)[]; server: (1 | 2)[] };
   clock: number;
   /** Messages the client sends, in order (UTF-8). */
   messages: string[];
@@ -105,7 +105,7 @@ function sessionOptions(s: Setup, side: "client" | "server", clock: FakeClock) {
     window: 1,
     rekeyAfter: s.v.rekeyAfter,
     s0: s.v.s0 === undefined ? undefined : utf8(s.v.s0),
-    versions: s.v.version === 2 ? [2, 1] as const : [1] as const,
+    versions: s.v.versions?.[side] ?? [1] as const,
   };
 }
 
@@ -341,7 +341,7 @@ interface EditContext {
   s2c: Bytes[];
 }
 
-const frameAt = (inputs: Bytes[], type: MessageType, nth = 0) =>
+export const frameAt = (inputs: Bytes[], type: MessageType, nth = 0) =>
   inputs.map((b, i) => [i, decodeFrame(b, 1 << 20)] as const).filter(([, f]) =>
     f.type === type
   )[nth];
