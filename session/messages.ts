@@ -367,6 +367,7 @@ export function decodeHelloBodyV2(bytes: Uint8Array, type: MessageType): HelloBo
     kem: r.bytes(5, isHello ? XWING_PUBLIC_KEY_SIZE : XWING_CIPHERTEXT_SIZE),
   };
   if (!isHello) {
+    if (body.acknowledged !== undefined) malformed("a HELLO_ACK carries no acknowledged count");
     body.chosen = r.uint(4, 0xffff);
     if (body.chosen !== SESSION_PQ_VERSION) {
       malformed(`HELLO_ACK chose version ${body.chosen} in a version 2 frame`);
