@@ -90,7 +90,9 @@ export interface SessionOptions {
 
 /** Client options: the server's card pinned, or a list of trusted cards. */
 export interface ConnectOptions extends SessionOptions {
+  /** The server's card, pinned: any other server is refused (`untrusted`). */
   peer?: Card;
+  /** Servers accepted when no card is pinned: any of these cards. */
   trusted?: readonly Card[];
 }
 
@@ -233,8 +235,11 @@ export function codeForReason(reason: number): ErrorCode {
 
 /** What a peer's CLOSE said; the `cause` of the error a session ends with then. */
 export interface PeerClose {
+  /** Always `"peer"`: the other side sent the CLOSE. */
   by: "peer";
+  /** The CLOSE reason (SPEC §22.9): 0 orderly, else the exit code of the peer's error. */
   reason: number;
+  /** The peer's words (at most 256 characters; sanitise before printing). */
   text: string;
 }
 
