@@ -380,7 +380,9 @@ export class SessionMachine {
 
   async #start(): Promise<void> {
     if (this.#state.name !== "start") throw new MissiveError("internal", "session: started twice");
-    for (const v of this.#opts.versions) await this.#handshakes[v].setup();
+    // Every version's, not only those spoken: a refusal of another version's HELLO is
+    // verified and signed (and MACed, with s0) under that version's rules.
+    for (const v of SESSION_VERSIONS) await this.#handshakes[v].setup();
     if (this.#opts.handshakeTimeoutMs > 0) {
       this.#setTimer("handshake", this.#opts.handshakeTimeoutMs);
     }

@@ -115,6 +115,14 @@ describe("session v2: negotiation", () => {
     assert.equal(c.client.machine.state, "failed");
   });
 
+  it("requirePq with s0: the v1 HELLO is verified (MAC included) and refused as untrusted", async () => {
+    const s0 = new TextEncoder().encode("a shared secret of 32 characters");
+    const w = wire({ versions: [1], s0 }, { requirePq: true, s0 });
+    await w.start();
+    assert.equal(w.server.ended?.error?.code, "untrusted");
+    assert.equal(w.client.ended?.error?.code, "untrusted");
+  });
+
   it("a default client is refused, not downgraded, by a server speaking only v1", async () => {
     const w = wire({}, { versions: [1] });
     await w.start();
