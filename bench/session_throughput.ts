@@ -5,8 +5,11 @@
  *
  *     deno run -A bench/session_throughput.ts [memory|tcp|tcp2]      (or: bun bench/session_throughput.ts tcp2)
  *
- * BENCH_SECONDS (default 3) bounds each measurement. Prints one JSON line per figure.
- * `serve` (internal) is the second process of tcp2.
+ * BENCH_SECONDS (default 3) bounds each measurement. BENCH_VERSIONS (default "2,1") lists
+ * the session versions the client speaks, one at a time (SPEC §22.12): the DATA figures
+ * use the first, the handshake figures run once per version, side by side, BENCH_ROUNDS
+ * times (default 1) alternating. The server accepts both. Prints one JSON line per
+ * figure. `serve` (internal) is the second process of tcp2.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
@@ -28,9 +31,12 @@ const identity = (address: string, seed: number) =>
     created: 1_700_000_000_000,
     signingSeed: new Uint8Array(32).fill(seed),
     agreementKey: new Uint8Array(32).fill(seed + 1),
+    hybridSeed: new Uint8Array(32).fill(seed + 2),
   });
 const alice = await identity("alice@example.org", 1);
 const bob = await identity("bob@example.org", 3);
+const versions = (process.env.BENCH_VERSIONS ?? "2,1").split(",").map((v) => Number(v) as 1 | 2);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
 const runtime = "Deno" in globalThis
   ? `deno ${(globalThis as { Deno?: { version: { deno: string } } }).Deno!.version.deno}`
   : `bun ${process.versions.bun}`;
@@ -167,6 +173,7 @@ async function messagesPerSecond(window: number, rekeyAfter: number): Promise<vo
   const client = await Session.connect(await server.connectOne(), alice, {
     peer: bob.card,
     window,
+    versions: [versions[0]],
   });
   const payload = new Uint8Array(100).fill(0x61);
   let acknowledged = 0;
@@ -184,6 +191,7 @@ async function messagesPerSecond(window: number, rekeyAfter: number): Promise<vo
   await server.stop();
   report({
     figure: "data messages/s (acknowledged)",
+    version: versions[0],
     payload: 100,
     window,
     rekeyAfter,
@@ -194,14 +202,17 @@ async function messagesPerSecond(window: number, rekeyAfter: number): Promise<vo
 }
 
 /** `parallel` clients connect, shake hands and close, over and over. */
-async function handshakesPerSecond(parallel: number): Promise<void> {
+async function handshakesPerSecond(parallel: number, version: 1 | 2): Promise<void> {
   const server = await startServer(0);
   let n = 0;
   const { elapsed, ...cpu } = await measured(server, async () => {
     const t0 = performance.now();
     await Promise.all(Array.from({ length: parallel }, async () => {
       while (performance.now() - t0 < seconds * 1000) {
-        const client = await Session.connect(await server.connectOne(), alice, { peer: bob.card });
+        const client = await Session.connect(await server.connectOne(), alice, {
+          peer: bob.card,
+          versions: [version],
+        });
         await client.close();
         n++;
       }
@@ -210,6 +221,7 @@ async function handshakesPerSecond(parallel: number): Promise<void> {
   await server.stop();
   report({
     figure: "handshakes/s (connect, HELLO, HELLO_ACK, ACK, CLOSE, CLOSE_ACK)",
+    version,
     parallel,
     handshakes: n,
     perSecond: Math.round(n / elapsed),
@@ -226,8 +238,11 @@ if (kind !== "serve") {
     await messagesPerSecond(256, 10);
   }
   if (only !== "messages") {
-    await handshakesPerSecond(1);
-    await handshakesPerSecond(8);
+    for (let round = 0; round < rounds; round++) {
+      for (const parallel of [1, 8]) {
+        for (const version of versions) await handshakesPerSecond(parallel, version);
+      }
+    }
   }
   process.exit(0);
 }

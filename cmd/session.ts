@@ -12,6 +12,7 @@ import { sanitizeText } from "../core/sanitize.ts";
 import { readFileLimited } from "../core/files.ts";
 import type { Card } from "../keys/card.ts";
 import type { SessionEvent, SessionOptions } from "../session/options.ts";
+import type { SessionVersion } from "../session/messages.ts";
 import { Session } from "../session/session.ts";
 import { connectTransport as connectTo, listenTransport as listenAt } from "../transports/mod.ts";
 import type { Transport } from "../transports/types.ts";
@@ -31,8 +32,11 @@ missive session connect URL --key KEY --trust CARD [options]
 
 A live, mutually authenticated session (SPEC §22): HELLO / HELLO_ACK with ephemeral
 X25519 keys signed by both identities, then every message encrypted and acknowledged,
-with a fresh key exchange every N acknowledged messages. Each line of input is sent as
-one message; each message received is printed as one line.
+with a fresh key exchange every N acknowledged messages. Session version 2 (the default,
+SPEC §22.12) adds a fresh ML-KEM-768 + X25519 (X-Wing) encapsulation to every key
+exchange, so recorded sessions stay secret if X25519 falls; version 1 peers are still
+accepted unless --require-pq. Each line of input is sent as one message; each message
+received is printed as one line.
 
 listen serves one session and exits when it ends (the client closes it); it prints
 "missive: listening on URL" on stderr first (with the real port when PORT is 0).
@@ -49,7 +53,12 @@ Options:
                         card file, card line, key file or directory (repeatable)
   --open                listen: admit any client (open registration)
   --json                print one JSON object per line for each message and event:
-                        handshake, rekey (with key IDs), resend, discard, close
+                        handshake, rekey (with key IDs, "version" and "kem"), resend,
+                        discard, close
+  --require-pq          refuse a classical (session version 1) peer: only version 2,
+                        post-quantum hybrid (ML-KEM-768 + X25519), is spoken
+  --session-version N   speak only session version N (1: for peers older than
+                        version 2; the default speaks 2 and accepts 1)
   --rekey-after N       listen: re-key after N acknowledged messages (default 10; 0 never)
   --window N            messages in flight before waiting for acknowledgements (default 1)
   --ttl DURATION        discard messages older than this (default 25s)
@@ -76,6 +85,8 @@ const flags = {
   "idle-timeout": { type: "string" },
   "s0-file": { type: "string" },
   input: { type: "string" },
+  "require-pq": { type: "boolean" },
+  "session-version": { type: "string" },
 } as const;
 
 const MAX_S0_FILE = 4096;
@@ -91,6 +102,24 @@ function count(value: string | undefined, name: string, fallback: number, min = 
     throw new MissiveError("usage", `--${name} must be an integer ≥ ${min}, not ${value}`);
   }
   return n;
+}
+
+/** `--session-version N`: the one version to speak; with --require-pq it must be 2. */
+function sessionVersions(
+  value: string | undefined,
+  requirePq: boolean,
+): SessionVersion[] | undefined {
+  if (value === undefined) return undefined;
+  if (value !== "1" && value !== "2") {
+    throw new MissiveError("usage", `--session-version must be 1 or 2, not ${value}`);
+  }
+  if (requirePq && value === "1") {
+    throw new MissiveError(
+      "usage",
+      "--require-pq needs session version 2, not --session-version 1",
+    );
+  }
+  return [Number(value) as SessionVersion];
 }
 
 /** Splits input chunks into lines (without \n or \r\n), each at most MAX_LINE bytes. */
@@ -224,6 +253,8 @@ export const session: Command = {
       ttlMs: parseDuration(f.ttl ?? "25s", "--ttl", { io }),
       idleTimeoutMs: parseDuration(f["idle-timeout"] ?? "45s", "--idle-timeout", { io }),
       s0: f["s0-file"] ? readFileLimited(f["s0-file"], MAX_S0_FILE, "s0 file") : undefined,
+      requirePq: f["require-pq"] ?? false,
+      versions: sessionVersions(f["session-version"], f["require-pq"] ?? false),
       onEvent: (e) => out.event(e),
     };
     const { transport, release } = await transportFor(io, mode, url);

@@ -17,7 +17,13 @@ import {
   SESSION_AEAD,
   type SessionKeys,
 } from "./_keyschedule.ts";
-import { encodeFrame, type FrameHeader, messageTypeName, type SealedFrame } from "./messages.ts";
+import {
+  encodeFrame,
+  type FrameHeader,
+  messageTypeName,
+  type SealedFrame,
+  type SessionVersion,
+} from "./messages.ts";
 
 /** Which end of the session this side is: the directions are by role (SPEC §22.5.2). */
 export type Role = "client" | "server";
@@ -28,6 +34,8 @@ export class SessionCipher {
   readonly idHex: string;
   /** The chain value these keys were derived with (C', SPEC §22.5.2): the next re-key's C. */
   readonly chain: Bytes;
+  /** The session version these keys belong to: its AAD and envelope (SPEC §22.12). */
+  readonly version: SessionVersion;
   readonly #provider: CryptoProvider;
   readonly #out: DirectionKey;
   readonly #in: DirectionKey;
@@ -38,6 +46,7 @@ export class SessionCipher {
     this.id = keys.id;
     this.idHex = keys.idHex;
     this.chain = keys.chain;
+    this.version = keys.version;
     this.#out = role === "client" ? keys.clientToServer : keys.serverToClient;
     this.#in = role === "client" ? keys.serverToClient : keys.clientToServer;
   }
@@ -47,7 +56,7 @@ export class SessionCipher {
     this.#check();
     const nonce = nonceAt(this.#out.counter);
     this.#out.counter++;
-    const aad = sealedAad(header.seq, header.type, header.time, this.id);
+    const aad = sealedAad(header.seq, header.type, header.time, this.id, this.version);
     const ciphertext = await this.#provider.aeadEncrypt(
       SESSION_AEAD,
       this.#out.key,
@@ -55,7 +64,7 @@ export class SessionCipher {
       plaintext,
       aad,
     );
-    return encodeFrame({ ...header, form: "sealed", keyId: this.id, ciphertext });
+    return encodeFrame({ ...header, form: "sealed", keyId: this.id, ciphertext }, this.version);
   }
 
   /** Opens a frame the peer sealed under these keys; throws `auth-failed` on a bad tag. */
@@ -66,7 +75,7 @@ export class SessionCipher {
       this.#in.key,
       nonceAt(this.#in.counter),
       frame.ciphertext,
-      sealedAad(frame.seq, frame.type, frame.time, frame.keyId),
+      sealedAad(frame.seq, frame.type, frame.time, frame.keyId, this.version),
     ).catch((e) => {
       throw new MissiveError(
         "auth-failed",

@@ -62,6 +62,7 @@ export function closeEvent(error: MissiveError | undefined, close?: CloseInfo): 
 export function eraseState(s: State): void {
   switch (s.name) {
     case "hello-sent":
+      wipe(s.hs.kemSeed);
       return wipe(s.hs.eph?.privateKey);
     case "await-hello":
       return dropEphemeral(s.ephemeral);
@@ -74,7 +75,10 @@ export function eraseState(s: State): void {
     case "rekey-await-ack":
       s.link.cipher.erase();
       dropEphemeral(s.link.nextEphemeral);
-      if (s.name === "rekey-hello-sent") wipe(s.hs.eph?.privateKey);
+      if (s.name === "rekey-hello-sent") {
+        wipe(s.hs.eph?.privateKey);
+        wipe(s.hs.kemSeed);
+      }
       if (s.name === "rekey-await-ack") s.next.erase();
       return;
   }

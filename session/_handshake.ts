@@ -1,16 +1,24 @@
 /**
- * The handshake of session version 1 (SPEC §22.5), for the first handshake and for every
- * re-key: the initiator's HELLO (`initiate`), the responder's HELLO_ACK and keys
- * (`answer`), the initiator's keys (`complete`), and the verified steps the state
+ * The handshake of a session (SPEC §22.5; version 2: §22.12), for the first handshake
+ * and for every re-key: the initiator's HELLO (`initiate`), the responder's HELLO_ACK and
+ * keys (`answer`), the initiator's keys (`complete`), and the verified steps the state
  * machine takes on a received HELLO / HELLO_ACK. Each step's result is the smallest that
  * works: the next message's body and a `SessionCipher` (the keys never leave it). The
- * machine (machine.ts) decides when each step runs; a later version (say, one mixing an
- * ML-KEM-768 encapsulation into the key schedule) is another class with these methods.
+ * machine (machine.ts) decides when each step runs and which version's handshake runs.
+ *
+ * Version 2 is version 1 plus one X-Wing (ML-KEM-768 + X25519) encapsulation per
+ * handshake: the initiator's HELLO carries a fresh encapsulation key, the responder's
+ * HELLO_ACK the ciphertext, and both secrets feed the key derivation (_keyschedule.ts).
  * Internal to the session.
  * @module
  */
 import { type Bytes, wipe } from "../core/bytes.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
+import {
+  XWING_ENCAPSULATION_SEED_SIZE,
+  XWING_SEED_SIZE,
+  xwingEncapsulateSeeded,
+} from "../crypto/xwing.ts";
 import { MissiveError } from "../core/errors.ts";
 import { type Card, decodeCard } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
@@ -26,8 +34,12 @@ import { signPart, verifyPart } from "./_signed.ts";
 import { checkSameCard } from "./_trust.ts";
 import {
   decodeHelloBody,
+  decodeHelloBodyV2,
   encodeHelloBody,
   type FrameHeader,
+  type HelloBody,
+  MessageType,
+  type SessionVersion,
   type SignedFrame,
   type SignedPart,
 } from "./messages.ts";
@@ -42,6 +54,8 @@ export interface Ephemeral {
 export interface Initiation {
   /** The initiator's ephemeral key, until `complete` takes (and erases) it. */
   eph?: Ephemeral;
+  /** Version 2: the seed of the initiator's X-Wing key, until `complete` erases it. */
+  kemSeed?: Bytes;
   helloBody: Bytes;
   /** Context of this side's signatures (C), and of the responder's (HC, SPEC §22.5.1). */
   myContext: Bytes;
@@ -65,9 +79,20 @@ export interface HandshakeOptions {
   /** True when `random` was injected (vectors): the responder draws its keys from it too. */
   injected: boolean;
   s0?: Uint8Array;
+  /** The version this handshake speaks (default 1). */
+  version?: SessionVersion;
+  /** Version 2, first HELLO: the versions this side offers, highest first. */
+  offered?: readonly SessionVersion[];
 }
 
-export class HandshakeV1 {
+/**
+ * One version's handshake (SPEC §22.5, §22.12): the steps of the first handshake and of
+ * every re-key, for either role. Version 2 adds an X-Wing encapsulation to each.
+ */
+export class Handshake {
+  /** The session version this handshake speaks. */
+  readonly version: SessionVersion;
+  readonly #offered: readonly SessionVersion[];
   readonly #provider: CryptoProvider;
   readonly #identity: Identity;
   readonly #role: Role;
@@ -89,11 +114,13 @@ export class HandshakeV1 {
     this.#random = o.random;
     this.#injected = o.injected;
     this.#s0 = o.s0;
+    this.version = o.version ?? 1;
+    this.#offered = o.offered ?? [this.version];
   }
 
   /** Derives what s0 gives (once, before the first HELLO). */
   async setup(): Promise<void> {
-    if (this.#s0) this.#psk = await presharedKeys(this.#provider, this.#s0);
+    if (this.#s0) this.#psk = await presharedKeys(this.#provider, this.#s0, this.version);
   }
 
   /** A fresh ephemeral key, made ahead of need (the server's, while it waits). */
@@ -105,12 +132,20 @@ export class HandshakeV1 {
 
   /** Signs (and, with s0, MACs) a body for the given header and context. */
   sign(header: FrameHeader, body: Bytes, context: Bytes): Promise<SignedPart> {
-    return signPart(this.#provider, this.#identity, header, body, context, this.#psk);
+    return signPart(
+      this.#provider,
+      this.#identity,
+      header,
+      body,
+      context,
+      this.#psk,
+      this.version,
+    );
   }
 
   /** Verifies a signed part from `signer`; throws `auth-failed`. */
   verify(signer: Card, header: FrameHeader, part: SignedPart, context: Bytes): Promise<void> {
-    return verifyPart(this.#provider, signer, header, part, context, this.#psk);
+    return verifyPart(this.#provider, signer, header, part, context, this.#psk, this.version);
   }
 
   /** The first of `candidates` whose signature verifies, or undefined. */
@@ -139,22 +174,38 @@ export class HandshakeV1 {
     made?: Promise<Ephemeral>,
   ): Promise<Initiation> {
     const eph = await (made ?? newEphemeral(this.#provider, this.#random));
-    const helloBody = encodeHelloBody({
+    const body: HelloBody = {
       ephemeralKey: eph.publicKey,
       card: this.#identity.card.bytes,
       acknowledged,
-    });
+    };
+    let kemSeed: Bytes | undefined;
+    if (this.version === 2) {
+      // A fresh X-Wing key per handshake (SPEC §22.12.2): its seed is erased once the
+      // HELLO_ACK's ciphertext is decapsulated, so old keys cannot be recomputed.
+      kemSeed = this.#random(XWING_SEED_SIZE);
+      // A re-key keeps the version: its HELLO offers 2 alone.
+      body.offered = acknowledged === undefined ? this.#offered : [2];
+      body.kem = await this.#provider.xwingPublicKey(kemSeed);
+    }
+    const helloBody = encodeHelloBody(body);
     return {
       eph,
+      kemSeed,
       helloBody,
       myContext: chain,
-      peerContext: await helloContext(this.#provider, chain, helloBody),
+      peerContext: await helloContext(this.#provider, chain, helloBody, this.version),
     };
   }
 
   /** HC of a first HELLO: the context the server's answer (or refusal) is bound to. */
   firstHelloContext(helloBody: Bytes): Promise<Bytes> {
-    return helloContext(this.#provider, INITIAL_CHAIN, helloBody);
+    return helloContext(this.#provider, INITIAL_CHAIN, helloBody, this.version);
+  }
+
+  /** Decodes a HELLO or HELLO_ACK body of this version. */
+  #decode(body: Uint8Array, type: MessageType): HelloBody {
+    return this.version === 2 ? decodeHelloBodyV2(body, type) : decodeHelloBody(body);
   }
 
   /**
@@ -167,12 +218,13 @@ export class HandshakeV1 {
     stale: boolean,
     made?: Promise<Ephemeral>,
   ): Promise<{ card: Card; answering?: Promise<Answer> }> {
-    const hello = decodeHelloBody(frame.body);
+    const hello = this.#decode(frame.body, MessageType.HELLO);
     const card = await decodeCard(this.#provider, hello.card);
     const answering = stale ? undefined : this.#answer({
       chain: INITIAL_CHAIN,
       helloBody: frame.body,
       peerEphemeral: hello.ephemeralKey,
+      peerKem: hello.kem,
       myContext: hc,
       ephemeral: made,
     });
@@ -189,12 +241,13 @@ export class HandshakeV1 {
     hs: Initiation,
     stale: boolean,
   ): Promise<{ card: Card; completing?: Promise<SessionCipher> }> {
-    const ack = decodeHelloBody(frame.body);
+    const ack = this.#decode(frame.body, MessageType.HELLO_ACK);
     const card = await decodeCard(this.#provider, ack.card);
     const completing = stale ? undefined : this.#complete(hs, {
       chain: INITIAL_CHAIN,
       ackBody: frame.body,
       peerEphemeral: ack.ephemeralKey,
+      peerKem: ack.kem,
     });
     await this.verify(card, frame, frame, hs.peerContext);
     return { card, completing };
@@ -211,12 +264,13 @@ export class HandshakeV1 {
     part: SignedPart,
   ): Promise<Answer & { acknowledged?: number }> {
     const answering = (async () => {
-      const hello = decodeHelloBody(part.body);
+      const hello = this.#decode(part.body, MessageType.HELLO);
       checkSameCard(hello.card, peer);
       const answered = await this.#answer({
         chain,
         helloBody: part.body,
         peerEphemeral: hello.ephemeralKey,
+        peerKem: hello.kem,
       });
       return { ...answered, acknowledged: hello.acknowledged };
     })();
@@ -237,12 +291,13 @@ export class HandshakeV1 {
     part: SignedPart,
   ): Promise<SessionCipher> {
     const completing = (async () => {
-      const ack = decodeHelloBody(part.body);
+      const ack = this.#decode(part.body, MessageType.HELLO_ACK);
       checkSameCard(ack.card, peer);
       return await this.#complete(hs, {
         chain,
         ackBody: part.body,
         peerEphemeral: ack.ephemeralKey,
+        peerKem: ack.kem,
       });
     })();
     completing.catch(() => {});
@@ -255,6 +310,8 @@ export class HandshakeV1 {
     chain: Bytes;
     helloBody: Bytes;
     peerEphemeral: Uint8Array;
+    /** Version 2: the initiator's X-Wing encapsulation key. */
+    peerKem?: Uint8Array;
     /** helloContext(chain, helloBody), when the caller has it already. */
     myContext?: Bytes;
     /** This side's ephemeral key, when made beforehand (see `respond`). */
@@ -264,15 +321,27 @@ export class HandshakeV1 {
       const p = this.#provider;
       const random = this.#injected ? this.#random : undefined;
       const { publicKey, shared } = await respond(p, random, input.peerEphemeral, input.ephemeral);
-      const ackBody = encodeHelloBody({ ephemeralKey: publicKey, card: this.#identity.card.bytes });
-      const myContext = input.myContext ?? await helloContext(p, input.chain, input.helloBody);
+      const body: HelloBody = { ephemeralKey: publicKey, card: this.#identity.card.bytes };
+      let kemShared: Bytes | undefined;
+      if (this.version === 2) {
+        const kem = await encapsulate(p, random, input.peerKem!);
+        kemShared = kem.shared;
+        body.chosen = 2;
+        body.kem = kem.ciphertext;
+      }
+      const ackBody = encodeHelloBody(body);
+      const myContext = input.myContext ??
+        await helloContext(p, input.chain, input.helloBody, this.version);
       const keys = await deriveKeys(p, {
         shared,
+        kemShared,
         chain: input.chain,
         helloBody: input.helloBody,
         helloAckBody: ackBody,
         psk: this.#psk,
+        version: this.version,
       });
+      wipe(kemShared);
       return { ackBody, myContext, cipher: new SessionCipher(p, keys, this.#role) };
     })();
     answering.catch(() => {}); // awaited once the signature verified, or dropped
@@ -282,20 +351,33 @@ export class HandshakeV1 {
   /** Initiator: the keys, once the peer's HELLO_ACK body arrived; the ephemeral key is erased. */
   #complete(
     hs: Initiation,
-    input: { chain: Bytes; ackBody: Bytes; peerEphemeral: Uint8Array },
+    input: { chain: Bytes; ackBody: Bytes; peerEphemeral: Uint8Array; peerKem?: Uint8Array },
   ): Promise<SessionCipher> {
     const eph = hs.eph;
     if (!eph) throw new MissiveError("internal", "session: no ephemeral key to complete with");
+    const kemSeed = hs.kemSeed;
     hs.eph = undefined; // one HELLO_ACK completes a handshake, once
+    hs.kemSeed = undefined;
     const completing = (async () => {
       const p = this.#provider;
+      let kemShared: Bytes | undefined;
+      if (this.version === 2) {
+        try {
+          kemShared = await p.xwingDecapsulate(kemSeed!, input.peerKem!);
+        } finally {
+          wipe(kemSeed);
+        }
+      }
       const keys = await deriveKeys(p, {
         shared: await agree(p, eph, input.peerEphemeral),
+        kemShared,
         chain: input.chain,
         helloBody: hs.helloBody,
         helloAckBody: input.ackBody,
         psk: this.#psk,
+        version: this.version,
       });
+      wipe(kemShared);
       return new SessionCipher(p, keys, this.#role);
     })();
     completing.catch(() => {});
@@ -326,6 +408,20 @@ async function respond(
   if (!made && !random) return await provider.x25519Ephemeral(peerPublicKey);
   const eph = await (made ?? newEphemeral(provider, random as (n: number) => Bytes));
   return { publicKey: eph.publicKey, shared: await agree(provider, eph, peerPublicKey) };
+}
+
+/**
+ * The responder's X-Wing encapsulation to the initiator's key (SPEC §22.12.2): with
+ * injected randomness (vectors) its 64 bytes come from `random`, else the provider draws
+ * them (WebCrypto's ML-KEM where the runtime has it).
+ */
+async function encapsulate(
+  provider: CryptoProvider,
+  random: ((n: number) => Bytes) | undefined,
+  publicKey: Uint8Array,
+): Promise<{ ciphertext: Bytes; shared: Bytes }> {
+  if (random) return await xwingEncapsulateSeeded(publicKey, random(XWING_ENCAPSULATION_SEED_SIZE));
+  return await provider.xwingEncapsulate(publicKey);
 }
 
 /** X25519 with the peer's ephemeral key; the private key is erased afterwards. */

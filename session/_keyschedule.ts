@@ -1,9 +1,9 @@
 /**
- * The session key schedule (SPEC §22.5): signature and MAC transcripts of the signed
- * messages, the handshake hash chained across re-keys, HKDF-SHA-256 from the ephemeral
- * X25519 secret to one key per direction and a key ID, the AEAD associated data and the
- * nonce counters. Version 1's labels and derivation live here alone: a later version
- * (e.g. one mixing an ML-KEM secret into `ikm`) adds its own schedule beside this one.
+ * The session key schedule (SPEC §22.5, §22.12): signature and MAC transcripts of the
+ * signed messages, the handshake hash chained across re-keys, HKDF-SHA-256 from the
+ * ephemeral X25519 secret (and, in version 2, the X-Wing secret beside it) to one key per
+ * direction and a key ID, the AEAD associated data and the nonce counters. Each version
+ * has its own labels; the version number itself is in every signature input and AAD.
  * Internal to the session.
  * @module
  */
@@ -11,18 +11,38 @@ import { type Bytes, concatBytes, toHex, utf8, wipe } from "../core/bytes.ts";
 import { transcript } from "../core/cbor.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import { MissiveError } from "../core/errors.ts";
-import { KEY_ID_SIZE, type MessageType, SESSION_TYPE, SESSION_VERSION } from "./messages.ts";
+import { KEY_ID_SIZE, type MessageType, SESSION_TYPE, type SessionVersion } from "./messages.ts";
 
-/** Domain-separation labels (SPEC Appendix A). */
-export const LABELS = {
-  sig: "missive/session/v1/sig",
-  mac: "missive/session/v1/mac",
-  helloContext: "missive/session/v1/hello-context",
-  transcript: "missive/session/v1/transcript",
-  psk: "missive/session/v1/psk",
-  keys: "missive/session/v1/keys",
-  aad: "missive/session/v1/aad",
-} as const;
+/** The labels of one session version (SPEC Appendix A). */
+export interface SessionLabels {
+  sig: string;
+  mac: string;
+  helloContext: string;
+  transcript: string;
+  psk: string;
+  keys: string;
+  aad: string;
+}
+
+const labelsOf = (v: SessionVersion): SessionLabels => ({
+  sig: `missive/session/v${v}/sig`,
+  mac: `missive/session/v${v}/mac`,
+  helloContext: `missive/session/v${v}/hello-context`,
+  transcript: `missive/session/v${v}/transcript`,
+  psk: `missive/session/v${v}/psk`,
+  keys: `missive/session/v${v}/keys`,
+  aad: `missive/session/v${v}/aad`,
+});
+
+/** Domain-separation labels of version 1 (SPEC Appendix A). */
+export const LABELS: SessionLabels = labelsOf(1);
+/** Domain-separation labels of version 2, the post-quantum hybrid (SPEC §22.12). */
+export const LABELS_V2: SessionLabels = labelsOf(2);
+
+/** The labels of `version`. */
+export function labelsFor(version: SessionVersion): SessionLabels {
+  return version === 2 ? LABELS_V2 : LABELS;
+}
 
 /** The AEAD of sealed frames. */
 export const SESSION_AEAD = "chacha20-poly1305" as const;
@@ -39,16 +59,18 @@ export interface PresharedKeys {
   ikm: Bytes;
 }
 
+/** What s0 gives under `version`'s labels (SPEC §22.5.2). */
 export async function presharedKeys(
   provider: CryptoProvider,
   s0: Uint8Array,
+  version: SessionVersion = 1,
 ): Promise<PresharedKeys> {
   if (s0.length < 16) {
     throw new MissiveError("usage", "session: the pre-shared secret s0 must be at least 16 bytes");
   }
   return {
     macKey: await provider.sha512(s0),
-    ikm: await provider.sha256(transcript(LABELS.psk, s0)),
+    ikm: await provider.sha256(transcript(labelsFor(version).psk, s0)),
   };
 }
 
@@ -57,11 +79,12 @@ export function signatureInput(
   h: { seq: number; type: MessageType; time: number },
   body: Uint8Array,
   context: Uint8Array,
+  version: SessionVersion = 1,
 ): Bytes {
   return transcript(
-    LABELS.sig,
+    labelsFor(version).sig,
     SESSION_TYPE,
-    SESSION_VERSION,
+    version,
     h.seq,
     h.type,
     h.time,
@@ -76,8 +99,10 @@ export async function signedMac(
   macKey: Uint8Array,
   sigInput: Uint8Array,
   signature: Uint8Array,
+  version: SessionVersion = 1,
 ): Promise<Bytes> {
-  return await provider.hmacSha256(macKey, transcript(LABELS.mac, sigInput, signature));
+  const label = labelsFor(version).mac;
+  return await provider.hmacSha256(macKey, transcript(label, sigInput, signature));
 }
 
 /** The context a responder's signed messages bind: the chain value and the HELLO body. */
@@ -85,8 +110,10 @@ export async function helloContext(
   provider: CryptoProvider,
   chain: Uint8Array,
   helloBody: Uint8Array,
+  version: SessionVersion = 1,
 ): Promise<Bytes> {
-  return await provider.sha256(transcript(LABELS.helloContext, chain, helloBody));
+  const label = labelsFor(version).helloContext;
+  return await provider.sha256(transcript(label, chain, helloBody));
 }
 
 /** One direction's key and its frame counter (the nonce). */
@@ -97,6 +124,8 @@ export interface DirectionKey {
 
 /** The keys of one handshake. */
 export interface SessionKeys {
+  /** The session version the keys were derived under (its AAD label and number). */
+  version: SessionVersion;
   /** 8 bytes naming these keys in every sealed frame; hex in events. */
   id: Bytes;
   idHex: string;
@@ -106,32 +135,40 @@ export interface SessionKeys {
   serverToClient: DirectionKey;
 }
 
-/** The HKDF info of every key derivation: the transcript of the keys label alone. */
-const KEYS_INFO = transcript(LABELS.keys);
-
 /**
- * Derives session keys (SPEC §22.5.2): chain' = SHA-256([transcript label, chain,
- * HELLO body, HELLO_ACK body]); OKM = HKDF-SHA-256(ikm = X25519 secret ‖ psk ikm,
- * salt = chain', info = [keys label], 72) = client→server ‖ server→client ‖ key ID.
+ * Derives session keys (SPEC §22.5.2, §22.12.3): chain' = SHA-256([transcript label,
+ * chain, HELLO body, HELLO_ACK body]); OKM = HKDF-SHA-256(ikm = X25519 secret ‖ X-Wing
+ * secret (version 2 only) ‖ psk ikm, salt = chain', info = [keys label], 72) =
+ * client→server ‖ server→client ‖ key ID.
  */
 export async function deriveKeys(
   provider: CryptoProvider,
   input: {
     shared: Uint8Array;
+    /** Version 2: the X-Wing shared secret of this handshake's encapsulation. */
+    kemShared?: Uint8Array;
     chain: Uint8Array;
     helloBody: Uint8Array;
     helloAckBody: Uint8Array;
     psk?: PresharedKeys;
+    version?: SessionVersion;
   },
 ): Promise<SessionKeys> {
+  const version = input.version ?? 1;
+  if ((version === 2) !== (input.kemShared !== undefined)) {
+    throw new MissiveError("internal", "session: a KEM secret goes with version 2 alone");
+  }
+  const labels = labelsFor(version);
   const chain = await provider.sha256(
-    transcript(LABELS.transcript, input.chain, input.helloBody, input.helloAckBody),
+    transcript(labels.transcript, input.chain, input.helloBody, input.helloAckBody),
   );
-  const ikm = concatBytes(input.shared, input.psk?.ikm ?? new Uint8Array(0));
-  const okm = await provider.hkdfSha256(ikm, chain, KEYS_INFO, 64 + KEY_ID_SIZE);
+  const empty = new Uint8Array(0);
+  const ikm = concatBytes(input.shared, input.kemShared ?? empty, input.psk?.ikm ?? empty);
+  const okm = await provider.hkdfSha256(ikm, chain, transcript(labels.keys), 64 + KEY_ID_SIZE);
   wipe(ikm);
   const id = okm.slice(64, 64 + KEY_ID_SIZE);
   const keys = {
+    version,
     id,
     idHex: toHex(id),
     chain,
@@ -142,20 +179,27 @@ export async function deriveKeys(
   return keys;
 }
 
-const AAD_LABEL = utf8(LABELS.aad);
+const AAD_LABELS = { 1: utf8(LABELS.aad), 2: utf8(LABELS_V2.aad) } as const;
 
 /**
  * The associated data of a sealed frame (SPEC §22.5.3): the label, then envelope type
  * (u16), version (u16) and sequence number (u64), then type, form, time and key ID
  * exactly as in the payload header.
  */
-export function sealedAad(seq: number, type: MessageType, time: number, keyId: Uint8Array): Bytes {
+export function sealedAad(
+  seq: number,
+  type: MessageType,
+  time: number,
+  keyId: Uint8Array,
+  version: SessionVersion = 1,
+): Bytes {
+  const AAD_LABEL = AAD_LABELS[version];
   const out = new Uint8Array(AAD_LABEL.length + 12 + 10 + KEY_ID_SIZE);
   const view = new DataView(out.buffer);
   out.set(AAD_LABEL, 0);
   let o = AAD_LABEL.length;
   view.setUint16(o, SESSION_TYPE);
-  view.setUint16(o + 2, SESSION_VERSION);
+  view.setUint16(o + 2, version);
   view.setUint32(o + 4, Math.floor(seq / 2 ** 32));
   view.setUint32(o + 8, seq >>> 0);
   o += 12;

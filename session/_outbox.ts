@@ -13,6 +13,7 @@ import {
   encodeSignedPart,
   type FrameHeader,
   MessageType,
+  type SessionVersion,
   type SignedPart,
 } from "./messages.ts";
 
@@ -37,13 +38,22 @@ export class Outbox {
   #seq: number;
   #last?: LastSent;
   readonly #sign: Signer;
+  readonly #version: () => SessionVersion;
 
-  /** `random` gives the first sequence number; `sign` makes signed parts. */
-  constructor(random: (length: number) => Bytes, sign: Signer) {
+  /**
+   * `random` gives the first sequence number; `sign` makes signed parts; `version` is
+   * the session version signed frames are framed in (sealed frames: their keys').
+   */
+  constructor(
+    random: (length: number) => Bytes,
+    sign: Signer,
+    version: () => SessionVersion = () => 1,
+  ) {
     // The first sequence number: 4 random bytes, big-endian, shifted right (SPEC §22.6).
     const r = random(4);
     this.#seq = ((r[0] << 24) | (r[1] << 16) | (r[2] << 8) | r[3]) >>> 1;
     this.#sign = sign;
+    this.#version = version;
   }
 
   /** The last message sent other than RESEND_LAST, if any. */
@@ -71,10 +81,9 @@ export class Outbox {
       return await how.cipher.seal(header, plaintext);
     }
     if (!how.sign) throw new MissiveError("internal", "session: signed frame without context");
-    return encodeFrame({
-      ...header,
-      form: "signed",
-      ...(await this.#sign(header, body, how.sign)),
-    });
+    return encodeFrame(
+      { ...header, form: "signed", ...(await this.#sign(header, body, how.sign)) },
+      this.#version(),
+    );
   }
 }

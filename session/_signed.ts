@@ -10,7 +10,7 @@ import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { type PresharedKeys, signatureInput, signedMac } from "./_keyschedule.ts";
-import type { FrameHeader, SignedPart } from "./messages.ts";
+import type { FrameHeader, SessionVersion, SignedPart } from "./messages.ts";
 
 /** Signs (and, with s0, MACs) a body for the given header and context. */
 export async function signPart(
@@ -20,10 +20,11 @@ export async function signPart(
   body: Bytes,
   context: Uint8Array,
   psk: PresharedKeys | undefined,
+  version: SessionVersion = 1,
 ): Promise<SignedPart> {
-  const input = signatureInput(header, body, context);
+  const input = signatureInput(header, body, context, version);
   const signature = await provider.ed25519Sign(identity.signingSeed, input);
-  const mac = psk ? await signedMac(provider, psk.macKey, input, signature) : undefined;
+  const mac = psk ? await signedMac(provider, psk.macKey, input, signature, version) : undefined;
   return { body, signature, mac };
 }
 
@@ -38,8 +39,9 @@ export async function verifyPart(
   part: SignedPart,
   context: Uint8Array,
   psk: PresharedKeys | undefined,
+  version: SessionVersion = 1,
 ): Promise<void> {
-  const input = signatureInput(header, part.body, context);
+  const input = signatureInput(header, part.body, context, version);
   if (!(await provider.ed25519Verify(signer.signingKey, input, part.signature))) {
     throw new MissiveError("auth-failed", `session: bad signature from ${signer.address}`);
   }
@@ -53,7 +55,7 @@ export async function verifyPart(
     );
   }
   if (psk && part.mac) {
-    const expected = await signedMac(provider, psk.macKey, input, part.signature);
+    const expected = await signedMac(provider, psk.macKey, input, part.signature, version);
     if (!equalBytes(expected, part.mac)) {
       throw new MissiveError("auth-failed", "session: bad s0 MAC (different pre-shared secret?)");
     }

@@ -97,8 +97,23 @@ export type State =
   /** Terminal: ended by an error, a refusal, a timeout, or CLOSED_WITHOUT_ACK. */
   | { name: "failed"; error?: MissiveError; peer?: Card; keyId?: string };
 
-/** A state's name (`Session.state`). */
-export type SessionState = State["name"];
+/** A state's name (`Session.state`, SPEC §22.6.1). */
+export type SessionState =
+  | "start"
+  | "hello-sent"
+  | "await-hello"
+  | "await-ack"
+  | "open"
+  | "rekey-hello-sent"
+  | "rekey-await-ack"
+  | "closing"
+  | "closed"
+  | "failed";
+
+// Every state's name is a SessionState and the reverse (checked by the compiler).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _namesMatch: Same<State["name"], SessionState> = true;
+void _namesMatch;
 
 /** The transition table (SPEC §22.6.1 diagram). */
 export const TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>> = {

@@ -11,7 +11,9 @@ export type TimerHandle = unknown;
 export interface Clock {
   /** Milliseconds since the Unix epoch (the send time in every frame). */
   now(): number;
+  /** Calls `fire` once, `ms` milliseconds from now; returns a handle for `clearTimer`. */
   setTimer(ms: number, fire: () => void): TimerHandle;
+  /** Cancels a timer that has not fired (a fired or unknown handle: nothing happens). */
   clearTimer(handle: TimerHandle): void;
 }
 
@@ -42,20 +44,24 @@ export class FakeClock implements Clock {
   #nextId = 1;
   #timers = new Map<number, { at: number; fire: () => void }>();
 
+  /** A clock standing at `start` (ms since the Unix epoch) until `advance` moves it. */
   constructor(start = 1_700_000_000_000) {
     this.#now = start;
   }
 
+  /** The fake time, ms since the Unix epoch. */
   now(): number {
     return this.#now;
   }
 
+  /** Sets a timer that `advance` fires once the fake time reaches now + `ms`. */
   setTimer(ms: number, fire: () => void): TimerHandle {
     const id = this.#nextId++;
     this.#timers.set(id, { at: this.#now + ms, fire });
     return id;
   }
 
+  /** Cancels a pending timer. */
   clearTimer(handle: TimerHandle): void {
     this.#timers.delete(handle as number);
   }

@@ -31,7 +31,7 @@ import {
   peerCloseError,
   unverifiedCloseError,
 } from "./_ending.ts";
-import { type Answer, HandshakeV1 } from "./_handshake.ts";
+import { type Answer, Handshake } from "./_handshake.ts";
 import { IdleRule } from "./_idle.ts";
 import { INITIAL_CHAIN } from "./_keyschedule.ts";
 import { Outbox } from "./_outbox.ts";
@@ -63,13 +63,15 @@ import {
   decodeAckBody,
   decodeCloseBody,
   decodeDataBody,
-  decodeFrame,
   decodeSignedPart,
+  decodeVersionedFrame,
   encodeDataBody,
   type Frame,
   FRAME_OVERHEAD,
   MessageType,
   messageTypeName,
+  SESSION_VERSIONS,
+  type SessionVersion,
   type SignedFrame,
   type SignedPart,
   u64,
@@ -77,6 +79,7 @@ import {
 import {
   type AcceptOptions,
   type ConnectOptions,
+  kemOf,
   REASON_NORMAL,
   reasonFor,
   type ResolvedOptions,
@@ -174,7 +177,13 @@ export class SessionMachine {
   readonly #serverTrust: ServerTrust;
   readonly #clientTrust: ClientTrust;
   readonly #maxFrame: number;
-  readonly #handshake: HandshakeV1;
+  /** One handshake per version this implementation knows (a server reads any HELLO). */
+  readonly #handshakes: Record<SessionVersion, Handshake>;
+  /**
+   * The session's version (SPEC §22.12): the client's from the start, the server's once
+   * a HELLO named it; frames of any other version are `unknown-protocol`.
+   */
+  #version?: SessionVersion;
   readonly #outbox: Outbox;
   readonly #idle: IdleRule;
   #state: State = { name: "start" };
@@ -190,16 +199,35 @@ export class SessionMachine {
     this.#serverTrust = { peer: options.peer, trusted: options.trusted };
     this.#clientTrust = { authorize: options.authorize, trusted: options.trusted };
     this.#maxFrame = this.#opts.maxMessageSize + FRAME_OVERHEAD + 8192;
-    this.#handshake = new HandshakeV1({
-      provider: options.provider,
-      identity: options.identity,
-      role: options.role,
-      random: this.#opts.random,
-      injected: options.random !== undefined,
-      s0: options.s0,
-    });
-    this.#outbox = new Outbox(this.#opts.random, (h, b, c) => this.#handshake.sign(h, b, c));
+    const handshake = (version: SessionVersion) =>
+      new Handshake({
+        provider: options.provider,
+        identity: options.identity,
+        role: options.role,
+        random: this.#opts.random,
+        injected: options.random !== undefined,
+        s0: options.s0,
+        version,
+        offered: this.#opts.versions,
+      });
+    this.#handshakes = { 1: handshake(1), 2: handshake(2) };
+    if (this.role === "client") this.#version = this.#opts.versions[0];
+    this.#outbox = new Outbox(
+      this.#opts.random,
+      (h, b, c) => this.#handshake.sign(h, b, c),
+      () => this.#handshake.version,
+    );
     this.#idle = new IdleRule(this.#opts.idleTimeoutMs);
+  }
+
+  /** The current (or, for a server before a HELLO, the preferred) version's handshake. */
+  get #handshake(): Handshake {
+    return this.#handshakes[this.#version ?? this.#opts.versions[0]];
+  }
+
+  /** The session version, once known: the client's from the start, the server's from the HELLO. */
+  get version(): SessionVersion | undefined {
+    return this.#version;
   }
 
   /** The current state's name. */
@@ -352,7 +380,9 @@ export class SessionMachine {
 
   async #start(): Promise<void> {
     if (this.#state.name !== "start") throw new MissiveError("internal", "session: started twice");
-    await this.#handshake.setup();
+    // Every version's, not only those spoken: a refusal of another version's HELLO is
+    // verified and signed (and MACed, with s0) under that version's rules.
+    for (const v of SESSION_VERSIONS) await this.#handshakes[v].setup();
     if (this.#opts.handshakeTimeoutMs > 0) {
       this.#setTimer("handshake", this.#opts.handshakeTimeoutMs);
     }
@@ -376,17 +406,25 @@ export class SessionMachine {
     // the client asks again (with the same ephemeral key).
     const stale = isStale(frame, this.#now, this.#opts.ttlMs);
     if (s.name === "await-hello") {
-      // The server answers even a HELLO it refuses with a signed CLOSE bound to it.
-      const hc = await this.#handshake.firstHelloContext(frame.body);
+      // The server answers even a HELLO it refuses with a signed CLOSE bound to it, in
+      // the HELLO's version (SPEC §22.12.1): #version is set by #receiveFrame.
+      const hs = this.#handshake;
+      const hc = await hs.firstHelloContext(frame.body);
       s.helloContext = hc;
-      const made = stale ? undefined : s.ephemeral;
+      // A version this side does not speak (requirePq and a version 1 HELLO) is
+      // refused once the HELLO verified: nothing is computed for it.
+      const refused = !this.#opts.versions.includes(hs.version);
+      const made = stale || refused ? undefined : s.ephemeral;
       if (made) s.ephemeral = undefined;
-      const { card, answering } = await this.#handshake.hello(frame, hc, stale, made);
-      if (!answering) {
+      const { card, answering } = await hs.hello(frame, hc, stale || refused, made);
+      if (stale) {
         // A stale HELLO may be a replay: the server keeps waiting for a fresh one.
+        this.#version = undefined;
         return this.#event({ type: "discard", messageType: "HELLO", reason: "stale" });
       }
-      return await this.#onClientHello(frame, card, answering);
+      this.#recvSeq = frame.seq + 1;
+      if (refused) throw this.#versionRefused(hs.version, card);
+      return await this.#onClientHello(frame, card, answering!);
     }
     if (s.name === "hello-sent" && frame.type === T.HELLO_ACK) {
       const { card, completing } = await this.#handshake.helloAck(frame, s.hs, stale);
@@ -415,6 +453,19 @@ export class SessionMachine {
     this.#recvSeq = frame.seq + 1;
     if (stale) return await this.#discardStale(frame);
     await this.#dispatch(frame, frame.body);
+  }
+
+  /** The refusal of a verified HELLO in a version this side does not speak. */
+  #versionRefused(version: SessionVersion, card: Card): MissiveError {
+    const pq = this.#opts.versions.includes(2) && !this.#opts.versions.includes(1);
+    return new MissiveError(
+      "untrusted",
+      pq
+        ? `session: ${card.address} offered only session version 1 (classical X25519); ` +
+          "this side requires version 2 (post-quantum, ML-KEM-768 + X25519: --require-pq)"
+        : `session: ${card.address} offered session version ${version}; this side speaks ` +
+          `only version ${this.#opts.versions.join(", ")}`,
+    );
   }
 
   /** Server: a verified HELLO from `card`; admit it and answer with HELLO_ACK. */
@@ -456,6 +507,8 @@ export class SessionMachine {
       keyId: link.cipher.idHex,
       peer: link.peer.address,
       peerId: toHex(link.peer.id),
+      version: link.cipher.version,
+      kem: kemOf(link.cipher.version),
     });
     this.#prepareRekeyEphemeral(link);
     await this.#pumpSend();
@@ -474,7 +527,11 @@ export class SessionMachine {
   }
 
   async #receiveFrame(bytes: Uint8Array): Promise<void> {
-    const frame = decodeFrame(bytes, this.#maxFrame);
+    // A server waiting for its first HELLO reads every version it knows (to refuse one it
+    // does not speak with a CLOSE the client can verify); after that, one version only.
+    const accepted = this.#version ? [this.#version] : SESSION_VERSIONS;
+    const { version, frame } = decodeVersionedFrame(bytes, this.#maxFrame, accepted);
+    this.#version ??= version;
     // Order of checks (SPEC §22.6): key ID, sequence number, tag, TTL, type.
     const cipher = frame.form === "sealed" ? receiveCipher(this.#state, frame) : undefined;
     if (this.#recvSeq !== undefined && frame.seq !== this.#recvSeq) {
@@ -514,9 +571,9 @@ export class SessionMachine {
     if (s.name === "closing" && (frame.type === T.HELLO || frame.type === T.DATA)) return;
     switch (frame.type) {
       case T.HELLO:
-        return await this.#onRekeyHello(s as Open, frame, decodeSignedPart(body));
+        return await this.#onRekeyHello(s as Open, frame, decodeSignedPart(body, this.#version));
       case T.HELLO_ACK:
-        return await this.#onRekeyHelloAck(frame, decodeSignedPart(body));
+        return await this.#onRekeyHelloAck(frame, decodeSignedPart(body, this.#version));
       case T.ACK: {
         checkEmptyBody(frame.type, body);
         if (s.name === "await-ack") return await this.#onConfirmed(s);
@@ -638,7 +695,15 @@ export class SessionMachine {
 
   async #rekeyed(link: Link, old: SessionCipher, acknowledged: number): Promise<void> {
     const keyId = link.cipher.idHex;
-    this.#event({ type: "rekey", keyId, previousKeyId: old.idHex, acknowledged });
+    const version = link.cipher.version;
+    this.#event({
+      type: "rekey",
+      keyId,
+      previousKeyId: old.idHex,
+      acknowledged,
+      version,
+      kem: kemOf(version),
+    });
     await this.#pumpSend();
   }
 

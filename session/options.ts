@@ -8,7 +8,7 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { ERROR_CODES, type ErrorCode, MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Clock } from "./clock.ts";
-import { DEFAULT_MAX_MESSAGE } from "./messages.ts";
+import { DEFAULT_MAX_MESSAGE, SESSION_VERSIONS, type SessionVersion } from "./messages.ts";
 
 /** Defaults (SPEC §22.7). */
 export const SESSION_DEFAULTS = {
@@ -71,6 +71,17 @@ export interface SessionOptions {
    * per DATA.
    */
   ack?: "batch" | "immediate";
+  /**
+   * The session versions this side speaks, highest first (default `[2, 1]`; SPEC
+   * §22.12). A client sends its HELLO in the first and offers them all; a server accepts
+   * a HELLO of any of them and refuses others with a signed CLOSE (`untrusted`).
+   */
+  versions?: readonly SessionVersion[];
+  /**
+   * Refuse classical (version 1) peers: only version 2, the post-quantum hybrid
+   * (ML-KEM-768 + X25519), is offered and accepted. A refused peer gets `untrusted`.
+   */
+  requirePq?: boolean;
   /** Random bytes for sequence starts and ephemeral keys (vectors only; CSPRNG default). */
   random?: (length: number) => Bytes;
   /** Called with every event, from the very first (the handshake). */
@@ -79,7 +90,9 @@ export interface SessionOptions {
 
 /** Client options: the server's card pinned, or a list of trusted cards. */
 export interface ConnectOptions extends SessionOptions {
+  /** The server's card, pinned: any other server is refused (`untrusted`). */
   peer?: Card;
+  /** Servers accepted when no card is pinned: any of these cards. */
   trusted?: readonly Card[];
 }
 
@@ -91,7 +104,19 @@ export interface AcceptOptions extends SessionOptions {
   trusted?: readonly Card[];
 }
 
-/** What a session reports, for logs and tests. Key IDs are 16 hex digits. */
+/** The key agreement of a session version: X25519 alone (1) or with X-Wing too (2). */
+export type SessionKem = "x25519" | "mlkem768x25519";
+
+/** The KEM a session version uses (its name in events and `--json`). */
+export function kemOf(version: SessionVersion): SessionKem {
+  return version === 2 ? "mlkem768x25519" : "x25519";
+}
+
+/**
+ * What a session reports, for logs and tests. Key IDs are 16 hex digits; `version` and
+ * `kem` name the session version and its key agreement (`"x25519"` for the classical
+ * version 1, `"mlkem768x25519"` for the hybrid version 2).
+ */
 export type SessionEvent =
   | {
     type: "handshake";
@@ -99,8 +124,17 @@ export type SessionEvent =
     keyId: string;
     peer: string;
     peerId: string;
+    version: SessionVersion;
+    kem: SessionKem;
   }
-  | { type: "rekey"; keyId: string; previousKeyId: string; acknowledged: number }
+  | {
+    type: "rekey";
+    keyId: string;
+    previousKeyId: string;
+    acknowledged: number;
+    version: SessionVersion;
+    kem: SessionKem;
+  }
   | { type: "resend"; direction: "sent" | "received"; count: number }
   | { type: "discard"; messageType: string; reason: "stale" }
   | {
@@ -116,8 +150,31 @@ export type ResolvedOptions = Required<
   Omit<SessionOptions, "provider" | "clock" | "s0" | "onEvent">
 >;
 
+/** The versions a side speaks: `versions` (default all), less 1 under `requirePq`. */
+export function resolveVersions(o: SessionOptions): readonly SessionVersion[] {
+  const given = o.versions ?? SESSION_VERSIONS;
+  for (const v of given) {
+    if (!SESSION_VERSIONS.includes(v)) {
+      throw new MissiveError("usage", `session: unknown session version ${v} (known: 2, 1)`);
+    }
+  }
+  const versions = SESSION_VERSIONS.filter((v) => given.includes(v) && !(o.requirePq && v === 1));
+  if (versions.length === 0) {
+    throw new MissiveError(
+      "usage",
+      o.requirePq
+        ? "session: requirePq needs version 2 among the session versions"
+        : "session: no session version to speak",
+    );
+  }
+  return versions;
+}
+
+/** Resolves the options against the defaults (SPEC §22.7); throws `usage` on bad ones. */
 export function resolveOptions(o: SessionOptions): ResolvedOptions {
   const r = {
+    versions: resolveVersions(o),
+    requirePq: o.requirePq ?? false,
     ttlMs: o.ttlMs ?? SESSION_DEFAULTS.ttlMs,
     idleTimeoutMs: o.idleTimeoutMs ?? SESSION_DEFAULTS.idleTimeoutMs,
     maxResends: o.maxResends ?? SESSION_DEFAULTS.maxResends,
@@ -178,8 +235,11 @@ export function codeForReason(reason: number): ErrorCode {
 
 /** What a peer's CLOSE said; the `cause` of the error a session ends with then. */
 export interface PeerClose {
+  /** Always `"peer"`: the other side sent the CLOSE. */
   by: "peer";
+  /** The CLOSE reason (SPEC §22.9): 0 orderly, else the exit code of the peer's error. */
   reason: number;
+  /** The peer's words (at most 256 characters; sanitise before printing). */
   text: string;
 }
 

@@ -15,6 +15,7 @@ import { MissiveError } from "../core/errors.ts";
 import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { Transport } from "../transports/types.ts";
+import type { SessionVersion } from "./messages.ts";
 import { AsyncQueue } from "./_queue.ts";
 import { acceptsSend, isTerminal } from "./_state.ts";
 import type { SecureChannel } from "./channel.ts";
@@ -202,6 +203,14 @@ export class Session implements SecureChannel {
   /** The current key ID (16 hex digits), or undefined before the handshake. */
   get keyId(): string | undefined {
     return this.#machine.keyId;
+  }
+
+  /**
+   * The session version (SPEC §22.12): 2, post-quantum hybrid (ML-KEM-768 + X25519), or
+   * 1, classical X25519. A server knows it once the client's HELLO named it.
+   */
+  get version(): SessionVersion | undefined {
+    return this.#machine.version;
   }
 
   /** Why the session failed, once it has (or the error its CLOSE was sent for). */

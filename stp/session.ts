@@ -12,6 +12,8 @@ import type { StpPlugin } from "../plugin/types.ts";
 export const SESSION_TYPE = 5;
 /** The session protocol version this STP entry stands for. */
 export const SESSION_VERSION = 1;
+/** The post-quantum hybrid session version (ML-KEM-768 + X25519, SPEC §22.12). */
+export const SESSION_PQ_VERSION = 2;
 
 const NOT_ONE_SHOT = "the session STP (5, 1) is a live protocol, not a one-shot message: use " +
   "`missive session listen|connect` or Session.connect/accept (SPEC §22)";

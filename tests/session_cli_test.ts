@@ -71,6 +71,8 @@ describe("missive session (CLI)", () => {
       assert.deepEqual(keyed.slice(1).map((e) => e.acknowledged), [10, 20]);
       assert.equal(new Set(keyed.map((e) => e.keyId)).size, 3);
       assert.deepEqual(events.at(-1).type, "close");
+      // Session version 2 by default (SPEC §22.12), named in every key event.
+      for (const e of keyed) assert.deepEqual([e.version, e.kem], [2, "mlkem768x25519"]);
     }
     assert.deepEqual(
       s.filter((e) => e.type === "rekey").map((e) => e.keyId),
@@ -101,6 +103,86 @@ describe("missive session (CLI)", () => {
     assert.match(mismatch.stderr, /srv@example.org .*not the pinned card carol@example.org/);
     assert.equal(openEnd.code, 7);
     assert.equal(openEnd.text, "");
+  });
+
+  it("--require-pq refuses a version 1 client (exit 7, one clear line each side)", async () => {
+    const pq = await listen([
+      "--key",
+      path("srv.key"),
+      "--trust",
+      path("cli.card"),
+      "--require-pq",
+    ]);
+    const classical = await spawnCli(
+      [
+        "session",
+        "connect",
+        pq.url,
+        "--key",
+        path("cli.key"),
+        "--trust",
+        path("srv.card"),
+        "--session-version",
+        "1",
+      ],
+      { stdin: "hello\n" },
+    );
+    const pqEnd = await pq.done;
+    assert.equal(pqEnd.code, 7, pqEnd.stderr);
+    assert.match(
+      pqEnd.stderr,
+      /^missive: session: cli@example.org offered only session version 1 \(classical X25519\); this side requires version 2 .*--require-pq/m,
+    );
+    assert.equal(pqEnd.text, "");
+    assert.equal(classical.code, 7, classical.stderr);
+    assert.match(classical.stderr, /^missive: session: the peer closed .*requires version 2/m);
+    assert.equal(classical.text, "");
+    const both = await runCli([
+      "session",
+      "connect",
+      "tcp://127.0.0.1:9",
+      "--key",
+      path("cli.key"),
+      "--trust",
+      path("srv.card"),
+      "--session-version",
+      "1",
+      "--require-pq",
+    ]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--require-pq needs session version 2/);
+  });
+
+  it("a version 1 client and a default server interoperate (--json names version 1, x25519)", async () => {
+    const server = await listen(["--key", path("srv.key"), "--trust", path("cli.card"), "--json"]);
+    const client = await spawnCli(
+      [
+        "session",
+        "connect",
+        server.url,
+        "--key",
+        path("cli.key"),
+        "--trust",
+        path("srv.card"),
+        "--session-version",
+        "1",
+        "--json",
+      ],
+      { stdin: "classical\n" },
+    );
+    const served = await server.done;
+    assert.equal(client.code, 0, client.stderr);
+    assert.equal(served.code, 0, served.stderr);
+    for (const events of [jsonLines(served.text), jsonLines(client.text)]) {
+      const hs = events.find((e) => e.type === "handshake");
+      assert.deepEqual([hs.version, hs.kem], [1, "x25519"]);
+    }
+    assert.deepEqual(
+      jsonLines(served.text).filter((e) => e.type === "message").map((e) => e.text),
+      [
+        "classical",
+      ],
+    );
   });
 
   it("works over a stdio pair joined by socat", () => {

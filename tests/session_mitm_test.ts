@@ -9,6 +9,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Bytes, utf8 } from "../core/bytes.ts";
 import { isMissiveError } from "../core/errors.ts";
+import { decodeEnvelope, encodeEnvelope } from "../envelope/mod.ts";
+import {
+  decodeHelloBodyV2,
+  encodeFrame,
+  encodeHelloBody,
+  type Frame,
+  MessageType,
+} from "../session/messages.ts";
 import { fixedIdentity } from "./helpers.ts";
 import { type Action, type Seen, Wire } from "./session_proxy.ts";
 
@@ -267,5 +275,92 @@ describe("session under attack", () => {
         );
       }
     }
+  });
+});
+
+describe("session under attack: version downgrade (SPEC §22.12.4)", () => {
+  type Signed = Frame & { form: "signed" };
+  /** A session whose client's first HELLO the proxy rewrites with `rewrite`. */
+  async function downgrade(
+    rewrite: (hello: Signed, wire: Wire) => Uint8Array[],
+  ): Promise<Wire> {
+    const w = new Wire({ identity: alice, peer: bob.card }, {
+      identity: bob,
+      trusted: [alice.card],
+    });
+    let done = false;
+    w.policy = (s) => {
+      if (done || s.direction !== "c2s" || s.type !== "HELLO") return "forward";
+      done = true;
+      return rewrite(s.frame as Signed, w);
+    };
+    await w.start();
+    await w.advance(60_000);
+    return w;
+  }
+
+  /** Neither end opened, nothing was delivered, no handshake event at all. */
+  function refused(w: Wire): void {
+    for (const end of [w.client, w.server]) {
+      assert.ok(end.ended?.error, "the end failed");
+      const code = end.ended!.error!.code;
+      assert.ok([...CLEAN_CODES, "unknown-protocol"].includes(code), code);
+      assert.ok(!end.events.some((e) => e.type === "handshake"), "no handshake completed");
+    }
+  }
+
+  it("a proxy that strips the v2 offer to a v1 HELLO (same keys and signature) fails it", async () => {
+    const w = await downgrade((hello) => {
+      const body = decodeHelloBodyV2(hello.body, MessageType.HELLO);
+      const v1Body = encodeHelloBody({ ephemeralKey: body.ephemeralKey, card: body.card });
+      return [encodeFrame({ ...hello, body: v1Body }, 1)];
+    });
+    refused(w);
+    assert.equal(w.server.ended!.error!.code, "auth-failed");
+  });
+
+  it("a proxy that removes version 1 or 2 from the signed offer fails it", async () => {
+    for (const offered of [[2], [2, 1, 0]]) {
+      const w = await downgrade((hello) => {
+        const body = decodeHelloBodyV2(hello.body, MessageType.HELLO);
+        return [encodeFrame({ ...hello, body: encodeHelloBody({ ...body, offered }) }, 2)];
+      });
+      refused(w);
+      // [2]: a valid offer, not the signed one; [2, 1, 0]: not even a valid offer.
+      assert.equal(w.server.ended!.error!.code, offered.length === 1 ? "auth-failed" : "malformed");
+    }
+  });
+
+  it("a proxy that relabels the v2 HELLO's envelope as version 1 fails it", async () => {
+    const w = await downgrade((hello) => {
+      const bytes = encodeFrame(hello, 2);
+      const relabelled = new Uint8Array(bytes);
+      relabelled[7] = 1; // the envelope's version byte (SPEC §22.3)
+      return [relabelled];
+    });
+    refused(w);
+  });
+
+  it("a proxy that answers a v2 HELLO with a genuine v1 HELLO_ACK gets nowhere", async () => {
+    // bob's real HELLO_ACK from a v1 session with alice, replayed into a v2 handshake.
+    const v1 = new Wire(
+      { identity: alice, peer: bob.card, versions: [1] },
+      { identity: bob, trusted: [alice.card] },
+    );
+    await v1.start();
+    const v1Ack = v1.seen.find((s) => s.type === "HELLO_ACK")!.bytes;
+    const w = await downgrade((_, wire) => {
+      wire.inject("s2c", v1Ack);
+      return [];
+    });
+    assert.equal(w.client.ended?.error?.code, "unknown-protocol");
+    assert.ok(!w.client.events.some((e) => e.type === "handshake"));
+    // Re-wrapping it as a v2 envelope does not help: its signature is under v1's labels.
+    const w2 = await downgrade((_, wire) => {
+      wire.inject("s2c", encodeEnvelope({ ...decodeEnvelope(v1Ack), protocolVersion: 2 }));
+      return [];
+    });
+    assert.equal(w2.client.machine.state, "failed");
+    assert.ok(!w2.client.events.some((e) => e.type === "handshake"));
   });
 });

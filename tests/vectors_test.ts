@@ -58,6 +58,7 @@ const FILES = [
   "amp.json",
   "stream.json",
   "session.json",
+  "session_v2.json",
   "framing.json",
   "relay.json",
   "signature.json",
@@ -68,7 +69,12 @@ const FILES = [
  * (SPEC §12): streams and session exchanges. A session frame may also be "discarded"
  * (SPEC §22.7: stale, the session goes on).
  */
-const OUTCOME_IS_CODE = new Set<string>(["stream.json", "session.json", "chat.json"]);
+const OUTCOME_IS_CODE = new Set<string>([
+  "stream.json",
+  "session.json",
+  "session_v2.json",
+  "chat.json",
+]);
 const MESSAGE_FILES = [
   "simple.json",
   "group.json",

@@ -50,6 +50,11 @@ export interface SessionVector {
   s0?: string;
   /** Random stream seeds of the client and the server. */
   random: { client: string; server: string };
+  /**
+   * The session versions each side speaks (SPEC §22.12; session_v2.json), highest
+   * first. Absent: version 1 alone on both sides (session.json).
+   */
+  versions?: { client: (1 | 2)[]; server: (1 | 2)[] };
   clock: number;
   /** Messages the client sends, in order (UTF-8). */
   messages: string[];
@@ -100,6 +105,7 @@ function sessionOptions(s: Setup, side: "client" | "server", clock: FakeClock) {
     window: 1,
     rekeyAfter: s.v.rekeyAfter,
     s0: s.v.s0 === undefined ? undefined : utf8(s.v.s0),
+    versions: s.v.versions?.[side] ?? [1] as const,
   };
 }
 
@@ -335,7 +341,7 @@ interface EditContext {
   s2c: Bytes[];
 }
 
-const frameAt = (inputs: Bytes[], type: MessageType, nth = 0) =>
+export const frameAt = (inputs: Bytes[], type: MessageType, nth = 0) =>
   inputs.map((b, i) => [i, decodeFrame(b, 1 << 20)] as const).filter(([, f]) =>
     f.type === type
   )[nth];

@@ -3,7 +3,7 @@
  *
  *     node_modules/.bin/deno run -A tests/vectors/generate.ts
  *
- * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,psk,amp,stream,session,
+ * writes tests/vectors/{envelope,armor,card,keyfile,simple,group,auth,plain,psk,amp,stream,session,session_v2,
  * framing,relay,signature}.json, the post-quantum files {card_v2,keyfile_v2,simple_v3,group_v2,weak_keys}.json
  * and ratchet.json.
  * Every
@@ -35,6 +35,7 @@ import { cardVectors, keyFileVectors } from "./cases_keys.ts";
 import { ratchetVectors } from "./cases_ratchet.ts";
 import { relayVectors } from "./cases_relay.ts";
 import { sessionVectors } from "./cases_session.ts";
+import { sessionV2Vectors } from "./cases_session_v2.ts";
 import { signatureVectors } from "./cases_signature.ts";
 import { simpleCases } from "./cases_simple.ts";
 import { streamVectors } from "./cases_stream.ts";
@@ -149,6 +150,13 @@ export async function buildCorpus(provider: CryptoProvider): Promise<Record<stri
         "`expect.delivered` and end with `expect.outcome`; see tests/vectors/cases_session.ts.",
       identities,
       vectors: await sessionVectors(provider, ids),
+    },
+    "session_v2.json": {
+      description: "STP session version 2 (SPEC §22.12: X25519 and an X-Wing encapsulation " +
+        "per handshake), in the format of session.json; `versions` names the versions each " +
+        "side speaks. See tests/vectors/cases_session_v2.ts for the random-stream order.",
+      identities,
+      vectors: await sessionV2Vectors(provider, ids),
     },
     "framing.json": framingVectors(),
     "signature.json": {
