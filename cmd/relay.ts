@@ -84,6 +84,8 @@ Options:
   --wait [DURATION]      send: wait for the delivery receipt (default 30s; 500ms, 10s, 2m)
   --json                 one JSON object per line; a receipt is {"receipt": ID, "to", "status"}
   --timeout DURATION     connection and request time limit (default 15s)
+  --require-pq           the session with the relay must be post-quantum (version 2):
+                         a relay that answers in version 1 is refused (exit 7)
 
 Example:
   missive relay register --relay tcp://127.0.0.1:7900 --relay-card relay.card --key alice.key
@@ -133,6 +135,7 @@ const FLAGS = {
   resend: { type: "string" },
   drop: { type: "string" },
   plugin: { type: "string", multiple: true },
+  "require-pq": { type: "boolean" },
 } as const;
 
 /** The parsed flags, as parseArgs returns them for {@link FLAGS}. */
@@ -250,6 +253,7 @@ async function context(io: Io, sub: string, v: Values): Promise<Context> {
     timeoutMs,
     json: v.json === true,
     trusted: v.trust ? await loadCards(v.trust) : [],
+    requirePq: v["require-pq"] === true,
   };
 }
 

@@ -51,6 +51,8 @@ export interface Context {
   timeoutMs: number;
   json: boolean;
   trusted: Card[];
+  /** --require-pq: the session with the relay must be version 2 (post-quantum hybrid). */
+  requirePq?: boolean;
 }
 
 export const print = (io: Io, line: string) => io.stdout(utf8(line + "\n"));
@@ -80,6 +82,7 @@ export async function connect(ctx: Context): Promise<RelayClient> {
     try {
       const client = await connectRelay(url, ctx.identity, ctx.relayCard, {
         timeoutMs: ctx.timeoutMs,
+        requirePq: ctx.requirePq,
       });
       ctx.connected = url;
       return client;

@@ -60,6 +60,8 @@ Options:
                         e.g. 30s, 5m (default 10s)
   --rekey-after N       sessions re-key after N acknowledged messages from the relay
                         (default: the session protocol's, 10; 0 never)
+  --require-pq          accept post-quantum sessions only (version 2): a client that
+                        offers only version 1 is refused at the handshake
   --announce            answer LAN discovery (missive chat --lan): signed announcements
                         of this relay's card and port on --lan-group (SPEC §27.3)
   --lan-group ADDR:PORT multicast group or broadcast address (default 239.255.77.77:7901)
@@ -244,6 +246,7 @@ export const serve: Command = {
       stats: { type: "boolean" },
       "stats-interval": { type: "string" },
       "rekey-after": { type: "string" },
+      "require-pq": { type: "boolean" },
       store: { type: "string" },
       node: { type: "string" },
       "store-replicas": { type: "string" },
@@ -316,7 +319,12 @@ export const serve: Command = {
       if (rekeyAfter !== undefined && (!Number.isSafeInteger(rekeyAfter) || rekeyAfter < 0)) {
         throw new MissiveError("usage", "--rekey-after: expected a count (0: never)");
       }
-      running = await serveRelay(url, identity, server, { ...linkLimits, log, rekeyAfter });
+      running = await serveRelay(url, identity, server, {
+        ...linkLimits,
+        log,
+        rekeyAfter,
+        requirePq: v["require-pq"] === true,
+      });
     } catch (e) {
       await server.close();
       throw e;

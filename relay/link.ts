@@ -32,6 +32,11 @@ import type { RelayEvent, RelayServer } from "./server.ts";
 export interface RelayConnectOptions {
   /** Time for connecting and for each request. */
   timeoutMs?: number;
+  /**
+   * Speak session version 2 only (post-quantum hybrid, SPEC §22.12): a relay that answers
+   * in version 1 is refused. Without it the client offers [2, 1].
+   */
+  requirePq?: boolean;
 }
 
 /**
@@ -47,7 +52,10 @@ export async function connectRelay(
 ): Promise<RelayClient> {
   const transport = await connectTransport(url, { timeoutMs: options.timeoutMs });
   try {
-    const channel = await Session.connect(transport, identity, { peer: relayCard });
+    const channel = await Session.connect(transport, identity, {
+      peer: relayCard,
+      ...(options.requirePq ? { requirePq: true } : {}),
+    });
     return new RelayClient(channel, { timeoutMs: options.timeoutMs });
   } catch (e) {
     await transport.close().catch(() => {});
@@ -100,6 +108,11 @@ export interface ServeRelayOptions extends Partial<LinkLimits> {
   log?: (event: RelayEvent) => void;
   /** The session's re-key interval (SPEC §22; default the session's). */
   rekeyAfter?: number;
+  /**
+   * Accept session version 2 only (SPEC §22.12): a client that offers only version 1 is
+   * refused at the handshake with a signed CLOSE.
+   */
+  requirePq?: boolean;
 }
 
 /** The source address of a `tcp://HOST:PORT` remote. */
@@ -230,6 +243,7 @@ async function serveLink(transport: Transport, ctx: LinkContext): Promise<void> 
       {
         authorize: (card: Card) => server.authorize(card),
         ...(options.rekeyAfter !== undefined ? { rekeyAfter: options.rekeyAfter } : {}),
+        ...(options.requirePq ? { requirePq: true } : {}),
         inboxLimit: SESSION_INBOX_MESSAGES,
         handshakeTimeoutMs: limits.handshakeTimeoutMs,
         maxInboxBytes: server.limits.connectionBytes / 2,

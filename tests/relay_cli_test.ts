@@ -11,6 +11,13 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
 import { randomBytes, toHex } from "../core/bytes.ts";
+import { isMissiveError } from "../core/errors.ts";
+import { getCryptoProvider } from "../crypto/mod.ts";
+import { parseCardText } from "../keys/card.ts";
+import { readKeyFile } from "../keys/identity.ts";
+import { peerCloseOf } from "../session/options.ts";
+import { Session } from "../session/session.ts";
+import { connectTransport } from "../transports/mod.ts";
 import { DENO, ENTRY, ROOT, runCli, spawnCli, tempDir } from "./helpers.ts";
 
 interface Relay {
@@ -327,6 +334,53 @@ describe("missive serve + missive relay (real sessions over TCP)", () => {
       assert.match(alice.stderr, /refused alice@example\.org: registration is closed/);
     } finally {
       await kill(closed, "SIGKILL");
+    }
+  });
+
+  it("serve --require-pq refuses a version 1 client; relay --require-pq registers over version 2", async () => {
+    const pq = await startServe([
+      "tcp://127.0.0.1:0",
+      "--key",
+      f("relay.key"),
+      "--db",
+      f("pq.db"),
+      "--open-registration",
+      "--require-pq",
+    ]);
+    try {
+      const register = (extra: string[]) =>
+        runCli([
+          "relay",
+          "register",
+          "--relay",
+          pq.url,
+          "--relay-card",
+          f("relay.card"),
+          "--key",
+          f("bob.key"),
+          "--state",
+          f("bob.pq.db"),
+          ...extra,
+        ]);
+      const bob = await register(["--require-pq"]);
+      assert.equal(bob.code, 0, bob.stderr);
+      // A client speaking version 1 only (the library's option; the CLI has no such flag).
+      const crypto = await getCryptoProvider();
+      const identity = await readKeyFile(crypto, readFileSync(f("alice.key"), "utf8"), () => {
+        throw new Error("no passphrase here");
+      });
+      const relayCard = await parseCardText(crypto, readFileSync(f("relay.card"), "utf8"));
+      const transport = await connectTransport(pq.url);
+      try {
+        await assert.rejects(
+          Session.connect(transport, identity, { peer: relayCard, versions: [1] }),
+          (e: unknown) => isMissiveError(e, "untrusted") && peerCloseOf(e) !== undefined,
+        );
+      } finally {
+        await transport.close().catch(() => {});
+      }
+    } finally {
+      await kill(pq, "SIGKILL");
     }
   });
 
