@@ -120,6 +120,10 @@ export function openOutput(
     );
   }
   const temporary = join(dirname(path), `.${basename(path)}.${toHex(randomBytes(6))}.partial`);
+  // The handlers go in before the file exists: until then SIGINT's default action ends
+  // the process at once, and a signal just after the open would leave the file behind.
+  installSignalHandlers();
+  pending.add(temporary);
   let fd: number | undefined;
   try {
     fd = openSync(
@@ -128,10 +132,9 @@ export function openOutput(
       options.mode,
     );
   } catch (e) {
+    pending.delete(temporary);
     throw new MissiveError("io", `cannot write ${path}: ${ioWords(e)}`);
   }
-  installSignalHandlers();
-  pending.add(temporary);
   const close = () => {
     if (fd !== undefined) closeSync(fd);
     fd = undefined;

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -323,9 +323,8 @@ describe("finding 9: smaller ones", () => {
     child.stdin!.on("error", () => {});
     child.stdin!.write(stream.subarray(0, stream.length / 2));
     const partial = () => readdirSync(dir).filter((f) => f.startsWith(".interrupted.bin."));
-    for (let i = 0; i < 600 && partial().length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // The temporary file exists only once the cleanup handler is in (cmd/output.ts).
+    assert.ok(await until(child, () => partial().length > 0), "open: writing when interrupted");
     assert.equal(partial().length, 1, "the temporary file exists while writing");
     const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => {
       child.on("close", (c, s) => resolve([c, s]));
@@ -339,11 +338,17 @@ describe("finding 9: smaller ones", () => {
   });
 
   // Every other command with -o (issue 21 item 6): interrupted while it works, it leaves
-  // neither the target nor a temporary file.
+  // neither the target nor a temporary file. `ready` waits for a sign, seen from outside,
+  // that the child is at work — never for a length of time: on a loaded machine a child
+  // may still be starting after any delay, and a signal then proves nothing.
   const interrupted = async (
     args: string[],
     target: string,
-    options: { stdin?: Uint8Array; env?: Record<string, string>; ready: () => boolean },
+    options: {
+      stdin?: Uint8Array;
+      env?: Record<string, string>;
+      ready: (child: ChildProcess) => Promise<boolean>;
+    },
   ) => {
     const child = spawn(DENO, ["run", "-A", "--quiet", ENTRY, ...args], {
       stdio: ["pipe", "pipe", "pipe"],
@@ -351,10 +356,7 @@ describe("finding 9: smaller ones", () => {
     });
     child.stdin!.on("error", () => {}); // EPIPE once the child is interrupted: expected
     if (options.stdin) child.stdin!.write(options.stdin);
-    for (let i = 0; i < 600 && !options.ready(); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.ok(options.ready(), `${args[0]}: working when interrupted`);
+    assert.ok(await options.ready(child), `${args[0]}: working when interrupted`);
     const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => {
       child.on("close", (c, s) => resolve([c, s]));
       child.kill("SIGINT");
@@ -386,27 +388,60 @@ describe("finding 9: smaller ones", () => {
       out,
       {
         stdin: new Uint8Array(1024 * 1024).fill(1),
-        ready: () => readdirSync(dir).some((f) => f.startsWith(".seal-interrupted.msv.")),
+        // The temporary file exists only once the cleanup handler is in (cmd/output.ts).
+        ready: (child) =>
+          until(child, () => readdirSync(dir).some((f) => f.startsWith(".seal-interrupted.msv."))),
       },
     );
   });
 
   it("an interrupted sign -o and keygen -o leave no file", async () => {
     const sig = at("interrupted.sig");
-    let started = Date.now();
     await interrupted(["sign", "--key", at("alice.key"), "-o", sig], sig, {
-      stdin: new Uint8Array(64 * 1024).fill(2), // then stalls: sign is still hashing stdin
-      ready: () => Date.now() - started > 1500,
+      // More than a pipe holds (64 KiB on Linux): the write completes only once sign has
+      // read most of it, so it is hashing stdin (and then stalls, waiting for the rest).
+      ready: (child) => consumed(child, new Uint8Array(1024 * 1024).fill(2)),
     });
     const key = at("interrupted.key");
-    started = Date.now();
     await interrupted(
       ["keygen", "--name", "x@example.org", "-o", key, "--passphrase", "--work-factor", "20"],
       key,
       {
-        env: { MISSIVE_PASSPHRASE: "correct horse" }, // scrypt 2^20: seconds of work
-        ready: () => Date.now() - started > 1500,
+        env: { MISSIVE_PASSPHRASE: "correct horse" },
+        // scrypt 2^20 (r = 8) fills a 1 GiB table: past 512 MiB resident, keygen is in it.
+        ready: (child) => until(child, () => residentMiB(child.pid!) > 512),
       },
     );
   });
 });
+
+/** Polls `condition` until it holds (true), the child ends, or 30 s pass (false). */
+async function until(child: ChildProcess, condition: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 600; i++) {
+    if (condition()) return true;
+    if (child.exitCode !== null || child.signalCode !== null) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return condition();
+}
+
+/**
+ * Writes `data` to the child's stdin; true once the pipe took all of it, which for more
+ * than a pipe holds means the child has read it. False if the child ends first.
+ */
+function consumed(child: ChildProcess, data: Uint8Array): Promise<boolean> {
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve(false));
+    child.stdin!.write(data, (e) => resolve(!e));
+  });
+}
+
+/** The child's resident memory (Linux /proc), 0 once it is gone. */
+function residentMiB(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
