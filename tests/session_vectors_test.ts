@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { concatBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
+import { type Bytes, concatBytes, fromHex, toHex, utf8 } from "../core/bytes.ts";
 import { nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
 import { decodeDataBody, decodeFrame, MessageType } from "../session/messages.ts";
 import { makeIdentities } from "./vectors/common.ts";
@@ -22,117 +22,108 @@ import {
 } from "./vectors/cases_session.ts";
 import { sessionV2Vectors, specAadV2, specInitialKeysV2 } from "./vectors/cases_session_v2.ts";
 
-const file = JSON.parse(
-  readFileSync(new URL("./vectors/session.json", import.meta.url), "utf8"),
-) as { vectors: SessionVector[] };
-const vectors = file.vectors;
 const ids = await makeIdentities(nobleProvider);
 
-describe("session vectors", () => {
-  it("has at least as many failures as successes", () => {
-    const ok = vectors.filter((v) => v.expect.outcome === "success").length;
-    assert.ok(ok >= 3 && vectors.length - ok >= ok, `${ok} of ${vectors.length}`);
-  });
+/** SPEC §22.6: the AAD of a version 1 sealed frame (label, envelope header, payload header). */
+function specAadV1(seq: number, payloadHeader: Uint8Array): Uint8Array {
+  const envHeader = new Uint8Array(12);
+  const view = new DataView(envHeader.buffer);
+  view.setUint16(0, 5);
+  view.setUint16(2, 1);
+  view.setUint32(4, Math.floor(seq / 2 ** 32));
+  view.setUint32(8, seq >>> 0);
+  return concatBytes(utf8("missive/session/v1/aad"), envHeader, payloadHeader);
+}
 
-  for (
-    const [name, provider] of [["noble", nobleProvider], ["webcrypto", webcryptoProvider]] as const
-  ) {
-    it(`every vector replays exactly (${name})`, async () => {
-      for (const v of vectors) {
-        const got = JSON.parse(JSON.stringify(await runSessionVector(provider, ids, v, v.expect)));
-        assert.deepEqual(got, v.expect, v.name);
-      }
-    });
-  }
-
-  it("the generator reproduces the committed vectors", async () => {
-    const again = JSON.parse(JSON.stringify(await sessionVectors(nobleProvider, ids)));
-    assert.deepEqual(again, vectors);
-  });
-
-  it("SPEC §22.5 alone derives the keys that open the client's DATA", () => {
-    for (const v of vectors.filter((x) => x.expect.outcome === "success")) {
-      const c2s = v.inputs.map((h) => fromHex(h)!);
-      const s2c = v.expect.outputs.map((h) => fromHex(h)!);
-      const k = specInitialKeys(v, c2s, s2c);
-      assert.equal(toHex(k.keyId), v.expect.keyIds[0], v.name);
-      let counter = 0;
-      const opened: string[] = [];
-      for (const bytes of c2s.slice(1)) {
-        const f = decodeFrame(bytes, 1 << 20);
-        if (f.form !== "sealed" || toHex(f.keyId) !== toHex(k.keyId)) break;
-        const nonce = new Uint8Array(12);
-        new DataView(nonce.buffer).setUint32(8, counter++);
-        const envHeader = new Uint8Array(12);
-        const view = new DataView(envHeader.buffer);
-        view.setUint16(0, 5);
-        view.setUint16(2, 1);
-        view.setUint32(4, Math.floor(f.seq / 2 ** 32));
-        view.setUint32(8, f.seq >>> 0);
-        const payloadHeader = bytes.subarray(
-          bytes.length - f.ciphertext.length - 18,
-          -f.ciphertext.length,
-        );
-        const aad = concatBytes(utf8("missive/session/v1/aad"), envHeader, payloadHeader);
-        const plain = chacha20poly1305(k.c2s, nonce, aad).decrypt(f.ciphertext);
-        if (f.type === MessageType.DATA) opened.push(toHex(decodeDataBody(plain).data));
-      }
-      assert.ok(opened.length > 0, v.name);
-      assert.deepEqual(opened, v.expect.delivered.slice(0, opened.length), v.name);
-    }
-  });
-});
-
-describe("session v2 vectors", () => {
-  const v2 = (JSON.parse(
-    readFileSync(new URL("./vectors/session_v2.json", import.meta.url), "utf8"),
+/** One version's vector file: replay, generator, and the SPEC-only re-derivation. */
+function vectorSuite(o: {
+  title: string;
+  file: string;
+  section: string;
+  version: 1 | 2;
+  generate: () => Promise<unknown>;
+  keys: (v: SessionVector, c2s: Bytes[], s2c: Bytes[]) => { keyId: Uint8Array; c2s: Uint8Array };
+  aad: (seq: number, payloadHeader: Uint8Array) => Uint8Array;
+}): void {
+  const vectors = (JSON.parse(
+    readFileSync(new URL(`./vectors/${o.file}`, import.meta.url), "utf8"),
   ) as { vectors: SessionVector[] }).vectors;
 
-  it("has at least as many failures as successes", () => {
-    const ok = v2.filter((v) => v.expect.outcome === "success").length;
-    assert.ok(ok >= 3 && v2.length - ok >= ok, `${ok} of ${v2.length}`);
-  });
+  describe(o.title, () => {
+    it("has at least as many failures as successes", () => {
+      const ok = vectors.filter((v) => v.expect.outcome === "success").length;
+      assert.ok(ok >= 3 && vectors.length - ok >= ok, `${ok} of ${vectors.length}`);
+    });
 
-  for (
-    const [name, provider] of [["noble", nobleProvider], ["webcrypto", webcryptoProvider]] as const
-  ) {
-    it(`every vector replays exactly (${name})`, async () => {
-      for (const v of v2) {
-        const got = JSON.parse(JSON.stringify(await runSessionVector(provider, ids, v, v.expect)));
-        assert.deepEqual(got, v.expect, v.name);
+    for (
+      const [name, provider] of [["noble", nobleProvider], [
+        "webcrypto",
+        webcryptoProvider,
+      ]] as const
+    ) {
+      it(`every vector replays exactly (${name})`, async () => {
+        for (const v of vectors) {
+          const got = JSON.parse(
+            JSON.stringify(await runSessionVector(provider, ids, v, v.expect)),
+          );
+          assert.deepEqual(got, v.expect, v.name);
+        }
+      });
+    }
+
+    it("the generator reproduces the committed vectors", async () => {
+      assert.deepEqual(JSON.parse(JSON.stringify(await o.generate())), vectors);
+    });
+
+    it(`SPEC ${o.section} alone derives the keys that open the client's DATA`, () => {
+      for (const v of vectors.filter((x) => x.expect.outcome === "success")) {
+        const c2s = v.inputs.map((h) => fromHex(h)!);
+        const s2c = v.expect.outputs.map((h) => fromHex(h)!);
+        const k = o.keys(v, c2s, s2c);
+        assert.equal(toHex(k.keyId), v.expect.keyIds[0], v.name);
+        let counter = 0;
+        const opened: string[] = [];
+        for (const bytes of c2s.slice(1)) {
+          const f = decodeFrame(bytes, 1 << 20);
+          if (f.form !== "sealed" || toHex(f.keyId) !== toHex(k.keyId)) break;
+          assert.equal(
+            bytes[7],
+            o.version,
+            `a v${o.version} frame's envelope is (5, ${o.version})`,
+          );
+          const nonce = new Uint8Array(12);
+          new DataView(nonce.buffer).setUint32(8, counter++);
+          const payloadHeader = bytes.subarray(
+            bytes.length - f.ciphertext.length - 18,
+            -f.ciphertext.length,
+          );
+          const plain = chacha20poly1305(k.c2s, nonce, o.aad(f.seq, payloadHeader))
+            .decrypt(f.ciphertext);
+          if (f.type === MessageType.DATA) opened.push(toHex(decodeDataBody(plain).data));
+        }
+        assert.ok(opened.length > 0, v.name);
+        assert.deepEqual(opened, v.expect.delivered.slice(0, opened.length), v.name);
       }
     });
-  }
-
-  it("the generator reproduces the committed vectors", async () => {
-    const again = JSON.parse(JSON.stringify(await sessionV2Vectors(nobleProvider, ids)));
-    assert.deepEqual(again, v2);
   });
+}
 
-  it("SPEC §22.12 alone derives the keys that open the client's DATA", () => {
-    for (const v of v2.filter((x) => x.expect.outcome === "success")) {
-      const c2s = v.inputs.map((h) => fromHex(h)!);
-      const s2c = v.expect.outputs.map((h) => fromHex(h)!);
-      const k = specInitialKeysV2(v, c2s, s2c);
-      assert.equal(toHex(k.keyId), v.expect.keyIds[0], v.name);
-      let counter = 0;
-      const opened: string[] = [];
-      for (const bytes of c2s.slice(1)) {
-        const f = decodeFrame(bytes, 1 << 20);
-        if (f.form !== "sealed" || toHex(f.keyId) !== toHex(k.keyId)) break;
-        assert.equal(bytes[7], 2, "a v2 frame's envelope is (5, 2)");
-        const nonce = new Uint8Array(12);
-        new DataView(nonce.buffer).setUint32(8, counter++);
-        const payloadHeader = bytes.subarray(
-          bytes.length - f.ciphertext.length - 18,
-          -f.ciphertext.length,
-        );
-        const aad = specAadV2(f.seq, payloadHeader);
-        const plain = chacha20poly1305(k.c2s, nonce, aad).decrypt(f.ciphertext);
-        if (f.type === MessageType.DATA) opened.push(toHex(decodeDataBody(plain).data));
-      }
-      assert.ok(opened.length > 0, v.name);
-      assert.deepEqual(opened, v.expect.delivered.slice(0, opened.length), v.name);
-    }
-  });
+vectorSuite({
+  title: "session vectors",
+  file: "session.json",
+  section: "§22.5",
+  version: 1,
+  generate: () => sessionVectors(nobleProvider, ids),
+  keys: specInitialKeys,
+  aad: specAadV1,
+});
+
+vectorSuite({
+  title: "session v2 vectors",
+  file: "session_v2.json",
+  section: "§22.12",
+  version: 2,
+  generate: () => sessionV2Vectors(nobleProvider, ids),
+  keys: specInitialKeysV2,
+  aad: specAadV2,
 });
