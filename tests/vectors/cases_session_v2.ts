@@ -60,16 +60,23 @@ export function specKeysV2(input: {
   return { chain, c2s: okm.slice(0, 32), s2c: okm.slice(32, 64), keyId: okm.slice(64, 72) };
 }
 
-/** The associated data of a sealed v2 frame (SPEC §22.12.3, §22.5.3). */
-export function specAadV2(seq: number, payloadHeader: Uint8Array): Bytes {
+/**
+ * The associated data of a sealed frame of session version 1 or 2 (SPEC §22.5.3, §22.12.3):
+ * the version's label, the envelope header (5, version, sequence number), the payload header.
+ */
+export function specAad(version: 1 | 2, seq: number, payloadHeader: Uint8Array): Bytes {
   const envHeader = new Uint8Array(12);
   const ev = new DataView(envHeader.buffer);
   ev.setUint16(0, 5);
-  ev.setUint16(2, 2);
+  ev.setUint16(2, version);
   ev.setUint32(4, Math.floor(seq / 2 ** 32));
   ev.setUint32(8, seq >>> 0);
-  return concatBytes(utf8("missive/session/v2/aad"), envHeader, payloadHeader);
+  return concatBytes(utf8(`missive/session/v${version}/aad`), envHeader, payloadHeader);
 }
+
+/** The associated data of a sealed v2 frame. */
+export const specAadV2 = (seq: number, payloadHeader: Uint8Array): Bytes =>
+  specAad(2, seq, payloadHeader);
 
 /** A sealed v2 frame per SPEC §22.3, §22.5.3 and §22.12. */
 export function specSealV2(
