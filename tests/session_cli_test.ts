@@ -22,6 +22,13 @@ const listen = (args: string[]) =>
     ready: /listening on (tcp:\/\/[0-9.]+:\d+)/,
   });
 
+/** Runs `missive session connect URL` as cli.key trusting srv.card, with `extra` flags. */
+const connect = (url: string, extra: string[], stdin: string) =>
+  spawnCli(
+    ["session", "connect", url, "--key", path("cli.key"), "--trust", path("srv.card"), ...extra],
+    { stdin },
+  );
+
 const jsonLines = (text: string) =>
   text.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
 
@@ -46,19 +53,7 @@ describe("missive session (CLI)", () => {
       "10",
     ]);
     const lines = Array.from({ length: 25 }, (_, i) => `line ${i + 1}`);
-    const client = await spawnCli(
-      [
-        "session",
-        "connect",
-        server.url,
-        "--key",
-        path("cli.key"),
-        "--trust",
-        path("srv.card"),
-        "--json",
-      ],
-      { stdin: lines.join("\n") + "\n" },
-    );
+    const client = await connect(server.url, ["--json"], lines.join("\n") + "\n");
     const served = await server.done;
     assert.equal(client.code, 0, client.stderr);
     assert.equal(served.code, 0, served.stderr);
@@ -82,10 +77,7 @@ describe("missive session (CLI)", () => {
 
   it("refuses an untrusted client and a mismatched server card (exit 7 on both sides)", async () => {
     const strict = await listen(["--key", path("srv.key"), "--trust", path("carol.card")]);
-    const refused = await spawnCli(
-      ["session", "connect", strict.url, "--key", path("cli.key"), "--trust", path("srv.card")],
-      { stdin: "hello\n" },
-    );
+    const refused = await connect(strict.url, [], "hello\n");
     const strictEnd = await strict.done;
     assert.equal(refused.code, 7, refused.stderr);
     assert.match(refused.stderr, /^missive: session: the peer closed/);
@@ -113,20 +105,7 @@ describe("missive session (CLI)", () => {
       path("cli.card"),
       "--require-pq",
     ]);
-    const classical = await spawnCli(
-      [
-        "session",
-        "connect",
-        pq.url,
-        "--key",
-        path("cli.key"),
-        "--trust",
-        path("srv.card"),
-        "--session-version",
-        "1",
-      ],
-      { stdin: "hello\n" },
-    );
+    const classical = await connect(pq.url, ["--session-version", "1"], "hello\n");
     const pqEnd = await pq.done;
     assert.equal(pqEnd.code, 7, pqEnd.stderr);
     assert.match(
@@ -155,21 +134,7 @@ describe("missive session (CLI)", () => {
 
   it("a version 1 client and a default server interoperate (--json names version 1, x25519)", async () => {
     const server = await listen(["--key", path("srv.key"), "--trust", path("cli.card"), "--json"]);
-    const client = await spawnCli(
-      [
-        "session",
-        "connect",
-        server.url,
-        "--key",
-        path("cli.key"),
-        "--trust",
-        path("srv.card"),
-        "--session-version",
-        "1",
-        "--json",
-      ],
-      { stdin: "classical\n" },
-    );
+    const client = await connect(server.url, ["--session-version", "1", "--json"], "classical\n");
     const served = await server.done;
     assert.equal(client.code, 0, client.stderr);
     assert.equal(served.code, 0, served.stderr);
