@@ -35,6 +35,8 @@ export interface LanListenOptions {
   identity: Identity;
   handshakeTimeoutMs?: number;
   maxPerAddress?: number;
+  /** Accept only session version 2 (post-quantum hybrid). */
+  requirePq?: boolean;
   /** A session whose peer proved its card; call `done` when it has ended. */
   onSession: (session: Session, done: () => void) => void;
   /** A refusal or failure, with its reason. */
@@ -142,6 +144,7 @@ async function handshake(transport: Transport, options: LanListenOptions): Promi
     return await Promise.race([
       Session.accept(transport, options.identity, {
         authorize: () => true,
+        ...(options.requirePq ? { requirePq: true } : {}),
         // Reported before the next frame is read: the first DATA meets the raised cap.
         onEvent: (e) => {
           if (e.type === "handshake") raise();

@@ -39,6 +39,8 @@ export interface LanCarrierOptions {
   /** Direct sessions: handshake deadline (default 10 s) and per-address cap (default 8). */
   handshakeTimeoutMs?: number;
   maxPerAddress?: number;
+  /** Direct sessions must be version 2 (post-quantum hybrid, SPEC §22.12), both ways. */
+  requirePq?: boolean;
 }
 
 /** Whether a relay heard on the LAN is one the user trusts (SPEC §27.3). */
@@ -73,6 +75,7 @@ export class LanCarrier implements Carrier {
       identity: this.#identity,
       handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
       maxPerAddress: this.#options.maxPerAddress,
+      requirePq: this.#options.requirePq,
       onSession: (s, done) => this.#adopt(s, done),
       problem: (reason) => sink.problem(reason),
       closed: () => this.#closed,
@@ -142,7 +145,10 @@ export class LanCarrier implements Carrier {
       timeoutMs: this.#options.timeoutMs ?? 5000,
     });
     try {
-      const session = await Session.connect(transport, this.#identity, { peer: peer.card });
+      const session = await Session.connect(transport, this.#identity, {
+        peer: peer.card,
+        ...(this.#options.requirePq ? { requirePq: true } : {}),
+      });
       this.#adopt(session);
       return session;
     } catch (e) {

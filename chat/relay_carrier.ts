@@ -19,6 +19,8 @@ export interface RelayCarrierOptions {
   timeoutMs?: number;
   /** Longest wait between reconnection attempts (ms; default 5000). */
   maxBackoffMs?: number;
+  /** The session with the relay must be version 2 (post-quantum hybrid, SPEC §22.12). */
+  requirePq?: boolean;
 }
 
 /** A relay as the chat's carrier. A class: it owns the reconnecting link. */
@@ -28,6 +30,7 @@ export class RelayCarrier implements Carrier {
   readonly #identity: Identity;
   readonly #relayCard: Card;
   readonly #timeoutMs: number;
+  readonly #requirePq: boolean;
   readonly #maxBackoffMs: number;
   #client?: RelayClient;
   #sink?: CarrierSink;
@@ -43,6 +46,7 @@ export class RelayCarrier implements Carrier {
     this.#relayCard = relayCard;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
     this.#maxBackoffMs = options.maxBackoffMs ?? 5000;
+    this.#requirePq = options.requirePq === true;
   }
 
   /** Connects now (resolves after the first attempt, up or not) and keeps reconnecting. */
@@ -62,6 +66,7 @@ export class RelayCarrier implements Carrier {
       try {
         client = await connectRelay(this.#url, this.#identity, this.#relayCard, {
           timeoutMs: this.#timeoutMs,
+          requirePq: this.#requirePq,
         });
         await client.register();
         await client.setPresence(this.#status);

@@ -28,6 +28,7 @@ import {
   type Io,
   loadCards,
   loadIdentity,
+  parseDuration,
   parseFlags,
 } from "./common.ts";
 import { ChatScreen } from "./chat_screen.ts";
@@ -76,7 +77,9 @@ Options:
   --log FILE             append problems (bad input from peers, each with its reason)
                          here instead of stderr
   --export ADDRESS       print that conversation as JSON and exit
-  --timeout MS           connection and request time limit (default 15000)
+  --timeout DURATION     connection and request time limit (default 15s; 500ms, 1m)
+  --require-pq           sessions (with the relay, or direct on the LAN) must be
+                         post-quantum (version 2): a version 1 peer is refused
 
 A real LAN needs UDP to the group's port and TCP to each peer's announced port let through
 host firewalls, and multicast on the local segment (TTL 1; no routing across subnets); a
@@ -120,6 +123,7 @@ export const chat: Command = {
         log: { type: "string" },
         export: { type: "string" },
         timeout: { type: "string" },
+        "require-pq": { type: "boolean" },
       },
       usage,
       0,
@@ -127,10 +131,10 @@ export const chat: Command = {
     if (!parsed) return;
     const v = parsed.values;
     if (!v.key) throw new MissiveError("usage", "chat: --key FILE is required");
-    const timeoutMs = Number(v.timeout ?? 15_000);
-    if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
-      throw new MissiveError("usage", "chat: --timeout expects milliseconds");
-    }
+    const timeoutMs = v.timeout === undefined
+      ? 15_000
+      : parseDuration(v.timeout, "--timeout", { bareUnit: "ms", io });
+    const requirePq = v["require-pq"] === true;
     const crypto = await getCryptoProvider();
     const identity = await loadIdentity(io, v.key);
     const history = await History.open(crypto, identity, v.db ?? `${v.key}.chat.db`);
@@ -153,7 +157,7 @@ export const chat: Command = {
     const problem = problemLog(io, screen, v.log);
     let carrier: Carrier;
     if (url) {
-      carrier = new RelayCarrier(url, identity, relayCard[0], { timeoutMs });
+      carrier = new RelayCarrier(url, identity, relayCard[0], { timeoutMs, requirePq });
     } else if (relayCard.length) {
       screen.say(`looking for relay ${sanitizeText(relayCard[0].address)} on the LAN…`, "notice");
       const found = await findRelayOnLan({
@@ -165,7 +169,7 @@ export const chat: Command = {
         onProblem: problem,
       });
       screen.say(`relay found at ${found.url} (its card matches --relay-card)`, "notice");
-      carrier = new RelayCarrier(found.url, identity, relayCard[0], { timeoutMs });
+      carrier = new RelayCarrier(found.url, identity, relayCard[0], { timeoutMs, requirePq });
     } else {
       carrier = new LanCarrier(identity, {
         crypto,
@@ -173,6 +177,7 @@ export const chat: Command = {
         iface: v["lan-interface"],
         relayCards: await verifiedContacts(io),
         timeoutMs,
+        requirePq,
       });
     }
     const model = await ChatModel.open(identity, history, carrier, { crypto });

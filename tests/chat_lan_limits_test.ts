@@ -9,7 +9,11 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import process from "node:process";
 import { test } from "node:test";
+import { isMissiveError } from "../core/errors.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
+import { peerCloseOf } from "../session/options.ts";
+import { Session } from "../session/session.ts";
+import { connectTransport } from "../transports/mod.ts";
 import type { Identity } from "../keys/identity.ts";
 import {
   type ChatEvent,
@@ -147,3 +151,42 @@ test(
     }
   },
 );
+
+test("LAN listener with requirePq refuses a version 1 session (chat --require-pq)", {
+  timeout: 30_000,
+}, async () => {
+  const crypto = await getCryptoProvider();
+  const bobId = await fixedIdentity("bob@example.org", 20);
+  const history = await History.open(crypto, bobId, ":memory:");
+  const port = 40000 + Math.floor(Math.random() * 20000);
+  const carrier = new LanCarrier(bobId, {
+    crypto,
+    group: `239.255.77.82:${port}`,
+    iface: "127.0.0.1",
+    everyMs: 200,
+    requirePq: true,
+  });
+  const bob = await ChatModel.open(bobId, history, carrier, { crypto, retryMs: 100 });
+  const events: ChatEvent[] = [];
+  bob.on((e) => events.push(e));
+  await bob.start();
+  try {
+    const alice = await fixedIdentity("alice@example.org", 21);
+    const transport = await connectTransport(carrier.url!);
+    try {
+      await assert.rejects(
+        Session.connect(transport, alice, { peer: bobId.card, versions: [1] }),
+        (e: unknown) => isMissiveError(e, "untrusted") && peerCloseOf(e) !== undefined,
+      );
+    } finally {
+      await transport.close().catch(() => {});
+    }
+    // A version 2 session to the same listener is accepted.
+    const t2 = await connectTransport(carrier.url!);
+    const s2 = await Session.connect(t2, alice, { peer: bobId.card });
+    assert.equal(s2.version, 2);
+    await s2.close();
+  } finally {
+    await bob.close();
+  }
+});
