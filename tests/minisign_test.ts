@@ -12,8 +12,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { blake2b } from "@noble/hashes/blake2.js";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { concatBytes, fromBase64, toBase64, utf8 } from "../core/bytes.ts";
@@ -45,7 +44,7 @@ function ensureMinisign(): string {
 
 const version = ensureMinisign();
 const { dir, cleanup } = tempDir("missive-minisign-");
-process.on("exit", cleanup);
+after(cleanup);
 const at = (name: string) => join(dir, name);
 
 /** Runs minisign; returns its exit code and output. */

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { fromUtf8, toBase64, utf8 } from "../core/bytes.ts";
 import { type CborValue, encodeCbor } from "../core/cbor.ts";
 import { nobleProvider, webcryptoProvider } from "../crypto/mod.ts";
@@ -254,7 +254,8 @@ describe("psk v2: Fernet interop with Python's cryptography", () => {
 });
 
 describe("psk: CLI", () => {
-  const { dir } = tempDir("missive-psk-cli-");
+  const { dir, cleanup } = tempDir("missive-psk-cli-");
+  after(cleanup);
   const keyFile = join(dir, "k");
   writeFileSync(keyFile, KEY + "\n");
 

@@ -9,8 +9,7 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { blake2b } from "@noble/hashes/blake2.js";
 import { sha512 } from "@noble/hashes/sha2.js";
 import { fromBase64, toHex, utf8 } from "../core/bytes.ts";
@@ -34,7 +33,7 @@ import type { ByteSource } from "../stream/mod.ts";
 import { fixedIdentity, runCli, tempDir } from "./helpers.ts";
 
 const { dir, cleanup } = tempDir("missive-sign-");
-process.on("exit", cleanup);
+after(cleanup);
 const at = (name: string) => join(dir, name);
 
 const alice = await fixedIdentity("alice@example.org", 1);

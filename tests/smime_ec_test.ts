@@ -8,8 +8,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { fromUtf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { certificatesToPem, parseCertificates } from "../keys/x509.ts";
@@ -27,7 +26,7 @@ function openssl(args: string[], input?: Uint8Array | string): Uint8Array {
 const version = fromUtf8(openssl(["version"])).trim();
 const { dir, cleanup } = tempDir("missive-smime-ec-");
 const at = (name: string) => join(dir, name);
-process.on("exit", cleanup);
+after(cleanup);
 
 const P256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
 

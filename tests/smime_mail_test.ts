@@ -12,8 +12,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { fromUtf8, utf8 } from "../core/bytes.ts";
 import { isMissiveError } from "../core/errors.ts";
 import { canonicalLineEnds, parseContentType, parseSmimeEntity } from "../stp/smime/detect.ts";
@@ -41,7 +40,7 @@ function ensureOpenssl(): string {
 const version = ensureOpenssl();
 const { dir, cleanup } = tempDir("missive-smime-mail-");
 const at = (name: string) => join(dir, name);
-process.on("exit", cleanup);
+after(cleanup);
 
 /** A CA and alice and bob certified by it (RSA 2048); eve is self-signed. */
 function makePki(): void {

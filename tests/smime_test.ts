@@ -10,8 +10,7 @@ import { spawnSync } from "node:child_process";
 import { deflateSync } from "node:zlib";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import * as asn1js from "asn1js";
 import { fromUtf8, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
@@ -46,7 +45,7 @@ function ensureOpenssl(): string {
 const version = ensureOpenssl();
 const { dir, cleanup } = tempDir("missive-smime-");
 const at = (name: string) => join(dir, name);
-process.on("exit", cleanup);
+after(cleanup);
 
 /** A CA, and alice and bob certified by it (RSA 2048); eve is self-signed. */
 function makePki(): void {
