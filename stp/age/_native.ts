@@ -18,14 +18,13 @@ import {
   openWrappedKey,
   stanzaArgument,
   type WrapContext,
-  ZERO_NONCE,
+  wrapFileKey,
 } from "./_types.ts";
 import { XWING_CIPHERTEXT_SIZE } from "../../crypto/xwing.ts";
 
 const X25519_LABEL = utf8("age-encryption.org/v1/X25519");
 const HYBRID_LABEL = utf8("age-encryption.org/mlkem768x25519");
 const SCRYPT_LABEL = utf8("age-encryption.org/v1/scrypt");
-const EMPTY = new Uint8Array(0);
 
 /** scrypt work factor (log2 N) written: age's default. */
 export const DEFAULT_SCRYPT_LOG_N = 18;
@@ -71,13 +70,7 @@ export function x25519Recipient(publicKey: Uint8Array, label?: string): AgeRecip
           X25519_LABEL,
           32,
         );
-        const body = await ctx.crypto.aeadEncrypt(
-          "chacha20-poly1305",
-          key,
-          ZERO_NONCE,
-          fileKey,
-          EMPTY,
-        );
+        const body = await wrapFileKey(ctx.crypto, key, fileKey);
         wipe(key);
         return [{ type: "X25519", args: [encodeRawBase64(share)], body }];
       } finally {
@@ -123,7 +116,7 @@ export function hybridRecipient(publicKey: Uint8Array, label?: string): AgeRecip
     async wrap(fileKey, ctx) {
       const { ciphertext, shared } = await ctx.crypto.xwingEncapsulate(recipient);
       const { key, nonce } = hpkeBaseContext(KEM_MLKEM768_X25519, shared, HYBRID_LABEL);
-      const body = await ctx.crypto.aeadEncrypt("chacha20-poly1305", key, nonce, fileKey, EMPTY);
+      const body = await wrapFileKey(ctx.crypto, key, fileKey, nonce);
       wipe(key);
       wipe(shared);
       return [{ type: "mlkem768x25519", args: [encodeRawBase64(ciphertext)], body }];
@@ -191,13 +184,7 @@ export function scryptRecipient(
     async wrap(fileKey, ctx: WrapContext) {
       const salt = ctx.random(16);
       const key = await scryptKey(passphrase, salt, logN);
-      const body = await ctx.crypto.aeadEncrypt(
-        "chacha20-poly1305",
-        key,
-        ZERO_NONCE,
-        fileKey,
-        EMPTY,
-      );
+      const body = await wrapFileKey(ctx.crypto, key, fileKey);
       wipe(key);
       return [{ type: "scrypt", args: [encodeRawBase64(salt), String(logN)], body }];
     },

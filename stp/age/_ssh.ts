@@ -18,7 +18,7 @@ import {
   FILE_KEY_SIZE,
   openWrappedKey,
   stanzaArgument,
-  ZERO_NONCE,
+  wrapFileKey,
 } from "./_types.ts";
 
 const ED25519_LABEL = utf8("age-encryption.org/v1/ssh-ed25519");
@@ -166,13 +166,7 @@ export function sshRecipient(key: SshPublicKey): AgeRecipient {
           throw keyError(`${label}: unusable key (small order)`);
         });
         const wrapKey = await ed25519WrapKey(ctx.crypto, key.blob, shared, ours, theirs);
-        const body = await ctx.crypto.aeadEncrypt(
-          "chacha20-poly1305",
-          wrapKey,
-          ZERO_NONCE,
-          fileKey,
-          EMPTY,
-        );
+        const body = await wrapFileKey(ctx.crypto, wrapKey, fileKey);
         wipe(wrapKey);
         const tag = await sshTag(ctx.crypto, key.blob);
         return [{ type: "ssh-ed25519", args: [tag, encodeRawBase64(ours)], body }];

@@ -67,6 +67,19 @@ export function checkWrappedKey(s: Stanza): void {
 }
 
 /**
+ * Wraps the file key into a stanza body: ChaCha20-Poly1305 under `key` and `nonce` (the
+ * all-zero nonce unless the stanza defines one), no associated data. The caller wipes `key`.
+ */
+export function wrapFileKey(
+  crypto: CryptoProvider,
+  key: Uint8Array,
+  fileKey: Uint8Array,
+  nonce: Uint8Array = ZERO_NONCE,
+): Promise<Bytes> {
+  return crypto.aeadEncrypt("chacha20-poly1305", key, nonce, fileKey, new Uint8Array(0));
+}
+
+/**
  * Opens a stanza body (ChaCha20-Poly1305 of the file key under `key`, `nonce`): the file
  * key, or null when the tag does not verify (the stanza is for another key).
  */
