@@ -134,6 +134,24 @@ export interface AckOutcome {
   dropped?: string;
 }
 
+/**
+ * The queue entry of the receipt an acknowledgement `a` makes for `sender` (the message's
+ * sender), stored as entry `mid` (SPEC §23.7.1): from the acknowledging recipient, no
+ * envelope, enqueued at the time of the ack. Every store builds its receipts with it.
+ */
+export function receiptEntry(a: Acknowledgement, sender: Bytes, mid: number): QueuedMessage {
+  return {
+    mid,
+    recipient: sender,
+    sender: new Uint8Array(a.recipient),
+    senderAddress: a.recipientAddress,
+    envelope: new Uint8Array(),
+    enqueued: a.at,
+    attempts: 0,
+    receipt: { message: a.mid, status: a.status },
+  };
+}
+
 /** What is queued for one recipient, or from one sender to one recipient. */
 export interface QueueUsage {
   /** Entries: messages, and receipts where the store counts them (`receipts`). */

@@ -27,6 +27,7 @@ import {
   type QueuedMessage,
   type QueueUsage,
   RECEIPT_COST,
+  receiptEntry,
   type ReceiptLimits,
   type RelayStorage,
   type StoredCard,
@@ -470,16 +471,7 @@ export class RelayStore implements RelayStorage {
       this.#account(sender, a.recipient, true, 1, RECEIPT_COST);
       return {
         removed: true,
-        receipt: {
-          mid: Number(info.lastInsertRowid),
-          recipient: sender,
-          sender: new Uint8Array(a.recipient),
-          senderAddress: a.recipientAddress,
-          envelope: new Uint8Array(),
-          enqueued: a.at,
-          attempts: 0,
-          receipt: { message: a.mid, status: a.status },
-        },
+        receipt: receiptEntry(a, sender, Number(info.lastInsertRowid)),
       };
     });
   }

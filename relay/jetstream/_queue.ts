@@ -27,7 +27,7 @@ import type {
   QueueUsage,
   QueueWatch,
 } from "../storage.ts";
-import { StoreRefusal } from "../storage.ts";
+import { receiptEntry, StoreRefusal } from "../storage.ts";
 import { isNotFound, NAMES, type Nats, nextMessage, retrying, storeError } from "./_nats.ts";
 
 /**
@@ -315,18 +315,7 @@ export class JetStreamQueue implements QueueWatch {
     const cached = this.#usage.get(owner);
     if (cached) cached.at = 0;
     this.#nats.nc.publish(`${NAMES.notify}.${owner}`, String(ack.seq));
-    return {
-      receipt: {
-        mid: ack.seq,
-        recipient: sender,
-        sender: new Uint8Array(a.recipient),
-        senderAddress: a.recipientAddress,
-        envelope: new Uint8Array(),
-        enqueued: a.at,
-        attempts: 0,
-        receipt: { message: a.mid, status: a.status },
-      },
-    };
+    return { receipt: receiptEntry(a, sender, ack.seq) };
   }
 
   /** Messages per (recipient, sender) subject for `recipient`, reused for a second. */
