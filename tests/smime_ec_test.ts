@@ -5,7 +5,6 @@
  * the key-agreement decoder.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -14,14 +13,7 @@ import { MissiveError } from "../core/errors.ts";
 import { certificatesToPem, parseCertificates } from "../keys/x509.ts";
 import { openCms, parseSmimeOptions } from "../stp/smime/mod.ts";
 import { runCli, tempDir } from "./helpers.ts";
-
-/** Runs openssl; returns stdout, or throws with its stderr. */
-function openssl(args: string[], input?: Uint8Array | string): Uint8Array {
-  const r = spawnSync("openssl", args, { input, maxBuffer: 1 << 24 });
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
-  return new Uint8Array(r.stdout);
-}
+import { openssl } from "./openssl_pki.ts";
 
 const version = fromUtf8(openssl(["version"])).trim();
 const { dir, cleanup } = tempDir("missive-smime-ec-");

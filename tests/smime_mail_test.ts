@@ -9,7 +9,6 @@
  * nothing on stdout.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -17,61 +16,14 @@ import { fromUtf8, utf8 } from "../core/bytes.ts";
 import { isMissiveError } from "../core/errors.ts";
 import { canonicalLineEnds, parseContentType, parseSmimeEntity } from "../stp/smime/detect.ts";
 import { runCli, tempDir } from "./helpers.ts";
-
-function openssl(args: string[], input?: Uint8Array | string): Uint8Array {
-  const r = spawnSync("openssl", args, { input, maxBuffer: 1 << 24 });
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
-  return new Uint8Array(r.stdout);
-}
-
-function ensureOpenssl(): string {
-  const probe = () => spawnSync("openssl", ["version"], { encoding: "utf8" });
-  let r = probe();
-  if (r.status !== 0) {
-    spawnSync("apt-get", ["update"], { stdio: "ignore" });
-    spawnSync("apt-get", ["install", "-y", "openssl"], { stdio: "ignore" });
-    r = probe();
-  }
-  if (r.status !== 0) throw new Error("openssl is missing and could not be installed");
-  return r.stdout.trim();
-}
+import { ensureOpenssl, makeRsaPki, openssl } from "./openssl_pki.ts";
 
 const version = ensureOpenssl();
 const { dir, cleanup } = tempDir("missive-smime-mail-");
 const at = (name: string) => join(dir, name);
 after(cleanup);
 
-/** A CA and alice and bob certified by it (RSA 2048); eve is self-signed. */
-function makePki(): void {
-  openssl([
-    ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", at("ca.key")],
-    ...["-out", at("ca.pem"), "-subj", "/CN=Test CA", "-days", "30"],
-    ...["-addext", "basicConstraints=critical,CA:TRUE"],
-    ...["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-  ]);
-  for (const who of ["alice", "bob"]) {
-    openssl([
-      ...["req", "-newkey", "rsa:2048", "-nodes", "-keyout", at(`${who}.key`)],
-      ...["-out", at(`${who}.csr`), "-subj", `/CN=${who}`],
-    ]);
-    writeFileSync(
-      at(`${who}.ext`),
-      "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" +
-        `subjectAltName=email:${who}@example.org\n`,
-    );
-    openssl([
-      ...["x509", "-req", "-in", at(`${who}.csr`), "-CA", at("ca.pem"), "-CAkey", at("ca.key")],
-      ...["-CAcreateserial", "-out", at(`${who}.pem`), "-days", "30"],
-      ...["-extfile", at(`${who}.ext`)],
-    ]);
-  }
-  openssl([
-    ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", at("eve.key")],
-    ...["-out", at("eve.pem"), "-subj", "/CN=eve", "-days", "30"],
-  ]);
-}
-makePki();
+makeRsaPki(at);
 
 const MESSAGE = "Grüße from a mail client\nline two\n";
 writeFileSync(at("msg.txt"), MESSAGE);
