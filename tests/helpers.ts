@@ -72,7 +72,7 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   cwd?: string;
   binary?: string;
-  /** The whole run; a longer one is killed (default 60 s). */
+  /** The whole run; a longer one is killed (default 60 s; 0: never, for servers). */
   timeoutMs?: number;
 }
 
@@ -88,7 +88,8 @@ function launchCli(args: string[], options: SpawnOptions, stdin: "pipe" | "ignor
   });
   const out: Uint8Array[] = [];
   const output = { stderr: "" };
-  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+  const limit = options.timeoutMs ?? 60_000;
+  const timer = limit > 0 ? setTimeout(() => child.kill("SIGKILL"), limit) : undefined;
   child.stdout!.on("data", (d: Uint8Array) => out.push(new Uint8Array(d)));
   child.stderr!.on("data", (d: Uint8Array) => (output.stderr += new TextDecoder().decode(d)));
   const done = new Promise<CliResult>((resolve, reject) => {
@@ -129,7 +130,12 @@ export interface RunningCli {
   url: string;
   done: Promise<CliResult>;
   child: ChildProcess;
+  /** Its standard error so far. */
+  stderr(): string;
 }
+
+/** `missive serve`'s ready line: the short one or the `--log-json` listen event. */
+export const SERVE_READY = /relay listening on (\S+)|"event":"listen","url":"([^"]+)"/;
 
 /**
  * Starts a long-running command and resolves once its stderr matches `ready` (whose
@@ -143,7 +149,7 @@ export function startCli(
   return new Promise((resolve, reject) => {
     child.stderr!.on("data", () => {
       const m = options.ready.exec(output.stderr);
-      if (m) resolve({ url: m[1], done, child });
+      if (m) resolve({ url: m[1] ?? m[2], done, child, stderr: () => output.stderr });
     });
     done.then(
       (r) => reject(new Error(`${args[0]} exited early (${r.code}): ${r.stderr}`)),

@@ -18,7 +18,7 @@ import { readKeyFile } from "../keys/identity.ts";
 import { peerCloseOf } from "../session/options.ts";
 import { Session } from "../session/session.ts";
 import { connectTransport } from "../transports/mod.ts";
-import { DENO, ENTRY, ROOT, runCli, spawnCli, tempDir } from "./helpers.ts";
+import { DENO, ENTRY, ROOT, runCli, SERVE_READY, spawnCli, startCli, tempDir } from "./helpers.ts";
 
 interface Relay {
   child: ChildProcess;
@@ -27,34 +27,15 @@ interface Relay {
   exited: Promise<number | null>;
 }
 
-function startServe(args: string[]): Promise<Relay> {
-  const child = spawn(DENO, ["run", "--allow-all", "--quiet", ENTRY, "serve", ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stderr!.on("data", (d: Uint8Array) => (err += new TextDecoder().decode(d)));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`serve did not start: ${err}`));
-    }, 30_000);
-    child.stderr!.on("data", (d: Uint8Array) => {
-      out += new TextDecoder().decode(d);
-      const m = /relay listening on (\S+)|"event":"listen","url":"([^"]+)"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1] ?? m[2], stderr: () => err, exited });
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code}: ${err}`));
-    });
-  });
+async function startServe(args: string[]): Promise<Relay> {
+  const serve = await startCli(["serve", ...args], { ready: SERVE_READY, timeoutMs: 0 });
+  return {
+    child: serve.child,
+    url: serve.url,
+    stderr: serve.stderr,
+    // The exit code as the child reports it: null when a signal ended it.
+    exited: new Promise((resolve) => serve.child.once("exit", (code) => resolve(code))),
+  };
 }
 
 async function kill(relay: Relay, signal: "SIGKILL" | "SIGTERM"): Promise<number | null> {
