@@ -6,7 +6,7 @@
  * @module
  */
 import { type Bytes, concatBytes, fromBase64, utf8 } from "../../core/bytes.ts";
-import { MissiveError } from "../../core/errors.ts";
+import { isMissiveError, MissiveError } from "../../core/errors.ts";
 import { AgeReader, type AgeSink, type AgeSource } from "./_format.ts";
 
 /** The first line of an armored age file (C2SP age, "ASCII armor"). */
@@ -45,7 +45,7 @@ export function dearmorSource(source: AgeSource): AgeSource {
     try {
       raw = await reader.readLine(MAX_LINE, "invalid armor");
     } catch (e) {
-      if (e instanceof MissiveError && e.code === "too-large") throw armorError("line too long");
+      if (isMissiveError(e, "too-large")) throw armorError("line too long");
       throw e;
     }
     if (raw.length === 0) throw armorError("unexpected end of input");

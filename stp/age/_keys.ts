@@ -6,7 +6,7 @@
  * OpenSSH private keys, and missive key files (their X25519 key).
  * @module
  */
-import { MissiveError } from "../../core/errors.ts";
+import { isMissiveError, MissiveError } from "../../core/errors.ts";
 import { type Bytes, fromUtf8, wipe } from "../../core/bytes.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { readKeyFile } from "../../keys/identity.ts";
@@ -144,7 +144,7 @@ export async function parseIdentityFile(
   if (looksLikeAgeFile(bytes) || looksLikeAgeArmor(latin1)) {
     const plain = await decryptSmall(bytes, [scryptIdentity(await ask())], options.crypto)
       .catch((e) => {
-        if (e instanceof MissiveError && ["not-a-recipient", "usage"].includes(e.code)) {
+        if (isMissiveError(e, "not-a-recipient") || isMissiveError(e, "usage")) {
           throw keyError(`${what}: wrong passphrase (or not a passphrase-encrypted file)`);
         }
         throw e;
