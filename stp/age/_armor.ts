@@ -7,7 +7,7 @@
  */
 import { type Bytes, concatBytes, fromBase64, utf8 } from "../../core/bytes.ts";
 import { isMissiveError, MissiveError } from "../../core/errors.ts";
-import { AgeReader, type AgeSink, type AgeSource } from "./_format.ts";
+import { AgeReader, type AgeSink, type AgeSource, looksLikeAgeFile } from "./_format.ts";
 
 /** The first line of an armored age file (C2SP age, "ASCII armor"). */
 export const ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----";
@@ -27,6 +27,11 @@ const isBlank = (s: string) => /^[\t\n\v\f\r ]*$/.test(s);
 /** True when `text` is an armored age file: optional white space, then the BEGIN line. */
 export function looksLikeAgeArmor(text: string): boolean {
   return text.replace(/^[\t\n\v\f\r ]+/, "").startsWith(ARMOR_BEGIN);
+}
+
+/** True when `head`, the first bytes of a file, is armored age rather than binary age. */
+export function isArmoredAge(head: Uint8Array): boolean {
+  return !looksLikeAgeFile(head) && looksLikeAgeArmor(latin1.decode(head));
 }
 
 /**

@@ -12,7 +12,7 @@ import type { CryptoProvider } from "../../crypto/provider.ts";
 import { readKeyFile } from "../../keys/identity.ts";
 import { bech32Decode } from "./_bech32.ts";
 import { decryptAge } from "./_file.ts";
-import { looksLikeAgeArmor } from "./_armor.ts";
+import { isArmoredAge } from "./_armor.ts";
 import type { AgeSink } from "./_format.ts";
 import { looksLikeAgeFile } from "./_format.ts";
 import {
@@ -140,8 +140,7 @@ export async function parseIdentityFile(
   if (bytes.length > MAX_KEY_FILE_BYTES) throw keyError(`${what}: larger than 1 MiB`);
   const ask = options.passphrase ??
     (() => Promise.reject(keyError(`${what} is encrypted: a passphrase is needed`)));
-  const latin1 = new TextDecoder("latin1").decode(bytes);
-  if (looksLikeAgeFile(bytes) || looksLikeAgeArmor(latin1)) {
+  if (looksLikeAgeFile(bytes) || isArmoredAge(bytes)) {
     const plain = await decryptSmall(bytes, [scryptIdentity(await ask())], options.crypto)
       .catch((e) => {
         if (isMissiveError(e, "not-a-recipient") || isMissiveError(e, "usage")) {
