@@ -12,7 +12,7 @@ import type { CryptoProvider } from "../crypto/provider.ts";
 import { type Card, sameKeys } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import { Session } from "../session/session.ts";
-import { connectTransport } from "../transports/mod.ts";
+import { connectTransport, parseTransportUrl } from "../transports/mod.ts";
 import { type TcpListener, tcpUrl } from "../transports/tcp.ts";
 import type { Carrier, CarrierSink, OnlineEntry } from "./carrier.ts";
 import { Discovery, type LanPeer } from "./discovery.ts";
@@ -81,7 +81,7 @@ export class LanCarrier implements Carrier {
       closed: () => this.#closed,
     });
     this.#listener = listener;
-    const port = Number(new URL(listener.url.replace(/^tcp:/, "http:")).port);
+    const { port } = parseTransportUrl(listener.url).address as { port: number };
     this.#discovery = await Discovery.start({
       crypto: this.#options.crypto,
       group: this.#options.group,

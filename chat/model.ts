@@ -750,9 +750,7 @@ export class ChatModel {
     await this.#history.write([this.#keyringWrite()]);
     const m = incoming.message;
     if (!target || target.state !== "request-sent") fail("no request of ours is pending");
-    if (toHex(target!.cardObject.id) !== toHex(incoming.conversation.peer.id)) {
-      fail("another key");
-    }
+    if (!equalBytes(target!.cardObject.id, incoming.conversation.peer.id)) fail("another key");
     if (m.kind !== "accept" || !equalBytes(m.requestId, target!.requestId)) {
       fail("its first message is not the accept of our request");
     }

@@ -6,8 +6,8 @@
  * @module
  */
 import { type Bytes, concatBytes, fromBase64, utf8 } from "../../core/bytes.ts";
-import { MissiveError } from "../../core/errors.ts";
-import { AgeReader, type AgeSink, type AgeSource } from "./_format.ts";
+import { isMissiveError, MissiveError } from "../../core/errors.ts";
+import { AgeReader, type AgeSink, type AgeSource, looksLikeAgeFile } from "./_format.ts";
 
 /** The first line of an armored age file (C2SP age, "ASCII armor"). */
 export const ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----";
@@ -29,6 +29,11 @@ export function looksLikeAgeArmor(text: string): boolean {
   return text.replace(/^[\t\n\v\f\r ]+/, "").startsWith(ARMOR_BEGIN);
 }
 
+/** True when `head`, the first bytes of a file, is armored age rather than binary age. */
+export function isArmoredAge(head: Uint8Array): boolean {
+  return !looksLikeAgeFile(head) && looksLikeAgeArmor(latin1.decode(head));
+}
+
 /**
  * The bytes inside an armored age file, as a source read line by line. Every failure is
  * `malformed` ("invalid armor: …"), and a reader that failed stays failed.
@@ -45,7 +50,7 @@ export function dearmorSource(source: AgeSource): AgeSource {
     try {
       raw = await reader.readLine(MAX_LINE, "invalid armor");
     } catch (e) {
-      if (e instanceof MissiveError && e.code === "too-large") throw armorError("line too long");
+      if (isMissiveError(e, "too-large")) throw armorError("line too long");
       throw e;
     }
     if (raw.length === 0) throw armorError("unexpected end of input");

@@ -8,7 +8,7 @@ import { type Bytes, equalBytes, randomBytes, utf8, wipe } from "../../core/byte
 import { MissiveError } from "../../core/errors.ts";
 import { getCryptoProvider } from "../../crypto/mod.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
-import { ArmorWriter, dearmorSource, looksLikeAgeArmor } from "./_armor.ts";
+import { ArmorWriter, dearmorSource, isArmoredAge } from "./_armor.ts";
 import {
   AgeReader,
   type AgeSink,
@@ -165,7 +165,7 @@ export async function decryptAge(
   let armored = options.armored;
   if (armored === undefined) {
     const head = await reader.peek(2048);
-    armored = !looksLikeAgeFile(head) && looksLikeAgeArmor(new TextDecoder("latin1").decode(head));
+    armored = isArmoredAge(head);
     if (!armored && !looksLikeAgeFile(head) && head.length > 0) {
       throw headerError("not an age file");
     }

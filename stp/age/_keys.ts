@@ -6,13 +6,13 @@
  * OpenSSH private keys, and missive key files (their X25519 key).
  * @module
  */
-import { MissiveError } from "../../core/errors.ts";
+import { isMissiveError, MissiveError } from "../../core/errors.ts";
 import { type Bytes, fromUtf8, wipe } from "../../core/bytes.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { readKeyFile } from "../../keys/identity.ts";
 import { bech32Decode } from "./_bech32.ts";
 import { decryptAge } from "./_file.ts";
-import { looksLikeAgeArmor } from "./_armor.ts";
+import { isArmoredAge } from "./_armor.ts";
 import type { AgeSink } from "./_format.ts";
 import { looksLikeAgeFile } from "./_format.ts";
 import {
@@ -140,11 +140,10 @@ export async function parseIdentityFile(
   if (bytes.length > MAX_KEY_FILE_BYTES) throw keyError(`${what}: larger than 1 MiB`);
   const ask = options.passphrase ??
     (() => Promise.reject(keyError(`${what} is encrypted: a passphrase is needed`)));
-  const latin1 = new TextDecoder("latin1").decode(bytes);
-  if (looksLikeAgeFile(bytes) || looksLikeAgeArmor(latin1)) {
+  if (looksLikeAgeFile(bytes) || isArmoredAge(bytes)) {
     const plain = await decryptSmall(bytes, [scryptIdentity(await ask())], options.crypto)
       .catch((e) => {
-        if (e instanceof MissiveError && ["not-a-recipient", "usage"].includes(e.code)) {
+        if (isMissiveError(e, "not-a-recipient") || isMissiveError(e, "usage")) {
           throw keyError(`${what}: wrong passphrase (or not a passphrase-encrypted file)`);
         }
         throw e;

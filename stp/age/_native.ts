@@ -6,7 +6,7 @@
  */
 import { scryptAsync } from "@noble/hashes/scrypt.js";
 import { type Bytes, concatBytes, utf8, wipe } from "../../core/bytes.ts";
-import { MissiveError } from "../../core/errors.ts";
+import { isMissiveError, MissiveError } from "../../core/errors.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { bech32Encode } from "./_bech32.ts";
 import { encodeRawBase64, headerError, type Stanza } from "./_format.ts";
@@ -138,7 +138,7 @@ export function hybridIdentity(seed: Uint8Array): AgeIdentity {
         const enc = stanzaArgument(s, s.args[0], XWING_CIPHERTEXT_SIZE);
         checkWrappedKey(s);
         const shared = await crypto.xwingDecapsulate(secret, enc).catch((e) => {
-          if (e instanceof MissiveError && e.code === "auth-failed") {
+          if (isMissiveError(e, "auth-failed")) {
             throw headerError("invalid mlkem768x25519 stanza: X25519 part of small order");
           }
           throw e;

@@ -7,7 +7,15 @@
  * @module
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { type Bytes, concatBytes, equalBytes, fromBase64, utf8, wipe } from "../../core/bytes.ts";
+import {
+  type Bytes,
+  concatBytes,
+  equalBytes,
+  fromBase64,
+  toBase64,
+  utf8,
+  wipe,
+} from "../../core/bytes.ts";
 import { MissiveError } from "../../core/errors.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { encodeRawBase64, headerError, type Stanza } from "./_format.ts";
@@ -70,7 +78,7 @@ async function sshTag(crypto: CryptoProvider, blob: Uint8Array): Promise<string>
   return encodeRawBase64((await crypto.sha256(blob)).subarray(0, 4));
 }
 
-const b64url = (b: Uint8Array) => b.toBase64({ alphabet: "base64url", omitPadding: true });
+const b64url = (b: Uint8Array) => toBase64(b, true);
 const bigOf = (b: Uint8Array) => (b.length === 0 ? 0n : BigInt("0x" + b.toHex()));
 const bytesOf = (n: bigint) => {
   const hex = n.toString(16);

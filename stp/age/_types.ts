@@ -4,7 +4,7 @@
  * @module
  */
 import type { Bytes } from "../../core/bytes.ts";
-import { MissiveError } from "../../core/errors.ts";
+import { isMissiveError } from "../../core/errors.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { decodeRawBase64, headerError, type Stanza } from "./_format.ts";
 
@@ -92,7 +92,7 @@ export async function openWrappedKey(
   try {
     return await crypto.aeadDecrypt("chacha20-poly1305", key, nonce, body, new Uint8Array(0));
   } catch (e) {
-    if (e instanceof MissiveError && e.code === "auth-failed") return null;
+    if (isMissiveError(e, "auth-failed")) return null;
     throw e;
   }
 }

@@ -20,14 +20,8 @@ import type { Card } from "../../keys/card.ts";
 import type { Identity } from "../../keys/identity.ts";
 import type { Inner, OptionPairs, StpPlugin } from "../../plugin/types.ts";
 import { type AgeDecryptOptions, type AgeEncryptOptions, decryptAge, encryptAge } from "./_file.ts";
-import { dearmorSource, looksLikeAgeArmor } from "./_armor.ts";
-import {
-  AgeReader,
-  type AgeSink,
-  type AgeSource,
-  looksLikeAgeFile,
-  readHeader,
-} from "./_format.ts";
+import { dearmorSource, isArmoredAge } from "./_armor.ts";
+import { AgeReader, type AgeSink, type AgeSource, readHeader } from "./_format.ts";
 import { parseAgeRecipient, parseIdentityFile } from "./_keys.ts";
 import {
   DEFAULT_SCRYPT_LOG_N,
@@ -250,8 +244,7 @@ export async function readAgeHeader(
 ): Promise<{ armored: boolean; stanzas: { type: string; args: readonly string[] }[] }> {
   let reader = new AgeReader(source);
   const head = await reader.peek(2048);
-  const armored = !looksLikeAgeFile(head) &&
-    looksLikeAgeArmor(new TextDecoder("latin1").decode(head));
+  const armored = isArmoredAge(head);
   if (armored) reader = new AgeReader(dearmorSource(reader));
   const header = await readHeader(reader);
   return { armored, stanzas: header.stanzas.map((s) => ({ type: s.type, args: s.args })) };

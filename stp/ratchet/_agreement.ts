@@ -7,7 +7,7 @@
  * @module
  */
 import { type Bytes, copyBytes, equalBytes, toHex, wipe } from "../../core/bytes.ts";
-import { MissiveError } from "../../core/errors.ts";
+import { isMissiveError, MissiveError } from "../../core/errors.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import { xwingEncapsulateSeeded } from "../../crypto/xwing.ts";
 import type { Card } from "../../keys/card.ts";
@@ -64,7 +64,7 @@ async function agree(crypto: CryptoProvider, secret: Bytes, peer: Bytes, what: s
   try {
     return await crypto.x25519(secret, peer);
   } catch (e) {
-    if (!(e instanceof MissiveError && e.code === "auth-failed")) throw e;
+    if (!isMissiveError(e, "auth-failed")) throw e;
     throw new MissiveError("key", `ratchet: the bundle's ${what} is a weak X25519 key`);
   }
 }

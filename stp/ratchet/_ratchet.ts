@@ -8,7 +8,7 @@
  * @module
  */
 import { type Bytes, copyBytes, equalBytes, wipe } from "../../core/bytes.ts";
-import { MissiveError } from "../../core/errors.ts";
+import { isMissiveError, MissiveError } from "../../core/errors.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import type { EnvelopeHeader } from "../../envelope/mod.ts";
 import {
@@ -55,7 +55,7 @@ async function open(ctx: StepContext, messageKey: Bytes, aad: Bytes, ciphertext:
     const plaintext = await ctx.crypto.aeadDecrypt("aes-256-gcm", s.key, s.iv, ciphertext, aad);
     return { plaintext, nonce: s.nonce };
   } catch (e) {
-    if (!(e instanceof MissiveError && e.code === "auth-failed")) throw e;
+    if (!isMissiveError(e, "auth-failed")) throw e;
     throw new MissiveError(
       "auth-failed",
       "ratchet: the message does not authenticate (altered, forged, or of another conversation)",

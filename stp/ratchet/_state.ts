@@ -4,7 +4,7 @@
  * separate arrays, never shared between two states, so replacing one wipes it.
  * @module
  */
-import { type Bytes, copyBytes, equalBytes, wipe } from "../../core/bytes.ts";
+import { type Bytes, copyBytes, equalBytes, toHex, wipe } from "../../core/bytes.ts";
 import { CborReader, type CborValue, decodeCbor, encodeCbor } from "../../core/cbor.ts";
 import { MissiveError } from "../../core/errors.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
@@ -61,9 +61,8 @@ export interface RatchetState {
   pendingInitial: InitialHeader | null;
 }
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 /** The key of a skipped message key: its ratchet key and message number. */
-export const skippedId = (ratchetKey: Uint8Array, n: number) => `${hex(ratchetKey)}/${n}`;
+export const skippedId = (ratchetKey: Uint8Array, n: number) => `${toHex(ratchetKey)}/${n}`;
 
 /** Overwrites every secret of a state (best effort: the runtime may hold copies). */
 export function wipeState(s: RatchetState): void {
