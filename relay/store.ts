@@ -14,7 +14,6 @@ import { MissiveError } from "../core/errors.ts";
 import {
   decodePrekeyBundle,
   encodePrekeyBundle,
-  MAX_STORED_ONE_TIME,
   type PrekeyBundle,
   type PrekeyStore,
   type PrekeyUpload,
@@ -22,6 +21,7 @@ import {
 import {
   type Acknowledgement,
   type AckOutcome,
+  checkOneTimeHeld,
   type NewMessage,
   type PutCardResult,
   type QueuedMessage,
@@ -514,12 +514,7 @@ export class RelayStore implements RelayStorage {
             sql.hasOneTime.get(owner, o.id) === undefined
           );
           const held = Number((sql.oneTimeCount.get(owner) as Row).n) + fresh.length;
-          if (held > MAX_STORED_ONE_TIME) {
-            throw new MissiveError(
-              "full",
-              `prekey store: ${held} one-time prekeys would be held; at most ${MAX_STORED_ONE_TIME}`,
-            );
-          }
+          checkOneTimeHeld(held);
           const stored = sql.signedPrekey.get(owner) as Row | undefined;
           if (!stored || Number(stored.created) <= upload.signedPrekey.created) {
             const bundle = encodePrekeyBundle({
