@@ -557,6 +557,15 @@ function contactCard(io: Io, book: ContactBook, address: string, purpose: CardPu
   return contact.card;
 }
 
+/** `--relay-card SPEC`: the relay's one card (`command` names the command in the error). */
+export async function loadRelayCard(spec: string, command: string): Promise<Card> {
+  const cards = await loadCards([spec]);
+  if (cards.length !== 1) {
+    throw new MissiveError("usage", `${command}: --relay-card must hold exactly one card`);
+  }
+  return cards[0];
+}
+
 /**
  * The registry: built-ins and `smime` (X.509, so not in `defaultRegistry()`, whose STPs
  * all work with cards), then $MISSIVE_PLUGINS and the config file's plugins (`--config`,
