@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { Io } from "./io.ts";
 export { type Command, type Io, processIo } from "./io.ts";
-import { type Bytes, concatBytes, toBase64, toHex } from "../core/bytes.ts";
+import { type Bytes, concatBytes, toBase64, toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import { ioReason, readFileLimited, readTextLimited } from "../core/files.ts";
@@ -116,7 +116,7 @@ export async function parseFlags<O extends Options>(
     throw new MissiveError("usage", flagError(commandName(usage), e, options));
   }
   if ((parsed.values as { help?: boolean }).help) {
-    await io.stdout(new TextEncoder().encode(usage.trimEnd() + "\n"));
+    await io.stdout(utf8(usage.trimEnd() + "\n"));
     return undefined;
   }
   if (parsed.positionals.length > maxPositionals) {

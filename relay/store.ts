@@ -9,7 +9,7 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { Bytes } from "../core/bytes.ts";
+import { type Bytes, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import {
   decodePrekeyBundle,
@@ -90,7 +90,7 @@ const SIZE_SQL = `CASE WHEN receipt_for IS NULL THEN length(envelope) ELSE ${REC
  * A receipt's digest column: the queue's (recipient, digest) uniqueness then allows one
  * receipt per message (an envelope's digest is 32 bytes of SHA-256, never this text).
  */
-const receiptDigest = (mid: number) => new TextEncoder().encode(`receipt:${mid}`);
+const receiptDigest = (mid: number) => utf8(`receipt:${mid}`);
 
 /** A cheap map key for an ID (one char per byte; never shown). */
 const idKey = (id: Uint8Array) => String.fromCharCode(...id);
