@@ -730,6 +730,18 @@ export async function replayCacheFor(path: string): Promise<ReplayCache & { clos
 }
 
 /**
+ * The warning after a signature verified by a card in no --trust card: `who` (the
+ * sanitised address) and the fingerprint to compare out of band.
+ */
+export async function untrustedWarning(io: Io, who: string, card: Card): Promise<void> {
+  const fp = await fingerprint(await getCryptoProvider(), card);
+  note(
+    io,
+    `missive: warning: ${who} is in no --trust card; compare its fingerprint out of band: ${fp}`,
+  );
+}
+
+/**
  * The lines on stderr after a message opened: who sent it and whether that was verified
  * and trusted (with the fingerprint to compare when not), when, and the STP's warnings.
  * Every sender-chosen string is sanitised (DESIGN §9).
@@ -754,13 +766,7 @@ export async function senderNotes(io: Io, opened: OpenedMessage): Promise<void> 
         sender.trusted ? "trusted" : "NOT trusted"
       }; ${sent}`,
     );
-    if (!sender.trusted && sender.card) {
-      const fp = await fingerprint(await getCryptoProvider(), sender.card);
-      note(
-        io,
-        `missive: warning: ${who} is in no --trust card; compare its fingerprint out of band: ${fp}`,
-      );
-    }
+    if (!sender.trusted && sender.card) await untrustedWarning(io, who, sender.card);
   }
   for (const w of opened.warnings) note(io, `missive: warning: ${sanitizeText(w)}`);
 }
