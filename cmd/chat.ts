@@ -26,8 +26,8 @@ import {
   type Command,
   exitCodesLine,
   type Io,
-  loadCards,
   loadIdentity,
+  loadRelayCard,
   parseDuration,
   parseFlags,
 } from "./common.ts";
@@ -145,10 +145,7 @@ export const chat: Command = {
     }
     const url = v.relay ?? (v.lan ? undefined : io.env.MISSIVE_RELAY);
     if (!v.lan && !url) throw new MissiveError("usage", "chat: --relay URL or --lan is required");
-    const relayCard = v["relay-card"] ? await loadCards([v["relay-card"]]) : [];
-    if (v["relay-card"] && relayCard.length !== 1) {
-      throw new MissiveError("usage", "chat: --relay-card must hold exactly one card");
-    }
+    const relayCard = v["relay-card"] ? [await loadRelayCard(v["relay-card"], "chat")] : [];
     if (url && !relayCard.length) {
       throw new MissiveError("usage", "chat: --relay-card FILE is required (the relay's card)");
     }

@@ -6,6 +6,7 @@
  * @module
  */
 import process from "node:process";
+import { utf8 } from "../core/bytes.ts";
 import { sanitizeText } from "../core/sanitize.ts";
 import type { ChatLine } from "../chat/mod.ts";
 import type { Io } from "./io.ts";
@@ -72,7 +73,7 @@ export class ChatScreen {
   }
 
   #write(text: string): void {
-    void this.#io.stdout(new TextEncoder().encode(text)).catch(() => {});
+    void this.#io.stdout(utf8(text)).catch(() => {});
   }
 
   /** Adds an entry: printed at once in line mode, shown on the next redraw on a terminal. */

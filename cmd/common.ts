@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { Io } from "./io.ts";
 export { type Command, type Io, processIo } from "./io.ts";
-import { type Bytes, concatBytes, toBase64, toHex } from "../core/bytes.ts";
+import { type Bytes, concatBytes, toBase64, toHex, utf8 } from "../core/bytes.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
 import { MissiveError } from "../core/errors.ts";
 import { ioReason, readFileLimited, readTextLimited } from "../core/files.ts";
@@ -116,7 +116,7 @@ export async function parseFlags<O extends Options>(
     throw new MissiveError("usage", flagError(commandName(usage), e, options));
   }
   if ((parsed.values as { help?: boolean }).help) {
-    await io.stdout(new TextEncoder().encode(usage.trimEnd() + "\n"));
+    await io.stdout(utf8(usage.trimEnd() + "\n"));
     return undefined;
   }
   if (parsed.positionals.length > maxPositionals) {
@@ -557,6 +557,15 @@ function contactCard(io: Io, book: ContactBook, address: string, purpose: CardPu
   return contact.card;
 }
 
+/** `--relay-card SPEC`: the relay's one card (`command` names the command in the error). */
+export async function loadRelayCard(spec: string, command: string): Promise<Card> {
+  const cards = await loadCards([spec]);
+  if (cards.length !== 1) {
+    throw new MissiveError("usage", `${command}: --relay-card must hold exactly one card`);
+  }
+  return cards[0];
+}
+
 /**
  * The registry: built-ins and `smime` (X.509, so not in `defaultRegistry()`, whose STPs
  * all work with cards), then $MISSIVE_PLUGINS and the config file's plugins (`--config`,
@@ -721,6 +730,18 @@ export async function replayCacheFor(path: string): Promise<ReplayCache & { clos
 }
 
 /**
+ * The warning after a signature verified by a card in no --trust card: `who` (the
+ * sanitised address) and the fingerprint to compare out of band.
+ */
+export async function untrustedWarning(io: Io, who: string, card: Card): Promise<void> {
+  const fp = await fingerprint(await getCryptoProvider(), card);
+  note(
+    io,
+    `missive: warning: ${who} is in no --trust card; compare its fingerprint out of band: ${fp}`,
+  );
+}
+
+/**
  * The lines on stderr after a message opened: who sent it and whether that was verified
  * and trusted (with the fingerprint to compare when not), when, and the STP's warnings.
  * Every sender-chosen string is sanitised (DESIGN §9).
@@ -745,13 +766,7 @@ export async function senderNotes(io: Io, opened: OpenedMessage): Promise<void> 
         sender.trusted ? "trusted" : "NOT trusted"
       }; ${sent}`,
     );
-    if (!sender.trusted && sender.card) {
-      const fp = await fingerprint(await getCryptoProvider(), sender.card);
-      note(
-        io,
-        `missive: warning: ${who} is in no --trust card; compare its fingerprint out of band: ${fp}`,
-      );
-    }
+    if (!sender.trusted && sender.card) await untrustedWarning(io, who, sender.card);
   }
   for (const w of opened.warnings) note(io, `missive: warning: ${sanitizeText(w)}`);
 }

@@ -6,6 +6,7 @@
 import { fstatSync, statSync, write } from "node:fs";
 import { createRequire } from "node:module";
 import process from "node:process";
+import { utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 
 /**
@@ -135,7 +136,7 @@ export function processIo(): Io {
     stdin: () => process.stdin as AsyncIterable<Uint8Array>,
     stdout: (data) => out.write(data),
     // Diagnostics are fire and forget: a failing stderr has nowhere to be reported.
-    stderr: (line) => void err.write(new TextEncoder().encode(line)).catch(() => {}),
+    stderr: (line) => void err.write(utf8(line)).catch(() => {}),
     stdoutIsTty: isTerminal(1),
     stderrIsTty: isTerminal(2),
     stdinFd: 0,

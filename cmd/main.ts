@@ -4,6 +4,7 @@
  * @module
  */
 import process from "node:process";
+import { utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import { sanitizeText } from "../core/sanitize.ts";
 import { VERSION } from "../core/version.ts";
@@ -128,7 +129,7 @@ function mainUsage(): string {
 
 /** Runs the CLI with `argv` (without the program name); returns the exit code. */
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {
-  const print = (text: string) => io.stdout(new TextEncoder().encode(text));
+  const print = (text: string) => io.stdout(utf8(text));
   const [name, ...rest] = argv;
   try {
     if (name === undefined || name === "help" || name === "--help" || name === "-h") {

@@ -20,6 +20,7 @@ import {
   loadCards,
   loadIdentity,
   loadRegistry,
+  loadRelayCard,
   note,
   oneLine,
   parseDuration,
@@ -235,18 +236,13 @@ async function context(io: Io, sub: string, v: Values): Promise<Context> {
   const timeoutMs = v.timeout === undefined
     ? 15_000
     : parseDuration(v.timeout, "--timeout", { bareUnit: "ms", io });
-  const relayCards = relayCardFile ? await loadCards([relayCardFile]) : [];
-  if (relayCardFile && relayCards.length !== 1) {
-    throw new MissiveError("usage", "relay: --relay-card must hold exactly one card");
-  }
-  if (v["relay-ca"] && relayCardFile) {
-    await checkRelayCa(relayCardFile, relayCards[0], v["relay-ca"]);
-  }
+  const relayCard = relayCardFile ? await loadRelayCard(relayCardFile, "relay") : undefined;
+  if (v["relay-ca"] && relayCard) await checkRelayCa(relayCardFile!, relayCard, v["relay-ca"]);
   return {
     io,
     url: urls[0] ?? "",
     urls,
-    relayCard: relayCards[0],
+    relayCard: relayCard!, // absent only for `queue`, which checks it before connecting
     identity: await loadIdentity(io, v.key),
     registry: await loadRegistry(io, v as { plugin?: string[]; config?: string }),
     statePath: v.state ?? `${v.key}.relay.db`,

@@ -285,6 +285,10 @@ export const serve: Command = {
       handshakeTimeoutMs: duration(io, flag("handshake-timeout"), "--handshake-timeout"),
     };
     const statsEvery = duration(io, v["stats-interval"], "--stats-interval") ?? 10_000;
+    const rekeyAfter = v["rekey-after"] === undefined ? undefined : Number(v["rekey-after"]);
+    if (rekeyAfter !== undefined && (!Number.isSafeInteger(rekeyAfter) || rekeyAfter < 0)) {
+      throw new MissiveError("usage", "--rekey-after: expected a count (0: never)");
+    }
     // Files only once every flag parsed: a usage error is reported before any I/O.
     const identity = await loadIdentity(io, v.key);
     const users = v.users ? await loadCards([v.users]) : [];
@@ -315,10 +319,6 @@ export const serve: Command = {
     }
     let running;
     try {
-      const rekeyAfter = v["rekey-after"] === undefined ? undefined : Number(v["rekey-after"]);
-      if (rekeyAfter !== undefined && (!Number.isSafeInteger(rekeyAfter) || rekeyAfter < 0)) {
-        throw new MissiveError("usage", "--rekey-after: expected a count (0: never)");
-      }
       running = await serveRelay(url, identity, server, {
         ...linkLimits,
         log,

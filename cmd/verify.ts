@@ -5,7 +5,7 @@ import { MissiveError } from "../core/errors.ts";
 import { readFileLimited } from "../core/files.ts";
 import { sanitizeText } from "../core/sanitize.ts";
 import { getCryptoProvider } from "../crypto/mod.ts";
-import { type Card, fingerprint } from "../keys/card.ts";
+import type { Card } from "../keys/card.ts";
 import {
   cardMinisignKey,
   detectSignatureFormat,
@@ -17,7 +17,15 @@ import {
   verifyFile,
   verifyFileMinisign,
 } from "../sign/mod.ts";
-import { type Command, formatTime, type Io, loadCards, note, parseFlags } from "./common.ts";
+import {
+  type Command,
+  formatTime,
+  type Io,
+  loadCards,
+  note,
+  parseFlags,
+  untrustedWarning,
+} from "./common.ts";
 import { inputSource, progress } from "./streaming.ts";
 
 const usage = `missive verify [--trust CARD ...] [--require-trust] SIGNATURE FILE
@@ -130,15 +138,7 @@ async function signerNotes(io: Io, signer: Card, trusted: boolean, created: numb
     `missive: signature by ${who} verified, ${trusted ? "trusted" : "NOT trusted"}; ` +
       `signed ${formatTime(created)}`,
   );
-  if (!trusted) {
-    const fp = await fingerprint(await getCryptoProvider(), signer);
-    note(
-      io,
-      `missive: warning: ${
-        sanitizeText(signer.address)
-      } is in no --trust card; compare its fingerprint out of band: ${fp}`,
-    );
-  }
+  if (!trusted) await untrustedWarning(io, sanitizeText(signer.address), signer);
 }
 
 /** A minisign trusted comment for a terminal: its bytes as UTF-8, sanitised. */

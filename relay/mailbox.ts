@@ -205,6 +205,22 @@ export interface DeliveryCounts {
   unacknowledged: number;
 }
 
+/** The stream's next item, or "timeout" when none came within `ms` (undefined: no limit). */
+async function nextWithin<T>(
+  stream: AsyncIterator<T>,
+  ms: number | undefined,
+): Promise<IteratorResult<T> | "timeout"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"timeout">((resolve) => {
+    if (ms !== undefined) timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  try {
+    return await Promise.race([stream.next(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Opens each delivery, hands new ones to `handler` and acknowledges them once it
  * returns (a handler that throws stops here, unacknowledged: the relay redelivers).
@@ -239,13 +255,8 @@ export async function handleDeliveries(
   if (done()) return counts;
   const stream = client.incoming();
   for (;;) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const idle = new Promise<"idle">((resolve) => {
-      if (options.idleMs !== undefined) timer = setTimeout(() => resolve("idle"), options.idleMs);
-    });
-    const next = await Promise.race([stream.next(), idle]);
-    clearTimeout(timer);
-    if (next === "idle" || next.done) break;
+    const next = await nextWithin(stream, options.idleMs);
+    if (next === "timeout" || next.done) break;
     if (next.value.kind === "receipt") {
       const receipt = next.value.receipt;
       await options.onReceipt?.(receipt);
@@ -319,13 +330,8 @@ export async function awaitReceipt(
   const stream = client.incoming();
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((resolve) => {
-      timer = setTimeout(() => resolve("late"), Math.max(0, deadline - Date.now()));
-    });
-    const next = await Promise.race([stream.next(), late]);
-    clearTimeout(timer);
-    if (next === "late") return undefined;
+    const next = await nextWithin(stream, Math.max(0, deadline - Date.now()));
+    if (next === "timeout") return undefined;
     if (next.done) throw new MissiveError("network", "relay link ended before the receipt");
     if (next.value.kind !== "receipt") continue; // not asked for on this link
     const r = next.value.receipt;

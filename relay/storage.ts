@@ -15,7 +15,7 @@
  */
 import type { Bytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
-import type { PrekeyStore } from "../stp/ratchet/mod.ts";
+import { MAX_STORED_ONE_TIME, type PrekeyStore } from "../stp/ratchet/mod.ts";
 import type { RelayStatus, Target } from "./protocol.ts";
 
 /** A registered card as stored. */
@@ -150,6 +150,19 @@ export function receiptEntry(a: Acknowledgement, sender: Bytes, mid: number): Qu
     attempts: 0,
     receipt: { message: a.mid, status: a.status },
   };
+}
+
+/**
+ * Refuses a prekey upload after which `held` one-time prekeys would be stored for one
+ * owner (`full`, nothing stored): the one limit both relay prekey stores apply.
+ */
+export function checkOneTimeHeld(held: number): void {
+  if (held > MAX_STORED_ONE_TIME) {
+    throw new MissiveError(
+      "full",
+      `prekey store: ${held} one-time prekeys would be held; at most ${MAX_STORED_ONE_TIME}`,
+    );
+  }
 }
 
 /** What is queued for one recipient, or from one sender to one recipient. */

@@ -9,12 +9,11 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { Bytes } from "../core/bytes.ts";
+import { type Bytes, utf8 } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
 import {
   decodePrekeyBundle,
   encodePrekeyBundle,
-  MAX_STORED_ONE_TIME,
   type PrekeyBundle,
   type PrekeyStore,
   type PrekeyUpload,
@@ -22,6 +21,7 @@ import {
 import {
   type Acknowledgement,
   type AckOutcome,
+  checkOneTimeHeld,
   type NewMessage,
   type PutCardResult,
   type QueuedMessage,
@@ -90,7 +90,7 @@ const SIZE_SQL = `CASE WHEN receipt_for IS NULL THEN length(envelope) ELSE ${REC
  * A receipt's digest column: the queue's (recipient, digest) uniqueness then allows one
  * receipt per message (an envelope's digest is 32 bytes of SHA-256, never this text).
  */
-const receiptDigest = (mid: number) => new TextEncoder().encode(`receipt:${mid}`);
+const receiptDigest = (mid: number) => utf8(`receipt:${mid}`);
 
 /** A cheap map key for an ID (one char per byte; never shown). */
 const idKey = (id: Uint8Array) => String.fromCharCode(...id);
@@ -514,12 +514,7 @@ export class RelayStore implements RelayStorage {
             sql.hasOneTime.get(owner, o.id) === undefined
           );
           const held = Number((sql.oneTimeCount.get(owner) as Row).n) + fresh.length;
-          if (held > MAX_STORED_ONE_TIME) {
-            throw new MissiveError(
-              "full",
-              `prekey store: ${held} one-time prekeys would be held; at most ${MAX_STORED_ONE_TIME}`,
-            );
-          }
+          checkOneTimeHeld(held);
           const stored = sql.signedPrekey.get(owner) as Row | undefined;
           if (!stored || Number(stored.created) <= upload.signedPrekey.created) {
             const bundle = encodePrekeyBundle({

@@ -7,15 +7,13 @@
  */
 import type { Bytes } from "../core/bytes.ts";
 import { MissiveError } from "../core/errors.ts";
+import { Fifo } from "./_queue.ts";
 
 /** What became of a received DATA index. */
 export type Arrival = "deliver" | "duplicate";
 
 export class DataFlow {
-  // The queue is consumed from the front through a head index (no O(n) shift per
-  // message); the consumed prefix is dropped once it outweighs the rest.
-  #queue: Bytes[] = [];
-  #queueHead = 0;
+  readonly #queue = new Fifo<Bytes>();
   /** Index of the oldest DATA in flight; `#nextIndex` is the next one to send. */
   #oldestInflight = 0;
   #nextIndex = 0;
@@ -32,13 +30,7 @@ export class DataFlow {
   takeSendable(window: number): { index: number; data: Bytes }[] {
     const out: { index: number; data: Bytes }[] = [];
     while (this.queued > 0 && this.inflight < window) {
-      const data = this.#queue[this.#queueHead];
-      this.#queue[this.#queueHead++] = EMPTY;
-      out.push({ index: this.#nextIndex++, data });
-    }
-    if (this.#queueHead > 64 && this.#queueHead * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#queueHead);
-      this.#queueHead = 0;
+      out.push({ index: this.#nextIndex++, data: this.#queue.shift()! });
     }
     return out;
   }
@@ -94,7 +86,7 @@ export class DataFlow {
 
   /** Messages waiting for room in the window. */
   get queued(): number {
-    return this.#queue.length - this.#queueHead;
+    return this.#queue.length;
   }
 
   /** Sends not yet acknowledged, queued or in flight: they fail if the session ends. */
@@ -107,10 +99,7 @@ export class DataFlow {
    * queued messages go, and a late DATA_ACK for those in flight counts none.
    */
   dropPending(): void {
-    this.#queue = [];
-    this.#queueHead = 0;
+    this.#queue.clear();
     this.#oldestInflight = this.#nextIndex;
   }
 }
-
-const EMPTY: Bytes = new Uint8Array(0);

@@ -6,6 +6,48 @@
  * @module
  */
 
+/**
+ * A first-in first-out array taken from the front through a head index (no O(n) `shift`
+ * per item); the consumed prefix is dropped once it outweighs the rest. The one FIFO of
+ * the session's driver, data flow and queues.
+ */
+export class Fifo<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  /** The oldest item, removed; undefined when empty. */
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head > 64 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+
+  /** Every item, oldest first, removed. */
+  takeAll(): T[] {
+    const all = this.#items.slice(this.#head) as T[];
+    this.clear();
+    return all;
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+}
+
 /** Limits of a queue: `waitForSpace` waits while either is reached. */
 export interface QueueLimits<T> {
   /** Items queued at most before `waitForSpace` waits. */
@@ -16,8 +58,7 @@ export interface QueueLimits<T> {
 }
 
 export class AsyncQueue<T> {
-  readonly #items: T[] = [];
-  #head = 0;
+  readonly #items = new Fifo<T>();
   readonly #count: number;
   readonly #maxWeight: number;
   readonly #weigh?: (item: T) => number;
@@ -34,7 +75,7 @@ export class AsyncQueue<T> {
   }
 
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#items.length;
   }
 
   /** The total weight of the items queued. */
@@ -99,13 +140,8 @@ export class AsyncQueue<T> {
   }
 
   #take(): T {
-    const item = this.#items[this.#head];
-    this.#items[this.#head++] = undefined as T;
+    const item = this.#items.shift() as T;
     if (this.#weigh) this.#weight -= this.#weigh(item);
-    if (this.#head > 64 && this.#head * 2 > this.#items.length) {
-      this.#items.splice(0, this.#head);
-      this.#head = 0;
-    }
     return item;
   }
 

@@ -16,7 +16,7 @@ import type { Card } from "../keys/card.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { Transport } from "../transports/types.ts";
 import type { SessionVersion } from "./messages.ts";
-import { AsyncQueue } from "./_queue.ts";
+import { AsyncQueue, Fifo } from "./_queue.ts";
 import { acceptsSend, isTerminal } from "./_state.ts";
 import type { SecureChannel } from "./channel.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
@@ -96,16 +96,13 @@ export class Session implements SecureChannel {
   readonly #onEvent?: (e: SessionEvent) => void;
   readonly #timers = new Map<TimerName, TimerHandle>();
   // Inputs, handled one at a time in arrival order.
-  #inputs: (Queued | undefined)[] = [];
-  #inputHead = 0;
+  readonly #inputs = new Fifo<Queued>();
   #running = false;
   // Frames to write, written one at a time in order.
-  #writes: (Bytes | undefined)[] = [];
-  #writeHead = 0;
+  readonly #writes = new Fifo<Bytes>();
   #writing?: Promise<void>;
   // Sends the machine took, oldest first, until acknowledged or failed.
-  #unacked: (Waiter | undefined)[] = [];
-  #unackedHead = 0;
+  readonly #unacked = new Fifo<Waiter>();
   readonly #inbox: AsyncQueue<Bytes>;
   readonly #events = new AsyncQueue<SessionEvent>();
   #flushScheduled = false;
@@ -285,13 +282,8 @@ export class Session implements SecureChannel {
   /** Feeds the queued inputs to the machine, one at a time, and carries out the outputs. */
   async #run(): Promise<void> {
     this.#running = true;
-    while (this.#inputHead < this.#inputs.length) {
-      const item = this.#inputs[this.#inputHead] as Queued;
-      this.#inputs[this.#inputHead++] = undefined;
-      if (this.#inputHead > 64 && this.#inputHead * 2 > this.#inputs.length) {
-        this.#inputs = this.#inputs.slice(this.#inputHead);
-        this.#inputHead = 0;
-      }
+    while (this.#inputs.length > 0) {
+      const item = this.#inputs.shift()!;
       const input = item.input;
       // A timer set again since this one fired: the firing is out of date.
       if (input.type === "timer" && this.#timers.has(input.timer)) {
@@ -397,37 +389,21 @@ export class Session implements SecureChannel {
 
   async #drainWrites(): Promise<void> {
     try {
-      while (this.#writeHead < this.#writes.length) {
-        const frame = this.#writes[this.#writeHead] as Bytes;
-        this.#writes[this.#writeHead++] = undefined;
-        await this.#transport.send(frame);
-      }
+      while (this.#writes.length > 0) await this.#transport.send(this.#writes.shift()!);
     } catch (e) {
       if (!this.#done) void this.#feed({ type: "lost", error: e });
     } finally {
-      this.#writes = [];
-      this.#writeHead = 0;
+      this.#writes.clear();
       this.#writing = undefined;
     }
   }
 
   #acknowledge(count: number): void {
-    for (let i = 0; i < count && this.#unackedHead < this.#unacked.length; i++) {
-      const waiter = this.#unacked[this.#unackedHead] as Waiter;
-      this.#unacked[this.#unackedHead++] = undefined;
-      waiter.resolve();
-    }
-    if (this.#unackedHead > 64 && this.#unackedHead * 2 > this.#unacked.length) {
-      this.#unacked = this.#unacked.slice(this.#unackedHead);
-      this.#unackedHead = 0;
-    }
+    for (let i = 0; i < count && this.#unacked.length > 0; i++) this.#unacked.shift()!.resolve();
   }
 
   #failSends(error: unknown): void {
-    const waiting = this.#unacked.slice(this.#unackedHead) as Waiter[];
-    this.#unacked = [];
-    this.#unackedHead = 0;
-    for (const w of waiting) w.reject(error);
+    for (const w of this.#unacked.takeAll()) w.reject(error);
   }
 
   #event(event: SessionEvent): void {

@@ -24,6 +24,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
+import { utf8 } from "../../core/bytes.ts";
 import { MissiveError } from "../../core/errors.ts";
 import { StoreRefusal } from "../storage.ts";
 
@@ -114,7 +115,7 @@ export async function openNats(o: NatsOptions, limits: StreamLimits): Promise<Na
   if (o.credsFile) options.authenticator = credsAuthenticator(readFileSync(o.credsFile));
   if (o.nkeyFile) {
     options.authenticator = nkeyAuthenticator(
-      new TextEncoder().encode(readFileSync(o.nkeyFile, "utf8").trim()),
+      utf8(readFileSync(o.nkeyFile, "utf8").trim()),
     );
   }
   if (o.tlsCa || o.tlsCert || o.servers.some((s) => s.startsWith("tls://"))) {

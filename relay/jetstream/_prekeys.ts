@@ -8,15 +8,14 @@
  * @module
  */
 import { type Bytes, toHex } from "../../core/bytes.ts";
-import { MissiveError } from "../../core/errors.ts";
 import {
   decodePrekeyBundle,
   encodePrekeyBundle,
-  MAX_STORED_ONE_TIME,
   type PrekeyBundle,
   type PrekeyStore,
   type PrekeyUpload,
 } from "../../stp/ratchet/mod.ts";
+import { checkOneTimeHeld } from "../storage.ts";
 import { isNotFound, NAMES, type Nats, nextMessage, retrying, storeError } from "./_nats.ts";
 
 const signedKey = (hex: string) => `spk.${hex}`;
@@ -48,12 +47,7 @@ export function jetStreamPrekeys(n: Nats): PrekeyStore {
         const subject = (id: number) => `${NAMES.oneTimeSubject}.${owner}.${id}`;
         const fresh = upload.oneTimePrekeys.filter((o) => !held.has(subject(o.id)));
         const count = held.size + fresh.length;
-        if (count > MAX_STORED_ONE_TIME) {
-          throw new MissiveError(
-            "full",
-            `prekey store: ${count} one-time prekeys would be held; at most ${MAX_STORED_ONE_TIME}`,
-          );
-        }
+        checkOneTimeHeld(count);
         const bundle = encodePrekeyBundle({
           identityId: upload.identityId,
           signedPrekey: upload.signedPrekey,
